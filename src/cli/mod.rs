@@ -1,0 +1,50 @@
+//! Command line: arguments, logging, and the subcommands' output.
+pub mod args;
+mod devices;
+mod logging;
+mod render;
+mod status;
+
+use args::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit code for bad input (invalid flags, names or IDs): nothing was touched.
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let argv = args::normalize_invocation(std::env::args_os().collect());
+    let cli = Cli::parse_from(argv);
+    logging::init(&cli.global.log_level, cli.global.log_format);
+    let outcome = match cli.command {
+        Some(Command::Status(status_args)) => status::run(&status_args, cli.global.discovery),
+        Some(Command::Devices(devices_args)) => devices::run(&devices_args, cli.global.discovery),
+        None => Err(CliError::Failed(
+            "provisioning is not available in this build yet; use `status` or `devices`".into(),
+        )),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(message)) => {
+            tracing::error!("{message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(CliError::Failed(message)) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a subcommand failed: bad input (exit 2) or a failure while working (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    Usage(String),
+    Failed(String),
+}
+
+impl CliError {
+    pub fn failed(error: impl std::fmt::Display) -> Self {
+        CliError::Failed(error.to_string())
+    }
+}

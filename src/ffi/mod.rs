@@ -1,0 +1,4 @@
+//! Raw calls into C and the kernel. Every `unsafe` block of the crate lives here,
+//! each with a `// SAFETY:` comment; the rest of the crate sees safe functions.
+
+pub mod blkdev;

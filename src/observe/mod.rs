@@ -1,0 +1,8 @@
+//! The read side: everything the tool learns about the machine, without writing.
+
+pub mod blockdev;
+pub mod live;
+pub mod lvm;
+pub mod partition;
+pub mod satellite_id;
+pub mod signature;
