@@ -1,5 +1,39 @@
-//! Build script. The liblvm2cmd bindings (write path) are generated here from
-//! `vendor-headers/` once the write layer lands; for now it only tracks the headers.
+//! Generates the liblvm2cmd bindings from `vendor-headers/lvm2cmd.h` and links the
+//! library. `LVM2CMD_STATIC_DIR` points at a folder of static archives (liblvm2cmd.a
+//! and its dependencies) for the fully static musl build; otherwise the system's
+//! shared liblvm2cmd (Debian: liblvm2-dev) is linked.
+use std::env;
+use std::path::PathBuf;
+
 fn main() {
-    println!("cargo:rerun-if-changed=vendor-headers");
+    println!("cargo:rerun-if-changed=vendor-headers/lvm2cmd.h");
+    println!("cargo:rerun-if-env-changed=LVM2CMD_STATIC_DIR");
+    if env::var_os("CARGO_FEATURE_LVM2CMD").is_none() {
+        return;
+    }
+    let bindings = bindgen::Builder::default()
+        .header("vendor-headers/lvm2cmd.h")
+        .allowlist_function("lvm2_.*")
+        .allowlist_type("lvm2_log_fn_t")
+        .allowlist_var("LVM2_.*")
+        .generate();
+    let bindings = match bindings {
+        Ok(bindings) => bindings,
+        Err(error) => {
+            panic!("bindgen failed on vendor-headers/lvm2cmd.h: {error} (is libclang-dev installed? `cargo xtask deps`)")
+        }
+    };
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join("lvm2cmd.rs");
+    if let Err(error) = bindings.write_to_file(&out) {
+        panic!("cannot write {}: {error}", out.display());
+    }
+    match env::var_os("LVM2CMD_STATIC_DIR") {
+        Some(dir) => {
+            println!("cargo:rustc-link-search=native={}", PathBuf::from(dir).display());
+            for lib in ["lvm2cmd", "device-mapper", "base", "daemonclient", "aio"] {
+                println!("cargo:rustc-link-lib=static={lib}");
+            }
+        }
+        None => println!("cargo:rustc-link-lib=dylib=lvm2cmd"),
+    }
 }

@@ -2,3 +2,5 @@
 //! each with a `// SAFETY:` comment; the rest of the crate sees safe functions.
 
 pub mod blkdev;
+#[cfg(feature = "lvm2cmd")]
+pub mod lvm2cmd;
