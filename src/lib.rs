@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod config;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod observe;

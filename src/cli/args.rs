@@ -25,7 +25,10 @@ Examples:
 /// `linstor-provision-disk`: the whole command line.
 #[derive(Debug, Parser)]
 #[command(name = "linstor-provision-disk", version, about = ABOUT, long_about = LONG_ABOUT)]
-#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = false)]
+#[command(
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = false
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -119,7 +122,11 @@ pub fn normalize_invocation(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::
         .first()
         .and_then(|arg0| std::path::Path::new(arg0).file_name())
         .is_some_and(|name| name == "homelab-helper");
-    if program_is_seed && argv.get(1).is_some_and(|arg| arg == "linstor-provision-disk") {
+    if program_is_seed
+        && argv
+            .get(1)
+            .is_some_and(|arg| arg == "linstor-provision-disk")
+    {
         argv.remove(0);
     }
     argv
@@ -136,7 +143,11 @@ mod tests {
     #[test]
     fn seed_invocation_is_an_alias() {
         assert_eq!(
-            normalize_invocation(os(&["/usr/bin/homelab-helper", "linstor-provision-disk", "status"])),
+            normalize_invocation(os(&[
+                "/usr/bin/homelab-helper",
+                "linstor-provision-disk",
+                "status"
+            ])),
             os(&["linstor-provision-disk", "status"])
         );
         assert_eq!(

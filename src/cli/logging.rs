@@ -19,7 +19,10 @@ pub fn init(level: &str, format: LogFormat) {
     };
     if installed.is_ok() {
         if let Some(level) = bad_level {
-            tracing::warn!(level, "unknown LOG_LEVEL, using info (expected error, warn, info, debug or trace)");
+            tracing::warn!(
+                level,
+                "unknown LOG_LEVEL, using info (expected error, warn, info, debug or trace)"
+            );
         }
     }
 }

@@ -86,7 +86,9 @@ impl Lvm2Context {
         match NonNull::new(raw) {
             Some(handle) => {
                 // SAFETY: `handle` is the live context just returned by lvm2_init.
-                unsafe { bindings::lvm2_log_level(handle.as_ptr(), bindings::LVM2_LOG_DEBUG as c_int) };
+                unsafe {
+                    bindings::lvm2_log_level(handle.as_ptr(), bindings::LVM2_LOG_DEBUG as c_int)
+                };
                 Ok(Lvm2Context { handle })
             }
             None => {
@@ -128,10 +130,18 @@ fn lossy_text(text: *const c_char) -> String {
     }
     // SAFETY: LVM passes a NUL-terminated string that is valid for the duration of
     // the callback; it is copied before the callback returns.
-    unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
 }
 
-extern "C" fn forward_log(level: c_int, file: *const c_char, line: c_int, _dm_errno: c_int, message: *const c_char) {
+extern "C" fn forward_log(
+    level: c_int,
+    file: *const c_char,
+    line: c_int,
+    _dm_errno: c_int,
+    message: *const c_char,
+) {
     let message = lossy_text(message);
     let to_stderr = level & STDERR_FLAG != 0;
     match (level & LEVEL_MASK) as u32 {

@@ -77,8 +77,10 @@ pub fn decode_tag(tag: &str) -> Result<Option<String>, SatelliteIdError> {
             let hex = bytes
                 .get(index + 1..index + 3)
                 .ok_or_else(|| malformed(index, "escape `&` is not followed by two hex digits"))?;
-            let text = std::str::from_utf8(hex).map_err(|_| malformed(index, "escape is not hex"))?;
-            let value = u8::from_str_radix(text, 16).map_err(|_| malformed(index, "escape is not hex"))?;
+            let text =
+                std::str::from_utf8(hex).map_err(|_| malformed(index, "escape is not hex"))?;
+            let value =
+                u8::from_str_radix(text, 16).map_err(|_| malformed(index, "escape is not hex"))?;
             decoded.push(value);
             index += 3;
         } else if is_plain(byte) {

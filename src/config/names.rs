@@ -1,0 +1,155 @@
+//! LVM's naming rules, checked before any command line is built: liblvm2cmd splits
+//! its command line on whitespace, so a name must never be able to smuggle in an
+//! extra argument, and LVM's own refusal would come only after work has started.
+use thiserror::Error;
+
+/// LVM's limit for VG and LV names (NAME_LEN 128 including the NUL).
+pub const MAX_NAME_LEN: usize = 127;
+
+/// Suffixes LVM reserves for its hidden sub-LVs; an LV name must not contain them.
+const RESERVED_LV_PARTS: &[&str] = &[
+    "_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_wcorig", "_mimage", "_mlog", "_pmspare",
+    "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata", "_vorigin",
+];
+/// Prefixes LVM reserves for its own LVs.
+const RESERVED_LV_PREFIXES: &[&str] = &["snapshot", "pvmove"];
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("{what} is empty")]
+    Empty { what: &'static str },
+    #[error("{what} `{name}` is {len} characters long; LVM allows at most {MAX_NAME_LEN}")]
+    TooLong {
+        what: &'static str,
+        name: String,
+        len: usize,
+    },
+    #[error("{what} `{name}` contains {found:?}; LVM names may use only A-Z a-z 0-9 + _ . -")]
+    BadCharacter {
+        what: &'static str,
+        name: String,
+        found: char,
+    },
+    #[error("{what} `{name}` is not allowed: {reason}")]
+    Reserved {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+}
+
+fn check_common(what: &'static str, name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    if let Some(found) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-')))
+    {
+        return Err(NameError::BadCharacter {
+            what,
+            name: name.to_owned(),
+            found,
+        });
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong {
+            what,
+            name: name.to_owned(),
+            len: name.len(),
+        });
+    }
+    let reserved = |reason| {
+        Err(NameError::Reserved {
+            what,
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.starts_with('-') {
+        return reserved("a name must not start with '-'");
+    }
+    if name == "." || name == ".." {
+        return reserved("`.` and `..` are path components");
+    }
+    Ok(())
+}
+
+/// Validates a volume group name.
+pub fn validate_vg_name(name: &str) -> Result<(), NameError> {
+    check_common("volume group name", name)
+}
+
+/// Validates a logical volume name (the thin pool's).
+pub fn validate_lv_name(name: &str) -> Result<(), NameError> {
+    const WHAT: &str = "thin pool name";
+    check_common(WHAT, name)?;
+    let reserved = |reason| {
+        Err(NameError::Reserved {
+            what: WHAT,
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if RESERVED_LV_PREFIXES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+    {
+        return reserved("LVM reserves names starting with `snapshot` and `pvmove`");
+    }
+    if RESERVED_LV_PARTS.iter().any(|part| name.contains(part)) {
+        return reserved(
+            "LVM reserves names containing its sub-LV suffixes such as `_tdata` and `_tmeta`",
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_names_pass() {
+        for name in [
+            "linstor-vg",
+            "vg_01",
+            "a",
+            "x.y+z",
+            &"v".repeat(MAX_NAME_LEN),
+        ] {
+            assert_eq!(validate_vg_name(name), Ok(()), "{name}");
+            assert_eq!(validate_lv_name(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn names_that_could_split_a_command_line_are_rejected() {
+        for name in ["a b", "a\tb", "a\nb", "vg;rm", "x/y", "é", "--force"] {
+            assert!(validate_vg_name(name).is_err(), "{name:?}");
+            assert!(validate_lv_name(name).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn reserved_and_empty_names_are_rejected() {
+        assert_eq!(
+            validate_vg_name(""),
+            Err(NameError::Empty {
+                what: "volume group name"
+            })
+        );
+        assert!(validate_vg_name(".").is_err());
+        assert!(validate_vg_name("..").is_err());
+        assert!(validate_vg_name(&"v".repeat(MAX_NAME_LEN + 1)).is_err());
+        for name in [
+            "snapshot1",
+            "pvmove0",
+            "pool_tdata",
+            "x_tmeta_y",
+            "lvol0_pmspare",
+        ] {
+            assert!(validate_lv_name(name).is_err(), "{name}");
+        }
+    }
+}
