@@ -17,6 +17,7 @@ partition only are removed and fresh storage is provisioned.
 Subcommands:
   status    show what is on the partition (PV, VG, thin pool, satellite ID, usage)
   devices   list every disk and partition with label, signature and LVM membership
+  metadata  print the LVM metadata read natively off one device
 
 Examples:
   linstor-provision-disk status --partition-label linstor-storage
@@ -85,6 +86,21 @@ pub enum Command {
     /// List every disk and partition: devnode, maj:min, size, GPT label and uuid,
     /// signature, PV/VG membership and device-mapper holders.
     Devices(DevicesArgs),
+    /// Print the LVM label, PV header and VG metadata read natively off one device
+    /// (no lvm process, nothing activated). For debugging and for comparing with
+    /// `lvm fullreport`.
+    Metadata(MetadataArgs),
+}
+
+/// `metadata`: raw view of LVM's on-disk structures on one device.
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// Block device (or image file) to read, e.g. /dev/sdb1.
+    pub device: std::path::PathBuf,
+
+    /// Print JSON (`null` when the device has no LVM label) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `status`: read-only report on the labeled partition.

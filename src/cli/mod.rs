@@ -2,6 +2,7 @@
 pub mod args;
 mod devices;
 mod logging;
+mod metadata;
 mod render;
 mod status;
 
@@ -19,6 +20,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Some(Command::Status(status_args)) => status::run(&status_args, cli.global.discovery),
         Some(Command::Devices(devices_args)) => devices::run(&devices_args, cli.global.discovery),
+        Some(Command::Metadata(metadata_args)) => metadata::run(&metadata_args),
         None => Err(CliError::Failed(
             "provisioning is not available in this build yet; use `status` or `devices`".into(),
         )),

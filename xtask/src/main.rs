@@ -4,8 +4,8 @@
 //! - `test`  runs every check and test: fmt, clippy, unit tests, fuzz-style tests,
 //!   and the VM tests (a VM that cannot start fails the run, it never skips);
 //! - `demo`  boots a throwaway VM with a labeled virtual disk and runs the tool in it.
-mod deps;
 mod demo;
+mod deps;
 
 use std::process::{Command, ExitCode};
 
@@ -53,7 +53,14 @@ fn cargo() -> Command {
 
 fn test(extra: &[String]) -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // One test thread per core at most: every VM test boots a TCG guest.
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
