@@ -13,3 +13,4 @@ pub mod config;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod observe;
+pub mod plan;

@@ -1,2 +1,117 @@
-//! What the operator asked for, validated before the disk is touched.
+//! What the operator asked for, validated before the disk is touched: a bad name or
+//! ID is rejected (exit code 2) before anything is read or written.
 pub mod names;
+pub mod size;
+
+use crate::observe::satellite_id::{self, SatelliteIdError};
+use serde::Serialize;
+use thiserror::Error;
+
+/// Thin pool chunk size the seed tool used.
+pub const DEFAULT_CHUNK_SIZE_BYTES: u64 = 512 * 1024;
+
+/// A validated provisioning request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvisionConfig {
+    pub partition_label: String,
+    pub volume_group: String,
+    pub pool: String,
+    pub satellite_id: String,
+    /// The VG tag that records `satellite_id`.
+    pub satellite_id_tag: String,
+    pub chunk_size_bytes: u64,
+    pub zero_new_blocks: bool,
+    /// Overwrite a foreign signature or a foreign VG on the partition.
+    pub force: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("the partition label is empty; set PARTITION_LABEL (or --partition-label) to the GPT partition name, e.g. linstor-storage")]
+    EmptyLabel,
+    #[error("invalid VOLUME_GROUP: {0}")]
+    VolumeGroup(names::NameError),
+    #[error("invalid POOL: {0}")]
+    Pool(names::NameError),
+    #[error("invalid SATELLITE_ID: {0}")]
+    SatelliteId(SatelliteIdError),
+    #[error("invalid chunk size: {0}")]
+    ChunkSize(size::SizeError),
+}
+
+/// The raw inputs, as flags or environment variables gave them.
+#[derive(Debug, Clone)]
+pub struct ProvisionInputs {
+    pub partition_label: String,
+    pub volume_group: String,
+    pub pool: String,
+    pub satellite_id: String,
+    pub chunk_size: String,
+    pub zero_new_blocks: bool,
+    pub force: bool,
+}
+
+impl ProvisionConfig {
+    pub fn from_inputs(inputs: ProvisionInputs) -> Result<Self, ConfigError> {
+        if inputs.partition_label.is_empty() {
+            return Err(ConfigError::EmptyLabel);
+        }
+        names::validate_vg_name(&inputs.volume_group).map_err(ConfigError::VolumeGroup)?;
+        names::validate_lv_name(&inputs.pool).map_err(ConfigError::Pool)?;
+        let satellite_id_tag =
+            satellite_id::encode_tag(&inputs.satellite_id).map_err(ConfigError::SatelliteId)?;
+        let chunk_size_bytes =
+            size::parse_thin_chunk_size(&inputs.chunk_size).map_err(ConfigError::ChunkSize)?;
+        Ok(ProvisionConfig {
+            partition_label: inputs.partition_label,
+            volume_group: inputs.volume_group,
+            pool: inputs.pool,
+            satellite_id: inputs.satellite_id,
+            satellite_id_tag,
+            chunk_size_bytes,
+            zero_new_blocks: inputs.zero_new_blocks,
+            force: inputs.force,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> ProvisionInputs {
+        ProvisionInputs {
+            partition_label: "linstor-storage".into(),
+            volume_group: "linstor-vg".into(),
+            pool: "linstor-pool".into(),
+            satellite_id: "node-01".into(),
+            chunk_size: "512K".into(),
+            zero_new_blocks: false,
+            force: false,
+        }
+    }
+
+    #[test]
+    fn seed_defaults_validate() {
+        let config = ProvisionConfig::from_inputs(inputs());
+        assert!(matches!(config, Ok(ref c) if c.chunk_size_bytes == DEFAULT_CHUNK_SIZE_BYTES
+            && c.satellite_id_tag == "linstor-satellite-id=node-01"));
+    }
+
+    #[test]
+    fn bad_inputs_are_rejected_before_anything_runs() {
+        let cases: Vec<Box<dyn Fn(&mut ProvisionInputs)>> = vec![
+            Box::new(|i| i.partition_label.clear()),
+            Box::new(|i| i.volume_group = "bad name".into()),
+            Box::new(|i| i.pool = "pool_tmeta".into()),
+            Box::new(|i| i.satellite_id.clear()),
+            Box::new(|i| i.satellite_id = "x".repeat(5000)),
+            Box::new(|i| i.chunk_size = "100K".into()),
+        ];
+        for (index, mutate) in cases.iter().enumerate() {
+            let mut bad = inputs();
+            mutate(&mut bad);
+            assert!(ProvisionConfig::from_inputs(bad).is_err(), "case {index}");
+        }
+    }
+}

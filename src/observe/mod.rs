@@ -6,3 +6,4 @@ pub mod lvm;
 pub mod partition;
 pub mod satellite_id;
 pub mod signature;
+pub mod state;

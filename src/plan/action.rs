@@ -1,0 +1,135 @@
+//! The steps a plan is made of. Each is one LVM command when applied, and each is
+//! safe to repeat: a run killed between two steps converges when rerun.
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Activate the seed tool's `metadata` LV so its satellite-ID file can be read.
+    ActivateSeedMetadataLv { volume_group: String },
+    RemoveLogicalVolumes {
+        volume_group: String,
+        names: Vec<String>,
+    },
+    RemoveVolumeGroup { volume_group: String },
+    RemovePhysicalVolume { device: PathBuf },
+    CreatePhysicalVolume {
+        device: PathBuf,
+        /// A foreign signature that `--force` allows to be overwritten.
+        overwrite_signature: Option<String>,
+    },
+    ResizePhysicalVolume {
+        device: PathBuf,
+        from_bytes: u64,
+        to_bytes: u64,
+    },
+    CreateVolumeGroup {
+        volume_group: String,
+        device: PathBuf,
+        satellite_id_tag: String,
+    },
+    /// Record the satellite ID on an adopted VG (one the seed tool made).
+    TagVolumeGroup {
+        volume_group: String,
+        satellite_id_tag: String,
+    },
+    CreateThinPool {
+        volume_group: String,
+        pool: String,
+        chunk_size_bytes: u64,
+        zero_new_blocks: bool,
+    },
+    ExtendPoolMetadata {
+        volume_group: String,
+        pool: String,
+        to_bytes: u64,
+    },
+    /// Give the pool every free extent of the VG.
+    ExtendThinPool {
+        volume_group: String,
+        pool: String,
+        by_extents: u64,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::ActivateSeedMetadataLv { volume_group } => write!(
+                f,
+                "activate {volume_group}/metadata to read the satellite ID the seed tool stored"
+            ),
+            Action::RemoveLogicalVolumes { volume_group, names } => {
+                write!(f, "remove logical volumes {} of {volume_group}", names.join(", "))
+            }
+            Action::RemoveVolumeGroup { volume_group } => {
+                write!(f, "remove volume group {volume_group}")
+            }
+            Action::RemovePhysicalVolume { device } => {
+                write!(f, "remove physical volume {}", device.display())
+            }
+            Action::CreatePhysicalVolume {
+                device,
+                overwrite_signature,
+            } => match overwrite_signature {
+                Some(signature) => write!(
+                    f,
+                    "create physical volume on {} (overwriting its {signature} signature, --force)",
+                    device.display()
+                ),
+                None => write!(f, "create physical volume on {}", device.display()),
+            },
+            Action::ResizePhysicalVolume {
+                device,
+                from_bytes,
+                to_bytes,
+            } => write!(
+                f,
+                "grow physical volume {} from {} MiB to {} MiB (the partition grew)",
+                device.display(),
+                from_bytes >> 20,
+                to_bytes >> 20
+            ),
+            Action::CreateVolumeGroup {
+                volume_group,
+                device,
+                satellite_id_tag,
+            } => write!(
+                f,
+                "create volume group {volume_group} on {} tagged {satellite_id_tag}",
+                device.display()
+            ),
+            Action::TagVolumeGroup {
+                volume_group,
+                satellite_id_tag,
+            } => write!(f, "tag volume group {volume_group} with {satellite_id_tag}"),
+            Action::CreateThinPool {
+                volume_group,
+                pool,
+                chunk_size_bytes,
+                zero_new_blocks,
+            } => write!(
+                f,
+                "create thin pool {volume_group}/{pool} on all free space (chunk size {} KiB, zeroing {})",
+                chunk_size_bytes / 1024,
+                if *zero_new_blocks { "on" } else { "off" }
+            ),
+            Action::ExtendPoolMetadata {
+                volume_group,
+                pool,
+                to_bytes,
+            } => write!(
+                f,
+                "grow thin pool metadata of {volume_group}/{pool} to {} MiB",
+                to_bytes >> 20
+            ),
+            Action::ExtendThinPool {
+                volume_group,
+                pool,
+                by_extents,
+            } => write!(f, "grow thin pool {volume_group}/{pool} by {by_extents} extents"),
+        }
+    }
+}
