@@ -8,6 +8,7 @@
 //! - [`ffi`] is the only place with `unsafe`: raw ioctls (and, later, liblvm2cmd).
 #![deny(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 #[allow(unsafe_code)]

@@ -1,0 +1,196 @@
+//! Turns an action into the LVM command line that carries it out. Pure, so every
+//! command line is unit-tested. Every command is scoped to the one partition with
+//! `--devices`, so LVM neither scans nor touches other disks, and is told never to
+//! wait for udev: in a container (another IPC namespace) or a host without udevd
+//! nothing would ever answer.
+use crate::plan::Action;
+use std::path::Path;
+
+/// LVM settings for every command: no udev synchronisation or udev-driven device
+/// lists, no dmeventd monitoring (nothing runs it in an init container).
+pub const CONFIG_OVERRIDE: &str = "activation{udev_sync=0}activation{udev_rules=0}\
+activation{monitoring=0}devices{obtain_device_list_from_udev=0}";
+
+/// The LVM command line (program name first) for `action` on `partition`.
+///
+/// Arguments never contain whitespace: names were validated, tags are encoded, and
+/// device paths come from the kernel (`/dev/<name>`); `lvm2_run` splits on whitespace.
+pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
+    let device = partition.display().to_string();
+    let mut args: Vec<String> = match action {
+        Action::ActivateSeedMetadataLv { volume_group } => {
+            vec!["lvchange".into(), "--activate".into(), "y".into(), format!("{volume_group}/metadata")]
+        }
+        Action::RemoveLogicalVolumes { volume_group, .. } => {
+            vec!["lvremove".into(), "--force".into(), volume_group.clone()]
+        }
+        Action::RemoveVolumeGroup { volume_group } => {
+            vec!["vgremove".into(), "--force".into(), volume_group.clone()]
+        }
+        Action::RemovePhysicalVolume { .. } => vec!["pvremove".into(), "--yes".into(), device.clone()],
+        Action::CreatePhysicalVolume {
+            overwrite_signature, ..
+        } => {
+            let mut args = vec!["pvcreate".to_owned()];
+            // Only with --force (the planner refuses otherwise) may LVM wipe a
+            // signature without asking; LVM's prompt, unanswered, aborts safely.
+            if overwrite_signature.is_some() {
+                args.extend(["-ff".into(), "--yes".into()]);
+            }
+            args.push(device.clone());
+            args
+        }
+        Action::ResizePhysicalVolume { .. } => vec!["pvresize".into(), device.clone()],
+        Action::CreateVolumeGroup {
+            volume_group,
+            satellite_id_tag,
+            ..
+        } => vec![
+            "vgcreate".into(),
+            "--addtag".into(),
+            satellite_id_tag.clone(),
+            volume_group.clone(),
+            device.clone(),
+        ],
+        Action::TagVolumeGroup {
+            volume_group,
+            satellite_id_tag,
+        } => vec!["vgchange".into(), "--addtag".into(), satellite_id_tag.clone(), volume_group.clone()],
+        Action::CreateThinPool {
+            volume_group,
+            pool,
+            chunk_size_bytes,
+            zero_new_blocks,
+        } => vec![
+            "lvcreate".into(),
+            "--yes".into(),
+            "--type".into(),
+            "thin-pool".into(),
+            "--extents".into(),
+            "100%FREE".into(),
+            "--chunksize".into(),
+            format!("{}k", chunk_size_bytes / 1024),
+            "--zero".into(),
+            if *zero_new_blocks { "y" } else { "n" }.into(),
+            "--name".into(),
+            pool.clone(),
+            volume_group.clone(),
+        ],
+        Action::ExtendPoolMetadata {
+            volume_group,
+            pool,
+            to_bytes,
+        } => vec![
+            "lvextend".into(),
+            "--poolmetadatasize".into(),
+            format!("{}k", to_bytes / 1024),
+            format!("{volume_group}/{pool}"),
+        ],
+        Action::ExtendThinPool { volume_group, pool, .. } => vec![
+            "lvextend".into(),
+            "--extents".into(),
+            "+100%FREE".into(),
+            format!("{volume_group}/{pool}"),
+        ],
+    };
+    args.extend([
+        "--devices".into(),
+        device,
+        "--config".into(),
+        CONFIG_OVERRIDE.into(),
+    ]);
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn line(action: Action) -> String {
+        command_line(&action, Path::new("/dev/vda1")).join(" ")
+    }
+
+    const SCOPE: &str = "--devices /dev/vda1 --config activation{udev_sync=0}activation{udev_rules=0}activation{monitoring=0}devices{obtain_device_list_from_udev=0}";
+
+    #[test]
+    fn command_lines_are_scoped_to_the_partition() {
+        let cases = [
+            (
+                Action::CreatePhysicalVolume {
+                    device: PathBuf::from("/dev/vda1"),
+                    overwrite_signature: None,
+                },
+                "pvcreate /dev/vda1",
+            ),
+            (
+                Action::CreatePhysicalVolume {
+                    device: PathBuf::from("/dev/vda1"),
+                    overwrite_signature: Some("ext4".into()),
+                },
+                "pvcreate -ff --yes /dev/vda1",
+            ),
+            (
+                Action::CreateVolumeGroup {
+                    volume_group: "vg".into(),
+                    device: PathBuf::from("/dev/vda1"),
+                    satellite_id_tag: "linstor-satellite-id=a&20b".into(),
+                },
+                "vgcreate --addtag linstor-satellite-id=a&20b vg /dev/vda1",
+            ),
+            (
+                Action::CreateThinPool {
+                    volume_group: "vg".into(),
+                    pool: "pool".into(),
+                    chunk_size_bytes: 512 * 1024,
+                    zero_new_blocks: false,
+                },
+                "lvcreate --yes --type thin-pool --extents 100%FREE --chunksize 512k --zero n --name pool vg",
+            ),
+            (
+                Action::RemoveLogicalVolumes {
+                    volume_group: "vg".into(),
+                    names: vec!["pool".into()],
+                },
+                "lvremove --force vg",
+            ),
+            (Action::RemoveVolumeGroup { volume_group: "vg".into() }, "vgremove --force vg"),
+            (
+                Action::RemovePhysicalVolume {
+                    device: PathBuf::from("/dev/vda1"),
+                },
+                "pvremove --yes /dev/vda1",
+            ),
+            (
+                Action::ExtendPoolMetadata {
+                    volume_group: "vg".into(),
+                    pool: "pool".into(),
+                    to_bytes: 8 << 20,
+                },
+                "lvextend --poolmetadatasize 8192k vg/pool",
+            ),
+            (
+                Action::ExtendThinPool {
+                    volume_group: "vg".into(),
+                    pool: "pool".into(),
+                    by_extents: 3,
+                },
+                "lvextend --extents +100%FREE vg/pool",
+            ),
+        ];
+        for (action, expected) in cases {
+            assert_eq!(line(action), format!("{expected} {SCOPE}"));
+        }
+    }
+
+    #[test]
+    fn no_argument_contains_whitespace() {
+        let action = Action::TagVolumeGroup {
+            volume_group: "vg".into(),
+            satellite_id_tag: "linstor-satellite-id=x".into(),
+        };
+        assert!(command_line(&action, Path::new("/dev/vda1"))
+            .iter()
+            .all(|arg| !arg.is_empty() && !arg.contains(char::is_whitespace)));
+    }
+}

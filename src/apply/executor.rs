@@ -1,0 +1,80 @@
+//! Runs LVM command lines. [`InProcessLvm`] opens liblvm2cmd lazily, so a run with
+//! nothing to do never initialises LVM at all.
+#[cfg(feature = "lvm2cmd")]
+use crate::ffi::lvm2cmd::{Lvm2Context, RunStatus};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error("refusing to run `{0}`: an argument is empty or contains whitespace")]
+    UnsafeArgument(String),
+    #[error("LVM could not be initialised: {0}")]
+    Init(String),
+    #[error("`{command}` failed ({status}): {errors}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        errors: String,
+    },
+    #[error("this build has no LVM write support (built without the `lvm2cmd` feature)")]
+    Unsupported,
+}
+
+/// Something that runs LVM commands (program name first).
+pub trait LvmExecutor {
+    fn run(&mut self, args: &[String]) -> Result<(), ApplyError>;
+    /// How many commands ran so far (reported in the final log line).
+    fn commands_run(&self) -> usize;
+}
+
+/// liblvm2cmd, in this process.
+#[derive(Default)]
+pub struct InProcessLvm {
+    #[cfg(feature = "lvm2cmd")]
+    context: Option<Lvm2Context>,
+    commands_run: usize,
+}
+
+impl LvmExecutor for InProcessLvm {
+    fn run(&mut self, args: &[String]) -> Result<(), ApplyError> {
+        let line = args.join(" ");
+        if args.iter().any(|arg| arg.is_empty() || arg.contains(char::is_whitespace)) {
+            return Err(ApplyError::UnsafeArgument(line));
+        }
+        self.commands_run += 1;
+        tracing::debug!(command = %line, "running lvm command");
+        self.run_line(&line)
+    }
+
+    fn commands_run(&self) -> usize {
+        self.commands_run
+    }
+}
+
+impl InProcessLvm {
+    #[cfg(feature = "lvm2cmd")]
+    fn run_line(&mut self, line: &str) -> Result<(), ApplyError> {
+        let context = match &mut self.context {
+            Some(context) => context,
+            empty => empty.insert(Lvm2Context::open().map_err(|e| ApplyError::Init(e.to_string()))?),
+        };
+        let report = context.run(line).map_err(|e| ApplyError::Init(e.to_string()))?;
+        if report.status == RunStatus::Succeeded {
+            return Ok(());
+        }
+        Err(ApplyError::CommandFailed {
+            command: line.to_owned(),
+            status: format!("{:?}", report.status),
+            errors: if report.error_lines.is_empty() {
+                "LVM logged no error; rerun with LOG_LEVEL=debug".to_owned()
+            } else {
+                report.error_lines.join("; ")
+            },
+        })
+    }
+
+    #[cfg(not(feature = "lvm2cmd"))]
+    fn run_line(&mut self, _line: &str) -> Result<(), ApplyError> {
+        Err(ApplyError::Unsupported)
+    }
+}

@@ -1,0 +1,26 @@
+//! The imperative shell's write side: carries out planned actions one at a time
+//! through LVM, in-process (liblvm2cmd), and logs each step.
+pub mod command;
+mod executor;
+
+pub use executor::{ApplyError, InProcessLvm, LvmExecutor};
+
+use crate::plan::Action;
+use std::path::Path;
+
+/// Logs and runs one action. The removal steps log the seed tool's lines.
+pub fn apply_action(executor: &mut dyn LvmExecutor, action: &Action, partition: &Path) -> Result<(), ApplyError> {
+    match action {
+        Action::RemoveLogicalVolumes { volume_group, names } => {
+            tracing::info!(volume_group = %volume_group, logical_volumes = %names.join(","), "removing logical volumes")
+        }
+        Action::RemoveVolumeGroup { volume_group } => {
+            tracing::info!(volume_group = %volume_group, "removing volume group")
+        }
+        Action::RemovePhysicalVolume { device } => {
+            tracing::info!(device = %device.display(), "removing physical volume")
+        }
+        other => tracing::info!("{other}"),
+    }
+    executor.run(&command::command_line(action, partition))
+}
