@@ -29,7 +29,10 @@ fn main() {
     }
     match env::var_os("LVM2CMD_STATIC_DIR") {
         Some(dir) => {
-            println!("cargo:rustc-link-search=native={}", PathBuf::from(dir).display());
+            println!(
+                "cargo:rustc-link-search=native={}",
+                PathBuf::from(dir).display()
+            );
             for lib in ["lvm2cmd", "device-mapper", "base", "daemonclient", "aio"] {
                 println!("cargo:rustc-link-lib=static={lib}");
             }

@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_rejected_before_anything_runs() {
-        let cases: Vec<Box<dyn Fn(&mut ProvisionInputs)>> = vec![
+        type Mutation = Box<dyn Fn(&mut ProvisionInputs)>;
+        let cases: Vec<Mutation> = vec![
             Box::new(|i| i.partition_label.clear()),
             Box::new(|i| i.volume_group = "bad name".into()),
             Box::new(|i| i.pool = "pool_tmeta".into()),

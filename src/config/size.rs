@@ -32,7 +32,7 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
 pub fn parse_thin_chunk_size(text: &str) -> Result<u64, SizeError> {
     let bytes = parse_size(text)?;
     const STEP: u64 = 64 << 10;
-    if bytes < STEP || bytes > 1 << 30 || bytes % STEP != 0 {
+    if !(STEP..=1 << 30).contains(&bytes) || bytes % STEP != 0 {
         return Err(SizeError::BadChunkSize(bytes));
     }
     Ok(bytes)
