@@ -1,0 +1,580 @@
+//! Device-mapper state through the `devicemapper` crate (DM ioctls): which LVM
+//! volumes are active and open, and how full a thin pool is.
+//!
+//! LVM names its DM devices by uuid `LVM-<vg uuid><lv uuid>[-<layer>]`, each
+//! uuid 32 characters without dashes, so an active volume can be tied to its VG
+//! without asking LVM. Parsing of uuids and status lines is pure and tested
+//! here; the ioctl calls need a kernel with device-mapper.
+
+use std::path::Path;
+
+use devicemapper::{DevId, DmFlags, DmName, DmOptions, DM};
+use serde::Serialize;
+
+use super::LiveError;
+
+/// Where the device-mapper control node lives.
+const DM_CONTROL: &str = "/dev/mapper/control";
+/// dm-thin metadata blocks are always 4 KiB.
+const THIN_METADATA_BLOCK_BYTES: u64 = 4096;
+const SECTOR_BYTES: u64 = 512;
+/// Length of an LVM uuid without dashes.
+const LVM_UUID_LEN: usize = 32;
+
+/// An active device-mapper device that belongs to LVM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveLv {
+    /// DM name (`vg-lv`, with `-` in VG/LV names doubled).
+    pub dm_name: String,
+    pub major: u32,
+    pub minor: u32,
+    /// How many openers the device has; > 0 means in use (mounted, held, …).
+    pub open_count: u32,
+    /// VG uuid, 32 characters without dashes (see [`format_lvm_uuid`]).
+    pub vg_uuid: String,
+    /// LV uuid, 32 characters without dashes.
+    pub lv_uuid: String,
+    /// LVM's layer suffix for hidden sub-devices: `-tpool`, `-tdata`,
+    /// `-tmeta`, `-pool`, … (`None` for the LV itself).
+    pub layer_suffix: Option<String>,
+}
+
+/// The parts of an LVM device-mapper uuid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LvmDmUuid {
+    pub vg_uuid: String,
+    pub lv_uuid: String,
+    pub layer_suffix: Option<String>,
+}
+
+fn is_lvm_uuid_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'!' || b == b'#'
+}
+
+/// Splits `LVM-<32 vg uuid chars><32 lv uuid chars>[-<suffix>]`; `None` for
+/// anything else (crypt mappings, multipath, other tools' devices).
+pub fn parse_lvm_dm_uuid(uuid: &str) -> Option<LvmDmUuid> {
+    let rest = uuid.strip_prefix("LVM-")?;
+    let ids = rest.get(..2 * LVM_UUID_LEN)?;
+    if !ids.bytes().all(is_lvm_uuid_char) {
+        return None;
+    }
+    let tail = &rest[2 * LVM_UUID_LEN..];
+    let layer_suffix = match tail {
+        "" => None,
+        t if t.len() > 1 && t.starts_with('-') => Some(t.to_owned()),
+        _ => return None,
+    };
+    Some(LvmDmUuid {
+        vg_uuid: ids[..LVM_UUID_LEN].to_owned(),
+        lv_uuid: ids[LVM_UUID_LEN..].to_owned(),
+        layer_suffix,
+    })
+}
+
+/// Formats a 32-character LVM uuid the way LVM prints it: groups of
+/// 6-4-4-4-4-4-6 joined by dashes. `None` if the input is not 32 uuid characters.
+pub fn format_lvm_uuid(raw: &str) -> Option<String> {
+    if raw.len() != LVM_UUID_LEN || !raw.bytes().all(is_lvm_uuid_char) {
+        return None;
+    }
+    let mut out = String::with_capacity(LVM_UUID_LEN + 6);
+    let mut start = 0;
+    for (i, len) in [6, 4, 4, 4, 4, 4, 6].into_iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        out.push_str(&raw[start..start + len]);
+        start += len;
+    }
+    Some(out)
+}
+
+/// Whether a thin pool accepts writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThinPoolMode {
+    ReadWrite,
+    ReadOnly,
+    /// Data space is exhausted; writes queue or fail until the pool grows.
+    OutOfDataSpace,
+}
+
+/// The counters a working thin pool reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThinPoolCounters {
+    pub transaction_id: u64,
+    pub metadata_used_blocks: u64,
+    pub metadata_total_blocks: u64,
+    pub data_used_blocks: u64,
+    pub data_total_blocks: u64,
+    pub mode: ThinPoolMode,
+    /// The kernel found metadata damage; `thin_check` must run before repair.
+    pub needs_check: bool,
+}
+
+/// A thin pool's status line, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThinPoolStatus {
+    Working(ThinPoolCounters),
+    /// The kernel reported `Fail` (or `Error`): no counters are available.
+    Failed(String),
+}
+
+/// A status or table line that does not have the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {detail} (found {found:?})")]
+pub struct DmParseError {
+    pub what: &'static str,
+    pub found: String,
+    pub detail: String,
+}
+
+fn parse_err(what: &'static str, found: &str, detail: impl Into<String>) -> DmParseError {
+    DmParseError {
+        what,
+        found: found.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+fn parse_u64(what: &'static str, line: &str, field: &str) -> Result<u64, DmParseError> {
+    field
+        .parse()
+        .map_err(|_| parse_err(what, line, format!("{field:?} is not a number")))
+}
+
+fn parse_ratio(what: &'static str, line: &str, field: &str) -> Result<(u64, u64), DmParseError> {
+    let (used, total) = field
+        .split_once('/')
+        .ok_or_else(|| parse_err(what, line, format!("{field:?} is not <used>/<total>")))?;
+    Ok((parse_u64(what, line, used)?, parse_u64(what, line, total)?))
+}
+
+/// Parses a thin-pool status line: `<transaction id> <used>/<total metadata
+/// blocks> <used>/<total data blocks> <held metadata root> ro|rw|out_of_data_space
+/// [no_]discard_passdown [error|queue]_if_no_space needs_check|- …`. Only the
+/// first five fields are required (older kernels print fewer).
+pub fn parse_thin_pool_status(line: &str) -> Result<ThinPoolStatus, DmParseError> {
+    const WHAT: &str = "thin-pool status";
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match fields.first() {
+        Some(&"Fail") | Some(&"Error") => {
+            return Ok(ThinPoolStatus::Failed(line.trim().to_owned()))
+        }
+        None => return Err(parse_err(WHAT, line, "the status line is empty")),
+        _ => {}
+    }
+    if fields.len() < 5 {
+        return Err(parse_err(
+            WHAT,
+            line,
+            format!("expected at least 5 fields, found {}", fields.len()),
+        ));
+    }
+    let transaction_id = parse_u64(WHAT, line, fields[0])?;
+    let (metadata_used_blocks, metadata_total_blocks) = parse_ratio(WHAT, line, fields[1])?;
+    let (data_used_blocks, data_total_blocks) = parse_ratio(WHAT, line, fields[2])?;
+    let mode = match fields[4] {
+        "rw" => ThinPoolMode::ReadWrite,
+        "ro" => ThinPoolMode::ReadOnly,
+        "out_of_data_space" => ThinPoolMode::OutOfDataSpace,
+        other => {
+            return Err(parse_err(
+                WHAT,
+                line,
+                format!("mode {other:?} is not rw, ro or out_of_data_space"),
+            ))
+        }
+    };
+    Ok(ThinPoolStatus::Working(ThinPoolCounters {
+        transaction_id,
+        metadata_used_blocks,
+        metadata_total_blocks,
+        data_used_blocks,
+        data_total_blocks,
+        mode,
+        needs_check: fields[5..].contains(&"needs_check"),
+    }))
+}
+
+/// Parses a thin-pool table line (`<metadata dev> <data dev> <data block size
+/// in sectors> <low water mark> [features…]`) and returns the data block size
+/// in bytes.
+pub fn parse_thin_pool_table(params: &str) -> Result<u64, DmParseError> {
+    const WHAT: &str = "thin-pool table";
+    let fields: Vec<&str> = params.split_whitespace().collect();
+    let Some(block) = fields.get(2) else {
+        return Err(parse_err(
+            WHAT,
+            params,
+            format!("expected at least 4 fields, found {}", fields.len()),
+        ));
+    };
+    let sectors = parse_u64(WHAT, params, block)?;
+    if sectors == 0 {
+        return Err(parse_err(WHAT, params, "data block size is 0"));
+    }
+    Ok(sectors * SECTOR_BYTES)
+}
+
+/// How full a thin pool is, in blocks and bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThinPoolUsage {
+    pub dm_name: String,
+    pub transaction_id: u64,
+    pub mode: ThinPoolMode,
+    pub needs_check: bool,
+    pub data_block_size_bytes: u64,
+    pub data_used_blocks: u64,
+    pub data_total_blocks: u64,
+    pub data_used_bytes: u64,
+    pub data_total_bytes: u64,
+    pub metadata_block_size_bytes: u64,
+    pub metadata_used_blocks: u64,
+    pub metadata_total_blocks: u64,
+    pub metadata_used_bytes: u64,
+    pub metadata_total_bytes: u64,
+}
+
+impl ThinPoolUsage {
+    /// Combines a parsed status with the data block size from the table.
+    pub fn from_parts(
+        dm_name: &str,
+        counters: &ThinPoolCounters,
+        data_block_size_bytes: u64,
+    ) -> Self {
+        let meta = THIN_METADATA_BLOCK_BYTES;
+        ThinPoolUsage {
+            dm_name: dm_name.to_owned(),
+            transaction_id: counters.transaction_id,
+            mode: counters.mode,
+            needs_check: counters.needs_check,
+            data_block_size_bytes,
+            data_used_blocks: counters.data_used_blocks,
+            data_total_blocks: counters.data_total_blocks,
+            data_used_bytes: counters
+                .data_used_blocks
+                .saturating_mul(data_block_size_bytes),
+            data_total_bytes: counters
+                .data_total_blocks
+                .saturating_mul(data_block_size_bytes),
+            metadata_block_size_bytes: meta,
+            metadata_used_blocks: counters.metadata_used_blocks,
+            metadata_total_blocks: counters.metadata_total_blocks,
+            metadata_used_bytes: counters.metadata_used_blocks.saturating_mul(meta),
+            metadata_total_bytes: counters.metadata_total_blocks.saturating_mul(meta),
+        }
+    }
+}
+
+/// Among active LVM devices, the one carrying the thin-pool target of the
+/// pool LV `pool_lv_uuid` in VG `vg_uuid` (both 32 characters, no dashes):
+/// LVM's `-tpool` layer when present, otherwise the LV's own device.
+pub fn thin_pool_device<'a>(
+    volumes: &'a [ActiveLv],
+    vg_uuid: &str,
+    pool_lv_uuid: &str,
+) -> Option<&'a ActiveLv> {
+    let of_pool = |v: &&ActiveLv| v.vg_uuid == vg_uuid && v.lv_uuid == pool_lv_uuid;
+    volumes
+        .iter()
+        .filter(of_pool)
+        .find(|v| v.layer_suffix.as_deref() == Some("-tpool"))
+        .or_else(|| {
+            volumes
+                .iter()
+                .filter(of_pool)
+                .find(|v| v.layer_suffix.is_none())
+        })
+}
+
+/// Opens the DM control node, or says clearly why there is none.
+fn open_dm() -> Result<DM, LiveError> {
+    if !Path::new(DM_CONTROL).exists() {
+        return Err(LiveError::DeviceMapperUnavailable {
+            detail: format!(
+                "{DM_CONTROL} does not exist (no dm-mod in this kernel, or /dev is not the host's)"
+            ),
+        });
+    }
+    DM::new().map_err(|e| LiveError::DeviceMapperUnavailable {
+        detail: format!("cannot open {DM_CONTROL}: {e}"),
+    })
+}
+
+fn dm_error(op: &'static str, device: Option<&str>, e: devicemapper::DmError) -> LiveError {
+    LiveError::Dm {
+        op,
+        device: device.map(str::to_owned),
+        detail: e.to_string(),
+    }
+}
+
+/// Every active DM device whose uuid marks it as LVM's, sorted by DM name.
+/// Devices that disappear while being listed are skipped.
+pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
+    let dm = open_dm()?;
+    let devices = dm.list_devices().map_err(|e| dm_error("list", None, e))?;
+    let mut out = Vec::new();
+    for (name_buf, device, _event) in devices {
+        let name: &DmName = &name_buf;
+        let info = match dm.device_info(&DevId::Name(name)) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(dm_name = %name, error = %e, "DM device vanished while listing");
+                continue;
+            }
+        };
+        let Some(parsed) = info.uuid().and_then(|u| parse_lvm_dm_uuid(&u.to_string())) else {
+            continue;
+        };
+        out.push(ActiveLv {
+            dm_name: name.to_string(),
+            major: device.major,
+            minor: device.minor,
+            open_count: u32::try_from(info.open_count()).unwrap_or(0),
+            vg_uuid: parsed.vg_uuid,
+            lv_uuid: parsed.lv_uuid,
+            layer_suffix: parsed.layer_suffix,
+        });
+    }
+    out.sort_by(|a, b| a.dm_name.cmp(&b.dm_name));
+    Ok(out)
+}
+
+/// Usage of the active thin pool with DM name `dm_name` (LVM's `vg-pool-tpool`
+/// device, which carries the thin-pool target).
+pub fn thin_pool_usage(dm_name: &str) -> Result<ThinPoolUsage, LiveError> {
+    let name = DmName::new(dm_name).map_err(|e| LiveError::Parse {
+        dm_name: dm_name.to_owned(),
+        what: "device-mapper name",
+        found: dm_name.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let dm = open_dm()?;
+    let id = DevId::Name(name);
+    let (_, table) = dm
+        .table_status(
+            &id,
+            DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
+        )
+        .map_err(|e| dm_error("table", Some(dm_name), e))?;
+    let (_, status) = dm
+        .table_status(&id, DmOptions::default())
+        .map_err(|e| dm_error("status", Some(dm_name), e))?;
+    let to_live = |e: DmParseError| LiveError::Parse {
+        dm_name: dm_name.to_owned(),
+        what: e.what,
+        found: e.found,
+        detail: e.detail,
+    };
+    let (table_target, table_params) = single_target(dm_name, &table)?;
+    if table_target != "thin-pool" {
+        return Err(LiveError::NotAThinPool {
+            dm_name: dm_name.to_owned(),
+            found: table_target.to_owned(),
+        });
+    }
+    let block_bytes = parse_thin_pool_table(table_params).map_err(to_live)?;
+    let (_, status_line) = single_target(dm_name, &status)?;
+    match parse_thin_pool_status(status_line).map_err(to_live)? {
+        ThinPoolStatus::Working(counters) => {
+            Ok(ThinPoolUsage::from_parts(dm_name, &counters, block_bytes))
+        }
+        ThinPoolStatus::Failed(status) => Err(LiveError::ThinPoolFailed {
+            dm_name: dm_name.to_owned(),
+            status,
+        }),
+    }
+}
+
+/// A thin pool has exactly one target line; returns its type and parameters.
+fn single_target<'a>(
+    dm_name: &str,
+    lines: &'a [(u64, u64, String, String)],
+) -> Result<(&'a str, &'a str), LiveError> {
+    match lines {
+        [(_, _, target, params)] => Ok((target.as_str(), params.as_str())),
+        _ => Err(LiveError::NotAThinPool {
+            dm_name: dm_name.to_owned(),
+            found: format!(
+                "{} targets ({})",
+                lines.len(),
+                lines
+                    .iter()
+                    .map(|l| l.2.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VG: &str = "Xq3cN1m0a2b3c4d5e6f7g8h9i0j1k2l3";
+    const LV: &str = "abcdefABCDEF0123456789ghijklmnop";
+
+    #[test]
+    fn parses_lvm_dm_uuids() {
+        let plain = parse_lvm_dm_uuid(&format!("LVM-{VG}{LV}"));
+        assert_eq!(
+            plain,
+            Some(LvmDmUuid {
+                vg_uuid: VG.into(),
+                lv_uuid: LV.into(),
+                layer_suffix: None
+            })
+        );
+        for suffix in ["-tpool", "-tdata", "-tmeta", "-pool"] {
+            let p = parse_lvm_dm_uuid(&format!("LVM-{VG}{LV}{suffix}"));
+            assert_eq!(p.and_then(|p| p.layer_suffix), Some(suffix.to_owned()));
+        }
+    }
+
+    #[test]
+    fn rejects_non_lvm_uuids() {
+        assert_eq!(parse_lvm_dm_uuid("CRYPT-LUKS2-0123456789abcdef-luks"), None);
+        assert_eq!(parse_lvm_dm_uuid(&format!("LVM-{VG}")), None);
+        assert_eq!(parse_lvm_dm_uuid(&format!("LVM-{VG}{LV}x")), None);
+        assert_eq!(parse_lvm_dm_uuid(&format!("LVM-{VG}{LV}-")), None);
+        assert_eq!(parse_lvm_dm_uuid(&format!("LVM-{VG}-{LV}")), None);
+        assert_eq!(
+            parse_lvm_dm_uuid("mpath-3600508b400105e210000900000490000"),
+            None
+        );
+        assert_eq!(parse_lvm_dm_uuid(""), None);
+    }
+
+    #[test]
+    fn formats_uuids_like_lvm() {
+        assert_eq!(
+            format_lvm_uuid("Xq3cN1m0a2b3c4d5e6f7g8h9i0j1k2l3").as_deref(),
+            Some("Xq3cN1-m0a2-b3c4-d5e6-f7g8-h9i0-j1k2l3")
+        );
+        assert_eq!(format_lvm_uuid("short"), None);
+        assert_eq!(format_lvm_uuid("Xq3cN1-m0a2-b3c4-d5e6-f7g8-h9i0-j1"), None);
+    }
+
+    #[test]
+    fn parses_a_full_thin_pool_status() {
+        let line = "5 280/4096 1234/81920 - rw no_discard_passdown queue_if_no_space - 1024";
+        let Ok(ThinPoolStatus::Working(c)) = parse_thin_pool_status(line) else {
+            panic!("not parsed: {:?}", parse_thin_pool_status(line));
+        };
+        assert_eq!(c.transaction_id, 5);
+        assert_eq!(
+            (c.metadata_used_blocks, c.metadata_total_blocks),
+            (280, 4096)
+        );
+        assert_eq!((c.data_used_blocks, c.data_total_blocks), (1234, 81920));
+        assert_eq!(c.mode, ThinPoolMode::ReadWrite);
+        assert!(!c.needs_check);
+
+        let usage = ThinPoolUsage::from_parts("vg-pool-tpool", &c, 65536);
+        assert_eq!(usage.data_used_bytes, 1234 * 65536);
+        assert_eq!(usage.data_total_bytes, 81920 * 65536);
+        assert_eq!(usage.metadata_used_bytes, 280 * 4096);
+        assert_eq!(usage.metadata_total_bytes, 4096 * 4096);
+    }
+
+    #[test]
+    fn parses_degraded_and_failed_pools() {
+        let ro = parse_thin_pool_status(
+            "0 10/100 0/10 17 ro discard_passdown error_if_no_space needs_check",
+        );
+        assert!(
+            matches!(ro, Ok(ThinPoolStatus::Working(ref c)) if c.mode == ThinPoolMode::ReadOnly && c.needs_check),
+            "{ro:?}"
+        );
+        let full = parse_thin_pool_status("1 10/100 10/10 - out_of_data_space");
+        assert!(
+            matches!(full, Ok(ThinPoolStatus::Working(ref c)) if c.mode == ThinPoolMode::OutOfDataSpace)
+        );
+        assert!(matches!(
+            parse_thin_pool_status("Fail"),
+            Ok(ThinPoolStatus::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_status_says_what_is_wrong() {
+        for (line, needle) in [
+            ("", "empty"),
+            ("1 2/3", "at least 5"),
+            ("x 1/2 3/4 - rw", "\"x\" is not a number"),
+            ("1 12 3/4 - rw", "not <used>/<total>"),
+            ("1 1/2 3/4 - rx", "mode \"rx\""),
+        ] {
+            let e = parse_thin_pool_status(line)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(needle), "{line:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn table_gives_data_block_size() {
+        assert_eq!(
+            parse_thin_pool_table("253:0 253:1 128 0 1 skip_block_zeroing"),
+            Ok(65536)
+        );
+        assert_eq!(parse_thin_pool_table("253:0 253:1 1024 0"), Ok(524288));
+        assert!(parse_thin_pool_table("253:0 253:1").is_err());
+        assert!(parse_thin_pool_table("253:0 253:1 0 0").is_err());
+    }
+
+    #[test]
+    fn finds_the_tpool_layer_of_a_pool() {
+        let lv = |name: &str, lv_uuid: &str, suffix: Option<&str>| ActiveLv {
+            dm_name: name.into(),
+            major: 253,
+            minor: 0,
+            open_count: 0,
+            vg_uuid: VG.into(),
+            lv_uuid: lv_uuid.into(),
+            layer_suffix: suffix.map(str::to_owned),
+        };
+        let vols = [
+            lv("vg-pool", LV, None),
+            lv("vg-pool_tdata", LV, Some("-tdata")),
+            lv("vg-pool-tpool", LV, Some("-tpool")),
+        ];
+        assert_eq!(
+            thin_pool_device(&vols, VG, LV).map(|v| v.dm_name.as_str()),
+            Some("vg-pool-tpool")
+        );
+        assert_eq!(
+            thin_pool_device(&vols[..2], VG, LV).map(|v| v.dm_name.as_str()),
+            Some("vg-pool")
+        );
+        assert!(thin_pool_device(&vols, LV, VG).is_none());
+    }
+
+    /// This machine's kernel has no device-mapper: the error must say so
+    /// rather than panic. On a machine with DM the calls must simply work.
+    #[test]
+    fn missing_device_mapper_is_a_clear_error() {
+        match active_lvm_volumes() {
+            Err(e @ LiveError::DeviceMapperUnavailable { .. }) => {
+                let text = e.to_string();
+                eprintln!("{text}");
+                assert!(
+                    text.contains("/dev/mapper/control") && text.contains("modprobe"),
+                    "{text}"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+        match thin_pool_usage("no-such-pool-tpool") {
+            Err(LiveError::DeviceMapperUnavailable { .. } | LiveError::Dm { .. }) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Who holds a block device: the kernel lists, in `/sys/class/block/<name>/holders/`,
+//! every device stacked on it (an LVM volume on a PV, a crypt mapping, …).
+//! A partition with holders is in use, whatever its signature says.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::LiveError;
+
+/// A device stacked directly on another one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// Kernel name (`dm-3`).
+    pub name: String,
+    /// Device-mapper name (`linstor--vg-linstor--pool_tdata`) if it is a DM device.
+    pub dm_name: Option<String>,
+    /// Device-mapper uuid (`LVM-…`) if it is a DM device that has one.
+    pub dm_uuid: Option<String>,
+}
+
+/// Reads holders from a sysfs tree (the machine's `/sys`, or a fake one in tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldersReader {
+    sys: PathBuf,
+}
+
+impl Default for HoldersReader {
+    fn default() -> Self {
+        Self::with_root("/sys")
+    }
+}
+
+fn read_trimmed(path: PathBuf) -> Result<Option<String>, LiveError> {
+    match fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s.trim_end_matches('\n').to_owned()).filter(|s| !s.is_empty())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LiveError::Io { path, source }),
+    }
+}
+
+impl HoldersReader {
+    /// `sys` stands for `/sys`.
+    pub fn with_root(sys: impl Into<PathBuf>) -> Self {
+        Self { sys: sys.into() }
+    }
+
+    /// Direct holders of the block device with kernel name `name` (`vda1`),
+    /// sorted by name. A device without a `holders` folder has none; a device
+    /// that does not exist is an error.
+    pub fn holders(&self, name: &str) -> Result<Vec<Holder>, LiveError> {
+        let class = self.sys.join("class/block");
+        let device = class.join(name);
+        if let Err(source) = fs::symlink_metadata(&device) {
+            // An unknown device is an error, not "held by nothing".
+            return Err(LiveError::Io {
+                path: device,
+                source,
+            });
+        }
+        let dir = device.join("holders");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(LiveError::Io { path: dir, source }),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| LiveError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let holder = entry.file_name().to_string_lossy().into_owned();
+            let dm = class.join(&holder).join("dm");
+            out.push(Holder {
+                dm_name: read_trimmed(dm.join("name"))?,
+                dm_uuid: read_trimmed(dm.join("uuid"))?,
+                name: holder,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+/// Direct holders of `/dev/<name>` on this machine.
+pub fn holders(name: &str) -> Result<Vec<Holder>, LiveError> {
+    HoldersReader::default().holders(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::partition::test_tree::FakeSysfs;
+
+    #[test]
+    fn lists_dm_holders_with_their_names() {
+        let fake = FakeSysfs::new();
+        fake.add_disk("vda", 254, 0, 1000);
+        fake.add_partition("vda", "vda1", (254, 1), 1, 900, Some("linstor-storage"));
+        fake.add_dm("dm-1", 1, "vg-pool_tdata", "LVM-xyz-tdata");
+        fake.add_dm("dm-0", 0, "vg-pool_tmeta", "LVM-xyz-tmeta");
+        fake.add_holder("vda/vda1", "dm-1");
+        fake.add_holder("vda/vda1", "dm-0");
+        let reader = HoldersReader::with_root(fake.sys());
+        let holders = match reader.holders("vda1") {
+            Ok(h) => h,
+            Err(e) => panic!("{e}"),
+        };
+        let names: Vec<(&str, Option<&str>)> = holders
+            .iter()
+            .map(|h| (h.name.as_str(), h.dm_name.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("dm-0", Some("vg-pool_tmeta")),
+                ("dm-1", Some("vg-pool_tdata"))
+            ]
+        );
+        assert_eq!(holders[0].dm_uuid.as_deref(), Some("LVM-xyz-tmeta"));
+        assert!(matches!(reader.holders("vda"), Ok(h) if h.is_empty()));
+        let missing = reader.holders("nonexistent").err().map(|e| e.to_string());
+        assert!(missing.is_some_and(|m| m.contains("class/block/nonexistent")));
+    }
+
+    #[test]
+    fn real_machine_holders_are_readable() {
+        assert!(holders("vda").is_ok() || !std::path::Path::new("/sys/class/block/vda").exists());
+    }
+}

@@ -1,0 +1,51 @@
+//! What is active right now: device-mapper devices (LVM volumes, thin-pool
+//! usage) and which devices hold which (sysfs `holders/`).
+//!
+//! Unlike the on-disk LVM metadata, this is kernel state: it tells whether a
+//! volume is open or in use before anything is removed.
+
+pub mod dm;
+pub mod holders;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use dm::{
+    active_lvm_volumes, format_lvm_uuid, parse_lvm_dm_uuid, parse_thin_pool_status,
+    parse_thin_pool_table, thin_pool_device, thin_pool_usage, ActiveLv, DmParseError, LvmDmUuid,
+    ThinPoolCounters, ThinPoolMode, ThinPoolStatus, ThinPoolUsage,
+};
+pub use holders::{holders, Holder, HoldersReader};
+
+/// Reading live kernel state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(
+        "device-mapper is not available: {detail}. Load the kernel modules (`modprobe dm_mod \
+         dm_thin_pool`) and, in a container, make the host's /dev/mapper/control visible"
+    )]
+    DeviceMapperUnavailable { detail: String },
+    #[error("device-mapper {op} failed{}: {detail}", device.as_ref().map(|d| format!(" for {d:?}")).unwrap_or_default())]
+    Dm {
+        op: &'static str,
+        device: Option<String>,
+        detail: String,
+    },
+    #[error("device-mapper device {dm_name:?} is not a thin pool: its table has target {found:?}, expected \"thin-pool\"")]
+    NotAThinPool { dm_name: String, found: String },
+    #[error("thin pool {dm_name:?} has failed (status {status:?}); check it with `lvs` and `thin_check` before going on")]
+    ThinPoolFailed { dm_name: String, status: String },
+    #[error("cannot understand {what} of {dm_name:?}: {detail} (found {found:?})")]
+    Parse {
+        dm_name: String,
+        what: &'static str,
+        found: String,
+        detail: String,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
