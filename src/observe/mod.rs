@@ -5,5 +5,7 @@ pub mod live;
 pub mod lvm;
 pub mod partition;
 pub mod satellite_id;
+pub mod seed_layout;
 pub mod signature;
+pub mod snapshot;
 pub mod state;
