@@ -70,6 +70,17 @@ pub enum Discovery {
     Sysfs,
 }
 
+impl Discovery {
+    pub fn backend(self) -> crate::observe::partition::DiscoveryBackend {
+        use crate::observe::partition::DiscoveryBackend;
+        match self {
+            #[cfg(feature = "udev")]
+            Discovery::Udev => DiscoveryBackend::Udev,
+            Discovery::Sysfs => DiscoveryBackend::Sysfs,
+        }
+    }
+}
+
 impl Default for Discovery {
     fn default() -> Self {
         #[cfg(feature = "udev")]

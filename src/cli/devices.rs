@@ -1,6 +1,108 @@
-//! `devices`
-use super::args::{DevicesArgs, Discovery};
+//! `devices`: every disk and partition with what is on it, for debugging.
+use super::args::DevicesArgs;
+use super::render::{human_size, table};
 use super::CliError;
-pub fn run(_args: &DevicesArgs, _discovery: Discovery) -> Result<(), CliError> {
-    Err(CliError::Failed("devices: not wired yet".into()))
+use crate::observe::live::holders;
+use crate::observe::lvm;
+use crate::observe::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend};
+use crate::observe::signature::{self, SignatureKind};
+use serde::Serialize;
+
+/// One row of the enumeration.
+#[derive(Debug, Serialize)]
+struct DeviceReport {
+    #[serde(flatten)]
+    device: BlockDevice,
+    /// Primary signature (blkid's type name), if any was recognised.
+    signature: Option<String>,
+    /// The PV's uuid and VG name when the device is an LVM PV.
+    pv_uuid: Option<String>,
+    volume_group: Option<String>,
+    /// Devices stacked on this one (device-mapper names where known).
+    holders: Vec<String>,
+    /// Anything that could not be read about this device.
+    errors: Vec<String>,
+}
+
+fn inspect(device: BlockDevice) -> DeviceReport {
+    let mut errors = Vec::new();
+    let signature = match signature::probe_signature(&device.devnode) {
+        Ok(found) => found,
+        Err(e) => {
+            errors.push(format!("signature: {e}"));
+            None
+        }
+    };
+    let (mut pv_uuid, mut volume_group) = (None, None);
+    if signature.as_ref().is_some_and(|s| s.kind == SignatureKind::LvmPv) {
+        match lvm::read_physical_volume(&device.devnode) {
+            Ok(Some(pv)) => {
+                volume_group = pv.metadata.as_ref().map(|vg| vg.name.clone());
+                pv_uuid = Some(pv.pv_uuid);
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(format!("lvm: {e}")),
+        }
+    }
+    let holders = match holders::holders(&device.name) {
+        Ok(found) => found.into_iter().map(|h| h.dm_name.unwrap_or(h.name)).collect(),
+        Err(e) => {
+            errors.push(format!("holders: {e}"));
+            Vec::new()
+        }
+    };
+    DeviceReport {
+        signature: signature.map(|s| s.kind.blkid_type().to_owned()),
+        device,
+        pv_uuid,
+        volume_group,
+        holders,
+        errors,
+    }
+}
+
+pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
+    let devices = partition::list_block_devices(backend).map_err(CliError::failed)?;
+    // Unattached loop devices (size 0) are noise.
+    let reports: Vec<DeviceReport> = devices
+        .into_iter()
+        .filter(|d| !(d.size_bytes == 0 && d.name.starts_with("loop")))
+        .map(inspect)
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports).map_err(CliError::failed)?);
+        return Ok(());
+    }
+    let dash = |value: Option<&str>| value.unwrap_or("-").to_owned();
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            let d = &r.device;
+            vec![
+                d.devnode.display().to_string(),
+                format!("{}:{}", d.major, d.minor),
+                human_size(d.size_bytes),
+                match d.kind {
+                    DeviceKind::Disk => "disk",
+                    DeviceKind::Partition => "part",
+                    DeviceKind::DeviceMapper => "dm",
+                }
+                .to_owned(),
+                dash(d.partition_label.as_deref().or(d.dm_name.as_deref())),
+                dash(d.partition_uuid.as_deref()),
+                dash(r.signature.as_deref()),
+                dash(r.volume_group.as_deref()),
+                if r.holders.is_empty() { "-".to_owned() } else { r.holders.join(",") },
+                if r.errors.is_empty() { String::new() } else { r.errors.join("; ") },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["DEVICE", "MAJ:MIN", "SIZE", "TYPE", "LABEL/DM NAME", "PARTUUID", "SIGNATURE", "VG", "HOLDERS", "ERRORS"],
+            &rows
+        )
+    );
+    Ok(())
 }

@@ -17,9 +17,10 @@ pub fn main() -> ExitCode {
     let argv = args::normalize_invocation(std::env::args_os().collect());
     let cli = Cli::parse_from(argv);
     logging::init(&cli.global.log_level, cli.global.log_format);
+    let backend = cli.global.discovery.backend();
     let outcome = match cli.command {
-        Some(Command::Status(status_args)) => status::run(&status_args, cli.global.discovery),
-        Some(Command::Devices(devices_args)) => devices::run(&devices_args, cli.global.discovery),
+        Some(Command::Status(status_args)) => status::run(&status_args, backend),
+        Some(Command::Devices(devices_args)) => devices::run(&devices_args, backend),
         Some(Command::Metadata(metadata_args)) => metadata::run(&metadata_args),
         None => Err(CliError::Failed(
             "provisioning is not available in this build yet; use `status` or `devices`".into(),

@@ -1,6 +1,165 @@
-//! `status`
-use super::args::{Discovery, StatusArgs};
+//! `status`: what is on the labeled partition, read natively; writes nothing.
+use super::args::StatusArgs;
+use super::render::{human_size, percent};
 use super::CliError;
-pub fn run(_args: &StatusArgs, _discovery: Discovery) -> Result<(), CliError> {
-    Err(CliError::Failed("status: not wired yet".into()))
+use crate::observe::live::ThinPoolUsage;
+use crate::observe::partition::DiscoveryBackend;
+use crate::observe::snapshot::{observe_partition, Expectations, Snapshot};
+use crate::observe::state::{LvKind, SatelliteIdReading, VgFacts};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+struct StatusReport<'a> {
+    partition: &'a crate::observe::partition::BlockDevice,
+    size_bytes: u64,
+    logical_sector_size: u32,
+    signatures: Vec<String>,
+    physical_volume: Option<PvReport<'a>>,
+    /// Device-mapper could not be queried (activity and usage unknown).
+    device_mapper_error: Option<&'a str>,
+    pool_usage: Option<&'a ThinPoolUsage>,
+    pool_usage_error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct PvReport<'a> {
+    uuid: &'a str,
+    recorded_device_size: u64,
+    volume_group: Option<&'a VgFacts>,
+}
+
+pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
+    let expect = Expectations {
+        volume_group: args.volume_group.as_deref(),
+        pool: args.pool.as_deref(),
+    };
+    let snapshot = observe_partition(&args.partition_label, backend, &expect).map_err(CliError::failed)?;
+    let pv = snapshot.observed.physical_volume.as_ref();
+    let report = StatusReport {
+        partition: &snapshot.device,
+        size_bytes: snapshot.observed.partition.size_bytes,
+        logical_sector_size: snapshot.logical_sector_size,
+        signatures: snapshot.signatures.iter().map(|s| s.kind.blkid_type().to_owned()).collect(),
+        physical_volume: pv.map(|pv| PvReport {
+            uuid: &pv.uuid,
+            recorded_device_size: pv.recorded_device_size,
+            volume_group: pv.volume_group.as_ref(),
+        }),
+        device_mapper_error: snapshot.active_volumes.as_ref().err().map(String::as_str),
+        pool_usage: snapshot.pool_usage.as_ref().and_then(|u| u.as_ref().ok()),
+        pool_usage_error: snapshot
+            .pool_usage
+            .as_ref()
+            .and_then(|u| u.as_ref().err())
+            .map(String::as_str),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(CliError::failed)?);
+    } else {
+        print!("{}", text(&snapshot, &report, args));
+    }
+    Ok(())
+}
+
+fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> String {
+    let mut out = String::new();
+    let mut line = |key: &str, value: String| out.push_str(&format!("{key:<14}{value}\n"));
+    let device = &snapshot.device;
+    line(
+        "partition",
+        format!(
+            "{} ({}:{}), label {:?}, {}, {} B sectors",
+            device.devnode.display(),
+            device.major,
+            device.minor,
+            args.partition_label,
+            human_size(report.size_bytes),
+            report.logical_sector_size
+        ),
+    );
+    line(
+        "signatures",
+        if report.signatures.is_empty() { "none".to_owned() } else { report.signatures.join(", ") },
+    );
+    let Some(pv) = &report.physical_volume else {
+        line("lvm", "no physical volume on the partition".to_owned());
+        return out;
+    };
+    line("pv", format!("uuid {}, recorded size {}", pv.uuid, human_size(pv.recorded_device_size)));
+    let Some(vg) = pv.volume_group else {
+        line("vg", "none (orphan PV)".to_owned());
+        return out;
+    };
+    let expected = match &args.volume_group {
+        Some(wanted) if wanted != &vg.name => format!(" — expected {wanted}"),
+        _ => String::new(),
+    };
+    line(
+        "vg",
+        format!(
+            "{}{expected} (uuid {}, seqno {}), extent {}, {} extents, {} free",
+            vg.name,
+            vg.uuid,
+            vg.seqno,
+            human_size(vg.extent_size_bytes),
+            vg.pv_extent_count,
+            vg.free_extents
+        ),
+    );
+    if !vg.other_pvs.is_empty() {
+        line("other pvs", vg.other_pvs.join(", "));
+    }
+    line(
+        "satellite id",
+        match &vg.satellite_id {
+            SatelliteIdReading::Tag(id) => format!("{id:?} (VG tag)"),
+            SatelliteIdReading::SeedFile(id) => format!("{id:?} (seed tool's metadata LV)"),
+            SatelliteIdReading::SeedLvInactive => {
+                "recorded by the seed tool on the inactive metadata LV (provisioning activates and reads it)".to_owned()
+            }
+            SatelliteIdReading::Absent => "none recorded".to_owned(),
+            SatelliteIdReading::Unreadable(why) => format!("UNREADABLE: {why}"),
+        },
+    );
+    for lv in vg.logical_volumes.iter().filter(|lv| lv.visible) {
+        let state = match (&lv.open_by, lv.active) {
+            (Some(holder), _) => format!("open: {holder}"),
+            (None, true) => "active".to_owned(),
+            (None, false) => "inactive".to_owned(),
+        };
+        let what = match &lv.kind {
+            LvKind::ThinPool {
+                metadata_size_bytes,
+                chunk_size_bytes,
+                zero_new_blocks,
+            } => format!(
+                "thin pool, {} data, {} metadata, chunk {}, zeroing {}",
+                human_size(lv.size_bytes),
+                human_size(*metadata_size_bytes),
+                human_size(*chunk_size_bytes),
+                if *zero_new_blocks { "on" } else { "off" }
+            ),
+            LvKind::Thin { pool } => format!("thin volume in {pool}, {} virtual", human_size(lv.size_bytes)),
+            LvKind::Other { segment_type } => format!("{segment_type}, {}", human_size(lv.size_bytes)),
+        };
+        line("lv", format!("{} — {what}, {state}", lv.name));
+    }
+    if let Some(error) = report.device_mapper_error {
+        line("activity", format!("unknown: {error}"));
+    }
+    if let Some(usage) = report.pool_usage {
+        line(
+            "pool usage",
+            format!(
+                "data {} of {}, metadata {} of {}",
+                percent(usage.data_used_bytes, usage.data_total_bytes),
+                human_size(usage.data_total_bytes),
+                percent(usage.metadata_used_bytes, usage.metadata_total_bytes),
+                human_size(usage.metadata_total_bytes)
+            ),
+        );
+    } else if let Some(error) = report.pool_usage_error {
+        line("pool usage", format!("unknown: {error}"));
+    }
+    out
 }
