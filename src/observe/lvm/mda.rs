@@ -1,0 +1,274 @@
+//! The metadata area: a 512-byte header, then a circular buffer of VG text.
+//!
+//! Header layout (little-endian):
+//! ```text
+//!  0  checksum  u32      LVM checksum of bytes 4..512
+//!  4  magic     16 bytes " LVM2 x[5A%r0N*>"
+//! 20  version   u32      1
+//! 24  start     u64      byte offset of this area on the device
+//! 32  size      u64      size of the area including this header
+//! 40  raw_locns (offset u64, size u64, checksum u32, flags u32)* then zeros
+//! ```
+//! `raw_locns[0]` locates the committed metadata text (offset relative to the
+//! area start; 0 = no metadata: an orphan PV). `raw_locns[1]` is used only
+//! while a change is being committed. Text that reaches the end of the area
+//! continues right after the header (at area start + 512); its checksum covers
+//! both parts in order.
+
+use std::io::{Read, Seek};
+
+use serde::Serialize;
+
+use super::crc::{calc_crc, lvm_crc, INITIAL_CRC};
+use super::io::{le_u32, le_u64, read_exact_at, show_bytes};
+use super::LvmReadError;
+
+/// Size of the metadata-area header.
+pub const MDA_HEADER_SIZE: u64 = 512;
+/// Magic of a text-format metadata area.
+pub const FMTT_MAGIC: &[u8; 16] = b" LVM2 x[5A%r0N*>";
+/// The only metadata-area version.
+pub const FMTT_VERSION: u32 = 1;
+/// `raw_locn` flag: this area is ignored (`pvchange --metadataignore y`).
+pub const RAW_LOCN_IGNORED: u32 = 0x1;
+/// The most metadata text this reader accepts (LVM's own texts are a few KiB
+/// to a few MiB; this bounds what a hostile header can make us allocate).
+pub const MAX_METADATA_TEXT: u64 = 16 * 1024 * 1024;
+
+const RAW_LOCN_START: usize = 40;
+const RAW_LOCN_SIZE: usize = 24;
+
+/// Where one copy of the metadata text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RawLocn {
+    /// Offset of the text from the start of the metadata area.
+    pub offset: u64,
+    /// Length of the text in bytes.
+    pub size: u64,
+    /// LVM checksum of the text.
+    pub checksum: u32,
+    /// Flags ([`RAW_LOCN_IGNORED`]).
+    pub flags: u32,
+}
+
+/// A verified metadata-area header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MdaHeader {
+    /// Byte offset of the area on the device.
+    pub start: u64,
+    /// Size of the area in bytes, header included.
+    pub size: u64,
+    /// Text locations (`[0]` = committed, `[1]` = precommitted if present).
+    pub raw_locns: Vec<RawLocn>,
+}
+
+impl MdaHeader {
+    /// The committed metadata location, if the area holds metadata and isn't
+    /// marked ignored.
+    pub fn committed(&self) -> Option<RawLocn> {
+        self.raw_locns
+            .first()
+            .copied()
+            .filter(|r| r.flags & RAW_LOCN_IGNORED == 0)
+    }
+
+    /// True when the area is marked ignored.
+    pub fn is_ignored(&self) -> bool {
+        self.raw_locns
+            .first()
+            .is_some_and(|r| r.flags & RAW_LOCN_IGNORED != 0)
+    }
+}
+
+/// Parses and verifies a 512-byte metadata-area header read from byte
+/// `expected_start` of the device, in an area the PV header says is
+/// `area_size` bytes long.
+pub fn parse_mda_header(
+    buf: &[u8],
+    expected_start: u64,
+    area_size: u64,
+) -> Result<MdaHeader, LvmReadError> {
+    let at = |pos: u64| expected_start.saturating_add(pos);
+    let bad = |pos: u64, found: String, expected: String| LvmReadError::MdaHeader {
+        offset: at(pos),
+        found,
+        expected,
+    };
+    let buf = match buf.get(..MDA_HEADER_SIZE as usize) {
+        Some(b) => b,
+        None => {
+            return Err(LvmReadError::Truncated {
+                what: "metadata area header",
+                offset: expected_start,
+                wanted: MDA_HEADER_SIZE,
+                got: buf.len() as u64,
+            })
+        }
+    };
+    let stored = le_u32(buf, 0).unwrap_or(0);
+    let computed = lvm_crc(&buf[4..]);
+    if stored != computed {
+        // A wrong magic explains a wrong checksum better: say that first.
+        if &buf[4..20] != FMTT_MAGIC {
+            return Err(bad(
+                4,
+                format!("magic {}", show_bytes(&buf[4..20])),
+                format!("{:?} (no LVM metadata area here)", " LVM2 x[5A%r0N*>"),
+            ));
+        }
+        return Err(LvmReadError::MdaHeaderChecksum {
+            offset: expected_start,
+            stored,
+            computed,
+        });
+    }
+    if &buf[4..20] != FMTT_MAGIC {
+        return Err(bad(
+            4,
+            format!("magic {}", show_bytes(&buf[4..20])),
+            format!("{:?}", " LVM2 x[5A%r0N*>"),
+        ));
+    }
+    let version = le_u32(buf, 20).unwrap_or(0);
+    if version != FMTT_VERSION {
+        return Err(bad(
+            20,
+            format!("version {version}"),
+            format!("version {FMTT_VERSION}"),
+        ));
+    }
+    let start = le_u64(buf, 24).unwrap_or(0);
+    if start != expected_start {
+        return Err(bad(
+            24,
+            format!("an area that says it starts at byte {start}"),
+            format!("byte {expected_start}, where the PV header put it"),
+        ));
+    }
+    let size = le_u64(buf, 32).unwrap_or(0);
+    if size <= MDA_HEADER_SIZE || (area_size != 0 && size > area_size) {
+        return Err(bad(
+            32,
+            format!("area size {size}"),
+            format!(
+                "more than the {MDA_HEADER_SIZE}-byte header and at most the \
+                 {area_size} bytes the PV header gives the area"
+            ),
+        ));
+    }
+    if start.checked_add(size).is_none() {
+        return Err(bad(
+            32,
+            format!("an area of {size} bytes at byte {start}, past 2^64"),
+            "an area inside the device".into(),
+        ));
+    }
+    let mut raw_locns = Vec::new();
+    let mut pos = RAW_LOCN_START;
+    while let (Some(offset), Some(len), Some(checksum), Some(flags)) = (
+        le_u64(buf, pos),
+        le_u64(buf, pos + 8),
+        le_u32(buf, pos + 16),
+        le_u32(buf, pos + 20),
+    ) {
+        if offset == 0 {
+            break;
+        }
+        raw_locns.push(RawLocn {
+            offset,
+            size: len,
+            checksum,
+            flags,
+        });
+        pos += RAW_LOCN_SIZE;
+    }
+    Ok(MdaHeader {
+        start,
+        size,
+        raw_locns,
+    })
+}
+
+/// Checks `locn` against the area and returns the one or two device ranges
+/// `(offset, len)` the text occupies (two when it wraps).
+pub fn text_ranges(header: &MdaHeader, locn: &RawLocn) -> Result<Vec<(u64, u64)>, LvmReadError> {
+    let bad = |pos: u64, found: String, expected: String| LvmReadError::MdaHeader {
+        offset: header.start.saturating_add(pos),
+        found,
+        expected,
+    };
+    // Checked by parse_mda_header; checked again so any header is safe here.
+    let ring = header
+        .size
+        .checked_sub(MDA_HEADER_SIZE)
+        .filter(|r| *r > 0 && header.start.checked_add(header.size).is_some())
+        .ok_or_else(|| {
+            bad(
+                32,
+                format!("area size {} at byte {}", header.size, header.start),
+                format!("more than {MDA_HEADER_SIZE} bytes, inside the device"),
+            )
+        })?;
+    if locn.offset < MDA_HEADER_SIZE || locn.offset >= header.size {
+        return Err(bad(
+            RAW_LOCN_START as u64,
+            format!("metadata text offset {}", locn.offset),
+            format!(
+                "an offset in {MDA_HEADER_SIZE}..{} (inside the area, after its header)",
+                header.size
+            ),
+        ));
+    }
+    if locn.size == 0 || locn.size > ring || locn.size > MAX_METADATA_TEXT {
+        return Err(bad(
+            RAW_LOCN_START as u64 + 8,
+            format!("metadata text size {}", locn.size),
+            format!(
+                "1..={} bytes (the area's buffer{})",
+                ring.min(MAX_METADATA_TEXT),
+                if ring > MAX_METADATA_TEXT {
+                    ", capped by this reader"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    // offset < size and start + size fits, so none of these can overflow.
+    let first = locn.size.min(header.size.saturating_sub(locn.offset));
+    let mut ranges = vec![(header.start.saturating_add(locn.offset), first)];
+    let second = locn.size.saturating_sub(first);
+    if second > 0 {
+        ranges.push((header.start.saturating_add(MDA_HEADER_SIZE), second));
+    }
+    Ok(ranges)
+}
+
+/// Reads the text at `locn`, verifies its checksum, and returns it with
+/// trailing NUL bytes removed.
+pub fn read_metadata_text<R: Read + Seek>(
+    r: &mut R,
+    header: &MdaHeader,
+    locn: &RawLocn,
+) -> Result<Vec<u8>, LvmReadError> {
+    let ranges = text_ranges(header, locn)?;
+    let mut text = Vec::new();
+    let mut crc = INITIAL_CRC;
+    for (offset, len) in ranges {
+        let part = read_exact_at(r, offset, len, "metadata text")?;
+        crc = calc_crc(crc, &part);
+        text.extend_from_slice(&part);
+    }
+    if crc != locn.checksum {
+        return Err(LvmReadError::MetadataChecksum {
+            offset: header.start.saturating_add(locn.offset),
+            size: locn.size,
+            stored: locn.checksum,
+            computed: crc,
+        });
+    }
+    while text.last() == Some(&0) {
+        text.pop();
+    }
+    Ok(text)
+}

@@ -1,0 +1,230 @@
+//! A native reader of LVM2's on-disk metadata: label, PV header, metadata-area
+//! header and the VG metadata text, read straight off a block device with
+//! every checksum verified. No `lvm` process runs, nothing is written and
+//! nothing is activated.
+//!
+//! Where things are on a PV (byte offsets; a typical `pvcreate`):
+//! ```text
+//!     512  label sector: "LABELONE", sector no., crc, "LVM2 001"   (label.rs)
+//!     544  PV header: uuid, device size, data/metadata/bootloader  (pv_header.rs)
+//!          area lists
+//!    4096  metadata area header: crc, magic, start, size, raw_locns (mda.rs)
+//!    4608  circular buffer of VG metadata text                     (text.rs,
+//! 1048576  first physical extent (pe_start)                         metadata.rs)
+//! ```
+//!
+//! Facts a consumer (the planner) can rely on:
+//! - The VG `seqno` is in the VG text ([`VolumeGroupMetadata::seqno`]); every
+//!   metadata change increments it, so an unchanged seqno proves nothing was
+//!   written. VG tags are [`VolumeGroupMetadata::tags`], verbatim.
+//! - A PV is identified by its uuid; the `device` path in the VG text
+//!   ([`PvEntry::device_hint`]) is only where LVM last saw it.
+//! - Thin pool `P` is an LV with a `thin-pool` segment naming its hidden
+//!   sub-LVs `P_tdata` (data) and `P_tmeta` (metadata); a VG with a pool also
+//!   has the hidden spare `lvol0_pmspare`. Hidden LVs lack `VISIBLE` in their
+//!   status ([`LvEntry::is_visible`]). Thin LVs have a `thin` segment naming
+//!   the pool.
+//! - A PV made with `--pvmetadatacopies 0` carries no VG text: `metadata` is
+//!   `None` although [`PhysicalVolume::is_in_vg`] is true.
+//! - The text is read from the committed location only; with several copies
+//!   the highest seqno wins and every copy must verify.
+//!
+//! What the reader returns, and what it refuses: a device with no `LABELONE`
+//! in its first four sectors is `Ok(None)`. A label, header or text that is
+//! present but damaged (bad checksum, impossible offsets, bad syntax) is an
+//! [`LvmReadError`], never "no LVM here".
+
+mod crc;
+mod error;
+mod io;
+pub mod label;
+pub mod mda;
+pub mod metadata;
+pub mod pv_header;
+pub mod text;
+
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use crc::{calc_crc, lvm_crc, INITIAL_CRC};
+pub use error::LvmReadError;
+pub use mda::{MdaHeader, RawLocn};
+pub use metadata::{LvEntry, PvEntry, Segment, SegmentKind, VolumeGroupMetadata};
+pub use pv_header::{Area, PV_EXT_USED};
+
+use label::{LABEL_SCAN_SECTORS, SECTOR_SIZE};
+
+/// Everything LVM keeps on one PV.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhysicalVolume {
+    /// Sector (0..4) holding the label; LVM writes it to sector 1.
+    pub label_sector: u64,
+    /// PV uuid as LVM prints it (6-4-4-4-4-4-6).
+    pub pv_uuid: String,
+    /// Device size recorded in the PV header (bytes; updated by pvresize).
+    pub device_size: u64,
+    /// Data areas; `data_areas[0].offset` is `pe_start` in bytes.
+    pub data_areas: Vec<Area>,
+    /// Metadata areas (offset and size in bytes).
+    pub metadata_areas: Vec<Area>,
+    /// Bootloader areas (PV header extension version 2).
+    pub bootloader_areas: Vec<Area>,
+    /// PV header extension version (0 = none, 2 = current).
+    pub extension_version: u32,
+    /// PV header extension flags; [`PV_EXT_USED`] = the PV belongs to a VG.
+    pub extension_flags: u32,
+    /// What each metadata area holds, in the order of `metadata_areas`.
+    pub metadata_area_states: Vec<MetadataAreaState>,
+    /// The VG metadata: the newest (highest seqno) copy among the metadata
+    /// areas. `None` when no area holds any: an orphan PV, or a PV of a VG
+    /// created with `--pvmetadatacopies 0` (then [`Self::is_in_vg`] is true).
+    pub metadata: Option<VolumeGroupMetadata>,
+    /// `seqno` of [`Self::metadata`].
+    pub mda_seqno: Option<u64>,
+}
+
+/// What one metadata area holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetadataAreaState {
+    /// Byte offset of the area on the device.
+    pub start: u64,
+    /// Area size in bytes, header included.
+    pub size: u64,
+    /// The area is marked ignored (`pvchange --metadataignore y`).
+    pub ignored: bool,
+    /// Where the committed text is (absent: the area holds no metadata).
+    pub committed: Option<RawLocn>,
+    /// The `seqno` of the text in this area.
+    pub seqno: Option<u64>,
+}
+
+impl PhysicalVolume {
+    /// Where the first extent starts, in bytes.
+    pub fn pe_start_bytes(&self) -> Option<u64> {
+        self.data_areas.first().map(|a| a.offset)
+    }
+
+    /// True when this PV belongs to a VG: it holds VG metadata, or its
+    /// header's extension flag says so (a PV without metadata copies).
+    pub fn is_in_vg(&self) -> bool {
+        self.metadata.is_some() || self.extension_flags & PV_EXT_USED != 0
+    }
+
+    /// This PV's own entry in its VG's metadata.
+    pub fn vg_entry(&self) -> Option<&PvEntry> {
+        self.metadata.as_ref()?.pv_by_id(&self.pv_uuid)
+    }
+}
+
+/// Reads the LVM state of the block device (or image file) at `dev`.
+/// `Ok(None)`: the device carries no LVM label.
+pub fn read_physical_volume(dev: &Path) -> Result<Option<PhysicalVolume>, LvmReadError> {
+    let device = dev.display().to_string();
+    let mut file = File::open(dev).map_err(|source| LvmReadError::Io {
+        device: device.clone(),
+        what: "device (opening read-only)",
+        offset: 0,
+        source,
+    })?;
+    parse_physical_volume(&mut file).map_err(|e| match e {
+        LvmReadError::Io {
+            what,
+            offset,
+            source,
+            ..
+        } => LvmReadError::Io {
+            device,
+            what,
+            offset,
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Reads the LVM state from any seekable byte source (a device, an image
+/// file, a `Cursor` over bytes). `Ok(None)`: no LVM label.
+pub fn parse_physical_volume<R: Read + Seek>(
+    mut reader: R,
+) -> Result<Option<PhysicalVolume>, LvmReadError> {
+    let r = &mut reader;
+    let head = io::read_up_to(
+        r,
+        0,
+        (LABEL_SCAN_SECTORS * SECTOR_SIZE) as u64,
+        "label sectors",
+    )?;
+    let Some((label, sector)) = label::find_label(&head)? else {
+        return Ok(None);
+    };
+    let sector_offset = label.sector * SECTOR_SIZE as u64;
+    let header = pv_header::parse_pv_header(sector, label.contents_offset as usize, sector_offset)?;
+
+    let mut states = Vec::with_capacity(header.metadata_areas.len());
+    let mut best: Option<(u64, VolumeGroupMetadata)> = None;
+    for area in &header.metadata_areas {
+        let raw = io::read_exact_at(r, area.offset, mda::MDA_HEADER_SIZE, "metadata area header")?;
+        let mdah = mda::parse_mda_header(&raw, area.offset, area.size)?;
+        let mut state = MetadataAreaState {
+            start: mdah.start,
+            size: mdah.size,
+            ignored: mdah.is_ignored(),
+            committed: None,
+            seqno: None,
+        };
+        if let Some(locn) = mdah.committed() {
+            let text = mda::read_metadata_text(r, &mdah, &locn)?;
+            let vg = parse_metadata_text(&text).map_err(|e| e.at_mda(mdah.start))?;
+            state.committed = Some(locn);
+            state.seqno = Some(vg.seqno);
+            best = Some(match best.take() {
+                None => (mdah.start, vg),
+                Some((first_offset, first)) => {
+                    if first.id != vg.id {
+                        return Err(LvmReadError::MdaDisagree {
+                            first_offset,
+                            first_vg: first.name,
+                            first_id: first.id,
+                            second_offset: mdah.start,
+                            second_vg: vg.name,
+                            second_id: vg.id,
+                        });
+                    }
+                    if vg.seqno > first.seqno {
+                        (mdah.start, vg)
+                    } else {
+                        (first_offset, first)
+                    }
+                }
+            });
+        }
+        states.push(state);
+    }
+    let metadata = best.map(|(_, vg)| vg);
+    Ok(Some(PhysicalVolume {
+        label_sector: label.sector,
+        pv_uuid: header.pv_uuid,
+        device_size: header.device_size,
+        data_areas: header.data_areas,
+        metadata_areas: header.metadata_areas,
+        bootloader_areas: header.bootloader_areas,
+        extension_version: header.extension_version,
+        extension_flags: header.extension_flags,
+        metadata_area_states: states,
+        mda_seqno: metadata.as_ref().map(|m| m.seqno),
+        metadata,
+    }))
+}
+
+/// Parses a VG metadata text (as stored in a metadata area or written by
+/// `vgcfgbackup`) into typed metadata.
+pub fn parse_metadata_text(text: &[u8]) -> Result<VolumeGroupMetadata, LvmReadError> {
+    let tree = text::parse(text)?;
+    metadata::from_tree(&tree)
+}
+
+#[cfg(test)]
+mod tests;

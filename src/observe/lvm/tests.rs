@@ -1,0 +1,430 @@
+//! The reader against fixtures made by real LVM, checked against LVM's own
+//! JSON report of the same devices (see tests/fixtures/lvm/make-fixtures.sh).
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use serde_json::Value as Json;
+
+use super::*;
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm")
+}
+
+/// Decodes a `.sparse` fixture into the image it was taken from.
+pub(crate) fn load_image(name: &str) -> Vec<u8> {
+    let raw = std::fs::read(fixture_dir().join(format!("{name}.sparse"))).unwrap();
+    assert_eq!(&raw[..8], b"LVMSPRS1", "{name}: not a sparse fixture");
+    let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap());
+    let len = u64_at(8) as usize;
+    let count = u64_at(16) as usize;
+    let mut image = vec![0u8; len];
+    for i in 0..count {
+        let rec = 24 + i * 520;
+        let sector = u64_at(rec) as usize;
+        image[sector * 512..sector * 512 + 512].copy_from_slice(&raw[rec + 8..rec + 520]);
+    }
+    image
+}
+
+fn report(name: &str) -> Json {
+    let text = std::fs::read_to_string(fixture_dir().join(format!("{name}.json"))).unwrap();
+    let v: Json = serde_json::from_str(&text).unwrap();
+    v["report"][0].clone()
+}
+
+fn read(name: &str) -> Option<PhysicalVolume> {
+    parse_physical_volume(Cursor::new(load_image(name))).unwrap()
+}
+
+fn s<'a>(j: &'a Json, k: &str) -> &'a str {
+    j[k].as_str().unwrap_or_else(|| panic!("no {k} in {j}"))
+}
+
+fn n(j: &Json, k: &str) -> u64 {
+    s(j, k)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{k} = {:?}", j[k]))
+}
+
+fn list(j: &Json, k: &str) -> Vec<String> {
+    let v = s(j, k);
+    if v.is_empty() {
+        Vec::new()
+    } else {
+        v.split(',').map(str::to_owned).collect()
+    }
+}
+
+/// Checks one PV against the report's row for it.
+fn check_pv(pv: &PhysicalVolume, rep: &Json) {
+    let row = rep["pv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| s(r, "pv_uuid") == pv.pv_uuid)
+        .unwrap_or_else(|| panic!("LVM reports no PV {}", pv.pv_uuid));
+    assert_eq!(pv.device_size, n(row, "dev_size"));
+    assert_eq!(pv.pe_start_bytes(), Some(n(row, "pe_start")));
+    assert_eq!(pv.metadata_areas.len() as u64, n(row, "pv_mda_count"));
+    let smallest_mda = pv.metadata_areas.iter().map(|a| a.size).min().unwrap_or(0);
+    assert_eq!(smallest_mda, n(row, "pv_mda_size"));
+    assert_eq!(u64::from(pv.extension_version), n(row, "pv_ext_vsn"));
+    assert_eq!(pv.is_in_vg(), s(row, "pv_in_use") == "used");
+    let ba_size = n(row, "pv_ba_size");
+    if ba_size == 0 {
+        assert!(pv.bootloader_areas.is_empty());
+    } else {
+        assert_eq!(
+            pv.bootloader_areas,
+            vec![Area {
+                offset: n(row, "pv_ba_start"),
+                size: ba_size
+            }]
+        );
+    }
+    if let Some(vg) = &pv.metadata {
+        let entry = pv.vg_entry().expect("PV listed in its own VG");
+        assert_eq!(entry.pe_count, n(row, "pv_pe_count"));
+        assert_eq!(entry.pe_start * 512, n(row, "pe_start"));
+        assert_eq!(entry.dev_size_sectors * 512, n(row, "dev_size"));
+        assert_eq!(entry.tags, list(row, "pv_tags"));
+        assert_eq!(
+            entry.status.contains(&"ALLOCATABLE".to_owned()),
+            s(row, "pv_allocatable") == "allocatable"
+        );
+        assert!(vg.physical_volumes.iter().any(|p| p.id == pv.pv_uuid));
+    }
+}
+
+/// Checks VG metadata against the report.
+fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
+    let row = &rep["vg"][0];
+    assert_eq!(vg.name, s(row, "vg_name"));
+    assert_eq!(vg.id, s(row, "vg_uuid"));
+    assert_eq!(vg.seqno, n(row, "vg_seqno"));
+    assert_eq!(vg.extent_size_bytes(), n(row, "vg_extent_size"));
+    assert_eq!(vg.max_lv, n(row, "max_lv"));
+    assert_eq!(vg.max_pv, n(row, "max_pv"));
+    let mut tags = vg.tags.clone();
+    tags.sort();
+    assert_eq!(tags, list(row, "vg_tags"));
+    assert_eq!(vg.physical_volumes.len() as u64, n(row, "pv_count"));
+    let mut ids: Vec<&str> = vg.physical_volumes.iter().map(|p| p.id.as_str()).collect();
+    let mut rep_ids: Vec<&str> = rep["pv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| s(r, "pv_uuid"))
+        .collect();
+    ids.sort();
+    rep_ids.sort();
+    assert_eq!(ids, rep_ids);
+
+    let rep_lvs = rep["lv"].as_array().unwrap();
+    assert_eq!(vg.logical_volumes.len(), rep_lvs.len());
+    let visible = vg.logical_volumes.iter().filter(|l| l.is_visible()).count();
+    assert_eq!(visible as u64, n(row, "lv_count"));
+    for r in rep_lvs {
+        let raw_name = s(r, "lv_name");
+        let hidden = raw_name.starts_with('[');
+        let name = raw_name.trim_matches(|c| c == '[' || c == ']');
+        let lv = vg.lv(name).unwrap_or_else(|| panic!("no LV {name}"));
+        assert_eq!(lv.id, s(r, "lv_uuid"));
+        assert_eq!(lv.is_visible(), !hidden, "{name}");
+        assert_eq!(lv.tags, list(r, "lv_tags"));
+        assert_eq!(lv.creation_host.as_deref(), Some(s(r, "lv_host")));
+        assert_eq!(
+            lv.extent_count() * vg.extent_size_bytes(),
+            n(r, "lv_size"),
+            "{name}"
+        );
+        let strip = |v: &str| v.trim_matches(|c| c == '[' || c == ']').to_owned();
+        match lv.as_thin_pool() {
+            Some(SegmentKind::ThinPool {
+                metadata_lv,
+                data_lv,
+                ..
+            }) => {
+                assert_eq!(*metadata_lv, strip(s(r, "metadata_lv")));
+                assert_eq!(*data_lv, strip(s(r, "data_lv")));
+                assert!(!vg.lv(data_lv).unwrap().is_visible());
+                assert!(!vg.lv(metadata_lv).unwrap().is_visible());
+            }
+            _ => assert_eq!(s(r, "data_lv"), ""),
+        }
+        assert_eq!(lv.thin_pool_name().unwrap_or(""), s(r, "pool_lv"));
+    }
+
+    let segs = rep["seg"].as_array().unwrap();
+    let total: usize = vg.logical_volumes.iter().map(|l| l.segments.len()).sum();
+    assert_eq!(total, segs.len());
+    for r in segs {
+        let lv = vg
+            .logical_volumes
+            .iter()
+            .find(|l| l.id == s(r, "lv_uuid"))
+            .unwrap();
+        let seg = lv
+            .segments
+            .iter()
+            .find(|g| g.start_extent == n(r, "seg_start_pe"))
+            .unwrap();
+        assert_eq!(seg.extent_count, n(r, "seg_size_pe"));
+        let segtype = s(r, "segtype");
+        match &seg.kind {
+            SegmentKind::Striped { stripes, .. } => {
+                assert_eq!(
+                    segtype,
+                    if stripes.len() == 1 {
+                        "linear"
+                    } else {
+                        "striped"
+                    }
+                );
+                assert_eq!(stripes.len() as u64, n(r, "stripes"));
+                // devices = "/dev/loopN(start)" per stripe, named by the PV's hint.
+                let want: Vec<String> = stripes
+                    .iter()
+                    .map(|(key, pe)| {
+                        let pv = vg.physical_volumes.iter().find(|p| &p.key == key).unwrap();
+                        format!("{}({pe})", pv.device_hint.as_deref().unwrap())
+                    })
+                    .collect();
+                assert_eq!(want.join(","), s(r, "devices"));
+            }
+            SegmentKind::ThinPool {
+                transaction_id,
+                chunk_size_sectors,
+                discards,
+                ..
+            } => {
+                assert_eq!(segtype, "thin-pool");
+                assert_eq!(*transaction_id, n(r, "transaction_id"));
+                assert_eq!(chunk_size_sectors * 512, n(r, "chunk_size"));
+                assert_eq!(discards.as_deref(), Some(s(r, "discards")));
+            }
+            SegmentKind::Thin {
+                transaction_id,
+                device_id,
+                ..
+            } => {
+                assert_eq!(segtype, "thin");
+                assert_eq!(*transaction_id, n(r, "transaction_id"));
+                assert_eq!(*device_id, n(r, "thin_id"));
+            }
+            SegmentKind::Other { segment_type } => assert_eq!(segment_type, segtype),
+        }
+    }
+}
+
+#[test]
+fn blank_device_has_no_label() {
+    assert_eq!(read("blank"), None);
+    assert_eq!(report("blank")["pv"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn empty_and_tiny_sources_have_no_label() {
+    assert_eq!(
+        parse_physical_volume(Cursor::new(Vec::new())).unwrap(),
+        None
+    );
+    assert_eq!(
+        parse_physical_volume(Cursor::new(vec![0u8; 700])).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn orphan_pv() {
+    let pv = read("pv-only").unwrap();
+    check_pv(&pv, &report("pv-only"));
+    assert_eq!(pv.label_sector, 1);
+    assert!(pv.metadata.is_none());
+    assert_eq!(pv.mda_seqno, None);
+    assert!(!pv.is_in_vg());
+    assert_eq!(pv.metadata_area_states.len(), 1);
+    assert_eq!(pv.metadata_area_states[0].committed, None);
+}
+
+#[test]
+fn vg_with_tags() {
+    let pv = read("vg-tags").unwrap();
+    let rep = report("vg-tags");
+    check_pv(&pv, &rep);
+    let vg = pv.metadata.as_ref().unwrap();
+    check_vg(vg, &rep);
+    assert!(vg.has_tag("linstor-satellite-id=node-1.example"));
+    assert!(vg.has_tag("a+b/c:d&e"));
+    assert_eq!(pv.mda_seqno, Some(vg.seqno));
+    let plain = vg.lv("plain").unwrap();
+    assert!(plain.is_visible());
+    assert!(plain.creation_time.is_some());
+    assert!(vg.creation_time.is_some() && vg.creation_host.is_some());
+    assert_eq!(
+        vg.physical_volumes[0].device_hint.as_deref(),
+        Some(s(&rep["pv"][0], "pv_name"))
+    );
+}
+
+#[test]
+fn vg_with_thin_pool() {
+    let pv = read("vg-thin").unwrap();
+    let rep = report("vg-thin");
+    check_pv(&pv, &rep);
+    let vg = pv.metadata.as_ref().unwrap();
+    check_vg(vg, &rep);
+    let pool = vg.lv("linstor-pool").unwrap();
+    assert_eq!(
+        pool.as_thin_pool(),
+        Some(&SegmentKind::ThinPool {
+            metadata_lv: "linstor-pool_tmeta".into(),
+            data_lv: "linstor-pool_tdata".into(),
+            transaction_id: 3,
+            chunk_size_sectors: 128,
+            discards: Some("passdown".into()),
+            zero_new_blocks: false,
+        })
+    );
+    let thins: Vec<&str> = vg
+        .thin_volumes_of("linstor-pool")
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(thins, ["metadata", "pvc-0001", "pvc-0002"]);
+    assert!(!vg.lv("lvol0_pmspare").unwrap().is_visible());
+}
+
+#[test]
+fn vg_on_two_pvs() {
+    let rep = report("vg-two");
+    let a = read("vg-two-a").unwrap();
+    let b = read("vg-two-b").unwrap();
+    for pv in [&a, &b] {
+        check_pv(pv, &rep);
+        check_vg(pv.metadata.as_ref().unwrap(), &rep);
+    }
+    assert_ne!(a.pv_uuid, b.pv_uuid);
+    assert_eq!(a.metadata, b.metadata);
+    let vg = a.metadata.as_ref().unwrap();
+    assert_eq!(vg.physical_volumes.len(), 2);
+    assert_eq!(vg.lv("span").unwrap().pv_keys(), ["pv0", "pv1"]);
+}
+
+#[test]
+fn vg_with_two_and_zero_metadata_copies() {
+    let rep = report("vg-mdas");
+    let a = read("vg-mdas-a").unwrap();
+    let b = read("vg-mdas-b").unwrap();
+    check_pv(&a, &rep);
+    check_pv(&b, &rep);
+    assert_eq!(a.metadata_areas.len(), 2);
+    let seqnos: Vec<Option<u64>> = a.metadata_area_states.iter().map(|s| s.seqno).collect();
+    assert_eq!(seqnos, [a.mda_seqno, a.mda_seqno]);
+    let vg = a.metadata.as_ref().unwrap();
+    check_vg(vg, &rep);
+    // B holds no VG text, yet belongs to the VG: not an orphan.
+    assert!(b.metadata_areas.is_empty());
+    assert!(b.metadata.is_none());
+    assert!(b.is_in_vg());
+    let b_key = &vg.pv_by_id(&b.pv_uuid).unwrap().key;
+    assert_eq!(vg.lv("on-b").unwrap().pv_keys(), [b_key.as_str()]);
+}
+
+#[test]
+fn second_metadata_copy_is_verified_too() {
+    let good = load_image("vg-mdas-a");
+    let pv = parse_physical_volume(Cursor::new(good.clone()))
+        .unwrap()
+        .unwrap();
+    let st = &pv.metadata_area_states[1];
+    let locn = st.committed.unwrap();
+    let mut img = good;
+    img[(st.start + locn.offset + 5) as usize] ^= 0x20;
+    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    assert!(
+        matches!(e, LvmReadError::MetadataChecksum { offset, .. } if offset == st.start + locn.offset),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrapped_metadata_buffer() {
+    let pv = read("vg-wrap").unwrap();
+    let rep = report("vg-wrap");
+    check_pv(&pv, &rep);
+    check_vg(pv.metadata.as_ref().unwrap(), &rep);
+    let st = &pv.metadata_area_states[0];
+    let locn = st.committed.unwrap();
+    assert!(
+        locn.offset + locn.size > st.size,
+        "fixture should hold text that wraps: {locn:?} in {} bytes",
+        st.size
+    );
+    assert!(pv.mda_seqno.unwrap() > 200);
+}
+
+#[test]
+fn metadata_serialises_to_json() {
+    let pv = read("vg-thin").unwrap();
+    let j = serde_json::to_value(&pv).unwrap();
+    assert_eq!(j["metadata"]["name"], "vg-thin");
+    let lvs = j["metadata"]["logical_volumes"].as_array().unwrap();
+    let pool = lvs.iter().find(|l| l["name"] == "linstor-pool").unwrap();
+    assert_eq!(pool["segments"][0]["kind"]["type"], "thin-pool");
+    assert_eq!(pool["segments"][0]["kind"]["data_lv"], "linstor-pool_tdata");
+}
+
+#[test]
+fn damaged_checksums_are_errors_not_blank() {
+    let good = load_image("vg-tags");
+    // label: flip a byte inside the CRC-covered part of sector 1
+    let mut img = good.clone();
+    img[512 + 40] ^= 0x01;
+    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    assert!(
+        matches!(e, LvmReadError::LabelChecksum { offset: 512, .. }),
+        "{e}"
+    );
+    // mda header
+    let mut img = good.clone();
+    img[4096 + 100] ^= 0x01;
+    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    assert!(
+        matches!(e, LvmReadError::MdaHeaderChecksum { offset: 4096, .. }),
+        "{e}"
+    );
+    // metadata text: find it via the header and damage it
+    let pv = parse_physical_volume(Cursor::new(good.clone()))
+        .unwrap()
+        .unwrap();
+    let locn = pv.metadata_area_states[0].committed.unwrap();
+    let mut img = good.clone();
+    img[(4096 + locn.offset + 10) as usize] ^= 0x01;
+    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    assert!(matches!(e, LvmReadError::MetadataChecksum { .. }), "{e}");
+    assert!(e.to_string().contains("checksum"), "{e}");
+    // a device cut short inside the metadata area
+    let e = parse_physical_volume(Cursor::new(good[..4096 + 256].to_vec())).unwrap_err();
+    assert!(
+        matches!(e, LvmReadError::Truncated { offset: 4096, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn read_physical_volume_opens_files() {
+    let dir = std::env::temp_dir().join(format!("lvm-reader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vg-tags.img");
+    std::fs::write(&path, load_image("vg-tags")).unwrap();
+    let pv = read_physical_volume(&path).unwrap().unwrap();
+    assert_eq!(pv.metadata.unwrap().name, "vg-tags");
+    let missing = read_physical_volume(&dir.join("nope"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("nope"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
