@@ -1,7 +1,9 @@
 //! The imperative shell's write side: carries out planned actions one at a time
 //! through LVM, in-process (liblvm2cmd), and logs each step.
 pub mod command;
+pub mod converge;
 mod executor;
+pub mod lock;
 
 pub use executor::{ApplyError, InProcessLvm, LvmExecutor};
 

@@ -55,13 +55,33 @@ fn undashed(uuid: &str) -> String {
     uuid.chars().filter(|c| *c != '-').collect()
 }
 
+/// The block devices of the machine and the one carrying the label.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub devices: Vec<BlockDevice>,
+    pub device: BlockDevice,
+}
+
+/// Finds the partition labeled `label` (exactly one, or an error listing what exists).
+pub fn resolve(label: &str, backend: DiscoveryBackend) -> Result<Resolved, ObserveError> {
+    let devices = partition::list_block_devices(backend).map_err(ResolveError::from)?;
+    let device = partition::find_by_label(&devices, label)?;
+    Ok(Resolved { devices, device })
+}
+
+/// [`resolve`], then [`observe_resolved`].
 pub fn observe_partition(
     label: &str,
     backend: DiscoveryBackend,
     expect: &Expectations<'_>,
 ) -> Result<Snapshot, ObserveError> {
-    let devices = partition::list_block_devices(backend).map_err(ResolveError::from)?;
-    let device = partition::find_by_label(&devices, label)?;
+    observe_resolved(&resolve(label, backend)?, expect)
+}
+
+/// Reads everything about an already resolved partition.
+pub fn observe_resolved(resolved: &Resolved, expect: &Expectations<'_>) -> Result<Snapshot, ObserveError> {
+    let Resolved { devices, device } = resolved;
+    let label = device.partition_label.as_deref().unwrap_or_default();
     let devnode = device.devnode.clone();
     let size_bytes = blockdev::device_size_bytes(&devnode).map_err(|e| ObserveError::Size {
         device: devnode.clone(),
@@ -114,7 +134,7 @@ pub fn observe_partition(
     };
     let vg_name_here = pv_facts.as_ref().and_then(|pv| pv.volume_group.as_ref()).map(|vg| vg.name.as_str());
     let wanted_vg_name_elsewhere = match expect.volume_group {
-        Some(wanted) if vg_name_here != Some(wanted) => vg_name_holders(&devices, &device, wanted),
+        Some(wanted) if vg_name_here != Some(wanted) => vg_name_holders(devices, device, wanted),
         _ => Vec::new(),
     };
     let observed = ObservedPartition {
@@ -131,7 +151,7 @@ pub fn observe_partition(
         wanted_vg_name_elsewhere,
     };
     Ok(Snapshot {
-        device,
+        device: device.clone(),
         logical_sector_size,
         signatures,
         physical_volume,

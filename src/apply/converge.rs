@@ -1,0 +1,98 @@
+//! The main loop: observe → plan → apply, then observe again until the plan is
+//! empty. Re-planning after every applied plan both verifies the result and lets a
+//! plan that needed more facts (the seed LV's ID) continue once they are readable.
+use super::lock::{LockError, PartitionLock};
+use super::{apply_action, ApplyError, LvmExecutor};
+use crate::config::ProvisionConfig;
+use crate::observe::partition::DiscoveryBackend;
+use crate::observe::snapshot::{observe_resolved, resolve, Expectations, ObserveError};
+use crate::plan::{plan, Plan, Refusal};
+use thiserror::Error;
+
+/// Rounds of observe → plan → apply before giving up (normally one applies and the
+/// next finds nothing to do; reading a seed ID adds one).
+const MAX_ROUNDS: usize = 4;
+
+#[derive(Debug, Error)]
+pub enum ConvergeError {
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("a reset needs to know which logical volumes are open, but device-mapper could not be queried: {0}")]
+    ActivityUnknown(String),
+    #[error("the partition did not reach the wanted state after {MAX_ROUNDS} rounds; still planned: {0}. Rerun with LOG_LEVEL=debug and report this")]
+    NotConverged(String),
+}
+
+impl ConvergeError {
+    /// A refusal or bad state the operator must fix (as opposed to a failed command).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ConvergeError::Refused(_))
+    }
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `--dry-run`: the plan that a real run would start with.
+    Planned(Plan),
+    /// The partition is as wanted; `commands` LVM commands ran to get there.
+    Converged { commands: usize, rounds: usize },
+}
+
+pub fn converge(
+    config: &ProvisionConfig,
+    backend: DiscoveryBackend,
+    executor: &mut dyn LvmExecutor,
+    dry_run: bool,
+) -> Result<Outcome, ConvergeError> {
+    let resolved = resolve(&config.partition_label, backend)?;
+    let devnode = resolved.device.devnode.clone();
+    tracing::info!(partition = %devnode.display(), label = %config.partition_label, "resolved partition");
+    let _lock = if dry_run { None } else { Some(PartitionLock::acquire(&devnode)?) };
+    let expect = Expectations {
+        volume_group: Some(&config.volume_group),
+        pool: Some(&config.pool),
+    };
+    for round in 0..MAX_ROUNDS {
+        let snapshot = observe_resolved(&resolved, &expect)?;
+        let plan = plan(&snapshot.observed, config)?;
+        if dry_run {
+            return Ok(Outcome::Planned(plan));
+        }
+        if plan.is_empty() {
+            return Ok(Outcome::Converged {
+                commands: executor.commands_run(),
+                rounds: round,
+            });
+        }
+        if let Some(reset) = &plan.reset {
+            if let Err(e) = &snapshot.active_volumes {
+                return Err(ConvergeError::ActivityUnknown(e.clone()));
+            }
+            tracing::warn!(
+                existing = %reset.existing,
+                expected = %reset.expected,
+                "satellite id mismatch, resetting lvm configuration"
+            );
+        }
+        for action in &plan.actions {
+            apply_action(executor, action, &devnode)?;
+        }
+    }
+    let snapshot = observe_resolved(&resolved, &expect)?;
+    let leftover = plan(&snapshot.observed, config)?;
+    if leftover.is_empty() {
+        return Ok(Outcome::Converged {
+            commands: executor.commands_run(),
+            rounds: MAX_ROUNDS,
+        });
+    }
+    let steps: Vec<String> = leftover.actions.iter().map(ToString::to_string).collect();
+    Err(ConvergeError::NotConverged(steps.join("; ")))
+}
