@@ -29,13 +29,6 @@ pub enum ConvergeError {
     NotConverged(String),
 }
 
-impl ConvergeError {
-    /// A refusal or bad state the operator must fix (as opposed to a failed command).
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, ConvergeError::Refused(_))
-    }
-}
-
 /// What a run did.
 #[derive(Debug)]
 pub enum Outcome {

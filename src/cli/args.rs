@@ -14,12 +14,22 @@ The satellite ID the storage was made for is recorded on the volume group. When 
 differs from --satellite-id (the cluster was reset), the LVM objects on THIS
 partition only are removed and fresh storage is provisioned.
 
+Without a subcommand it provisions: all four of --partition-label, --pool,
+--satellite-id and --volume-group (or PARTITION_LABEL, POOL, SATELLITE_ID,
+VOLUME_GROUP) are required. On success it logs
+`disk provisioning completed successfully` and exits 0. On failure it holds by
+default: it logs the error, creates /tmp/.disk-provisioner-wait and retries once
+that file is removed (--on-failure exit exits 1 instead). Bad names or IDs exit 2
+before the disk is touched. --dry-run prints the plan and changes nothing.
+
 Subcommands:
   status    show what is on the partition (PV, VG, thin pool, satellite ID, usage)
   devices   list every disk and partition with label, signature and LVM membership
   metadata  print the LVM metadata read natively off one device
 
 Examples:
+  linstor-provision-disk --partition-label linstor-storage --volume-group linstor-vg \
+      --pool linstor-pool --satellite-id node-01 --dry-run
   linstor-provision-disk status --partition-label linstor-storage
   linstor-provision-disk devices --json";
 
@@ -33,6 +43,9 @@ Examples:
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+
+    #[command(flatten)]
+    pub provision: ProvisionArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -53,6 +66,68 @@ pub struct GlobalArgs {
     /// (the only choice in builds without libudev).
     #[arg(long, env = "DISCOVERY", value_enum, default_value_t = Discovery::default(), global = true)]
     pub discovery: Discovery,
+}
+
+/// Provisioning (the default action, without a subcommand).
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// GPT partition label of the storage partition (e.g. linstor-storage).
+    #[arg(long, env = "PARTITION_LABEL", required = true)]
+    pub partition_label: Option<String>,
+
+    /// Name of the LVM thin pool to create and keep (e.g. linstor-pool).
+    #[arg(long, env = "POOL", required = true)]
+    pub pool: Option<String>,
+
+    /// Stable ID of this satellite, usually the node name. When it differs from the
+    /// one recorded on the volume group, the partition's LVM objects are reset.
+    #[arg(long, env = "SATELLITE_ID", required = true)]
+    pub satellite_id: Option<String>,
+
+    /// Name of the LVM volume group to create and keep (e.g. linstor-vg).
+    #[arg(long, env = "VOLUME_GROUP", required = true)]
+    pub volume_group: Option<String>,
+
+    /// Thin pool chunk size (64K..1G, a multiple of 64K).
+    #[arg(long, env = "CHUNK_SIZE", default_value = "512K")]
+    pub chunk_size: String,
+
+    /// Zero newly provisioned thin pool blocks (off by default, as the seed tool did).
+    #[arg(long, env = "ZERO")]
+    pub zero: bool,
+
+    /// Overwrite a foreign filesystem/LUKS/swap signature, or a VG that records no
+    /// satellite ID under another name. Destroys that data.
+    #[arg(long, env = "FORCE")]
+    pub force: bool,
+
+    /// Print the plan and change nothing.
+    #[arg(long, env = "DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Print the --dry-run plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// On failure: `hold` (log, create the hold marker, wait until it is removed,
+    /// retry — the seed tool's behaviour) or `exit` with a non-zero code.
+    #[arg(long, env = "ON_FAILURE", value_enum, default_value_t = OnFailure::Hold)]
+    pub on_failure: OnFailure,
+
+    /// The file whose removal releases a hold.
+    #[arg(long, env = "HOLD_MARKER", default_value = "/tmp/.disk-provisioner-wait")]
+    pub hold_marker: std::path::PathBuf,
+
+    /// Kubernetes termination message file; a one-line reason is written there on
+    /// failure when it exists.
+    #[arg(long, env = "TERMINATION_LOG", default_value = "/dev/termination-log")]
+    pub termination_log: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFailure {
+    Hold,
+    Exit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

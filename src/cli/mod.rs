@@ -3,6 +3,7 @@ pub mod args;
 mod devices;
 mod logging;
 mod metadata;
+mod provision;
 mod render;
 mod status;
 
@@ -22,9 +23,7 @@ pub fn main() -> ExitCode {
         Some(Command::Status(status_args)) => status::run(&status_args, backend),
         Some(Command::Devices(devices_args)) => devices::run(&devices_args, backend),
         Some(Command::Metadata(metadata_args)) => metadata::run(&metadata_args),
-        None => Err(CliError::Failed(
-            "provisioning is not available in this build yet; use `status` or `devices`".into(),
-        )),
+        None => provision::run(&cli.provision, backend),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,6 +35,7 @@ pub fn main() -> ExitCode {
             tracing::error!("{message}");
             ExitCode::FAILURE
         }
+        Err(CliError::Reported) => ExitCode::FAILURE,
     }
 }
 
@@ -44,6 +44,8 @@ pub fn main() -> ExitCode {
 pub enum CliError {
     Usage(String),
     Failed(String),
+    /// Failed, and the reason was already logged.
+    Reported,
 }
 
 impl CliError {

@@ -126,6 +126,7 @@ pub fn observe_resolved(resolved: &Resolved, expect: &Expectations<'_>) -> Resul
         Some(pv) => Some(PvFacts {
             uuid: pv.pv_uuid.clone(),
             recorded_device_size: pv.device_size,
+            in_vg_without_metadata: pv.is_in_vg() && pv.metadata.is_none(),
             volume_group: match &pv.metadata {
                 None => None,
                 Some(vg) => Some(vg_facts(pv, vg, &active_volumes)?),

@@ -30,6 +30,9 @@ pub struct PvFacts {
     pub uuid: String,
     /// Device size recorded in the PV header (what `pvresize` last saw), bytes.
     pub recorded_device_size: u64,
+    /// The PV header says it belongs to a VG, but it carries no copy of the VG's
+    /// metadata (`--pvmetadatacopies 0`): the VG lives on other devices too.
+    pub in_vg_without_metadata: bool,
     pub volume_group: Option<VgFacts>,
 }
 

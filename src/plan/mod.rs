@@ -60,6 +60,11 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         actions.extend(create_vg_and_pool(observed, config));
         return Ok(Plan { reset: None, actions });
     };
+    if pv.in_vg_without_metadata {
+        return Err(Refusal::PvWithoutMetadata {
+            device: observed.partition.devnode.clone(),
+        });
+    }
     let Some(vg) = &pv.volume_group else {
         // An orphan PV: a previous run stopped after pvcreate or after vgremove.
         ensure_vg_name_free(observed, config)?;

@@ -21,6 +21,8 @@ pub enum Refusal {
         device: PathBuf,
         other_pvs: Vec<String>,
     },
+    #[error("{} is a PV of a volume group but holds no copy of its volume group's metadata (made with --pvmetadatacopies 0), so the VG lives on other devices too; this tool manages only a VG entirely on its partition. Inspect with `pvs -o+vg_name {}`", show(device), show(device))]
+    PvWithoutMetadata { device: PathBuf },
     #[error("the satellite ID recorded on volume group {volume_group} could not be read ({reason}); refusing to guess, since a wrong guess would wipe the storage. Fix the cause and rerun")]
     SatelliteIdUnreadable { volume_group: String, reason: String },
     #[error("logical volume {volume_group}/{logical_volume} must be removed for the reset but is open ({holder}); stop whatever uses it (the LINSTOR satellite, DRBD, a mount) and rerun")]

@@ -53,6 +53,7 @@ fn orphan_pv(size: u64) -> ObservedPartition {
     observed.physical_volume = Some(PvFacts {
         uuid: "pv-uuid".into(),
         recorded_device_size: size,
+        in_vg_without_metadata: false,
         volume_group: None,
     });
     observed
@@ -280,8 +281,13 @@ fn refusals_write_nothing_and_say_why() {
         ..thin("x")
     };
 
+    let mut no_metadata_copy = orphan_pv(GIB);
+    if let Some(pv) = no_metadata_copy.physical_volume.as_mut() {
+        pv.in_vg_without_metadata = true;
+    }
     let table: Vec<(&str, ObservedPartition, &str)> = vec![
         ("foreign signature", foreign, "ext4 signature"),
+        ("PV of a VG kept elsewhere", no_metadata_copy, "no copy of its volume group's metadata"),
         ("VG spans devices", spans, "/dev/vdb1"),
         ("open LV on reset", open, "drbd1000"),
         ("VG name taken elsewhere", taken, "already exists on /dev/vdb1"),

@@ -1,0 +1,111 @@
+//! Provisioning, the default action: validate, converge, and on failure hold (the
+//! seed tool's behaviour) or exit — telling Kubernetes why either way.
+use super::args::{OnFailure, ProvisionArgs};
+use super::CliError;
+use crate::apply::converge::{converge, Outcome};
+use crate::apply::InProcessLvm;
+use crate::config::{ProvisionConfig, ProvisionInputs};
+use crate::observe::partition::DiscoveryBackend;
+use crate::plan::Plan;
+use std::path::Path;
+use std::time::Duration;
+
+/// How often a hold checks whether its marker was removed.
+const HOLD_POLL: Duration = Duration::from_secs(2);
+
+fn config_from(args: &ProvisionArgs) -> Result<ProvisionConfig, CliError> {
+    let required = |value: &Option<String>, flag: &str, env: &str| {
+        value
+            .clone()
+            .ok_or_else(|| CliError::Usage(format!("{flag} (or {env}) is required")))
+    };
+    let inputs = ProvisionInputs {
+        partition_label: required(&args.partition_label, "--partition-label", "PARTITION_LABEL")?,
+        volume_group: required(&args.volume_group, "--volume-group", "VOLUME_GROUP")?,
+        pool: required(&args.pool, "--pool", "POOL")?,
+        satellite_id: required(&args.satellite_id, "--satellite-id", "SATELLITE_ID")?,
+        chunk_size: args.chunk_size.clone(),
+        zero_new_blocks: args.zero,
+        force: args.force,
+    };
+    ProvisionConfig::from_inputs(inputs).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+pub fn run(args: &ProvisionArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
+    let config = config_from(args)?;
+    loop {
+        let mut executor = InProcessLvm::default();
+        match converge(&config, backend, &mut executor, args.dry_run) {
+            Ok(Outcome::Planned(plan)) => return print_plan(&plan, &config, args.json),
+            Ok(Outcome::Converged { commands, rounds }) => {
+                tracing::info!(lvm_commands = commands, rounds, "disk provisioning completed successfully");
+                return Ok(());
+            }
+            Err(error) => {
+                let message = error.to_string();
+                tracing::error!("{message}");
+                write_termination_message(&args.termination_log, &message);
+                match args.on_failure {
+                    OnFailure::Exit => return Err(CliError::Reported),
+                    OnFailure::Hold => hold(&args.hold_marker)?,
+                }
+            }
+        }
+    }
+}
+
+/// Kubernetes shows this file's content in `kubectl describe pod`.
+fn write_termination_message(path: &Path, message: &str) {
+    if !path.exists() {
+        return;
+    }
+    let one_line: String = message.replace('\n', " ");
+    if let Err(e) = std::fs::write(path, one_line) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
+    }
+}
+
+/// Creates the marker and waits until someone removes it.
+fn hold(marker: &Path) -> Result<(), CliError> {
+    std::fs::write(marker, b"").map_err(|e| {
+        CliError::Failed(format!(
+            "cannot create the hold marker {}: {e}; use --on-failure exit or set HOLD_MARKER to a writable path",
+            marker.display()
+        ))
+    })?;
+    tracing::warn!(
+        marker = %marker.display(),
+        "provisioning failed; holding. Fix the cause, then `rm {}` to retry",
+        marker.display()
+    );
+    while marker.exists() {
+        std::thread::sleep(HOLD_POLL);
+    }
+    tracing::info!("hold marker removed; retrying");
+    Ok(())
+}
+
+fn print_plan(plan: &Plan, config: &ProvisionConfig, json: bool) -> Result<(), CliError> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plan).map_err(CliError::failed)?);
+        return Ok(());
+    }
+    if plan.is_empty() {
+        println!(
+            "nothing to do: {}/{} on the partition labeled {:?} is provisioned for satellite {:?}",
+            config.volume_group, config.pool, config.partition_label, config.satellite_id
+        );
+        return Ok(());
+    }
+    if let Some(reset) = &plan.reset {
+        println!(
+            "satellite id mismatch: existing={:?} expected={:?} — the LVM objects on this partition will be removed",
+            reset.existing, reset.expected
+        );
+    }
+    println!("plan (dry run, nothing was changed):");
+    for (index, action) in plan.actions.iter().enumerate() {
+        println!("  {}. {action}", index + 1);
+    }
+    Ok(())
+}
