@@ -29,6 +29,19 @@ pub enum ConvergeError {
     NotConverged(String),
 }
 
+/// Environment variable that makes the process SIGKILL itself after that many LVM
+/// commands: the VM tests use it to prove a run killed at any step boundary
+/// converges when rerun. Unset in production, where this is a no-op.
+pub const KILL_AFTER_ENV: &str = "LINSTOR_PROVISION_DISK_TEST_KILL_AFTER";
+
+fn crash_point(commands_run: usize) {
+    let wanted = std::env::var(KILL_AFTER_ENV).ok().and_then(|v| v.parse::<usize>().ok());
+    if wanted == Some(commands_run) {
+        tracing::warn!(commands_run, "{KILL_AFTER_ENV} reached: killing this process");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// What a run did.
 #[derive(Debug)]
 pub enum Outcome {
@@ -76,6 +89,7 @@ pub fn converge(
         }
         for action in &plan.actions {
             apply_action(executor, action, &devnode)?;
+            crash_point(executor.commands_run());
         }
     }
     let snapshot = observe_resolved(&resolved, &expect)?;

@@ -13,14 +13,17 @@ use std::path::Path;
 /// Logs and runs one action. The removal steps log the seed tool's lines.
 pub fn apply_action(executor: &mut dyn LvmExecutor, action: &Action, partition: &Path) -> Result<(), ApplyError> {
     match action {
-        Action::RemoveLogicalVolumes { volume_group, names } => {
-            tracing::info!(volume_group = %volume_group, logical_volumes = %names.join(","), "removing logical volumes")
-        }
+        Action::RemoveLogicalVolumes { volume_group, names } => tracing::info!(
+            volume_group = %volume_group,
+            logical_volumes = %names.join(","),
+            action = %action,
+            "removing logical volumes"
+        ),
         Action::RemoveVolumeGroup { volume_group } => {
-            tracing::info!(volume_group = %volume_group, "removing volume group")
+            tracing::info!(volume_group = %volume_group, action = %action, "removing volume group")
         }
         Action::RemovePhysicalVolume { device } => {
-            tracing::info!(device = %device.display(), "removing physical volume")
+            tracing::info!(device = %device.display(), action = %action, "removing physical volume")
         }
         other => tracing::info!("{other}"),
     }

@@ -1,0 +1,123 @@
+//! Helpers shared by the VM tests: a test bed with this crate's binary, boots that
+//! fail loudly, and readers for LVM's JSON reports.
+#![allow(dead_code)]
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use vmtest::{BootOptions, DiskSpec, GuestRun, Step, TestBed};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_linstor-provision-disk");
+
+/// Shell prelude for guest scripts: `$LPD` is the binary, `$P` the common flags.
+pub const PRELUDE: &str = "LPD=/usr/local/bin/linstor-provision-disk\n\
+P='--partition-label linstor-storage --volume-group linstor-vg --pool linstor-pool --on-failure exit'\n\
+mkdir -p /mnt\n";
+
+pub fn bed(disks: Vec<DiskSpec>) -> TestBed {
+    match TestBed::new(disks) {
+        Ok(bed) => bed.with_binary(Path::new(BIN)),
+        Err(e) => panic!("could not set up the VM test bed: {e}"),
+    }
+}
+
+pub fn boot(bed: &TestBed, udevd: bool, script: &str) -> GuestRun {
+    let options = BootOptions {
+        udevd,
+        timeout: Duration::from_secs(900),
+        ..BootOptions::default()
+    };
+    let script = format!("{PRELUDE}{script}");
+    match bed.boot(&options, &script) {
+        Ok(run) => {
+            eprintln!("guest ran {} steps in {:?}", run.steps.len(), run.elapsed);
+            run
+        }
+        Err(e) => panic!("VM boot failed: {e}"),
+    }
+}
+
+/// Fails with the step's output unless it exited with `code`.
+pub fn expect_exit<'a>(run: &'a GuestRun, name: &str, code: i32) -> &'a Step {
+    let step = run.step(name);
+    run.check(
+        step.exit_code == code,
+        &format!(
+            "step {name} exited {} (expected {code})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            step.exit_code, step.stdout, step.stderr
+        ),
+    );
+    step
+}
+
+/// A successful provisioning run: exit 0 and the seed's success line.
+pub fn expect_provisioned<'a>(run: &'a GuestRun, name: &str) -> &'a Step {
+    let step = expect_exit(run, name, 0);
+    run.check(
+        step.stderr.contains("disk provisioning completed successfully"),
+        &format!("step {name} did not log success:\n{}", step.stderr),
+    );
+    step
+}
+
+pub fn json(run: &GuestRun, name: &str) -> Value {
+    let out = &run.expect_success(name).stdout;
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("step {name} printed invalid JSON ({e}):\n{out}"))
+}
+
+/// Rows of an LVM JSON report (`vgs`/`lvs`/`pvs --reportformat json`).
+pub fn rows(run: &GuestRun, name: &str, kind: &str) -> Vec<Value> {
+    json(run, name)["report"][0][kind].as_array().cloned().unwrap_or_default()
+}
+
+pub fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+pub fn number(value: &Value) -> u64 {
+    text(value).parse().unwrap_or_else(|_| panic!("not a number: {value}"))
+}
+
+/// The one row of a single-VG `vgs` report.
+pub fn vg_row(run: &GuestRun, name: &str) -> Value {
+    let all = rows(run, name, "vg");
+    match all.as_slice() {
+        [one] => one.clone(),
+        other => panic!("step {name}: expected one VG row, got {other:?}"),
+    }
+}
+
+/// LV names (brackets of hidden LVs removed) of an `lvs` report.
+pub fn lv_names(run: &GuestRun, name: &str) -> Vec<String> {
+    rows(run, name, "lv")
+        .iter()
+        .map(|row| text(&row["lv_name"]).trim_matches(|c| c == '[' || c == ']').to_owned())
+        .collect()
+}
+
+/// The numbered steps a `--dry-run` printed (`  1. create ...` → `create ...`).
+pub fn dry_run_steps(run: &GuestRun, name: &str) -> Vec<String> {
+    run.expect_success(name)
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let trimmed = line.trim_start();
+            let (number, rest) = trimmed.split_once(". ")?;
+            number.parse::<u32>().ok().map(|_| rest.to_owned())
+        })
+        .collect()
+}
+
+/// The actions a real run logged, in order (each applied action is one INFO line
+/// whose message is the action's description).
+pub fn applied_steps(run: &GuestRun, name: &str, dry: &[String]) -> Vec<String> {
+    let stderr = &run.step(name).stderr;
+    let mut found = Vec::new();
+    for line in stderr.lines() {
+        for step in dry {
+            if line.contains(step.as_str()) {
+                found.push(step.clone());
+            }
+        }
+    }
+    found
+}
