@@ -1,0 +1,64 @@
+//! Partition resolution and refusals on real GPT disks, with udevd running: the
+//! libudev and sysfs backends agree, duplicate labels are refused, and a partition
+//! holding ext4 is refused (data intact) unless --force is given.
+mod common;
+
+use common::*;
+use vmtest::DiskSpec;
+
+#[test]
+fn discovery_duplicates_and_foreign_filesystems_with_udevd() {
+    let bed = bed(vec![
+        DiskSpec::new("dup-a", 256).partition("twin", None),
+        DiskSpec::new("dup-b", 256).partition("twin", None),
+        DiskSpec::new("ext4", 512).partition("has-ext4", None),
+        DiskSpec::new("udev", 512).partition("linstor storage", None),
+    ]);
+    let run = boot(
+        &bed,
+        true,
+        r#"
+step udevdb sh -c 'cat /run/udev/data/b$(cat /sys/class/block/vdd1/dev)'
+step devices-udev $LPD --discovery udev devices --json
+step devices-sysfs $LPD --discovery sysfs devices --json
+step dup $LPD --partition-label twin --volume-group vgt --pool pool --satellite-id n --on-failure exit
+step mkfs mkfs.ext4 -q -L data /dev/vdc1
+step write sh -c 'mount /dev/vdc1 /mnt && echo keep-me > /mnt/file && umount /mnt'
+step ext4-refused $LPD --partition-label has-ext4 --volume-group vge --pool pool --satellite-id n --on-failure exit
+step ext4-intact sh -c 'mount -o ro /dev/vdc1 /mnt && cat /mnt/file; umount /mnt'
+step ext4-forced $LPD --partition-label has-ext4 --volume-group vge --pool pool --satellite-id n --on-failure exit --force
+step ext4-vgs vgs --reportformat json -o vg_name,vg_tags vge
+step udev-fresh $LPD --discovery udev --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
+step sysfs-steady $LPD --discovery sysfs --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
+"#,
+    );
+    assert!(run.expect_success("udevdb").stdout.contains("ID_PART_ENTRY_NAME=linstor"));
+    // Both backends see the same devices, labels and uuids.
+    let strip = |v: serde_json::Value| -> Vec<(String, String, String)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| (text(&d["devnode"]), text(&d["partition_label"]), text(&d["partition_uuid"])))
+            .collect()
+    };
+    let by_udev = strip(json(&run, "devices-udev"));
+    assert_eq!(by_udev, strip(json(&run, "devices-sysfs")));
+    assert!(by_udev.iter().any(|(node, label, _)| node == "/dev/vdd1" && label == "linstor storage"), "{by_udev:?}");
+
+    // Duplicate labels: refused, both devices named, none picked.
+    let dup = expect_exit(&run, "dup", 1);
+    assert!(dup.stderr.contains("/dev/vda1") && dup.stderr.contains("/dev/vdb1"), "{}", dup.stderr);
+
+    // ext4 on the partition: refused and intact; --force overwrites it.
+    run.expect_success("mkfs");
+    run.expect_success("write");
+    let refused = expect_exit(&run, "ext4-refused", 1);
+    assert!(refused.stderr.contains("ext4") && refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(run.expect_success("ext4-intact").stdout.trim(), "keep-me");
+    expect_provisioned(&run, "ext4-forced");
+    assert_eq!(text(&vg_row(&run, "ext4-vgs")["vg_tags"]), "linstor-satellite-id=n");
+
+    // A label with a space resolves through libudev and through sysfs alike.
+    expect_provisioned(&run, "udev-fresh");
+    assert!(expect_provisioned(&run, "sysfs-steady").stderr.contains("lvm_commands=0"));
+}
