@@ -40,7 +40,7 @@ fn runs_killed_at_every_step_boundary_converge() {
     let bed = bed(vec![DiskSpec::new("storage", 1024).partition("linstor-storage", None)]);
     let mut script = kill_loop("fresh", "node-01", 5);
     script.push_str("step thin lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-1\n");
-    script.push_str(&kill_loop("reset", "node-02", 9));
+    script.push_str(&kill_loop("reset", "node-02", 7));
     script.push_str(
         "step vgs vgs --reportformat json -o vg_name,vg_tags,vg_free_count linstor-vg\n\
          step lvs lvs -a --reportformat json -o lv_name linstor-vg\n\
@@ -50,8 +50,8 @@ fn runs_killed_at_every_step_boundary_converge() {
     // Fresh: pvcreate, vgcreate, lvcreate — each killed right after.
     assert_eq!(killed_runs(&run, "fresh", 5), 3);
     run.expect_success("thin");
-    // Reset: lvremove, vgremove, pvremove, pvcreate, vgcreate, lvcreate.
-    assert_eq!(killed_runs(&run, "reset", 9), 6);
+    // Reset: lvremove, vgremove — then the orphan PV is reused: vgcreate, lvcreate.
+    assert_eq!(killed_runs(&run, "reset", 7), 4);
     let vg = vg_row(&run, "vgs");
     assert_eq!(text(&vg["vg_tags"]), "linstor-satellite-id=node-02");
     assert_eq!(number(&vg["vg_free_count"]), 0);

@@ -13,7 +13,7 @@ fn show(path: &Path) -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Refusal {
-    #[error("{} holds a {signature} signature, not LVM; refusing to overwrite it. If the data there is disposable, rerun with --force (FORCE=true); otherwise check PARTITION_LABEL", show(device))]
+    #[error("{} carries a foreign signature ({signature}), not LVM; refusing to overwrite it. If the data there is disposable, rerun with --force (FORCE=true); otherwise check PARTITION_LABEL", show(device))]
     ForeignSignature { device: PathBuf, signature: String },
     #[error("volume group {volume_group} on {} also uses other devices ({}); this tool only manages a VG that lives entirely on its partition. Move the VG off the other devices (pvmove/vgreduce) or use a different partition", show(device), other_pvs.join(", "))]
     VolumeGroupSpansDevices {

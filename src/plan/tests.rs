@@ -286,7 +286,7 @@ fn refusals_write_nothing_and_say_why() {
         pv.in_vg_without_metadata = true;
     }
     let table: Vec<(&str, ObservedPartition, &str)> = vec![
-        ("foreign signature", foreign, "ext4 signature"),
+        ("foreign signature", foreign, "foreign signature (ext4)"),
         ("PV of a VG kept elsewhere", no_metadata_copy, "no copy of its volume group's metadata"),
         ("VG spans devices", spans, "/dev/vdb1"),
         ("open LV on reset", open, "drbd1000"),
