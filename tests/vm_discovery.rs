@@ -32,33 +32,60 @@ step udev-fresh $LPD --discovery udev --partition-label 'linstor storage' --volu
 step sysfs-steady $LPD --discovery sysfs --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
 "#,
     );
-    assert!(run.expect_success("udevdb").stdout.contains("ID_PART_ENTRY_NAME=linstor"));
+    assert!(run
+        .expect_success("udevdb")
+        .stdout
+        .contains("ID_PART_ENTRY_NAME=linstor"));
     // Both backends see the same devices, labels and uuids.
     let strip = |v: serde_json::Value| -> Vec<(String, String, String)> {
         v.as_array()
             .into_iter()
             .flatten()
-            .map(|d| (text(&d["devnode"]), text(&d["partition_label"]), text(&d["partition_uuid"])))
+            .map(|d| {
+                (
+                    text(&d["devnode"]),
+                    text(&d["partition_label"]),
+                    text(&d["partition_uuid"]),
+                )
+            })
             .collect()
     };
     let by_udev = strip(json(&run, "devices-udev"));
     assert_eq!(by_udev, strip(json(&run, "devices-sysfs")));
-    assert!(by_udev.iter().any(|(node, label, _)| node == "/dev/vdd1" && label == "linstor storage"), "{by_udev:?}");
+    assert!(
+        by_udev
+            .iter()
+            .any(|(node, label, _)| node == "/dev/vdd1" && label == "linstor storage"),
+        "{by_udev:?}"
+    );
 
     // Duplicate labels: refused, both devices named, none picked.
     let dup = expect_exit(&run, "dup", 1);
-    assert!(dup.stderr.contains("/dev/vda1") && dup.stderr.contains("/dev/vdb1"), "{}", dup.stderr);
+    assert!(
+        dup.stderr.contains("/dev/vda1") && dup.stderr.contains("/dev/vdb1"),
+        "{}",
+        dup.stderr
+    );
 
     // ext4 on the partition: refused and intact; --force overwrites it.
     run.expect_success("mkfs");
     run.expect_success("write");
     let refused = expect_exit(&run, "ext4-refused", 1);
-    assert!(refused.stderr.contains("ext4") && refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("ext4") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(run.expect_success("ext4-intact").stdout.trim(), "keep-me");
     expect_provisioned(&run, "ext4-forced");
-    assert_eq!(text(&vg_row(&run, "ext4-vgs")["vg_tags"]), "linstor-satellite-id=n");
+    assert_eq!(
+        text(&vg_row(&run, "ext4-vgs")["vg_tags"]),
+        "linstor-satellite-id=n"
+    );
 
     // A label with a space resolves through libudev and through sysfs alike.
     expect_provisioned(&run, "udev-fresh");
-    assert!(expect_provisioned(&run, "sysfs-steady").stderr.contains("lvm_commands=0"));
+    assert!(expect_provisioned(&run, "sysfs-steady")
+        .stderr
+        .contains("lvm_commands=0"));
 }

@@ -51,7 +51,13 @@ step mda pvs --reportformat json --units b --nosuffix -o pv_name,pv_mda_size,pv_
 
 fn layout_bed() -> TestBed {
     let mut main_disk = DiskSpec::new("layouts", 1024);
-    for (label, size) in [("blank", 32), ("pv-only", 32), ("vg-tags", 32), ("vg-thin", 256), ("vg-wrap", 64)] {
+    for (label, size) in [
+        ("blank", 32),
+        ("pv-only", 32),
+        ("vg-tags", 32),
+        ("vg-thin", 256),
+        ("vg-wrap", 64),
+    ] {
         main_disk = main_disk.partition(label, Some(size));
     }
     let disks = vec![
@@ -67,12 +73,16 @@ fn layout_bed() -> TestBed {
 
 fn parse_json(run: &GuestRun, step: &str) -> Value {
     let out = &run.expect_success(step).stdout;
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("step {step} printed invalid JSON ({e}):\n{out}"))
+    serde_json::from_str(out)
+        .unwrap_or_else(|e| panic!("step {step} printed invalid JSON ({e}):\n{out}"))
 }
 
 /// Rows of an LVM JSON report: `{"report":[{"pv":[...]}]}` → the array under `kind`.
 fn report_rows(report: &Value, kind: &str) -> Vec<Value> {
-    report["report"][0][kind].as_array().cloned().unwrap_or_default()
+    report["report"][0][kind]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn text(value: &Value) -> String {
@@ -80,16 +90,24 @@ fn text(value: &Value) -> String {
 }
 
 fn number(value: &Value) -> u64 {
-    text(value).parse().unwrap_or_else(|_| panic!("not a number in LVM's report: {value}"))
+    text(value)
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number in LVM's report: {value}"))
 }
 
 /// LVM writes hidden LV names in brackets: `[pool_tdata]`.
 fn bare_lv_name(name: &str) -> String {
-    name.trim_start_matches('[').trim_end_matches(']').to_owned()
+    name.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
 }
 
 fn sorted_tags(joined: &str) -> BTreeSet<String> {
-    joined.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect()
+    joined
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Our segment type name, spelled as `lvs -o segtype` spells it.
@@ -102,19 +120,43 @@ fn our_segtype(segment: &Value) -> String {
     }
 }
 
-fn compare_device(label: &str, device: &str, ours: &Value, pvs: &[Value], vgs: &[Value], lvs: &[Value]) {
+fn compare_device(
+    label: &str,
+    device: &str,
+    ours: &Value,
+    pvs: &[Value],
+    vgs: &[Value],
+    lvs: &[Value],
+) {
     let pv_row = pvs.iter().find(|row| text(&row["pv_name"]) == device);
     let Some(pv_row) = pv_row else {
-        assert!(ours.is_null(), "{label}: LVM sees no PV on {device}, but we read {ours}");
+        assert!(
+            ours.is_null(),
+            "{label}: LVM sees no PV on {device}, but we read {ours}"
+        );
         return;
     };
-    assert!(!ours.is_null(), "{label}: LVM sees a PV on {device}, we read none");
-    assert_eq!(text(&ours["pv_uuid"]), text(&pv_row["pv_uuid"]), "{label}: PV uuid");
-    assert_eq!(ours["device_size"].as_u64(), Some(number(&pv_row["dev_size"])), "{label}: device size");
+    assert!(
+        !ours.is_null(),
+        "{label}: LVM sees a PV on {device}, we read none"
+    );
+    assert_eq!(
+        text(&ours["pv_uuid"]),
+        text(&pv_row["pv_uuid"]),
+        "{label}: PV uuid"
+    );
+    assert_eq!(
+        ours["device_size"].as_u64(),
+        Some(number(&pv_row["dev_size"])),
+        "{label}: device size"
+    );
     let vg_name = text(&pv_row["vg_name"]);
     let ours_vg = &ours["metadata"];
     if vg_name.is_empty() {
-        assert!(ours_vg.is_null(), "{label}: orphan PV, but we read a VG: {ours_vg}");
+        assert!(
+            ours_vg.is_null(),
+            "{label}: orphan PV, but we read a VG: {ours_vg}"
+        );
         return;
     }
     let vg_row = vgs
@@ -122,8 +164,16 @@ fn compare_device(label: &str, device: &str, ours: &Value, pvs: &[Value], vgs: &
         .find(|row| text(&row["vg_name"]) == vg_name)
         .unwrap_or_else(|| panic!("{label}: vgs lacks {vg_name}"));
     assert_eq!(text(&ours_vg["name"]), vg_name, "{label}: VG name");
-    assert_eq!(text(&ours_vg["id"]), text(&vg_row["vg_uuid"]), "{label}: VG uuid");
-    assert_eq!(ours_vg["seqno"].as_u64(), Some(number(&vg_row["vg_seqno"])), "{label}: seqno");
+    assert_eq!(
+        text(&ours_vg["id"]),
+        text(&vg_row["vg_uuid"]),
+        "{label}: VG uuid"
+    );
+    assert_eq!(
+        ours_vg["seqno"].as_u64(),
+        Some(number(&vg_row["vg_seqno"])),
+        "{label}: seqno"
+    );
     assert_eq!(
         ours_vg["extent_size_sectors"].as_u64().map(|s| s * 512),
         Some(number(&vg_row["vg_extent_size"])),
@@ -135,7 +185,11 @@ fn compare_device(label: &str, device: &str, ours: &Value, pvs: &[Value], vgs: &
         .flatten()
         .map(text)
         .collect();
-    assert_eq!(our_tags, sorted_tags(&text(&vg_row["vg_tags"])), "{label}: VG tags");
+    assert_eq!(
+        our_tags,
+        sorted_tags(&text(&vg_row["vg_tags"])),
+        "{label}: VG tags"
+    );
 
     let lvm_pv_uuids: BTreeSet<String> = pvs
         .iter()
@@ -151,25 +205,37 @@ fn compare_device(label: &str, device: &str, ours: &Value, pvs: &[Value], vgs: &
     assert_eq!(our_pv_uuids, lvm_pv_uuids, "{label}: PVs of the VG");
 
     // name → (uuid, segment types, pool, data, metadata, tags) on both sides.
-    type LvView = (String, Vec<String>, String, String, String, BTreeSet<String>);
+    type LvView = (
+        String,
+        Vec<String>,
+        String,
+        String,
+        String,
+        BTreeSet<String>,
+    );
     let mut lvm_lvs: BTreeMap<String, LvView> = BTreeMap::new();
     for row in lvs.iter().filter(|row| text(&row["vg_name"]) == vg_name) {
-        let entry = lvm_lvs.entry(bare_lv_name(&text(&row["lv_name"]))).or_insert_with(|| {
-            (
-                text(&row["lv_uuid"]),
-                Vec::new(),
-                text(&row["pool_lv"]),
-                bare_lv_name(&text(&row["data_lv"])),
-                bare_lv_name(&text(&row["metadata_lv"])),
-                sorted_tags(&text(&row["lv_tags"])),
-            )
-        });
+        let entry = lvm_lvs
+            .entry(bare_lv_name(&text(&row["lv_name"])))
+            .or_insert_with(|| {
+                (
+                    text(&row["lv_uuid"]),
+                    Vec::new(),
+                    text(&row["pool_lv"]),
+                    bare_lv_name(&text(&row["data_lv"])),
+                    bare_lv_name(&text(&row["metadata_lv"])),
+                    sorted_tags(&text(&row["lv_tags"])),
+                )
+            });
         entry.1.push(text(&row["segtype"]));
     }
     let mut our_lvs: BTreeMap<String, LvView> = BTreeMap::new();
     for lv in ours_vg["logical_volumes"].as_array().into_iter().flatten() {
         let segments = lv["segments"].as_array().cloned().unwrap_or_default();
-        let first = segments.first().map(|s| s["kind"].clone()).unwrap_or(Value::Null);
+        let first = segments
+            .first()
+            .map(|s| s["kind"].clone())
+            .unwrap_or(Value::Null);
         our_lvs.insert(
             text(&lv["name"]),
             (
@@ -178,7 +244,12 @@ fn compare_device(label: &str, device: &str, ours: &Value, pvs: &[Value], vgs: &
                 text(&first["thin_pool"]),
                 text(&first["data_lv"]),
                 text(&first["metadata_lv"]),
-                lv["tags"].as_array().into_iter().flatten().map(text).collect(),
+                lv["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect(),
             ),
         );
     }
@@ -190,14 +261,21 @@ fn native_reader_agrees_with_lvm_on_real_layouts() {
     let bed = layout_bed();
     let mut script = String::from(LAYOUT_SCRIPT);
     for (label, device) in DEVICES {
-        script.push_str(&format!("step read-{label} linstor-provision-disk metadata {device} --json\n"));
+        script.push_str(&format!(
+            "step read-{label} linstor-provision-disk metadata {device} --json\n"
+        ));
     }
     let options = BootOptions {
         timeout: Duration::from_secs(600),
         ..BootOptions::default()
     };
-    let run = bed.boot(&options, &script).unwrap_or_else(|e| panic!("VM boot failed: {e}"));
-    for step in ["pv-only", "vg-tags", "vg-thin", "pool", "thin1", "thin2", "thin3", "linear", "span", "span-lv"] {
+    let run = bed
+        .boot(&options, &script)
+        .unwrap_or_else(|e| panic!("VM boot failed: {e}"));
+    for step in [
+        "pv-only", "vg-tags", "vg-thin", "pool", "thin1", "thin2", "thin3", "linear", "span",
+        "span-lv",
+    ] {
         run.expect_success(step);
     }
     for step in ["wrap-pv", "wrap-vg", "wrap-lv"] {
@@ -213,12 +291,22 @@ fn native_reader_agrees_with_lvm_on_real_layouts() {
 
     // The wrap layout must really have wrapped: far more metadata was written than
     // the 64 KiB area holds, and the reader followed it (seqno checked above).
-    let wrap_vg = vgs.iter().find(|row| text(&row["vg_name"]) == "vgwrap").cloned().unwrap_or_default();
+    let wrap_vg = vgs
+        .iter()
+        .find(|row| text(&row["vg_name"]) == "vgwrap")
+        .cloned()
+        .unwrap_or_default();
     let seqno = number(&wrap_vg["vg_seqno"]);
-    assert!(seqno > 200, "vgwrap seqno is {seqno}; the churn loop did not run 200+ updates");
+    assert!(
+        seqno > 200,
+        "vgwrap seqno is {seqno}; the churn loop did not run 200+ updates"
+    );
     let mda = report_rows(&parse_json(&run, "mda"), "pv");
     let mda_size = number(&mda[0]["pv_mda_size"]);
-    assert!(mda_size <= 128 * 1024, "metadata area is {mda_size} bytes; expected a small one so it wraps");
+    assert!(
+        mda_size <= 128 * 1024,
+        "metadata area is {mda_size} bytes; expected a small one so it wraps"
+    );
 
     // The satellite-ID tag with an escaped byte decodes from the native read.
     let tags_read = parse_json(&run, "read-vg-tags");

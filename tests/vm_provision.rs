@@ -11,7 +11,10 @@ fn dry_run_matches(run: &vmtest::GuestRun, dry: &str, real: &str) -> Vec<String>
     let planned = dry_run_steps(run, dry);
     assert!(!planned.is_empty(), "{dry}: the dry run planned nothing");
     let applied = applied_steps(run, real, &planned);
-    assert_eq!(applied, planned, "{real} applied other steps than {dry} planned");
+    assert_eq!(
+        applied, planned,
+        "{real} applied other steps than {dry} planned"
+    );
     planned
 }
 
@@ -65,7 +68,15 @@ step devices $LPD devices --json
 step devices-text $LPD devices
 "#,
     );
-    for s in ["by-pv", "by-vg", "by-lv", "thin", "thin-open", "mkfs", "mount"] {
+    for s in [
+        "by-pv",
+        "by-vg",
+        "by-lv",
+        "thin",
+        "thin-open",
+        "mkfs",
+        "mount",
+    ] {
         run.expect_success(s);
     }
     // Fresh disk: PV, VG tagged with the ID, thin pool with the seed's defaults.
@@ -73,14 +84,29 @@ step devices-text $LPD devices
     dry_run_matches(&run, "dry-fresh", "fresh");
     let vg = vg_row(&run, "vgs-fresh");
     assert_eq!(text(&vg["vg_tags"]), "linstor-satellite-id=node-01");
-    assert_eq!(number(&vg["vg_free_count"]), 0, "the pool should take all free space");
+    assert_eq!(
+        number(&vg["vg_free_count"]),
+        0,
+        "the pool should take all free space"
+    );
     assert!(lv_names(&run, "lvs-fresh").contains(&"linstor-pool".to_owned()));
 
     // Same ID again: nothing planned, no LVM command, seqno unchanged.
-    assert!(run.expect_success("dry-steady").stdout.starts_with("nothing to do"));
+    assert!(run
+        .expect_success("dry-steady")
+        .stdout
+        .starts_with("nothing to do"));
     let steady = expect_provisioned(&run, "steady");
-    assert!(steady.stderr.contains("lvm_commands=0"), "{}", steady.stderr);
-    assert!(!steady.stderr.contains("running lvm command"), "{}", steady.stderr);
+    assert!(
+        steady.stderr.contains("lvm_commands=0"),
+        "{}",
+        steady.stderr
+    );
+    assert!(
+        !steady.stderr.contains("running lvm command"),
+        "{}",
+        steady.stderr
+    );
     assert_eq!(vg_row(&run, "vgs-steady")["vg_seqno"], vg["vg_seqno"]);
 
     // status shows the ID, the pool and its usage.
@@ -88,7 +114,13 @@ step devices-text $LPD devices
     let status_vg = &status["physical_volume"]["volume_group"];
     assert_eq!(status_vg["satellite_id"]["value"], "node-01");
     assert_eq!(status_vg["name"], "linstor-vg");
-    assert!(status["pool_usage"]["data_total_bytes"].as_u64().unwrap_or(0) > 0, "{status}");
+    assert!(
+        status["pool_usage"]["data_total_bytes"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{status}"
+    );
     assert!(run.step("status-text").stdout.contains("pool usage"));
 
     // Another ID: the seed's log lines, old LVs gone, new tag.
@@ -102,11 +134,21 @@ step devices-text $LPD devices
         "removing volume group",
         "removing physical volume",
     ] {
-        assert!(reset.stderr.contains(line), "reset log lacks {line:?}:\n{}", reset.stderr);
+        assert!(
+            reset.stderr.contains(line),
+            "reset log lacks {line:?}:\n{}",
+            reset.stderr
+        );
     }
-    assert_eq!(text(&vg_row(&run, "vgs-reset")["vg_tags"]), "linstor-satellite-id=node-02");
+    assert_eq!(
+        text(&vg_row(&run, "vgs-reset")["vg_tags"]),
+        "linstor-satellite-id=node-02"
+    );
     let after_reset = lv_names(&run, "lvs-reset");
-    assert!(!after_reset.contains(&"pvc-1".to_owned()), "{after_reset:?}");
+    assert!(
+        !after_reset.contains(&"pvc-1".to_owned()),
+        "{after_reset:?}"
+    );
     assert!(after_reset.contains(&"linstor-pool".to_owned()));
 
     // An open LV blocks a reset: refused, named, nothing removed, reason for Kubernetes.
@@ -117,13 +159,20 @@ step devices-text $LPD devices
 
     // Missing label: the error lists the labels that exist.
     let missing = expect_exit(&run, "missing", 1);
-    assert!(missing.stderr.contains("\"linstor-storage\"") && missing.stderr.contains("\"other\""), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("\"linstor-storage\"") && missing.stderr.contains("\"other\""),
+        "{}",
+        missing.stderr
+    );
     // Bad input: exit 2 before the disk is touched.
     expect_exit(&run, "bad-name", 2);
     expect_exit(&run, "empty-id", 2);
     // Neither the refusal nor the bad inputs wrote metadata.
     assert_eq!(vg_row(&run, "vgs-open"), vg_row(&run, "vgs-before-open"));
-    assert_eq!(vg_row(&run, "vgs-after-bad"), vg_row(&run, "vgs-before-open"));
+    assert_eq!(
+        vg_row(&run, "vgs-after-bad"),
+        vg_row(&run, "vgs-before-open")
+    );
 
     // The bystander VG on the other disk never changed.
     assert_eq!(vg_row(&run, "by-after"), vg_row(&run, "by-before"));

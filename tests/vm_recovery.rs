@@ -27,17 +27,27 @@ fn killed_runs(run: &vmtest::GuestRun, prefix: &str, max: u32) -> u32 {
     for n in 1..=max {
         let step = run.step(&format!("{prefix}-{n}"));
         if step.exit_code == 0 {
-            assert!(step.stderr.contains("lvm_commands=0"), "{prefix}-{n}: {}", step.stderr);
+            assert!(
+                step.stderr.contains("lvm_commands=0"),
+                "{prefix}-{n}: {}",
+                step.stderr
+            );
             return n - 1;
         }
-        assert_eq!(step.exit_code, KILLED, "{prefix}-{n} neither finished nor was killed:\n{}", step.stderr);
+        assert_eq!(
+            step.exit_code, KILLED,
+            "{prefix}-{n} neither finished nor was killed:\n{}",
+            step.stderr
+        );
     }
     panic!("{prefix}: no run completed within {max} attempts");
 }
 
 #[test]
 fn runs_killed_at_every_step_boundary_converge() {
-    let bed = bed(vec![DiskSpec::new("storage", 1024).partition("linstor-storage", None)]);
+    let bed = bed(vec![
+        DiskSpec::new("storage", 1024).partition("linstor-storage", None)
+    ]);
     let mut script = kill_loop("fresh", "node-01", 5);
     script.push_str("step thin lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-1\n");
     script.push_str(&kill_loop("reset", "node-02", 7));
@@ -56,15 +66,26 @@ fn runs_killed_at_every_step_boundary_converge() {
     assert_eq!(text(&vg["vg_tags"]), "linstor-satellite-id=node-02");
     assert_eq!(number(&vg["vg_free_count"]), 0);
     let lvs = lv_names(&run, "lvs");
-    assert!(lvs.contains(&"linstor-pool".to_owned()) && !lvs.contains(&"pvc-1".to_owned()), "{lvs:?}");
-    assert_eq!(rows(&run, "pvs", "pv").len(), 1, "exactly one PV, on the partition");
+    assert!(
+        lvs.contains(&"linstor-pool".to_owned()) && !lvs.contains(&"pvc-1".to_owned()),
+        "{lvs:?}"
+    );
+    assert_eq!(
+        rows(&run, "pvs", "pv").len(),
+        1,
+        "exactly one PV, on the partition"
+    );
 }
 
 /// Grows the disk image and its only partition (same start, same label).
 fn grow_disk(image: &std::path::Path, size: &str, label: &str) {
     let sh = |cmd: &mut Command| {
         let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let info = sh(Command::new("sgdisk").arg("-i").arg("1").arg(image));
@@ -86,7 +107,9 @@ fn grow_disk(image: &std::path::Path, size: &str, label: &str) {
 
 #[test]
 fn a_grown_partition_grows_the_pool_and_keeps_thin_volumes() {
-    let bed = bed(vec![DiskSpec::new("storage", 1024).partition("linstor-storage", None)]);
+    let bed = bed(vec![
+        DiskSpec::new("storage", 1024).partition("linstor-storage", None)
+    ]);
     let first = boot(
         &bed,
         false,
@@ -121,13 +144,25 @@ step read sh -c 'lvchange -ay linstor-vg/pvc-1 && mount -o ro /dev/mapper/linsto
     );
     let planned = dry_run_steps(&second, "dry-grow");
     assert_eq!(planned.len(), 2, "{planned:?}");
-    assert!(planned[0].starts_with("grow physical volume") && planned[1].starts_with("grow thin pool"), "{planned:?}");
+    assert!(
+        planned[0].starts_with("grow physical volume") && planned[1].starts_with("grow thin pool"),
+        "{planned:?}"
+    );
     assert_eq!(expect_exit(&second, "killed", 137).exit_code, 137);
     let grow = expect_provisioned(&second, "grow");
-    assert!(grow.stderr.contains("lvm_commands=1"), "only the pool extension was left:\n{}", grow.stderr);
-    assert!(expect_provisioned(&second, "steady").stderr.contains("lvm_commands=0"));
+    assert!(
+        grow.stderr.contains("lvm_commands=1"),
+        "only the pool extension was left:\n{}",
+        grow.stderr
+    );
+    assert!(expect_provisioned(&second, "steady")
+        .stderr
+        .contains("lvm_commands=0"));
     let big = number(&rows(&second, "lvs", "lv")[0]["lv_size"]);
-    assert!(big > small + (2 << 30), "pool grew from {small} only to {big}");
+    assert!(
+        big > small + (2 << 30),
+        "pool grew from {small} only to {big}"
+    );
     assert_eq!(number(&vg_row(&second, "vgs")["vg_free_count"]), 0);
     assert_eq!(second.expect_success("read").stdout.trim(), "precious");
 }

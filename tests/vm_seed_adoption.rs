@@ -47,30 +47,55 @@ fn seed_nodes_are_adopted_or_reset() {
     }
     // status reads the seed's ID from the active metadata LV, without mounting.
     let status = json(&run, "status-a");
-    assert_eq!(status["physical_volume"]["volume_group"]["satellite_id"]["source"], "seed-file");
-    assert_eq!(status["physical_volume"]["volume_group"]["satellite_id"]["value"], "node-01");
+    assert_eq!(
+        status["physical_volume"]["volume_group"]["satellite_id"]["source"],
+        "seed-file"
+    );
+    assert_eq!(
+        status["physical_volume"]["volume_group"]["satellite_id"]["value"],
+        "node-01"
+    );
 
     // Same ID: the only write is recording the ID as a VG tag; data survives.
     let planned = dry_run_steps(&run, "dry-adopt");
-    assert_eq!(planned, vec!["tag volume group seeda with linstor-satellite-id=node-01".to_owned()]);
+    assert_eq!(
+        planned,
+        vec!["tag volume group seeda with linstor-satellite-id=node-01".to_owned()]
+    );
     expect_provisioned(&run, "adopt");
     assert_eq!(applied_steps(&run, "adopt", &planned), planned);
     let before = vg_row(&run, "seqno-a");
     let after = vg_row(&run, "adopted");
-    assert_eq!(number(&after["vg_seqno"]), number(&before["vg_seqno"]) + 1, "exactly one metadata write");
+    assert_eq!(
+        number(&after["vg_seqno"]),
+        number(&before["vg_seqno"]) + 1,
+        "exactly one metadata write"
+    );
     assert_eq!(text(&after["vg_tags"]), "linstor-satellite-id=node-01");
     let lvs = lv_names(&run, "adopted-lvs");
     for lv in ["linstor-pool", "metadata", "pvcdata"] {
         assert!(lvs.contains(&lv.to_owned()), "{lv} lost: {lvs:?}");
     }
     assert_eq!(run.expect_success("read-a").stdout.trim(), "precious");
-    assert!(expect_provisioned(&run, "again").stderr.contains("lvm_commands=0"));
+    assert!(expect_provisioned(&run, "again")
+        .stderr
+        .contains("lvm_commands=0"));
 
     // Different ID, metadata LV inactive: activated, read, then reset.
-    assert!(run.expect_success("status-b").stdout.contains("inactive metadata LV"));
+    assert!(run
+        .expect_success("status-b")
+        .stdout
+        .contains("inactive metadata LV"));
     let reset = expect_provisioned(&run, "reset-b");
-    assert!(reset.stderr.contains("existing=old-id") && reset.stderr.contains("expected=new-id"), "{}", reset.stderr);
-    assert_eq!(text(&vg_row(&run, "reset-vgs")["vg_tags"]), "linstor-satellite-id=new-id");
+    assert!(
+        reset.stderr.contains("existing=old-id") && reset.stderr.contains("expected=new-id"),
+        "{}",
+        reset.stderr
+    );
+    assert_eq!(
+        text(&vg_row(&run, "reset-vgs")["vg_tags"]),
+        "linstor-satellite-id=new-id"
+    );
     let lvs = lv_names(&run, "reset-lvs");
     assert_eq!(lvs, vec!["linstor-pool".to_owned()], "old LVs must be gone");
 }

@@ -19,7 +19,12 @@ pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
     let device = partition.display().to_string();
     let mut args: Vec<String> = match action {
         Action::ActivateSeedMetadataLv { volume_group } => {
-            vec!["lvchange".into(), "--activate".into(), "y".into(), format!("{volume_group}/metadata")]
+            vec![
+                "lvchange".into(),
+                "--activate".into(),
+                "y".into(),
+                format!("{volume_group}/metadata"),
+            ]
         }
         Action::RemoveLogicalVolumes { volume_group, .. } => {
             vec!["lvremove".into(), "--force".into(), volume_group.clone()]
@@ -27,9 +32,12 @@ pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
         Action::RemoveVolumeGroup { volume_group } => {
             vec!["vgremove".into(), "--force".into(), volume_group.clone()]
         }
-        Action::RemovePhysicalVolume { .. } => vec!["pvremove".into(), "--yes".into(), device.clone()],
+        Action::RemovePhysicalVolume { .. } => {
+            vec!["pvremove".into(), "--yes".into(), device.clone()]
+        }
         Action::CreatePhysicalVolume {
-            overwrite_signature, ..
+            overwrite_signature,
+            ..
         } => {
             let mut args = vec!["pvcreate".to_owned()];
             // Only with --force (the planner refuses otherwise) may LVM wipe a
@@ -55,7 +63,12 @@ pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
         Action::TagVolumeGroup {
             volume_group,
             satellite_id_tag,
-        } => vec!["vgchange".into(), "--addtag".into(), satellite_id_tag.clone(), volume_group.clone()],
+        } => vec![
+            "vgchange".into(),
+            "--addtag".into(),
+            satellite_id_tag.clone(),
+            volume_group.clone(),
+        ],
         Action::CreateThinPool {
             volume_group,
             pool,
@@ -86,7 +99,9 @@ pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
             format!("{}k", to_bytes / 1024),
             format!("{volume_group}/{pool}"),
         ],
-        Action::ExtendThinPool { volume_group, pool, .. } => vec![
+        Action::ExtendThinPool {
+            volume_group, pool, ..
+        } => vec![
             "lvextend".into(),
             "--extents".into(),
             "+100%FREE".into(),

@@ -35,9 +35,14 @@ pub enum ConvergeError {
 pub const KILL_AFTER_ENV: &str = "LINSTOR_PROVISION_DISK_TEST_KILL_AFTER";
 
 fn crash_point(commands_run: usize) {
-    let wanted = std::env::var(KILL_AFTER_ENV).ok().and_then(|v| v.parse::<usize>().ok());
+    let wanted = std::env::var(KILL_AFTER_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
     if wanted == Some(commands_run) {
-        tracing::warn!(commands_run, "{KILL_AFTER_ENV} reached: killing this process");
+        tracing::warn!(
+            commands_run,
+            "{KILL_AFTER_ENV} reached: killing this process"
+        );
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }
@@ -60,7 +65,11 @@ pub fn converge(
     let resolved = resolve(&config.partition_label, backend)?;
     let devnode = resolved.device.devnode.clone();
     tracing::info!(partition = %devnode.display(), label = %config.partition_label, "resolved partition");
-    let _lock = if dry_run { None } else { Some(PartitionLock::acquire(&devnode)?) };
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(PartitionLock::acquire(&devnode)?)
+    };
     let expect = Expectations {
         volume_group: Some(&config.volume_group),
         pool: Some(&config.pool),

@@ -38,7 +38,10 @@ pub struct InProcessLvm {
 impl LvmExecutor for InProcessLvm {
     fn run(&mut self, args: &[String]) -> Result<(), ApplyError> {
         let line = args.join(" ");
-        if args.iter().any(|arg| arg.is_empty() || arg.contains(char::is_whitespace)) {
+        if args
+            .iter()
+            .any(|arg| arg.is_empty() || arg.contains(char::is_whitespace))
+        {
             return Err(ApplyError::UnsafeArgument(line));
         }
         self.commands_run += 1;
@@ -56,9 +59,13 @@ impl InProcessLvm {
     fn run_line(&mut self, line: &str) -> Result<(), ApplyError> {
         let context = match &mut self.context {
             Some(context) => context,
-            empty => empty.insert(Lvm2Context::open().map_err(|e| ApplyError::Init(e.to_string()))?),
+            empty => {
+                empty.insert(Lvm2Context::open().map_err(|e| ApplyError::Init(e.to_string()))?)
+            }
         };
-        let report = context.run(line).map_err(|e| ApplyError::Init(e.to_string()))?;
+        let report = context
+            .run(line)
+            .map_err(|e| ApplyError::Init(e.to_string()))?;
         if report.status == RunStatus::Succeeded {
             return Ok(());
         }

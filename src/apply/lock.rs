@@ -74,9 +74,14 @@ mod tests {
             let _ = sender.send(second.is_ok());
         });
         // While the first lock is held, the second must not get through.
-        assert!(receiver.recv_timeout(std::time::Duration::from_millis(300)).is_err());
+        assert!(receiver
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
         drop(first);
-        assert_eq!(receiver.recv_timeout(std::time::Duration::from_secs(5)), Ok(true));
+        assert_eq!(
+            receiver.recv_timeout(std::time::Duration::from_secs(5)),
+            Ok(true)
+        );
         let _ = contender.join();
         let _ = std::fs::remove_file(&path);
     }

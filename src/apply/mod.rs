@@ -11,9 +11,16 @@ use crate::plan::Action;
 use std::path::Path;
 
 /// Logs and runs one action. The removal steps log the seed tool's lines.
-pub fn apply_action(executor: &mut dyn LvmExecutor, action: &Action, partition: &Path) -> Result<(), ApplyError> {
+pub fn apply_action(
+    executor: &mut dyn LvmExecutor,
+    action: &Action,
+    partition: &Path,
+) -> Result<(), ApplyError> {
     match action {
-        Action::RemoveLogicalVolumes { volume_group, names } => tracing::info!(
+        Action::RemoveLogicalVolumes {
+            volume_group,
+            names,
+        } => tracing::info!(
             volume_group = %volume_group,
             logical_volumes = %names.join(","),
             action = %action,

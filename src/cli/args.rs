@@ -115,7 +115,11 @@ pub struct ProvisionArgs {
     pub on_failure: OnFailure,
 
     /// The file whose removal releases a hold.
-    #[arg(long, env = "HOLD_MARKER", default_value = "/tmp/.disk-provisioner-wait")]
+    #[arg(
+        long,
+        env = "HOLD_MARKER",
+        default_value = "/tmp/.disk-provisioner-wait"
+    )]
     pub hold_marker: std::path::PathBuf,
 
     /// Kubernetes termination message file; a one-line reason is written there on

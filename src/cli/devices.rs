@@ -34,7 +34,10 @@ fn inspect(device: BlockDevice) -> DeviceReport {
         }
     };
     let (mut pv_uuid, mut volume_group) = (None, None);
-    if signature.as_ref().is_some_and(|s| s.kind == SignatureKind::LvmPv) {
+    if signature
+        .as_ref()
+        .is_some_and(|s| s.kind == SignatureKind::LvmPv)
+    {
         match lvm::read_physical_volume(&device.devnode) {
             Ok(Some(pv)) => {
                 volume_group = pv.metadata.as_ref().map(|vg| vg.name.clone());
@@ -45,7 +48,10 @@ fn inspect(device: BlockDevice) -> DeviceReport {
         }
     }
     let holders = match holders::holders(&device.name) {
-        Ok(found) => found.into_iter().map(|h| h.dm_name.unwrap_or(h.name)).collect(),
+        Ok(found) => found
+            .into_iter()
+            .map(|h| h.dm_name.unwrap_or(h.name))
+            .collect(),
         Err(e) => {
             errors.push(format!("holders: {e}"));
             Vec::new()
@@ -70,7 +76,10 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
         .map(inspect)
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports).map_err(CliError::failed)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).map_err(CliError::failed)?
+        );
         return Ok(());
     }
     let dash = |value: Option<&str>| value.unwrap_or("-").to_owned();
@@ -92,15 +101,34 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
                 dash(d.partition_uuid.as_deref()),
                 dash(r.signature.as_deref()),
                 dash(r.volume_group.as_deref()),
-                if r.holders.is_empty() { "-".to_owned() } else { r.holders.join(",") },
-                if r.errors.is_empty() { String::new() } else { r.errors.join("; ") },
+                if r.holders.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.holders.join(",")
+                },
+                if r.errors.is_empty() {
+                    String::new()
+                } else {
+                    r.errors.join("; ")
+                },
             ]
         })
         .collect();
     print!(
         "{}",
         table(
-            &["DEVICE", "MAJ:MIN", "SIZE", "TYPE", "LABEL/DM NAME", "PARTUUID", "SIGNATURE", "VG", "HOLDERS", "ERRORS"],
+            &[
+                "DEVICE",
+                "MAJ:MIN",
+                "SIZE",
+                "TYPE",
+                "LABEL/DM NAME",
+                "PARTUUID",
+                "SIGNATURE",
+                "VG",
+                "HOLDERS",
+                "ERRORS"
+            ],
             &rows
         )
     );

@@ -5,7 +5,10 @@ use crate::observe::lvm;
 
 pub fn run(args: &MetadataArgs) -> Result<(), CliError> {
     let pv = lvm::read_physical_volume(&args.device).map_err(|e| {
-        CliError::Failed(format!("reading LVM metadata from {}: {e}", args.device.display()))
+        CliError::Failed(format!(
+            "reading LVM metadata from {}: {e}",
+            args.device.display()
+        ))
     })?;
     if args.json {
         let json = serde_json::to_string_pretty(&pv).map_err(CliError::failed)?;
@@ -18,18 +21,29 @@ pub fn run(args: &MetadataArgs) -> Result<(), CliError> {
     };
     println!("device        {}", args.device.display());
     println!("pv uuid       {}", pv.pv_uuid);
-    println!("device size   {} bytes (as recorded in the PV header)", pv.device_size);
+    println!(
+        "device size   {} bytes (as recorded in the PV header)",
+        pv.device_size
+    );
     match &pv.metadata {
         None => println!("volume group  none (orphan PV)"),
         Some(vg) => {
-            println!("volume group  {} (uuid {}, seqno {})", vg.name, vg.id, vg.seqno);
+            println!(
+                "volume group  {} (uuid {}, seqno {})",
+                vg.name, vg.id, vg.seqno
+            );
             println!("extent size   {} bytes", vg.extent_size_bytes());
             println!("tags          {}", vg.tags.join(", "));
             println!("pvs           {}", vg.physical_volumes.len());
             for lv in &vg.logical_volumes {
                 let kinds: Vec<&str> = lv.segments.iter().map(|s| s.kind.type_name()).collect();
                 let hidden = if lv.is_visible() { "" } else { " (hidden)" };
-                println!("lv            {}{hidden}: {} extents, {}", lv.name, lv.extent_count(), kinds.join("+"));
+                println!(
+                    "lv            {}{hidden}: {} extents, {}",
+                    lv.name,
+                    lv.extent_count(),
+                    kinds.join("+")
+                );
             }
         }
     }

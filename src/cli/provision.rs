@@ -20,7 +20,11 @@ fn config_from(args: &ProvisionArgs) -> Result<ProvisionConfig, CliError> {
             .ok_or_else(|| CliError::Usage(format!("{flag} (or {env}) is required")))
     };
     let inputs = ProvisionInputs {
-        partition_label: required(&args.partition_label, "--partition-label", "PARTITION_LABEL")?,
+        partition_label: required(
+            &args.partition_label,
+            "--partition-label",
+            "PARTITION_LABEL",
+        )?,
         volume_group: required(&args.volume_group, "--volume-group", "VOLUME_GROUP")?,
         pool: required(&args.pool, "--pool", "POOL")?,
         satellite_id: required(&args.satellite_id, "--satellite-id", "SATELLITE_ID")?,
@@ -38,7 +42,11 @@ pub fn run(args: &ProvisionArgs, backend: DiscoveryBackend) -> Result<(), CliErr
         match converge(&config, backend, &mut executor, args.dry_run) {
             Ok(Outcome::Planned(plan)) => return print_plan(&plan, &config, args.json),
             Ok(Outcome::Converged { commands, rounds }) => {
-                tracing::info!(lvm_commands = commands, rounds, "disk provisioning completed successfully");
+                tracing::info!(
+                    lvm_commands = commands,
+                    rounds,
+                    "disk provisioning completed successfully"
+                );
                 return Ok(());
             }
             Err(error) => {
@@ -87,7 +95,10 @@ fn hold(marker: &Path) -> Result<(), CliError> {
 
 fn print_plan(plan: &Plan, config: &ProvisionConfig, json: bool) -> Result<(), CliError> {
     if json {
-        println!("{}", serde_json::to_string_pretty(plan).map_err(CliError::failed)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(plan).map_err(CliError::failed)?
+        );
         return Ok(());
     }
     if plan.is_empty() {

@@ -33,13 +33,18 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
         volume_group: args.volume_group.as_deref(),
         pool: args.pool.as_deref(),
     };
-    let snapshot = observe_partition(&args.partition_label, backend, &expect).map_err(CliError::failed)?;
+    let snapshot =
+        observe_partition(&args.partition_label, backend, &expect).map_err(CliError::failed)?;
     let pv = snapshot.observed.physical_volume.as_ref();
     let report = StatusReport {
         partition: &snapshot.device,
         size_bytes: snapshot.observed.partition.size_bytes,
         logical_sector_size: snapshot.logical_sector_size,
-        signatures: snapshot.signatures.iter().map(|s| s.kind.blkid_type().to_owned()).collect(),
+        signatures: snapshot
+            .signatures
+            .iter()
+            .map(|s| s.kind.blkid_type().to_owned())
+            .collect(),
         physical_volume: pv.map(|pv| PvReport {
             uuid: &pv.uuid,
             recorded_device_size: pv.recorded_device_size,
@@ -54,7 +59,10 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             .map(String::as_str),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(CliError::failed)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(CliError::failed)?
+        );
     } else {
         print!("{}", text(&snapshot, &report, args));
     }
@@ -79,13 +87,24 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
     );
     line(
         "signatures",
-        if report.signatures.is_empty() { "none".to_owned() } else { report.signatures.join(", ") },
+        if report.signatures.is_empty() {
+            "none".to_owned()
+        } else {
+            report.signatures.join(", ")
+        },
     );
     let Some(pv) = &report.physical_volume else {
         line("lvm", "no physical volume on the partition".to_owned());
         return out;
     };
-    line("pv", format!("uuid {}, recorded size {}", pv.uuid, human_size(pv.recorded_device_size)));
+    line(
+        "pv",
+        format!(
+            "uuid {}, recorded size {}",
+            pv.uuid,
+            human_size(pv.recorded_device_size)
+        ),
+    );
     let Some(vg) = pv.volume_group else {
         line("vg", "none (orphan PV)".to_owned());
         return out;
@@ -139,8 +158,13 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                 human_size(*chunk_size_bytes),
                 if *zero_new_blocks { "on" } else { "off" }
             ),
-            LvKind::Thin { pool } => format!("thin volume in {pool}, {} virtual", human_size(lv.size_bytes)),
-            LvKind::Other { segment_type } => format!("{segment_type}, {}", human_size(lv.size_bytes)),
+            LvKind::Thin { pool } => format!(
+                "thin volume in {pool}, {} virtual",
+                human_size(lv.size_bytes)
+            ),
+            LvKind::Other { segment_type } => {
+                format!("{segment_type}, {}", human_size(lv.size_bytes))
+            }
         };
         line("lv", format!("{} — {what}, {state}", lv.name));
     }

@@ -94,8 +94,10 @@ mod tests {
     #[test]
     fn seed_defaults_validate() {
         let config = ProvisionConfig::from_inputs(inputs());
-        assert!(matches!(config, Ok(ref c) if c.chunk_size_bytes == DEFAULT_CHUNK_SIZE_BYTES
-            && c.satellite_id_tag == "linstor-satellite-id=node-01"));
+        assert!(
+            matches!(config, Ok(ref c) if c.chunk_size_bytes == DEFAULT_CHUNK_SIZE_BYTES
+            && c.satellite_id_tag == "linstor-satellite-id=node-01")
+        );
     }
 
     #[test]

@@ -13,9 +13,13 @@ const MAX_ID_FILE_BYTES: u64 = 64 * 1024;
 /// Reads the seed tool's satellite ID from the ext4 filesystem on `device`.
 pub fn read_seed_satellite_id(device: &Path) -> Result<String, String> {
     let context = |what: &str, e: &dyn std::fmt::Display| {
-        format!("reading {SEED_ID_FILE} from the seed tool's ext4 on {}: {what}: {e}", device.display())
+        format!(
+            "reading {SEED_ID_FILE} from the seed tool's ext4 on {}: {what}: {e}",
+            device.display()
+        )
     };
-    let fs = Ext4::load_from_path(device).map_err(|e| context("not a readable ext4 filesystem", &e))?;
+    let fs =
+        Ext4::load_from_path(device).map_err(|e| context("not a readable ext4 filesystem", &e))?;
     let length = fs
         .metadata(SEED_ID_FILE)
         .map_err(|e| context("file missing", &e))?
@@ -23,7 +27,9 @@ pub fn read_seed_satellite_id(device: &Path) -> Result<String, String> {
     if length > MAX_ID_FILE_BYTES {
         return Err(context("file too large", &format!("{length} bytes")));
     }
-    let bytes = fs.read(SEED_ID_FILE).map_err(|e| context("read failed", &e))?;
+    let bytes = fs
+        .read(SEED_ID_FILE)
+        .map_err(|e| context("read failed", &e))?;
     let id = String::from_utf8(bytes).map_err(|e| context("not UTF-8", &e))?;
     // The seed wrote no newline; tolerate one written by hand.
     let id = id.strip_suffix('\n').unwrap_or(&id).to_owned();

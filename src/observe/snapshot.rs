@@ -7,7 +7,9 @@ use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveE
 use super::satellite_id;
 use super::seed_layout::{read_seed_satellite_id, SEED_METADATA_LV};
 use super::signature::{self, Signature, SignatureKind};
-use super::state::{LvFacts, LvKind, ObservedPartition, PartitionFacts, PvFacts, SatelliteIdReading, VgFacts};
+use super::state::{
+    LvFacts, LvKind, ObservedPartition, PartitionFacts, PvFacts, SatelliteIdReading, VgFacts,
+};
 use super::{blockdev, live::holders};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -79,7 +81,10 @@ pub fn observe_partition(
 }
 
 /// Reads everything about an already resolved partition.
-pub fn observe_resolved(resolved: &Resolved, expect: &Expectations<'_>) -> Result<Snapshot, ObserveError> {
+pub fn observe_resolved(
+    resolved: &Resolved,
+    expect: &Expectations<'_>,
+) -> Result<Snapshot, ObserveError> {
     let Resolved { devices, device } = resolved;
     let label = device.partition_label.as_deref().unwrap_or_default();
     let devnode = device.devnode.clone();
@@ -87,10 +92,11 @@ pub fn observe_resolved(resolved: &Resolved, expect: &Expectations<'_>) -> Resul
         device: devnode.clone(),
         detail: e.to_string(),
     })?;
-    let logical_sector_size = blockdev::logical_sector_size(&devnode).map_err(|e| ObserveError::Size {
-        device: devnode.clone(),
-        detail: e.to_string(),
-    })?;
+    let logical_sector_size =
+        blockdev::logical_sector_size(&devnode).map_err(|e| ObserveError::Size {
+            device: devnode.clone(),
+            detail: e.to_string(),
+        })?;
     let signatures = signature::probe_signatures(&devnode).map_err(|e| ObserveError::Probe {
         device: devnode.clone(),
         detail: e.to_string(),
@@ -133,7 +139,10 @@ pub fn observe_resolved(resolved: &Resolved, expect: &Expectations<'_>) -> Resul
             },
         }),
     };
-    let vg_name_here = pv_facts.as_ref().and_then(|pv| pv.volume_group.as_ref()).map(|vg| vg.name.as_str());
+    let vg_name_here = pv_facts
+        .as_ref()
+        .and_then(|pv| pv.volume_group.as_ref())
+        .map(|vg| vg.name.as_str());
     let wanted_vg_name_elsewhere = match expect.volume_group {
         Some(wanted) if vg_name_here != Some(wanted) => vg_name_holders(devices, device, wanted),
         _ => Vec::new(),
@@ -147,7 +156,11 @@ pub fn observe_resolved(resolved: &Resolved, expect: &Expectations<'_>) -> Resul
             size_bytes,
         },
         // An LVM label wins: pvcreate overwrote the start, deeper superblocks are stale.
-        foreign_signature: if physical_volume.is_some() { None } else { foreign_signature },
+        foreign_signature: if physical_volume.is_some() {
+            None
+        } else {
+            foreign_signature
+        },
         physical_volume: pv_facts,
         wanted_vg_name_elsewhere,
     };
@@ -231,7 +244,9 @@ fn vg_facts(
                     zero_new_blocks,
                     ..
                 }) => LvKind::ThinPool {
-                    metadata_size_bytes: vg.lv(metadata_lv).map_or(0, |m| m.extent_count() * extent),
+                    metadata_size_bytes: vg
+                        .lv(metadata_lv)
+                        .map_or(0, |m| m.extent_count() * extent),
                     chunk_size_bytes: chunk_size_sectors * SECTOR,
                     zero_new_blocks: *zero_new_blocks,
                 },
@@ -251,7 +266,9 @@ fn vg_facts(
                 visible: lv.is_visible(),
                 size_bytes: lv.extent_count() * extent,
                 active: !devices.is_empty(),
-                open_by: top.filter(|a| a.open_count > 0).map(|a| describe_holders(a)),
+                open_by: top
+                    .filter(|a| a.open_count > 0)
+                    .map(|a| describe_holders(a)),
             }
         })
         .collect();
@@ -278,7 +295,10 @@ fn describe_holders(active: &ActiveLv) -> String {
         .map(|h| h.dm_name.unwrap_or(h.name))
         .collect();
     if names.is_empty() {
-        format!("{} is open {} time(s), e.g. mounted or used by DRBD", active.dm_name, active.open_count)
+        format!(
+            "{} is open {} time(s), e.g. mounted or used by DRBD",
+            active.dm_name, active.open_count
+        )
     } else {
         format!("{} is held by {}", active.dm_name, names.join(", "))
     }

@@ -8,13 +8,19 @@ use std::path::PathBuf;
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// Activate the seed tool's `metadata` LV so its satellite-ID file can be read.
-    ActivateSeedMetadataLv { volume_group: String },
+    ActivateSeedMetadataLv {
+        volume_group: String,
+    },
     RemoveLogicalVolumes {
         volume_group: String,
         names: Vec<String>,
     },
-    RemoveVolumeGroup { volume_group: String },
-    RemovePhysicalVolume { device: PathBuf },
+    RemoveVolumeGroup {
+        volume_group: String,
+    },
+    RemovePhysicalVolume {
+        device: PathBuf,
+    },
     CreatePhysicalVolume {
         device: PathBuf,
         /// A foreign signature that `--force` allows to be overwritten.

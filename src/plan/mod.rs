@@ -58,7 +58,10 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             overwrite_signature,
         }];
         actions.extend(create_vg_and_pool(observed, config));
-        return Ok(Plan { reset: None, actions });
+        return Ok(Plan {
+            reset: None,
+            actions,
+        });
     };
     if pv.in_vg_without_metadata {
         return Err(Refusal::PvWithoutMetadata {
@@ -77,7 +80,10 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             });
         }
         actions.extend(create_vg_and_pool(observed, config));
-        return Ok(Plan { reset: None, actions });
+        return Ok(Plan {
+            reset: None,
+            actions,
+        });
     };
     if !vg.other_pvs.is_empty() {
         return Err(Refusal::VolumeGroupSpansDevices {
@@ -118,7 +124,10 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
     }
 }
 
-fn ensure_vg_name_free(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<(), Refusal> {
+fn ensure_vg_name_free(
+    observed: &ObservedPartition,
+    config: &ProvisionConfig,
+) -> Result<(), Refusal> {
     if observed.wanted_vg_name_elsewhere.is_empty() {
         return Ok(());
     }
@@ -198,7 +207,11 @@ fn reset(
     })
 }
 
-fn keep_and_grow(observed: &ObservedPartition, vg: &VgFacts, config: &ProvisionConfig) -> Result<Plan, Refusal> {
+fn keep_and_grow(
+    observed: &ObservedPartition,
+    vg: &VgFacts,
+    config: &ProvisionConfig,
+) -> Result<Plan, Refusal> {
     if vg.name != config.volume_group {
         return Err(Refusal::VolumeGroupNameMismatch {
             found: vg.name.clone(),
@@ -275,7 +288,10 @@ fn keep_and_grow(observed: &ObservedPartition, vg: &VgFacts, config: &ProvisionC
             })
         }
     }
-    Ok(Plan { reset: None, actions })
+    Ok(Plan {
+        reset: None,
+        actions,
+    })
 }
 
 /// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs.

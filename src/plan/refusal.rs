@@ -4,7 +4,11 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 fn list(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn show(path: &Path) -> String {
@@ -24,7 +28,10 @@ pub enum Refusal {
     #[error("{} is a PV of a volume group but holds no copy of its volume group's metadata (made with --pvmetadatacopies 0), so the VG lives on other devices too; this tool manages only a VG entirely on its partition. Inspect with `pvs -o+vg_name {}`", show(device), show(device))]
     PvWithoutMetadata { device: PathBuf },
     #[error("the satellite ID recorded on volume group {volume_group} could not be read ({reason}); refusing to guess, since a wrong guess would wipe the storage. Fix the cause and rerun")]
-    SatelliteIdUnreadable { volume_group: String, reason: String },
+    SatelliteIdUnreadable {
+        volume_group: String,
+        reason: String,
+    },
     #[error("logical volume {volume_group}/{logical_volume} must be removed for the reset but is open ({holder}); stop whatever uses it (the LINSTOR satellite, DRBD, a mount) and rerun")]
     LogicalVolumeOpen {
         volume_group: String,
@@ -37,7 +44,10 @@ pub enum Refusal {
         devices: Vec<PathBuf>,
     },
     #[error("{} holds volume group {volume_group}, which records no satellite ID and is not the configured VOLUME_GROUP; it looks like someone else's. Rerun with --force (FORCE=true) to wipe it, or fix PARTITION_LABEL/VOLUME_GROUP", show(device))]
-    ForeignVolumeGroup { volume_group: String, device: PathBuf },
+    ForeignVolumeGroup {
+        volume_group: String,
+        device: PathBuf,
+    },
     #[error("{} holds volume group {found} made for this satellite ID, but VOLUME_GROUP is {wanted}; set VOLUME_GROUP={found}, or rename it with `vgrename {found} {wanted}`", show(device))]
     VolumeGroupNameMismatch {
         found: String,

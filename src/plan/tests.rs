@@ -129,7 +129,11 @@ fn provisioned(id: SatelliteIdReading) -> ObservedPartition {
 }
 
 fn vg_mut(observed: &mut ObservedPartition) -> &mut VgFacts {
-    match observed.physical_volume.as_mut().and_then(|pv| pv.volume_group.as_mut()) {
+    match observed
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.volume_group.as_mut())
+    {
         Some(vg) => vg,
         None => panic!("fixture has no VG"),
     }
@@ -168,7 +172,14 @@ fn planned(observed: &ObservedPartition, config: &ProvisionConfig) -> Plan {
 #[test]
 fn every_partition_state_gets_the_right_plan() {
     const FRESH: &[&str] = &["pvcreate", "vgcreate", "pool-create"];
-    const RESET: &[&str] = &["lvremove", "vgremove", "pvremove", "pvcreate", "vgcreate", "pool-create"];
+    const RESET: &[&str] = &[
+        "lvremove",
+        "vgremove",
+        "pvremove",
+        "pvcreate",
+        "vgcreate",
+        "pool-create",
+    ];
     let mut grown = provisioned(tag("node-01"));
     grown.partition.size_bytes = 4 * GIB;
     let mut pool_missing = provisioned(tag("node-01"));
@@ -183,17 +194,49 @@ fn every_partition_state_gets_the_right_plan() {
 
     let table: Vec<(&str, ObservedPartition, Vec<&str>)> = vec![
         ("blank partition", blank(GIB), FRESH.to_vec()),
-        ("orphan PV (killed after pvcreate/vgremove)", orphan_pv(GIB), vec!["vgcreate", "pool-create"]),
-        ("steady state: same ID, full pool", provisioned(tag("node-01")), vec![]),
+        (
+            "orphan PV (killed after pvcreate/vgremove)",
+            orphan_pv(GIB),
+            vec!["vgcreate", "pool-create"],
+        ),
+        (
+            "steady state: same ID, full pool",
+            provisioned(tag("node-01")),
+            vec![],
+        ),
         ("partition grew", grown, vec!["pvresize", "pool-extend"]),
-        ("pool missing (killed after vgcreate)", pool_missing, vec!["pool-create"]),
+        (
+            "pool missing (killed after vgcreate)",
+            pool_missing,
+            vec!["pool-create"],
+        ),
         ("free extents left", free_space, vec!["pool-extend"]),
         ("different ID", provisioned(tag("node-02")), RESET.to_vec()),
-        ("different ID, no LVs (killed after lvremove)", empty_vg_other_id, RESET[1..].to_vec()),
-        ("seed layout, same ID", provisioned(SatelliteIdReading::SeedFile("node-01".into())), vec!["vgtag"]),
-        ("seed layout, other ID", provisioned(SatelliteIdReading::SeedFile("x".into())), RESET.to_vec()),
-        ("seed LV inactive", provisioned(SatelliteIdReading::SeedLvInactive), vec!["activate-seed-lv"]),
-        ("our VG name, no ID recorded", tagless_same_name, RESET[1..].to_vec()),
+        (
+            "different ID, no LVs (killed after lvremove)",
+            empty_vg_other_id,
+            RESET[1..].to_vec(),
+        ),
+        (
+            "seed layout, same ID",
+            provisioned(SatelliteIdReading::SeedFile("node-01".into())),
+            vec!["vgtag"],
+        ),
+        (
+            "seed layout, other ID",
+            provisioned(SatelliteIdReading::SeedFile("x".into())),
+            RESET.to_vec(),
+        ),
+        (
+            "seed LV inactive",
+            provisioned(SatelliteIdReading::SeedLvInactive),
+            vec!["activate-seed-lv"],
+        ),
+        (
+            "our VG name, no ID recorded",
+            tagless_same_name,
+            RESET[1..].to_vec(),
+        ),
     ];
     for (name, observed, expected) in table {
         let plan = planned(&observed, &config());
@@ -255,7 +298,10 @@ fn huge_growth_grows_pool_metadata_first() {
     let mut grown = provisioned(tag("node-01"));
     grown.partition.size_bytes = 4096 * GIB;
     let plan = planned(&grown, &config());
-    assert_eq!(kinds(&plan), vec!["pvresize", "pool-metadata-extend", "pool-extend"]);
+    assert_eq!(
+        kinds(&plan),
+        vec!["pvresize", "pool-metadata-extend", "pool-extend"]
+    );
     let needed = required_metadata_bytes(4096 * GIB, 512 * 1024);
     assert!(plan.actions.iter().any(|a| matches!(a,
         Action::ExtendPoolMetadata { to_bytes, .. } if *to_bytes >= needed && to_bytes % EXTENT == 0)));
@@ -287,11 +333,23 @@ fn refusals_write_nothing_and_say_why() {
     }
     let table: Vec<(&str, ObservedPartition, &str)> = vec![
         ("foreign signature", foreign, "foreign signature (ext4)"),
-        ("PV of a VG kept elsewhere", no_metadata_copy, "no copy of its volume group's metadata"),
+        (
+            "PV of a VG kept elsewhere",
+            no_metadata_copy,
+            "no copy of its volume group's metadata",
+        ),
         ("VG spans devices", spans, "/dev/vdb1"),
         ("open LV on reset", open, "drbd1000"),
-        ("VG name taken elsewhere", taken, "already exists on /dev/vdb1"),
-        ("ID unreadable", provisioned(SatelliteIdReading::Unreadable("I/O error".into())), "I/O error"),
+        (
+            "VG name taken elsewhere",
+            taken,
+            "already exists on /dev/vdb1",
+        ),
+        (
+            "ID unreadable",
+            provisioned(SatelliteIdReading::Unreadable("I/O error".into())),
+            "I/O error",
+        ),
         ("foreign VG", foreign_vg, "someone else's"),
         ("VG name mismatch", renamed, "VOLUME_GROUP=old-vg"),
         ("pool name is a thin LV", pool_is_thin, "not a thin pool"),
@@ -323,7 +381,10 @@ fn force_overrides_foreign_signature_and_foreign_vg_only() {
     vg_mut(&mut foreign_vg).name = "data".into();
     assert!(planned(&foreign_vg, &config_with(true)).reset.is_some());
     // --force never overrides an unreadable ID or an open LV.
-    assert!(plan_refuses(&provisioned(SatelliteIdReading::Unreadable("x".into())), true));
+    assert!(plan_refuses(
+        &provisioned(SatelliteIdReading::Unreadable("x".into())),
+        true
+    ));
     let mut open = provisioned(tag("node-02"));
     vg_mut(&mut open).logical_volumes[4].open_by = Some("mount".into());
     assert!(plan_refuses(&open, true));
@@ -338,6 +399,14 @@ fn plans_print_readably() {
     let plan = planned(&blank(GIB), &config());
     let lines: Vec<String> = plan.actions.iter().map(ToString::to_string).collect();
     assert_eq!(lines[0], "create physical volume on /dev/vda1");
-    assert!(lines[1].contains("tagged linstor-satellite-id=node-01"), "{}", lines[1]);
-    assert!(lines[2].contains("chunk size 512 KiB, zeroing off"), "{}", lines[2]);
+    assert!(
+        lines[1].contains("tagged linstor-satellite-id=node-01"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("chunk size 512 KiB, zeroing off"),
+        "{}",
+        lines[2]
+    );
 }

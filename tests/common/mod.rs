@@ -53,7 +53,8 @@ pub fn expect_exit<'a>(run: &'a GuestRun, name: &str, code: i32) -> &'a Step {
 pub fn expect_provisioned<'a>(run: &'a GuestRun, name: &str) -> &'a Step {
     let step = expect_exit(run, name, 0);
     run.check(
-        step.stderr.contains("disk provisioning completed successfully"),
+        step.stderr
+            .contains("disk provisioning completed successfully"),
         &format!("step {name} did not log success:\n{}", step.stderr),
     );
     step
@@ -61,12 +62,16 @@ pub fn expect_provisioned<'a>(run: &'a GuestRun, name: &str) -> &'a Step {
 
 pub fn json(run: &GuestRun, name: &str) -> Value {
     let out = &run.expect_success(name).stdout;
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("step {name} printed invalid JSON ({e}):\n{out}"))
+    serde_json::from_str(out)
+        .unwrap_or_else(|e| panic!("step {name} printed invalid JSON ({e}):\n{out}"))
 }
 
 /// Rows of an LVM JSON report (`vgs`/`lvs`/`pvs --reportformat json`).
 pub fn rows(run: &GuestRun, name: &str, kind: &str) -> Vec<Value> {
-    json(run, name)["report"][0][kind].as_array().cloned().unwrap_or_default()
+    json(run, name)["report"][0][kind]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 pub fn text(value: &Value) -> String {
@@ -74,7 +79,9 @@ pub fn text(value: &Value) -> String {
 }
 
 pub fn number(value: &Value) -> u64 {
-    text(value).parse().unwrap_or_else(|_| panic!("not a number: {value}"))
+    text(value)
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {value}"))
 }
 
 /// The one row of a single-VG `vgs` report.
@@ -90,7 +97,11 @@ pub fn vg_row(run: &GuestRun, name: &str) -> Value {
 pub fn lv_names(run: &GuestRun, name: &str) -> Vec<String> {
     rows(run, name, "lv")
         .iter()
-        .map(|row| text(&row["lv_name"]).trim_matches(|c| c == '[' || c == ']').to_owned())
+        .map(|row| {
+            text(&row["lv_name"])
+                .trim_matches(|c| c == '[' || c == ']')
+                .to_owned()
+        })
         .collect()
 }
 
