@@ -38,3 +38,55 @@ pub fn read_seed_satellite_id(device: &Path) -> Result<String, String> {
     }
     Ok(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::partition::test_tree::TempDir;
+    use std::process::Command;
+
+    /// An ext4 image populated from a folder by mkfs.ext4 (no mount needed).
+    fn ext4_image_with(dir: &TempDir, content: Option<&[u8]>) -> std::path::PathBuf {
+        let root = dir.path().join("root");
+        let image = dir.path().join("fs.img");
+        std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        if let Some(bytes) = content {
+            std::fs::write(root.join("satellite-id"), bytes)
+                .unwrap_or_else(|e| panic!("write: {e}"));
+        }
+        let status = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(&root)
+            .arg(&image)
+            .arg("8M")
+            .status()
+            .unwrap_or_else(|e| panic!("mkfs.ext4 missing (apt-get install e2fsprogs): {e}"));
+        assert!(status.success(), "mkfs.ext4 failed");
+        image
+    }
+
+    #[test]
+    fn reads_the_seed_id_without_mounting() {
+        let dir = TempDir::new("seed-id");
+        let image = ext4_image_with(&dir, Some(b"node-01"));
+        assert_eq!(read_seed_satellite_id(&image), Ok("node-01".to_owned()));
+    }
+
+    #[test]
+    fn missing_or_empty_id_files_are_errors_not_ids() {
+        let dir = TempDir::new("seed-missing");
+        let error = read_seed_satellite_id(&ext4_image_with(&dir, None));
+        assert!(
+            error.as_ref().is_err_and(|e| e.contains("file missing")),
+            "{error:?}"
+        );
+        let dir = TempDir::new("seed-empty");
+        let error = read_seed_satellite_id(&ext4_image_with(&dir, Some(b"")));
+        assert!(
+            error.as_ref().is_err_and(|e| e.contains("empty")),
+            "{error:?}"
+        );
+        let error = read_seed_satellite_id(Path::new("/dev/null"));
+        assert!(error.is_err());
+    }
+}
