@@ -34,7 +34,7 @@ step thin3 lvcreate -V 10m -T vgthin/linstor-pool -n pvc-3 --addtag keep
 step linear lvcreate -L 8m -n plain vgthin
 step span vgcreate vgspan /dev/vdb1 /dev/vdc1
 step span-lv lvcreate -l 100%FREE -n big vgspan
-step wrap-pv pvcreate --metadatasize 64k /dev/vda5
+step wrap-pv pvcreate --metadatasize 32k --dataalignment 64k /dev/vda5
 step wrap-vg vgcreate vgwrap /dev/vda5
 i=0
 while [ $i -lt 110 ]; do

@@ -92,6 +92,9 @@ fn udevd_records_partition_label() {
 step devnum cat /sys/class/block/vda1/dev
 step udevdata sh -c 'cat /run/udev/data/b$(cat /sys/class/block/vda1/dev)'
 step byid ls /dev/disk/by-id/
+step pool sh -c 'pvcreate -q /dev/vda1 && vgcreate -q vg /dev/vda1 && lvcreate -q --type thin-pool -L 100M -n pool vg'
+step settle udevadm settle --timeout=30
+step dmdata sh -c 'cat /run/udev/data/b$(cat /sys/block/dm-*/dev | tail -n 1)'
 "#,
     );
     let devnum = run.expect_success("devnum").stdout.trim().to_string();
@@ -109,5 +112,13 @@ step byid ls /dev/disk/by-id/
     run.check(
         byid.stdout.contains("virtio-disk0-part1"),
         &format!("/dev/disk/by-id lacks virtio-disk0-part1:\n{}", byid.stdout),
+    );
+    // LVM writes with udevd running must not wait for it, and udevd sees the DM devices.
+    run.expect_success("pool");
+    run.expect_success("settle");
+    let dm = run.expect_success("dmdata");
+    run.check(
+        dm.stdout.contains("DM_NAME=vg-pool"),
+        &format!("udev has no DM_NAME for the pool:\n{}", dm.stdout),
     );
 }
