@@ -13,6 +13,10 @@ fn discovery_duplicates_and_foreign_filesystems_with_udevd() {
         DiskSpec::new("dup-b", 256).partition("twin", None),
         DiskSpec::new("ext4", 512).partition("has-ext4", None),
         DiskSpec::new("udev", 512).partition("linstor storage", None),
+        DiskSpec::new("multi", 768)
+            .partition("span-here", Some(256))
+            .partition("span-there", Some(256))
+            .partition("blank", None),
     ]);
     let run = boot(
         &bed,
@@ -30,6 +34,25 @@ step ext4-forced $LPD --partition-label has-ext4 --volume-group vge --pool pool 
 step ext4-vgs vgs --reportformat json -o vg_name,vg_tags vge
 step udev-fresh $LPD --discovery udev --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
 step sysfs-steady $LPD --discovery sysfs --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
+ln -s $LPD /tmp/homelab-helper
+step seed-alias env PARTITION_LABEL='linstor storage' VOLUME_GROUP=vgu POOL=pool SATELLITE_ID=n ON_FAILURE=exit /tmp/homelab-helper linstor-provision-disk
+step span-vg vgcreate vgspan /dev/vde1 /dev/vde2
+step spans $LPD --partition-label span-here --volume-group vgspan --pool pool --satellite-id n --on-failure exit
+step name-taken $LPD --partition-label blank --volume-group vgspan --pool pool --satellite-id n --on-failure exit
+Q='--partition-label blank --volume-group vgblank --pool pool --satellite-id n --on-failure exit'
+$LPD $Q >/tmp/first.log 2>&1 &
+step second $LPD $Q
+wait
+step first cat /tmp/first.log
+step hold sh -c '
+  $0 --partition-label nope --volume-group v --pool p --satellite-id n --hold-marker /tmp/hold >/tmp/hold.log 2>&1 &
+  pid=$!; n=0
+  while [ ! -e /tmp/hold ] && [ $n -lt 60 ]; do sleep 0.5; n=$((n+1)); done
+  [ -e /tmp/hold ] || { echo "no hold marker"; exit 1; }
+  echo held-once; rm /tmp/hold; n=0
+  while [ ! -e /tmp/hold ] && [ $n -lt 60 ]; do sleep 0.5; n=$((n+1)); done
+  [ -e /tmp/hold ] && echo held-again
+  kill $pid; cat /tmp/hold.log >&2' $LPD
 "#,
     );
     assert!(run
