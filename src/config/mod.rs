@@ -51,6 +51,22 @@ pub struct ProvisionInputs {
     pub force: bool,
 }
 
+#[cfg(test)]
+impl ProvisionInputs {
+    /// The seed documentation's example values, for tests.
+    pub(crate) fn example() -> Self {
+        ProvisionInputs {
+            partition_label: "linstor-storage".into(),
+            volume_group: "linstor-vg".into(),
+            pool: "linstor-pool".into(),
+            satellite_id: "node-01".into(),
+            chunk_size: "512K".into(),
+            zero_new_blocks: false,
+            force: false,
+        }
+    }
+}
+
 impl ProvisionConfig {
     pub fn from_inputs(inputs: ProvisionInputs) -> Result<Self, ConfigError> {
         if inputs.partition_label.is_empty() {
@@ -80,15 +96,7 @@ mod tests {
     use super::*;
 
     fn inputs() -> ProvisionInputs {
-        ProvisionInputs {
-            partition_label: "linstor-storage".into(),
-            volume_group: "linstor-vg".into(),
-            pool: "linstor-pool".into(),
-            satellite_id: "node-01".into(),
-            chunk_size: "512K".into(),
-            zero_new_blocks: false,
-            force: false,
-        }
+        ProvisionInputs::example()
     }
 
     #[test]

@@ -15,13 +15,8 @@ fn config() -> ProvisionConfig {
 
 fn config_with(force: bool) -> ProvisionConfig {
     let inputs = ProvisionInputs {
-        partition_label: "linstor-storage".into(),
-        volume_group: "linstor-vg".into(),
-        pool: "linstor-pool".into(),
-        satellite_id: "node-01".into(),
-        chunk_size: "512K".into(),
-        zero_new_blocks: false,
         force,
+        ..ProvisionInputs::example()
     };
     match ProvisionConfig::from_inputs(inputs) {
         Ok(config) => config,
