@@ -24,7 +24,14 @@ pub const PACKAGES: &[&str] = &[
     "dosfstools",
     "util-linux",
     "zstd",
+    // deploy/ checks: systemd-analyze verify, and a venv for kubernetes-validate.
+    "systemd",
+    "python3-venv",
 ];
+
+/// Offline Kubernetes schema validator (ships the published JSON schemas), from PyPI.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+const VALIDATOR_VENV: &str = "target/deploy-check/venv";
 
 fn missing_packages() -> Vec<&'static str> {
     PACKAGES
@@ -42,6 +49,30 @@ fn missing_packages() -> Vec<&'static str> {
 }
 
 pub fn install() -> Result<(), String> {
+    install_debian_packages()?;
+    install_schema_validator()
+}
+
+/// A private venv holding kubernetes-validate, used by tests/deploy_manifests.rs.
+fn install_schema_validator() -> Result<(), String> {
+    let tool = format!("{VALIDATOR_VENV}/bin/kubernetes-validate");
+    let works = Command::new(&tool)
+        .arg("--version")
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    if works {
+        return Ok(());
+    }
+    crate::run(Command::new("python3").args(["-m", "venv", VALIDATOR_VENV]))?;
+    crate::run(Command::new(format!("{VALIDATOR_VENV}/bin/pip")).args([
+        "install",
+        "--quiet",
+        KUBERNETES_VALIDATE,
+    ]))
+}
+
+fn install_debian_packages() -> Result<(), String> {
     let missing = missing_packages();
     if missing.is_empty() {
         return Ok(());
