@@ -28,8 +28,8 @@ Subcommands:
   metadata  print the LVM metadata read natively off one device
 
 Examples:
-  linstor-provision-disk --partition-label linstor-storage --volume-group linstor-vg \
-      --pool linstor-pool --satellite-id node-01 --dry-run
+  export PARTITION_LABEL=linstor-storage VOLUME_GROUP=linstor-vg POOL=linstor-pool
+  SATELLITE_ID=node-01 linstor-provision-disk --dry-run
   linstor-provision-disk status --partition-label linstor-storage
   linstor-provision-disk devices --json";
 
