@@ -40,7 +40,7 @@ pub struct Snapshot {
     pub physical_volume: Option<PhysicalVolume>,
     /// This VG's active device-mapper devices, or why they could not be listed.
     pub active_volumes: Result<Vec<ActiveLv>, String>,
-    /// Thin pool usage, when the pool `pool_name` is active.
+    /// Usage of the thin pool named in [`Expectations::pool`], when it is active.
     pub pool_usage: Option<Result<ThinPoolUsage, String>>,
     /// The planner's view.
     pub observed: ObservedPartition,
@@ -48,7 +48,9 @@ pub struct Snapshot {
 
 /// What the caller wants to manage there (for name checks and pool usage).
 pub struct Expectations<'a> {
+    /// The VG to be managed: other devices holding a VG of this name are reported.
     pub volume_group: Option<&'a str>,
+    /// The thin pool whose usage to read (for `status`; costs device-mapper queries).
     pub pool: Option<&'a str>,
 }
 
