@@ -31,9 +31,19 @@ fn main() {
         Some(dir) => {
             println!(
                 "cargo:rustc-link-search=native={}",
-                PathBuf::from(dir).display()
+                PathBuf::from(&dir).display()
             );
+            let dir = PathBuf::from(dir);
+            // Link order matters for static archives: each resolves the one before.
             for lib in ["lvm2cmd", "device-mapper", "base", "daemonclient", "aio"] {
+                let archive = dir.join(format!("lib{lib}.a"));
+                if !archive.is_file() {
+                    panic!(
+                        "LVM2CMD_STATIC_DIR has no {} (build the static LVM2 with `cargo xtask dist`)",
+                        archive.display()
+                    );
+                }
+                println!("cargo:rerun-if-changed={}", archive.display());
                 println!("cargo:rustc-link-lib=static={lib}");
             }
         }

@@ -1,6 +1,8 @@
 //! Partition resolution and refusals on real GPT disks, with udevd running: the
 //! libudev and sysfs backends agree, duplicate labels are refused, and a partition
-//! holding ext4 is refused (data intact) unless --force is given.
+//! holding ext4 is refused (data intact) unless --force is given. Run against the
+//! static build (no libudev), the "udev" steps use its sysfs backend, which reads the
+//! udev database, and `--discovery udev` must be rejected with exit code 2.
 mod common;
 
 use common::*;
@@ -18,12 +20,12 @@ fn discovery_duplicates_and_foreign_filesystems_with_udevd() {
             .partition("span-there", Some(256))
             .partition("blank", None),
     ]);
-    let run = boot(
-        &bed,
-        true,
-        r#"
+    let has_udev = binary_has_udev();
+    let udev = if has_udev { "udev" } else { "sysfs" };
+    let script = r#"
+step udev-backend $LPD --discovery udev --version
 step udevdb sh -c 'cat /run/udev/data/b$(cat /sys/class/block/vdd1/dev)'
-step devices-udev $LPD --discovery udev devices --json
+step devices-udev $LPD --discovery UDEV devices --json
 step devices-sysfs $LPD --discovery sysfs devices --json
 step dup $LPD --partition-label twin --volume-group vgt --pool pool --satellite-id n --on-failure exit
 step mkfs mkfs.ext4 -q -L data /dev/vdc1
@@ -32,7 +34,7 @@ step ext4-refused $LPD --partition-label has-ext4 --volume-group vge --pool pool
 step ext4-intact sh -c 'mount -o ro /dev/vdc1 /mnt && cat /mnt/file; umount /mnt'
 step ext4-forced $LPD --partition-label has-ext4 --volume-group vge --pool pool --satellite-id n --on-failure exit --force
 step ext4-vgs vgs --reportformat json -o vg_name,vg_tags vge
-step udev-fresh $LPD --discovery udev --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
+step udev-fresh $LPD --discovery UDEV --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
 step sysfs-steady $LPD --discovery sysfs --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
 ln -s $LPD /tmp/homelab-helper
 step seed-alias env PARTITION_LABEL='linstor storage' VOLUME_GROUP=vgu POOL=pool SATELLITE_ID=n ON_FAILURE=exit /tmp/homelab-helper linstor-provision-disk
@@ -53,8 +55,10 @@ step hold sh -c '
   while [ ! -e /tmp/hold ] && [ $n -lt 60 ]; do sleep 0.5; n=$((n+1)); done
   [ -e /tmp/hold ] && echo held-again
   kill $pid; cat /tmp/hold.log >&2' $LPD
-"#,
-    );
+"#
+    .replace("UDEV", udev);
+    let run = boot(&bed, true, &script);
+    expect_exit(&run, "udev-backend", if has_udev { 0 } else { 2 });
     assert!(run
         .expect_success("udevdb")
         .stdout

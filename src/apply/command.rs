@@ -3,6 +3,7 @@
 //! `--devices`, so LVM neither scans nor touches other disks, and is told never to
 //! wait for udev: in a container (another IPC namespace) or a host without udevd
 //! nothing would ever answer.
+use super::thin_check::ThinCheck;
 use crate::plan::Action;
 use std::path::Path;
 
@@ -11,11 +12,13 @@ use std::path::Path;
 pub const CONFIG_OVERRIDE: &str = "activation{udev_sync=0}activation{udev_rules=0}\
 activation{monitoring=0}devices{obtain_device_list_from_udev=0}";
 
-/// The LVM command line (program name first) for `action` on `partition`.
+/// The LVM command line (program name first) for `action` on `partition`; when
+/// no thin_check can run, LVM is told to activate pools without it (see
+/// [`super::thin_check`]).
 ///
 /// Arguments never contain whitespace: names were validated, tags are encoded, and
 /// device paths come from the kernel (`/dev/<name>`); `lvm2_run` splits on whitespace.
-pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
+pub fn command_line(action: &Action, partition: &Path, thin_check: &ThinCheck) -> Vec<String> {
     let device = partition.display().to_string();
     let mut args: Vec<String> = match action {
         Action::ActivateSeedMetadataLv { volume_group } => {
@@ -48,6 +51,19 @@ pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
             args.push(device.clone());
             args
         }
+        Action::ReinitializePhysicalVolume { .. } => {
+            vec![
+                "pvcreate".into(),
+                "-ff".into(),
+                "--yes".into(),
+                device.clone(),
+            ]
+        }
+        Action::RemoveIncompletePool { volume_group, pool } => vec![
+            "lvremove".into(),
+            "--force".into(),
+            format!("{volume_group}/{pool}"),
+        ],
         Action::ResizePhysicalVolume { .. } => vec!["pvresize".into(), device.clone()],
         Action::CreateVolumeGroup {
             volume_group,
@@ -108,12 +124,11 @@ pub fn command_line(action: &Action, partition: &Path) -> Vec<String> {
             format!("{volume_group}/{pool}"),
         ],
     };
-    args.extend([
-        "--devices".into(),
-        device,
-        "--config".into(),
-        CONFIG_OVERRIDE.into(),
-    ]);
+    let mut config = CONFIG_OVERRIDE.to_owned();
+    if let Some(extra) = thin_check.config_override() {
+        config.push_str(extra);
+    }
+    args.extend(["--devices".into(), device, "--config".into(), config]);
     args
 }
 
@@ -123,7 +138,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn line(action: Action) -> String {
-        command_line(&action, Path::new("/dev/vda1")).join(" ")
+        command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Installed).join(" ")
     }
 
     const SCOPE: &str = "--devices /dev/vda1 --config activation{udev_sync=0}activation{udev_rules=0}activation{monitoring=0}devices{obtain_device_list_from_udev=0}";
@@ -144,6 +159,19 @@ mod tests {
                     overwrite_signature: Some("ext4".into()),
                 },
                 "pvcreate -ff --yes /dev/vda1",
+            ),
+            (
+                Action::ReinitializePhysicalVolume {
+                    device: PathBuf::from("/dev/vda1"),
+                },
+                "pvcreate -ff --yes /dev/vda1",
+            ),
+            (
+                Action::RemoveIncompletePool {
+                    volume_group: "vg".into(),
+                    pool: "pool".into(),
+                },
+                "lvremove --force vg/pool",
             ),
             (
                 Action::CreateVolumeGroup {
@@ -204,8 +232,36 @@ mod tests {
             volume_group: "vg".into(),
             satellite_id_tag: "linstor-satellite-id=x".into(),
         };
-        assert!(command_line(&action, Path::new("/dev/vda1"))
-            .iter()
-            .all(|arg| !arg.is_empty() && !arg.contains(char::is_whitespace)));
+        for thin_check in [ThinCheck::Installed, ThinCheck::Missing] {
+            assert!(command_line(&action, Path::new("/dev/vda1"), &thin_check)
+                .iter()
+                .all(|arg| !arg.is_empty() && !arg.contains(char::is_whitespace)));
+        }
+    }
+
+    #[test]
+    fn a_missing_thin_check_is_skipped_deliberately() {
+        let action = Action::ExtendThinPool {
+            volume_group: "vg".into(),
+            pool: "pool".into(),
+            by_extents: 3,
+        };
+        let with = command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Missing).join(" ");
+        assert_eq!(
+            with,
+            format!(
+                "lvextend --extents +100%FREE vg/pool {SCOPE}global{{thin_check_executable=\"\"}}"
+            )
+        );
+        let configured = command_line(
+            &action,
+            Path::new("/dev/vda1"),
+            &ThinCheck::ConfiguredInLvmConf,
+        )
+        .join(" ");
+        assert_eq!(
+            configured,
+            format!("lvextend --extents +100%FREE vg/pool {SCOPE}")
+        );
     }
 }

@@ -4,6 +4,7 @@ pub mod command;
 pub mod converge;
 mod executor;
 pub mod lock;
+pub mod thin_check;
 
 pub use executor::{ApplyError, InProcessLvm, LvmExecutor};
 
@@ -34,5 +35,7 @@ pub fn apply_action(
         }
         other => tracing::info!("{other}"),
     }
-    executor.run(&command::command_line(action, partition))
+    let thin_check = thin_check::ThinCheck::detect();
+    thin_check.warn_if_unchecked(action);
+    executor.run(&command::command_line(action, partition, &thin_check))
 }

@@ -134,7 +134,12 @@ pub fn observe_resolved(
         Some(pv) => Some(PvFacts {
             uuid: pv.pv_uuid.clone(),
             recorded_device_size: pv.device_size,
-            in_vg_without_metadata: pv.is_in_vg() && pv.metadata.is_none(),
+            in_vg_without_metadata: pv.is_in_vg()
+                && pv.metadata.is_none()
+                && !pv.metadata_area_states.iter().any(|m| !m.ignored),
+            interrupted_vg_creation: pv.is_in_vg()
+                && pv.metadata.is_none()
+                && pv.metadata_area_states.iter().any(|m| !m.ignored),
             volume_group: match &pv.metadata {
                 None => None,
                 Some(vg) => Some(vg_facts(pv, vg, &active_volumes)?),

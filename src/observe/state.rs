@@ -33,6 +33,10 @@ pub struct PvFacts {
     /// The PV header says it belongs to a VG, but it carries no copy of the VG's
     /// metadata (`--pvmetadatacopies 0`): the VG lives on other devices too.
     pub in_vg_without_metadata: bool,
+    /// The PV header says "in a VG" and the PV has metadata areas, yet none holds any
+    /// VG metadata: a `vgcreate` was cut off between marking the PV and committing the
+    /// VG's first metadata. There is no VG to lose.
+    pub interrupted_vg_creation: bool,
     pub volume_group: Option<VgFacts>,
 }
 

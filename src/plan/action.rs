@@ -26,6 +26,15 @@ pub enum Action {
         /// A foreign signature that `--force` allows to be overwritten.
         overwrite_signature: Option<String>,
     },
+    /// `pvcreate` again over a PV an interrupted `vgcreate` left marked in use.
+    ReinitializePhysicalVolume {
+        device: PathBuf,
+    },
+    /// Remove one LV: what an interrupted thin-pool `lvcreate` left under the pool's name.
+    RemoveIncompletePool {
+        volume_group: String,
+        pool: String,
+    },
     ResizePhysicalVolume {
         device: PathBuf,
         from_bytes: u64,
@@ -87,6 +96,15 @@ impl fmt::Display for Action {
                 ),
                 None => write!(f, "create physical volume on {}", device.display()),
             },
+            Action::ReinitializePhysicalVolume { device } => write!(
+                f,
+                "re-create physical volume on {} (an interrupted vgcreate left it marked in use, with no volume group)",
+                device.display()
+            ),
+            Action::RemoveIncompletePool { volume_group, pool } => write!(
+                f,
+                "remove {volume_group}/{pool}, a thin pool whose creation was interrupted"
+            ),
             Action::ResizePhysicalVolume {
                 device,
                 from_bytes,

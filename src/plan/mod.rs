@@ -72,6 +72,11 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         // An orphan PV: a previous run stopped after pvcreate or after vgremove.
         ensure_vg_name_free(observed, config)?;
         let mut actions = Vec::new();
+        if pv.interrupted_vg_creation {
+            actions.push(Action::ReinitializePhysicalVolume {
+                device: observed.partition.devnode.clone(),
+            });
+        }
         if observed.partition.size_bytes > pv.recorded_device_size {
             actions.push(Action::ResizePhysicalVolume {
                 device: observed.partition.devnode.clone(),
@@ -276,6 +281,13 @@ fn keep_and_grow(
                 }
             }
         }
+        Some(other) if is_interrupted_pool_creation(vg, other) => {
+            actions.push(Action::RemoveIncompletePool {
+                volume_group: vg.name.clone(),
+                pool: config.pool.clone(),
+            });
+            actions.push(create_pool(config));
+        }
         Some(other) => {
             return Err(Refusal::PoolNameTaken {
                 volume_group: vg.name.clone(),
@@ -292,6 +304,19 @@ fn keep_and_grow(
         reset: None,
         actions,
     })
+}
+
+/// What a thin-pool `lvcreate` cut off midway leaves in a VG this tool made for this
+/// satellite: a plain linear LV under the pool's name (the future data LV, not yet
+/// converted), next to LVM's spare metadata LV, and nobody holding it open.
+fn is_interrupted_pool_creation(vg: &VgFacts, lv: &LvFacts) -> bool {
+    matches!(&lv.kind, LvKind::Other { segment_type } if segment_type == "striped")
+        && lv.open_by.is_none()
+        && matches!(vg.satellite_id, SatelliteIdReading::Tag(_))
+        && vg
+            .logical_volumes
+            .iter()
+            .any(|other| other.name == "lvol0_pmspare")
 }
 
 /// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs.

@@ -49,6 +49,7 @@ fn orphan_pv(size: u64) -> ObservedPartition {
         uuid: "pv-uuid".into(),
         recorded_device_size: size,
         in_vg_without_metadata: false,
+        interrupted_vg_creation: false,
         volume_group: None,
     });
     observed
@@ -148,6 +149,8 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::RemovePhysicalVolume { .. } => "pvremove",
             Action::CreatePhysicalVolume { .. } => "pvcreate",
             Action::ResizePhysicalVolume { .. } => "pvresize",
+            Action::ReinitializePhysicalVolume { .. } => "pvcreate-ff",
+            Action::RemoveIncompletePool { .. } => "lvremove-one",
             Action::CreateVolumeGroup { .. } => "vgcreate",
             Action::TagVolumeGroup { .. } => "vgtag",
             Action::CreateThinPool { .. } => "pool-create",
@@ -187,7 +190,30 @@ fn every_partition_state_gets_the_right_plan() {
     let mut tagless_same_name = provisioned(SatelliteIdReading::Absent);
     vg_mut(&mut tagless_same_name).logical_volumes.clear();
 
+    let mut interrupted_vgcreate = orphan_pv(GIB);
+    if let Some(pv) = interrupted_vgcreate.physical_volume.as_mut() {
+        pv.interrupted_vg_creation = true;
+    }
+    let mut interrupted_pool = provisioned(tag("node-01"));
+    vg_mut(&mut interrupted_pool).logical_volumes[0].kind = LvKind::Other {
+        segment_type: "striped".into(),
+    };
+    vg_mut(&mut interrupted_pool).logical_volumes.truncate(1);
+    vg_mut(&mut interrupted_pool)
+        .logical_volumes
+        .push(hidden("lvol0_pmspare"));
+
     let table: Vec<(&str, ObservedPartition, Vec<&str>)> = vec![
+        (
+            "vgcreate cut off (PV marked used, no VG)",
+            interrupted_vgcreate,
+            vec!["pvcreate-ff", "vgcreate", "pool-create"],
+        ),
+        (
+            "thin-pool lvcreate cut off",
+            interrupted_pool,
+            vec!["lvremove-one", "pool-create"],
+        ),
         ("blank partition", blank(GIB), FRESH.to_vec()),
         (
             "orphan PV (killed after pvcreate/vgremove)",
@@ -326,7 +352,20 @@ fn refusals_write_nothing_and_say_why() {
     if let Some(pv) = no_metadata_copy.physical_volume.as_mut() {
         pv.in_vg_without_metadata = true;
     }
+    // A plain LV under the pool's name without LVM's spare LV is someone's data.
+    let mut plain_lv_named_like_pool = provisioned(tag("node-01"));
+    vg_mut(&mut plain_lv_named_like_pool).logical_volumes = vec![LvFacts {
+        kind: LvKind::Other {
+            segment_type: "striped".into(),
+        },
+        ..pool(GIB, 0)
+    }];
     let table: Vec<(&str, ObservedPartition, &str)> = vec![
+        (
+            "plain LV named like the pool",
+            plain_lv_named_like_pool,
+            "striped volume, not a thin pool",
+        ),
         ("foreign signature", foreign, "foreign signature (ext4)"),
         (
             "PV of a VG kept elsewhere",

@@ -2,11 +2,53 @@
 //! fail loudly, and readers for LVM's JSON reports.
 #![allow(dead_code)]
 use serde_json::Value;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 use vmtest::{BootOptions, DiskSpec, GuestRun, Step, TestBed};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_linstor-provision-disk");
+
+/// Environment variable naming another build of the tool to test instead of
+/// [`BIN`] (`cargo xtask test` sets it to the dist artifact for a second run of
+/// the engine scenarios).
+pub const BIN_OVERRIDE_ENV: &str = "LINSTOR_PROVISION_DISK_BIN";
+
+/// The binary under test: `$LINSTOR_PROVISION_DISK_BIN` when set, else the one
+/// cargo built for this test run. A set but missing file fails the test.
+pub fn binary_under_test() -> PathBuf {
+    match std::env::var_os(BIN_OVERRIDE_ENV) {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "${BIN_OVERRIDE_ENV} names {}, which does not exist (build it with `cargo xtask dist`)",
+                path.display()
+            );
+            eprintln!("testing {} (from ${BIN_OVERRIDE_ENV})", path.display());
+            path
+        }
+        _ => PathBuf::from(BIN),
+    }
+}
+
+/// Whether the binary under test has the libudev discovery backend (the static
+/// dist build has only sysfs, and rejects `--discovery udev` with exit 2).
+pub fn binary_has_udev() -> bool {
+    let binary = binary_under_test();
+    let status = std::process::Command::new(&binary)
+        .args(["--discovery", "udev", "--version"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+        .status;
+    match status.code() {
+        Some(0) => true,
+        Some(2) => false,
+        other => panic!(
+            "{} --discovery udev --version exited {other:?}",
+            binary.display()
+        ),
+    }
+}
 
 /// Shell prelude for guest scripts: `$LPD` is the binary, `$P` the common flags.
 pub const PRELUDE: &str = "LPD=/usr/local/bin/linstor-provision-disk\n\
@@ -15,7 +57,7 @@ mkdir -p /mnt\n";
 
 pub fn bed(disks: Vec<DiskSpec>) -> TestBed {
     match TestBed::new(disks) {
-        Ok(bed) => bed.with_binary(Path::new(BIN)),
+        Ok(bed) => bed.with_binary(&binary_under_test()),
         Err(e) => panic!("could not set up the VM test bed: {e}"),
     }
 }

@@ -228,8 +228,37 @@ pub(crate) fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
     Ok(libs)
 }
 
+/// Which optional userspace goes into a base initramfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Userspace {
+    /// lvm (with every `lvm` link), dmsetup and /etc/lvm/lvm.conf.
+    pub(crate) lvm2: bool,
+    /// pdata_tools (thin_check, thin_dump, … links).
+    pub(crate) thin_tools: bool,
+}
+
+impl Userspace {
+    /// Part of the cached file's name, so variants don't replace each other.
+    pub(crate) fn tag(self) -> &'static str {
+        match (self.lvm2, self.thin_tools) {
+            (true, true) => "",
+            (false, true) => "nolvm-",
+            (true, false) => "nothin-",
+            (false, false) => "nolvm-nothin-",
+        }
+    }
+
+    fn wants(self, program: &str) -> bool {
+        match program {
+            "lvm" | "dmsetup" => self.lvm2,
+            "pdata_tools" => self.thin_tools,
+            _ => true,
+        }
+    }
+}
+
 /// Builds the base tree (everything but the per-boot overlay).
-pub(crate) fn base_tree(kernel: &Kernel) -> Result<Tree, VmError> {
+pub(crate) fn base_tree(kernel: &Kernel, userspace: Userspace) -> Result<Tree, VmError> {
     let mut c = Collector::new();
     for top in ["bin", "sbin", "lib", "lib64"] {
         c.tree.dir(&format!("usr/{top}"));
@@ -283,11 +312,16 @@ pub(crate) fn base_tree(kernel: &Kernel) -> Result<Tree, VmError> {
     c.tree.symlink("usr/bin/sh", "dash");
 
     for (name, package) in PROGRAMS {
+        if !userspace.wants(name) {
+            continue;
+        }
         let p = host::find_program(name, package)?;
         c.add_path(&p)?;
     }
     for target in MULTICALL {
-        add_multicall_links(&mut c, target)?;
+        if userspace.wants(target) {
+            add_multicall_links(&mut c, target)?;
+        }
     }
     let udevd = Path::new("/usr/lib/systemd/systemd-udevd");
     if udevd.exists() {
@@ -304,11 +338,13 @@ pub(crate) fn base_tree(kernel: &Kernel) -> Result<Tree, VmError> {
         c.add_path(Path::new("/etc/mke2fs.conf"))?;
     }
 
-    c.tree.file(
-        "etc/lvm/lvm.conf",
-        guest::LVM_CONF.as_bytes().to_vec(),
-        0o644,
-    );
+    if userspace.lvm2 {
+        c.tree.file(
+            "etc/lvm/lvm.conf",
+            guest::LVM_CONF.as_bytes().to_vec(),
+            0o644,
+        );
+    }
     c.tree
         .file("etc/passwd", guest::PASSWD.as_bytes().to_vec(), 0o644);
     c.tree

@@ -32,7 +32,9 @@
 //! `/etc/lvm/lvm.conf` never waits for or asks udev (`udev_sync = 0`,
 //! `udev_rules = 0`, `obtain_device_list_from_udev = 0`) and has no
 //! autoactivation (`event_activation = 0`), monitoring, lvmpolld or devices
-//! file; a script may overwrite it.
+//! file; a script may overwrite it. `BootOptions::lvm2_userspace = false`
+//! leaves out lvm (and its links), dmsetup and lvm.conf, `thin_tools = false`
+//! pdata_tools: a guest for a static binary that carries LVM itself.
 //!
 //! With `BootOptions::udevd`, systemd-udevd runs, all devices are triggered
 //! with "add" and settled before the script, so `/run/udev/data` and
@@ -163,7 +165,7 @@ pub fn prepare() -> Result<Prepared, VmError> {
     check_host()?;
     let cache = host::cache_dir();
     let kernel = kernel::ensure(&cache)?;
-    let (path, bytes) = base_initramfs(&cache, &kernel)?;
+    let (path, bytes) = base_initramfs(&cache, &kernel, FULL_USERSPACE)?;
     Ok(Prepared {
         kernel_version: kernel.version.clone(),
         kernel: kernel.vmlinuz.clone(),
@@ -223,6 +225,17 @@ pub struct BootOptions {
     pub kernel_args: String,
     /// Extra qemu arguments (appended last).
     pub qemu_args: Vec<String>,
+    /// Ship lvm2's userspace (lvm and all its links, dmsetup, /etc/lvm/lvm.conf).
+    /// Off: the guest has no LVM tools at all, as a host running only a static
+    /// binary with LVM linked in.
+    pub lvm2_userspace: bool,
+    /// Ship thin-provisioning-tools (pdata_tools: thin_check, thin_dump, …).
+    pub thin_tools: bool,
+    /// The script may end with a power cut (`echo b > /proc/sysrq-trigger`: an
+    /// instant reset, nothing synced; qemu runs with `-no-reboot`, so it exits).
+    /// A guest that resets before the script exits is then a normal end,
+    /// reported as [`GuestRun::power_cut`], instead of an error.
+    pub power_cut_expected: bool,
 }
 
 impl Default for BootOptions {
@@ -235,6 +248,9 @@ impl Default for BootOptions {
             modules: Vec::new(),
             kernel_args: String::new(),
             qemu_args: Vec::new(),
+            power_cut_expected: false,
+            lvm2_userspace: true,
+            thin_tools: true,
         }
     }
 }
@@ -252,8 +268,12 @@ pub struct GuestRun {
     pub steps: Vec<Step>,
     /// The whole serial console (kernel log, init stages, step summaries).
     pub console: String,
-    /// Exit status of the script (that of its last command unless it `exit`s).
+    /// Exit status of the script (that of its last command unless it `exit`s);
+    /// -1 after a power cut.
     pub script_exit_code: i32,
+    /// The guest reset before the script exited (only with
+    /// `BootOptions::power_cut_expected`; otherwise that is an error).
+    pub power_cut: bool,
     /// Guest uptime when the script started (kernel boot + init + modules + udev).
     pub guest_uptime_at_script: Option<Duration>,
     /// Host wall-clock time of the whole qemu run.
@@ -418,7 +438,11 @@ impl TestBed {
         check_syntax(script)?;
         let cache = host::cache_dir();
         let kernel = kernel::ensure(&cache)?;
-        let (_, base) = base_initramfs(&cache, &kernel)?;
+        let userspace = initramfs::Userspace {
+            lvm2: opts.lvm2_userspace,
+            thin_tools: opts.thin_tools,
+        };
+        let (_, base) = base_initramfs(&cache, &kernel, userspace)?;
         let qemu = host::find_program("qemu-system-x86_64", "qemu-system-x86")?;
 
         for m in &opts.modules {
@@ -561,7 +585,12 @@ impl TestBed {
                 console_tail,
             });
         };
-        let Some(script_exit_code) = report.script_exit else {
+        let power_cut = report.script_exit.is_none() && opts.power_cut_expected;
+        if power_cut {
+            // A step still writing its report when the power went is no garbling.
+            report.problems.retain(|p| !p.ends_with("was cut off"));
+        }
+        let Some(script_exit_code) = report.script_exit.or(power_cut.then_some(-1)) else {
             return Err(VmError::Guest {
                 reason: format!(
                     "the guest powered off before the test script finished ({} steps reported{})",
@@ -588,6 +617,7 @@ impl TestBed {
             steps: report.steps,
             console,
             script_exit_code,
+            power_cut,
             guest_uptime_at_script: Duration::try_from_secs_f64(started).ok(),
             elapsed,
         })
@@ -706,33 +736,45 @@ fn make_disk(path: &Path, d: &DiskSpec) -> Result<Option<(String, std::process::
 }
 
 /// The base initramfs, built once per process and cached on disk by content.
+const FULL_USERSPACE: initramfs::Userspace = initramfs::Userspace {
+    lvm2: true,
+    thin_tools: true,
+};
+
+/// A base initramfs (one per userspace variant), built once per process and
+/// cached on disk by content.
 fn base_initramfs(
     cache: &Path,
     kernel: &kernel::Kernel,
+    userspace: initramfs::Userspace,
 ) -> Result<(PathBuf, Arc<Vec<u8>>), VmError> {
-    static BASE: Mutex<Option<(PathBuf, Arc<Vec<u8>>)>> = Mutex::new(None);
-    let mut guard = BASE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(b) = guard.as_ref() {
-        return Ok(b.clone());
+    type Built = (initramfs::Userspace, PathBuf, Arc<Vec<u8>>);
+    static BASES: Mutex<Vec<Built>> = Mutex::new(Vec::new());
+    let mut guard = BASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path, bytes)) = guard.iter().find(|(u, _, _)| *u == userspace) {
+        return Ok((path.clone(), bytes.clone()));
     }
-    let tree = initramfs::base_tree(kernel)?;
+    let tree = initramfs::base_tree(kernel, userspace)?;
     let bytes = tree.to_cpio();
     let hash = content_hash(&bytes);
     let dir = cache.join("initramfs");
-    let path = dir.join(format!("base-{}-{hash:016x}.cpio", kernel.version));
+    let prefix = format!("base-{}{}-", userspace.tag(), kernel.version);
+    let path = dir.join(format!("{prefix}{hash:016x}.cpio"));
     if !path.is_file() {
         let _lock = host::lock_cache(cache, "initramfs")?;
         if !path.is_file() {
-            // Old bases are only garbage now.
+            // Older bases of this variant are only garbage now.
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 for e in entries.flatten() {
-                    let _ = std::fs::remove_file(e.path());
+                    if e.file_name().to_string_lossy().starts_with(&prefix) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
                 }
             }
             host::write_atomic(&path, &bytes)?;
         }
     }
-    let b = (path, Arc::new(bytes));
-    *guard = Some(b.clone());
-    Ok(b)
+    let bytes = Arc::new(bytes);
+    guard.push((userspace, path.clone(), bytes.clone()));
+    Ok((path, bytes))
 }

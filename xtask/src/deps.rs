@@ -27,14 +27,22 @@ pub const PACKAGES: &[&str] = &[
     // deploy/ checks: systemd-analyze verify, and a venv for kubernetes-validate.
     "systemd",
     "python3-venv",
+    // `cargo xtask dist`: LVM2 and libaio built statically with musl from Debian's
+    // source packages (see xtask/src/dist.rs, which lists the same packages).
+    "musl-tools",
+    "gcc",
+    "make",
+    "dpkg-dev",
+    "xz-utils",
+    "linux-libc-dev",
 ];
 
 /// Offline Kubernetes schema validator (ships the published JSON schemas), from PyPI.
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 const VALIDATOR_VENV: &str = "target/deploy-check/venv";
 
-fn missing_packages() -> Vec<&'static str> {
-    PACKAGES
+fn missing_packages(packages: &[&'static str]) -> Vec<&'static str> {
+    packages
         .iter()
         .copied()
         .filter(|package| {
@@ -73,7 +81,12 @@ fn install_schema_validator() -> Result<(), String> {
 }
 
 fn install_debian_packages() -> Result<(), String> {
-    let missing = missing_packages();
+    install_packages(PACKAGES)
+}
+
+/// Installs those of `packages` that are missing (as root), or says how to.
+pub fn install_packages(packages: &[&'static str]) -> Result<(), String> {
+    let missing = missing_packages(packages);
     if missing.is_empty() {
         return Ok(());
     }

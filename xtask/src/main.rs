@@ -3,9 +3,13 @@
 //! - `deps`  installs the Debian packages the build and the VM tests need (as root);
 //! - `test`  runs every check and test: fmt, clippy, unit tests, fuzz-style tests,
 //!   and the VM tests (a VM that cannot start fails the run, it never skips);
-//! - `demo`  boots a throwaway VM with a labeled virtual disk and runs the tool in it.
+//! - `demo`  boots a throwaway VM with a labeled virtual disk and runs the tool in it;
+//! - `dist`  builds the shipping artifact `target/dist/linstor-provision-disk`: one
+//!   static musl executable with LVM2's liblvm2cmd linked in.
+mod bench;
 mod demo;
 mod deps;
+mod dist;
 
 use std::process::{Command, ExitCode};
 
@@ -14,13 +18,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("deps") => deps::install(),
         Some("test") => deps::install().and_then(|()| test(&args[1..])),
+        Some("bench") => deps::install().and_then(|()| bench::run(&args[1..])),
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
+        Some("dist") => deps::install_packages(dist::PACKAGES).and_then(|()| dist::run().map(drop)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <deps|test|demo>\n\
+                "usage: cargo xtask <deps|test|demo|dist>\n\
                  \x20 deps   install the Debian packages needed to build and test (needs root)\n\
                  \x20 test   fmt + clippy + unit tests + VM tests (everything CI runs)\n\
-                 \x20 demo   boot a throwaway VM with a disk labeled linstor-storage and run the tool"
+                 \x20 demo   boot a throwaway VM with a disk labeled linstor-storage and run the tool\n\
+                 \x20 dist   build target/dist/linstor-provision-disk (static musl, LVM2 linked in)"
             );
             return ExitCode::from(2);
         }
@@ -51,7 +58,19 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// The VM scenarios that run a second time with the dist artifact as the binary
+/// under test (tests/common/mod.rs reads `LINSTOR_PROVISION_DISK_BIN`). The static
+/// build has no libudev backend; `vm_discovery` then checks that `--discovery udev`
+/// is rejected and runs its udev steps with the sysfs backend.
+const ENGINE_VM_TESTS: &[&str] = &[
+    "vm_provision",
+    "vm_recovery",
+    "vm_seed_adoption",
+    "vm_discovery",
+];
+
 fn test(extra: &[String]) -> Result<(), String> {
+    let started = std::time::Instant::now();
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -61,10 +80,36 @@ fn test(extra: &[String]) -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    let lint_done = started.elapsed();
+    // The shipping artifact first: tests/vm_static.rs boots it in a VM without any
+    // lvm2 userspace, and the engine scenarios run again with it below.
+    let artifact = dist::run()?;
+    let dist_done = started.elapsed();
     // One test thread per core at most: every VM test boots a TCG guest.
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .args(extra)
-        .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1"))?;
+        .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
+        .env("LINSTOR_PROVISION_DISK_DIST", &artifact))?;
+    let tests_done = started.elapsed();
+    let mut again = cargo();
+    again.args(["test", "--package", "linstor-provision-disk"]);
+    for name in ENGINE_VM_TESTS {
+        again.args(["--test", name]);
+    }
+    run(again
+        .args(extra)
+        .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
+        .env("LINSTOR_PROVISION_DISK_DIST", &artifact)
+        .env("LINSTOR_PROVISION_DISK_BIN", &artifact))?;
+    let all_done = started.elapsed();
+    eprintln!(
+        "xtask: test timings: fmt+clippy {:.0?}, dist {:.0?}, all tests {:.0?}, engine VM tests with the dist artifact {:.0?}; total {:.0?}",
+        lint_done,
+        dist_done - lint_done,
+        tests_done - dist_done,
+        all_done - tests_done,
+        all_done
+    );
     Ok(())
 }

@@ -25,6 +25,28 @@ use serde::Serialize;
 
 pub use sysfs_backend::SysfsBackend;
 
+/// The text parsers of the sysfs backend, public for the fuzz tests
+/// (tests/fuzz_targets.rs); the tool itself reaches them through [`SysfsBackend`].
+#[doc(hidden)]
+pub mod parsers {
+    use std::collections::BTreeMap;
+
+    /// The properties (`E:` lines) of a udev database file.
+    pub fn parse_udev_db(text: &str) -> BTreeMap<String, String> {
+        super::udev_db::parse_udev_db(text)
+    }
+
+    /// Undoes the `\xNN` escaping udev applies to blkid values.
+    pub fn decode_udev_escapes(value: &str) -> String {
+        super::udev_db::decode_udev_escapes(value)
+    }
+
+    /// The keys and values of a sysfs `uevent` file.
+    pub fn parse_uevent(text: &str) -> BTreeMap<String, String> {
+        super::uevent::parse_uevent(text)
+    }
+}
+
 /// Where block-device facts are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

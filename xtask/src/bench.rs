@@ -1,0 +1,422 @@
+//! `cargo xtask bench`: this tool against the seed Go tool's command sequence, in
+//! one VM boot (qemu TCG, Debian's kernel), so machine load affects both alike.
+//!
+//! Two disks, one per side, each with one GPT partition. Side "ours" runs the
+//! release binary; side "seed" runs a shell script that issues the lvm2 CLI
+//! commands the seed tool issued (see [`SEED_SCRIPT`]). Three cases, each
+//! [`RUNS`] timed runs per side, alternating sides:
+//!
+//! - first provision (the partition wiped before each run, outside the timing);
+//! - steady state (same satellite ID);
+//! - reset (a new satellite ID every run).
+//!
+//! Per run, outside the timed region: the VG's `vg_seqno` (metadata writes). Per
+//! case and side, one extra run under `strace -f -e trace=execve` (processes
+//! spawned) and one under GNU time (peak RSS). Writes BENCHMARKS.md's table to
+//! stdout and target/bench/results.md, and docs/bench-ratios.png (gnuplot).
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use vmtest::{BootOptions, DiskSpec, TestBed};
+
+const RUNS: usize = 5;
+const CASES: [&str; 3] = ["first", "steady", "reset"];
+/// ours: the release build (dynamically linked: liblvm2cmd, libudev and their
+/// ~20 libraries); static: the shipping artifact of `cargo xtask dist` (musl,
+/// LVM linked in), benchmarked when it has been built; seed: the script.
+const SIDES: [&str; 3] = ["ours", "static", "seed"];
+
+/// The seed tool's sequence with the lvm2 CLI. Decisions are made with shell
+/// pattern matching on the JSON reports and builtins (`read`, `printf`), so the
+/// only processes are the commands the seed tool itself ran; the mount point
+/// exists beforehand (the Go tool made its temp dir in-process).
+const SEED_SCRIPT: &str = r#"#!/bin/sh
+# seed.sh LABEL VG POOL ID — the seed tool's command sequence
+set -e
+pv=/dev/disk/by-partlabel/$1 vg=$2 pool=$3 id=$4 mnt=/tmp/seed-mnt
+meta=/dev/$vg/metadata
+pvs=$(pvs --reportformat=json -o pv_name,vg_name)
+vgs=$(vgs --reportformat=json -o vg_name)
+lvs=$(lvs --reportformat=json -o lv_name "$vg" 2>/dev/null) || lvs=
+case "$lvs" in *'"lv_name":"metadata"'*)
+  mount "$meta" "$mnt"
+  # (no trailing newline: `read` returns 1 at EOF but has read the ID)
+  read -r old <"$mnt/satellite-id" || :
+  umount "$mnt"
+  if [ "$old" != "$id" ]; then
+    echo "satellite id mismatch, resetting lvm configuration existing=$old expected=$id" >&2
+    echo "removing logical volumes ..." >&2
+    lvremove -f -y "$vg"
+    echo "removing volume group ..." >&2
+    vgremove -f -y "$vg"
+    echo "removing physical volume ..." >&2
+    pvremove -f -y "$pv"
+    pvs= vgs= lvs=
+  fi
+esac
+case "$pvs" in *"\"vg_name\":\"$vg\""*) ;; *)
+  pvcreate -y "$pv" ;;
+esac
+pvresize "$pv"
+case "$vgs" in *"\"vg_name\":\"$vg\""*) ;; *)
+  vgcreate "$vg" "$pv" ;;
+esac
+case "$lvs" in *"\"lv_name\":\"$pool\""*) ;; *)
+  lvcreate -y -l 100%FREE -T "$vg/$pool"
+  lvcreate -y -V 100M -T "$vg/$pool" -n metadata
+  mkfs.ext4 -q "$meta"
+  mount "$meta" "$mnt"
+  printf %s "$id" >"$mnt/satellite-id"
+  umount "$mnt"
+esac
+lvextend -l +100%FREE "$vg/$pool" || true
+echo "disk provisioning completed successfully" >&2
+"#;
+
+/// Guest shell: one measured run. `measure SIDE CASE RUN ID MODE` (MODE: time,
+/// trace, rss) appends `side case run mode rc µs seqno-before seqno-after` to
+/// /tmp/results; each run's output goes to /tmp/log-*.
+const GUEST_LIB: &str = r#"
+mkdir -p /tmp/seed-mnt
+ours() { $PFX /usr/local/bin/linstor-provision-disk --partition-label ours --volume-group ours-vg --pool pool --on-failure exit --satellite-id "$1"; }
+static() { $PFX /usr/local/bin/lpd-static --partition-label static --volume-group static-vg --pool pool --on-failure exit --satellite-id "$1"; }
+seed() { $PFX sh /tmp/seed.sh seed seed-vg pool "$1"; }
+vgof() { echo "$1-vg"; }
+wipe() {
+  vg=$(vgof "$1")
+  lvremove -q -f -y "$vg" >/dev/null 2>&1; vgremove -q -f -y "$vg" >/dev/null 2>&1
+  pvremove -q -f -y "/dev/disk/by-partlabel/$1" >/dev/null 2>&1
+  wipefs -q -a "/dev/disk/by-partlabel/$1" >/dev/null 2>&1
+  true
+}
+seqno() { s=$(vgs --noheadings -o vg_seqno "$(vgof "$1")" 2>/dev/null) || s=0; echo ${s:-0}; }
+measure() {
+  side=$1 case=$2 run=$3 id=$4 mode=$5 log=/tmp/log-$1-$2-$3-$5
+  [ "$case" = first ] && wipe "$side"
+  before=$(seqno "$side")
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  case $mode in
+    time) PFX= ;;
+    trace) PFX="strace -f -qq -e trace=execve -e signal=none -o /tmp/trace-$side-$case" ;;
+    rss) PFX="gtime -f %M -o /tmp/rss-$side-$case" ;;
+  esac
+  t0=$(gdate +%s%N); "$side" "$id" >"$log" 2>&1; rc=$?; t1=$(gdate +%s%N)
+  after=$(seqno "$side")
+  echo "$side $case $run $mode $rc $(( (t1 - t0) / 1000 )) $before $after" >>/tmp/results
+  [ $rc = 0 ] || { echo "bench: $side $case $run $mode failed:"; cat "$log"; }
+}
+# Process start-up alone: `--version` (loads and links the binary, parses flags).
+startup() {
+  t0=$(gdate +%s%N); "$2" --version >/dev/null 2>&1; rc=$?; t1=$(gdate +%s%N)
+  echo "$1 startup $3 time $rc $(( (t1 - t0) / 1000 )) 0 0" >>/tmp/results
+}
+"#;
+
+fn build_release() -> Result<PathBuf, String> {
+    crate::run(crate::cargo().args(["build", "--release", "--bin", "linstor-provision-disk"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    Ok(target.join("release").join("linstor-provision-disk"))
+}
+
+fn host_tool(name: &str, package: &str) -> Result<PathBuf, String> {
+    for dir in ["/usr/bin", "/bin", "/usr/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(format!(
+        "{name} is missing; install it with: apt-get install {package}"
+    ))
+}
+
+/// The guest script: all runs, then the results and the traces as steps.
+fn guest_script(sides: &[&str]) -> String {
+    let mut s = String::new();
+    s.push_str("cat >/tmp/seed.sh <<'SEED_EOF'\n");
+    s.push_str(SEED_SCRIPT);
+    s.push_str("SEED_EOF\n");
+    s.push_str(GUEST_LIB);
+    for case in CASES {
+        for run in 1..=RUNS + 2 {
+            let mode = match run {
+                r if r <= RUNS => "time",
+                r if r == RUNS + 1 => "trace",
+                _ => "rss",
+            };
+            for &side in sides {
+                let id = if case == "reset" {
+                    format!("node-r{run}")
+                } else {
+                    "node-01".to_owned()
+                };
+                let _ = writeln!(s, "measure {side} {case} {run} {id} {mode}");
+            }
+        }
+    }
+    for run in 1..=RUNS {
+        s.push_str(&format!(
+            "startup ours /usr/local/bin/linstor-provision-disk {run}\n"
+        ));
+        if sides.contains(&"static") {
+            s.push_str(&format!("startup static /usr/local/bin/lpd-static {run}\n"));
+        }
+    }
+    s.push_str("step results cat /tmp/results\n");
+    for case in CASES {
+        for &side in sides {
+            let _ = writeln!(s, "step trace-{side}-{case} cat /tmp/trace-{side}-{case}");
+            let _ = writeln!(s, "step rss-{side}-{case} cat /tmp/rss-{side}-{case}");
+        }
+    }
+    s.push_str("step uname uname -r\nstep cpu sh -c 'grep -m1 \"model name\" /proc/cpuinfo; nproc; grep MemTotal /proc/meminfo'\n");
+    s
+}
+
+#[derive(Debug, Default, Clone)]
+struct Row {
+    times_ms: Vec<f64>,
+    seqno_delta: Vec<i64>,
+    seqno_after: Vec<i64>,
+    spawned: usize,
+    rss_kib: u64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Successful execve calls in an `strace -f -e trace=execve` log, minus the
+/// side's own top process (the binary, or `sh seed.sh`): what the side spawned.
+fn spawned(trace: &str) -> usize {
+    trace
+        .lines()
+        .filter(|l| l.contains("execve") && l.trim_end().ends_with("= 0"))
+        .count()
+        .saturating_sub(1)
+}
+
+pub fn run(_args: &[String]) -> Result<(), String> {
+    let binary = build_release()?;
+    let strace = host_tool("strace", "strace")?;
+    let gtime = host_tool("time", "time")?;
+    let gdate = host_tool("date", "coreutils")?;
+    let gnuplot = host_tool("gnuplot", "gnuplot-nox")?;
+    // The shipping artifact, if `cargo xtask dist` has built it.
+    let static_binary = PathBuf::from("target/dist/linstor-provision-disk");
+    let sides: Vec<&str> = SIDES
+        .iter()
+        .copied()
+        .filter(|s| *s != "static" || static_binary.is_file())
+        .collect();
+    if !sides.contains(&"static") {
+        eprintln!(
+            "xtask: {} is missing (run `cargo xtask dist` to benchmark the static artifact too)",
+            static_binary.display()
+        );
+    }
+    let mut bed = TestBed::new(
+        sides
+            .iter()
+            .map(|s| DiskSpec::new(s, 2048).partition(s, None))
+            .collect(),
+    )
+    .map_err(|e| e.to_string())?
+    .with_binary(&binary)
+    .with_file(&strace, "/usr/local/bin/strace")
+    .with_file(&gtime, "/usr/local/bin/gtime")
+    .with_file(&gdate, "/usr/local/bin/gdate");
+    if sides.contains(&"static") {
+        bed = bed.with_file(&static_binary, "/usr/local/bin/lpd-static");
+    }
+    let options = BootOptions {
+        udevd: true,
+        memory_mib: 1024,
+        timeout: Duration::from_secs(3600),
+        ..BootOptions::default()
+    };
+    eprintln!("xtask: booting the benchmark VM (TCG; {RUNS} timed runs per case and side, about 10-20 minutes)…");
+    let run = bed
+        .boot(&options, &guest_script(&sides))
+        .map_err(|e| e.to_string())?;
+    let results = &run.expect_success("results").stdout;
+
+    let mut rows: std::collections::BTreeMap<(String, String), Row> = Default::default();
+    let mut failures = Vec::new();
+    for line in results.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [side, case, _run, mode, rc, us, before, after] = f[..] else {
+            return Err(format!("bad result line {line:?}"));
+        };
+        if rc != "0" {
+            failures.push(line.to_owned());
+        }
+        let row = rows.entry((case.to_owned(), side.to_owned())).or_default();
+        if mode == "time" {
+            row.times_ms
+                .push(us.parse::<f64>().unwrap_or(f64::NAN) / 1000.0);
+            let (b, a): (i64, i64) = (before.parse().unwrap_or(0), after.parse().unwrap_or(0));
+            row.seqno_delta.push(a - b);
+            row.seqno_after.push(a);
+        }
+    }
+    if !failures.is_empty() {
+        return Err(format!(
+            "benchmark runs failed:\n{}\n--- console tail ---\n{}",
+            failures.join("\n"),
+            run.console_tail(80)
+        ));
+    }
+    let out_dir = PathBuf::from("target/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    for case in CASES {
+        for &side in &sides {
+            let row = rows.entry((case.to_owned(), side.to_owned())).or_default();
+            let trace = &run.expect_success(&format!("trace-{side}-{case}")).stdout;
+            // Kept to show which processes each side spawned.
+            std::fs::write(out_dir.join(format!("execve-{side}-{case}.txt")), trace)
+                .map_err(|e| e.to_string())?;
+            row.spawned = spawned(trace);
+            row.rss_kib = run
+                .expect_success(&format!("rss-{side}-{case}"))
+                .stdout
+                .trim()
+                .parse()
+                .unwrap_or(0);
+        }
+    }
+
+    // The headline: the shipping (static) artifact when there is one.
+    let main = if sides.contains(&"static") {
+        "static"
+    } else {
+        "ours"
+    };
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| case | seed script ms | ours, static ms | ours, dynamic ms | **speed-up** (seed / {main}) | processes spawned seed / static / dynamic | VG metadata writes seed / static / dynamic | peak RSS MiB: largest seed process / static / dynamic |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let empty = Row::default();
+    let row = |case: &str, side: &str| {
+        rows.get(&(case.to_owned(), side.to_owned()))
+            .unwrap_or(&empty)
+    };
+    let mut ratios = Vec::new();
+    for case in CASES {
+        let seed = row(case, "seed");
+        let ms = median(&seed.times_ms);
+        let ratio = ms / median(&row(case, main).times_ms);
+        ratios.push((case, ratio));
+        let writes = |r: &Row| -> String {
+            if r.times_ms.is_empty() {
+                "–".into()
+            } else if case == "steady" {
+                // seqno before → after of the same VG.
+                format!("{}", r.seqno_delta.iter().max().copied().unwrap_or(0))
+            } else {
+                // The VG is new: its seqno counts every write since vgcreate.
+                format!("{}", r.seqno_after.iter().max().copied().unwrap_or(0))
+            }
+        };
+        let ms_of = |r: &Row| {
+            if r.times_ms.is_empty() {
+                "–".to_owned()
+            } else {
+                format!("{:.0}", median(&r.times_ms))
+            }
+        };
+        let (st, dy) = (row(case, "static"), row(case, "ours"));
+        let _ = writeln!(
+            table,
+            "| {} | {ms:.0} | {} | {} | **{ratio:.1}×** | {} / {} / {} | {} / {} / {} | {:.1} / {:.1} / {:.1} |",
+            match case {
+                "first" => "first provision",
+                "steady" => "steady state (same ID)",
+                _ => "reset (new ID)",
+            },
+            ms_of(st),
+            ms_of(dy),
+            seed.spawned,
+            st.spawned,
+            dy.spawned,
+            writes(seed),
+            writes(st),
+            writes(dy),
+            seed.rss_kib as f64 / 1024.0,
+            st.rss_kib as f64 / 1024.0,
+            dy.rss_kib as f64 / 1024.0,
+        );
+    }
+    let mut raw = String::new();
+    for ((case, side), r) in &rows {
+        let _ = writeln!(
+            raw,
+            "{case:>7} {side:>6}: runs (ms) {:?}, seqno deltas {:?}",
+            r.times_ms
+                .iter()
+                .map(|t| t.round() as i64)
+                .collect::<Vec<_>>(),
+            r.seqno_delta
+        );
+    }
+    let env = format!(
+        "guest kernel {}; {}; qemu TCG, 1 vCPU, {} MiB; host: {}",
+        run.step("uname").stdout.trim(),
+        run.step("cpu").stdout.trim().replace('\n', ", "),
+        options.memory_mib,
+        String::from_utf8_lossy(
+            &Command::new("uname")
+                .arg("-srm")
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default()
+        )
+        .trim()
+    );
+    let report = format!(
+        "{table}\nProcess start-up alone (`--version`, median ms): static {}, dynamic {}.\n\nEnvironment: {env}\n\nRaw (`startup` = `--version`):\n```\n{raw}```\n",
+        match rows.get(&("startup".to_owned(), "static".to_owned())) {
+            Some(r) => format!("{:.0}", median(&r.times_ms)),
+            None => "–".into(),
+        },
+        format_args!("{:.0}", median(&row("startup", "ours").times_ms)),
+    );
+    std::fs::write(out_dir.join("results.md"), &report).map_err(|e| e.to_string())?;
+    println!("{report}");
+
+    // The chart: three bars, the speed-up per case.
+    let data: String = ratios
+        .iter()
+        .map(|(case, r)| format!("\"{case}\" {r:.2}\n"))
+        .collect();
+    std::fs::write(out_dir.join("ratios.dat"), &data).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all("docs").map_err(|e| e.to_string())?;
+    let plot = format!(
+        "set terminal pngcairo size 720,420 font 'sans,11'\n\
+         set output 'docs/bench-ratios.png'\n\
+         set title 'linstor-provision-disk ({main} build) vs the seed tool: seed time / our time'\n\
+         set style fill solid 0.8\nset boxwidth 0.6\nset logscale y\nset yrange [1:200]\n\
+         set ylabel 'times faster (log scale)'\nset grid ytics\nunset key\n\
+         plot 'target/bench/ratios.dat' using 0:2:xtic(1) with boxes lc rgb '#3465a4', \
+         '' using 0:2:(sprintf('%.1fx', $2)) with labels offset 0,1\n"
+    );
+    std::fs::write(out_dir.join("ratios.gp"), plot).map_err(|e| e.to_string())?;
+    crate::run(Command::new(gnuplot).arg(out_dir.join("ratios.gp")))?;
+    eprintln!("xtask: wrote target/bench/results.md and docs/bench-ratios.png");
+    Ok(())
+}
