@@ -22,7 +22,7 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -825,7 +825,7 @@ fn derived_seeds() -> BTreeMap<String, Vec<u8>> {
         let img = load_image(name);
         let head = img[..img.len().min(64 << 10)].to_vec();
         let pv = parse_physical_volume(Cursor::new(&img)).unwrap().unwrap();
-        out.insert(format!("pv/{name}.img"), head);
+        out.insert(format!("pv/{name}.pv"), head);
         if let Some(st) = pv.metadata_area_states.first() {
             if let Some(l) = st.committed {
                 let first = l.size.min(st.size - l.offset);
@@ -878,5 +878,4 @@ fn seed_corpus_is_real_lvm_kernel_and_udev_output() {
         let tag = String::from_utf8(seed).unwrap();
         assert!(decode_tag(tag.trim_end()).unwrap().is_some(), "{tag}");
     }
-    let _: &Path = &base;
 }

@@ -35,6 +35,10 @@ pub const PACKAGES: &[&str] = &[
     "dpkg-dev",
     "xz-utils",
     "linux-libc-dev",
+    // `cargo xtask bench`: execve counts, peak RSS, and the ratio chart.
+    "strace",
+    "time",
+    "gnuplot-nox",
 ];
 
 /// Offline Kubernetes schema validator (ships the published JSON schemas), from PyPI.
