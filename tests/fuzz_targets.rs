@@ -27,12 +27,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use linstor_provision_disk::observe::lvm::{self, lvm_crc, mda, parse_physical_volume};
+use linstor_provision_disk::observe::lvm::{self, mda, parse_physical_volume};
+
+mod lvm_images;
 use linstor_provision_disk::observe::partition::parsers::{
     decode_udev_escapes, parse_udev_db, parse_uevent,
 };
 use linstor_provision_disk::observe::partition::SysfsBackend;
 use linstor_provision_disk::observe::satellite_id::{decode_tag, encode_tag, TAG_PREFIX};
+use lvm_images::{fix_checksums, load_image, FIXTURES};
 
 // ---------------------------------------------------------------------------
 // Allocation accounting
@@ -436,46 +439,13 @@ fn allocation_accounting_sees_allocations() {
 // ---------------------------------------------------------------------------
 // Targets
 
-fn get_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
-    if let Some(s) = b.get_mut(at..at + 4) {
-        s.copy_from_slice(&v.to_le_bytes());
-    }
-}
-
 /// Recomputes the label, mda-header and text checksums (half the time) so
 /// mutations reach the parsers behind the checksum checks.
 fn fix_pv_checksums(rng: &mut Rng, img: &mut [u8]) {
     if rng.below(2) == 0 {
         return;
     }
-    const MDA: usize = 4096;
-    if img.len() >= MDA + 512 && &img[MDA + 4..MDA + 20] == mda::FMTT_MAGIC {
-        let size = get_u64(img, MDA + 32).unwrap_or(0);
-        let off = get_u64(img, MDA + 40).unwrap_or(0);
-        let len = get_u64(img, MDA + 48).unwrap_or(0);
-        if size > 512 && off >= 512 && off < size && len > 0 && len <= size - 512 {
-            let first = len.min(size - off);
-            let (a, b) = (MDA as u64 + off, MDA as u64 + 512);
-            let (fa, sb) = (a + first, b + (len - first));
-            if fa <= img.len() as u64 && sb <= img.len() as u64 {
-                let crc = lvm::calc_crc(
-                    lvm_crc(&img[a as usize..fa as usize]),
-                    &img[b as usize..sb as usize],
-                );
-                put_u32(img, MDA + 56, crc);
-            }
-        }
-        let crc = lvm_crc(&img[MDA + 4..MDA + 512]);
-        put_u32(img, MDA, crc);
-    }
-    if img.len() >= 1024 {
-        let crc = lvm_crc(&img[512 + 20..1024]);
-        put_u32(img, 512 + 16, crc);
-    }
+    fix_checksums(img);
 }
 
 fn run_pv(input: &[u8]) -> String {
@@ -785,36 +755,6 @@ fn tempfile_dir() -> PathBuf {
 
 // ---------------------------------------------------------------------------
 // The seed corpus: reproducible from the LVM fixtures and the VM's files
-
-const FIXTURES: &[&str] = &[
-    "pv-only",
-    "vg-tags",
-    "vg-thin",
-    "vg-two-a",
-    "vg-two-b",
-    "vg-wrap",
-    "vg-mdas-a",
-    "vg-mdas-b",
-];
-
-/// Decodes a `.sparse` fixture (see tests/fixtures/lvm/make-fixtures.sh).
-fn load_image(name: &str) -> Vec<u8> {
-    let raw = std::fs::read(
-        root()
-            .join("tests/fixtures/lvm")
-            .join(format!("{name}.sparse")),
-    )
-    .unwrap();
-    assert_eq!(&raw[..8], b"LVMSPRS1");
-    let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap());
-    let mut image = vec![0u8; u64_at(8) as usize];
-    for i in 0..u64_at(16) as usize {
-        let rec = 24 + i * 520;
-        let sector = u64_at(rec) as usize * 512;
-        image[sector..sector + 512].copy_from_slice(&raw[rec + 8..rec + 520]);
-    }
-    image
-}
 
 /// What the `pv` and `metadata-text` seed folders must hold: each fixture's first
 /// 64 KiB (label, PV header, first metadata area; vg-mdas-a's second area, 8 MiB

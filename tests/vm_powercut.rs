@@ -16,8 +16,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use vmtest::{BootOptions, DiskSpec, GuestRun, TestBed};
 
@@ -419,34 +417,6 @@ fn power_cut_during_every_write_of_a_first_provision_and_a_reset() {
         s
     };
     run_cuts(&bed, &cuts, &prepare);
-}
-
-/// Grows the disk image and its only partition (same start, same label).
-fn grow_disk(image: &Path, size: &str, label: &str) {
-    let sh = |cmd: &mut Command| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let info = sh(Command::new("sgdisk").arg("-i").arg("1").arg(image));
-    let first = info
-        .lines()
-        .find_map(|l| l.strip_prefix("First sector: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no first sector in sgdisk -i:\n{info}"))
-        .to_owned();
-    sh(Command::new("truncate").arg("-s").arg(size).arg(image));
-    sh(Command::new("sgdisk").arg("-e").arg(image));
-    sh(Command::new("sgdisk")
-        .arg("-d")
-        .arg("1")
-        .arg(format!("-n1:{first}:0"))
-        .arg(format!("-c1:{label}"))
-        .arg(image));
 }
 
 #[test]

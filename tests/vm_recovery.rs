@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use vmtest::DiskSpec;
 
 /// busybox sh reports a child killed by SIGKILL as 128 + 9.
@@ -75,34 +74,6 @@ fn runs_killed_at_every_step_boundary_converge() {
         1,
         "exactly one PV, on the partition"
     );
-}
-
-/// Grows the disk image and its only partition (same start, same label).
-fn grow_disk(image: &std::path::Path, size: &str, label: &str) {
-    let sh = |cmd: &mut Command| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let info = sh(Command::new("sgdisk").arg("-i").arg("1").arg(image));
-    let first = info
-        .lines()
-        .find_map(|l| l.strip_prefix("First sector: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no first sector in sgdisk -i:\n{info}"))
-        .to_owned();
-    sh(Command::new("truncate").arg("-s").arg(size).arg(image));
-    sh(Command::new("sgdisk").arg("-e").arg(image));
-    sh(Command::new("sgdisk")
-        .arg("-d")
-        .arg("1")
-        .arg(format!("-n1:{first}:0"))
-        .arg(format!("-c1:{label}"))
-        .arg(image));
 }
 
 #[test]

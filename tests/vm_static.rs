@@ -11,8 +11,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 use vmtest::{BootOptions, DiskSpec, GuestRun, TestBed};
 
@@ -201,35 +200,4 @@ step steady-again $LPD $P --satellite-id node-b
         "{}",
         again.stderr
     );
-}
-
-/// Grows the image and its only partition (same start, same label), on the host.
-fn grow_disk(image: &Path, size: &str, label: &str) {
-    let run = |cmd: &mut Command| -> String {
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let info = run(Command::new("sgdisk").arg("--info=1").arg(image));
-    let first_sector = info
-        .lines()
-        .find_map(|line| line.strip_prefix("First sector: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("sgdisk shows no first sector:\n{info}"))
-        .to_owned();
-    run(Command::new("truncate").args(["--size", size]).arg(image));
-    run(Command::new("sgdisk")
-        .arg("--move-second-header")
-        .arg(image));
-    run(Command::new("sgdisk")
-        .arg("--delete=1")
-        .arg(format!("--new=1:{first_sector}:0"))
-        .arg(format!("--change-name=1:{label}"))
-        .arg(image));
 }

@@ -174,3 +174,36 @@ pub fn applied_steps(run: &GuestRun, name: &str, dry: &[String]) -> Vec<String> 
     }
     found
 }
+
+/// Grows a disk image and its only partition on the host, between boots: the
+/// partition keeps its start sector and label and ends at the new end of the disk.
+pub fn grow_disk(image: &std::path::Path, size: &str, label: &str) {
+    use std::process::Command;
+    let run = |cmd: &mut Command| -> String {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let info = run(Command::new("sgdisk").arg("--info=1").arg(image));
+    let first_sector = info
+        .lines()
+        .find_map(|line| line.strip_prefix("First sector: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("sgdisk shows no first sector:\n{info}"))
+        .to_owned();
+    run(Command::new("truncate").args(["--size", size]).arg(image));
+    run(Command::new("sgdisk")
+        .arg("--move-second-header")
+        .arg(image));
+    run(Command::new("sgdisk")
+        .arg("--delete=1")
+        .arg(format!("--new=1:{first_sector}:0"))
+        .arg(format!("--change-name=1:{label}"))
+        .arg(image));
+}

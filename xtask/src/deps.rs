@@ -27,14 +27,6 @@ pub const PACKAGES: &[&str] = &[
     // deploy/ checks: systemd-analyze verify, and a venv for kubernetes-validate.
     "systemd",
     "python3-venv",
-    // `cargo xtask dist`: LVM2 and libaio built statically with musl from Debian's
-    // source packages (see xtask/src/dist.rs, which lists the same packages).
-    "musl-tools",
-    "gcc",
-    "make",
-    "dpkg-dev",
-    "xz-utils",
-    "linux-libc-dev",
     // `cargo xtask bench`: execve counts, peak RSS, and the ratio chart.
     "strace",
     "time",
@@ -84,8 +76,11 @@ fn install_schema_validator() -> Result<(), String> {
     ]))
 }
 
+/// Everything: these packages and those `cargo xtask dist` needs (listed in dist.rs
+/// so that dist alone, e.g. in a container build, installs no VM tooling).
 fn install_debian_packages() -> Result<(), String> {
-    install_packages(PACKAGES)
+    install_packages(PACKAGES)?;
+    install_packages(crate::dist::PACKAGES)
 }
 
 /// Installs those of `packages` that are missing (as root), or says how to.

@@ -12,8 +12,8 @@ pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// The artifact may not grow beyond this (checked after every build).
 pub const SIZE_BUDGET_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Debian packages the static build needs (a subset of `deps::PACKAGES`, so that
-/// `cargo xtask dist` alone, e.g. in a container build, installs no VM tooling).
+/// Debian packages the static build needs (`cargo xtask deps` installs them too;
+/// `cargo xtask dist` alone, e.g. in a container build, installs only these).
 pub const PACKAGES: &[&str] = &[
     "musl-tools",
     "gcc",
