@@ -1,28 +1,16 @@
 //! Installs the Debian packages needed to build the tool and run its VM tests.
 use std::process::Command;
 
-/// Debian packages: the build (libudev, bindgen's libclang, liblvm2cmd), and the
-/// VM test bed (qemu, GPT tools, the guest's lvm2/udev/mkfs userspace).
+/// Debian packages for the build (libudev, bindgen's libclang, liblvm2cmd) and the
+/// checks around it. The VM test bed's own packages (qemu, GPT tools, the guest's
+/// lvm2/udev/mkfs userspace) are `vmtest::HOST_PACKAGES`.
 pub const PACKAGES: &[&str] = &[
     "pkg-config",
     "libudev-dev",
     "libclang-dev",
     "clang",
     "liblvm2-dev",
-    "qemu-system-x86",
-    "gdisk",
-    "lvm2",
-    "thin-provisioning-tools",
-    "udev",
-    "kmod",
-    "busybox-static",
     "cpio",
-    "e2fsprogs",
-    "xfsprogs",
-    "btrfs-progs",
-    "cryptsetup-bin",
-    "dosfstools",
-    "util-linux",
     "zstd",
     // deploy/ checks: systemd-analyze verify, and a venv for kubernetes-validate.
     "systemd",
@@ -76,10 +64,11 @@ fn install_schema_validator() -> Result<(), String> {
     ]))
 }
 
-/// Everything: these packages and those `cargo xtask dist` needs (listed in dist.rs
+/// Everything: these, the VM bed's, and those `cargo xtask dist` needs (listed in dist.rs
 /// so that dist alone, e.g. in a container build, installs no VM tooling).
 fn install_debian_packages() -> Result<(), String> {
     install_packages(PACKAGES)?;
+    install_packages(vmtest::HOST_PACKAGES)?;
     install_packages(crate::dist::PACKAGES)
 }
 
