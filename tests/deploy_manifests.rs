@@ -177,11 +177,46 @@ fn assert_host_mounts(manifest: &Value) {
         Some(&Value::Bool(true)),
         "/run/udev must be mounted read-only"
     );
+    assert_shares_host_lvm(manifest);
     assert_eq!(
         container.pointer("/securityContext/privileged"),
         Some(&Value::Bool(true)),
         "the provisioner must be privileged"
     );
+}
+
+/// The host's LVM state folders, shared so that LVM's metadata backups, archives and
+/// devices file (/etc/lvm) and its locks (/run/lock/lvm) are the host's own.
+const HOST_LVM_PATHS: &[&str] = &["/etc/lvm", "/run/lock/lvm"];
+
+/// Every manifest mounts [`HOST_LVM_PATHS`] writable from the same host paths, and
+/// creates them on a host that has none (a host without LVM userspace).
+fn assert_shares_host_lvm(manifest: &Value) {
+    let spec = pod_spec(manifest);
+    let container = provisioner(manifest);
+    for path in HOST_LVM_PATHS {
+        let m = mount(container, path);
+        assert_ne!(
+            m.get("readOnly"),
+            Some(&Value::Bool(true)),
+            "{path} must be writable: LVM writes backups, the devices file and locks there"
+        );
+        let name = str_at(m, "/name");
+        assert_eq!(
+            host_path_of_volume(spec, name),
+            *path,
+            "{path} must be the host's {path}"
+        );
+        let volume = array_at(spec, "/volumes")
+            .iter()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
+            .unwrap_or_else(|| panic!("volume {name} is mounted but not declared"));
+        assert_eq!(
+            str_at(volume, "/hostPath/type"),
+            "DirectoryOrCreate",
+            "{path} may not exist yet on a host without LVM userspace"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -486,6 +521,62 @@ fn satellite_configuration_matches_the_piraeus_crd() {
 
     assert_satellite_id_is_node_name(&lsc);
     assert_host_mounts(&lsc);
+}
+
+/// The host LVM check notices a manifest without the mounts, with a read-only one,
+/// or with one that is not the host's path.
+#[test]
+fn host_lvm_check_rejects_manifests_without_the_host_lvm_folders() {
+    let good = yaml("daemonset.yaml");
+    assert_shares_host_lvm(&good);
+    const MOUNTS: &str = "/spec/template/spec/initContainers/0/volumeMounts";
+    const VOLUMES: &str = "/spec/template/spec/volumes";
+    type Breakage = fn(&mut Value);
+    let breakages: [(&str, Breakage); 3] = [
+        ("no /etc/lvm mount", |m: &mut Value| {
+            let list = m.pointer_mut(MOUNTS).and_then(Value::as_array_mut).unwrap();
+            list.retain(|v| v.get("mountPath") != Some(&json!("/etc/lvm")));
+        }),
+        ("read-only /run/lock/lvm", |m: &mut Value| {
+            let list = m.pointer_mut(MOUNTS).and_then(Value::as_array_mut).unwrap();
+            for v in list.iter_mut() {
+                if v.get("mountPath") == Some(&json!("/run/lock/lvm")) {
+                    v["readOnly"] = json!(true);
+                }
+            }
+        }),
+        ("/etc/lvm from another host path", |m: &mut Value| {
+            let list = m
+                .pointer_mut(VOLUMES)
+                .and_then(Value::as_array_mut)
+                .unwrap();
+            for v in list.iter_mut() {
+                if v.pointer("/hostPath/path") == Some(&json!("/etc/lvm")) {
+                    v["hostPath"]["path"] = json!("/var/lib/lvm");
+                }
+            }
+        }),
+    ];
+    for (what, breakage) in breakages {
+        let mut broken = good.clone();
+        breakage(&mut broken);
+        let caught = std::panic::catch_unwind(|| assert_shares_host_lvm(&broken));
+        assert!(caught.is_err(), "a manifest with {what} passed the check");
+    }
+}
+
+/// The operator's satellite pod has its own `run` and `run-lock` emptyDirs; a
+/// volume of ours with one of those names would be merged into them.
+#[test]
+fn satellite_configuration_does_not_reuse_the_satellites_emptydir_names() {
+    let lsc = yaml("linstor-satellite-configuration.yaml");
+    for volume in array_at(pod_spec(&lsc), "/volumes") {
+        let name = str_at(volume, "/name");
+        assert!(
+            !["run", "run-lock", "tmp"].contains(&name),
+            "volume {name} would merge with the satellite's emptyDir of that name"
+        );
+    }
 }
 
 #[test]
@@ -900,6 +991,25 @@ fn systemd_unit_runs_once_before_the_satellite_and_can_reach_block_devices() {
             !unit_values(&service, key).iter().any(|v| v == forbidden),
             "{key}={forbidden} would break provisioning"
         );
+    }
+    // LVM writes /etc/lvm/{backup,archive,devices} (ProtectSystem=full makes /etc
+    // read-only, so /etc/lvm must be listed) and /run/lock/lvm (writable under
+    // ProtectSystem=full unless hidden or made read-only).
+    assert!(
+        unit_values(&service, "ReadWritePaths")
+            .iter()
+            .any(|p| p.trim_start_matches(['-', '+']) == "/etc/lvm"),
+        "ReadWritePaths must include /etc/lvm"
+    );
+    for key in ["ReadOnlyPaths", "InaccessiblePaths", "TemporaryFileSystem"] {
+        for value in unit_values(&service, key) {
+            let path = value.trim_start_matches(['-', '+']);
+            let path = path.split(':').next().unwrap_or(path);
+            assert!(
+                !["/", "/run", "/run/lock", "/run/lock/lvm", "/etc/lvm"].contains(&path),
+                "{key}={value} would stop LVM writing its locks or backups"
+            );
+        }
     }
     if let Some(user) = unit_values(&service, "User").first() {
         assert_eq!(user, "root", "LVM needs root");

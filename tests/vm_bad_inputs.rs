@@ -1,6 +1,7 @@
 //! Bad inputs the other VM tests don't already cover (see docs/bad-inputs.md for
 //! the whole table): a corrupted metadata area (header, then text), a foreign
-//! swap signature, bad names and IDs at and over the size limit, and odd IDs
+//! swap signature, bad names (LVM's rules, LINSTOR's, a VG name whose /dev path is
+//! taken or reserved) and IDs at and over the size limit, and odd IDs
 //! (spaces, a tab, quotes, a backslash, `&`, non-ASCII) that must round-trip
 //! exactly through a real provision, `status` and a reset.
 mod common;
@@ -30,11 +31,17 @@ fn corrupted_metadata_odd_ids_and_bad_names() {
         DiskSpec::new("odd", 256).partition("odd", None),
         DiskSpec::new("maxid", 256).partition("maxid", None),
         DiskSpec::new("swap", 256).partition("swap", None),
+        DiskSpec::new("stale", 256).partition("stale", None),
     ]);
     let mut script = String::new();
     // Corrupted metadata areas: provision, deactivate, overwrite with garbage.
+    // At debug level, so that the absence of LVM's command lines below means
+    // something: these first runs must show them.
     for label in ["mdahdr", "mdatext"] {
-        script.push_str(&format!("step prov-{label} {}\n", tool(label, "node-01")));
+        script.push_str(&format!(
+            "step prov-{label} env LOG_LEVEL=debug {}\n",
+            tool(label, "node-01")
+        ));
     }
     script.push_str(
         "step deactivate vgchange -an mdahdr mdatext\n\
@@ -44,11 +51,11 @@ fn corrupted_metadata_odd_ids_and_bad_names() {
     for (label, dev) in [("mdahdr", "/dev/vda1"), ("mdatext", "/dev/vdb1")] {
         script.push_str(&sum(&format!("sum-before-{label}"), dev));
         script.push_str(&format!(
-            "step corrupt-{label} {}\n",
+            "step corrupt-{label} env LOG_LEVEL=debug {}\n",
             tool(label, "node-01")
         ));
         script.push_str(&format!(
-            "step corrupt-reset-{label} {}\n",
+            "step corrupt-reset-{label} env LOG_LEVEL=debug {}\n",
             tool(label, "node-02")
         ));
         script.push_str(&sum(&format!("sum-after-{label}"), dev));
@@ -112,17 +119,44 @@ fn corrupted_metadata_odd_ids_and_bad_names() {
             "chunk-odd",
             "--partition-label maxid --volume-group maxid --pool pool --chunk-size 100K",
         ),
+        (
+            "vg-mapper",
+            "--partition-label maxid --volume-group mapper --pool pool",
+        ),
+        (
+            "vg-devnode",
+            "--partition-label maxid --volume-group vda --pool pool",
+        ),
+        (
+            "pool-linstor",
+            "--partition-label maxid --volume-group maxid --pool pool.x",
+        ),
+        (
+            "vg-linstor",
+            "--partition-label maxid --volume-group vg+1 --pool pool",
+        ),
     ] {
         script.push_str(&format!(
             "step bad-{name} $LPD {args} --satellite-id n --on-failure exit\n"
         ));
     }
+    // An empty /dev/<vg> (what a killed LVM command leaves) is not a reason to
+    // reject the name: it is LVM's folder for that very VG.
+    script.push_str(&format!(
+        "mkdir /dev/stale\nstep stale-dev-folder {}\n",
+        tool("stale", "n")
+    ));
     script.push_str("step vgs-end vgs --devices /dev/vdc1 --devices /dev/vdd1 --reportformat json -o vg_name,vg_tags,vg_seqno maxid odd\n");
     let run = boot(&bed, false, &script);
 
     // Corrupted metadata: refused with a clear error; not a byte written, reset or not.
     for label in ["mdahdr", "mdatext"] {
-        expect_provisioned(&run, &format!("prov-{label}"));
+        let prov = expect_provisioned(&run, &format!("prov-{label}"));
+        assert!(
+            prov.stderr.contains("running lvm command"),
+            "a debug-level run shows no LVM command lines:\n{}",
+            prov.stderr
+        );
         for step in [format!("corrupt-{label}"), format!("corrupt-reset-{label}")] {
             let s = expect_exit(&run, &step, 1);
             assert!(
@@ -193,17 +227,30 @@ fn corrupted_metadata_odd_ids_and_bad_names() {
         let s = expect_exit(&run, step, 2);
         assert!(s.stderr.contains("1024"), "{step}: {}", s.stderr);
     }
-    for name in [
-        "vg-dots",
-        "vg-dash",
-        "vg-slash",
-        "pool-reserved",
-        "label-empty",
-        "chunk-odd",
+    for (name, says) in [
+        ("vg-dots", "path components"),
+        ("vg-dash", "must not start with '-'"),
+        ("vg-slash", "contains '/'"),
+        ("pool-reserved", "_tmeta"),
+        ("label-empty", "partition label is empty"),
+        ("chunk-odd", "chunk size"),
+        ("vg-mapper", "reserved: /dev/mapper"),
+        (
+            "vg-devnode",
+            "/dev/vda already exists and is a block device",
+        ),
+        ("pool-linstor", "LINSTOR could not use the pool"),
+        ("vg-linstor", "LINSTOR could not use the pool"),
     ] {
         let s = expect_exit(&run, &format!("bad-{name}"), 2);
-        assert!(!s.stderr.is_empty(), "bad-{name} said nothing");
+        assert!(s.stderr.contains(says), "bad-{name}: {}", s.stderr);
     }
+    let stale = run.step("stale-dev-folder");
+    assert!(
+        stale.exit_code != 2 && !stale.stderr.contains("invalid VOLUME_GROUP"),
+        "an empty /dev/stale was taken for someone else's:\n{}",
+        stale.stderr
+    );
     // None of the refused runs changed the VGs that exist.
     let vgs = rows(&run, "vgs-end", "vg");
     assert_eq!(vgs.len(), 2, "{vgs:?}");

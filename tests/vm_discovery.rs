@@ -35,17 +35,27 @@ step ext4-intact sh -c 'mount -o ro /dev/vdc1 /mnt && cat /mnt/file; umount /mnt
 step ext4-forced $LPD --partition-label has-ext4 --volume-group vge --pool pool --satellite-id n --on-failure exit --force
 step ext4-vgs vgs --reportformat json -o vg_name,vg_tags vge
 step udev-fresh $LPD --discovery UDEV --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
+step devices-held $LPD devices --json
 step sysfs-steady $LPD --discovery sysfs --partition-label 'linstor storage' --volume-group vgu --pool pool --satellite-id n --on-failure exit
 ln -s $LPD /tmp/homelab-helper
+step seed-alias-before vgs --reportformat json -o vg_name,vg_seqno,vg_tags vgu
 step seed-alias env PARTITION_LABEL='linstor storage' VOLUME_GROUP=vgu POOL=pool SATELLITE_ID=n ON_FAILURE=exit /tmp/homelab-helper linstor-provision-disk
+step seed-alias-vgs vgs --reportformat json -o vg_name,vg_seqno,vg_tags vgu
 step span-vg vgcreate vgspan /dev/vde1 /dev/vde2
+step span-vgs-before vgs --reportformat json -o vg_name,vg_seqno,pv_count vgspan
+step span-sum-before sh -c 'head -c 4194304 /dev/vde1 | sha256sum'
 step spans $LPD --partition-label span-here --volume-group vgspan --pool pool --satellite-id n --on-failure exit
+step blank-sum-before sh -c 'head -c 4194304 /dev/vde3 | sha256sum'
 step name-taken $LPD --partition-label blank --volume-group vgspan --pool pool --satellite-id n --on-failure exit
+step blank-sum-after sh -c 'head -c 4194304 /dev/vde3 | sha256sum'
+step span-sum-after sh -c 'head -c 4194304 /dev/vde1 | sha256sum'
+step span-vgs-after vgs --reportformat json -o vg_name,vg_seqno,pv_count vgspan
 Q='--partition-label blank --volume-group vgblank --pool pool --satellite-id n --on-failure exit'
-$LPD $Q >/tmp/first.log 2>&1 &
+($LPD $Q >/tmp/first.log 2>&1; echo $? >/tmp/first.rc) &
 step second $LPD $Q
 wait
-step first cat /tmp/first.log
+step first sh -c 'cat /tmp/first.log >&2; exit $(cat /tmp/first.rc)'
+step blank-vgs vgs --reportformat json -o vg_name,vg_tags,pv_count vgblank
 step hold sh -c '
   $0 --partition-label nope --volume-group v --pool p --satellite-id n --hold-marker /tmp/hold >/tmp/hold.log 2>&1 &
   pid=$!; n=0
@@ -115,4 +125,100 @@ step hold sh -c '
     assert!(expect_provisioned(&run, "sysfs-steady")
         .stderr
         .contains("lvm_commands=0"));
+
+    // Holders from sysfs: the active pool's data and metadata volumes sit on the
+    // partition; a partition nothing is stacked on has none.
+    let devices = json(&run, "devices-held");
+    let holders_of = |node: &str| -> Vec<String> {
+        devices
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| text(&d["devnode"]) == node)
+            .map(|d| {
+                let mut names: Vec<String> = d["holders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                names.sort();
+                names
+            })
+            .unwrap_or_else(|| panic!("devices lists no {node}: {devices}"))
+    };
+    assert_eq!(
+        holders_of("/dev/vdd1"),
+        ["vgu-pool_tdata", "vgu-pool_tmeta"],
+        "{devices}"
+    );
+    assert!(holders_of("/dev/vde3").is_empty(), "{devices}");
+
+    // The seed's `homelab-helper linstor-provision-disk` invocation and its
+    // environment variables: the same partition, found steady, nothing written.
+    assert!(expect_provisioned(&run, "seed-alias")
+        .stderr
+        .contains("lvm_commands=0"));
+    let after = vg_row(&run, "seed-alias-vgs");
+    assert_eq!(vg_row(&run, "seed-alias-before"), after);
+    assert_eq!(text(&after["vg_tags"]), "linstor-satellite-id=n");
+
+    // A VG that spans another device is refused, naming it; nothing is written.
+    run.expect_success("span-vg");
+    let spans = expect_exit(&run, "spans", 1);
+    assert!(
+        spans.stderr.contains("other devices") && spans.stderr.contains("/dev/vde2"),
+        "{}",
+        spans.stderr
+    );
+    assert_eq!(
+        vg_row(&run, "span-vgs-before"),
+        vg_row(&run, "span-vgs-after"),
+        "the refused runs changed vgspan"
+    );
+    assert_eq!(
+        run.expect_success("span-sum-before").stdout,
+        run.expect_success("span-sum-after").stdout
+    );
+
+    // A VG name already used on another device is refused; the blank partition
+    // stays blank.
+    let taken = expect_exit(&run, "name-taken", 1);
+    assert!(
+        taken.stderr.contains("already exists") && taken.stderr.contains("/dev/vde1"),
+        "{}",
+        taken.stderr
+    );
+    assert_eq!(
+        run.expect_success("blank-sum-before").stdout,
+        run.expect_success("blank-sum-after").stdout
+    );
+
+    // Two runs at once on one partition: both succeed, one of them does the work
+    // and the other, serialised behind it, finds nothing to do.
+    let first = expect_provisioned(&run, "first");
+    let second = expect_provisioned(&run, "second");
+    let idle = [first, second]
+        .iter()
+        .filter(|s| s.stderr.contains("lvm_commands=0"))
+        .count();
+    assert_eq!(
+        idle, 1,
+        "expected exactly one idle run\n--- first ---\n{}\n--- second ---\n{}",
+        first.stderr, second.stderr
+    );
+    let blank = vg_row(&run, "blank-vgs");
+    assert_eq!(text(&blank["vg_tags"]), "linstor-satellite-id=n");
+    assert_eq!(text(&blank["pv_count"]), "1");
+
+    // On failure the default is to hold: the marker appears, and after its
+    // removal the run retries and holds again; the log names the missing label.
+    let hold = run.expect_success("hold");
+    assert!(
+        hold.stdout.contains("held-once") && hold.stdout.contains("held-again"),
+        "{}\n{}",
+        hold.stdout,
+        hold.stderr
+    );
+    assert!(hold.stderr.contains("nope"), "{}", hold.stderr);
 }

@@ -189,6 +189,16 @@ step devices-text $LPD devices
     assert_eq!(by_node("/dev/vda1")["volume_group"], "linstor-vg");
     assert_eq!(by_node("/dev/vda1")["partition_label"], "linstor-storage");
     assert_eq!(by_node("/dev/vdb1")["volume_group"], "bystander");
-    assert_eq!(by_node("/dev/vda1")["signature"], "LVM2_member");
-    assert!(run.step("devices-text").stdout.contains("linstor-storage"));
+    // libblkid's TYPE and USAGE for every signature found: only our PV label.
+    let signatures = &by_node("/dev/vda1")["signatures"];
+    assert_eq!(signatures[0]["type"], "LVM2_member", "{signatures}");
+    assert_eq!(signatures[0]["usage"], "raid", "{signatures}");
+    assert_eq!(signatures.as_array().map(Vec::len), Some(1), "{signatures}");
+    let text = &run.step("devices-text").stdout;
+    assert!(text.contains("linstor-storage"), "{text}");
+    let vda1 = text.lines().find(|l| l.starts_with("/dev/vda1 "));
+    assert!(
+        vda1.is_some_and(|row| row.contains(" LVM2_member ") && row.contains(" raid ")),
+        "{text}"
+    );
 }

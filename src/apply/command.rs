@@ -18,9 +18,31 @@ activation{monitoring=0}devices{obtain_device_list_from_udev=0}";
 ///
 /// Arguments never contain whitespace: names were validated, tags are encoded, and
 /// device paths come from the kernel (`/dev/<name>`); `lvm2_run` splits on whitespace.
-pub fn command_line(action: &Action, partition: &Path, thin_check: &ThinCheck) -> Vec<String> {
+/// `None` for the steps that are not LVM commands (see [`super::leftovers`]).
+pub fn command_line(
+    action: &Action,
+    partition: &Path,
+    thin_check: &ThinCheck,
+) -> Option<Vec<String>> {
     let device = partition.display().to_string();
     let mut args: Vec<String> = match action {
+        Action::RemoveStaleDevices { .. } | Action::RemoveStaleVolumeGroupPath { .. } => {
+            return None
+        }
+        Action::DeactivatePoolComponents {
+            volume_group,
+            names,
+        } => {
+            let mut args = vec!["lvchange".to_owned(), "--activate".into(), "n".into()];
+            args.extend(names.iter().map(|name| format!("{volume_group}/{name}")));
+            args
+        }
+        Action::ActivateThinPool { volume_group, pool } => vec![
+            "lvchange".into(),
+            "--activate".into(),
+            "y".into(),
+            format!("{volume_group}/{pool}"),
+        ],
         Action::ActivateSeedMetadataLv { volume_group } => {
             vec![
                 "lvchange".into(),
@@ -42,12 +64,22 @@ pub fn command_line(action: &Action, partition: &Path, thin_check: &ThinCheck) -
             overwrite_signature,
             ..
         } => {
+            // The planner decided; the command states the decision and never
+            // leaves it to LVM's "Wipe it? [y/n]" prompt (which reads stdin: a
+            // terminal would wait for an answer, and a stray "y" would wipe).
+            let decision: &[&str] = if overwrite_signature.is_some() {
+                // FORCE: wipe every signature LVM's libblkid finds, no questions,
+                // and zero the first sectors (LVM's default, stated).
+                &["--force", "--force", "--yes", "--zero", "y"]
+            } else {
+                // Blank as far as the planner saw. Should LVM find a signature
+                // anyway (written since), silent mode (-qq) answers its prompt
+                // "no" without reading stdin (yes_no_prompt in LVM2 2.03.16
+                // lib/display/display.c), so pvcreate fails and nothing is wiped.
+                &["--quiet", "--quiet"]
+            };
             let mut args = vec!["pvcreate".to_owned()];
-            // Only with --force (the planner refuses otherwise) may LVM wipe a
-            // signature without asking; LVM's prompt, unanswered, aborts safely.
-            if overwrite_signature.is_some() {
-                args.extend(["-ff".into(), "--yes".into()]);
-            }
+            args.extend(decision.iter().map(|a| (*a).to_owned()));
             args.push(device.clone());
             args
         }
@@ -129,7 +161,7 @@ pub fn command_line(action: &Action, partition: &Path, thin_check: &ThinCheck) -
         config.push_str(extra);
     }
     args.extend(["--devices".into(), device, "--config".into(), config]);
-    args
+    Some(args)
 }
 
 #[cfg(test)]
@@ -138,7 +170,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn line(action: Action) -> String {
-        command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Installed).join(" ")
+        command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Installed)
+            .map(|args| args.join(" "))
+            .unwrap_or_default()
     }
 
     const SCOPE: &str = "--devices /dev/vda1 --config activation{udev_sync=0}activation{udev_rules=0}activation{monitoring=0}devices{obtain_device_list_from_udev=0}";
@@ -151,14 +185,14 @@ mod tests {
                     device: PathBuf::from("/dev/vda1"),
                     overwrite_signature: None,
                 },
-                "pvcreate /dev/vda1",
+                "pvcreate --quiet --quiet /dev/vda1",
             ),
             (
                 Action::CreatePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
                     overwrite_signature: Some("ext4".into()),
                 },
-                "pvcreate -ff --yes /dev/vda1",
+                "pvcreate --force --force --yes --zero y /dev/vda1",
             ),
             (
                 Action::ReinitializePhysicalVolume {
@@ -234,6 +268,7 @@ mod tests {
         };
         for thin_check in [ThinCheck::Installed, ThinCheck::Missing] {
             assert!(command_line(&action, Path::new("/dev/vda1"), &thin_check)
+                .unwrap_or_default()
                 .iter()
                 .all(|arg| !arg.is_empty() && !arg.contains(char::is_whitespace)));
         }
@@ -246,7 +281,9 @@ mod tests {
             pool: "pool".into(),
             by_extents: 3,
         };
-        let with = command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Missing).join(" ");
+        let with = command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Missing)
+            .unwrap_or_default()
+            .join(" ");
         assert_eq!(
             with,
             format!(
@@ -258,6 +295,7 @@ mod tests {
             Path::new("/dev/vda1"),
             &ThinCheck::ConfiguredInLvmConf,
         )
+        .unwrap_or_default()
         .join(" ");
         assert_eq!(
             configured,

@@ -18,6 +18,8 @@ pub enum ApplyError {
     },
     #[error("this build has no LVM write support (built without the `lvm2cmd` feature)")]
     Unsupported,
+    #[error(transparent)]
+    Leftover(#[from] super::leftovers::LeftoverError),
 }
 
 /// Something that runs LVM commands (program name first).

@@ -3,6 +3,7 @@
 pub mod command;
 pub mod converge;
 mod executor;
+pub mod leftovers;
 pub mod lock;
 pub mod thin_check;
 
@@ -35,7 +36,19 @@ pub fn apply_action(
         }
         other => tracing::info!("{other}"),
     }
+    match action {
+        Action::RemoveStaleDevices { dm_names } => {
+            return leftovers::remove_stale_devices(dm_names).map_err(ApplyError::from)
+        }
+        Action::RemoveStaleVolumeGroupPath { path } => {
+            return leftovers::remove_stale_volume_group_path(path).map_err(ApplyError::from)
+        }
+        _ => {}
+    }
     let thin_check = thin_check::ThinCheck::detect();
     thin_check.warn_if_unchecked(action);
-    executor.run(&command::command_line(action, partition, &thin_check))
+    match command::command_line(action, partition, &thin_check) {
+        Some(line) => executor.run(&line),
+        None => Ok(()),
+    }
 }

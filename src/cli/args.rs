@@ -92,8 +92,19 @@ pub struct ProvisionArgs {
     #[arg(long, env = "CHUNK_SIZE", default_value = "512K")]
     pub chunk_size: String,
 
-    /// Zero newly provisioned thin pool blocks (off by default, as the seed tool did).
-    #[arg(long, env = "ZERO")]
+    /// Zero newly provisioned thin pool blocks, so a new volume never reads a deleted
+    /// volume's data (on by default; LINSTOR turns it on for any pool without it).
+    /// `--zero false` (ZERO=false) turns it off for a new pool; an existing pool keeps
+    /// what it has.
+    #[arg(
+        long,
+        env = "ZERO",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub zero: bool,
 
     /// Overwrite a foreign filesystem/LUKS/swap signature, or a VG that records no

@@ -5,7 +5,7 @@ use super::CliError;
 use crate::observe::live::holders;
 use crate::observe::lvm;
 use crate::observe::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend};
-use crate::observe::signature::{self, SignatureKind};
+use crate::observe::signature::{self, Signature};
 use serde::Serialize;
 
 /// One row of the enumeration.
@@ -13,8 +13,8 @@ use serde::Serialize;
 struct DeviceReport {
     #[serde(flatten)]
     device: BlockDevice,
-    /// Primary signature (blkid's type name), if any was recognised.
-    signature: Option<String>,
+    /// Every signature libblkid found (TYPE or PTTYPE, USAGE, offset, label, uuid).
+    signatures: Vec<Signature>,
     /// The PV's uuid and VG name when the device is an LVM PV.
     pv_uuid: Option<String>,
     volume_group: Option<String>,
@@ -26,18 +26,15 @@ struct DeviceReport {
 
 fn inspect(device: BlockDevice) -> DeviceReport {
     let mut errors = Vec::new();
-    let signature = match signature::probe_signature(&device.devnode) {
+    let signatures = match signature::probe_signatures(&device.devnode) {
         Ok(found) => found,
         Err(e) => {
-            errors.push(format!("signature: {e}"));
-            None
+            errors.push(format!("signatures: {e}"));
+            Vec::new()
         }
     };
     let (mut pv_uuid, mut volume_group) = (None, None);
-    if signature
-        .as_ref()
-        .is_some_and(|s| s.kind == SignatureKind::LvmPv)
-    {
+    if signatures.iter().any(Signature::is_lvm_label) {
         match lvm::read_physical_volume(&device.devnode) {
             Ok(Some(pv)) => {
                 volume_group = pv.metadata.as_ref().map(|vg| vg.name.clone());
@@ -58,7 +55,7 @@ fn inspect(device: BlockDevice) -> DeviceReport {
         }
     };
     DeviceReport {
-        signature: signature.map(|s| s.kind.blkid_type().to_owned()),
+        signatures,
         device,
         pv_uuid,
         volume_group,
@@ -68,7 +65,8 @@ fn inspect(device: BlockDevice) -> DeviceReport {
 }
 
 pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
-    let devices = partition::list_block_devices(backend).map_err(CliError::failed)?;
+    let devices =
+        partition::list_block_devices_with_gpt_names(backend).map_err(CliError::failed)?;
     // Unattached loop devices (size 0) are noise.
     let reports: Vec<DeviceReport> = devices
         .into_iter()
@@ -83,6 +81,15 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
         return Ok(());
     }
     let dash = |value: Option<&str>| value.unwrap_or("-").to_owned();
+    // One entry per signature, in libblkid's order; "-" when it found none.
+    fn joined<'a>(values: impl Iterator<Item = &'a str>) -> String {
+        let list: Vec<&str> = values.collect();
+        if list.is_empty() {
+            "-".to_owned()
+        } else {
+            list.join(",")
+        }
+    }
     let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|r| {
@@ -99,7 +106,8 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
                 .to_owned(),
                 dash(d.partition_label.as_deref().or(d.dm_name.as_deref())),
                 dash(d.partition_uuid.as_deref()),
-                dash(r.signature.as_deref()),
+                joined(r.signatures.iter().map(|s| s.type_name.as_str())),
+                joined(r.signatures.iter().map(|s| s.usage.as_str())),
                 dash(r.volume_group.as_deref()),
                 if r.holders.is_empty() {
                     "-".to_owned()
@@ -124,7 +132,8 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
                 "TYPE",
                 "LABEL/DM NAME",
                 "PARTUUID",
-                "SIGNATURE",
+                "BLKID TYPE",
+                "USAGE",
                 "VG",
                 "HOLDERS",
                 "ERRORS"

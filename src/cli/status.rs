@@ -5,7 +5,9 @@ use super::CliError;
 use crate::observe::live::ThinPoolUsage;
 use crate::observe::partition::DiscoveryBackend;
 use crate::observe::snapshot::{observe_partition, Expectations, Snapshot};
-use crate::observe::state::{LvKind, SatelliteIdReading, VgFacts};
+use crate::observe::state::{
+    InUseWithoutMetadata, LvKind, OwnMetadataAreas, SatelliteIdReading, VgFacts,
+};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -17,6 +19,9 @@ struct StatusReport<'a> {
     physical_volume: Option<PvReport<'a>>,
     /// Device-mapper could not be queried (activity and usage unknown).
     device_mapper_error: Option<&'a str>,
+    /// Whether the configured pool's device serves I/O (None: no such pool, or no
+    /// POOL given).
+    pool_active: Option<bool>,
     pool_usage: Option<&'a ThinPoolUsage>,
     pool_usage_error: Option<&'a str>,
 }
@@ -25,6 +30,8 @@ struct StatusReport<'a> {
 struct PvReport<'a> {
     uuid: &'a str,
     recorded_device_size: u64,
+    /// Marked in use, but no VG metadata on the partition (see the planner).
+    in_use_without_metadata: Option<&'a InUseWithoutMetadata>,
     volume_group: Option<&'a VgFacts>,
 }
 
@@ -43,14 +50,23 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
         signatures: snapshot
             .signatures
             .iter()
-            .map(|s| s.kind.blkid_type().to_owned())
+            .map(|s| s.type_name.clone())
             .collect(),
         physical_volume: pv.map(|pv| PvReport {
             uuid: &pv.uuid,
             recorded_device_size: pv.recorded_device_size,
+            in_use_without_metadata: pv.in_use_without_metadata.as_ref(),
             volume_group: pv.volume_group.as_ref(),
         }),
         device_mapper_error: snapshot.active_volumes.as_ref().err().map(String::as_str),
+        pool_active: args.pool.as_deref().and_then(|pool| {
+            pv.and_then(|pv| pv.volume_group.as_ref())
+                .and_then(|vg| vg.logical_volumes.iter().find(|lv| lv.name == pool))
+                .and_then(|lv| match lv.kind {
+                    LvKind::ThinPool { serving, .. } => Some(serving),
+                    _ => None,
+                })
+        }),
         pool_usage: snapshot.pool_usage.as_ref().and_then(|u| u.as_ref().ok()),
         pool_usage_error: snapshot
             .pool_usage
@@ -105,6 +121,10 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
             human_size(pv.recorded_device_size)
         ),
     );
+    if let Some(in_use) = pv.in_use_without_metadata {
+        line("vg", in_use_text(in_use));
+        return out;
+    }
     let Some(vg) = pv.volume_group else {
         line("vg", "none (orphan PV)".to_owned());
         return out;
@@ -151,12 +171,18 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                 metadata_size_bytes,
                 chunk_size_bytes,
                 zero_new_blocks,
+                serving,
             } => format!(
-                "thin pool, {} data, {} metadata, chunk {}, zeroing {}",
+                "thin pool, {} data, {} metadata, chunk {}, zeroing {}, {}",
                 human_size(lv.size_bytes),
                 human_size(*metadata_size_bytes),
                 human_size(*chunk_size_bytes),
-                if *zero_new_blocks { "on" } else { "off" }
+                if *zero_new_blocks { "on" } else { "off" },
+                if *serving {
+                    "pool device active"
+                } else {
+                    "pool device NOT active (LINSTOR would see it as full; a start of this tool activates it)"
+                }
             ),
             LvKind::Thin { pool } => format!(
                 "thin volume in {pool}, {} virtual",
@@ -186,4 +212,27 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
         line("pool usage", format!("unknown: {error}"));
     }
     out
+}
+
+/// The `vg` line of a PV marked in use whose VG metadata is not on the partition.
+fn in_use_text(in_use: &InUseWithoutMetadata) -> String {
+    let own = match in_use.own_areas {
+        OwnMetadataAreas::None => "no metadata area",
+        OwnMetadataAreas::Ignored => "its metadata areas ignored",
+        OwnMetadataAreas::EmptyInUse => "its metadata area empty",
+    };
+    let listed: Vec<String> = in_use
+        .listed_by
+        .iter()
+        .map(|l| {
+            let devices: Vec<String> = l.devices.iter().map(|d| d.display().to_string()).collect();
+            format!("{} (on {})", l.volume_group, devices.join(", "))
+        })
+        .collect();
+    let found = if listed.is_empty() {
+        "no VG listing it is readable on this machine".to_owned()
+    } else {
+        format!("listed by {}", listed.join(", "))
+    };
+    format!("member of a VG kept elsewhere: marked in use, {own}; {found}")
 }

@@ -2,9 +2,11 @@
 //! ID is rejected (exit code 2) before anything is read or written.
 pub mod names;
 pub mod size;
+pub mod vg_path;
 
 use crate::observe::satellite_id::{self, SatelliteIdError};
 use serde::Serialize;
+use std::path::Path;
 use thiserror::Error;
 
 /// Thin pool chunk size the seed tool used.
@@ -31,6 +33,8 @@ pub enum ConfigError {
     EmptyLabel,
     #[error("invalid VOLUME_GROUP: {0}")]
     VolumeGroup(names::NameError),
+    #[error("invalid VOLUME_GROUP: {0}")]
+    VolumeGroupPath(vg_path::VgPathError),
     #[error("invalid POOL: {0}")]
     Pool(names::NameError),
     #[error("invalid SATELLITE_ID: {0}")]
@@ -68,12 +72,21 @@ impl ProvisionInputs {
 }
 
 impl ProvisionConfig {
+    /// Validates `inputs` against LVM's and LINSTOR's naming rules and this
+    /// machine's `/dev` (LVM refuses a VG name whose `/dev/<name>` is taken).
     pub fn from_inputs(inputs: ProvisionInputs) -> Result<Self, ConfigError> {
+        Self::from_inputs_with_dev(inputs, Path::new(vg_path::DEV_DIR))
+    }
+
+    /// [`Self::from_inputs`] with `dev` standing for `/dev`.
+    pub fn from_inputs_with_dev(inputs: ProvisionInputs, dev: &Path) -> Result<Self, ConfigError> {
         if inputs.partition_label.is_empty() {
             return Err(ConfigError::EmptyLabel);
         }
-        names::validate_vg_name(&inputs.volume_group).map_err(ConfigError::VolumeGroup)?;
-        names::validate_lv_name(&inputs.pool).map_err(ConfigError::Pool)?;
+        names::validate_wanted_vg_name(&inputs.volume_group).map_err(ConfigError::VolumeGroup)?;
+        names::validate_wanted_pool_name(&inputs.pool).map_err(ConfigError::Pool)?;
+        vg_path::check_vg_path_free(dev, &inputs.volume_group)
+            .map_err(ConfigError::VolumeGroupPath)?;
         let satellite_id_tag =
             satellite_id::encode_tag(&inputs.satellite_id).map_err(ConfigError::SatelliteId)?;
         let chunk_size_bytes =
@@ -94,6 +107,7 @@ impl ProvisionConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::partition::test_tree::TempDir;
 
     fn inputs() -> ProvisionInputs {
         ProvisionInputs::example()
@@ -118,11 +132,51 @@ mod tests {
             Box::new(|i| i.satellite_id.clear()),
             Box::new(|i| i.satellite_id = "x".repeat(5000)),
             Box::new(|i| i.chunk_size = "100K".into()),
+            Box::new(|i| i.volume_group = "vg.data".into()),
+            Box::new(|i| i.pool = "pool+1".into()),
+            Box::new(|i| i.volume_group = "mapper".into()),
+            Box::new(|i| i.volume_group = "null".into()),
         ];
+        let dev = TempDir::new("config-dev");
+        if let Err(e) = std::fs::write(dev.path().join("null"), "") {
+            panic!("{e}");
+        }
         for (index, mutate) in cases.iter().enumerate() {
             let mut bad = inputs();
             mutate(&mut bad);
-            assert!(ProvisionConfig::from_inputs(bad).is_err(), "case {index}");
+            assert!(
+                ProvisionConfig::from_inputs_with_dev(bad, dev.path()).is_err(),
+                "case {index}"
+            );
         }
+        assert!(ProvisionConfig::from_inputs_with_dev(inputs(), dev.path()).is_ok());
+    }
+
+    #[test]
+    fn name_errors_say_which_setting_and_why() {
+        let dev = TempDir::new("config-dev-messages");
+        if let Err(e) = std::fs::write(dev.path().join("vda"), "") {
+            panic!("{e}");
+        }
+        let error = |mutate: &dyn Fn(&mut ProvisionInputs)| {
+            let mut bad = inputs();
+            mutate(&mut bad);
+            match ProvisionConfig::from_inputs_with_dev(bad, dev.path()) {
+                Ok(_) => panic!("accepted"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let pool = error(&|i| i.pool = "pool.x".into());
+        assert!(
+            pool.starts_with("invalid POOL:") && pool.contains("LINSTOR could not use the pool"),
+            "{pool}"
+        );
+        let taken = error(&|i| i.volume_group = "vda".into());
+        assert!(
+            taken.starts_with("invalid VOLUME_GROUP:") && taken.contains("already exists"),
+            "{taken}"
+        );
+        let mapper = error(&|i| i.volume_group = "mapper".into());
+        assert!(mapper.contains("reserved"), "{mapper}");
     }
 }

@@ -36,6 +36,17 @@ pub enum NameError {
         name: String,
         reason: &'static str,
     },
+    #[error(
+        "{what} `{name}` contains {found:?}: LVM accepts it, but LINSTOR could not use the \
+         pool, because its {property} property accepts only A-Z a-z 0-9 _ -; choose a name \
+         made of those"
+    )]
+    NotUsableByLinstor {
+        what: &'static str,
+        name: String,
+        found: char,
+        property: &'static str,
+    },
 }
 
 fn check_common(what: &'static str, name: &str) -> Result<(), NameError> {
@@ -105,6 +116,42 @@ pub fn validate_lv_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// LINSTOR's rule for the names it is given for an LVM_THIN storage pool: its
+/// `StorDriver/LvmVg` and `StorDriver/ThinPool` properties must match
+/// `[a-zA-Z0-9_-]+` in full (linstor-common `properties.json`), so `.` and `+`,
+/// which LVM allows, would leave a pool LINSTOR refuses to register.
+fn check_linstor_charset(
+    what: &'static str,
+    property: &'static str,
+    name: &str,
+) -> Result<(), NameError> {
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+    {
+        Some(found) => Err(NameError::NotUsableByLinstor {
+            what,
+            name: name.to_owned(),
+            found,
+            property,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Validates the VG name the operator asked for: LVM's rules, then LINSTOR's.
+/// (Names read from disk belong to others and need only [`validate_vg_name`].)
+pub fn validate_wanted_vg_name(name: &str) -> Result<(), NameError> {
+    validate_vg_name(name)?;
+    check_linstor_charset("volume group name", "StorDriver/LvmVg", name)
+}
+
+/// Validates the thin pool name the operator asked for: LVM's rules, then LINSTOR's.
+pub fn validate_wanted_pool_name(name: &str) -> Result<(), NameError> {
+    validate_lv_name(name)?;
+    check_linstor_charset("thin pool name", "StorDriver/ThinPool", name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +198,40 @@ mod tests {
         ] {
             assert!(validate_lv_name(name).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn names_linstor_refuses_are_rejected_even_though_lvm_allows_them() {
+        for name in ["pool.x", "vg+1", "a.b"] {
+            assert_eq!(validate_vg_name(name), Ok(()), "{name}");
+            assert_eq!(validate_lv_name(name), Ok(()), "{name}");
+            let vg = validate_wanted_vg_name(name);
+            assert!(
+                matches!(
+                    vg,
+                    Err(NameError::NotUsableByLinstor {
+                        property: "StorDriver/LvmVg",
+                        ..
+                    })
+                ),
+                "{name}: {vg:?}"
+            );
+            let pool = validate_wanted_pool_name(name);
+            let message = pool.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.contains("LINSTOR could not use the pool")
+                    && message.contains("StorDriver/ThinPool"),
+                "{name}: {message}"
+            );
+        }
+        // LINSTOR's pattern has no rule about the first character; LVM's does.
+        for name in ["1pool", "_pool", "linstor-vg", "A_b-9"] {
+            assert_eq!(validate_wanted_vg_name(name), Ok(()), "{name}");
+            assert_eq!(validate_wanted_pool_name(name), Ok(()), "{name}");
+        }
+        assert!(matches!(
+            validate_wanted_vg_name("-vg"),
+            Err(NameError::Reserved { .. })
+        ));
     }
 }

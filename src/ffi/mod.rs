@@ -2,5 +2,6 @@
 //! each with a `// SAFETY:` comment; the rest of the crate sees safe functions.
 
 pub mod blkdev;
+pub mod dm_remove;
 #[cfg(feature = "lvm2cmd")]
 pub mod lvm2cmd;

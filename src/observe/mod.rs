@@ -1,6 +1,7 @@
 //! The read side: everything the tool learns about the machine, without writing.
 
 pub mod blockdev;
+pub mod host_lvm;
 pub mod live;
 pub mod lvm;
 pub mod partition;
@@ -9,3 +10,4 @@ pub mod seed_layout;
 pub mod signature;
 pub mod snapshot;
 pub mod state;
+pub mod vg_dev_dir;

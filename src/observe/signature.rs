@@ -1,372 +1,237 @@
-//! What a device already holds, judged by well-known on-disk magic numbers.
+//! What a device already holds, as libblkid sees it.
 //!
-//! The tool refuses to turn a partition holding a filesystem, swap or LUKS
-//! into a PV unless forced; this is where such content is recognised. Only
-//! fixed, documented signatures count — "some non-zero bytes" is not one.
-//! Everything is read from the first 128 KiB with one read-only open.
+//! "Blank" is libblkid's verdict: util-linux's library knows the superblocks of
+//! well over a hundred filesystems, raid members, crypto containers and partition
+//! tables, and is what `wipefs`, `blkid`, udev and LVM itself consult. Every
+//! signature it reports is listed, not only the first: superblocks, raid members
+//! and crypto headers from its superblocks chain, partition tables from its
+//! partitions chain. A probe that cannot be completed is an error, never "blank".
+//!
+//! The device is opened here, read-only and without `O_EXCL` (a PV that LVM or
+//! device-mapper holds open must still be readable), and handed to libblkid.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
+use libblkid_rs::{BlkidProbe, BlkidProbeRet, BlkidSublks, BlkidSublksFlags};
 use serde::Serialize;
+use thiserror::Error;
 
-use crate::observe::live::format_lvm_uuid;
+/// libblkid's TYPE for an LVM2 physical volume label.
+pub const LVM2_MEMBER: &str = "LVM2_member";
 
-/// Bytes read from the start of the device: covers btrfs's superblock at
-/// 64 KiB and swap headers for pages up to 64 KiB.
-const PROBE_BYTES: usize = 128 * 1024;
-
-/// A recognised kind of content.
+/// What libblkid says a signature is for (its USAGE value; partition tables come
+/// from another chain and have none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SignatureKind {
-    LvmPv,
-    Luks1,
-    Luks2,
-    Ext2,
-    Ext3,
-    Ext4,
-    /// An external ext3/ext4 journal device.
-    ExtJournal,
-    Xfs,
-    Btrfs,
-    Swap,
-    Vfat,
-    Ntfs,
-    /// A GPT partition table inside the device.
-    Gpt,
+pub enum Usage {
+    Filesystem,
+    Raid,
+    Crypto,
+    /// Swap, bcache, jbd and anything else libblkid files as "other".
+    Other,
+    PartitionTable,
 }
 
-impl SignatureKind {
-    /// The name blkid and `lsblk -o FSTYPE` use, so operators can cross-check.
-    pub fn blkid_type(self) -> &'static str {
-        match self {
-            SignatureKind::LvmPv => "LVM2_member",
-            SignatureKind::Luks1 | SignatureKind::Luks2 => "crypto_LUKS",
-            SignatureKind::Ext2 => "ext2",
-            SignatureKind::Ext3 => "ext3",
-            SignatureKind::Ext4 => "ext4",
-            SignatureKind::ExtJournal => "jbd",
-            SignatureKind::Xfs => "xfs",
-            SignatureKind::Btrfs => "btrfs",
-            SignatureKind::Swap => "swap",
-            SignatureKind::Vfat => "vfat",
-            SignatureKind::Ntfs => "ntfs",
-            SignatureKind::Gpt => "gpt",
+impl Usage {
+    /// libblkid's USAGE word; `None` for words this version does not know
+    /// (reported as [`Usage::Other`], still a signature).
+    fn from_blkid(word: &str) -> Option<Usage> {
+        match word {
+            "filesystem" => Some(Usage::Filesystem),
+            "raid" => Some(Usage::Raid),
+            "crypto" => Some(Usage::Crypto),
+            "other" => Some(Usage::Other),
+            _ => None,
         }
     }
 
-    /// A human name for messages.
-    pub fn description(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
-            SignatureKind::LvmPv => "LVM2 physical volume",
-            SignatureKind::Luks1 => "LUKS1 encrypted volume",
-            SignatureKind::Luks2 => "LUKS2 encrypted volume",
-            SignatureKind::Ext2 => "ext2 filesystem",
-            SignatureKind::Ext3 => "ext3 filesystem",
-            SignatureKind::Ext4 => "ext4 filesystem",
-            SignatureKind::ExtJournal => "ext3/ext4 external journal",
-            SignatureKind::Xfs => "XFS filesystem",
-            SignatureKind::Btrfs => "btrfs filesystem",
-            SignatureKind::Swap => "swap space",
-            SignatureKind::Vfat => "FAT filesystem",
-            SignatureKind::Ntfs => "NTFS filesystem",
-            SignatureKind::Gpt => "GPT partition table",
+            Usage::Filesystem => "filesystem",
+            Usage::Raid => "raid",
+            Usage::Crypto => "crypto",
+            Usage::Other => "other",
+            Usage::PartitionTable => "partition table",
         }
     }
 }
 
-/// One recognised signature.
+/// One signature libblkid found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Signature {
-    pub kind: SignatureKind,
-    /// Byte offset of the magic that identified it.
-    pub offset: u64,
-    /// Volume label, when the format has one in its header and it is set.
+    /// libblkid's TYPE (superblocks) or PTTYPE (partition tables), e.g. `xfs`,
+    /// `crypto_LUKS`, `linux_raid_member`, `gpt`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub usage: Usage,
+    /// Byte offset of the magic that identified it (libblkid's SBMAGIC_OFFSET);
+    /// not reported for partition tables.
+    pub offset: Option<u64>,
+    /// Volume label, when the format has one and it is set.
     pub label: Option<String>,
-    /// Volume/PV uuid as the format's own tools print it.
+    /// The format's uuid (PTUUID for partition tables), as libblkid prints it.
     pub uuid: Option<String>,
 }
 
+impl Signature {
+    /// An LVM2 PV label: the one signature this tool may find on its own partition.
+    pub fn is_lvm_label(&self) -> bool {
+        self.type_name == LVM2_MEMBER
+    }
+}
+
+/// `f2fs (filesystem) at byte 1024, label "data"`: what libblkid found, in its words.
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({})",
-            self.kind.description(),
-            self.kind.blkid_type()
-        )?;
-        if let Some(l) = &self.label {
-            write!(f, ", label {l:?}")?;
+        write!(f, "{} ({})", self.type_name, self.usage.as_str())?;
+        if let Some(offset) = self.offset {
+            write!(f, " at byte {offset}")?;
         }
-        if let Some(u) = &self.uuid {
-            write!(f, ", uuid {u}")?;
+        if let Some(label) = &self.label {
+            write!(f, ", label {label:?}")?;
         }
-        write!(f, ", magic at byte {}", self.offset)
-    }
-}
-
-/// The primary signature on the device at `path`, or `None` if it holds none
-/// that is recognised. When several are present, an LVM2 PV label wins
-/// (pvcreate overwrites the start, so deeper superblocks can be stale
-/// leftovers), then LUKS, then the others; [`probe_signatures`] lists all.
-pub fn probe_signature(path: &Path) -> io::Result<Option<Signature>> {
-    Ok(probe_signatures(path)?.into_iter().next())
-}
-
-/// Every signature found on the device at `path`, primary first.
-pub fn probe_signatures(path: &Path) -> io::Result<Vec<Signature>> {
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(with_path)?;
-    let buf = read_start(file).map_err(with_path)?;
-    Ok(probe_buffer(&buf))
-}
-
-/// Reads up to [`PROBE_BYTES`] (less if the device is smaller).
-fn read_start(file: File) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(PROBE_BYTES);
-    file.take(PROBE_BYTES as u64).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// A recogniser for one format, looking at the start of a device.
-type Probe = fn(&[u8]) -> Option<Signature>;
-
-/// Every signature in `buf` (the start of a device), primary first.
-pub fn probe_buffer(buf: &[u8]) -> Vec<Signature> {
-    let probes: [Probe; 9] = [
-        probe_lvm_pv,
-        probe_luks,
-        probe_ext,
-        probe_xfs,
-        probe_btrfs,
-        probe_swap,
-        probe_vfat,
-        probe_ntfs,
-        probe_gpt,
-    ];
-    probes.iter().filter_map(|p| p(buf)).collect()
-}
-
-fn bytes(buf: &[u8], at: usize, len: usize) -> Option<&[u8]> {
-    buf.get(at..at.checked_add(len)?)
-}
-
-fn le_u16(buf: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(bytes(buf, at, 2)?.try_into().ok()?))
-}
-
-fn le_u32(buf: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes(buf, at, 4)?.try_into().ok()?))
-}
-
-fn le_u64(buf: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes(buf, at, 8)?.try_into().ok()?))
-}
-
-fn has(buf: &[u8], at: usize, magic: &[u8]) -> bool {
-    bytes(buf, at, magic.len()) == Some(magic)
-}
-
-/// A NUL-padded text field; `None` if empty.
-fn text(buf: &[u8], at: usize, len: usize) -> Option<String> {
-    let raw = bytes(buf, at, len)?;
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    let s = String::from_utf8_lossy(&raw[..end]).trim_end().to_owned();
-    (!s.is_empty()).then_some(s)
-}
-
-/// A 16-byte binary uuid as 8-4-4-4-12 lower-case hex; `None` if all zero.
-fn uuid16(buf: &[u8], at: usize) -> Option<String> {
-    let b = bytes(buf, at, 16)?;
-    if b.iter().all(|&x| x == 0) {
-        return None;
-    }
-    let hex: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        hex[..4].concat(),
-        hex[4..6].concat(),
-        hex[6..8].concat(),
-        hex[8..10].concat(),
-        hex[10..].concat()
-    ))
-}
-
-fn sig(
-    kind: SignatureKind,
-    offset: usize,
-    label: Option<String>,
-    uuid: Option<String>,
-) -> Option<Signature> {
-    Some(Signature {
-        kind,
-        offset: offset as u64,
-        label,
-        uuid,
-    })
-}
-
-/// LVM2 label: `LABELONE` at the start of one of the first four 512-byte
-/// sectors, recording its own sector number, with type `LVM2 001` at +24;
-/// the PV header (uuid first) sits at the offset stored at +20.
-fn probe_lvm_pv(buf: &[u8]) -> Option<Signature> {
-    (0..4usize).find_map(|sector| {
-        let at = sector * 512;
-        if !has(buf, at, b"LABELONE") || !has(buf, at + 24, b"LVM2 001") {
-            return None;
+        if let Some(uuid) = &self.uuid {
+            write!(f, ", uuid {uuid}")?;
         }
-        if le_u64(buf, at + 8)? != sector as u64 {
-            return None;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("cannot open {} read-only to probe it: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "libblkid could not probe {} ({step}: {detail}); nothing can be said about what it holds, \
+         so it is not treated as blank — check the device (dmesg, `blkid -p {}`)",
+        path.display(),
+        path.display()
+    )]
+    Libblkid {
+        path: PathBuf,
+        step: &'static str,
+        detail: String,
+    },
+}
+
+/// Superblock values asked of libblkid: what is needed to name a signature and
+/// where it is. BADCSUM: a superblock with a bad checksum is someone's damaged
+/// data, not free space.
+fn superblock_flags() -> BlkidSublksFlags {
+    BlkidSublksFlags::new(vec![
+        BlkidSublks::Type,
+        BlkidSublks::Usage,
+        BlkidSublks::Label,
+        BlkidSublks::Uuid,
+        BlkidSublks::Magic,
+        BlkidSublks::Badcsum,
+    ])
+}
+
+/// Every signature libblkid finds on the device (or image file) at `path`, in
+/// the order it finds them: superblocks first, then partition tables. Each of
+/// libblkid's probers reports at most once (a second copy of the same format,
+/// such as a GPT's backup header, is not listed again).
+pub fn probe_signatures(path: &Path) -> Result<Vec<Signature>, ProbeError> {
+    // File::open is O_RDONLY | O_CLOEXEC, never O_EXCL. Declared before the probe
+    // so that it is closed after libblkid lets go of the descriptor.
+    let device = File::open(path).map_err(|source| ProbeError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let failed = |step: &'static str| {
+        move |e: libblkid_rs::BlkidErr| ProbeError::Libblkid {
+            path: path.to_path_buf(),
+            step,
+            detail: e.to_string(),
         }
-        let pv_header = at + le_u32(buf, at + 20)? as usize;
-        let uuid = bytes(buf, pv_header, 32)
-            .and_then(|u| std::str::from_utf8(u).ok())
-            .and_then(format_lvm_uuid);
-        sig(SignatureKind::LvmPv, at, None, uuid)
-    })
-}
-
-/// LUKS: `LUKS\xba\xbe` at 0, big-endian version at 6; uuid text at 168;
-/// LUKS2 keeps a label at 24.
-fn probe_luks(buf: &[u8]) -> Option<Signature> {
-    if !has(buf, 0, b"LUKS\xba\xbe") {
-        return None;
-    }
-    let version = u16::from_be_bytes(bytes(buf, 6, 2)?.try_into().ok()?);
-    let uuid = text(buf, 168, 40);
-    match version {
-        1 => sig(SignatureKind::Luks1, 0, None, uuid),
-        2 => sig(SignatureKind::Luks2, 0, text(buf, 24, 48), uuid),
-        _ => None,
-    }
-}
-
-/// ext2/3/4: superblock at 1024 with magic 0xEF53 at +56. Which one follows
-/// the feature flags: anything ext3 cannot handle makes it ext4; else a
-/// journal makes it ext3; else ext2.
-fn probe_ext(buf: &[u8]) -> Option<Signature> {
-    const SB: usize = 1024;
-    const COMPAT_HAS_JOURNAL: u32 = 0x4;
-    const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
-    // filetype | recover | meta_bg
-    const EXT3_INCOMPAT: u32 = 0x2 | 0x4 | 0x10;
-    // sparse_super | large_file | btree_dir
-    const EXT3_RO_COMPAT: u32 = 0x1 | 0x2 | 0x4;
-    if le_u16(buf, SB + 56)? != 0xEF53 {
-        return None;
-    }
-    let compat = le_u32(buf, SB + 92)?;
-    let incompat = le_u32(buf, SB + 96)?;
-    let ro_compat = le_u32(buf, SB + 100)?;
-    let kind = if incompat & INCOMPAT_JOURNAL_DEV != 0 {
-        SignatureKind::ExtJournal
-    } else if incompat & !EXT3_INCOMPAT != 0 || ro_compat & !EXT3_RO_COMPAT != 0 {
-        SignatureKind::Ext4
-    } else if compat & COMPAT_HAS_JOURNAL != 0 {
-        SignatureKind::Ext3
-    } else {
-        SignatureKind::Ext2
     };
-    sig(
-        kind,
-        SB + 56,
-        text(buf, SB + 120, 16),
-        uuid16(buf, SB + 104),
-    )
-}
+    let mut probe = BlkidProbe::new().map_err(failed("creating a probe"))?;
+    // Offset 0, size 0: the whole device.
+    probe
+        .set_device(device.as_raw_fd(), 0, 0)
+        .map_err(failed("attaching the device"))?;
+    probe
+        .enable_superblocks(true)
+        .map_err(failed("enabling superblock probing"))?;
+    probe
+        .set_superblock_flags(superblock_flags())
+        .map_err(failed("setting superblock flags"))?;
+    probe
+        .enable_partitions(true)
+        .map_err(failed("enabling partition-table probing"))?;
 
-/// XFS: `XFSB` at 0; uuid at 32, label (12 bytes) at 108.
-fn probe_xfs(buf: &[u8]) -> Option<Signature> {
-    if !has(buf, 0, b"XFSB") {
-        return None;
+    let mut found = Vec::new();
+    // Each call runs the next prober of the next chain that matches; `Done`
+    // when all chains are through.
+    while let BlkidProbeRet::Success = probe.do_probe().map_err(failed("probing"))? {
+        if let Some(signature) = read_signature(&probe).map_err(failed("reading a result"))? {
+            found.push(signature);
+        }
     }
-    sig(SignatureKind::Xfs, 0, text(buf, 108, 12), uuid16(buf, 32))
+    drop(probe);
+    drop(device);
+    Ok(found)
 }
 
-/// btrfs: superblock at 64 KiB, magic `_BHRfS_M` at +64, fsid at +32,
-/// label (256 bytes) at +299.
-fn probe_btrfs(buf: &[u8]) -> Option<Signature> {
-    const SB: usize = 65536;
-    if !has(buf, SB + 64, b"_BHRfS_M") {
-        return None;
+/// The signature of the current probe result, or `None` when the result names
+/// no format (on a partition, libblkid's partitions chain also reports the
+/// partition's own entry in its parent's table, which is not a signature).
+fn read_signature(probe: &BlkidProbe) -> libblkid_rs::Result<Option<Signature>> {
+    if let Some(type_name) = value(probe, "TYPE")? {
+        let usage = value(probe, "USAGE")?
+            .as_deref()
+            .and_then(Usage::from_blkid)
+            .unwrap_or(Usage::Other);
+        let offset = value(probe, "SBMAGIC_OFFSET")?.and_then(|o| o.parse::<u64>().ok());
+        return Ok(Some(Signature {
+            type_name,
+            usage,
+            offset,
+            label: value(probe, "LABEL")?,
+            uuid: value(probe, "UUID")?,
+        }));
     }
-    sig(
-        SignatureKind::Btrfs,
-        SB + 64,
-        text(buf, SB + 299, 256),
-        uuid16(buf, SB + 32),
-    )
-}
-
-/// swap: `SWAPSPACE2` (or the old `SWAP-SPACE`) in the last 10 bytes of the
-/// first page; page sizes from 4 KiB to 64 KiB are tried. Version-1 headers
-/// carry a uuid at 1036 and a label at 1052.
-fn probe_swap(buf: &[u8]) -> Option<Signature> {
-    [4096usize, 8192, 16384, 32768, 65536]
-        .iter()
-        .find_map(|&page| {
-            let at = page - 10;
-            if has(buf, at, b"SWAPSPACE2") {
-                sig(
-                    SignatureKind::Swap,
-                    at,
-                    text(buf, 1052, 16),
-                    uuid16(buf, 1036),
-                )
-            } else if has(buf, at, b"SWAP-SPACE") {
-                sig(SignatureKind::Swap, at, None, None)
-            } else {
-                None
-            }
-        })
-}
-
-/// FAT: boot-sector signature 0x55AA at 510 plus the file-system type text
-/// (`FAT12   `/`FAT16   ` at 54, `FAT32   ` at 82); label and serial sit just
-/// before it.
-fn probe_vfat(buf: &[u8]) -> Option<Signature> {
-    if !has(buf, 510, &[0x55, 0xAA]) {
-        return None;
+    if let Some(type_name) = value(probe, "PTTYPE")? {
+        return Ok(Some(Signature {
+            type_name,
+            usage: Usage::PartitionTable,
+            offset: None,
+            label: None,
+            uuid: value(probe, "PTUUID")?,
+        }));
     }
-    let (label_at, serial_at, magic_at) = if has(buf, 82, b"FAT32   ") {
-        (71, 67, 82)
-    } else if has(buf, 54, b"FAT12   ") || has(buf, 54, b"FAT16   ") {
-        (43, 39, 54)
-    } else {
-        return None;
-    };
-    let label = text(buf, label_at, 11).filter(|l| l != "NO NAME");
-    let serial = le_u32(buf, serial_at).map(|s| format!("{:04X}-{:04X}", s >> 16, s & 0xffff));
-    sig(SignatureKind::Vfat, magic_at, label, serial)
+    Ok(None)
 }
 
-/// NTFS: OEM id `NTFS    ` at 3.
-fn probe_ntfs(buf: &[u8]) -> Option<Signature> {
-    has(buf, 3, b"NTFS    ").then_some(())?;
-    sig(SignatureKind::Ntfs, 3, None, None)
-}
-
-/// GPT: header `EFI PART` at the second logical block (512- or 4096-byte sectors).
-fn probe_gpt(buf: &[u8]) -> Option<Signature> {
-    [512usize, 4096]
-        .iter()
-        .find(|&&at| has(buf, at, b"EFI PART"))
-        .and_then(|&at| sig(SignatureKind::Gpt, at, None, None))
+/// A text value of the current result. A value that is not valid text (a label
+/// in a legacy code page) is reported as such rather than failing the probe:
+/// the signature is there either way.
+fn value(probe: &BlkidProbe, name: &str) -> libblkid_rs::Result<Option<String>> {
+    if !probe.has_value(name)? {
+        return Ok(None);
+    }
+    match probe.lookup_value(name) {
+        Ok(text) => Ok(Some(text)),
+        Err(
+            libblkid_rs::BlkidErr::UTF8(_)
+            | libblkid_rs::BlkidErr::FromUTF8(_)
+            | libblkid_rs::BlkidErr::BytesWithNull(_),
+        ) => Ok(Some("(not valid UTF-8)".to_owned())),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::observe::partition::test_tree::TempDir;
-    use std::path::PathBuf;
     use std::process::Command;
 
     /// Finds `tool` on PATH or in the sbin folders (mkfs tools live there and
@@ -407,10 +272,22 @@ mod tests {
         path
     }
 
-    fn probe(path: &Path) -> Signature {
-        match probe_signature(path) {
-            Ok(Some(s)) => s,
-            other => panic!("{}: expected a signature, got {other:?}", path.display()),
+    fn probe(path: &Path) -> Vec<Signature> {
+        match probe_signatures(path) {
+            Ok(found) => found,
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+
+    /// The one signature on `path`, which must be of `type_name`.
+    fn only(path: &Path, type_name: &str) -> Signature {
+        let found = probe(path);
+        match found.as_slice() {
+            [one] if one.type_name == type_name => one.clone(),
+            _ => panic!(
+                "{}: expected only {type_name}, found {found:?}",
+                path.display()
+            ),
         }
     }
 
@@ -419,109 +296,93 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_random_data_are_not_signatures() {
+    fn zeroed_device_is_blank_and_unreadable_is_an_error() {
         let dir = TempDir::new("sig-none");
         let zero = image(&dir, "zero.img", 1);
-        assert!(matches!(probe_signature(&zero), Ok(None)));
-        // Non-zero bytes that match no format are not a signature.
-        let noise: Vec<u8> = (0..PROBE_BYTES as u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
-        assert!(probe_buffer(&noise).is_empty());
-        // Shorter than any superblock offset.
-        assert!(probe_buffer(b"LUKS").is_empty());
-        let missing = probe_signature(Path::new("/nonexistent/device"));
+        assert_eq!(probe(&zero), []);
+        let missing = probe_signatures(Path::new("/nonexistent/device"));
         let text = missing.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("/nonexistent/device"), "{text}");
     }
 
     #[test]
-    fn ext2_ext3_ext4() {
-        let dir = TempDir::new("sig-ext");
+    fn filesystems_with_label_uuid_and_offset() {
+        let dir = TempDir::new("sig-fs");
+        let img = image(&dir, "ext4.img", 16);
         let uuid = "0d6f0c1e-6a3b-4a5e-9c41-1f2e3d4c5b6a";
-        for (mkfs, kind) in [
-            ("mkfs.ext2", SignatureKind::Ext2),
-            ("mkfs.ext3", SignatureKind::Ext3),
-            ("mkfs.ext4", SignatureKind::Ext4),
-        ] {
-            let img = image(&dir, &format!("{mkfs}.img"), 16);
-            let img_s = img.to_string_lossy().into_owned();
-            run(
-                mkfs,
-                "e2fsprogs",
-                &["-q", "-F", "-L", "data vol", "-U", uuid, &img_s],
-            );
-            let got = probe(&img);
-            assert_eq!(got.kind, kind, "{mkfs}: {got}");
-            assert_eq!(got.label, s("data vol"));
-            assert_eq!(got.uuid, s(uuid));
-        }
-        // ext4 without a journal is still ext4.
-        let img = image(&dir, "nojournal.img", 16);
         run(
             "mkfs.ext4",
             "e2fsprogs",
-            &["-q", "-F", "-O", "^has_journal", &img.to_string_lossy()],
+            &[
+                "-q",
+                "-F",
+                "-L",
+                "data vol",
+                "-U",
+                uuid,
+                &img.to_string_lossy(),
+            ],
         );
-        assert_eq!(probe(&img).kind, SignatureKind::Ext4);
-    }
+        let ext4 = only(&img, "ext4");
+        assert_eq!(
+            (
+                ext4.usage,
+                ext4.offset,
+                ext4.label.clone(),
+                ext4.uuid.clone()
+            ),
+            (Usage::Filesystem, Some(1080), s("data vol"), s(uuid))
+        );
+        assert_eq!(
+            ext4.to_string(),
+            format!("ext4 (filesystem) at byte 1080, label \"data vol\", uuid {uuid}")
+        );
 
-    #[test]
-    fn xfs() {
-        let dir = TempDir::new("sig-xfs");
         let img = image(&dir, "xfs.img", 320);
         run(
             "mkfs.xfs",
             "xfsprogs",
-            &[
-                "-q",
-                "-f",
-                "-L",
-                "xfslabel",
-                "-m",
-                "uuid=3b8a1c2d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                &img.to_string_lossy(),
-            ],
+            &["-q", "-f", "-L", "xfslabel", &img.to_string_lossy()],
         );
-        let got = probe(&img);
-        assert_eq!(
-            (got.kind, got.label.clone()),
-            (SignatureKind::Xfs, s("xfslabel")),
-            "{got}"
-        );
-        assert_eq!(got.uuid, s("3b8a1c2d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"));
-    }
+        let xfs = only(&img, "xfs");
+        assert_eq!((xfs.usage, xfs.offset), (Usage::Filesystem, Some(0)));
+        assert_eq!(xfs.label, s("xfslabel"));
 
-    #[test]
-    fn btrfs() {
-        let dir = TempDir::new("sig-btrfs");
-        let img = image(&dir, "btrfs.img", 128);
+        let img = image(&dir, "f2fs.img", 128);
         run(
-            "mkfs.btrfs",
-            "btrfs-progs",
-            &[
-                "-q",
-                "-f",
-                "-L",
-                "my btrfs",
-                "-U",
-                "5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f",
-                &img.to_string_lossy(),
-            ],
+            "mkfs.f2fs",
+            "f2fs-tools",
+            &["-q", "-f", "-l", "flash", &img.to_string_lossy()],
         );
-        let got = probe(&img);
+        let f2fs = only(&img, "f2fs");
+        assert_eq!((f2fs.usage, f2fs.offset), (Usage::Filesystem, Some(1024)));
+        assert_eq!(f2fs.label, s("flash"));
         assert_eq!(
-            (got.kind, got.offset),
-            (SignatureKind::Btrfs, 65536 + 64),
-            "{got}"
+            f2fs.to_string().split(',').next(),
+            Some("f2fs (filesystem) at byte 1024")
         );
-        assert_eq!(got.label, s("my btrfs"));
-        assert_eq!(got.uuid, s("5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f"));
+
+        let img = image(&dir, "exfat.img", 16);
+        run(
+            "mkfs.exfat",
+            "exfatprogs",
+            &["-L", "camera", &img.to_string_lossy()],
+        );
+        // libblkid 2.38 also reads the exFAT boot sector's 0x55AA as an MBR
+        // (`wipefs` lists both); either way the device is not blank.
+        let found = probe(&img);
+        let types: Vec<&str> = found.iter().map(|s| s.type_name.as_str()).collect();
+        assert_eq!(types, ["exfat", "dos"], "{found:?}");
+        assert_eq!(
+            (found[0].usage, found[0].offset, found[0].label.clone()),
+            (Usage::Filesystem, Some(3), s("camera"))
+        );
+        assert_eq!(found[1].usage, Usage::PartitionTable);
     }
 
     #[test]
-    fn swap() {
-        let dir = TempDir::new("sig-swap");
+    fn swap_and_luks() {
+        let dir = TempDir::new("sig-swap-luks");
         let img = image(&dir, "swap.img", 8);
         run(
             "mkswap",
@@ -535,139 +396,129 @@ mod tests {
                 &img.to_string_lossy(),
             ],
         );
-        let got = probe(&img);
-        assert_eq!(
-            (got.kind, got.label.clone()),
-            (SignatureKind::Swap, s("swp")),
-            "{got}"
-        );
-        assert_eq!(got.uuid, s("11111111-2222-4333-8444-555555555555"));
-    }
+        let swap = only(&img, "swap");
+        assert_eq!((swap.usage, swap.label.clone()), (Usage::Other, s("swp")));
+        assert_eq!(swap.uuid, s("11111111-2222-4333-8444-555555555555"));
+        assert_eq!(swap.offset, Some(4086));
 
-    #[test]
-    fn luks1_and_luks2() {
-        let dir = TempDir::new("sig-luks");
         let key = dir.path().join("key");
         if let Err(e) = std::fs::write(&key, b"test passphrase") {
             panic!("{e}");
         }
-        let key_s = key.to_string_lossy().into_owned();
-        let uuid = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
-        for (ty, kind) in [
-            ("luks1", SignatureKind::Luks1),
-            ("luks2", SignatureKind::Luks2),
-        ] {
-            let img = image(&dir, &format!("{ty}.img"), 32);
-            let mut args = vec![
+        let img = image(&dir, "luks.img", 32);
+        run(
+            "cryptsetup",
+            "cryptsetup-bin",
+            &[
                 "luksFormat",
                 "--batch-mode",
                 "--type",
-                ty,
+                "luks2",
                 "--key-file",
-                &key_s,
+                &key.to_string_lossy(),
                 "--pbkdf",
                 "pbkdf2",
                 "--pbkdf-force-iterations",
                 "1000",
                 "--uuid",
-                uuid,
-            ];
-            if ty == "luks2" {
-                args.extend(["--label", "secret"]);
-            }
-            let img_s = img.to_string_lossy().into_owned();
-            args.push(&img_s);
-            run("cryptsetup", "cryptsetup-bin", &args);
-            let got = probe(&img);
-            assert_eq!(got.kind, kind, "{got}");
-            assert_eq!(got.uuid, s(uuid));
-            assert_eq!(got.label, (ty == "luks2").then(|| "secret".to_owned()));
-        }
-    }
-
-    #[test]
-    fn vfat() {
-        let dir = TempDir::new("sig-vfat");
-        for (bits, mib) in [("16", 16), ("32", 64)] {
-            let img = image(&dir, &format!("fat{bits}.img"), mib);
-            run(
-                "mkfs.vfat",
-                "dosfstools",
-                &[
-                    "-F",
-                    bits,
-                    "-n",
-                    "EFI",
-                    "-i",
-                    "1234ABCD",
-                    &img.to_string_lossy(),
-                ],
-            );
-            let got = probe(&img);
-            assert_eq!(
-                (got.kind, got.label.clone()),
-                (SignatureKind::Vfat, s("EFI")),
-                "{got}"
-            );
-            assert_eq!(got.uuid, s("1234-ABCD"));
-        }
-    }
-
-    /// An LVM2 label built by hand (the LVM tools cannot run in unit tests);
-    /// the layout is that of LVM2's `label_header` and `pv_header`.
-    #[test]
-    fn lvm2_pv_label_in_any_of_the_first_sectors() {
-        for sector in 0..4usize {
-            let mut buf = vec![0u8; 4096];
-            let at = sector * 512;
-            buf[at..at + 8].copy_from_slice(b"LABELONE");
-            buf[at + 8..at + 16].copy_from_slice(&(sector as u64).to_le_bytes());
-            buf[at + 20..at + 24].copy_from_slice(&32u32.to_le_bytes());
-            buf[at + 24..at + 32].copy_from_slice(b"LVM2 001");
-            buf[at + 32..at + 64].copy_from_slice(b"Xq3cN1m0a2b3c4d5e6f7g8h9i0j1k2l3");
-            let sigs = probe_buffer(&buf);
-            assert_eq!(sigs.len(), 1, "{sigs:?}");
-            assert_eq!(sigs[0].kind, SignatureKind::LvmPv);
-            assert_eq!(sigs[0].offset, at as u64);
-            assert_eq!(sigs[0].uuid, s("Xq3cN1-m0a2-b3c4-d5e6-f7g8-h9i0-j1k2l3"));
-            // A label that names another sector is not trusted.
-            buf[at + 8] ^= 0x10;
-            assert!(probe_buffer(&buf).is_empty());
-        }
-    }
-
-    #[test]
-    fn lvm_label_is_primary_over_stale_deeper_superblock() {
-        let mut buf = vec![0u8; PROBE_BYTES];
-        buf[65536 + 64..65536 + 72].copy_from_slice(b"_BHRfS_M");
-        buf[512..520].copy_from_slice(b"LABELONE");
-        buf[520..528].copy_from_slice(&1u64.to_le_bytes());
-        buf[532..536].copy_from_slice(&32u32.to_le_bytes());
-        buf[536..544].copy_from_slice(b"LVM2 001");
-        let kinds: Vec<SignatureKind> = probe_buffer(&buf).iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, [SignatureKind::LvmPv, SignatureKind::Btrfs]);
-    }
-
-    #[test]
-    fn ntfs_and_gpt_magic() {
-        let mut buf = vec![0u8; 8192];
-        buf[3..11].copy_from_slice(b"NTFS    ");
-        buf[512..520].copy_from_slice(b"EFI PART");
-        let kinds: Vec<SignatureKind> = probe_buffer(&buf).iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, [SignatureKind::Ntfs, SignatureKind::Gpt]);
-    }
-
-    #[test]
-    fn display_reads_well() {
-        let sig = Signature {
-            kind: SignatureKind::Ext4,
-            offset: 1080,
-            label: s("data"),
-            uuid: s("0d6f0c1e-6a3b-4a5e-9c41-1f2e3d4c5b6a"),
-        };
-        assert_eq!(
-            sig.to_string(),
-            "ext4 filesystem (ext4), label \"data\", uuid 0d6f0c1e-6a3b-4a5e-9c41-1f2e3d4c5b6a, magic at byte 1080"
+                "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                &img.to_string_lossy(),
+            ],
         );
+        let luks = only(&img, "crypto_LUKS");
+        assert_eq!(
+            (luks.usage, luks.uuid.clone()),
+            (Usage::Crypto, s("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"))
+        );
+    }
+
+    #[test]
+    fn partition_table_and_a_filesystem_are_both_reported() {
+        let dir = TempDir::new("sig-gpt");
+        let img = image(&dir, "gpt.img", 16);
+        run(
+            "sgdisk",
+            "gdisk",
+            &[
+                "--clear",
+                "--disk-guid=8d3a7b1c-2e4f-4a6b-9c8d-7e6f5a4b3c2d",
+                "--new=1:2048:+4M",
+                &img.to_string_lossy(),
+            ],
+        );
+        let gpt = only(&img, "gpt");
+        assert_eq!(gpt.usage, Usage::PartitionTable);
+        assert_eq!(gpt.uuid, s("8d3a7b1c-2e4f-4a6b-9c8d-7e6f5a4b3c2d"));
+        assert_eq!(
+            gpt.to_string(),
+            "gpt (partition table), uuid 8d3a7b1c-2e4f-4a6b-9c8d-7e6f5a4b3c2d"
+        );
+
+        // A filesystem made over the whole device keeps the GPT's headers
+        // (vfat writes only its boot sector): libblkid reports both.
+        run(
+            "mkfs.vfat",
+            "dosfstools",
+            &["-F", "16", "-n", "EFI", &img.to_string_lossy()],
+        );
+        let types: Vec<String> = probe(&img).into_iter().map(|s| s.type_name).collect();
+        assert!(types.contains(&"vfat".to_owned()), "{types:?}");
+    }
+
+    /// An LVM2 label built by hand (the LVM tools cannot run in unit tests): the
+    /// layout of LVM2's `label_header` and `pv_header`, as libblkid's lvm2 prober
+    /// checks it (label CRC over bytes 20..512 of the label sector).
+    #[test]
+    fn lvm2_label_is_ours_and_other_types_are_not() {
+        let dir = TempDir::new("sig-lvm");
+        let img = image(&dir, "pv.img", 4);
+        let mut sector = vec![0u8; 512];
+        sector[0..8].copy_from_slice(b"LABELONE");
+        sector[8..16].copy_from_slice(&1u64.to_le_bytes());
+        sector[20..24].copy_from_slice(&32u32.to_le_bytes());
+        sector[24..32].copy_from_slice(b"LVM2 001");
+        sector[32..64].copy_from_slice(b"Xq3cN1m0a2b3c4d5e6f7g8h9i0j1k2l3");
+        let crc = lvm_crc(&sector[20..]);
+        sector[16..20].copy_from_slice(&crc.to_le_bytes());
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&img)
+            .and_then(|f| {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(&sector, 512)
+            });
+        if let Err(e) = written {
+            panic!("{e}");
+        }
+        let pv = only(&img, LVM2_MEMBER);
+        assert!(pv.is_lvm_label());
+        assert_eq!((pv.usage, pv.offset), (Usage::Raid, Some(536)));
+        assert_eq!(pv.uuid, s("Xq3cN1-m0a2-b3c4-d5e6-f7g8-h9i0-j1k2l3"));
+
+        let other = Signature {
+            type_name: "linux_raid_member".into(),
+            usage: Usage::Raid,
+            offset: Some(4096),
+            label: None,
+            uuid: None,
+        };
+        assert!(!other.is_lvm_label());
+        assert_eq!(other.to_string(), "linux_raid_member (raid) at byte 4096");
+    }
+
+    /// LVM2's label checksum (lib/misc/crc.c: CRC-32, reflected 0xEDB88320,
+    /// initial value 0xf597a6cf, no final inversion).
+    fn lvm_crc(bytes: &[u8]) -> u32 {
+        bytes.iter().fold(0xf597_a6cf_u32, |mut crc, &byte| {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+            crc
+        })
     }
 }

@@ -6,10 +6,12 @@ use super::lvm::{self, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
 use super::satellite_id;
 use super::seed_layout::{read_seed_satellite_id, SEED_METADATA_LV};
-use super::signature::{self, Signature, SignatureKind};
+use super::signature::{self, Signature};
 use super::state::{
-    LvFacts, LvKind, ObservedPartition, PartitionFacts, PvFacts, SatelliteIdReading, VgFacts,
+    InUseWithoutMetadata, Leftovers, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas,
+    PartitionFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts, VgListingPv,
 };
+use super::vg_dev_dir::{read_vg_dev_dir, VgDevDir};
 use super::{blockdev, live::holders};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,10 @@ pub enum ObserveError {
     Lvm { device: PathBuf, detail: String },
     #[error("{0}")]
     DeviceMapper(String),
+    #[error("cannot read what interrupted LVM commands may have left on {}: {detail}", device.display())]
+    Leftovers { device: PathBuf, detail: String },
+    #[error("the LVM metadata on {} holds an impossible number: {detail}; nothing was written. Inspect it with `pvck {}` and `vgcfgbackup`", device.display(), device.display())]
+    ImpossibleNumber { device: PathBuf, detail: String },
 }
 
 /// Everything read about the partition, for `status` and for the planner.
@@ -108,14 +114,44 @@ pub fn observe_resolved(
         detail: e.to_string(),
     })?;
     let vg = physical_volume.as_ref().and_then(|pv| pv.metadata.as_ref());
+    let stacked = live::stacked_on(&live::HoldersReader::default(), &device.name).map_err(|e| {
+        ObserveError::Leftovers {
+            device: devnode.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    // Device-mapper is asked only when something could be active: a VG is there, or
+    // devices are stacked on the partition.
+    let all_active: Result<Vec<ActiveLv>, String> = if vg.is_none() && stacked.is_empty() {
+        Ok(Vec::new())
+    } else {
+        live::active_lvm_volumes().map_err(|e| e.to_string())
+    };
     let active_volumes: Result<Vec<ActiveLv>, String> = match vg {
         None => Ok(Vec::new()),
         Some(vg) => {
             let vg_uuid = undashed(&vg.id);
-            live::active_lvm_volumes()
+            all_active
+                .clone()
                 .map(|all| all.into_iter().filter(|v| v.vg_uuid == vg_uuid).collect())
-                .map_err(|e| e.to_string())
         }
+    };
+    let leftovers = Leftovers {
+        stale_devices: stale_devices(&stacked, vg, &all_active).map_err(|detail| {
+            ObserveError::Leftovers {
+                device: devnode.clone(),
+                detail,
+            }
+        })?,
+        vg_dev_dir: match expect.volume_group {
+            None => VgDevDir::Absent,
+            Some(name) => {
+                read_vg_dev_dir(Path::new("/dev"), name).map_err(|e| ObserveError::Leftovers {
+                    device: devnode.clone(),
+                    detail: format!("cannot read /dev/{name}: {e}"),
+                })?
+            }
+        },
     };
     let pool_usage = match (vg, expect.pool, &active_volumes) {
         (Some(vg), Some(pool), Ok(active)) => vg.lv(pool).and_then(|pool_lv| {
@@ -125,26 +161,25 @@ pub fn observe_resolved(
         _ => None,
     };
 
-    let foreign_signature = signatures
+    // Every signature libblkid found other than our LVM label, in its words.
+    let foreign: Vec<String> = signatures
         .iter()
-        .find(|s| s.kind != SignatureKind::LvmPv)
-        .map(|s| s.kind.description().to_owned());
+        .filter(|s| !s.is_lvm_label())
+        .map(Signature::to_string)
+        .collect();
+    let foreign_signature = (!foreign.is_empty()).then(|| foreign.join("; "));
     let pv_facts = match &physical_volume {
         None => None,
-        Some(pv) => Some(PvFacts {
-            uuid: pv.pv_uuid.clone(),
-            recorded_device_size: pv.device_size,
-            in_vg_without_metadata: pv.is_in_vg()
-                && pv.metadata.is_none()
-                && !pv.metadata_area_states.iter().any(|m| !m.ignored),
-            interrupted_vg_creation: pv.is_in_vg()
-                && pv.metadata.is_none()
-                && pv.metadata_area_states.iter().any(|m| !m.ignored),
-            volume_group: match &pv.metadata {
-                None => None,
-                Some(vg) => Some(vg_facts(pv, vg, &active_volumes)?),
-            },
-        }),
+        Some(pv) => {
+            // Only a PV marked in use without VG metadata here needs the other
+            // devices: they decide whether its VG lives on elsewhere.
+            let others = if pv.is_in_vg() && pv.metadata.is_none() {
+                vgs_listing_pv(devices, device, &pv.pv_uuid)
+            } else {
+                OtherDevices::default()
+            };
+            Some(pv_facts(&devnode, pv, &active_volumes, others)?)
+        }
     };
     let vg_name_here = pv_facts
         .as_ref()
@@ -170,6 +205,7 @@ pub fn observe_resolved(
         },
         physical_volume: pv_facts,
         wanted_vg_name_elsewhere,
+        leftovers,
     };
     Ok(Snapshot {
         device: device.clone(),
@@ -182,13 +218,106 @@ pub fn observe_resolved(
     })
 }
 
+/// What the machine's other block devices say about a PV.
+#[derive(Debug, Default)]
+pub struct OtherDevices {
+    /// VGs whose metadata lists the PV, with the devices carrying it.
+    pub listed_by: Vec<VgListingPv>,
+    /// Devices with an LVM label that could not be read: `(device, why)`.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Block devices other than `own` whose VG metadata lists PV `pv_uuid`; LVM's own
+/// LVs are skipped (a PV stacked on one of them is not something this tool's
+/// partition can belong to), devices without an LVM label are not reported.
+fn vgs_listing_pv(devices: &[BlockDevice], own: &BlockDevice, pv_uuid: &str) -> OtherDevices {
+    let mut found = OtherDevices::default();
+    for d in devices
+        .iter()
+        .filter(|d| d.devnode != own.devnode && d.size_bytes > 0)
+        .filter(|d| !is_lvm_lv(d))
+    {
+        match lvm::read_physical_volume(&d.devnode) {
+            Ok(Some(pv)) => {
+                let Some(vg) = pv.metadata.filter(|vg| vg.pv_by_id(pv_uuid).is_some()) else {
+                    continue;
+                };
+                match found
+                    .listed_by
+                    .iter_mut()
+                    .find(|l| l.volume_group == vg.name)
+                {
+                    Some(listing) => listing.devices.push(d.devnode.clone()),
+                    None => found.listed_by.push(VgListingPv {
+                        volume_group: vg.name,
+                        devices: vec![d.devnode.clone()],
+                    }),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => found.unreadable.push((d.devnode.clone(), e.to_string())),
+        }
+    }
+    found
+}
+
+fn is_lvm_lv(d: &BlockDevice) -> bool {
+    d.kind == DeviceKind::DeviceMapper
+        && d.dm_uuid.as_deref().is_some_and(|u| u.starts_with("LVM-"))
+}
+
+/// The planner's facts about the PV on the partition (`devnode`, for messages),
+/// given what device-mapper has active and what the other devices say about it.
+pub fn pv_facts(
+    devnode: &Path,
+    pv: &PhysicalVolume,
+    active_volumes: &Result<Vec<ActiveLv>, String>,
+    others: OtherDevices,
+) -> Result<PvFacts, ObserveError> {
+    let impossible = |detail: String| ObserveError::ImpossibleNumber {
+        device: devnode.to_owned(),
+        detail,
+    };
+    let pe_start = pv.pe_start_bytes().unwrap_or(0);
+    let metadata_bytes_at_end = pv
+        .metadata_areas
+        .iter()
+        .filter(|area| pe_start > 0 && area.offset >= pe_start)
+        .try_fold(0u64, |sum, area| sum.checked_add(area.size))
+        .ok_or_else(|| impossible("metadata areas whose sizes add up past 2^64 bytes".into()))?;
+    let in_use_without_metadata = (pv.is_in_vg() && pv.metadata.is_none()).then(|| {
+        let states = &pv.metadata_area_states;
+        InUseWithoutMetadata {
+            own_areas: if states.is_empty() {
+                OwnMetadataAreas::None
+            } else if states.iter().all(|m| m.ignored) {
+                OwnMetadataAreas::Ignored
+            } else {
+                OwnMetadataAreas::EmptyInUse
+            },
+            listed_by: others.listed_by,
+            unreadable: others.unreadable,
+        }
+    });
+    Ok(PvFacts {
+        uuid: pv.pv_uuid.clone(),
+        recorded_device_size: pv.device_size,
+        metadata_bytes_at_end,
+        in_use_without_metadata,
+        volume_group: match &pv.metadata {
+            None => None,
+            Some(vg) => Some(vg_facts(devnode, pv, vg, active_volumes)?),
+        },
+    })
+}
+
 /// Devices other than `own` that hold a PV of a VG named `name`. Devices that can't
 /// be read (empty drives, devices vanishing) are skipped; LVM's own LVs too.
 fn vg_name_holders(devices: &[BlockDevice], own: &BlockDevice, name: &str) -> Vec<PathBuf> {
     devices
         .iter()
         .filter(|d| d.devnode != own.devnode && d.size_bytes > 0)
-        .filter(|d| !(d.kind == DeviceKind::DeviceMapper && d.dm_uuid.as_deref().is_some_and(|u| u.starts_with("LVM-"))))
+        .filter(|d| !is_lvm_lv(d))
         .filter(|d| match lvm::read_physical_volume(&d.devnode) {
             Ok(Some(pv)) => pv.metadata.is_some_and(|vg| vg.name == name),
             Ok(None) => false,
@@ -202,26 +331,70 @@ fn vg_name_holders(devices: &[BlockDevice], own: &BlockDevice, name: &str) -> Ve
 }
 
 fn vg_facts(
+    devnode: &Path,
     pv: &PhysicalVolume,
     vg: &VolumeGroupMetadata,
     active_volumes: &Result<Vec<ActiveLv>, String>,
 ) -> Result<VgFacts, ObserveError> {
-    let extent = vg.extent_size_bytes();
+    let impossible = |detail: String| ObserveError::ImpossibleNumber {
+        device: devnode.to_owned(),
+        detail,
+    };
+    let extent = vg
+        .extent_size_sectors
+        .checked_mul(SECTOR)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| {
+            impossible(format!(
+                "volume group {} has an extent size of {} sectors (expected more than 0, at most 2^55)",
+                vg.name, vg.extent_size_sectors
+            ))
+        })?;
     let own = vg.pv_by_id(&pv.pv_uuid);
     let own_key = own.map(|entry| entry.key.as_str()).unwrap_or_default();
     let pv_extent_count = own.map_or(0, |entry| entry.pe_count);
-    let allocated: u64 = vg
+    let pe_start_bytes = own
+        .map_or(Some(0), |entry| entry.pe_start.checked_mul(SECTOR))
+        .ok_or_else(|| {
+            impossible(format!(
+                "this PV's pe_start in volume group {} is past 2^64 bytes",
+                vg.name
+            ))
+        })?;
+    let allocated = vg
         .logical_volumes
         .iter()
         .flat_map(|lv| &lv.segments)
-        .map(|segment| match &segment.kind {
+        .try_fold(0u64, |sum, segment| match &segment.kind {
             SegmentKind::Striped { stripes, .. } => {
+                // Stripes share the segment's extents evenly; `mine` ≤ stripes, so
+                // `mine * per_stripe` ≤ the segment's extent count.
                 let per_stripe = segment.extent_count / (stripes.len().max(1) as u64);
-                stripes.iter().filter(|(key, _)| key == own_key).count() as u64 * per_stripe
+                let mine = stripes.iter().filter(|(key, _)| key == own_key).count() as u64;
+                sum.checked_add(mine * per_stripe)
             }
-            _ => 0,
+            _ => Some(sum),
         })
-        .sum();
+        .ok_or_else(|| {
+            impossible(format!(
+                "the LVs of volume group {} use more than 2^64 extents",
+                vg.name
+            ))
+        })?;
+    let free_extents = pv_extent_count.checked_sub(allocated).ok_or_else(|| {
+        impossible(format!(
+            "volume group {} allocates {allocated} extents on this PV, which has {pv_extent_count}",
+            vg.name
+        ))
+    })?;
+    let bytes_of = |extents: Option<u64>, lv: &str| {
+        extents.and_then(|n| n.checked_mul(extent)).ok_or_else(|| {
+            impossible(format!(
+                "LV {}/{lv} is larger than 2^64 bytes ({:?} extents of {extent} bytes)",
+                vg.name, extents
+            ))
+        })
+    };
     let other_pvs = vg
         .physical_volumes
         .iter()
@@ -236,7 +409,7 @@ fn vg_facts(
     let logical_volumes = vg
         .logical_volumes
         .iter()
-        .map(|lv| {
+        .map(|lv| -> Result<LvFacts, ObserveError> {
             let lv_uuid = undashed(&lv.id);
             let devices: Vec<&ActiveLv> = active
                 .into_iter()
@@ -251,11 +424,26 @@ fn vg_facts(
                     zero_new_blocks,
                     ..
                 }) => LvKind::ThinPool {
-                    metadata_size_bytes: vg
-                        .lv(metadata_lv)
-                        .map_or(0, |m| m.extent_count() * extent),
-                    chunk_size_bytes: chunk_size_sectors * SECTOR,
+                    metadata_size_bytes: match vg.lv(metadata_lv) {
+                        None => 0,
+                        Some(m) => bytes_of(m.checked_extent_count(), &m.name)?,
+                    },
+                    chunk_size_bytes: chunk_size_sectors.checked_mul(SECTOR).ok_or_else(|| {
+                        impossible(format!(
+                            "thin pool {}/{} has a chunk size of {chunk_size_sectors} sectors, past 2^64 bytes",
+                            vg.name, lv.name
+                        ))
+                    })?,
                     zero_new_blocks: *zero_new_blocks,
+                    // The pool itself active, as `lvchange -ay` leaves it (LVM reports
+                    // it active, 'a'): its public `-pool` device (no suffix in older
+                    // LVM) over a serving `-tpool`. A thin volume's activation alone
+                    // brings up only the `-tpool` layer.
+                    serving: devices.iter().any(|a| {
+                        a.serving && matches!(a.layer_suffix.as_deref(), None | Some("-pool"))
+                    }) && devices
+                        .iter()
+                        .any(|a| a.serving && a.layer_suffix.as_deref() == Some("-tpool")),
                 },
                 Some(SegmentKind::Thin { thin_pool, .. }) => LvKind::Thin {
                     pool: thin_pool.clone(),
@@ -267,26 +455,26 @@ fn vg_facts(
                     segment_type: "none".to_owned(),
                 },
             };
-            LvFacts {
+            Ok(LvFacts {
                 name: lv.name.clone(),
                 kind,
                 visible: lv.is_visible(),
-                size_bytes: lv.extent_count() * extent,
+                size_bytes: bytes_of(lv.checked_extent_count(), &lv.name)?,
                 active: !devices.is_empty(),
                 open_by: top
                     .filter(|a| a.open_count > 0)
                     .map(|a| describe_holders(a)),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(VgFacts {
         name: vg.name.clone(),
         uuid: vg.id.clone(),
         seqno: vg.seqno,
         extent_size_bytes: extent,
-        pe_start_bytes: own.map_or(0, |entry| entry.pe_start * SECTOR),
+        pe_start_bytes,
         pv_extent_count,
-        free_extents: pv_extent_count.saturating_sub(allocated),
+        free_extents,
         other_pvs,
         satellite_id: read_satellite_id(vg, active.map(Vec::as_slice)),
         logical_volumes,
@@ -340,4 +528,67 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
             }
         }
     }
+}
+
+/// LVM devices stacked on the partition that the VG there does not list: what a
+/// command killed between activating and committing (or removing and committing)
+/// leaves. Devices of other tools stacked on ours are never listed; they only make
+/// the LVM device under them held.
+fn stale_devices(
+    stacked: &[live::StackedDevice],
+    vg: Option<&VolumeGroupMetadata>,
+    all_active: &Result<Vec<ActiveLv>, String>,
+) -> Result<Vec<StaleDevice>, String> {
+    let listed = |vg_uuid: &str, lv_uuid: &str| {
+        vg.is_some_and(|vg| {
+            undashed(&vg.id) == vg_uuid
+                && vg
+                    .logical_volumes
+                    .iter()
+                    .any(|lv| undashed(&lv.id) == lv_uuid)
+        })
+    };
+    let stale: Vec<&live::StackedDevice> = stacked
+        .iter()
+        .filter(|d| {
+            d.lvm_ids()
+                .is_some_and(|(vg_uuid, lv_uuid)| !listed(&vg_uuid, &lv_uuid))
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(Vec::new());
+    }
+    let active = all_active
+        .as_ref()
+        .map_err(|e| format!("device-mapper could not be queried: {e}"))?;
+    let is_stale = |kernel_name: &str| stale.iter().any(|d| d.kernel_name == kernel_name);
+    Ok(stale
+        .iter()
+        .filter_map(|d| {
+            let dm_name = d.dm_name.clone()?;
+            let others: Vec<&String> = d.holders.iter().filter(|h| !is_stale(h)).collect();
+            let open_count = active
+                .iter()
+                .find(|a| a.dm_name == dm_name)
+                .map_or(0, |a| a.open_count);
+            let stacked_openers = u32::try_from(d.holders.len()).unwrap_or(u32::MAX);
+            let held_by = if !others.is_empty() {
+                Some(format!(
+                    "held by {}",
+                    others
+                        .iter()
+                        .map(|h| h.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            } else if open_count > stacked_openers {
+                Some(format!(
+                    "open {open_count} time(s), e.g. mounted or used by a process"
+                ))
+            } else {
+                None
+            };
+            Some(StaleDevice { dm_name, held_by })
+        })
+        .collect())
 }

@@ -1,5 +1,6 @@
 //! The plain-data picture of one partition that the planner works from. Built by
 //! [`super::observe_partition`] from the native readers; built by hand in tests.
+use super::vg_dev_dir::VgDevDir;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -13,6 +14,26 @@ pub struct ObservedPartition {
     pub physical_volume: Option<PvFacts>,
     /// Devices other than the partition that hold a VG with the configured name.
     pub wanted_vg_name_elsewhere: Vec<PathBuf>,
+    /// What interrupted LVM commands left outside the metadata.
+    pub leftovers: Leftovers,
+}
+
+/// State outside LVM's metadata that a command killed midway leaves behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Leftovers {
+    /// LVM device-mapper devices stacked on the partition that the VG on it does not
+    /// list (or all of them, when no VG is there), in removal order.
+    pub stale_devices: Vec<StaleDevice>,
+    /// `/dev/<configured VG name>`.
+    pub vg_dev_dir: VgDevDir,
+}
+
+/// A device-mapper device left active by an interrupted command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleDevice {
+    pub dm_name: String,
+    /// What holds it open, when something does: then it is not ours to remove.
+    pub held_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,14 +51,61 @@ pub struct PvFacts {
     pub uuid: String,
     /// Device size recorded in the PV header (what `pvresize` last saw), bytes.
     pub recorded_device_size: u64,
-    /// The PV header says it belongs to a VG, but it carries no copy of the VG's
-    /// metadata (`--pvmetadatacopies 0`): the VG lives on other devices too.
-    pub in_vg_without_metadata: bool,
-    /// The PV header says "in a VG" and the PV has metadata areas, yet none holds any
-    /// VG metadata: a `vgcreate` was cut off between marking the PV and committing the
-    /// VG's first metadata. There is no VG to lose.
-    pub interrupted_vg_creation: bool,
+    /// Bytes of metadata areas that lie after the first extent (a second area at
+    /// the end of the device, `--pvmetadatacopies 2`): LVM subtracts them from the
+    /// space extents may use, and moves them to the new end on `pvresize`.
+    pub metadata_bytes_at_end: u64,
+    /// The PV header says "in a VG", yet no metadata area on the partition holds
+    /// that VG's metadata.
+    pub in_use_without_metadata: Option<InUseWithoutMetadata>,
     pub volume_group: Option<VgFacts>,
+}
+
+/// A PV marked in use whose own metadata areas hold no VG metadata: either a
+/// member of a VG whose metadata lives on other devices, or what a `vgcreate`
+/// cut off before its first commit leaves. Only the second may be re-initialised,
+/// and only when nothing on the machine says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InUseWithoutMetadata {
+    pub own_areas: OwnMetadataAreas,
+    /// VGs on other block devices whose metadata lists this PV's uuid.
+    pub listed_by: Vec<VgListingPv>,
+    /// Devices that carry an LVM label but could not be read, so they might list
+    /// this PV: `(device, why)`.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl InUseWithoutMetadata {
+    /// True only when the state proves the VG was never committed anywhere: this
+    /// PV has a metadata area in use (not ignored) and empty, and no readable
+    /// device lists the PV, and every LVM device could be read.
+    pub fn proves_interrupted_vg_creation(&self) -> bool {
+        self.own_areas == OwnMetadataAreas::EmptyInUse
+            && self.listed_by.is_empty()
+            && self.unreadable.is_empty()
+    }
+}
+
+/// What this PV's own metadata areas hold when none holds VG metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnMetadataAreas {
+    /// No metadata area at all (`pvcreate --pvmetadatacopies 0`).
+    None,
+    /// Every area is marked ignored (`--metadataignore y`, or `vgchange
+    /// --vgmetadatacopies`): LVM keeps the VG's metadata on other PVs.
+    Ignored,
+    /// At least one area in use (not ignored), and all empty: what `vgcreate`
+    /// leaves between marking the PV and committing the VG's first metadata.
+    EmptyInUse,
+}
+
+/// A VG found on other devices that lists the partition's PV.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VgListingPv {
+    pub volume_group: String,
+    /// Devices carrying that VG's metadata.
+    pub devices: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,6 +162,10 @@ pub enum LvKind {
         metadata_size_bytes: u64,
         chunk_size_bytes: u64,
         zero_new_blocks: bool,
+        /// The pool is active (its own device and its `-tpool` device serve I/O):
+        /// LVM reports it active with usage, and LINSTOR can carve volumes.
+        /// LINSTOR never activates a pool itself.
+        serving: bool,
     },
     Thin {
         pool: String,

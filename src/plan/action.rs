@@ -67,6 +67,30 @@ pub enum Action {
         pool: String,
         by_extents: u64,
     },
+    /// Deactivate the pool's data/metadata LVs left active on their own by an
+    /// activation cut off midway (LVM refuses to activate the pool while they are).
+    DeactivatePoolComponents {
+        volume_group: String,
+        names: Vec<String>,
+    },
+    /// Activate the thin pool: LINSTOR never does, and reads an inactive pool as full.
+    /// Not a metadata write.
+    ActivateThinPool {
+        volume_group: String,
+        pool: String,
+    },
+    /// Remove device-mapper devices stacked on the partition that no VG lists (left
+    /// by an interrupted command), in this order. Not an LVM command: LVM only
+    /// removes devices its metadata knows.
+    RemoveStaleDevices {
+        dm_names: Vec<String>,
+    },
+    /// Remove `/dev/<vg>` when it holds only symlinks, once no VG of that name is
+    /// left: LVM's own links, left by an interrupted command, make `vgcreate` refuse
+    /// the name.
+    RemoveStaleVolumeGroupPath {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Action {
@@ -154,6 +178,28 @@ impl fmt::Display for Action {
                 pool,
                 by_extents,
             } => write!(f, "grow thin pool {volume_group}/{pool} by {by_extents} extents"),
+            Action::DeactivatePoolComponents {
+                volume_group,
+                names,
+            } => write!(
+                f,
+                "deactivate {} of {volume_group}, left active by an interrupted activation",
+                names.join(", ")
+            ),
+            Action::ActivateThinPool { volume_group, pool } => write!(
+                f,
+                "activate thin pool {volume_group}/{pool} (LINSTOR needs it active)"
+            ),
+            Action::RemoveStaleDevices { dm_names } => write!(
+                f,
+                "remove device-mapper devices {} left by an interrupted LVM command",
+                dm_names.join(", ")
+            ),
+            Action::RemoveStaleVolumeGroupPath { path } => write!(
+                f,
+                "remove {} if it still holds only links an interrupted LVM command left",
+                path.display()
+            ),
         }
     }
 }

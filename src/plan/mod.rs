@@ -9,8 +9,13 @@ mod tests;
 pub use action::Action;
 pub use refusal::Refusal;
 
+use crate::config::names::{validate_lv_name, validate_vg_name, NameError};
 use crate::config::ProvisionConfig;
-use crate::observe::state::{LvFacts, LvKind, ObservedPartition, SatelliteIdReading, VgFacts};
+use crate::observe::state::{
+    InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PvFacts,
+    SatelliteIdReading, VgFacts,
+};
+use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use serde::Serialize;
 
 /// LVM's smallest thin pool metadata size.
@@ -42,6 +47,78 @@ impl Plan {
 
 /// Decides what to do with the partition.
 pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Plan, Refusal> {
+    let cleanup = remove_stale_devices(observed)?;
+    let mut plan = plan_lvm(observed, config)?;
+    clear_volume_group_path(observed, config, &mut plan.actions)?;
+    plan.actions.splice(0..0, cleanup);
+    Ok(plan)
+}
+
+/// Device-mapper devices an interrupted command left stacked on the partition go
+/// first: LVM would trip over them (a name in use, a device busy).
+fn remove_stale_devices(observed: &ObservedPartition) -> Result<Option<Action>, Refusal> {
+    let stale = &observed.leftovers.stale_devices;
+    if let Some((device, holder)) = stale
+        .iter()
+        .find_map(|d| d.held_by.as_ref().map(|holder| (d, holder)))
+    {
+        return Err(Refusal::StaleDeviceInUse {
+            device: observed.partition.devnode.clone(),
+            dm_name: device.dm_name.clone(),
+            holder: holder.clone(),
+        });
+    }
+    Ok((!stale.is_empty()).then(|| Action::RemoveStaleDevices {
+        dm_names: stale.iter().map(|d| d.dm_name.clone()).collect(),
+    }))
+}
+
+/// `vgcreate` refuses a name for which `/dev/<name>` exists. LVM's own links there,
+/// left by a command killed midway, are cleared right before it; anything else is a
+/// refusal.
+fn clear_volume_group_path(
+    observed: &ObservedPartition,
+    config: &ProvisionConfig,
+    actions: &mut Vec<Action>,
+) -> Result<(), Refusal> {
+    let Some(at) = actions.iter().position(|a| {
+        matches!(a, Action::CreateVolumeGroup { volume_group, .. } if *volume_group == config.volume_group)
+    }) else {
+        return Ok(());
+    };
+    let path = match &observed.leftovers.vg_dev_dir {
+        VgDevDir::Absent => return Ok(()),
+        VgDevDir::NotAFolder { path } => {
+            return Err(Refusal::VolumeGroupPathTaken {
+                volume_group: config.volume_group.clone(),
+                path: path.clone(),
+                found: "not a folder".to_owned(),
+            })
+        }
+        VgDevDir::Folder { path, entries } => {
+            let foreign: Vec<&str> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    VgDevEntry::Other { name } => Some(name.as_str()),
+                    VgDevEntry::Symlink { .. } => None,
+                })
+                .collect();
+            if !foreign.is_empty() {
+                return Err(Refusal::VolumeGroupPathTaken {
+                    volume_group: config.volume_group.clone(),
+                    path: path.clone(),
+                    found: format!("it holds {}, which are not symlinks", foreign.join(", ")),
+                });
+            }
+            path.clone()
+        }
+    };
+    actions.insert(at, Action::RemoveStaleVolumeGroupPath { path });
+    Ok(())
+}
+
+/// Decides the LVM steps: create, keep, grow, activate or reset.
+fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Plan, Refusal> {
     let Some(pv) = &observed.physical_volume else {
         let overwrite_signature = match &observed.foreign_signature {
             Some(signature) if !config.force => {
@@ -63,16 +140,17 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             actions,
         });
     };
-    if pv.in_vg_without_metadata {
-        return Err(Refusal::PvWithoutMetadata {
-            device: observed.partition.devnode.clone(),
-        });
+    if let Some(in_use) = &pv.in_use_without_metadata {
+        if !in_use.proves_interrupted_vg_creation() {
+            return Err(member_of_volume_group_elsewhere(observed, in_use));
+        }
     }
     let Some(vg) = &pv.volume_group else {
-        // An orphan PV: a previous run stopped after pvcreate or after vgremove.
+        // An orphan PV: a previous run stopped after pvcreate or after vgremove, or
+        // (proved above) a vgcreate was cut off before its first commit.
         ensure_vg_name_free(observed, config)?;
         let mut actions = Vec::new();
-        if pv.interrupted_vg_creation {
+        if pv.in_use_without_metadata.is_some() {
             actions.push(Action::ReinitializePhysicalVolume {
                 device: observed.partition.devnode.clone(),
             });
@@ -90,6 +168,7 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             actions,
         });
     };
+    check_name_on_disk(observed, "volume group", &vg.name, validate_vg_name)?;
     if !vg.other_pvs.is_empty() {
         return Err(Refusal::VolumeGroupSpansDevices {
             volume_group: vg.name.clone(),
@@ -116,16 +195,123 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         SatelliteIdReading::Absent => None,
     };
     match recorded {
-        Some(id) if id == config.satellite_id => keep_and_grow(observed, vg, config),
+        Some(id) if id == config.satellite_id => keep_and_grow(observed, pv, vg, config),
         Some(id) => reset(observed, vg, config, id),
-        // A VG of the configured name that records no ID is the one this partition
-        // was dedicated to (the seed tool left such VGs behind): reset it as the seed
-        // would. A VG of another name is someone else's unless --force says otherwise.
-        None if vg.name == config.volume_group || config.force => reset(observed, vg, config, ""),
+        // A VG of the configured name that records no ID, empty or holding only the
+        // pool, is the one this partition was dedicated to (the seed tool left such
+        // VGs behind): reset it as the seed would. One holding other volumes, or a
+        // VG of another name, is someone else's unless --force says otherwise.
+        None if vg.name == config.volume_group => {
+            let volumes = volumes_besides_pool(vg, config);
+            if !volumes.is_empty() && !config.force {
+                return Err(Refusal::UntaggedVolumeGroupHoldsVolumes {
+                    volume_group: vg.name.clone(),
+                    device: observed.partition.devnode.clone(),
+                    volumes,
+                });
+            }
+            reset(observed, vg, config, "")
+        }
+        None if config.force => reset(observed, vg, config, ""),
         None => Err(Refusal::ForeignVolumeGroup {
             volume_group: vg.name.clone(),
             device: observed.partition.devnode.clone(),
         }),
+    }
+}
+
+/// The refusal for a PV marked in use whose VG metadata is not on the partition and
+/// that cannot be proved to be an interrupted `vgcreate`.
+fn member_of_volume_group_elsewhere(
+    observed: &ObservedPartition,
+    in_use: &InUseWithoutMetadata,
+) -> Refusal {
+    let own_areas = match in_use.own_areas {
+        OwnMetadataAreas::None => {
+            "it has no metadata area (made with --pvmetadatacopies 0), so its VG keeps its metadata on other PVs"
+        }
+        OwnMetadataAreas::Ignored => {
+            "its metadata areas are marked ignored (--metadataignore y or vgchange --vgmetadatacopies), so its VG keeps its metadata on other PVs"
+        }
+        OwnMetadataAreas::EmptyInUse => {
+            "its metadata area is empty, as an interrupted vgcreate leaves it, but that cannot be proved"
+        }
+    };
+    let mut found: Vec<String> = in_use
+        .listed_by
+        .iter()
+        .map(|listing| {
+            let devices: Vec<String> = listing
+                .devices
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            format!(
+                "volume group {} on {} lists this PV",
+                listing.volume_group,
+                devices.join(", ")
+            )
+        })
+        .collect();
+    if found.is_empty() {
+        found.push(
+            "no copy of the VG's metadata is readable on this machine; the other PVs of its VG may be detached"
+                .to_owned(),
+        );
+    }
+    for (device, why) in &in_use.unreadable {
+        found.push(format!(
+            "{} carries an LVM label but could not be read ({why}), so it may hold the VG",
+            device.display()
+        ));
+    }
+    Refusal::PvOfVolumeGroupElsewhere {
+        device: observed.partition.devnode.clone(),
+        own_areas: own_areas.to_owned(),
+        found: found.join("; "),
+    }
+}
+
+/// Visible LVs of `vg` other than the configured thin pool (hidden LVs belong to a
+/// visible one: the pool's data, metadata and spare, or another volume's parts).
+fn volumes_besides_pool(vg: &VgFacts, config: &ProvisionConfig) -> Vec<String> {
+    vg.logical_volumes
+        .iter()
+        .filter(|lv| lv.visible)
+        .filter(|lv| !(lv.name == config.pool && matches!(lv.kind, LvKind::ThinPool { .. })))
+        .map(|lv| lv.name.clone())
+        .collect()
+}
+
+/// Names read from the metadata go on LVM command lines (split on whitespace):
+/// each must pass LVM's naming rules first.
+fn check_name_on_disk(
+    observed: &ObservedPartition,
+    what: &'static str,
+    name: &str,
+    validate: fn(&str) -> Result<(), NameError>,
+) -> Result<(), Refusal> {
+    validate(name).map_err(|e| Refusal::InvalidNameOnDisk {
+        device: observed.partition.devnode.clone(),
+        what,
+        name: name.to_owned(),
+        reason: name_problem(&e),
+    })
+}
+
+/// What is wrong with a name, without the validator's wording of what it names.
+fn name_problem(error: &NameError) -> String {
+    match error {
+        NameError::Empty { .. } => "it is empty".to_owned(),
+        NameError::TooLong { len, .. } => format!(
+            "it is {len} characters long, LVM allows at most {}",
+            crate::config::names::MAX_NAME_LEN
+        ),
+        NameError::BadCharacter { found, .. } => {
+            format!("it contains {found:?}; LVM names use only A-Z a-z 0-9 + _ . -")
+        }
+        NameError::Reserved { reason, .. } => (*reason).to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -186,6 +372,9 @@ fn reset(
         .filter(|lv| lv.visible)
         .map(|lv| lv.name.clone())
         .collect();
+    for name in &visible {
+        check_name_on_disk(observed, "logical volume", name, validate_lv_name)?;
+    }
     if !vg.logical_volumes.is_empty() {
         actions.push(Action::RemoveLogicalVolumes {
             volume_group: vg.name.clone(),
@@ -214,6 +403,7 @@ fn reset(
 
 fn keep_and_grow(
     observed: &ObservedPartition,
+    pv: &PvFacts,
     vg: &VgFacts,
     config: &ProvisionConfig,
 ) -> Result<Plan, Refusal> {
@@ -224,6 +414,10 @@ fn keep_and_grow(
             device: observed.partition.devnode.clone(),
         });
     }
+    let impossible = |what: String| Refusal::ImpossibleNumber {
+        device: observed.partition.devnode.clone(),
+        what,
+    };
     let mut actions = Vec::new();
     if !matches!(vg.satellite_id, SatelliteIdReading::Tag(_)) {
         actions.push(Action::TagVolumeGroup {
@@ -232,19 +426,29 @@ fn keep_and_grow(
         });
     }
     let mut free_extents = vg.free_extents;
-    let extent = vg.extent_size_bytes.max(1);
-    let possible_extents = observed
-        .partition
-        .size_bytes
-        .saturating_sub(vg.pe_start_bytes)
-        / extent;
+    let extent = vg.extent_size_bytes;
+    if extent == 0 {
+        return Err(impossible(format!(
+            "volume group {} has an extent size of 0 bytes",
+            vg.name
+        )));
+    }
+    let possible_extents = usable_extents(observed.partition.size_bytes, pv, vg);
     if possible_extents > vg.pv_extent_count {
         actions.push(Action::ResizePhysicalVolume {
             device: observed.partition.devnode.clone(),
-            from_bytes: vg.pv_extent_count * extent + vg.pe_start_bytes,
+            from_bytes: pv.recorded_device_size,
             to_bytes: observed.partition.size_bytes,
         });
-        free_extents += possible_extents - vg.pv_extent_count;
+        free_extents = free_extents
+            .checked_add(possible_extents - vg.pv_extent_count)
+            .ok_or_else(|| {
+                impossible(format!(
+                    "{} free extents plus {} new ones is past 2^64",
+                    free_extents,
+                    possible_extents - vg.pv_extent_count
+                ))
+            })?;
     }
     match vg.logical_volumes.iter().find(|lv| lv.name == config.pool) {
         None => actions.push(create_pool(config)),
@@ -259,12 +463,29 @@ fn keep_and_grow(
             ..
         }) => {
             if free_extents > 0 {
-                let data_after = size_bytes + free_extents * extent;
-                let needed = required_metadata_bytes(data_after, *chunk_size_bytes);
+                let too_big = || {
+                    impossible(format!(
+                        "thin pool {}/{} of {size_bytes} bytes grown by {free_extents} extents of {extent} bytes is past 2^64 bytes",
+                        vg.name, config.pool
+                    ))
+                };
+                let data_after = free_extents
+                    .checked_mul(extent)
+                    .and_then(|grow| size_bytes.checked_add(grow))
+                    .ok_or_else(too_big)?;
+                let needed =
+                    required_metadata_bytes(data_after, *chunk_size_bytes).ok_or_else(too_big)?;
                 if needed > *metadata_size_bytes {
-                    let to_bytes = needed.div_ceil(extent) * extent;
+                    let to_bytes = needed
+                        .div_ceil(extent)
+                        .checked_mul(extent)
+                        .ok_or_else(too_big)?;
                     // The pool's spare metadata LV grows along with the metadata.
-                    let grown = (to_bytes - metadata_size_bytes) / extent * 2;
+                    let grown = ((to_bytes - metadata_size_bytes) / extent)
+                        .checked_mul(2)
+                        .ok_or_else(too_big)?;
+                    // Metadata growth may take every free extent: then the data
+                    // LV keeps its size (a clamp by design, not an overflow).
                     free_extents = free_extents.saturating_sub(grown);
                     actions.push(Action::ExtendPoolMetadata {
                         volume_group: vg.name.clone(),
@@ -300,10 +521,44 @@ fn keep_and_grow(
             })
         }
     }
+    let pool_idle = vg.logical_volumes.iter().any(|lv| {
+        lv.name == config.pool && matches!(lv.kind, LvKind::ThinPool { serving: false, .. })
+    });
+    if pool_idle {
+        // An activation killed midway leaves the pool's component LVs active on
+        // their own; LVM then refuses to activate the pool (or any thin LV) until
+        // they are deactivated.
+        let components: Vec<String> = vg
+            .logical_volumes
+            .iter()
+            // Held ones belong to a pool device that exists; LVM completes that
+            // activation itself.
+            .filter(|lv| {
+                lv.active && lv.open_by.is_none() && is_pool_component(&lv.name, &config.pool)
+            })
+            .map(|lv| lv.name.clone())
+            .collect();
+        if !components.is_empty() {
+            actions.push(Action::DeactivatePoolComponents {
+                volume_group: vg.name.clone(),
+                names: components,
+            });
+        }
+        actions.push(Action::ActivateThinPool {
+            volume_group: vg.name.clone(),
+            pool: config.pool.clone(),
+        });
+    }
     Ok(Plan {
         reset: None,
         actions,
     })
+}
+
+/// The hidden data and metadata LVs LVM names after the pool.
+fn is_pool_component(name: &str, pool: &str) -> bool {
+    name.strip_prefix(pool)
+        .is_some_and(|suffix| suffix == "_tmeta" || suffix == "_tdata")
 }
 
 /// What a thin-pool `lvcreate` cut off midway leaves in a VG this tool made for this
@@ -319,8 +574,23 @@ fn is_interrupted_pool_creation(vg: &VgFacts, lv: &LvFacts) -> bool {
             .any(|other| other.name == "lvol0_pmspare")
 }
 
-/// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs.
-pub fn required_metadata_bytes(data_bytes: u64, chunk_size_bytes: u64) -> u64 {
+/// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs;
+/// `None` when that is past 2^64 bytes.
+pub fn required_metadata_bytes(data_bytes: u64, chunk_size_bytes: u64) -> Option<u64> {
     let chunks = data_bytes / chunk_size_bytes.max(1);
-    (chunks * METADATA_BYTES_PER_CHUNK).max(MIN_POOL_METADATA_BYTES)
+    chunks
+        .checked_mul(METADATA_BYTES_PER_CHUNK)
+        .map(|bytes| bytes.max(MIN_POOL_METADATA_BYTES))
+}
+
+/// Extents LVM gives a PV on a partition of `size_bytes`, as LVM2 computes them
+/// (`lib/format_text/format-text.c`, `_text_pv_resize` and `_text_pv_setup`):
+/// the space from `pe_start` to the end, minus a second metadata area at the end
+/// of the device (which `pvresize` moves to the new end, keeping its size), in
+/// whole extents. A partition smaller than that space has room for none.
+fn usable_extents(size_bytes: u64, pv: &PvFacts, vg: &VgFacts) -> u64 {
+    size_bytes
+        .checked_sub(vg.pe_start_bytes)
+        .and_then(|rest| rest.checked_sub(pv.metadata_bytes_at_end))
+        .map_or(0, |usable| usable / vg.extent_size_bytes.max(1))
 }

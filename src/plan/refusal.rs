@@ -25,8 +25,29 @@ pub enum Refusal {
         device: PathBuf,
         other_pvs: Vec<String>,
     },
-    #[error("{} is a PV of a volume group but holds no copy of its volume group's metadata (made with --pvmetadatacopies 0), so the VG lives on other devices too; this tool manages only a VG entirely on its partition. Inspect with `pvs -o+vg_name {}`", show(device), show(device))]
-    PvWithoutMetadata { device: PathBuf },
+    #[error("{} is marked as a PV of a volume group but holds no copy of that VG's metadata: {own_areas}; {found}. Re-creating the PV would destroy that VG's data, so nothing was written. Inspect with `pvs -o+vg_name,pv_mda_count,pv_mda_used_count` with the VG's other disks attached, and remove the PV from its VG (vgreduce) if this partition is really free", show(device))]
+    PvOfVolumeGroupElsewhere {
+        device: PathBuf,
+        /// What the PV's own metadata areas hold.
+        own_areas: String,
+        /// Which VGs on other devices list it, or that none could be found.
+        found: String,
+    },
+    #[error("volume group {volume_group} on {} records no satellite ID and is not the seed tool's layout (no `metadata` LV), but holds logical volumes: {}. Resetting it would destroy them. If they are disposable, rerun with --force (FORCE=true); otherwise check PARTITION_LABEL/VOLUME_GROUP", show(device), volumes.join(", "))]
+    UntaggedVolumeGroupHoldsVolumes {
+        volume_group: String,
+        device: PathBuf,
+        volumes: Vec<String>,
+    },
+    #[error("the LVM metadata on {} holds an impossible number: {what}; nothing was written. Inspect it with `pvck {}`", show(device), show(device))]
+    ImpossibleNumber { device: PathBuf, what: String },
+    #[error("the LVM metadata on {} names a {what} `{name}` that is not a valid LVM name ({reason}); it will not be put on an LVM command line, so nothing was written. Inspect the metadata with `pvck --dump metadata {}`", show(device), show(device))]
+    InvalidNameOnDisk {
+        device: PathBuf,
+        what: &'static str,
+        name: String,
+        reason: String,
+    },
     #[error("the satellite ID recorded on volume group {volume_group} could not be read ({reason}); refusing to guess, since a wrong guess would wipe the storage. Fix the cause and rerun")]
     SatelliteIdUnreadable {
         volume_group: String,
@@ -59,5 +80,17 @@ pub enum Refusal {
         volume_group: String,
         name: String,
         kind: String,
+    },
+    #[error("device-mapper device {dm_name} is stacked on {} but no volume group there lists it (an interrupted LVM command left it), and it is {holder}; stop whatever uses it and rerun", show(device))]
+    StaleDeviceInUse {
+        device: PathBuf,
+        dm_name: String,
+        holder: String,
+    },
+    #[error("{} exists and is not a leftover of LVM's ({found}); vgcreate would refuse the name {volume_group}. Remove or rename it, or choose another VOLUME_GROUP", show(path))]
+    VolumeGroupPathTaken {
+        volume_group: String,
+        path: PathBuf,
+        found: String,
     },
 }

@@ -1,7 +1,9 @@
 //! Table-driven tests of the planner over every state the partition can be in.
 use super::*;
 use crate::config::{ProvisionConfig, ProvisionInputs};
-use crate::observe::state::{PartitionFacts, PvFacts};
+use crate::observe::state::{
+    InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PvFacts, VgListingPv,
+};
 use std::path::PathBuf;
 
 const GIB: u64 = 1 << 30;
@@ -40,6 +42,7 @@ fn blank(size: u64) -> ObservedPartition {
         foreign_signature: None,
         physical_volume: None,
         wanted_vg_name_elsewhere: Vec::new(),
+        leftovers: Default::default(),
     }
 }
 
@@ -48,8 +51,8 @@ fn orphan_pv(size: u64) -> ObservedPartition {
     observed.physical_volume = Some(PvFacts {
         uuid: "pv-uuid".into(),
         recorded_device_size: size,
-        in_vg_without_metadata: false,
-        interrupted_vg_creation: false,
+        metadata_bytes_at_end: 0,
+        in_use_without_metadata: None,
         volume_group: None,
     });
     observed
@@ -62,6 +65,7 @@ fn pool(data: u64, metadata: u64) -> LvFacts {
             metadata_size_bytes: metadata,
             chunk_size_bytes: 512 * 1024,
             zero_new_blocks: false,
+            serving: true,
         },
         visible: true,
         size_bytes: data,
@@ -156,6 +160,10 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::CreateThinPool { .. } => "pool-create",
             Action::ExtendPoolMetadata { .. } => "pool-metadata-extend",
             Action::ExtendThinPool { .. } => "pool-extend",
+            Action::ActivateThinPool { .. } => "pool-activate",
+            Action::DeactivatePoolComponents { .. } => "components-deactivate",
+            Action::RemoveStaleDevices { .. } => "dm-remove-stale",
+            Action::RemoveStaleVolumeGroupPath { .. } => "rm-stale-vg-dir",
         })
         .collect()
 }
@@ -190,10 +198,7 @@ fn every_partition_state_gets_the_right_plan() {
     let mut tagless_same_name = provisioned(SatelliteIdReading::Absent);
     vg_mut(&mut tagless_same_name).logical_volumes.clear();
 
-    let mut interrupted_vgcreate = orphan_pv(GIB);
-    if let Some(pv) = interrupted_vgcreate.physical_volume.as_mut() {
-        pv.interrupted_vg_creation = true;
-    }
+    let interrupted_vgcreate = in_use_without_metadata(OwnMetadataAreas::EmptyInUse, &[]);
     let mut interrupted_pool = provisioned(tag("node-01"));
     vg_mut(&mut interrupted_pool).logical_volumes[0].kind = LvKind::Other {
         segment_type: "striped".into(),
@@ -323,7 +328,7 @@ fn huge_growth_grows_pool_metadata_first() {
         kinds(&plan),
         vec!["pvresize", "pool-metadata-extend", "pool-extend"]
     );
-    let needed = required_metadata_bytes(4096 * GIB, 512 * 1024);
+    let needed = required_metadata_bytes(4096 * GIB, 512 * 1024).unwrap_or(u64::MAX);
     assert!(plan.actions.iter().any(|a| matches!(a,
         Action::ExtendPoolMetadata { to_bytes, .. } if *to_bytes >= needed && to_bytes % EXTENT == 0)));
 }
@@ -348,10 +353,7 @@ fn refusals_write_nothing_and_say_why() {
         ..thin("x")
     };
 
-    let mut no_metadata_copy = orphan_pv(GIB);
-    if let Some(pv) = no_metadata_copy.physical_volume.as_mut() {
-        pv.in_vg_without_metadata = true;
-    }
+    let no_metadata_copy = in_use_without_metadata(OwnMetadataAreas::None, &[]);
     // A plain LV under the pool's name without LVM's spare LV is someone's data.
     let mut plain_lv_named_like_pool = provisioned(tag("node-01"));
     vg_mut(&mut plain_lv_named_like_pool).logical_volumes = vec![LvFacts {
@@ -370,7 +372,7 @@ fn refusals_write_nothing_and_say_why() {
         (
             "PV of a VG kept elsewhere",
             no_metadata_copy,
-            "no copy of its volume group's metadata",
+            "no copy of the VG's metadata is readable on this machine",
         ),
         ("VG spans devices", spans, "/dev/vdb1"),
         ("open LV on reset", open, "drbd1000"),
@@ -443,4 +445,371 @@ fn plans_print_readably() {
         "{}",
         lines[2]
     );
+}
+
+fn set_pool_serving(observed: &mut ObservedPartition, now: bool) {
+    for lv in &mut vg_mut(observed).logical_volumes {
+        if let LvKind::ThinPool { serving, .. } = &mut lv.kind {
+            *serving = now;
+        }
+    }
+}
+
+#[test]
+fn an_idle_pool_is_activated_and_an_active_one_left_alone() {
+    let mut idle = provisioned(tag("node-01"));
+    set_pool_serving(&mut idle, false);
+    assert_eq!(kinds(&planned(&idle, &config())), ["pool-activate"]);
+    // Growth first, activation last: lvextend does not activate an idle pool.
+    let mut grown = idle.clone();
+    grown.partition.size_bytes = 2 * GIB;
+    let steps = kinds(&planned(&grown, &config()));
+    assert_eq!(steps.first(), Some(&"pvresize"), "{steps:?}");
+    assert_eq!(steps.last(), Some(&"pool-activate"), "{steps:?}");
+    assert!(planned(&provisioned(tag("node-01")), &config()).is_empty());
+    // Killed inside the activation: the metadata LV alone is active.
+    let mut half = idle.clone();
+    for lv in &mut vg_mut(&mut half).logical_volumes {
+        lv.active = lv.name == "linstor-pool_tmeta";
+    }
+    let plan = planned(&half, &config());
+    assert_eq!(kinds(&plan), ["components-deactivate", "pool-activate"]);
+    assert_eq!(
+        plan.actions.first(),
+        Some(&Action::DeactivatePoolComponents {
+            volume_group: "linstor-vg".into(),
+            names: vec!["linstor-pool_tmeta".into()],
+        })
+    );
+    // A reset creates the pool active; nothing extra to activate.
+    let steps = kinds(&planned(
+        &idle,
+        &ProvisionConfig {
+            satellite_id: "node-02".into(),
+            ..config()
+        },
+    ));
+    assert!(!steps.contains(&"pool-activate"), "{steps:?}");
+}
+
+#[test]
+fn devices_left_by_an_interrupted_command_are_removed_first_unless_held() {
+    use crate::observe::state::StaleDevice;
+    let mut observed = blank(GIB);
+    observed.leftovers.stale_devices = vec![
+        StaleDevice {
+            dm_name: "linstor--vg-linstor--pool".into(),
+            held_by: None,
+        },
+        StaleDevice {
+            dm_name: "linstor--vg-lvol0".into(),
+            held_by: None,
+        },
+    ];
+    let plan = planned(&observed, &config());
+    assert_eq!(
+        kinds(&plan),
+        ["dm-remove-stale", "pvcreate", "vgcreate", "pool-create"]
+    );
+    assert_eq!(
+        plan.actions.first(),
+        Some(&Action::RemoveStaleDevices {
+            dm_names: vec![
+                "linstor--vg-linstor--pool".into(),
+                "linstor--vg-lvol0".into()
+            ]
+        })
+    );
+    observed.leftovers.stale_devices[1].held_by = Some("held by drbd1000".into());
+    assert!(matches!(
+        plan_result(&observed),
+        Err(Refusal::StaleDeviceInUse { dm_name, .. }) if dm_name == "linstor--vg-lvol0"
+    ));
+}
+
+fn plan_result(observed: &ObservedPartition) -> Result<Plan, Refusal> {
+    plan(observed, &config())
+}
+
+#[test]
+fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
+    use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
+    let folder = |entries: Vec<VgDevEntry>| VgDevDir::Folder {
+        path: PathBuf::from("/dev/linstor-vg"),
+        entries,
+    };
+    let link = VgDevEntry::Symlink {
+        name: "linstor-pool".into(),
+        target: PathBuf::from("../dm-4"),
+    };
+    let mut observed = orphan_pv(GIB);
+    observed.leftovers.vg_dev_dir = folder(vec![link.clone()]);
+    assert_eq!(
+        kinds(&planned(&observed, &config())),
+        ["rm-stale-vg-dir", "vgcreate", "pool-create"]
+    );
+    // In a reset the folder is still LVM's own at planning time; it is cleared (if
+    // LVM left it) right before vgcreate.
+    let mut reset = provisioned(tag("node-02"));
+    reset.leftovers.vg_dev_dir = folder(vec![link.clone()]);
+    let steps = kinds(&planned(&reset, &config()));
+    let at = steps.iter().position(|s| *s == "vgcreate");
+    assert!(
+        at.is_some_and(|i| i > 0 && steps[i - 1] == "rm-stale-vg-dir"),
+        "{steps:?}"
+    );
+    // With the VG there and kept, the folder is LVM's business.
+    let mut steady = provisioned(tag("node-01"));
+    steady.leftovers.vg_dev_dir = folder(vec![link.clone()]);
+    assert!(planned(&steady, &config()).is_empty());
+    // Anything but symlinks, or not a folder at all: never ours.
+    observed.leftovers.vg_dev_dir = folder(vec![
+        link,
+        VgDevEntry::Other {
+            name: "notes".into(),
+        },
+    ]);
+    assert!(matches!(
+        plan_result(&observed),
+        Err(Refusal::VolumeGroupPathTaken { found, .. }) if found.contains("notes")
+    ));
+    observed.leftovers.vg_dev_dir = VgDevDir::NotAFolder {
+        path: PathBuf::from("/dev/linstor-vg"),
+    };
+    assert!(matches!(
+        plan_result(&observed),
+        Err(Refusal::VolumeGroupPathTaken { .. })
+    ));
+}
+
+/// A PV marked in use whose own areas hold no VG metadata; `listed_by` names VGs on
+/// other devices (each on `/dev/vdb1`) that list it.
+fn in_use_without_metadata(own_areas: OwnMetadataAreas, listed_by: &[&str]) -> ObservedPartition {
+    let mut observed = orphan_pv(GIB);
+    if let Some(pv) = observed.physical_volume.as_mut() {
+        pv.in_use_without_metadata = Some(InUseWithoutMetadata {
+            own_areas,
+            listed_by: listed_by
+                .iter()
+                .map(|vg| VgListingPv {
+                    volume_group: (*vg).to_owned(),
+                    devices: vec![PathBuf::from("/dev/vdb1")],
+                })
+                .collect(),
+            unreadable: Vec::new(),
+        });
+    }
+    observed
+}
+
+fn refusal(observed: &ObservedPartition, config: &ProvisionConfig) -> String {
+    match plan(observed, config) {
+        Ok(plan) => panic!("expected a refusal, got {plan:?}"),
+        Err(refusal) => refusal.to_string(),
+    }
+}
+
+#[test]
+fn a_pv_in_use_is_re_created_only_when_no_vg_can_hold_it() {
+    // Only an empty area in use, with no other device listing the PV, proves an
+    // interrupted vgcreate.
+    let cut = in_use_without_metadata(OwnMetadataAreas::EmptyInUse, &[]);
+    assert_eq!(kinds(&planned(&cut, &config()))[0], "pvcreate-ff");
+    // Everything else is a member of a VG kept elsewhere: refused, even with --force.
+    for own in [
+        OwnMetadataAreas::None,
+        OwnMetadataAreas::Ignored,
+        OwnMetadataAreas::EmptyInUse,
+    ] {
+        let listed = in_use_without_metadata(own, &["othervg"]);
+        for force in [false, true] {
+            let text = refusal(&listed, &config_with(force));
+            assert!(
+                text.contains("volume group othervg on /dev/vdb1 lists this PV"),
+                "{own:?}: {text}"
+            );
+        }
+    }
+    let detached = in_use_without_metadata(OwnMetadataAreas::Ignored, &[]);
+    let text = refusal(&detached, &config_with(true));
+    assert!(text.contains("marked ignored"), "{text}");
+    assert!(
+        text.contains("no copy of the VG's metadata is readable on this machine; the other PVs of its VG may be detached"),
+        "{text}"
+    );
+    // A device that could not be read might hold the VG: no proof, no re-creation.
+    let mut unreadable = in_use_without_metadata(OwnMetadataAreas::EmptyInUse, &[]);
+    if let Some(in_use) = unreadable
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.in_use_without_metadata.as_mut())
+    {
+        in_use.unreadable = vec![(PathBuf::from("/dev/vdc"), "bad checksum".into())];
+    }
+    let text = refusal(&unreadable, &config());
+    assert!(
+        text.contains("/dev/vdc carries an LVM label but could not be read (bad checksum)"),
+        "{text}"
+    );
+}
+
+/// The provisioned fixture with a second metadata area of `mda_end` bytes at the
+/// end of a partition of `size`, and the extent count LVM gives that PV.
+fn two_metadata_areas(size: u64, mda_end: u64) -> ObservedPartition {
+    let mut observed = provisioned(tag("node-01"));
+    observed.partition.size_bytes = size;
+    if let Some(pv) = observed.physical_volume.as_mut() {
+        pv.metadata_bytes_at_end = mda_end;
+    }
+    let vg = vg_mut(&mut observed);
+    vg.pv_extent_count = (size - PE_START - mda_end) / EXTENT;
+    observed
+}
+
+#[test]
+fn a_second_metadata_area_at_the_end_takes_its_space_from_the_extents() {
+    // (size - pe_start) is a whole number of extents: only subtracting the second
+    // area gives LVM's count, and the steady state plans nothing.
+    let steady = two_metadata_areas(GIB + PE_START, MIB);
+    assert_eq!(
+        vg_mut(&mut steady.clone()).pv_extent_count,
+        GIB / EXTENT - 1
+    );
+    assert!(planned(&steady, &config()).is_empty());
+    // Growth by one extent beyond the area: pvresize and the pool takes it.
+    let mut grown = steady.clone();
+    grown.partition.size_bytes += EXTENT;
+    assert_eq!(
+        planned(&grown, &config()).actions.last(),
+        Some(&Action::ExtendThinPool {
+            volume_group: "linstor-vg".into(),
+            pool: "linstor-pool".into(),
+            by_extents: 1,
+        })
+    );
+    // Growth that leaves the area a byte short of a whole new extent: nothing to do.
+    let mut little = steady;
+    little.partition.size_bytes += MIB - 1;
+    assert!(planned(&little, &config()).is_empty());
+}
+
+#[test]
+fn an_untagged_vg_of_our_name_with_volumes_is_refused_unless_forced() {
+    let mut foreign_lv = provisioned(SatelliteIdReading::Absent);
+    let text = refusal(&foreign_lv, &config());
+    assert!(text.contains("holds logical volumes: pvc-1"), "{text}");
+    assert!(text.contains("--force"), "{text}");
+    assert!(planned(&foreign_lv, &config_with(true)).reset.is_some());
+    // Only the pool (and its hidden parts) or nothing: reset as the seed would.
+    vg_mut(&mut foreign_lv)
+        .logical_volumes
+        .retain(|lv| lv.name != "pvc-1");
+    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "lvremove");
+    vg_mut(&mut foreign_lv).logical_volumes.clear();
+    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgremove");
+    // A VG tagged for another satellite is ours: its volumes go in a reset.
+    assert!(planned(&provisioned(tag("node-02")), &config())
+        .reset
+        .is_some());
+}
+
+#[test]
+fn impossible_numbers_are_refused_not_wrapped() {
+    let mut huge_pool = provisioned(tag("node-01"));
+    vg_mut(&mut huge_pool).free_extents = 3;
+    vg_mut(&mut huge_pool).logical_volumes[0].size_bytes = u64::MAX - EXTENT;
+    assert!(refusal(&huge_pool, &config()).contains("impossible number"));
+    let mut zero_extent = provisioned(tag("node-01"));
+    vg_mut(&mut zero_extent).extent_size_bytes = 0;
+    assert!(refusal(&zero_extent, &config()).contains("extent size of 0"));
+    assert_eq!(required_metadata_bytes(u64::MAX, 1), None);
+}
+
+#[test]
+fn names_read_from_disk_never_reach_a_command_line_unchecked() {
+    let mut spaced_vg = provisioned(tag("node-02"));
+    vg_mut(&mut spaced_vg).name = "vg --yes".into();
+    let text = refusal(&spaced_vg, &config_with(true));
+    assert!(text.contains("volume group `vg --yes`"), "{text}");
+    let mut spaced_lv = provisioned(tag("node-02"));
+    vg_mut(&mut spaced_lv).logical_volumes[4].name = "pvc-1 -ff".into();
+    let text = refusal(&spaced_lv, &config());
+    assert!(text.contains("logical volume `pvc-1 -ff`"), "{text}");
+}
+
+/// Images made by real LVM (tests/fixtures/lvm/make-member-fixtures.sh) read,
+/// turned into the planner's facts and planned, as a start of the tool would.
+mod from_lvm_images {
+    use super::*;
+    use crate::observe::lvm::{parse_physical_volume, tests::load_image};
+    use crate::observe::snapshot::{pv_facts, OtherDevices};
+    use std::io::Cursor;
+
+    fn observed_from(image: &str, others: OtherDevices) -> ObservedPartition {
+        let bytes = load_image(image);
+        let pv = match parse_physical_volume(Cursor::new(&bytes)) {
+            Ok(Some(pv)) => pv,
+            other => panic!("{image}: {other:?}"),
+        };
+        let facts = match pv_facts(&dev(), &pv, &Ok(Vec::new()), others) {
+            Ok(facts) => facts,
+            Err(e) => panic!("{image}: {e}"),
+        };
+        let mut observed = blank(bytes.len() as u64);
+        observed.physical_volume = Some(facts);
+        observed
+    }
+
+    fn listed_by(vg: &str) -> OtherDevices {
+        OtherDevices {
+            listed_by: vec![VgListingPv {
+                volume_group: vg.into(),
+                devices: vec![PathBuf::from("/dev/vdb1")],
+            }],
+            unreadable: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ignored_area_is_a_member_of_a_vg_elsewhere() {
+        let observed = observed_from("member-ignored-a", OtherDevices::default());
+        let in_use = observed
+            .physical_volume
+            .as_ref()
+            .and_then(|pv| pv.in_use_without_metadata.as_ref());
+        assert_eq!(in_use.map(|i| i.own_areas), Some(OwnMetadataAreas::Ignored));
+        let text = refusal(&observed, &config_with(true));
+        assert!(text.contains("may be detached"), "{text}");
+        let text = refusal(
+            &observed_from("member-ignored-a", listed_by("othervg")),
+            &config(),
+        );
+        assert!(text.contains("volume group othervg on /dev/vdb1"), "{text}");
+    }
+
+    #[test]
+    fn no_metadata_area_is_a_member_of_a_vg_elsewhere() {
+        let observed = observed_from("vg-mdas-b", listed_by("vg-mdas"));
+        let text = refusal(&observed, &config_with(true));
+        assert!(text.contains("--pvmetadatacopies 0"), "{text}");
+        assert!(text.contains("volume group vg-mdas on /dev/vdb1"), "{text}");
+    }
+
+    #[test]
+    fn two_metadata_areas_plan_no_pvresize_until_the_partition_grows() {
+        let observed = observed_from("two-mdas", OtherDevices::default());
+        let pv = observed
+            .physical_volume
+            .as_ref()
+            .map(|pv| pv.metadata_bytes_at_end);
+        assert!(pv.is_some_and(|bytes| bytes > 0), "{pv:?}");
+        // The fixture has no pool yet: the plan creates it, and resizes nothing.
+        assert_eq!(kinds(&planned(&observed, &config())), vec!["pool-create"]);
+        let mut grown = observed;
+        grown.partition.size_bytes += MIB;
+        assert_eq!(
+            kinds(&planned(&grown, &config())),
+            vec!["pvresize", "pool-create"]
+        );
+    }
 }

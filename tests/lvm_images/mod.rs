@@ -14,6 +14,9 @@ pub const FIXTURES: &[&str] = &[
     "vg-wrap",
     "vg-mdas-a",
     "vg-mdas-b",
+    "member-ignored-a",
+    "member-ignored-b",
+    "two-mdas",
 ];
 
 /// Decodes a `.sparse` fixture (see make-fixtures.sh) into its image.

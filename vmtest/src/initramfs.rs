@@ -33,6 +33,9 @@ pub(crate) const EXTRA_MODULES: &[&str] = &[
     "xts",
     "algif_skcipher",
     "algif_hash",
+    // `mdadm --create` needs the md driver and its personality.
+    "md_mod",
+    "raid1",
 ];
 
 /// Programs copied from the host with their shared libraries:
@@ -56,6 +59,11 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("mkfs.btrfs", "btrfs-progs"),
     ("btrfs", "btrfs-progs"),
     ("mkfs.vfat", "dosfstools"),
+    // Makers of foreign signatures the tool must refuse.
+    ("mkfs.f2fs", "f2fs-tools"),
+    ("mkfs.exfat", "exfatprogs"),
+    ("make-bcache", "bcache-tools"),
+    ("mdadm", "mdadm"),
     ("mkswap", "util-linux"),
     ("blkid", "util-linux"),
     ("wipefs", "util-linux"),
@@ -416,8 +424,14 @@ fn add_modules(c: &mut Collector, kernel: &Kernel) -> Result<(), VmError> {
             &format!("kernel {} has no module {m}", kernel.version),
         )?;
         for line in out.lines() {
-            if let Some(path) = line.trim().strip_prefix("insmod ") {
-                files.insert(PathBuf::from(path.trim()));
+            // `insmod PATH [OPTIONS]`: options come from the host's modprobe.d
+            // (mdadm's package sets `start_ro=1` for md_mod).
+            if let Some(path) = line
+                .trim()
+                .strip_prefix("insmod ")
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                files.insert(PathBuf::from(path));
             }
         }
     }

@@ -23,9 +23,10 @@
 //! `/tmp`. Loaded at boot: virtio_pci, virtio_blk, virtio_rng, dm_mod,
 //! dm_thin_pool; shipped for `modprobe` (or `BootOptions::modules`, or kernel
 //! autoload on mount): dm_crypt, dm_snapshot, dm_zero, dm_flakey, dm_delay,
-//! loop, xfs, btrfs, xts, algif_skcipher, algif_hash. Tools copied from the
-//! host with their libraries: lvm2 (all `lvm` links), dmsetup,
+//! loop, xfs, btrfs, xts, algif_skcipher, algif_hash, md_mod, raid1. Tools
+//! copied from the host with their libraries: lvm2 (all `lvm` links), dmsetup,
 //! thin-provisioning-tools, e2fsprogs, xfsprogs, btrfs-progs, mkfs.vfat,
+//! mkfs.f2fs, mkfs.exfat, make-bcache, mdadm,
 //! util-linux (blkid, wipefs, lsblk, blockdev, partx, losetup, findmnt,
 //! mount, mkswap), sgdisk,
 //! cryptsetup, kmod, udevadm/systemd-udevd with Debian's udev rules.
@@ -116,6 +117,10 @@ pub const HOST_PACKAGES: &[&str] = &[
     "btrfs-progs",
     "cryptsetup-bin",
     "dosfstools",
+    "f2fs-tools",
+    "exfatprogs",
+    "bcache-tools",
+    "mdadm",
     "util-linux",
     "mount",
 ];

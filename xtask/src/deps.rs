@@ -10,6 +10,8 @@ pub const PACKAGES: &[&str] = &[
     "libclang-dev",
     "clang",
     "liblvm2-dev",
+    // libblkid-rs: signature and partition-table probing (the glibc build links it).
+    "libblkid-dev",
     "cpio",
     "zstd",
     // deploy/ checks: systemd-analyze verify, and a venv for kubernetes-validate.

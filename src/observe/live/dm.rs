@@ -37,6 +37,9 @@ pub struct ActiveLv {
     /// LVM's layer suffix for hidden sub-devices: `-tpool`, `-tdata`,
     /// `-tmeta`, `-pool`, … (`None` for the LV itself).
     pub layer_suffix: Option<String>,
+    /// The device has a live table and is not suspended: it serves I/O. A device an
+    /// interrupted activation created but never loaded or resumed does not.
+    pub serving: bool,
 }
 
 /// The parts of an LVM device-mapper uuid.
@@ -335,6 +338,8 @@ pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
             major: device.major,
             minor: device.minor,
             open_count: u32::try_from(info.open_count()).unwrap_or(0),
+            serving: info.flags().contains(DmFlags::DM_ACTIVE_PRESENT)
+                && !info.flags().contains(DmFlags::DM_SUSPEND),
             vg_uuid: parsed.vg_uuid,
             lv_uuid: parsed.lv_uuid,
             layer_suffix: parsed.layer_suffix,
@@ -536,6 +541,7 @@ mod tests {
             major: 253,
             minor: 0,
             open_count: 0,
+            serving: true,
             vg_uuid: VG.into(),
             lv_uuid: lv_uuid.into(),
             layer_suffix: suffix.map(str::to_owned),

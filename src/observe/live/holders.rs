@@ -126,8 +126,6 @@ mod tests {
         assert!(missing.is_some_and(|m| m.contains("class/block/nonexistent")));
     }
 
-    #[test]
-    fn real_machine_holders_are_readable() {
-        assert!(holders("vda").is_ok() || !std::path::Path::new("/sys/class/block/vda").exists());
-    }
+    // Real holders (a thin pool's _tdata/_tmeta on its partition) are checked in
+    // the VM: tests/vm_discovery.rs, step `devices-held`.
 }

@@ -6,6 +6,7 @@
 
 pub mod dm;
 pub mod holders;
+pub mod stacked;
 
 use std::io;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ pub use dm::{
     ThinPoolCounters, ThinPoolMode, ThinPoolStatus, ThinPoolUsage,
 };
 pub use holders::{holders, Holder, HoldersReader};
+pub use stacked::{stacked_on, StackedDevice};
 
 /// Reading live kernel state failed.
 #[derive(Debug, thiserror::Error)]

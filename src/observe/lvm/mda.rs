@@ -7,13 +7,18 @@
 //! 20  version   u32      1
 //! 24  start     u64      byte offset of this area on the device
 //! 32  size      u64      size of the area including this header
-//! 40  raw_locns (offset u64, size u64, checksum u32, flags u32)* then zeros
+//! 40  raw_locns[0] (offset u64, size u64, checksum u32, flags u32)  slot 0
+//! 64  raw_locns[1] (same layout)                                  slot 1
 //! ```
-//! `raw_locns[0]` locates the committed metadata text (offset relative to the
-//! area start; 0 = no metadata: an orphan PV). `raw_locns[1]` is used only
-//! while a change is being committed. Text that reaches the end of the area
-//! continues right after the header (at area start + 512); its checksum covers
-//! both parts in order.
+//! LVM2 (`lib/format_text/format-text.c`) uses exactly these two slots, by index:
+//! slot 0 locates the committed metadata text (offset relative to the area
+//! start), slot 1 the text of a change being committed. Slot 0 is empty when its
+//! offset and size are both 0 (an orphan PV), and its flags say whether the whole
+//! area is ignored: an ignored area (`pvcreate --metadataignore y`, `vgchange
+//! --vgmetadatacopies N`) is written as `{0, 0, 0, RAW_LOCN_IGNORED}`. So the
+//! slots are read by position, never cut at the first zero offset. Text that
+//! reaches the end of the area continues right after the header (at area start +
+//! 512); its checksum covers both parts in order.
 
 use std::io::{Read, Seek};
 
@@ -37,6 +42,8 @@ pub const MAX_METADATA_TEXT: u64 = 16 * 1024 * 1024;
 
 const RAW_LOCN_START: usize = 40;
 const RAW_LOCN_SIZE: usize = 24;
+/// Slots LVM reads: 0 = committed, 1 = precommitted.
+const RAW_LOCN_SLOTS: usize = 2;
 
 /// Where one copy of the metadata text is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,18 +65,20 @@ pub struct MdaHeader {
     pub start: u64,
     /// Size of the area in bytes, header included.
     pub size: u64,
-    /// Text locations (`[0]` = committed, `[1]` = precommitted if present).
+    /// The two text slots as stored (`[0]` = committed, `[1]` = precommitted),
+    /// empty slots included.
     pub raw_locns: Vec<RawLocn>,
 }
 
 impl MdaHeader {
-    /// The committed metadata location, if the area holds metadata and isn't
-    /// marked ignored.
+    /// The committed metadata location: slot 0, unless the area is ignored or
+    /// the slot is empty (offset and size 0), as LVM2 decides.
     pub fn committed(&self) -> Option<RawLocn> {
         self.raw_locns
             .first()
             .copied()
             .filter(|r| r.flags & RAW_LOCN_IGNORED == 0)
+            .filter(|r| r.offset != 0 || r.size != 0)
     }
 
     /// True when the area is marked ignored.
@@ -163,25 +172,19 @@ pub fn parse_mda_header(
             "an area inside the device".into(),
         ));
     }
-    let mut raw_locns = Vec::new();
-    let mut pos = RAW_LOCN_START;
-    while let (Some(offset), Some(len), Some(checksum), Some(flags)) = (
-        le_u64(buf, pos),
-        le_u64(buf, pos + 8),
-        le_u32(buf, pos + 16),
-        le_u32(buf, pos + 20),
-    ) {
-        if offset == 0 {
-            break;
-        }
-        raw_locns.push(RawLocn {
-            offset,
-            size: len,
-            checksum,
-            flags,
-        });
-        pos += RAW_LOCN_SIZE;
-    }
+    // Both slots are read by position: an empty or ignored slot 0 still carries
+    // the area's flags.
+    let raw_locns = (0..RAW_LOCN_SLOTS)
+        .map(|slot| {
+            let pos = RAW_LOCN_START + slot * RAW_LOCN_SIZE;
+            RawLocn {
+                offset: le_u64(buf, pos).unwrap_or(0),
+                size: le_u64(buf, pos + 8).unwrap_or(0),
+                checksum: le_u32(buf, pos + 16).unwrap_or(0),
+                flags: le_u32(buf, pos + 20).unwrap_or(0),
+            }
+        })
+        .collect();
     Ok(MdaHeader {
         start,
         size,

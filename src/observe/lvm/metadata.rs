@@ -211,11 +211,20 @@ impl LvEntry {
         self.status.iter().any(|s| s == "VISIBLE")
     }
 
-    /// Total extents over all segments.
+    /// Total extents over all segments (saturating: for display; the planner's
+    /// facts use [`Self::checked_extent_count`]).
     pub fn extent_count(&self) -> u64 {
         self.segments
             .iter()
             .fold(0u64, |n, s| n.saturating_add(s.extent_count))
+    }
+
+    /// Total extents over all segments; `None` when the metadata's numbers add up
+    /// past 2^64 (impossible metadata).
+    pub fn checked_extent_count(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .try_fold(0u64, |n, s| n.checked_add(s.extent_count))
     }
 
     /// The thin-pool segment, if this LV is a thin pool.

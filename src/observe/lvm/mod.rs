@@ -227,4 +227,4 @@ pub fn parse_metadata_text(text: &[u8]) -> Result<VolumeGroupMetadata, LvmReadEr
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

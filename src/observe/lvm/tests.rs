@@ -334,6 +334,74 @@ fn vg_with_two_and_zero_metadata_copies() {
 }
 
 #[test]
+fn ignored_metadata_area_is_read_as_ignored() {
+    // `pvcreate --metadataignore y`: the area header's slot 0 is
+    // {offset 0, size 0, checksum 0, flags RAW_LOCN_IGNORED}.
+    let rep = report("member-ignored");
+    let a = read("member-ignored-a").unwrap();
+    let b = read("member-ignored-b").unwrap();
+    check_pv(&a, &rep);
+    check_pv(&b, &rep);
+    let row = rep["pv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| s(r, "pv_uuid") == a.pv_uuid)
+        .unwrap();
+    assert_eq!(n(row, "pv_mda_used_count"), 0);
+    assert_eq!(a.metadata_area_states.len(), 1);
+    assert!(a.metadata_area_states[0].ignored);
+    assert!(a.metadata_area_states[0].committed.is_none());
+    assert!(a.metadata.is_none() && a.is_in_vg());
+    // The other PV carries othervg, which lists A and holds A's LV.
+    let vg = b.metadata.as_ref().unwrap();
+    check_vg(vg, &rep);
+    assert_eq!(vg.name, "othervg");
+    let a_key = &vg.pv_by_id(&a.pv_uuid).unwrap().key;
+    assert_eq!(vg.lv("data").unwrap().pv_keys(), [a_key.as_str()]);
+}
+
+#[test]
+fn both_raw_locn_slots_are_read_by_position() {
+    let mut img = load_image("member-ignored-a");
+    let raw = &img[4096..4096 + 512];
+    let h = mda::parse_mda_header(raw, 4096, 0).unwrap();
+    assert_eq!(h.raw_locns.len(), 2);
+    assert!(h.is_ignored() && h.committed().is_none());
+    // Clearing the flag leaves an empty slot 0: in use, no metadata.
+    img[4096 + 60] = 0;
+    let crc = lvm_crc(&img[4096 + 4..4096 + 512]);
+    img[4096..4100].copy_from_slice(&crc.to_le_bytes());
+    let h = mda::parse_mda_header(&img[4096..4096 + 512], 4096, 0).unwrap();
+    assert!(!h.is_ignored() && h.committed().is_none());
+}
+
+#[test]
+fn second_area_at_the_end_is_left_out_of_the_extents() {
+    // LVM2: pe_count = (device size - pe_start - size of the area at the end)
+    // / extent size. The fixture's size makes the naive count one too many.
+    let rep = report("two-mdas");
+    let pv = read("two-mdas").unwrap();
+    check_pv(&pv, &rep);
+    let vg = pv.metadata.as_ref().unwrap();
+    let pe_start = pv.pe_start_bytes().unwrap();
+    let at_end: u64 = pv
+        .metadata_areas
+        .iter()
+        .filter(|a| a.offset >= pe_start)
+        .map(|a| a.size)
+        .sum();
+    assert!(at_end > 0);
+    let extent = vg.extent_size_bytes();
+    let entry = pv.vg_entry().unwrap();
+    assert_eq!(
+        entry.pe_count,
+        (pv.device_size - pe_start - at_end) / extent
+    );
+    assert_eq!(entry.pe_count + 1, (pv.device_size - pe_start) / extent);
+}
+
+#[test]
 fn second_metadata_copy_is_verified_too() {
     let good = load_image("vg-mdas-a");
     let pv = parse_physical_volume(Cursor::new(good.clone()))

@@ -4,7 +4,43 @@
 //! plus udev's database files (always available; the static build's only one).
 //! They differ only in enumeration; [`raw`] turns what either reads into a
 //! [`BlockDevice`], and [`find_by_label`] does the matching for both.
+//!
+//! # Where a label comes from, and when a GPT is read
+//!
+//! Labels compare by the rule in [`label`]: the GPT name as libblkid decodes
+//! it, trailing whitespace removed, on both sides. udev's `ID_PART_ENTRY_NAME`
+//! is that name already. Without udev's database (a container without the
+//! host's `/run/udev`, a host without udevd) only the kernel's `PARTNAME` is
+//! left, and it is a 7-bit reduction of the name: "stockage-é" appears as
+//! `stockage-i` on a current kernel and with a raw 0xE9 byte on older ones.
+//! So the GPT entry itself is read with libblkid — one probe of the disk, never
+//! of the partition's contents — in exactly these cases, and no others:
+//!
+//! 1. listing: a `PARTNAME` that provably lost characters (`!` or bytes
+//!    outside printable ASCII) is replaced by its GPT entry name, so that
+//!    `devices` and error messages show the real name;
+//! 2. resolving: a partition matched only through its `PARTNAME` is confirmed
+//!    against its GPT entry before it is used, because a plain-ASCII
+//!    `PARTNAME` may stand for a non-ASCII name ("stockage-i" for
+//!    "stockage-é"). That is one probe of the disk holding the match, the disk
+//!    about to be written to anyway; if it cannot be read the match is refused;
+//! 3. resolving a label that is not printable ASCII: every partition known
+//!    only by a plain `PARTNAME` could be a reduction of it, so their disks'
+//!    GPTs are read to find every partition that carries it.
+//!
+//! A steady start therefore reads no GPT when udev's database is there, and
+//! reads one disk's GPT when it is not (plus the disks of visibly mangled
+//! names, and all labelled disks only for a non-ASCII wanted label or when
+//! the label is not found, to list the real names in the error). The
+//! `devices` command reads the GPT of every disk with a kernel-named
+//! partition ([`list_block_devices_with_gpt_names`]).
+//!
+//! One device that cannot be read never breaks the listing: it is left out
+//! with a warning, and a GPT that cannot be read leaves the kernel's name,
+//! marked [`LabelSource::KernelLossy`] when it is known to be wrong.
 
+mod gpt_entries;
+mod label;
 mod raw;
 mod sysfs_backend;
 #[cfg(test)]
@@ -23,7 +59,11 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+pub use gpt_entries::{GptEntryReader, Libblkid, NoGptAccess};
 pub use sysfs_backend::SysfsBackend;
+
+use gpt_entries::relabel_from_gpt;
+use label::{is_printable_ascii, trim_label};
 
 /// The text parsers of the sysfs backend, public for the fuzz tests
 /// (tests/fuzz_targets.rs); the tool itself reaches them through [`SysfsBackend`].
@@ -126,8 +166,18 @@ pub enum DeviceKind {
 pub enum LabelSource {
     /// udev's `ID_PART_ENTRY_NAME` (blkid's full decoding of the GPT name).
     Udev,
-    /// The kernel's `PARTNAME` uevent key (non-ASCII characters come out as `!`).
+    /// The kernel's `PARTNAME` uevent key, printable ASCII: the GPT name unless
+    /// that held non-ASCII characters the kernel reduced to 7 bits, which only
+    /// the GPT entry can tell (a match on it is confirmed before use).
     Kernel,
+    /// The GPT entry's name, read from the disk by libblkid's partition-table
+    /// probing (where udev had not recorded the name and the kernel's could not
+    /// be trusted).
+    GptEntry,
+    /// The kernel's `PARTNAME`, which provably lost characters (`!`, or bytes
+    /// outside printable ASCII, shown as U+FFFD when not UTF-8), and the GPT
+    /// entry could not be read. Shown, never matched.
+    KernelLossy,
 }
 
 /// One block device as the kernel (and udev, if it has seen it) describes it.
@@ -196,6 +246,22 @@ pub enum ResolveError {
         label: String,
         devices: Vec<BlockDevice>,
     },
+    #[error(
+        "{}: its kernel partition name (PARTNAME) matches {label:?}, but its GPT entry on {} \
+         could not be read to confirm the name ({detail}). The kernel reduces GPT names to \
+         7-bit ASCII (\"stockage-é\" becomes \"stockage-i\"), so its name alone may belong to \
+         a differently named partition; refusing to guess. Make sure the disk is readable and \
+         holds a GPT, or give this tool udev's database (mount the host's /run/udev) so udev's \
+         full name is used",
+        device.display(),
+        disk.display()
+    )]
+    Unconfirmed {
+        label: String,
+        device: PathBuf,
+        disk: PathBuf,
+        detail: String,
+    },
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
 }
@@ -236,16 +302,71 @@ fn ambiguous_message(label: &str, devices: &[BlockDevice]) -> String {
     )
 }
 
-/// All block devices except RAM disks, ordered by device number.
+/// All block devices except RAM disks, ordered by device number. A device that
+/// cannot be read is left out with a warning; only an unreadable sysfs (or
+/// libudev failing as a whole) is an error.
 pub fn list_block_devices(backend: DiscoveryBackend) -> Result<Vec<BlockDevice>, DiscoveryError> {
     match backend {
         #[cfg(feature = "udev")]
-        DiscoveryBackend::Udev => udev_backend::list_block_devices(),
+        DiscoveryBackend::Udev => {
+            let mut devices = udev_backend::list_block_devices()?;
+            relabel_lossy(&mut devices, &Libblkid);
+            Ok(devices)
+        }
         DiscoveryBackend::Sysfs => SysfsBackend::new().list_block_devices(),
     }
 }
 
-/// The one device whose GPT partition label is exactly `label`.
+/// [`list_block_devices`], with every kernel-named partition's label replaced
+/// by its GPT entry name (one libblkid probe per disk with such a partition):
+/// for `devices`, whose whole purpose is to show the real names, and which is
+/// not run on every start.
+pub fn list_block_devices_with_gpt_names(
+    backend: DiscoveryBackend,
+) -> Result<Vec<BlockDevice>, DiscoveryError> {
+    let mut devices = list_block_devices(backend)?;
+    relabel_kernel_named(&mut devices, &Libblkid, "list it by its real name");
+    Ok(devices)
+}
+
+/// Replaces every plain kernel name by its GPT entry name where the GPT can
+/// be read; logs (at debug level: the kernel's name stays usable) where not.
+fn relabel_kernel_named(devices: &mut [BlockDevice], reader: &dyn GptEntryReader, why: &str) {
+    let unreadable = relabel_from_gpt(devices, reader, |d| {
+        d.label_source == Some(LabelSource::Kernel)
+    });
+    for u in unreadable {
+        if let Some(d) = devices.get(u.index) {
+            tracing::debug!(
+                partition = %d.devnode.display(),
+                "cannot read the GPT entry on {} to {why}: {}; the kernel's name stays",
+                u.disk.display(),
+                u.detail
+            );
+        }
+    }
+}
+
+/// Listing rule 1 (module docs): kernel names that provably lost characters
+/// are replaced by their GPT entry names where the GPT can be read.
+pub(crate) fn relabel_lossy(devices: &mut [BlockDevice], reader: &dyn GptEntryReader) {
+    let unreadable = relabel_from_gpt(devices, reader, |d| {
+        d.label_source == Some(LabelSource::KernelLossy)
+    });
+    for u in unreadable {
+        if let Some(d) = devices.get(u.index) {
+            tracing::warn!(
+                partition = %d.devnode.display(),
+                "the kernel could not represent this partition's GPT name, and the GPT \
+                 entry could not be read from {}: {}; its label is not matched",
+                u.disk.display(),
+                u.detail
+            );
+        }
+    }
+}
+
+/// The one device whose GPT partition label is `label` (see [`find_by_label`]).
 pub fn resolve_partition_by_label(
     label: &str,
     backend: DiscoveryBackend,
@@ -257,30 +378,73 @@ pub fn resolve_partition_by_label(
 impl SysfsBackend {
     /// [`resolve_partition_by_label`] against this backend's tree.
     pub fn resolve_partition_by_label(&self, label: &str) -> Result<BlockDevice, ResolveError> {
-        find_by_label(&self.list_block_devices()?, label)
+        find_by_label_with(&self.list_block_devices()?, label, self.gpt_reader())
     }
 }
 
-/// Picks the device labelled exactly `label` (byte-for-byte; no trimming or
-/// case folding) out of `devices`. Never guesses: zero or several matches are
-/// errors that list what was found.
+/// Picks the device labelled `label` out of `devices`, reading GPT entries
+/// with libblkid where the kernel's name cannot be trusted (module docs).
+/// Labels compare after trailing whitespace is removed from both (the rule of
+/// [`label`]); nothing else is folded. Never guesses: zero or several matches
+/// are errors that list what was found, and a match known only from the
+/// kernel's 7-bit name is confirmed against the GPT before it is returned.
 pub fn find_by_label(devices: &[BlockDevice], label: &str) -> Result<BlockDevice, ResolveError> {
-    let matches: Vec<&BlockDevice> = devices
+    find_by_label_with(devices, label, &Libblkid)
+}
+
+fn find_by_label_with(
+    devices: &[BlockDevice],
+    label: &str,
+    reader: &dyn GptEntryReader,
+) -> Result<BlockDevice, ResolveError> {
+    let wanted = trim_label(label);
+    let mut devices = devices.to_vec();
+    let kernel_named = |d: &BlockDevice| d.label_source == Some(LabelSource::Kernel);
+    if !is_printable_ascii(wanted) {
+        // Rule 3: any plain kernel name may be the 7-bit reduction of `wanted`.
+        relabel_kernel_named(&mut devices, reader, "compare it with a non-ASCII label");
+    }
+    // Rule 2: kernel-named candidates are confirmed against their GPT entries.
+    let matches_wanted = |d: &BlockDevice| {
+        d.label_source != Some(LabelSource::KernelLossy)
+            && d.partition_label.as_deref() == Some(wanted)
+    };
+    let unconfirmed = relabel_from_gpt(&mut devices, reader, |d| {
+        kernel_named(d) && matches_wanted(d)
+    });
+    if let Some(u) = unconfirmed.into_iter().next() {
+        let device = devices
+            .get(u.index)
+            .map(|d| d.devnode.clone())
+            .unwrap_or_default();
+        return Err(ResolveError::Unconfirmed {
+            label: label.to_owned(),
+            device,
+            disk: u.disk,
+            detail: u.detail,
+        });
+    }
+    let mut matches: Vec<BlockDevice> = devices
         .iter()
-        .filter(|d| d.partition_label.as_deref() == Some(label))
+        .filter(|d| matches_wanted(d))
+        .cloned()
         .collect();
-    match matches.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(ResolveError::NotFound {
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(ResolveError::NotFound {
             label: label.to_owned(),
-            existing_labels: devices
-                .iter()
-                .filter_map(|d| Some((d.partition_label.clone()?, d.devnode.clone())))
-                .collect(),
+            existing_labels: {
+                // Failing anyway: show the operator the real names.
+                relabel_kernel_named(&mut devices, reader, "list it by its real name");
+                devices
+                    .iter()
+                    .filter_map(|d| Some((d.partition_label.clone()?, d.devnode.clone())))
+                    .collect()
+            },
         }),
-        many => Err(ResolveError::Ambiguous {
+        _ => Err(ResolveError::Ambiguous {
             label: label.to_owned(),
-            devices: many.iter().map(|d| (*d).clone()).collect(),
+            devices: matches,
         }),
     }
 }

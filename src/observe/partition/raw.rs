@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::label::{kernel_name, trim_label, KernelName};
 use super::udev_db::decode_udev_escapes;
 use super::{BlockDevice, DeviceKind, DiscoveryError, LabelSource};
 
@@ -16,8 +17,10 @@ pub(crate) struct RawDevice {
     /// Where the facts came from, for error messages (`/sys/class/block/vda1`).
     pub origin: PathBuf,
     /// Kernel uevent keys merged with udev properties (`MAJOR`, `PARTNAME`,
-    /// `ID_PART_ENTRY_NAME`, …).
+    /// `ID_PART_ENTRY_NAME`, …); values that are not UTF-8 are shown with U+FFFD.
     pub properties: BTreeMap<String, String>,
+    /// The exact bytes of the kernel's `PARTNAME` (not always UTF-8).
+    pub partname: Option<Vec<u8>>,
     /// sysfs `size` attribute: size in 512-byte units, as text.
     pub size: Option<String>,
     /// sysfs `partition` attribute: partition number, as text.
@@ -61,14 +64,27 @@ impl RawDevice {
         })
     }
 
-    /// The GPT partition label: udev's `ID_PART_ENTRY_NAME` (blkid decodes the
-    /// UTF-16 name fully) when udev has seen the device, otherwise the kernel's
-    /// `PARTNAME` (which non-ASCII characters don't survive intact).
+    /// The GPT partition label, trailing whitespace removed (see
+    /// [`super::label`]): udev's `ID_PART_ENTRY_NAME` (blkid's full decoding of
+    /// the UTF-16 name) when udev has seen the device, otherwise the kernel's
+    /// `PARTNAME` — marked lossy where the kernel provably could not represent
+    /// the name, so that the GPT entry is read instead.
     fn label(&self) -> Option<(String, LabelSource)> {
         if let Some(v) = non_empty(self.prop("ID_PART_ENTRY_NAME")) {
-            return Some((decode_udev_escapes(&v), LabelSource::Udev));
+            let decoded = decode_udev_escapes(&v);
+            let trimmed = trim_label(&decoded);
+            if !trimmed.is_empty() {
+                return Some((trimmed.to_owned(), LabelSource::Udev));
+            }
         }
-        non_empty(self.prop("PARTNAME")).map(|v| (v, LabelSource::Kernel))
+        let partname = match &self.partname {
+            Some(bytes) => bytes.as_slice(),
+            None => self.prop("PARTNAME").map(|v| v.as_bytes())?,
+        };
+        match kernel_name(partname)? {
+            KernelName::Plain(name) => Some((name, LabelSource::Kernel)),
+            KernelName::Lossy(shown) => Some((shown, LabelSource::KernelLossy)),
+        }
     }
 
     fn partition_uuid(&self) -> Option<String> {
@@ -169,6 +185,29 @@ mod tests {
         assert_eq!(
             d.as_ref().map(|d| d.label_source),
             Ok(Some(LabelSource::Udev))
+        );
+    }
+
+    #[test]
+    fn non_utf8_partname_is_lossy_and_trailing_spaces_go() {
+        let mut r = raw(&[("MAJOR", "254"), ("MINOR", "1"), ("DEVTYPE", "partition")]);
+        r.partname = Some(b"stockage-\xe9".to_vec());
+        let d = r.into_block_device().map_err(|e| e.to_string());
+        assert_eq!(
+            d.as_ref()
+                .map(|d| (d.partition_label.clone(), d.label_source)),
+            Ok((
+                Some("stockage-\u{fffd}".into()),
+                Some(LabelSource::KernelLossy)
+            ))
+        );
+        let mut r = raw(&[("MAJOR", "254"), ("MINOR", "1"), ("DEVTYPE", "partition")]);
+        r.partname = Some(b"data  ".to_vec());
+        let d = r.into_block_device().map_err(|e| e.to_string());
+        assert_eq!(
+            d.as_ref()
+                .map(|d| (d.partition_label.clone(), d.label_source)),
+            Ok((Some("data".into()), Some(LabelSource::Kernel)))
         );
     }
 

@@ -4,21 +4,38 @@
 //! reads — `/sys/class/block/*/uevent`, the sysfs attributes, and
 //! `/run/udev/data/b<major>:<minor>` — so both backends agree. The roots are
 //! injectable so tests can run against a fake tree.
+//!
+//! One device that cannot be read (an unreadable file, a malformed number) is
+//! left out of the list with a warning naming it; it never hides the others.
 
+use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::gpt_entries::{GptEntryReader, Libblkid, NoGptAccess};
 use super::raw::{is_ignored, RawDevice};
 use super::udev_db::parse_udev_db;
-use super::uevent::parse_uevent;
+use super::uevent::parse_uevent_bytes;
 use super::{BlockDevice, DiscoveryError};
 
 /// Reads block devices from a sysfs tree and (if present) udev's database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SysfsBackend {
     sys: PathBuf,
     run_udev: PathBuf,
+    gpt: Arc<dyn GptEntryReader>,
+}
+
+impl fmt::Debug for SysfsBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SysfsBackend")
+            .field("sys", &self.sys)
+            .field("run_udev", &self.run_udev)
+            .field("gpt", &self.gpt)
+            .finish()
+    }
 }
 
 impl Default for SysfsBackend {
@@ -29,9 +46,9 @@ impl Default for SysfsBackend {
 
 /// Reads an optional file: a missing file is `None`, any other failure is an
 /// error naming the path.
-fn read_optional(path: &Path) -> Result<Option<String>, DiscoveryError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
+fn read_optional_bytes(path: &Path) -> Result<Option<Vec<u8>>, DiscoveryError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(DiscoveryError::Io {
             path: path.to_path_buf(),
@@ -40,19 +57,42 @@ fn read_optional(path: &Path) -> Result<Option<String>, DiscoveryError> {
     }
 }
 
+/// [`read_optional_bytes`] as text; bytes that are not UTF-8 are shown as U+FFFD
+/// (sysfs attributes and udev's database are ASCII or UTF-8 in practice).
+fn read_optional(path: &Path) -> Result<Option<String>, DiscoveryError> {
+    Ok(read_optional_bytes(path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
 impl SysfsBackend {
-    /// The machine's own `/sys` and `/run/udev`.
+    /// The machine's own `/sys` and `/run/udev`; GPT entries are read with libblkid.
     pub fn new() -> Self {
-        Self::with_roots("/sys", "/run/udev")
+        Self {
+            sys: PathBuf::from("/sys"),
+            run_udev: PathBuf::from("/run/udev"),
+            gpt: Arc::new(Libblkid),
+        }
     }
 
     /// A tree rooted elsewhere: `sys` stands for `/sys`, `run_udev` for
-    /// `/run/udev` (its `data/` folder holds the database).
+    /// `/run/udev` (its `data/` folder holds the database). Its device nodes
+    /// are not this machine's, so no GPT is read unless
+    /// [`SysfsBackend::with_gpt_reader`] says how.
     pub fn with_roots(sys: impl Into<PathBuf>, run_udev: impl Into<PathBuf>) -> Self {
         Self {
             sys: sys.into(),
             run_udev: run_udev.into(),
+            gpt: Arc::new(NoGptAccess),
         }
+    }
+
+    /// The same tree, reading GPT entry names with `reader`.
+    pub fn with_gpt_reader(mut self, reader: Arc<dyn GptEntryReader>) -> Self {
+        self.gpt = reader;
+        self
+    }
+
+    pub(crate) fn gpt_reader(&self) -> &dyn GptEntryReader {
+        self.gpt.as_ref()
     }
 
     /// `<sys>/class/block`, where every block device has an entry.
@@ -60,7 +100,8 @@ impl SysfsBackend {
         self.sys.join("class/block")
     }
 
-    /// All block devices except RAM disks, ordered by device number.
+    /// All block devices except RAM disks, ordered by device number. Fails only
+    /// when `class/block` itself cannot be listed.
     pub fn list_block_devices(&self) -> Result<Vec<BlockDevice>, DiscoveryError> {
         let dir = self.class_block();
         let entries = fs::read_dir(&dir).map_err(|source| DiscoveryError::Io {
@@ -77,11 +118,20 @@ impl SysfsBackend {
             if is_ignored(&name) {
                 continue;
             }
-            if let Some(raw) = self.read_device(&name)? {
-                devices.push(raw.into_block_device()?);
+            match self
+                .read_device(&name)
+                .and_then(|raw| raw.map(RawDevice::into_block_device).transpose())
+            {
+                Ok(Some(device)) => devices.push(device),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    device = %name,
+                    "block device left out of discovery, it could not be read: {e}"
+                ),
             }
         }
         devices.sort_by_key(|d| (d.major, d.minor));
+        super::relabel_lossy(&mut devices, self.gpt_reader());
         Ok(devices)
     }
 
@@ -89,11 +139,16 @@ impl SysfsBackend {
     /// device being detached, say), which is not an error.
     fn read_device(&self, name: &str) -> Result<Option<RawDevice>, DiscoveryError> {
         let dev_dir = self.class_block().join(name);
-        let Some(uevent) = read_optional(&dev_dir.join("uevent"))? else {
+        let Some(uevent) = read_optional_bytes(&dev_dir.join("uevent"))? else {
             tracing::debug!(device = name, "block device vanished during discovery");
             return Ok(None);
         };
-        let mut properties = parse_uevent(&uevent);
+        let uevent = parse_uevent_bytes(&uevent);
+        let partname = uevent.get("PARTNAME").cloned();
+        let mut properties: std::collections::BTreeMap<String, String> = uevent
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
         let Some(size) = read_optional(&dev_dir.join("size"))? else {
             tracing::debug!(device = name, "block device vanished during discovery");
             return Ok(None);
@@ -118,6 +173,7 @@ impl SysfsBackend {
             name: name.to_owned(),
             origin: dev_dir,
             properties,
+            partname,
             size: Some(size),
             partition,
             dm_name,

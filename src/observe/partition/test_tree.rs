@@ -1,8 +1,12 @@
 //! Test support: a temporary folder, and a fake sysfs + udev database in it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::gpt_entries::{GptEntryReader, GptNames};
 
 /// A temporary folder removed on drop.
 pub(crate) struct TempDir(PathBuf);
@@ -41,17 +45,69 @@ pub(crate) fn write(path: &Path, text: &str) {
     }
 }
 
+/// The GPTs of a fake machine's disks, by disk name, as libblkid would read them.
+#[derive(Debug, Default)]
+pub(crate) struct FakeGpts {
+    names: Mutex<BTreeMap<String, GptNames>>,
+    unreadable: Mutex<BTreeSet<String>>,
+    /// Every disk read, in order (to check that only the needed ones are).
+    pub reads: Mutex<Vec<String>>,
+}
+
+impl FakeGpts {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn reads(&self) -> Vec<String> {
+        Self::lock(&self.reads).clone()
+    }
+}
+
+impl GptEntryReader for FakeGpts {
+    fn read_names(&self, disk: &Path) -> Result<GptNames, String> {
+        let name = disk
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self::lock(&self.reads).push(name.clone());
+        if Self::lock(&self.unreadable).contains(&name) {
+            return Err(format!("{}: Input/output error", disk.display()));
+        }
+        Self::lock(&self.names)
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| "libblkid found no partition table".to_owned())
+    }
+}
+
 /// A fake `/sys` and `/run/udev` laid out like the kernel's: device folders
-/// under `devices/virtual/block/<disk>[/<part>]`, symlinked from `class/block`.
+/// under `devices/virtual/block/<disk>[/<part>]`, symlinked from `class/block`;
+/// and the disks' GPT entry names.
 pub(crate) struct FakeSysfs {
     pub dir: TempDir,
+    pub gpts: Arc<FakeGpts>,
 }
 
 impl FakeSysfs {
     pub(crate) fn new() -> Self {
         FakeSysfs {
             dir: TempDir::new("sysfs"),
+            gpts: Arc::new(FakeGpts::default()),
         }
+    }
+
+    /// Sets the name of GPT entry `partn` on `disk` (`None`: no name).
+    pub(crate) fn set_gpt_name(&self, disk: &str, partn: u32, name: Option<&str>) {
+        FakeGpts::lock(&self.gpts.names)
+            .entry(disk.to_owned())
+            .or_default()
+            .insert(partn, name.map(str::to_owned));
+    }
+
+    /// Reading `disk`'s GPT fails from now on.
+    pub(crate) fn make_gpt_unreadable(&self, disk: &str) {
+        FakeGpts::lock(&self.gpts.unreadable).insert(disk.to_owned());
     }
 
     pub(crate) fn sys(&self) -> PathBuf {
@@ -62,8 +118,10 @@ impl FakeSysfs {
         self.dir.path().join("run/udev")
     }
 
+    /// A backend over the fake tree, reading the fake GPTs.
     pub(crate) fn backend(&self) -> super::SysfsBackend {
         super::SysfsBackend::with_roots(self.sys(), self.run_udev())
+            .with_gpt_reader(self.gpts.clone())
     }
 
     fn link(&self, name: &str, rel_dev_dir: &str) -> PathBuf {
@@ -91,24 +149,54 @@ impl FakeSysfs {
         Self::common(&dir, major, minor, sectors, &uevent);
     }
 
-    /// A partition; `partname` is the kernel's `PARTNAME` (absent if `None`).
+    /// A partition; `partname` is both its GPT entry name and the kernel's
+    /// `PARTNAME` (absent if `None`), as for an ASCII name.
     pub(crate) fn add_partition(
+        &self,
+        disk: &str,
+        name: &str,
+        devno: (u32, u32),
+        partn: u32,
+        sectors: u64,
+        partname: Option<&str>,
+    ) {
+        self.add_partition_bytes(
+            disk,
+            name,
+            devno,
+            partn,
+            sectors,
+            partname.map(str::as_bytes),
+        );
+        self.set_gpt_name(disk, partn, partname);
+    }
+
+    /// A partition whose kernel `PARTNAME` is exactly `partname` (any bytes);
+    /// its GPT entry is left for [`FakeSysfs::set_gpt_name`].
+    pub(crate) fn add_partition_bytes(
         &self,
         disk: &str,
         name: &str,
         (major, minor): (u32, u32),
         partn: u32,
         sectors: u64,
-        partname: Option<&str>,
+        partname: Option<&[u8]>,
     ) {
         let dir = self.link(name, &format!("{disk}/{name}"));
         let mut uevent = format!(
             "MAJOR={major}\nMINOR={minor}\nDEVNAME={name}\nDEVTYPE=partition\nDISKSEQ=9\nPARTN={partn}\n"
-        );
+        )
+        .into_bytes();
         if let Some(p) = partname {
-            uevent.push_str(&format!("PARTNAME={p}\n"));
+            uevent.extend_from_slice(b"PARTNAME=");
+            uevent.extend_from_slice(p);
+            uevent.push(b'\n');
         }
-        Self::common(&dir, major, minor, sectors, &uevent);
+        write(&dir.join("dev"), &format!("{major}:{minor}\n"));
+        write(&dir.join("size"), &format!("{sectors}\n"));
+        if let Err(e) = fs::write(dir.join("uevent"), &uevent) {
+            panic!("cannot write {}: {e}", dir.join("uevent").display());
+        }
         write(&dir.join("partition"), &format!("{partn}\n"));
     }
 

@@ -69,11 +69,15 @@ fn lists_devices_with_kinds_sizes_and_parents() {
 }
 
 #[test]
-fn label_only_in_kernel_partname() {
+fn label_only_in_kernel_partname_is_confirmed_by_the_gpt() {
     let fake = machine();
+    let listed = ok(fake.backend().list_block_devices());
+    assert_eq!(listed[3].label_source, Some(LabelSource::Kernel));
+    assert!(fake.gpts.reads().is_empty(), "listing read a GPT");
     let d = ok(fake.backend().resolve_partition_by_label("boot"));
     assert_eq!(d.name, "vda1");
-    assert_eq!(d.label_source, Some(LabelSource::Kernel));
+    assert_eq!(d.label_source, Some(LabelSource::GptEntry));
+    assert_eq!(fake.gpts.reads(), ["vda"]);
 }
 
 #[test]
@@ -91,28 +95,219 @@ fn label_only_in_udev_db_with_escaped_space() {
 }
 
 #[test]
-fn labels_with_spaces_and_utf8_in_partname() {
+fn labels_with_spaces_and_utf8_names() {
     let fake = FakeSysfs::new();
     fake.add_disk("sda", 8, 0, 1000);
     fake.add_partition("sda", "sda1", (8, 1), 1, 500, Some("my data disk"));
-    fake.add_partition("sda", "sda2", (8, 2), 2, 500, Some("Größe ✓"));
+    // What a current kernel shows for "Größe ✓": 7 bits per UTF-16 unit.
+    fake.add_partition_bytes("sda", "sda2", (8, 2), 2, 500, Some(b"Gr6_e !"));
+    fake.set_gpt_name("sda", 2, Some("Größe ✓"));
     assert_eq!(
         ok(fake.backend().resolve_partition_by_label("my data disk")).name,
         "sda1"
     );
+    let d = ok(fake.backend().resolve_partition_by_label("Größe ✓"));
     assert_eq!(
-        ok(fake.backend().resolve_partition_by_label("Größe ✓")).name,
-        "sda2"
+        (d.name.as_str(), d.label_source),
+        ("sda2", Some(LabelSource::GptEntry))
     );
-    // Exact match only: no trimming, no case folding.
-    assert!(fake
-        .backend()
-        .resolve_partition_by_label("my data disk ")
-        .is_err());
+    // No case folding.
     assert!(fake
         .backend()
         .resolve_partition_by_label("MY DATA DISK")
         .is_err());
+}
+
+#[test]
+fn non_utf8_partname_never_breaks_the_listing() {
+    let fake = FakeSysfs::new();
+    fake.add_disk("sda", 8, 0, 1000);
+    fake.add_disk("sdb", 8, 16, 1000);
+    // A kernel before the 2025 fix: "é" (U+00E9) as the single byte 0xE9.
+    fake.add_partition_bytes("sda", "sda1", (8, 1), 1, 500, Some(b"stockage-\xe9"));
+    fake.set_gpt_name("sda", 1, Some("stockage-é"));
+    fake.add_partition("sda", "sda2", (8, 2), 2, 500, Some("plain"));
+    fake.add_partition_bytes("sdb", "sdb1", (8, 17), 1, 500, Some(b"caf\xe9"));
+    fake.make_gpt_unreadable("sdb");
+    let devices = ok(fake.backend().list_block_devices());
+    let labels: Vec<(&str, Option<&str>, Option<LabelSource>)> = devices
+        .iter()
+        .map(|d| {
+            (
+                d.name.as_str(),
+                d.partition_label.as_deref(),
+                d.label_source,
+            )
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("sda", None, None),
+            ("sda1", Some("stockage-é"), Some(LabelSource::GptEntry)),
+            ("sda2", Some("plain"), Some(LabelSource::Kernel)),
+            ("sdb", None, None),
+            ("sdb1", Some("caf\u{fffd}"), Some(LabelSource::KernelLossy)),
+        ]
+    );
+    // Only the disks of mangled names were read, once each.
+    assert_eq!(fake.gpts.reads(), ["sda", "sdb"]);
+    assert_eq!(
+        ok(fake.backend().resolve_partition_by_label("stockage-é")).name,
+        "sda1"
+    );
+    // A mangled name is shown, never matched.
+    assert!(matches!(
+        fake.backend().resolve_partition_by_label("caf\u{fffd}"),
+        Err(ResolveError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn seven_bit_partname_does_not_stand_for_the_real_name() {
+    // A current kernel shows "stockage-é" as "stockage-i" and "Łódź" as "Asdz".
+    let fake = FakeSysfs::new();
+    fake.add_disk("vda", 254, 0, 1000);
+    fake.add_partition_bytes("vda", "vda1", (254, 1), 1, 500, Some(b"stockage-i"));
+    fake.set_gpt_name("vda", 1, Some("stockage-é"));
+    fake.add_disk("vdb", 254, 16, 1000);
+    fake.add_partition_bytes("vdb", "vdb1", (254, 17), 1, 500, Some(b"Asdz"));
+    fake.set_gpt_name("vdb", 1, Some("Łódź"));
+    match fake.backend().resolve_partition_by_label("stockage-i") {
+        Err(e @ ResolveError::NotFound { .. }) => {
+            let text = e.to_string();
+            // The error lists the real names, read from the GPTs.
+            assert!(text.contains("\"stockage-é\" on /dev/vda1"), "{text}");
+            assert!(text.contains("\"Łódź\" on /dev/vdb1"), "{text}");
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    // vda to confirm the match, vdb for the error message.
+    assert_eq!(fake.gpts.reads(), ["vda", "vdb"]);
+    // A non-ASCII label reads every disk with a kernel-named partition.
+    let d = ok(fake.backend().resolve_partition_by_label("Łódź"));
+    assert_eq!(
+        (d.name.as_str(), d.label_source),
+        ("vdb1", Some(LabelSource::GptEntry))
+    );
+    assert_eq!(fake.gpts.reads(), ["vda", "vdb", "vda", "vdb"]);
+}
+
+#[test]
+fn steady_resolution_reads_only_the_matched_disk_or_none() {
+    let fake = FakeSysfs::new();
+    for (i, disk) in ["vda", "vdb", "vdc"].iter().enumerate() {
+        let minor = 16 * i as u32;
+        fake.add_disk(disk, 254, minor, 1000);
+        fake.add_partition(
+            disk,
+            &format!("{disk}1"),
+            (254, minor + 1),
+            1,
+            500,
+            Some(disk),
+        );
+    }
+    assert_eq!(
+        ok(fake.backend().resolve_partition_by_label("vdb")).name,
+        "vdb1"
+    );
+    assert_eq!(fake.gpts.reads(), ["vdb"]);
+    // With udev's database, nothing is read at all.
+    let fake = FakeSysfs::new();
+    fake.add_disk("vda", 254, 0, 1000);
+    fake.add_partition("vda", "vda1", (254, 1), 1, 500, Some("data"));
+    fake.add_udev_db(254, 1, &[("ID_PART_ENTRY_NAME", "data")]);
+    assert_eq!(
+        ok(fake.backend().resolve_partition_by_label("data")).label_source,
+        Some(LabelSource::Udev)
+    );
+    assert!(fake.gpts.reads().is_empty());
+}
+
+#[test]
+fn unconfirmable_kernel_match_is_refused() {
+    let fake = machine();
+    fake.make_gpt_unreadable("vda");
+    match fake.backend().resolve_partition_by_label("boot") {
+        Err(e @ ResolveError::Unconfirmed { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("/dev/vda1") && text.contains("/dev/vda "),
+                "{text}"
+            );
+            assert!(text.contains("Input/output error"), "{text}");
+            assert!(text.contains("refusing to guess"), "{text}");
+            assert!(text.contains("/run/udev"), "{text}");
+        }
+        other => panic!("expected Unconfirmed, got {other:?}"),
+    }
+    // A stale kernel table (the GPT has no such entry) is not confirmation either.
+    let fake = FakeSysfs::new();
+    fake.add_disk("vda", 254, 0, 1000);
+    fake.add_partition_bytes("vda", "vda2", (254, 2), 2, 500, Some(b"data"));
+    fake.set_gpt_name("vda", 1, Some("data"));
+    let text = fake
+        .backend()
+        .resolve_partition_by_label("data")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        text.contains("no entry 2") && text.contains("partprobe"),
+        "{text}"
+    );
+}
+
+#[test]
+fn trailing_whitespace_is_trimmed_by_both_backends_and_the_operator_label() {
+    // The kernel keeps "data  "; blkid (GPT read, udev's database) trims it.
+    let fake = FakeSysfs::new();
+    fake.add_disk("vda", 254, 0, 1000);
+    fake.add_partition_bytes("vda", "vda1", (254, 1), 1, 500, Some(b"data  "));
+    fake.set_gpt_name("vda", 1, Some("data"));
+    let kernel = ok(fake.backend().list_block_devices());
+    assert_eq!(kernel[1].partition_label.as_deref(), Some("data"));
+    fake.add_udev_db(254, 1, &[("ID_PART_ENTRY_NAME", "data")]);
+    let udev = ok(fake.backend().list_block_devices());
+    assert_eq!(udev[1].partition_label, kernel[1].partition_label);
+    for asked in ["data", "data  ", "data\t"] {
+        assert_eq!(
+            ok(fake.backend().resolve_partition_by_label(asked)).name,
+            "vda1",
+            "{asked:?}"
+        );
+    }
+    // Leading and inner whitespace count.
+    assert!(fake.backend().resolve_partition_by_label(" data").is_err());
+    // Names differing only in trailing whitespace are one label: ambiguous.
+    fake.add_partition_bytes("vda", "vda2", (254, 2), 2, 500, Some(b"data"));
+    fake.set_gpt_name("vda", 2, Some("data"));
+    assert!(matches!(
+        fake.backend().resolve_partition_by_label("data"),
+        Err(ResolveError::Ambiguous { .. })
+    ));
+}
+
+#[test]
+fn one_unreadable_device_is_left_out() {
+    let fake = machine();
+    // A malformed device number, and a uevent that cannot be read at all.
+    fake.add_disk("vdx", 254, 32, 100);
+    super::test_tree::write(
+        &fake.sys().join("devices/virtual/block/vdx/uevent"),
+        "MAJOR=x\nMINOR=1\n",
+    );
+    fake.add_disk("vdy", 254, 48, 100);
+    let uevent = fake.sys().join("devices/virtual/block/vdy/uevent");
+    if let Err(e) = std::fs::remove_file(&uevent).and_then(|()| std::fs::create_dir(&uevent)) {
+        panic!("{e}");
+    }
+    let names: Vec<String> = ok(fake.backend().list_block_devices())
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, ["loop0", "dm-0", "vda", "vda1", "vda2", "vda3"]);
 }
 
 #[test]

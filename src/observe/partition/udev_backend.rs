@@ -5,6 +5,7 @@
 //! a [`RawDevice`], so label choice and parsing are shared.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::raw::{is_ignored, RawDevice};
@@ -19,6 +20,7 @@ fn udev_error(source: std::io::Error) -> DiscoveryError {
 }
 
 /// All block devices libudev knows, except RAM disks, ordered by device number.
+/// A device whose record is malformed is left out with a warning.
 pub fn list_block_devices() -> Result<Vec<BlockDevice>, DiscoveryError> {
     let mut enumerator = udev::Enumerator::new().map_err(udev_error)?;
     enumerator.match_subsystem("block").map_err(udev_error)?;
@@ -34,6 +36,9 @@ pub fn list_block_devices() -> Result<Vec<BlockDevice>, DiscoveryError> {
         if is_ignored(&name) {
             continue;
         }
+        let partname = device
+            .property_value("PARTNAME")
+            .map(|v| v.as_bytes().to_vec());
         let properties = device
             .properties()
             .map(|p| {
@@ -64,6 +69,7 @@ pub fn list_block_devices() -> Result<Vec<BlockDevice>, DiscoveryError> {
         let raw = RawDevice {
             origin: PathBuf::from(&syspath),
             properties,
+            partname,
             size: Some(size),
             partition,
             dm_name: text(device.attribute_value("dm/name")),
@@ -71,7 +77,13 @@ pub fn list_block_devices() -> Result<Vec<BlockDevice>, DiscoveryError> {
             parent,
             name,
         };
-        devices.push(raw.into_block_device()?);
+        match raw.into_block_device() {
+            Ok(device) => devices.push(device),
+            Err(e) => tracing::warn!(
+                device = %syspath.display(),
+                "block device left out of discovery, it could not be read: {e}"
+            ),
+        }
     }
     devices.sort_by_key(|d| (d.major, d.minor));
     Ok(devices)

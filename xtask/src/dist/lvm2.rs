@@ -4,9 +4,14 @@
 //! a rerun with the same recipe finds `lib/` (the five static archives),
 //! `include/libdevmapper.h` and `pkgconfig/devmapper.pc` and does nothing. Changing
 //! anything in this file's recipe constants changes the hash, so a stale build is
-//! never reused. Everything comes from the Debian archive: the sources through a
-//! private `deb-src` list (the system's apt configuration is not touched), the
-//! compiler from musl-tools.
+//! never reused; nor is one linked against another libblkid build (its cache key
+//! is part of this one). Everything comes from the Debian archive: the sources
+//! through a private `deb-src` list (see [`super::source_build`]), the compiler
+//! from musl-tools.
+use super::libblkid::StaticBlkid;
+use super::source_build::{
+    cache_key, copy, fetch, fresh_dir, kernel_header_dir, mkdir, run_logged, write,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,14 +23,16 @@ pub const LVM2_UPSTREAM: &str = "2.03.16";
 const DM_VERSION: &str = "1.02.185";
 
 /// Static LVM: no udev (no libudev in a static musl world), no SELinux, no
-/// readline, no blkid, no dmeventd, no translations; the thin-pool target built in.
+/// readline, no dmeventd, no translations; the thin-pool target built in; blkid
+/// wiping on (linked against the static libblkid), so `pvcreate` sees every
+/// signature libblkid knows rather than only md, swap and LUKS.
 const CONFIGURE_FLAGS: &[&str] = &[
     "--enable-static_link",
     "--enable-cmdlib",
     "--disable-udev_sync",
     "--disable-selinux",
     "--disable-readline",
-    "--disable-blkid_wiping",
+    "--enable-blkid_wiping",
     "--with-thin=internal",
     "--disable-dmeventd",
     "--disable-nls",
@@ -34,13 +41,6 @@ const CONFIGURE_FLAGS: &[&str] = &[
 /// Optimised for size; one section per function so the final link drops what the
 /// tool never calls (rustc links with --gc-sections).
 const CFLAGS: &str = "-Os -ffunction-sections -fdata-sections";
-
-/// Headers musl's own include folder lacks, linked from the host's linux-libc-dev.
-const KERNEL_HEADERS: &[(&str, &str, &str)] = &[
-    ("linux", "/usr/include/linux", "linux-libc-dev"),
-    ("asm", "/usr/include/x86_64-linux-gnu/asm", "linux-libc-dev"),
-    ("asm-generic", "/usr/include/asm-generic", "linux-libc-dev"),
-];
 
 /// (archive name in lib/, path inside the built LVM2 tree) in link order.
 pub const ARCHIVES: &[(&str, &str)] = &[
@@ -92,7 +92,7 @@ const FIXES: &[SourceFix] = &[
 ];
 
 /// Bumped by hand when the steps below change in a way the constants don't show.
-const RECIPE_REVISION: u32 = 1;
+const RECIPE_REVISION: u32 = 2;
 
 /// What the static build left for the Rust link.
 pub struct StaticLvm {
@@ -104,8 +104,11 @@ pub struct StaticLvm {
     pub debian_version: String,
 }
 
-fn recipe_hash() -> u64 {
-    let mut text = format!("{LVM2_UPSTREAM}|{DM_VERSION}|{CFLAGS}|{RECIPE_REVISION}");
+fn recipe_hash(blkid: &StaticBlkid) -> u64 {
+    let mut text = format!(
+        "{LVM2_UPSTREAM}|{DM_VERSION}|{CFLAGS}|{RECIPE_REVISION}|{}",
+        blkid.cache_key
+    );
     for flag in CONFIGURE_FLAGS {
         text.push('|');
         text.push_str(flag);
@@ -116,22 +119,19 @@ fn recipe_hash() -> u64 {
     for fix in FIXES {
         text.push_str(&format!("|{}|{}|{}", fix.file, fix.find, fix.replace));
     }
-    // FNV-1a: a cache key, not a security boundary.
-    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    cache_key(&text)
 }
 
 /// The cache folder for this recipe.
-pub fn cache_dir(target: &Path) -> PathBuf {
+pub fn cache_dir(target: &Path, blkid: &StaticBlkid) -> PathBuf {
     target
         .join("lvm2-musl")
-        .join(format!("{LVM2_UPSTREAM}-{:016x}", recipe_hash()))
+        .join(format!("{LVM2_UPSTREAM}-{:016x}", recipe_hash(blkid)))
 }
 
-/// Builds (or finds cached) static LVM2 archives for musl.
-pub fn ensure(target: &Path) -> Result<StaticLvm, String> {
-    let dir = cache_dir(target);
+/// Builds (or finds cached) static LVM2 archives for musl, linked against `blkid`.
+pub fn ensure(target: &Path, blkid: &StaticBlkid) -> Result<StaticLvm, String> {
+    let dir = cache_dir(target, blkid);
     let stamp = dir.join("complete");
     let result = StaticLvm {
         lib_dir: dir.join("lib"),
@@ -151,11 +151,7 @@ pub fn ensure(target: &Path) -> Result<StaticLvm, String> {
     }
     let started = std::time::Instant::now();
     let work = dir.join("work");
-    if work.exists() {
-        std::fs::remove_dir_all(&work)
-            .map_err(|e| format!("cannot clear {}: {e}", work.display()))?;
-    }
-    mkdir(&work)?;
+    fresh_dir(&work)?;
     let sources = download_sources(&work)?;
     let include = kernel_header_dir(&work)?;
     let cc = format!(
@@ -165,7 +161,13 @@ pub fn ensure(target: &Path) -> Result<StaticLvm, String> {
     );
     build_libaio(&sources.libaio, &include, &work)?;
     apply_fixes(&sources.lvm2)?;
-    build_lvm2(&sources.lvm2, &cc, &sources.libaio.join("src"), &work)?;
+    build_lvm2(
+        &sources.lvm2,
+        &cc,
+        &sources.libaio.join("src"),
+        blkid,
+        &work,
+    )?;
 
     let lib_dir = &result.lib_dir;
     mkdir(lib_dir)?;
@@ -216,115 +218,12 @@ struct Sources {
     debian_version: String,
 }
 
-/// apt options that point at a private source list and package index, so the
-/// system's apt configuration and lists stay as they are.
-fn private_apt(apt_dir: &Path) -> Vec<String> {
-    vec![
-        "-q".into(),
-        "-o".into(),
-        format!(
-            "Dir::Etc::SourceList={}",
-            apt_dir.join("sources.list").display()
-        ),
-        "-o".into(),
-        format!(
-            "Dir::Etc::SourceParts={}",
-            apt_dir.join("sources.list.d").display()
-        ),
-        "-o".into(),
-        format!("Dir::State::Lists={}", apt_dir.join("lists").display()),
-        "-o".into(),
-        format!("Dir::Cache={}", apt_dir.join("cache").display()),
-        // Downloads land in a root-owned folder; don't drop to the _apt user.
-        "-o".into(),
-        "APT::Sandbox::User=root".into(),
-    ]
-}
-
-/// The system's `deb` entries turned into `deb-src` entries (same mirrors, suites,
-/// keys), in a private apt folder.
-fn write_source_lists(apt_dir: &Path) -> Result<(), String> {
-    let parts = apt_dir.join("sources.list.d");
-    mkdir(&parts)?;
-    mkdir(&apt_dir.join("lists/partial"))?;
-    mkdir(&apt_dir.join("cache/archives/partial"))?;
-    let mut one_line = String::new();
-    let mut deb822 = String::new();
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut more: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        more.sort();
-        files.extend(more);
-    }
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        let name = file.to_string_lossy();
-        if name.ends_with(".list") {
-            for line in text.lines() {
-                if let Some(rest) = line.trim_start().strip_prefix("deb ") {
-                    one_line.push_str(&format!("deb-src {rest}\n"));
-                }
-            }
-        } else if name.ends_with(".sources") {
-            for stanza in text.split("\n\n") {
-                let is_deb = stanza.lines().any(|l| {
-                    l.strip_prefix("Types:")
-                        .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"))
-                });
-                let enabled = !stanza
-                    .lines()
-                    .any(|l| l.trim().eq_ignore_ascii_case("Enabled: no"));
-                if is_deb && enabled {
-                    for line in stanza.lines() {
-                        if line.starts_with("Types:") {
-                            deb822.push_str("Types: deb-src\n");
-                        } else if !line.starts_with('#') {
-                            deb822.push_str(line);
-                            deb822.push('\n');
-                        }
-                    }
-                    deb822.push('\n');
-                }
-            }
-        }
-    }
-    if one_line.is_empty() && deb822.is_empty() {
-        return Err("no `deb` entry found in /etc/apt/sources.list or /etc/apt/sources.list.d/*.{list,sources}: \
-             the static LVM2 build downloads Debian's lvm2 and libaio source packages from the same archive; \
-             configure apt for a Debian archive first"
-            .into());
-    }
-    write(&apt_dir.join("sources.list"), &one_line)?;
-    write(&parts.join("deb-src.sources"), &deb822)
-}
-
 fn download_sources(work: &Path) -> Result<Sources, String> {
-    let apt_dir = work.join("apt");
-    write_source_lists(&apt_dir)?;
-    let apt = private_apt(&apt_dir);
-    run_logged(
-        Command::new("apt-get").args(&apt).arg("update"),
-        &work.join("apt-update.log"),
-        "apt-get update (deb-src lists) failed; is the Debian archive reachable?",
-    )?;
-    let download = work.join("download");
-    mkdir(&download)?;
-    run_logged(
-        Command::new("apt-get")
-            .args(&apt)
-            .args(["source", "--download-only", "lvm2", "libaio"])
-            .current_dir(&download),
-        &work.join("apt-source.log"),
-        "apt-get source --download-only lvm2 libaio failed",
-    )?;
-    let lvm2_dsc = find_dsc(&download, "lvm2_")?;
-    let libaio_dsc = find_dsc(&download, "libaio_")?;
-    let debian_version = lvm2_dsc
-        .file_stem()
-        .map(|s| s.to_string_lossy().trim_start_matches("lvm2_").to_owned())
-        .unwrap_or_default();
+    let mut unpacked = fetch(work, &["lvm2", "libaio"])?.into_iter();
+    let (Some(lvm2), Some(libaio)) = (unpacked.next(), unpacked.next()) else {
+        return Err("apt-get source did not unpack both lvm2 and libaio".into());
+    };
+    let debian_version = lvm2.debian_version;
     if !debian_version.starts_with(&format!("{LVM2_UPSTREAM}-")) {
         return Err(format!(
             "Debian's lvm2 source package is now {debian_version}, but the static build recipe \
@@ -332,56 +231,11 @@ fn download_sources(work: &Path) -> Result<Sources, String> {
              check the fixes against the new source and update LVM2_UPSTREAM"
         ));
     }
-    let lvm2 = work.join("lvm2");
-    let libaio = work.join("libaio");
-    for (dsc, dest) in [(&lvm2_dsc, &lvm2), (&libaio_dsc, &libaio)] {
-        // apt verified the files against the archive's signed index already.
-        run_logged(
-            Command::new("dpkg-source")
-                .args(["--no-check", "-x"])
-                .arg(dsc)
-                .arg(dest),
-            &work.join("dpkg-source.log"),
-            "dpkg-source -x failed (packages dpkg-dev, xz-utils)",
-        )?;
-    }
     Ok(Sources {
-        lvm2,
-        libaio,
+        lvm2: lvm2.dir,
+        libaio: libaio.dir,
         debian_version,
     })
-}
-
-fn find_dsc(dir: &Path, prefix: &str) -> Result<PathBuf, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    entries
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name().is_some_and(|n| {
-                let n = n.to_string_lossy();
-                n.starts_with(prefix) && n.ends_with(".dsc")
-            })
-        })
-        .ok_or_else(|| format!("apt-get source left no {prefix}*.dsc in {}", dir.display()))
-}
-
-/// A folder with `linux`, `asm`, `asm-generic` linked from the host's kernel
-/// headers: musl-gcc searches only musl's include folder.
-fn kernel_header_dir(work: &Path) -> Result<PathBuf, String> {
-    let dir = work.join("kernel-headers");
-    mkdir(&dir)?;
-    for (name, host, package) in KERNEL_HEADERS {
-        if !Path::new(host).is_dir() {
-            return Err(format!(
-                "{host} is missing; install it with: apt-get install {package}"
-            ));
-        }
-        std::os::unix::fs::symlink(host, dir.join(name))
-            .map_err(|e| format!("cannot link {} to {host}: {e}", dir.join(name).display()))?;
-    }
-    Ok(dir)
 }
 
 fn build_libaio(libaio: &Path, include: &Path, work: &Path) -> Result<(), String> {
@@ -415,13 +269,26 @@ fn apply_fixes(lvm2: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn build_lvm2(lvm2: &Path, cc: &str, libaio_dir: &Path, work: &Path) -> Result<(), String> {
+fn build_lvm2(
+    lvm2: &Path,
+    cc: &str,
+    libaio_dir: &Path,
+    blkid: &StaticBlkid,
+    work: &Path,
+) -> Result<(), String> {
     run_logged(
         Command::new(lvm2.join("configure"))
             .args(CONFIGURE_FLAGS)
             .env("CC", cc)
             .env("CFLAGS", CFLAGS)
             .env("LDFLAGS", format!("-L{}", libaio_dir.display()))
+            // configure takes these instead of asking pkg-config (whose answer
+            // would be the host's glibc libblkid).
+            .env("BLKID_CFLAGS", format!("-I{}", blkid.header_dir.display()))
+            .env(
+                "BLKID_LIBS",
+                format!("-L{} -lblkid", blkid.lib_dir.display()),
+            )
             .current_dir(lvm2),
         &work.join("lvm2-configure.log"),
         "LVM2's configure failed with musl-gcc (packages musl-tools, make, linux-libc-dev)",
@@ -445,47 +312,4 @@ fn build_lvm2(lvm2: &Path, cc: &str, libaio_dir: &Path, work: &Path) -> Result<(
         &work.join("lvm2-make-tools.log"),
         "building LVM2's tools/liblvm2cmd.a with musl-gcc failed",
     )
-}
-
-/// Runs a command with its output in `log`; on failure the error carries the
-/// log's tail, the hint and the log's path.
-fn run_logged(command: &mut Command, log: &Path, hint: &str) -> Result<(), String> {
-    eprintln!("xtask: running {command:?} (log: {})", log.display());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let err = file
-        .try_clone()
-        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let status = command
-        .stdout(file)
-        .stderr(err)
-        .status()
-        .map_err(|e| format!("cannot start {command:?}: {e}; {hint}"))?;
-    if status.success() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(25)..].join("\n");
-    Err(format!(
-        "{command:?} failed with {status}\n--- last lines of {} ---\n{tail}\n---\n{hint}",
-        log.display()
-    ))
-}
-
-fn mkdir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
-}
-
-fn copy(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::copy(from, to)
-        .map(|_| ())
-        .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
-}
-
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -1,0 +1,177 @@
+//! Partition names read from the GPT itself, through libblkid's
+//! partition-table probing: the full UTF-16 name decoded to UTF-8, with
+//! trailing whitespace removed (libblkid's rule, see [`super::label`]).
+//!
+//! Reading a disk's GPT means opening the disk, so it is done only where the
+//! kernel's 7-bit `PARTNAME` cannot be trusted, one probe per disk; see the
+//! module documentation of [`super`] for when that is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use libblkid_rs::BlkidProbe;
+
+use super::label::trim_label;
+use super::{BlockDevice, DeviceKind, LabelSource};
+
+/// The GPT entry names of one disk, by partition number (`None`: no name).
+pub(crate) type GptNames = BTreeMap<u32, Option<String>>;
+
+/// Reads the partition names of a disk's GPT.
+pub trait GptEntryReader: fmt::Debug + Send + Sync {
+    /// The names in the GPT of the disk at `disk` (its device node), or why
+    /// they could not be read.
+    fn read_names(&self, disk: &Path) -> Result<GptNames, String>;
+}
+
+/// The real reader: libblkid probing the disk's partition table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Libblkid;
+
+impl GptEntryReader for Libblkid {
+    fn read_names(&self, disk: &Path) -> Result<GptNames, String> {
+        tracing::debug!(disk = %disk.display(), "reading GPT entry names with libblkid");
+        let mut probe = BlkidProbe::new_from_filename(disk)
+            .map_err(|e| format!("libblkid cannot open it: {e}"))?;
+        probe
+            .enable_superblocks(false)
+            .and_then(|()| probe.enable_partitions(true))
+            .map_err(|e| format!("libblkid cannot set up partition probing: {e}"))?;
+        let mut list = probe
+            .get_partitions()
+            .map_err(|e| format!("libblkid found no readable partition table: {e}"))?;
+        let table_type = list
+            .get_table()
+            .and_then(|t| t.get_type())
+            .map_err(|e| format!("libblkid found no partition table: {e}"))?;
+        if table_type != "gpt" {
+            return Err(format!(
+                "its partition table is {table_type:?}, not GPT, so it holds no partition names"
+            ));
+        }
+        let count = list
+            .number_of_partitions()
+            .map_err(|e| format!("libblkid cannot count its partitions: {e}"))?;
+        let mut names = GptNames::new();
+        for index in 0..count {
+            let entry = list
+                .get_partition(index)
+                .map_err(|e| format!("libblkid cannot read GPT entry {index}: {e}"))?;
+            let number = entry
+                .get_partno()
+                .map_err(|e| format!("libblkid cannot number GPT entry {index}: {e}"))?;
+            let name = entry
+                .get_name()
+                .map_err(|e| format!("GPT entry {number}'s name is not valid UTF-16: {e}"))?;
+            let name = name
+                .as_deref()
+                .map(trim_label)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned);
+            names.insert(number, name);
+        }
+        Ok(names)
+    }
+}
+
+/// Used for trees that are not this machine's (`SysfsBackend::with_roots`):
+/// their device nodes are not ours to open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGptAccess;
+
+impl GptEntryReader for NoGptAccess {
+    fn read_names(&self, disk: &Path) -> Result<GptNames, String> {
+        Err(format!(
+            "{} belongs to a sysfs tree that is not this machine's, so its GPT is not read",
+            disk.display()
+        ))
+    }
+}
+
+/// The device node of a partition's disk: the disk's own entry if listed
+/// (its `DEVNAME` may differ from its kernel name), else `/dev/<disk>`.
+fn disk_node(devices: &[BlockDevice], disk: &str) -> PathBuf {
+    devices
+        .iter()
+        .find(|d| d.kind == DeviceKind::Disk && d.name == disk)
+        .map(|d| d.devnode.clone())
+        .unwrap_or_else(|| Path::new("/dev").join(disk))
+}
+
+/// Why the GPT name of one partition could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    /// Index into the device list.
+    pub index: usize,
+    pub disk: PathBuf,
+    pub detail: String,
+}
+
+/// Replaces the label of every partition that `wanted` selects by its GPT
+/// entry name (source [`LabelSource::GptEntry`]), reading each disk once.
+/// Partitions whose name could not be read keep their label and are returned.
+pub(crate) fn relabel_from_gpt(
+    devices: &mut [BlockDevice],
+    reader: &dyn GptEntryReader,
+    wanted: impl Fn(&BlockDevice) -> bool,
+) -> Vec<Unreadable> {
+    let mut by_disk: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (index, device) in devices.iter().enumerate() {
+        if device.kind == DeviceKind::Partition && wanted(device) {
+            if let Some(disk) = &device.parent {
+                by_disk.entry(disk.clone()).or_default().push(index);
+            }
+        }
+    }
+    let mut unreadable = Vec::new();
+    // Partitions whose disk is unknown cannot be read.
+    for (index, device) in devices.iter().enumerate() {
+        if device.kind == DeviceKind::Partition && device.parent.is_none() && wanted(device) {
+            unreadable.push(Unreadable {
+                index,
+                disk: PathBuf::new(),
+                detail: format!(
+                    "sysfs does not show which disk {} belongs to",
+                    device.devnode.display()
+                ),
+            });
+        }
+    }
+    for (disk, indices) in by_disk {
+        let node = disk_node(devices, &disk);
+        let names = reader.read_names(&node);
+        for index in indices {
+            let Some(device) = devices.get_mut(index) else {
+                continue;
+            };
+            let found = match (&names, device.partition_number) {
+                (Err(detail), _) => Err(detail.clone()),
+                (Ok(_), None) => Err(format!(
+                    "sysfs gives {} no partition number",
+                    device.devnode.display()
+                )),
+                (Ok(names), Some(number)) => names.get(&number).cloned().ok_or_else(|| {
+                    format!(
+                        "its GPT has no entry {number}, though the kernel has a partition {}: \
+                         the kernel's partition table is out of date (run `partprobe {}`)",
+                        device.devnode.display(),
+                        node.display()
+                    )
+                }),
+            };
+            match found {
+                Ok(name) => {
+                    device.label_source = name.as_ref().map(|_| LabelSource::GptEntry);
+                    device.partition_label = name;
+                }
+                Err(detail) => unreadable.push(Unreadable {
+                    index,
+                    disk: node.clone(),
+                    detail,
+                }),
+            }
+        }
+    }
+    unreadable
+}

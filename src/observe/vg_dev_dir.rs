@@ -1,0 +1,128 @@
+//! The `/dev/<vg>` folder. LVM keeps one symlink per active LV there and, with
+//! `udev_rules = 0` (how this tool and LINSTOR's satellite run it), creates and
+//! removes those links itself at the end of each command. A command killed midway
+//! leaves the folder behind; `vgcreate` then refuses the name forever ("already
+//! exists in filesystem"). This reads what is there so the planner can tell such
+//! leftovers (only symlinks) from anything else (which is never ours to remove).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// More entries than a VG folder ever holds; a larger folder is not a VG folder.
+const MAX_ENTRIES: usize = 65_536;
+
+/// One entry of `/dev/<vg>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum VgDevEntry {
+    /// A symlink, as LVM makes them (`pool -> ../dm-4`).
+    Symlink { name: String, target: PathBuf },
+    /// Anything else: a device node, a file, a folder. Not LVM's.
+    Other { name: String },
+}
+
+/// What `/dev/<vg>` is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum VgDevDir {
+    #[default]
+    Absent,
+    /// A folder with these entries (sorted by name).
+    Folder {
+        path: PathBuf,
+        entries: Vec<VgDevEntry>,
+    },
+    /// Something that is not a folder (a device node such as `/dev/vda`, a file).
+    NotAFolder { path: PathBuf },
+}
+
+impl VgDevDir {
+    /// A folder of symlinks only: what LVM leaves, and nothing else.
+    pub fn holds_only_symlinks(&self) -> bool {
+        match self {
+            VgDevDir::Folder { entries, .. } => entries
+                .iter()
+                .all(|e| matches!(e, VgDevEntry::Symlink { .. })),
+            _ => false,
+        }
+    }
+}
+
+/// Reads `<dev>/<vg>` (`dev` stands for `/dev`).
+pub fn read_vg_dev_dir(dev: &Path, vg: &str) -> io::Result<VgDevDir> {
+    let path = dev.join(vg);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(VgDevDir::Absent),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return Ok(VgDevDir::NotAFolder { path });
+    }
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(&path)? {
+        let entry = entry?;
+        if entries.len() >= MAX_ENTRIES {
+            return Err(io::Error::other(format!(
+                "{} holds more than {MAX_ENTRIES} entries",
+                path.display()
+            )));
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type()?;
+        entries.push(if kind.is_symlink() {
+            VgDevEntry::Symlink {
+                target: fs::read_link(entry.path())?,
+                name,
+            }
+        } else {
+            VgDevEntry::Other { name }
+        });
+    }
+    entries.sort_by(|a, b| entry_name(a).cmp(entry_name(b)));
+    Ok(VgDevDir::Folder { path, entries })
+}
+
+fn entry_name(entry: &VgDevEntry) -> &str {
+    match entry {
+        VgDevEntry::Symlink { name, .. } | VgDevEntry::Other { name } => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::partition::test_tree::TempDir;
+
+    #[test]
+    fn tells_lvm_leftovers_from_anything_else() {
+        let dev = TempDir::new("vgdev");
+        let read = |vg: &str| match read_vg_dev_dir(dev.path(), vg) {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(read("linstor-vg"), VgDevDir::Absent);
+
+        let folder = dev.path().join("linstor-vg");
+        if let Err(e) = fs::create_dir(&folder)
+            .and_then(|()| std::os::unix::fs::symlink("../dm-4", folder.join("linstor-pool")))
+        {
+            panic!("{e}");
+        }
+        let leftover = read("linstor-vg");
+        assert!(leftover.holds_only_symlinks(), "{leftover:?}");
+
+        if let Err(e) = fs::write(folder.join("notes"), "mine") {
+            panic!("{e}");
+        }
+        assert!(!read("linstor-vg").holds_only_symlinks());
+
+        if let Err(e) = fs::write(dev.path().join("vda"), "") {
+            panic!("{e}");
+        }
+        assert!(matches!(read("vda"), VgDevDir::NotAFolder { .. }));
+    }
+}
