@@ -91,6 +91,11 @@ pub fn command_line(
                 device.clone(),
             ]
         }
+        Action::RemoveIncompleteSpare { volume_group, name } => vec![
+            "lvremove".into(),
+            "--force".into(),
+            format!("{volume_group}/{name}"),
+        ],
         Action::RemoveIncompletePool { volume_group, pool } => vec![
             "lvremove".into(),
             "--force".into(),

@@ -435,13 +435,10 @@ fn vg_facts(
                         ))
                     })?,
                     zero_new_blocks: *zero_new_blocks,
-                    // The pool itself active, as `lvchange -ay` leaves it (LVM reports
-                    // it active, 'a'): its public `-pool` device (no suffix in older
-                    // LVM) over a serving `-tpool`. A thin volume's activation alone
-                    // brings up only the `-tpool` layer.
-                    serving: devices.iter().any(|a| {
-                        a.serving && matches!(a.layer_suffix.as_deref(), None | Some("-pool"))
-                    }) && devices
+                    // Its `-tpool` device serves I/O (named `vg-pool` while no thin
+                    // volume uses the pool, `vg-pool-tpool` after): LVM then reports
+                    // data usage, which is what LINSTOR reads.
+                    serving: devices
                         .iter()
                         .any(|a| a.serving && a.layer_suffix.as_deref() == Some("-tpool")),
                 },

@@ -162,9 +162,8 @@ pub enum LvKind {
         metadata_size_bytes: u64,
         chunk_size_bytes: u64,
         zero_new_blocks: bool,
-        /// The pool is active (its own device and its `-tpool` device serve I/O):
-        /// LVM reports it active with usage, and LINSTOR can carve volumes.
-        /// LINSTOR never activates a pool itself.
+        /// Its `-tpool` device-mapper device serves I/O: LVM reports usage and
+        /// LINSTOR can carve volumes. LINSTOR never activates a pool itself.
         serving: bool,
     },
     Thin {

@@ -35,6 +35,12 @@ pub enum Action {
         volume_group: String,
         pool: String,
     },
+    /// Remove one LV: the plain `lvol<N>` an interrupted thin-pool `lvcreate` made as
+    /// the pool's metadata spare before any pool existed.
+    RemoveIncompleteSpare {
+        volume_group: String,
+        name: String,
+    },
     ResizePhysicalVolume {
         device: PathBuf,
         from_bytes: u64,
@@ -128,6 +134,10 @@ impl fmt::Display for Action {
             Action::RemoveIncompletePool { volume_group, pool } => write!(
                 f,
                 "remove {volume_group}/{pool}, a thin pool whose creation was interrupted"
+            ),
+            Action::RemoveIncompleteSpare { volume_group, name } => write!(
+                f,
+                "remove {volume_group}/{name}, a pool metadata spare whose creation was interrupted"
             ),
             Action::ResizePhysicalVolume {
                 device,

@@ -184,12 +184,16 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             })
         }
         SatelliteIdReading::SeedLvInactive => {
+            let mut actions: Vec<Action> = idle_pools(vg)
+                .filter_map(|pool| deactivate_stranded_components(vg, pool))
+                .collect();
+            actions.push(Action::ActivateSeedMetadataLv {
+                volume_group: vg.name.clone(),
+            });
             return Ok(Plan {
                 reset: None,
-                actions: vec![Action::ActivateSeedMetadataLv {
-                    volume_group: vg.name.clone(),
-                }],
-            })
+                actions,
+            });
         }
         SatelliteIdReading::Tag(id) | SatelliteIdReading::SeedFile(id) => Some(id.as_str()),
         SatelliteIdReading::Absent => None,
@@ -451,7 +455,15 @@ fn keep_and_grow(
             })?;
     }
     match vg.logical_volumes.iter().find(|lv| lv.name == config.pool) {
-        None => actions.push(create_pool(config)),
+        None => {
+            actions.extend(interrupted_spare_creations(vg).map(|name| {
+                Action::RemoveIncompleteSpare {
+                    volume_group: vg.name.clone(),
+                    name: name.to_owned(),
+                }
+            }));
+            actions.push(create_pool(config));
+        }
         Some(LvFacts {
             kind:
                 LvKind::ThinPool {
@@ -521,29 +533,8 @@ fn keep_and_grow(
             })
         }
     }
-    let pool_idle = vg.logical_volumes.iter().any(|lv| {
-        lv.name == config.pool && matches!(lv.kind, LvKind::ThinPool { serving: false, .. })
-    });
-    if pool_idle {
-        // An activation killed midway leaves the pool's component LVs active on
-        // their own; LVM then refuses to activate the pool (or any thin LV) until
-        // they are deactivated.
-        let components: Vec<String> = vg
-            .logical_volumes
-            .iter()
-            // Held ones belong to a pool device that exists; LVM completes that
-            // activation itself.
-            .filter(|lv| {
-                lv.active && lv.open_by.is_none() && is_pool_component(&lv.name, &config.pool)
-            })
-            .map(|lv| lv.name.clone())
-            .collect();
-        if !components.is_empty() {
-            actions.push(Action::DeactivatePoolComponents {
-                volume_group: vg.name.clone(),
-                names: components,
-            });
-        }
+    if idle_pools(vg).any(|pool| pool == config.pool) {
+        actions.extend(deactivate_stranded_components(vg, &config.pool));
         actions.push(Action::ActivateThinPool {
             volume_group: vg.name.clone(),
             pool: config.pool.clone(),
@@ -552,6 +543,30 @@ fn keep_and_grow(
     Ok(Plan {
         reset: None,
         actions,
+    })
+}
+
+/// Thin pools of the VG whose pool device does not serve I/O.
+fn idle_pools(vg: &VgFacts) -> impl Iterator<Item = &str> {
+    vg.logical_volumes
+        .iter()
+        .filter(|lv| matches!(lv.kind, LvKind::ThinPool { serving: false, .. }))
+        .map(|lv| lv.name.as_str())
+}
+
+/// An activation killed midway leaves an idle pool's component LVs active on their
+/// own; LVM then refuses to activate the pool or any of its thin volumes until
+/// they are deactivated.
+fn deactivate_stranded_components(vg: &VgFacts, pool: &str) -> Option<Action> {
+    let names: Vec<String> = vg
+        .logical_volumes
+        .iter()
+        .filter(|lv| lv.active && is_pool_component(&lv.name, pool))
+        .map(|lv| lv.name.clone())
+        .collect();
+    (!names.is_empty()).then(|| Action::DeactivatePoolComponents {
+        volume_group: vg.name.clone(),
+        names,
     })
 }
 
@@ -572,6 +587,35 @@ fn is_interrupted_pool_creation(vg: &VgFacts, lv: &LvFacts) -> bool {
             .logical_volumes
             .iter()
             .any(|other| other.name == "lvol0_pmspare")
+}
+
+/// LVM's pool metadata spare is never larger than this (lib/metadata/pool_manip.c).
+const MAX_POOL_METADATA_SPARE_BYTES: u64 = 16 << 30;
+
+/// What a thin-pool `lvcreate` killed while preparing the pool metadata spare leaves
+/// in a VG this tool made, before any pool exists: LVM creates the spare as a plain,
+/// visible `lvol<N>` (committed, activated, zeroed) and renames it `lvol<N>_pmspare`
+/// only with the pool's own commit. Left alone it stays forever, outside the pool.
+fn interrupted_spare_creations(vg: &VgFacts) -> impl Iterator<Item = &str> {
+    let ours_without_pool = matches!(vg.satellite_id, SatelliteIdReading::Tag(_))
+        && !vg
+            .logical_volumes
+            .iter()
+            .any(|lv| matches!(lv.kind, LvKind::ThinPool { .. }) || lv.name.ends_with("_pmspare"));
+    vg.logical_volumes
+        .iter()
+        .filter(move |lv| {
+            ours_without_pool
+                && lv.visible
+                && lv.open_by.is_none()
+                && lv.size_bytes <= MAX_POOL_METADATA_SPARE_BYTES
+                && matches!(&lv.kind, LvKind::Other { segment_type } if segment_type == "striped")
+                && lv
+                    .name
+                    .strip_prefix("lvol")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|lv| lv.name.as_str())
 }
 
 /// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs;

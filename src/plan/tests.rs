@@ -155,6 +155,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::ResizePhysicalVolume { .. } => "pvresize",
             Action::ReinitializePhysicalVolume { .. } => "pvcreate-ff",
             Action::RemoveIncompletePool { .. } => "lvremove-one",
+            Action::RemoveIncompleteSpare { .. } => "lvremove-spare",
             Action::CreateVolumeGroup { .. } => "vgcreate",
             Action::TagVolumeGroup { .. } => "vgtag",
             Action::CreateThinPool { .. } => "pool-create",
@@ -812,4 +813,51 @@ mod from_lvm_images {
             vec!["pvresize", "pool-create"]
         );
     }
+}
+
+#[test]
+fn a_seed_adoption_killed_inside_its_activation_is_unblocked_first() {
+    let mut observed = provisioned(SatelliteIdReading::SeedLvInactive);
+    set_pool_serving(&mut observed, false);
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        lv.active = lv.name == "linstor-pool_tmeta";
+    }
+    assert_eq!(
+        kinds(&planned(&observed, &config())),
+        ["components-deactivate", "activate-seed-lv"]
+    );
+    // Nothing stranded: just the activation that reads the seed's ID.
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        lv.active = false;
+    }
+    assert_eq!(kinds(&planned(&observed, &config())), ["activate-seed-lv"]);
+}
+
+#[test]
+fn a_pool_creation_killed_while_making_its_spare_is_cleaned_up() {
+    let mut observed = provisioned(tag("node-01"));
+    vg_mut(&mut observed).logical_volumes = vec![LvFacts {
+        name: "lvol0".into(),
+        kind: LvKind::Other {
+            segment_type: "striped".into(),
+        },
+        visible: true,
+        size_bytes: EXTENT,
+        active: true,
+        open_by: None,
+    }];
+    assert_eq!(
+        kinds(&planned(&observed, &config())),
+        ["lvremove-spare", "pool-create"]
+    );
+    // Someone else's volume: too big for a spare, open, or in a VG without our tag.
+    let mut big = observed.clone();
+    vg_mut(&mut big).logical_volumes[0].size_bytes = 17 << 30;
+    assert_eq!(kinds(&planned(&big, &config())), ["pool-create"]);
+    let mut open = observed.clone();
+    vg_mut(&mut open).logical_volumes[0].open_by = Some("mounted".into());
+    assert_eq!(kinds(&planned(&open, &config())), ["pool-create"]);
+    let mut named = observed.clone();
+    vg_mut(&mut named).logical_volumes[0].name = "lvolx".into();
+    assert_eq!(kinds(&planned(&named, &config())), ["pool-create"]);
 }

@@ -69,6 +69,37 @@ const ENGINE_VM_TESTS: &[&str] = &[
     "vm_discovery",
 ];
 
+/// VM scenarios that run only with the dist artifact: the binary that ships is
+/// the one whose refusals, recovery and LINSTOR-readiness they prove.
+const ARTIFACT_VM_TESTS: &[&str] = &[
+    "vm_bad_inputs",
+    "vm_foreign_lvm",
+    "vm_kill_torture",
+    "vm_linstor",
+    "vm_partition_labels",
+    "vm_signatures",
+];
+
+/// Integration test targets of the main package (`tests/*.rs`), by name.
+fn integration_tests() -> Result<Vec<String>, String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            if let Some(stem) = path.file_stem() {
+                names.push(stem.to_string_lossy().into_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     let started = std::time::Instant::now();
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -85,16 +116,39 @@ fn test(extra: &[String]) -> Result<(), String> {
     // lvm2 userspace, and the engine scenarios run again with it below.
     let artifact = dist::run()?;
     let dist_done = started.elapsed();
-    // One test thread per core at most: every VM test boots a TCG guest.
+    let tests = integration_tests()?;
+    for name in ARTIFACT_VM_TESTS {
+        if !tests.iter().any(|t| t == name) {
+            return Err(format!(
+                "ARTIFACT_VM_TESTS names {name}, but tests/{name}.rs does not exist"
+            ));
+        }
+    }
+    // Unit tests of every crate, the test bed's own tests, then every integration
+    // test not reserved for the artifact, with the debug build.
     run(cargo()
-        .args(["test", "--workspace", "--all-targets"])
+        .args(["test", "--workspace", "--lib", "--bins"])
+        .args(extra))?;
+    run(cargo()
+        .args(["test", "--package", "vmtest", "--tests"])
+        .args(extra)
+        .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1"))?;
+    let mut debug_pass = cargo();
+    debug_pass.args(["test", "--package", "linstor-provision-disk"]);
+    for name in tests
+        .iter()
+        .filter(|t| !ARTIFACT_VM_TESTS.contains(&t.as_str()))
+    {
+        debug_pass.args(["--test", name]);
+    }
+    run(debug_pass
         .args(extra)
         .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
         .env("LINSTOR_PROVISION_DISK_DIST", &artifact))?;
     let tests_done = started.elapsed();
     let mut again = cargo();
     again.args(["test", "--package", "linstor-provision-disk"]);
-    for name in ENGINE_VM_TESTS {
+    for name in ENGINE_VM_TESTS.iter().chain(ARTIFACT_VM_TESTS) {
         again.args(["--test", name]);
     }
     run(again
@@ -104,7 +158,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("LINSTOR_PROVISION_DISK_BIN", &artifact))?;
     let all_done = started.elapsed();
     eprintln!(
-        "xtask: test timings: fmt+clippy {:.0?}, dist {:.0?}, all tests {:.0?}, engine VM tests with the dist artifact {:.0?}; total {:.0?}",
+        "xtask: test timings: fmt+clippy {:.0?}, dist {:.0?}, unit and debug-build tests {:.0?}, VM tests with the dist artifact {:.0?}; total {:.0?}",
         lint_done,
         dist_done - lint_done,
         tests_done - dist_done,
