@@ -57,9 +57,9 @@ seed_layout() {
 
 /// Kills per scenario. Each lands at its own fraction (25%…95%) of a measured
 /// run of the same scenario, where the LVM commands run.
-const FRESH_KILLS: usize = 10;
+const FRESH_KILLS: usize = 12;
 const ACTIVATION_KILLS: usize = 8;
-const RESET_KILLS: usize = 10;
+const RESET_KILLS: usize = 12;
 /// Seed adoptions and grows: one disk per kill (each can happen once), plus one
 /// disk for the reference run.
 const SIDE_KILLS: usize = 6;
@@ -119,20 +119,7 @@ fn options(udevd: bool) -> BootOptions {
 
 fn boot_torture(bed: &vmtest::TestBed, udevd: bool, script: &str) -> GuestRun {
     let script = format!("{PRELUDE}{HELPERS}{script}");
-    let run = match bed.boot(&options(udevd), &script) {
-        Ok(run) => run,
-        Err(e) => panic!("VM boot failed: {e}"),
-    };
-    // The whole console, for reading what each killed run left behind.
-    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "vm_kill_torture-{}.console",
-        run.steps.first().map_or("none", |s| s.name.as_str())
-    ));
-    match std::fs::write(&log, &run.console) {
-        Ok(()) => eprintln!("guest console: {}", log.display()),
-        Err(e) => eprintln!("cannot keep the guest console in {}: {e}", log.display()),
-    }
-    run
+    boot_keeping_console(bed, &options(udevd), &script, "vm_kill_torture")
 }
 
 /// Guest steps for the fresh, activation and reset loops on /dev/vda1, each after a

@@ -157,20 +157,7 @@ fn options(udevd: bool) -> BootOptions {
 
 fn boot_with(bed: &vmtest::TestBed, udevd: bool, script: &str) -> GuestRun {
     let script = format!("{PRELUDE}{SATELLITE}{script}");
-    let run = match bed.boot(&options(udevd), &script) {
-        Ok(run) => run,
-        Err(e) => panic!("VM boot failed: {e}"),
-    };
-    // The whole console, for reading what a failed assertion does not show.
-    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "vm_linstor-{}.console",
-        run.steps.first().map_or("none", |s| s.name.as_str())
-    ));
-    match std::fs::write(&log, &run.console) {
-        Ok(()) => eprintln!("guest console: {}", log.display()),
-        Err(e) => eprintln!("cannot keep the guest console in {}: {e}", log.display()),
-    }
-    run
+    boot_keeping_console(bed, &options(udevd), &script, "vm_linstor")
 }
 
 #[test]

@@ -12,6 +12,23 @@ use std::path::Path;
 pub const CONFIG_OVERRIDE: &str = "activation{udev_sync=0}activation{udev_rules=0}\
 activation{monitoring=0}devices{obtain_device_list_from_udev=0}";
 
+/// Added to [`CONFIG_OVERRIDE`] for the host devices file edits: this tool's LVM
+/// is built with `use_devicesfile` off by default, the host's may be on (the
+/// planner edits the file only when the host uses it).
+pub const USE_DEVICES_FILE: &str = "devices{use_devicesfile=1}";
+
+/// `lvmdevices` edits the host's devices file as the host's own LVM would (its
+/// lock, its atomic rename, its choice of device ID). Not scoped with `--devices`:
+/// that option and the devices file exclude each other.
+fn devices_file_edit(args: &[&str]) -> Vec<String> {
+    let mut line: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    line.extend([
+        "--config".to_owned(),
+        format!("{CONFIG_OVERRIDE}{USE_DEVICES_FILE}"),
+    ]);
+    line
+}
+
 /// The LVM command line (program name first) for `action` on `partition`; when
 /// no thin_check can run, LVM is told to activate pools without it (see
 /// [`super::thin_check`]).
@@ -28,6 +45,18 @@ pub fn command_line(
     let mut args: Vec<String> = match action {
         Action::RemoveStaleDevices { .. } | Action::RemoveStaleVolumeGroupPath { .. } => {
             return None
+        }
+        Action::AddToDevicesFile { .. } => {
+            return Some(devices_file_edit(&["lvmdevices", "--adddev", &device]))
+        }
+        // `--yes`: lvmdevices asks before dropping a PV that holds an active LV.
+        Action::RemoveFromDevicesFile { pvid } => {
+            return Some(devices_file_edit(&[
+                "lvmdevices",
+                "--yes",
+                "--delpvid",
+                pvid,
+            ]))
         }
         Action::DeactivatePoolComponents {
             volume_group,
@@ -306,5 +335,37 @@ mod tests {
             configured,
             format!("lvextend --extents +100%FREE vg/pool {SCOPE}")
         );
+    }
+
+    #[test]
+    fn devices_file_edits_run_without_devices_scoping_and_with_the_file_on() {
+        let add = line(Action::AddToDevicesFile {
+            device: PathBuf::from("/dev/vda1"),
+        });
+        let delete = line(Action::RemoveFromDevicesFile {
+            pvid: "20mUTb8d8EnAE58j0fftwmS1fTfKUGoD".into(),
+        });
+        let config = format!("--config {CONFIG_OVERRIDE}devices{{use_devicesfile=1}}");
+        assert_eq!(add, format!("lvmdevices --adddev /dev/vda1 {config}"));
+        assert_eq!(
+            delete,
+            format!("lvmdevices --yes --delpvid 20mUTb8d8EnAE58j0fftwmS1fTfKUGoD {config}")
+        );
+        for text in [&add, &delete] {
+            assert!(!text.contains("--devices"), "{text}");
+        }
+        // No thin_check setting either: lvmdevices activates nothing.
+        let missing = command_line(
+            &Action::AddToDevicesFile {
+                device: PathBuf::from("/dev/vda1"),
+            },
+            Path::new("/dev/vda1"),
+            &ThinCheck::Missing,
+        )
+        .unwrap_or_default();
+        assert_eq!(missing.join(" "), add);
+        assert!(missing
+            .iter()
+            .all(|arg| !arg.is_empty() && !arg.contains(char::is_whitespace)));
     }
 }

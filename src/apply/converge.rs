@@ -6,7 +6,7 @@ use super::{apply_action, ApplyError, LvmExecutor};
 use crate::config::ProvisionConfig;
 use crate::observe::partition::DiscoveryBackend;
 use crate::observe::snapshot::{observe_resolved, resolve, Expectations, ObserveError};
-use crate::plan::{plan, Plan, Refusal};
+use crate::plan::{host_lvm_warnings, plan, Plan, Refusal};
 use thiserror::Error;
 
 /// Rounds of observe → plan → apply before giving up (normally one applies and the
@@ -110,6 +110,11 @@ pub fn converge(
     };
     for round in 0..MAX_ROUNDS {
         let snapshot = observe_resolved(&resolved, &expect)?;
+        if round == 0 {
+            for warning in host_lvm_warnings(&snapshot.observed, config) {
+                tracing::warn!("{warning}");
+            }
+        }
         let plan = plan(&snapshot.observed, config)?;
         if dry_run {
             return Ok(Outcome::Planned(plan));

@@ -59,6 +59,23 @@ impl LvmExecutor for InProcessLvm {
 impl InProcessLvm {
     #[cfg(feature = "lvm2cmd")]
     fn run_line(&mut self, line: &str) -> Result<(), ApplyError> {
+        // A devices file edit gets a context of its own, opened before and closed
+        // after it: liblvm2cmd keeps that command's devices file state in the
+        // context, and the next `--devices` command in it rewrote the host's devices
+        // file with only its own device, then aborted (seen in the VM, LVM 2.03.16).
+        let isolated = line.starts_with("lvmdevices ");
+        if isolated {
+            self.context = None;
+        }
+        let result = self.run_in_context(line);
+        if isolated {
+            self.context = None;
+        }
+        result
+    }
+
+    #[cfg(feature = "lvm2cmd")]
+    fn run_in_context(&mut self, line: &str) -> Result<(), ApplyError> {
         let context = match &mut self.context {
             Some(context) => context,
             empty => {

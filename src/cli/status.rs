@@ -6,7 +6,8 @@ use crate::observe::live::ThinPoolUsage;
 use crate::observe::partition::DiscoveryBackend;
 use crate::observe::snapshot::{observe_partition, Expectations, Snapshot};
 use crate::observe::state::{
-    InUseWithoutMetadata, LvKind, OwnMetadataAreas, SatelliteIdReading, VgFacts,
+    DevicesFileFacts, HostLvmFacts, InUseWithoutMetadata, LvKind, OwnMetadataAreas,
+    SatelliteIdReading, VgFacts,
 };
 use serde::Serialize;
 
@@ -24,6 +25,10 @@ struct StatusReport<'a> {
     pool_active: Option<bool>,
     pool_usage: Option<&'a ThinPoolUsage>,
     pool_usage_error: Option<&'a str>,
+    /// `listed`, `not listed` or `not in use`; `unknown` when the host's LVM
+    /// configuration could not be read.
+    host_devices_file: &'static str,
+    host_lvm: &'a HostLvmFacts,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +78,11 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             .as_ref()
             .and_then(|u| u.as_ref().err())
             .map(String::as_str),
+        host_devices_file: match &snapshot.observed.host_lvm.error {
+            Some(_) => "unknown",
+            None => snapshot.observed.host_lvm.devices_file.summary(),
+        },
+        host_lvm: &snapshot.observed.host_lvm,
     };
     if args.json {
         println!(
@@ -109,6 +119,7 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
             report.signatures.join(", ")
         },
     );
+    host_lvm_lines(report, &mut line);
     let Some(pv) = &report.physical_volume else {
         line("lvm", "no physical volume on the partition".to_owned());
         return out;
@@ -235,4 +246,47 @@ fn in_use_text(in_use: &InUseWithoutMetadata) -> String {
         format!("listed by {}", listed.join(", "))
     };
     format!("member of a VG kept elsewhere: marked in use, {own}; {found}")
+}
+
+/// What the host's LVM configuration means for the partition: the devices file
+/// state, and why the host would not see the VG.
+fn host_lvm_lines(report: &StatusReport<'_>, line: &mut impl FnMut(&str, String)) {
+    let host = report.host_lvm;
+    if let Some(error) = &host.error {
+        line("host lvm", format!("configuration unreadable: {error}"));
+        return;
+    }
+    let state = match &host.devices_file {
+        DevicesFileFacts::NotInUse => report.host_devices_file.to_owned(),
+        DevicesFileFacts::InUse { path, .. } => {
+            format!("{} ({})", report.host_devices_file, path.display())
+        }
+    };
+    line("host lvm", format!("devices file {state}"));
+    if let DevicesFileFacts::InUse { dead_pvids, .. } = &host.devices_file {
+        for pvid in dead_pvids {
+            line(
+                "host warning",
+                format!("dead entry for this partition with PVID {pvid}; remove it with `lvmdevices --delpvid {pvid}` if that PV is gone"),
+            );
+        }
+    }
+    for (setting, rejection) in [
+        ("global_filter", &host.global_filter_rejects),
+        ("filter", &host.filter_rejects),
+    ] {
+        if let Some(rejection) = rejection {
+            let file = rejection
+                .file
+                .as_ref()
+                .map_or_else(String::new, |f| format!(" in {}", f.display()));
+            line(
+                "host filter",
+                format!(
+                    "{setting} rule `{}`{file} rejects this partition: the host's LVM does not see its VG",
+                    rejection.rule
+                ),
+            );
+        }
+    }
 }

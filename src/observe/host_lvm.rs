@@ -89,6 +89,8 @@ pub struct HostLvm {
     pub devices_file: Option<DevicesFile>,
     /// `devices/global_filter`, in order (empty: accept all).
     pub global_filter: Vec<FilterRule>,
+    /// The file whose `global_filter` applies (the last one that sets it).
+    pub global_filter_file: Option<PathBuf>,
     /// `devices/filter`, in order. Hides the VG from the host's own commands but not
     /// from a satellite, which passes its own `filter` with `--config`.
     pub filter: Vec<FilterRule>,
@@ -388,12 +390,16 @@ impl HostLvm {
             }
         };
         let global_filter = settings.filter_rules("devices/global_filter", "global_filter")?;
+        let global_filter_file = settings
+            .get("devices/global_filter")
+            .map(|(_, path)| path.clone());
         let filter = settings.filter_rules("devices/filter", "filter")?;
         Ok(HostLvm {
             config_files,
             use_devicesfile,
             devices_file,
             global_filter,
+            global_filter_file,
             filter,
         })
     }
@@ -1083,6 +1089,7 @@ mod tests {
                 ..file
             }),
             global_filter: vec![],
+            global_filter_file: None,
             filter: vec![],
         };
         assert!(!host.is_listed("6WD02yOe07ph7unIIO1aeqYITr1Qakd1", Path::new("/dev/loop0")));
@@ -1400,6 +1407,7 @@ mod tests {
                 .iter()
                 .map(|p| FilterRule::parse(p).unwrap())
                 .collect(),
+            global_filter_file: None,
             filter: vec![],
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod blockdev;
 pub mod host_lvm;
+pub mod host_lvm_facts;
 pub mod live;
 pub mod lvm;
 pub mod partition;

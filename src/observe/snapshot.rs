@@ -1,6 +1,8 @@
 //! One read-only pass over the labeled partition: resolve it, size it, probe its
 //! signatures, read its LVM metadata, match it with device-mapper, and read the
 //! satellite ID. Nothing is written and nothing is activated.
+use super::host_lvm::ETC_LVM;
+use super::host_lvm_facts::read_host_lvm_facts;
 use super::live::{self, ActiveLv, ThinPoolUsage};
 use super::lvm::{self, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
@@ -189,6 +191,13 @@ pub fn observe_resolved(
         Some(wanted) if vg_name_here != Some(wanted) => vg_name_holders(devices, device, wanted),
         _ => Vec::new(),
     };
+    // Read once per observation (~0.1 ms for Debian's 110 KiB lvm.conf).
+    let host_lvm = read_host_lvm_facts(
+        Path::new(ETC_LVM),
+        Path::new("/dev"),
+        &devnode,
+        physical_volume.as_ref().map(|pv| pv.pv_uuid.as_str()),
+    );
     let observed = ObservedPartition {
         partition: PartitionFacts {
             devnode,
@@ -206,6 +215,7 @@ pub fn observe_resolved(
         physical_volume: pv_facts,
         wanted_vg_name_elsewhere,
         leftovers,
+        host_lvm,
     };
     Ok(Snapshot {
         device: device.clone(),
@@ -518,8 +528,7 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
     {
         None => SatelliteIdReading::SeedLvInactive,
         Some(device) => {
-            let node = Path::new("/dev/mapper").join(&device.dm_name);
-            match read_seed_satellite_id(&node) {
+            match read_seed_satellite_id(&device_node(device)) {
                 Ok(id) => SatelliteIdReading::SeedFile(id),
                 Err(e) => SatelliteIdReading::Unreadable(e),
             }
@@ -588,4 +597,17 @@ fn stale_devices(
             Some(StaleDevice { dm_name, held_by })
         })
         .collect())
+}
+
+/// A node for an active LVM device: `/dev/mapper/<name>` when it is there and is
+/// that device, else the kernel's own `/dev/dm-<minor>` (devtmpfs). An activation
+/// killed before LVM created its nodes leaves the device without the former.
+fn device_node(device: &ActiveLv) -> PathBuf {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mapper = Path::new("/dev/mapper").join(&device.dm_name);
+    let wanted = nix::sys::stat::makedev(u64::from(device.major), u64::from(device.minor));
+    match std::fs::metadata(&mapper) {
+        Ok(meta) if meta.file_type().is_block_device() && meta.rdev() == wanted => mapper,
+        _ => PathBuf::from(format!("/dev/dm-{}", device.minor)),
+    }
 }

@@ -1,5 +1,6 @@
 //! The plain-data picture of one partition that the planner works from. Built by
 //! [`super::observe_partition`] from the native readers; built by hand in tests.
+pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts};
 use super::vg_dev_dir::VgDevDir;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ pub struct ObservedPartition {
     pub wanted_vg_name_elsewhere: Vec<PathBuf>,
     /// What interrupted LVM commands left outside the metadata.
     pub leftovers: Leftovers,
+    /// What the host's LVM configuration (devices file, filters) means for the
+    /// partition: whether the host will see the VG.
+    pub host_lvm: HostLvmFacts,
 }
 
 /// State outside LVM's metadata that a command killed midway leaves behind.

@@ -97,6 +97,16 @@ pub enum Action {
     RemoveStaleVolumeGroupPath {
         path: PathBuf,
     },
+    /// Enter the partition's PV in the host's LVM devices file (`lvmdevices
+    /// --adddev`), so the host's own LVM and its boot-time autoactivation see the VG.
+    AddToDevicesFile {
+        device: PathBuf,
+    },
+    /// Drop the entry of a PV about to be destroyed from the host's devices file
+    /// (`lvmdevices --delpvid`), before a host command turns it into a dead line.
+    RemoveFromDevicesFile {
+        pvid: String,
+    },
 }
 
 impl fmt::Display for Action {
@@ -209,6 +219,15 @@ impl fmt::Display for Action {
                 f,
                 "remove {} if it still holds only links an interrupted LVM command left",
                 path.display()
+            ),
+            Action::AddToDevicesFile { device } => write!(
+                f,
+                "enter physical volume {} in the host's LVM devices file",
+                device.display()
+            ),
+            Action::RemoveFromDevicesFile { pvid } => write!(
+                f,
+                "remove PVID {pvid}, the physical volume about to be replaced, from the host's LVM devices file"
             ),
         }
     }

@@ -2,11 +2,13 @@
 //! operator asked for to an ordered list of actions — or a refusal that says why
 //! nothing may be written. Almost all decisions of the tool live here.
 mod action;
+mod host_lvm;
 mod refusal;
 #[cfg(test)]
 mod tests;
 
 pub use action::Action;
+pub use host_lvm::host_lvm_warnings;
 pub use refusal::Refusal;
 
 use crate::config::names::{validate_lv_name, validate_vg_name, NameError};
@@ -51,6 +53,7 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
     let mut plan = plan_lvm(observed, config)?;
     clear_volume_group_path(observed, config, &mut plan.actions)?;
     plan.actions.splice(0..0, cleanup);
+    host_lvm::integrate(observed, config, &mut plan)?;
     Ok(plan)
 }
 
@@ -534,7 +537,10 @@ fn keep_and_grow(
         }
     }
     if idle_pools(vg).any(|pool| pool == config.pool) {
-        actions.extend(deactivate_stranded_components(vg, &config.pool));
+        // First: LVM refuses to resize or activate the pool while they are active.
+        if let Some(unblock) = deactivate_stranded_components(vg, &config.pool) {
+            actions.insert(0, unblock);
+        }
         actions.push(Action::ActivateThinPool {
             volume_group: vg.name.clone(),
             pool: config.pool.clone(),

@@ -93,4 +93,19 @@ pub enum Refusal {
         path: PathBuf,
         found: String,
     },
+    #[error("{error}. Nothing was written. Fix the host's LVM configuration, or rerun with --force (FORCE=true) to provision without entering the PV in the host's devices file (the host may then not see volume group {volume_group})")]
+    HostLvmConfigUnreadable { volume_group: String, error: String },
+    #[error("the host's LVM devices file {} has VERSION={version}, a newer format than this tool's LVM writes (major {}); nothing was written. Rerun with --force (FORCE=true) to provision without editing it, then enter the PV with the host's own `lvmdevices --adddev {}`", show(path), crate::observe::host_lvm::DEVICES_FILE_MAJOR, show(device))]
+    DevicesFileTooNew {
+        path: PathBuf,
+        version: String,
+        device: PathBuf,
+    },
+    #[error("the host's global_filter rule `{rule}` in {file} rejects {} (or one of its /dev/disk names): the host's LVM and a satellite using the host's LVM configuration would not see volume group {volume_group}; nothing was written. Change the filter to accept the partition, or rerun with --force (FORCE=true)", show(device))]
+    HostGlobalFilterRejects {
+        device: PathBuf,
+        volume_group: String,
+        rule: String,
+        file: String,
+    },
 }

@@ -43,6 +43,7 @@ fn blank(size: u64) -> ObservedPartition {
         physical_volume: None,
         wanted_vg_name_elsewhere: Vec::new(),
         leftovers: Default::default(),
+        host_lvm: Default::default(),
     }
 }
 
@@ -165,6 +166,8 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::DeactivatePoolComponents { .. } => "components-deactivate",
             Action::RemoveStaleDevices { .. } => "dm-remove-stale",
             Action::RemoveStaleVolumeGroupPath { .. } => "rm-stale-vg-dir",
+            Action::AddToDevicesFile { .. } => "devices-add",
+            Action::RemoveFromDevicesFile { .. } => "devices-del",
         })
         .collect()
 }
@@ -482,6 +485,12 @@ fn an_idle_pool_is_activated_and_an_active_one_left_alone() {
             names: vec!["linstor-pool_tmeta".into()],
         })
     );
+    // Killed inside a grow of an idle pool: unblock first, grow, then activate.
+    let mut half_grown = half.clone();
+    half_grown.partition.size_bytes = 2 * GIB;
+    let steps = kinds(&planned(&half_grown, &config()));
+    assert_eq!(steps.first(), Some(&"components-deactivate"), "{steps:?}");
+    assert_eq!(steps.last(), Some(&"pool-activate"), "{steps:?}");
     // A reset creates the pool active; nothing extra to activate.
     let steps = kinds(&planned(
         &idle,
@@ -860,4 +869,279 @@ fn a_pool_creation_killed_while_making_its_spare_is_cleaned_up() {
     let mut named = observed.clone();
     vg_mut(&mut named).logical_volumes[0].name = "lvolx".into();
     assert_eq!(kinds(&planned(&named, &config())), ["pool-create"]);
+}
+
+mod host_lvm_integration {
+    use super::*;
+    use crate::observe::state::{DevicesFileFacts, FilterRejection, HostLvmFacts};
+
+    const PVID: &str = "pvuuid";
+
+    fn devices_file(listed: bool, listed_pvid: Option<&str>) -> HostLvmFacts {
+        HostLvmFacts {
+            devices_file: DevicesFileFacts::InUse {
+                path: PathBuf::from("/etc/lvm/devices/system.devices"),
+                listed,
+                listed_pvid: listed_pvid.map(str::to_owned),
+                version: Some("1.1.7".into()),
+                version_too_new: false,
+                dead_pvids: Vec::new(),
+            },
+            ..HostLvmFacts::default()
+        }
+    }
+
+    fn with_host(mut observed: ObservedPartition, host: HostLvmFacts) -> ObservedPartition {
+        observed.host_lvm = host;
+        observed
+    }
+
+    /// The partition's PV is listed under its own PVID.
+    fn listed() -> HostLvmFacts {
+        devices_file(true, Some(PVID))
+    }
+
+    fn not_listed() -> HostLvmFacts {
+        devices_file(false, None)
+    }
+
+    #[test]
+    fn the_pv_is_entered_last_whenever_the_devices_file_is_in_use_and_lacks_it() {
+        let cases: Vec<(&str, ObservedPartition, Vec<&str>)> = vec![
+            (
+                "fresh",
+                with_host(blank(GIB), not_listed()),
+                vec!["pvcreate", "vgcreate", "pool-create", "devices-add"],
+            ),
+            (
+                "orphan PV, not listed",
+                with_host(orphan_pv(GIB), not_listed()),
+                vec!["vgcreate", "pool-create", "devices-add"],
+            ),
+            (
+                "orphan PV, listed",
+                with_host(orphan_pv(GIB), listed()),
+                vec!["vgcreate", "pool-create"],
+            ),
+            (
+                "steady, listed: nothing at all",
+                with_host(provisioned(tag("node-01")), listed()),
+                vec![],
+            ),
+            (
+                "steady, not listed (provisioned before, or a kill before the add)",
+                with_host(provisioned(tag("node-01")), not_listed()),
+                vec!["devices-add"],
+            ),
+            (
+                "seed adoption",
+                with_host(
+                    provisioned(SatelliteIdReading::SeedFile("node-01".into())),
+                    not_listed(),
+                ),
+                vec!["vgtag", "devices-add"],
+            ),
+            (
+                "reset of a listed PV: out before pvremove, the new one in at the end",
+                with_host(provisioned(tag("other")), listed()),
+                vec![
+                    "lvremove",
+                    "vgremove",
+                    "devices-del",
+                    "pvremove",
+                    "pvcreate",
+                    "vgcreate",
+                    "pool-create",
+                    "devices-add",
+                ],
+            ),
+            (
+                "reset of an unlisted PV",
+                with_host(provisioned(tag("other")), not_listed()),
+                vec![
+                    "lvremove",
+                    "vgremove",
+                    "pvremove",
+                    "pvcreate",
+                    "vgcreate",
+                    "pool-create",
+                    "devices-add",
+                ],
+            ),
+            (
+                "not in use: no devices file steps",
+                with_host(provisioned(tag("other")), HostLvmFacts::default()),
+                vec![
+                    "lvremove",
+                    "vgremove",
+                    "pvremove",
+                    "pvcreate",
+                    "vgcreate",
+                    "pool-create",
+                ],
+            ),
+        ];
+        for (what, observed, expected) in cases {
+            assert_eq!(kinds(&planned(&observed, &config())), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_steps_name_the_partition_and_the_old_pvid() {
+        let plan = planned(&with_host(provisioned(tag("other")), listed()), &config());
+        assert!(plan
+            .actions
+            .contains(&Action::RemoveFromDevicesFile { pvid: PVID.into() }));
+        assert_eq!(
+            plan.actions.last(),
+            Some(&Action::AddToDevicesFile { device: dev() })
+        );
+    }
+
+    #[test]
+    fn a_pv_recreated_after_an_interrupted_vgcreate_leaves_the_file_first() {
+        let mut observed = with_host(orphan_pv(GIB), listed());
+        if let Some(pv) = observed.physical_volume.as_mut() {
+            pv.in_use_without_metadata = Some(InUseWithoutMetadata {
+                own_areas: OwnMetadataAreas::EmptyInUse,
+                listed_by: Vec::new(),
+                unreadable: Vec::new(),
+            });
+        }
+        assert_eq!(
+            kinds(&planned(&observed, &config())),
+            [
+                "devices-del",
+                "pvcreate-ff",
+                "vgcreate",
+                "pool-create",
+                "devices-add"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_host_configuration_is_refused_unless_forced() {
+        let host = HostLvmFacts {
+            error: Some("cannot read /etc/lvm/lvm.conf: Permission denied".into()),
+            ..HostLvmFacts::default()
+        };
+        let observed = with_host(blank(GIB), host);
+        let why = refusal(&observed, &config());
+        assert!(why.contains("/etc/lvm/lvm.conf"), "{why}");
+        assert!(why.contains("FORCE=true"), "{why}");
+        // Even a steady start: the host's view can't be checked.
+        let steady = with_host(provisioned(tag("node-01")), observed.host_lvm.clone());
+        assert!(plan(&steady, &config()).is_err());
+        let forced = planned(&observed, &config_with(true));
+        assert_eq!(kinds(&forced), ["pvcreate", "vgcreate", "pool-create"]);
+        let warnings = host_lvm_warnings(&observed, &config_with(true));
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("Permission denied"),
+            "{warnings:?}"
+        );
+        assert!(host_lvm_warnings(&observed, &config()).is_empty());
+    }
+
+    #[test]
+    fn a_devices_file_newer_than_our_lvm_is_refused_only_when_it_needs_an_edit() {
+        let mut host = not_listed();
+        if let DevicesFileFacts::InUse {
+            version,
+            version_too_new,
+            ..
+        } = &mut host.devices_file
+        {
+            *version = Some("2.0.1".into());
+            *version_too_new = true;
+        }
+        let why = refusal(&with_host(blank(GIB), host.clone()), &config());
+        assert!(why.contains("VERSION=2.0.1"), "{why}");
+        assert!(why.contains("/etc/lvm/devices/system.devices"), "{why}");
+        assert!(why.contains("lvmdevices --adddev /dev/vda1"), "{why}");
+        let forced = planned(&with_host(blank(GIB), host.clone()), &config_with(true));
+        assert_eq!(kinds(&forced), ["pvcreate", "vgcreate", "pool-create"]);
+        if let DevicesFileFacts::InUse {
+            listed,
+            listed_pvid,
+            ..
+        } = &mut host.devices_file
+        {
+            *listed = true;
+            *listed_pvid = Some(PVID.into());
+        }
+        assert!(planned(&with_host(provisioned(tag("node-01")), host), &config()).is_empty());
+    }
+
+    fn global_filter(rule: &str) -> HostLvmFacts {
+        HostLvmFacts {
+            global_filter_rejects: Some(FilterRejection {
+                rule: rule.into(),
+                file: Some(PathBuf::from("/etc/lvm/lvm.conf")),
+            }),
+            ..HostLvmFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_global_filter_hiding_the_partition_is_refused_unless_forced() {
+        let observed = with_host(blank(GIB), global_filter("r|^/dev/vda1$|"));
+        let why = refusal(&observed, &config());
+        assert!(
+            why.contains("global_filter rule `r|^/dev/vda1$|` in /etc/lvm/lvm.conf rejects /dev/vda1"),
+            "{why}"
+        );
+        assert!(why.contains("linstor-vg"), "{why}");
+        let forced = planned(&observed, &config_with(true));
+        assert_eq!(kinds(&forced), ["pvcreate", "vgcreate", "pool-create"]);
+        let warnings = host_lvm_warnings(&observed, &config_with(true));
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("r|^/dev/vda1$|"),
+            "{warnings:?}"
+        );
+        // Refused on a steady start too: the host still would not see the VG.
+        let steady = with_host(provisioned(tag("node-01")), global_filter("r|.*|"));
+        assert!(plan(&steady, &config()).is_err());
+    }
+
+    #[test]
+    fn a_plain_filter_and_dead_lines_are_warnings_only() {
+        let host = HostLvmFacts {
+            filter_rejects: Some(FilterRejection {
+                rule: "r|vd|".into(),
+                file: None,
+            }),
+            ..HostLvmFacts::default()
+        };
+        let observed = with_host(provisioned(tag("node-01")), host);
+        assert!(planned(&observed, &config()).is_empty());
+        let warnings = host_lvm_warnings(&observed, &config());
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("filter rule `r|vd|`"),
+            "{warnings:?}"
+        );
+
+        let mut host = listed();
+        if let DevicesFileFacts::InUse { dead_pvids, .. } = &mut host.devices_file {
+            dead_pvids.push("deadbeef".into());
+        }
+        let observed = with_host(provisioned(tag("node-01")), host);
+        assert!(planned(&observed, &config()).is_empty());
+        let warnings = host_lvm_warnings(&observed, &config());
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("lvmdevices --delpvid deadbeef"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn devices_file_steps_print_readably() {
+        assert_eq!(
+            Action::AddToDevicesFile { device: dev() }.to_string(),
+            "enter physical volume /dev/vda1 in the host's LVM devices file"
+        );
+        assert!(Action::RemoveFromDevicesFile { pvid: PVID.into() }
+            .to_string()
+            .contains("remove PVID pvuuid"));
+    }
 }

@@ -207,3 +207,27 @@ pub fn grow_disk(image: &std::path::Path, size: &str, label: &str) {
         .arg(format!("--change-name=1:{label}"))
         .arg(image));
 }
+
+/// Boots with `options` and keeps the whole guest console in
+/// `target/tmp/<test>-<first step>.console`, for reading what an assertion on one
+/// step does not show.
+pub fn boot_keeping_console(
+    bed: &TestBed,
+    options: &BootOptions,
+    script: &str,
+    test: &str,
+) -> GuestRun {
+    let run = match bed.boot(options, script) {
+        Ok(run) => run,
+        Err(e) => panic!("VM boot failed: {e}"),
+    };
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{test}-{}.console",
+        run.steps.first().map_or("none", |s| s.name.as_str())
+    ));
+    match std::fs::write(&log, &run.console) {
+        Ok(()) => eprintln!("guest console: {}", log.display()),
+        Err(e) => eprintln!("cannot keep the guest console in {}: {e}", log.display()),
+    }
+    run
+}
