@@ -527,12 +527,10 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
         .find(|a| a.vg_uuid == vg_uuid && a.lv_uuid == lv_uuid && a.layer_suffix.is_none())
     {
         None => SatelliteIdReading::SeedLvInactive,
-        Some(device) => {
-            match read_seed_satellite_id(&device_node(device)) {
-                Ok(id) => SatelliteIdReading::SeedFile(id),
-                Err(e) => SatelliteIdReading::Unreadable(e),
-            }
-        }
+        Some(device) => match read_seed_satellite_id(&device_node(device)) {
+            Ok(id) => SatelliteIdReading::SeedFile(id),
+            Err(e) => SatelliteIdReading::Unreadable(e),
+        },
     }
 }
 

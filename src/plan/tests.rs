@@ -1088,7 +1088,9 @@ mod host_lvm_integration {
         let observed = with_host(blank(GIB), global_filter("r|^/dev/vda1$|"));
         let why = refusal(&observed, &config());
         assert!(
-            why.contains("global_filter rule `r|^/dev/vda1$|` in /etc/lvm/lvm.conf rejects /dev/vda1"),
+            why.contains(
+                "global_filter rule `r|^/dev/vda1$|` in /etc/lvm/lvm.conf rejects /dev/vda1"
+            ),
             "{why}"
         );
         assert!(why.contains("linstor-vg"), "{why}");
