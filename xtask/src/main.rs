@@ -74,6 +74,7 @@ const ENGINE_VM_TESTS: &[&str] = &[
 const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_bad_inputs",
     "vm_foreign_lvm",
+    "vm_host_lvm",
     "vm_kill_torture",
     "vm_linstor",
     "vm_partition_labels",
