@@ -66,10 +66,18 @@ pub fn command_line(
             args.extend(names.iter().map(|name| format!("{volume_group}/{name}")));
             args
         }
+        // --ignoreactivationskip: a pool flagged to be skipped by autoactivation is
+        // still activated when asked for by name.
         Action::ActivateThinPool { volume_group, pool } => vec![
             "lvchange".into(),
             "--activate".into(),
             "y".into(),
+            "--ignoreactivationskip".into(),
+            format!("{volume_group}/{pool}"),
+        ],
+        Action::RefreshThinPool { volume_group, pool } => vec![
+            "lvchange".into(),
+            "--refresh".into(),
             format!("{volume_group}/{pool}"),
         ],
         Action::ActivateSeedMetadataLv { volume_group } => {

@@ -27,6 +27,8 @@ pub enum ConvergeError {
     ActivityUnknown(String),
     #[error("the partition did not reach the wanted state after {MAX_ROUNDS} rounds; still planned: {0}. Rerun with LOG_LEVEL=debug and report this")]
     NotConverged(String),
+    #[error("LVM reported success for `{0}`, yet nothing was activated: LVM skips LVs that /etc/lvm/lvm.conf's activation/volume_list does not name (it must list the VG, e.g. \"@linstor-vg\" or the VG name). Fix that setting and rerun")]
+    ActivationIgnored(String),
 }
 
 /// Environment variable that makes the process SIGKILL itself after that many LVM
@@ -108,6 +110,7 @@ pub fn converge(
         volume_group: Some(&config.volume_group),
         pool: None,
     };
+    let mut applied: Vec<crate::plan::Action> = Vec::new();
     for round in 0..MAX_ROUNDS {
         let snapshot = observe_resolved(&resolved, &expect)?;
         if round == 0 {
@@ -116,6 +119,15 @@ pub fn converge(
             }
         }
         let plan = plan(&snapshot.observed, config)?;
+        // An activation that "succeeded" and is needed again did nothing: LVM
+        // filtered it out. Say why instead of looping.
+        if let Some(again) = plan
+            .actions
+            .iter()
+            .find(|a| is_activation(a) && applied.contains(a))
+        {
+            return Err(ConvergeError::ActivationIgnored(again.to_string()));
+        }
         if dry_run {
             return Ok(Outcome::Planned(plan));
         }
@@ -140,6 +152,7 @@ pub fn converge(
             apply_action(executor, action, &devnode)?;
             crash_point(executor.commands_run());
         }
+        applied.extend(plan.actions);
     }
     let snapshot = observe_resolved(&resolved, &expect)?;
     let leftover = plan(&snapshot.observed, config)?;
@@ -151,4 +164,15 @@ pub fn converge(
     }
     let steps: Vec<String> = leftover.actions.iter().map(ToString::to_string).collect();
     Err(ConvergeError::NotConverged(steps.join("; ")))
+}
+
+/// Steps that activate something and write no metadata.
+fn is_activation(action: &crate::plan::Action) -> bool {
+    use crate::plan::Action;
+    matches!(
+        action,
+        Action::ActivateThinPool { .. }
+            | Action::RefreshThinPool { .. }
+            | Action::ActivateSeedMetadataLv { .. }
+    )
 }

@@ -21,7 +21,7 @@ pub enum LeftoverError {
         #[source]
         source: io::Error,
     },
-    #[error("{} now holds {name}, which is not a symlink; leaving it alone (remove it by hand if it is not needed)", path.display())]
+    #[error("{} now holds {name}, which is not a dangling symlink that LVM left; leaving it alone (check which volume group it belongs to, remove it by hand if it is not needed)", path.display())]
     NotALink { path: PathBuf, name: String },
 }
 
@@ -60,6 +60,19 @@ pub fn remove_stale_devices(dm_names: &[String]) -> Result<(), LeftoverError> {
 /// Removes `/dev/<vg>` if it exists and holds only symlinks (LVM's). Nothing there
 /// is fine: the LVM command before this step may have removed it itself.
 pub fn remove_stale_volume_group_path(path: &Path) -> Result<(), LeftoverError> {
+    // Never through a symlink: a link swapped in for the folder would point the
+    // removal at another folder.
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(LeftoverError::NotALink {
+                path: path.to_path_buf(),
+                name: "(the path itself, which is no longer a folder)".to_owned(),
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(path)(e)),
+    }
     let entries = match fs::read_dir(path) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -69,7 +82,8 @@ pub fn remove_stale_volume_group_path(path: &Path) -> Result<(), LeftoverError> 
     for entry in entries {
         let entry = entry.map_err(io_error(path))?;
         let kind = entry.file_type().map_err(io_error(path))?;
-        if !kind.is_symlink() {
+        // Only dangling links: one that still reaches a device is a live LV's.
+        if !kind.is_symlink() || fs::metadata(entry.path()).is_ok() {
             return Err(LeftoverError::NotALink {
                 path: path.to_path_buf(),
                 name: entry.file_name().to_string_lossy().into_owned(),

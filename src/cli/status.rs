@@ -183,6 +183,7 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                 chunk_size_bytes,
                 zero_new_blocks,
                 serving,
+                ..
             } => format!(
                 "thin pool, {} data, {} metadata, chunk {}, zeroing {}, {}",
                 human_size(lv.size_bytes),

@@ -98,7 +98,7 @@ pub fn check_vg_path_free(dev: &Path, vg: &str) -> Result<(), VgPathError> {
                              links to its volumes there)"
                         ))
                     }
-                    VgDevEntry::Symlink { name, target } if !is_lv_link(vg, &target) => {
+                    VgDevEntry::Symlink { name, target, .. } if !is_lv_link(vg, &target) => {
                         return taken(format!(
                             "a folder holding `{name}` -> {}, which is not a link to a \
                              device-mapper device of volume group `{vg}`",

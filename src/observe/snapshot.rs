@@ -451,6 +451,9 @@ fn vg_facts(
                     serving: devices
                         .iter()
                         .any(|a| a.serving && a.layer_suffix.as_deref() == Some("-tpool")),
+                    pool_device_present: devices
+                        .iter()
+                        .any(|a| a.layer_suffix.as_deref() == Some("-tpool")),
                 },
                 Some(SegmentKind::Thin { thin_pool, .. }) => LvKind::Thin {
                     pool: thin_pool.clone(),
@@ -552,11 +555,26 @@ fn stale_devices(
                     .any(|lv| undashed(&lv.id) == lv_uuid)
         })
     };
+    // Only VGs that lived on this partition: the one there now, and any whose
+    // devices map the partition directly (a VG removed or replaced while its devices
+    // stayed). Another VG stacked on one of our volumes (a guest's PV on a thin
+    // volume) is someone else's, whatever its metadata says.
+    let ours: Vec<String> = vg
+        .map(|vg| undashed(&vg.id))
+        .into_iter()
+        .chain(
+            stacked
+                .iter()
+                .filter(|d| d.on_partition)
+                .filter_map(|d| d.lvm_ids().map(|(vg_uuid, _)| vg_uuid)),
+        )
+        .collect();
     let stale: Vec<&live::StackedDevice> = stacked
         .iter()
         .filter(|d| {
-            d.lvm_ids()
-                .is_some_and(|(vg_uuid, lv_uuid)| !listed(&vg_uuid, &lv_uuid))
+            d.lvm_ids().is_some_and(|(vg_uuid, lv_uuid)| {
+                ours.contains(&vg_uuid) && !listed(&vg_uuid, &lv_uuid)
+            })
         })
         .collect();
     if stale.is_empty() {
@@ -607,5 +625,75 @@ fn device_node(device: &ActiveLv) -> PathBuf {
     match std::fs::metadata(&mapper) {
         Ok(meta) if meta.file_type().is_block_device() && meta.rdev() == wanted => mapper,
         _ => PathBuf::from(format!("/dev/dm-{}", device.minor)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VG: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const OLD_VG: &str = "OOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOO";
+    const GUEST_VG: &str = "GGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGG";
+
+    fn device(
+        name: &str,
+        uuid: String,
+        on_partition: bool,
+        holders: &[&str],
+    ) -> live::StackedDevice {
+        live::StackedDevice {
+            kernel_name: name.to_owned(),
+            dm_name: Some(format!("dm-name-{name}")),
+            dm_uuid: Some(uuid),
+            holders: holders.iter().map(|h| (*h).to_owned()).collect(),
+            on_partition,
+        }
+    }
+
+    #[test]
+    fn only_devices_of_vgs_that_lived_on_the_partition_are_leftovers() {
+        let lv = |c: char| c.to_string().repeat(32);
+        let stacked = vec![
+            // A guest VG's LV on one of our thin volumes: not ours, never a leftover.
+            device("dm-9", format!("LVM-{GUEST_VG}{}", lv('g')), false, &[]),
+            // Our listed thin volume, holding the guest's PV.
+            device("dm-3", format!("LVM-{VG}{}", lv('t')), false, &["dm-9"]),
+            // A device of a VG that was on this partition before a reset.
+            device("dm-5", format!("LVM-{OLD_VG}{}", lv('o')), true, &[]),
+        ];
+        let metadata = VolumeGroupMetadata {
+            name: "linstor-vg".to_owned(),
+            id: VG.to_owned(),
+            seqno: 1,
+            status: Vec::new(),
+            flags: Vec::new(),
+            tags: Vec::new(),
+            extent_size_sectors: 8192,
+            max_lv: 0,
+            max_pv: 0,
+            system_id: None,
+            lock_type: None,
+            physical_volumes: Vec::new(),
+            logical_volumes: vec![crate::observe::lvm::LvEntry {
+                name: "thin".to_owned(),
+                id: lv('t'),
+                status: Vec::new(),
+                flags: Vec::new(),
+                tags: Vec::new(),
+                creation_time: None,
+                creation_host: None,
+                segments: Vec::new(),
+            }],
+            creation_host: None,
+            creation_time: None,
+            description: None,
+        };
+        let stale = match stale_devices(&stacked, Some(&metadata), &Ok(Vec::new())) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let names: Vec<&str> = stale.iter().map(|d| d.dm_name.as_str()).collect();
+        assert_eq!(names, ["dm-name-dm-5"]);
     }
 }

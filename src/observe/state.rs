@@ -169,6 +169,9 @@ pub enum LvKind {
         /// Its `-tpool` device-mapper device serves I/O: LVM reports usage and
         /// LINSTOR can carve volumes. LINSTOR never activates a pool itself.
         serving: bool,
+        /// Its `-tpool` device exists at all (serving or not: suspended, or without a
+        /// live table after an interrupted command).
+        pool_device_present: bool,
     },
     Thin {
         pool: String,

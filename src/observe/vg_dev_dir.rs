@@ -18,8 +18,13 @@ const MAX_ENTRIES: usize = 65_536;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum VgDevEntry {
-    /// A symlink, as LVM makes them (`pool -> ../dm-4`).
-    Symlink { name: String, target: PathBuf },
+    /// A symlink, as LVM makes them (`pool -> ../dm-4`); `resolves` when its target
+    /// exists (a live LV's link), not when it dangles (a leftover).
+    Symlink {
+        name: String,
+        target: PathBuf,
+        resolves: bool,
+    },
     /// Anything else: a device node, a file, a folder. Not LVM's.
     Other { name: String },
 }
@@ -76,6 +81,7 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str) -> io::Result<VgDevDir> {
         entries.push(if kind.is_symlink() {
             VgDevEntry::Symlink {
                 target: fs::read_link(entry.path())?,
+                resolves: fs::metadata(entry.path()).is_ok(),
                 name,
             }
         } else {

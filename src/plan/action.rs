@@ -79,6 +79,11 @@ pub enum Action {
         volume_group: String,
         names: Vec<String>,
     },
+    /// Reload and resume a pool device that exists but does not serve I/O.
+    RefreshThinPool {
+        volume_group: String,
+        pool: String,
+    },
     /// Activate the thin pool: LINSTOR never does, and reads an inactive pool as full.
     /// Not a metadata write.
     ActivateThinPool {
@@ -205,6 +210,10 @@ impl fmt::Display for Action {
                 f,
                 "deactivate {} of {volume_group}, left active by an interrupted activation",
                 names.join(", ")
+            ),
+            Action::RefreshThinPool { volume_group, pool } => write!(
+                f,
+                "refresh thin pool {volume_group}/{pool} (its device exists but does not serve I/O)"
             ),
             Action::ActivateThinPool { volume_group, pool } => write!(
                 f,

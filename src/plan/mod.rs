@@ -113,6 +113,36 @@ fn clear_volume_group_path(
                     found: format!("it holds {}, which are not symlinks", foreign.join(", ")),
                 });
             }
+            // Links that still reach a device belong to a live VG of that name — one
+            // this partition's VG (removed by the plan before this step) or, when no
+            // VG of that name is here, one we cannot see. Only leftovers we remove
+            // first (stale devices) may still resolve at planning time.
+            let ours_here = observed
+                .physical_volume
+                .as_ref()
+                .and_then(|pv| pv.volume_group.as_ref())
+                .is_some_and(|vg| vg.name == config.volume_group);
+            let live: Vec<&str> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    VgDevEntry::Symlink {
+                        name,
+                        resolves: true,
+                        ..
+                    } => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if !ours_here && !live.is_empty() && observed.leftovers.stale_devices.is_empty() {
+                return Err(Refusal::VolumeGroupPathTaken {
+                    volume_group: config.volume_group.clone(),
+                    path: path.clone(),
+                    found: format!(
+                        "its links {} reach live devices: a volume group of that name is active elsewhere",
+                        live.join(", ")
+                    ),
+                });
+            }
             path.clone()
         }
     };
@@ -536,15 +566,34 @@ fn keep_and_grow(
             })
         }
     }
-    if idle_pools(vg).any(|pool| pool == config.pool) {
-        // First: LVM refuses to resize or activate the pool while they are active.
-        if let Some(unblock) = deactivate_stranded_components(vg, &config.pool) {
-            actions.insert(0, unblock);
-        }
-        actions.push(Action::ActivateThinPool {
+    let pool_state = vg.logical_volumes.iter().find_map(|lv| match lv.kind {
+        LvKind::ThinPool {
+            serving,
+            pool_device_present,
+            ..
+        } if lv.name == config.pool => Some((serving, pool_device_present)),
+        _ => None,
+    });
+    match pool_state {
+        // A pool device that exists but does not serve (suspended, or left without
+        // a live table by a command killed midway) holds its components open: LVM
+        // reloads and resumes it on refresh.
+        Some((false, true)) => actions.push(Action::RefreshThinPool {
             volume_group: vg.name.clone(),
             pool: config.pool.clone(),
-        });
+        }),
+        Some((false, false)) => {
+            // First: LVM refuses to resize or activate the pool while components
+            // stranded by an interrupted activation are active.
+            if let Some(unblock) = deactivate_stranded_components(vg, &config.pool) {
+                actions.insert(0, unblock);
+            }
+            actions.push(Action::ActivateThinPool {
+                volume_group: vg.name.clone(),
+                pool: config.pool.clone(),
+            });
+        }
+        _ => {}
     }
     Ok(Plan {
         reset: None,
@@ -552,11 +601,19 @@ fn keep_and_grow(
     })
 }
 
-/// Thin pools of the VG whose pool device does not serve I/O.
+/// Thin pools of the VG with no pool device at all (components may be stranded).
 fn idle_pools(vg: &VgFacts) -> impl Iterator<Item = &str> {
     vg.logical_volumes
         .iter()
-        .filter(|lv| matches!(lv.kind, LvKind::ThinPool { serving: false, .. }))
+        .filter(|lv| {
+            matches!(
+                lv.kind,
+                LvKind::ThinPool {
+                    pool_device_present: false,
+                    ..
+                }
+            )
+        })
         .map(|lv| lv.name.as_str())
 }
 

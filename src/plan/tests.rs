@@ -67,6 +67,7 @@ fn pool(data: u64, metadata: u64) -> LvFacts {
             chunk_size_bytes: 512 * 1024,
             zero_new_blocks: false,
             serving: true,
+            pool_device_present: true,
         },
         visible: true,
         size_bytes: data,
@@ -163,6 +164,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::ExtendPoolMetadata { .. } => "pool-metadata-extend",
             Action::ExtendThinPool { .. } => "pool-extend",
             Action::ActivateThinPool { .. } => "pool-activate",
+            Action::RefreshThinPool { .. } => "pool-refresh",
             Action::DeactivatePoolComponents { .. } => "components-deactivate",
             Action::RemoveStaleDevices { .. } => "dm-remove-stale",
             Action::RemoveStaleVolumeGroupPath { .. } => "rm-stale-vg-dir",
@@ -453,8 +455,14 @@ fn plans_print_readably() {
 
 fn set_pool_serving(observed: &mut ObservedPartition, now: bool) {
     for lv in &mut vg_mut(observed).logical_volumes {
-        if let LvKind::ThinPool { serving, .. } = &mut lv.kind {
+        if let LvKind::ThinPool {
+            serving,
+            pool_device_present,
+            ..
+        } = &mut lv.kind
+        {
             *serving = now;
+            *pool_device_present = now;
         }
     }
 }
@@ -551,6 +559,7 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
     let link = VgDevEntry::Symlink {
         name: "linstor-pool".into(),
         target: PathBuf::from("../dm-4"),
+        resolves: false,
     };
     let mut observed = orphan_pv(GIB);
     observed.leftovers.vg_dev_dir = folder(vec![link.clone()]);
@@ -582,6 +591,18 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
     assert!(matches!(
         plan_result(&observed),
         Err(Refusal::VolumeGroupPathTaken { found, .. }) if found.contains("notes")
+    ));
+    // A link that still reaches a device belongs to a live VG of that name that we
+    // could not see (e.g. on an unreadable disk): never ours.
+    let mut live = orphan_pv(GIB);
+    live.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
+        name: "data".into(),
+        target: PathBuf::from("../dm-7"),
+        resolves: true,
+    }]);
+    assert!(matches!(
+        plan_result(&live),
+        Err(Refusal::VolumeGroupPathTaken { found, .. }) if found.contains("data")
     ));
     observed.leftovers.vg_dev_dir = VgDevDir::NotAFolder {
         path: PathBuf::from("/dev/linstor-vg"),
@@ -1146,4 +1167,16 @@ mod host_lvm_integration {
             .to_string()
             .contains("remove PVID pvuuid"));
     }
+}
+
+#[test]
+fn a_suspended_pool_device_is_refreshed_not_its_components_deactivated() {
+    let mut observed = provisioned(tag("node-01"));
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        if let LvKind::ThinPool { serving, .. } = &mut lv.kind {
+            *serving = false; // present, but suspended or without a live table
+        }
+        lv.active = lv.name.starts_with("linstor-pool");
+    }
+    assert_eq!(kinds(&planned(&observed, &config())), ["pool-refresh"]);
 }

@@ -12,11 +12,11 @@ use std::process::Command;
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 
-/// The artifact may not grow beyond this (checked after every build): 4.5 MiB.
+/// The artifact may not grow beyond this (checked after every build): 5.25 MiB.
 /// Measured: 3.8 MiB with liblvm2cmd alone; 4,212,808 bytes (4.02 MiB) once
-/// libblkid was linked in (signature probe, LVM's blkid wiping); 4,589,640 bytes
-/// (4.38 MiB) with the `regex` crate added as well.
-pub const SIZE_BUDGET_BYTES: u64 = 4 * 1024 * 1024 + 512 * 1024;
+/// libblkid was linked in (signature probe, LVM's blkid wiping); 5,032,168 bytes
+/// (4.80 MiB) once the host lvm.conf filters are matched (the `regex` crate).
+pub const SIZE_BUDGET_BYTES: u64 = 5 * 1024 * 1024 + 256 * 1024;
 
 /// Debian packages the static build needs (`cargo xtask deps` installs them too;
 /// `cargo xtask dist` alone, e.g. in a container build, installs only these).

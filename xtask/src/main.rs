@@ -76,6 +76,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_foreign_lvm",
     "vm_host_lvm",
     "vm_kill_torture",
+    "vm_leftovers",
     "vm_linstor",
     "vm_partition_labels",
     "vm_signatures",

@@ -27,6 +27,8 @@ pub struct StackedDevice {
     pub dm_uuid: Option<String>,
     /// Kernel names of the devices stacked directly on this one.
     pub holders: Vec<String>,
+    /// Stacked directly on the partition: its table maps the partition itself.
+    pub on_partition: bool,
 }
 
 impl StackedDevice {
@@ -66,6 +68,7 @@ pub fn stacked_on(
             found.insert(
                 holder.name.clone(),
                 StackedDevice {
+                    on_partition: name == partition,
                     kernel_name: holder.name,
                     dm_name: holder.dm_name,
                     dm_uuid: holder.dm_uuid,
@@ -146,6 +149,13 @@ mod tests {
                 "{upper} before {lower}: {names:?}"
             );
         }
+        let direct: Vec<&str> = stack
+            .iter()
+            .filter(|d| d.on_partition)
+            .map(|d| d.kernel_name.as_str())
+            .collect();
+        assert_eq!(direct.len(), 2, "{direct:?}");
+        assert!(direct.contains(&"dm-0") && direct.contains(&"dm-1"));
         let thin = stack.iter().find(|d| d.kernel_name == "dm-3");
         assert_eq!(
             thin.and_then(StackedDevice::lvm_ids),

@@ -1,0 +1,112 @@
+//! What the leftover and activation handling must never touch, and where it must not
+//! loop (each case found by a hostile review of the recovery code):
+//! - a guest VG whose PV is one of our thin volumes is not a leftover of ours;
+//! - a pool device that exists but is suspended is refreshed, not worked around;
+//! - an activation LVM silently skips (`activation/volume_list`) is reported with its
+//!   cause instead of looping;
+//! - `/dev/<vg>` links that still reach a device are a live VG's, never cleared.
+mod common;
+
+use common::*;
+use vmtest::DiskSpec;
+
+#[test]
+fn leftover_handling_leaves_what_is_not_ours_and_says_why_it_stops() {
+    let bed = bed(vec![
+        DiskSpec::new("storage", 512).partition("linstor-storage", None),
+        DiskSpec::new("ghost", 256).partition("ghost", None),
+    ]);
+    let run = boot(
+        &bed,
+        false,
+        r#"
+NEST="devices { scan_lvs=1 }"
+step prov $LPD $P --satellite-id node-01
+step nest lvcreate -q -V 64m -T linstor-vg/linstor-pool -n nest
+step guest-pv pvcreate -q --config "$NEST" /dev/linstor-vg/nest
+step guest-vg vgcreate -q --config "$NEST" guestvg /dev/linstor-vg/nest
+step guest-lv lvcreate -q --config "$NEST" -L 8m -n glv guestvg
+step guest-run $LPD $P --satellite-id node-01
+step guest-alive dmsetup info -c --noheadings -o name guestvg-glv
+step guest-link test -b /dev/guestvg/glv
+step guest-off vgchange -q --config "$NEST" -an guestvg
+step suspend dmsetup suspend linstor--vg-linstor--pool-tpool
+step suspended-run $LPD $P --satellite-id node-01
+step suspended-state dmsetup info -c --noheadings -o attr linstor--vg-linstor--pool-tpool
+step suspended-usage lvs --noheadings -o data_percent linstor-vg/linstor-pool
+step ghost-dir sh -c 'mkdir /dev/ghost-vg && ln -s ../dm-0 /dev/ghost-vg/data && test -b /dev/ghost-vg/data'
+step ghost-run $LPD --partition-label ghost --volume-group ghost-vg --pool pool --on-failure exit --satellite-id node-01
+step ghost-link test -b /dev/ghost-vg/data
+step ghost-blank sh -c 'pvs /dev/vdb1 2>&1 || true'
+step listed-off vgchange -an linstor-vg
+step listed-conf sh -c 'cp /etc/lvm/lvm.conf /tmp/lvm.conf.orig && printf "activation {\n volume_list = [ \"nothing\" ]\n}\n" >> /etc/lvm/lvm.conf'
+step listed-run $LPD $P --satellite-id node-01
+step listed-restore cp /tmp/lvm.conf.orig /etc/lvm/lvm.conf
+step listed-after $LPD $P --satellite-id node-01
+"#,
+    );
+    for s in ["nest", "guest-pv", "guest-vg", "guest-lv"] {
+        run.expect_success(s);
+    }
+    expect_provisioned(&run, "prov");
+    // The guest's LV sits on our thin volume; it is nobody's leftover.
+    let guest = expect_provisioned(&run, "guest-run");
+    run.check(
+        guest.stderr.contains("lvm_commands=0") && !guest.stderr.contains("device-mapper devices"),
+        &format!(
+            "a guest VG's device was treated as a leftover:\n{}",
+            guest.stderr
+        ),
+    );
+    assert_eq!(
+        run.expect_success("guest-alive").stdout.trim(),
+        "guestvg-glv"
+    );
+    run.expect_success("guest-link");
+    run.expect_success("guest-off");
+
+    // A suspended pool device: refreshed (resumed), and usage readable again.
+    run.expect_success("suspend");
+    let suspended = expect_provisioned(&run, "suspended-run");
+    run.check(
+        suspended.stderr.contains("refresh thin pool"),
+        &format!("expected a refresh:\n{}", suspended.stderr),
+    );
+    let attr = &run.expect_success("suspended-state").stdout;
+    assert!(
+        !attr.trim().contains('s'),
+        "the pool device is still suspended: {attr:?}"
+    );
+    assert!(
+        run.expect_success("suspended-usage")
+            .stdout
+            .trim()
+            .parse::<f64>()
+            .is_ok(),
+        "no usage reported after the refresh"
+    );
+
+    // Links in /dev/ghost-vg reach a live device: refused, nothing removed or made.
+    let ghost = expect_exit(&run, "ghost-run", 1);
+    run.check(
+        ghost.stderr.contains("/dev/ghost-vg") && ghost.stderr.contains("live devices"),
+        &format!("expected a refusal naming /dev/ghost-vg:\n{}", ghost.stderr),
+    );
+    run.expect_success("ghost-link");
+    assert!(
+        !run.step("ghost-blank").stdout.contains("lvm2"),
+        "a PV was created on the refused partition: {}",
+        run.step("ghost-blank").stdout
+    );
+
+    // volume_list excludes our VG: a clear error naming the setting, not a loop.
+    run.expect_success("listed-off");
+    run.expect_success("listed-conf");
+    let listed = expect_exit(&run, "listed-run", 1);
+    run.check(
+        listed.stderr.contains("volume_list") && !listed.stderr.contains("did not reach"),
+        &format!("expected the volume_list explanation:\n{}", listed.stderr),
+    );
+    run.expect_success("listed-restore");
+    expect_provisioned(&run, "listed-after");
+}
