@@ -114,16 +114,19 @@ step read sh -c 'lvchange -ay linstor-vg/pvc-1 && mount -o ro /dev/mapper/linsto
 "#,
     );
     let planned = dry_run_steps(&second, "dry-grow");
-    assert_eq!(planned.len(), 2, "{planned:?}");
+    // After the reboot nothing activated the pool: the start activates it last.
+    assert_eq!(planned.len(), 3, "{planned:?}");
     assert!(
-        planned[0].starts_with("grow physical volume") && planned[1].starts_with("grow thin pool"),
+        planned[0].starts_with("grow physical volume")
+            && planned[1].starts_with("grow thin pool")
+            && planned[2].starts_with("activate thin pool"),
         "{planned:?}"
     );
     assert_eq!(expect_exit(&second, "killed", 137).exit_code, 137);
     let grow = expect_provisioned(&second, "grow");
     assert!(
-        grow.stderr.contains("lvm_commands=1"),
-        "only the pool extension was left:\n{}",
+        grow.stderr.contains("lvm_commands=2"),
+        "only the pool extension and its activation were left:\n{}",
         grow.stderr
     );
     assert!(expect_provisioned(&second, "steady")

@@ -155,8 +155,8 @@ step metadata $LPD metadata /dev/vda1 --json
         "metadata --json shows no tag:\n{metadata}"
     );
 
-    // Power off, grow the partition: the pool is inactive after the reboot, and
-    // extending it makes LVM activate it — with no thin_check to run.
+    // Power off, grow the partition: the pool is inactive after the reboot; extending
+    // and then activating it makes LVM check it — with no thin_check to run.
     let size_before = pool(&after_reset)["size_bytes"].as_u64().unwrap_or(0);
     grow_disk(&bed.disk_path("storage"), "2G", "linstor-storage");
     let second = boot_bare(
@@ -179,7 +179,14 @@ step steady-again $LPD $P --satellite-id node-b
     );
 
     let grow = expect_provisioned(&second, "grow");
-    assert_eq!(commands(&second, "grow"), "2", "{}", grow.stderr);
+    // pvresize, lvextend, and the activation LINSTOR needs (lvextend leaves an
+    // inactive pool inactive).
+    assert_eq!(commands(&second, "grow"), "3", "{}", grow.stderr);
+    assert!(
+        grow.stderr.contains("activate thin pool"),
+        "the grown pool was not activated:\n{}",
+        grow.stderr
+    );
     assert!(
         grow.stderr.contains(THIN_CHECK_WARNING)
             && grow.stderr.contains("install thin-provisioning-tools"),

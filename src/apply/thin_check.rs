@@ -98,6 +98,8 @@ pub fn may_activate_existing_pool(action: &Action) -> bool {
         Action::ExtendThinPool { .. }
             | Action::ExtendPoolMetadata { .. }
             | Action::ActivateSeedMetadataLv { .. }
+            | Action::ActivateThinPool { .. }
+            | Action::RefreshThinPool { .. }
             | Action::RemoveLogicalVolumes { .. }
     )
 }
