@@ -25,55 +25,6 @@ use linstor_provision_disk::observe::lvm::lvm_crc;
 use std::path::Path;
 use vmtest::{DiskSpec, GuestRun};
 
-/// Collects failed checks instead of stopping at the first.
-#[derive(Default)]
-struct Checks(Vec<String>);
-
-impl Checks {
-    fn that(&mut self, ok: bool, what: impl Into<String>) {
-        if !ok {
-            self.0.push(what.into());
-        }
-    }
-
-    fn exit(&mut self, run: &GuestRun, step: &str, code: i32) {
-        let s = run.step(step);
-        self.that(
-            s.exit_code == code,
-            format!(
-                "{step}: exited {} (expected {code}); stderr:\n{}",
-                s.exit_code,
-                s.stderr.trim_end()
-            ),
-        );
-    }
-
-    fn says(&mut self, run: &GuestRun, step: &str, needle: &str) {
-        let s = run.step(step);
-        self.that(
-            s.stderr.contains(needle),
-            format!("{step}: stderr lacks {needle:?}:\n{}", s.stderr.trim_end()),
-        );
-    }
-
-    fn same(&mut self, run: &GuestRun, before: &str, after: &str) {
-        let (a, b) = (&run.step(before).stdout, &run.step(after).stdout);
-        self.that(
-            run.step(before).exit_code == 0 && a == b,
-            format!("{before} → {after} changed:\n{a}\n---\n{b}"),
-        );
-    }
-
-    fn finish(self) {
-        assert!(
-            self.0.is_empty(),
-            "{} check(s) failed:\n\n{}",
-            self.0.len(),
-            self.0.join("\n\n")
-        );
-    }
-}
-
 /// Replaces `from` by `to` (once) in the committed metadata text of the PV on the
 /// first partition of disk image `image`, and recomputes the text and header
 /// checksums, as LVM would have written them. The text must not wrap in the area.

@@ -83,56 +83,6 @@ step f-file sh -c "test -e {file} && echo PRESENT || echo ABSENT"
     )
 }
 
-/// Collects failed checks instead of stopping at the first.
-#[derive(Default)]
-struct Checks(Vec<String>);
-
-impl Checks {
-    fn that(&mut self, ok: bool, what: impl Into<String>) {
-        if !ok {
-            self.0.push(what.into());
-        }
-    }
-
-    fn exit(&mut self, run: &GuestRun, step: &str, code: i32) {
-        let s = run.step(step);
-        self.that(
-            s.exit_code == code,
-            format!(
-                "{step}: exited {} (expected {code}); stderr:\n{}",
-                s.exit_code,
-                s.stderr.trim_end()
-            ),
-        );
-    }
-
-    fn says(&mut self, run: &GuestRun, step: &str, needle: &str) {
-        let s = run.step(step);
-        self.that(
-            s.stderr.contains(needle),
-            format!("{step}: stderr lacks {needle:?}:\n{}", s.stderr.trim_end()),
-        );
-    }
-
-    fn steady(&mut self, run: &GuestRun, step: &str) {
-        self.exit(run, step, 0);
-        self.says(run, step, "lvm_commands=0");
-        self.that(
-            !run.step(step).stderr.contains("running lvm command"),
-            format!("{step} ran LVM commands:\n{}", run.step(step).stderr),
-        );
-    }
-
-    fn finish(self) {
-        assert!(
-            self.0.is_empty(),
-            "{} check(s) failed:\n\n{}",
-            self.0.len(),
-            self.0.join("\n\n")
-        );
-    }
-}
-
 /// The device entries (`IDTYPE=` lines) of a devices file printed by a step.
 fn entries(run: &GuestRun, step: &str) -> Vec<String> {
     run.step(step)

@@ -231,3 +231,62 @@ pub fn boot_keeping_console(
     }
     run
 }
+
+/// Collects failed checks instead of stopping at the first, for VM tests with many
+/// steps: `finish` fails with all of them.
+#[derive(Default)]
+pub struct Checks(pub Vec<String>);
+
+impl Checks {
+    pub fn that(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            self.0.push(what.into());
+        }
+    }
+
+    pub fn exit(&mut self, run: &GuestRun, step: &str, code: i32) {
+        let s = run.step(step);
+        self.that(
+            s.exit_code == code,
+            format!(
+                "{step}: exited {} (expected {code}); stderr:\n{}",
+                s.exit_code,
+                s.stderr.trim_end()
+            ),
+        );
+    }
+
+    pub fn says(&mut self, run: &GuestRun, step: &str, needle: &str) {
+        let s = run.step(step);
+        self.that(
+            s.stderr.contains(needle),
+            format!("{step}: stderr lacks {needle:?}:\n{}", s.stderr.trim_end()),
+        );
+    }
+
+    pub fn same(&mut self, run: &GuestRun, before: &str, after: &str) {
+        let (a, b) = (&run.step(before).stdout, &run.step(after).stdout);
+        self.that(
+            run.step(before).exit_code == 0 && a == b,
+            format!("{before} → {after} changed:\n{a}\n---\n{b}"),
+        );
+    }
+
+    pub fn steady(&mut self, run: &GuestRun, step: &str) {
+        self.exit(run, step, 0);
+        self.says(run, step, "lvm_commands=0");
+        self.that(
+            !run.step(step).stderr.contains("running lvm command"),
+            format!("{step} ran LVM commands:\n{}", run.step(step).stderr),
+        );
+    }
+
+    pub fn finish(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} check(s) failed:\n\n{}",
+            self.0.len(),
+            self.0.join("\n\n")
+        );
+    }
+}
