@@ -453,7 +453,15 @@ fn vg_facts(
                         .any(|a| a.serving && a.layer_suffix.as_deref() == Some("-tpool")),
                     pool_device_present: devices
                         .iter()
-                        .any(|a| a.layer_suffix.as_deref() == Some("-tpool")),
+                        .any(|a| a.live_table && a.layer_suffix.as_deref() == Some("-tpool")),
+                    unloaded_pool_device: devices
+                        .iter()
+                        .find(|a| {
+                            !a.live_table
+                                && a.open_count == 0
+                                && a.layer_suffix.as_deref() == Some("-tpool")
+                        })
+                        .map(|a| a.dm_name.clone()),
                 },
                 Some(SegmentKind::Thin { thin_pool, .. }) => LvKind::Thin {
                     pool: thin_pool.clone(),

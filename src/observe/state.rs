@@ -169,9 +169,11 @@ pub enum LvKind {
         /// Its `-tpool` device-mapper device serves I/O: LVM reports usage and
         /// LINSTOR can carve volumes. LINSTOR never activates a pool itself.
         serving: bool,
-        /// Its `-tpool` device exists at all (serving or not: suspended, or without a
-        /// live table after an interrupted command).
+        /// Its `-tpool` device exists with a live table (serving, or suspended).
         pool_device_present: bool,
+        /// A `-tpool` device an interrupted activation created but never loaded (no
+        /// live table, not open): it maps nothing and blocks a new activation.
+        unloaded_pool_device: Option<String>,
     },
     Thin {
         pool: String,

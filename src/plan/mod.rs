@@ -217,9 +217,15 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             })
         }
         SatelliteIdReading::SeedLvInactive => {
-            let mut actions: Vec<Action> = idle_pools(vg)
-                .filter_map(|pool| deactivate_stranded_components(vg, pool))
-                .collect();
+            let mut actions: Vec<Action> = Vec::new();
+            for pool in idle_pools(vg) {
+                if let Some(unloaded) = unloaded_pool_device(vg, pool) {
+                    actions.push(Action::RemoveStaleDevices {
+                        dm_names: vec![unloaded],
+                    });
+                }
+                actions.extend(deactivate_stranded_components(vg, pool));
+            }
             actions.push(Action::ActivateSeedMetadataLv {
                 volume_group: vg.name.clone(),
             });
@@ -584,9 +590,18 @@ fn keep_and_grow(
         }),
         Some((false, false)) => {
             // First: LVM refuses to resize or activate the pool while components
-            // stranded by an interrupted activation are active.
+            // stranded by an interrupted activation are active — or while a pool
+            // device it created but never loaded is in the way (removed before them).
             if let Some(unblock) = deactivate_stranded_components(vg, &config.pool) {
                 actions.insert(0, unblock);
+            }
+            if let Some(unloaded) = unloaded_pool_device(vg, &config.pool) {
+                actions.insert(
+                    0,
+                    Action::RemoveStaleDevices {
+                        dm_names: vec![unloaded],
+                    },
+                );
             }
             actions.push(Action::ActivateThinPool {
                 volume_group: vg.name.clone(),
@@ -630,6 +645,17 @@ fn deactivate_stranded_components(vg: &VgFacts, pool: &str) -> Option<Action> {
     (!names.is_empty()).then(|| Action::DeactivatePoolComponents {
         volume_group: vg.name.clone(),
         names,
+    })
+}
+
+/// The never-loaded `-tpool` device of `pool`, if an interrupted activation left one.
+fn unloaded_pool_device(vg: &VgFacts, pool: &str) -> Option<String> {
+    vg.logical_volumes.iter().find_map(|lv| match &lv.kind {
+        LvKind::ThinPool {
+            unloaded_pool_device,
+            ..
+        } if lv.name == pool => unloaded_pool_device.clone(),
+        _ => None,
     })
 }
 

@@ -68,6 +68,7 @@ fn pool(data: u64, metadata: u64) -> LvFacts {
             zero_new_blocks: false,
             serving: true,
             pool_device_present: true,
+            unloaded_pool_device: None,
         },
         visible: true,
         size_bytes: data,
@@ -1179,4 +1180,27 @@ fn a_suspended_pool_device_is_refreshed_not_its_components_deactivated() {
         lv.active = lv.name.starts_with("linstor-pool");
     }
     assert_eq!(kinds(&planned(&observed, &config())), ["pool-refresh"]);
+}
+
+#[test]
+fn a_pool_device_never_loaded_is_removed_before_the_activation() {
+    let mut observed = provisioned(tag("node-01"));
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        if let LvKind::ThinPool {
+            serving,
+            pool_device_present,
+            unloaded_pool_device,
+            ..
+        } = &mut lv.kind
+        {
+            *serving = false;
+            *pool_device_present = false;
+            *unloaded_pool_device = Some("linstor--vg-linstor--pool-tpool".into());
+        }
+        lv.active = lv.name.starts_with("linstor-pool");
+    }
+    assert_eq!(
+        kinds(&planned(&observed, &config())),
+        ["dm-remove-stale", "components-deactivate", "pool-activate"]
+    );
 }

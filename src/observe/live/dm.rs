@@ -40,6 +40,9 @@ pub struct ActiveLv {
     /// The device has a live table and is not suspended: it serves I/O. A device an
     /// interrupted activation created but never loaded or resumed does not.
     pub serving: bool,
+    /// The device has a live table (even if suspended). A device an interrupted
+    /// activation created but never loaded has none and maps nothing.
+    pub live_table: bool,
 }
 
 /// The parts of an LVM device-mapper uuid.
@@ -340,6 +343,7 @@ pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
             open_count: u32::try_from(info.open_count()).unwrap_or(0),
             serving: info.flags().contains(DmFlags::DM_ACTIVE_PRESENT)
                 && !info.flags().contains(DmFlags::DM_SUSPEND),
+            live_table: info.flags().contains(DmFlags::DM_ACTIVE_PRESENT),
             vg_uuid: parsed.vg_uuid,
             lv_uuid: parsed.lv_uuid,
             layer_suffix: parsed.layer_suffix,
@@ -542,6 +546,7 @@ mod tests {
             minor: 0,
             open_count: 0,
             serving: true,
+            live_table: true,
             vg_uuid: VG.into(),
             lv_uuid: lv_uuid.into(),
             layer_suffix: suffix.map(str::to_owned),
