@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::ffi::dm_remove::{remove_device, DmRemoveError};
+use crate::observe::vg_dev_dir::reaches_live_device;
 
 #[derive(Debug, Error)]
 pub enum LeftoverError {
@@ -83,7 +84,7 @@ pub fn remove_stale_volume_group_path(path: &Path) -> Result<(), LeftoverError> 
         let entry = entry.map_err(io_error(path))?;
         let kind = entry.file_type().map_err(io_error(path))?;
         // Only dangling links: one that still reaches a device is a live LV's.
-        if !kind.is_symlink() || fs::metadata(entry.path()).is_ok() {
+        if !kind.is_symlink() || reaches_live_device(&entry.path()) {
             return Err(LeftoverError::NotALink {
                 path: path.to_path_buf(),
                 name: entry.file_name().to_string_lossy().into_owned(),

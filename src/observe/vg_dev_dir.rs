@@ -81,7 +81,7 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str) -> io::Result<VgDevDir> {
         entries.push(if kind.is_symlink() {
             VgDevEntry::Symlink {
                 target: fs::read_link(entry.path())?,
-                resolves: fs::metadata(entry.path()).is_ok(),
+                resolves: reaches_live_device(&entry.path()),
                 name,
             }
         } else {
@@ -90,6 +90,22 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str) -> io::Result<VgDevDir> {
     }
     entries.sort_by(|a, b| entry_name(a).cmp(entry_name(b)));
     Ok(VgDevDir::Folder { path, entries })
+}
+
+/// Whether `link` leads to a block device the kernel has right now. A node alone
+/// proves nothing: a killed command can leave `/dev/mapper/<name>` behind for a
+/// device that is gone.
+pub fn reaches_live_device(link: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    match fs::metadata(link) {
+        Ok(meta) if meta.file_type().is_block_device() => {
+            let dev = meta.rdev();
+            let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+            Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists()
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
 }
 
 fn entry_name(entry: &VgDevEntry) -> &str {
