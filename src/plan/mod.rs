@@ -419,6 +419,28 @@ fn reset(
         check_name_on_disk(observed, "logical volume", name, validate_lv_name)?;
     }
     if !vg.logical_volumes.is_empty() {
+        // A removal killed midway can leave a pool device suspended or never loaded;
+        // LVM then cannot deactivate the pool's components. Clear that first.
+        for lv in &vg.logical_volumes {
+            if let LvKind::ThinPool {
+                serving: false,
+                pool_device_present,
+                unloaded_pool_device,
+                ..
+            } = &lv.kind
+            {
+                if let Some(unloaded) = unloaded_pool_device {
+                    actions.push(Action::RemoveStaleDevices {
+                        dm_names: vec![unloaded.clone()],
+                    });
+                } else if *pool_device_present {
+                    actions.push(Action::RefreshThinPool {
+                        volume_group: vg.name.clone(),
+                        pool: lv.name.clone(),
+                    });
+                }
+            }
+        }
         actions.push(Action::RemoveLogicalVolumes {
             volume_group: vg.name.clone(),
             names: visible,

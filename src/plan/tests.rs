@@ -1204,3 +1204,36 @@ fn a_pool_device_never_loaded_is_removed_before_the_activation() {
         ["dm-remove-stale", "components-deactivate", "pool-activate"]
     );
 }
+
+#[test]
+fn a_reset_first_clears_a_pool_device_a_killed_removal_left() {
+    let mut observed = provisioned(tag("node-02"));
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        if let LvKind::ThinPool {
+            serving,
+            pool_device_present,
+            unloaded_pool_device,
+            ..
+        } = &mut lv.kind
+        {
+            *serving = false;
+            *pool_device_present = false;
+            *unloaded_pool_device = Some("linstor--vg-linstor--pool-tpool".into());
+        }
+    }
+    let steps = kinds(&planned(&observed, &config()));
+    assert_eq!(steps[..2], ["dm-remove-stale", "lvremove"], "{steps:?}");
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        if let LvKind::ThinPool {
+            pool_device_present,
+            unloaded_pool_device,
+            ..
+        } = &mut lv.kind
+        {
+            *pool_device_present = true; // suspended
+            *unloaded_pool_device = None;
+        }
+    }
+    let steps = kinds(&planned(&observed, &config()));
+    assert_eq!(steps[..2], ["pool-refresh", "lvremove"], "{steps:?}");
+}
