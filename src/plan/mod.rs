@@ -217,15 +217,9 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             })
         }
         SatelliteIdReading::SeedLvInactive => {
-            let mut actions: Vec<Action> = Vec::new();
-            for pool in idle_pools(vg) {
-                if let Some(unloaded) = unloaded_pool_device(vg, pool) {
-                    actions.push(Action::RemoveStaleDevices {
-                        dm_names: vec![unloaded],
-                    });
-                }
-                actions.extend(deactivate_stranded_components(vg, pool));
-            }
+            let mut actions: Vec<Action> = idle_pools(vg)
+                .flat_map(|pool| unblock_idle_pool(vg, pool))
+                .collect();
             actions.push(Action::ActivateSeedMetadataLv {
                 volume_group: vg.name.clone(),
             });
@@ -612,19 +606,9 @@ fn keep_and_grow(
         }),
         Some((false, false)) => {
             // First: LVM refuses to resize or activate the pool while components
-            // stranded by an interrupted activation are active — or while a pool
-            // device it created but never loaded is in the way (removed before them).
-            if let Some(unblock) = deactivate_stranded_components(vg, &config.pool) {
-                actions.insert(0, unblock);
-            }
-            if let Some(unloaded) = unloaded_pool_device(vg, &config.pool) {
-                actions.insert(
-                    0,
-                    Action::RemoveStaleDevices {
-                        dm_names: vec![unloaded],
-                    },
-                );
-            }
+            // stranded by an interrupted activation are active, or while a pool
+            // device it created but never loaded is in the way.
+            actions.splice(0..0, unblock_idle_pool(vg, &config.pool));
             actions.push(Action::ActivateThinPool {
                 volume_group: vg.name.clone(),
                 pool: config.pool.clone(),
@@ -668,6 +652,18 @@ fn deactivate_stranded_components(vg: &VgFacts, pool: &str) -> Option<Action> {
         volume_group: vg.name.clone(),
         names,
     })
+}
+
+/// What clears the way for activating an idle pool: its never-loaded pool device
+/// removed, then its stranded components deactivated.
+fn unblock_idle_pool(vg: &VgFacts, pool: &str) -> Vec<Action> {
+    unloaded_pool_device(vg, pool)
+        .map(|unloaded| Action::RemoveStaleDevices {
+            dm_names: vec![unloaded],
+        })
+        .into_iter()
+        .chain(deactivate_stranded_components(vg, pool))
+        .collect()
 }
 
 /// The never-loaded `-tpool` device of `pool`, if an interrupted activation left one.
