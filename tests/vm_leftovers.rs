@@ -4,7 +4,9 @@
 //! - a pool device that exists but is suspended is refreshed, not worked around;
 //! - an activation LVM silently skips (`activation/volume_list`) is reported with its
 //!   cause instead of looping;
-//! - `/dev/<vg>` links that still reach a device are a live VG's, never cleared.
+//! - `/dev/<vg>` links that still reach a device are a live VG's, never cleared;
+//! - a pool device a killed removal left live but held by nothing (LVM then counts
+//!   the pool inactive and cannot deactivate its components) is cleared by a reset.
 mod common;
 
 use common::*;
@@ -15,6 +17,7 @@ fn leftover_handling_leaves_what_is_not_ours_and_says_why_it_stops() {
     let bed = bed(vec![
         DiskSpec::new("storage", 512).partition("linstor-storage", None),
         DiskSpec::new("ghost", 256).partition("ghost", None),
+        DiskSpec::new("unheld", 256).partition("unheld", None),
     ]);
     let run = boot(
         &bed,
@@ -43,6 +46,17 @@ step listed-conf sh -c 'cp /etc/lvm/lvm.conf /tmp/lvm.conf.orig && printf "activ
 step listed-run $LPD $P --satellite-id node-01
 step listed-restore cp /tmp/lvm.conf.orig /etc/lvm/lvm.conf
 step listed-after $LPD $P --satellite-id node-01
+U='--partition-label unheld --volume-group unheld-vg --pool pool --on-failure exit'
+step unheld-prov $LPD $U --satellite-id node-01
+step unheld-thin lvcreate -q -V 16m -T unheld-vg/pool -n pvc
+step unheld-off vgchange -an unheld-vg
+step unheld-on lvchange -ay unheld-vg/pvc
+step unheld-cut dmsetup remove unheld--vg-pvc
+step unheld-open dmsetup info -c --noheadings -o open unheld--vg-pool-tpool
+step unheld-seen lvs --noheadings -o lv_attr unheld-vg/pool
+step unheld-reset $LPD $U --satellite-id node-02
+step unheld-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step unheld-usage lvs --noheadings -o data_percent unheld-vg/pool
 "#,
     );
     for s in ["nest", "guest-pv", "guest-vg", "guest-lv"] {
@@ -110,4 +124,42 @@ step listed-after $LPD $P --satellite-id node-01
     );
     run.expect_success("listed-restore");
     expect_provisioned(&run, "listed-after");
+
+    // A removal killed right after LVM deactivated the last thin volume: the pool's
+    // `-tpool` device stays live, held by nothing, and LVM counts the pool inactive.
+    expect_provisioned(&run, "unheld-prov");
+    run.expect_success("unheld-thin");
+    // Only the thin volume active (no pool device of its own), then that removed.
+    run.expect_success("unheld-off");
+    run.expect_success("unheld-on");
+    run.expect_success("unheld-cut");
+    assert_eq!(run.expect_success("unheld-open").stdout.trim(), "0");
+    let attr = run.expect_success("unheld-seen").stdout.trim().to_owned();
+    assert_eq!(
+        attr.chars().nth(4),
+        Some('-'),
+        "setup: LVM was expected to count the pool inactive: {attr:?}"
+    );
+    let reset = expect_provisioned(&run, "unheld-reset");
+    run.check(
+        reset
+            .stderr
+            .contains("remove device-mapper devices unheld--vg-pool-tpool"),
+        &format!(
+            "expected the unheld pool device removed first:\n{}",
+            reset.stderr
+        ),
+    );
+    assert_eq!(
+        run.expect_success("unheld-lvs").stdout.trim(),
+        "pool linstor-satellite-id=node-02"
+    );
+    assert!(
+        run.expect_success("unheld-usage")
+            .stdout
+            .trim()
+            .parse::<f64>()
+            .is_ok(),
+        "the new pool reports no usage"
+    );
 }

@@ -462,6 +462,15 @@ fn vg_facts(
                                 && a.layer_suffix.as_deref() == Some("-tpool")
                         })
                         .map(|a| a.dm_name.clone()),
+                    unheld_pool_device: devices
+                        .iter()
+                        .find(|a| {
+                            top.is_none()
+                                && a.live_table
+                                && a.open_count == 0
+                                && a.layer_suffix.as_deref() == Some("-tpool")
+                        })
+                        .map(|a| a.dm_name.clone()),
                 },
                 Some(SegmentKind::Thin { thin_pool, .. }) => LvKind::Thin {
                     pool: thin_pool.clone(),

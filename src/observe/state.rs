@@ -174,6 +174,11 @@ pub enum LvKind {
         /// A `-tpool` device an interrupted activation created but never loaded (no
         /// live table, not open): it maps nothing and blocks a new activation.
         unloaded_pool_device: Option<String>,
+        /// A live `-tpool` device nothing holds open while the pool's own device is
+        /// absent: what a removal killed after deactivating the last thin volume
+        /// leaves. LVM looks a used pool up by its own device only, counts the pool
+        /// inactive and then cannot deactivate the components under it.
+        unheld_pool_device: Option<String>,
     },
     Thin {
         pool: String,

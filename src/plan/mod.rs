@@ -413,21 +413,26 @@ fn reset(
         check_name_on_disk(observed, "logical volume", name, validate_lv_name)?;
     }
     if !vg.logical_volumes.is_empty() {
-        // A removal killed midway can leave a pool device suspended or never loaded;
-        // LVM then cannot deactivate the pool's components. Clear that first.
+        // A removal killed midway can leave a pool device suspended, never loaded,
+        // or live but held by nothing LVM sees; LVM then cannot deactivate the
+        // pool's components. Clear that first.
         for lv in &vg.logical_volumes {
             if let LvKind::ThinPool {
-                serving: false,
+                serving,
                 pool_device_present,
                 unloaded_pool_device,
+                unheld_pool_device,
                 ..
             } = &lv.kind
             {
-                if let Some(unloaded) = unloaded_pool_device {
+                if let Some(device) = unloaded_pool_device
+                    .as_ref()
+                    .or(unheld_pool_device.as_ref())
+                {
                     actions.push(Action::RemoveStaleDevices {
-                        dm_names: vec![unloaded.clone()],
+                        dm_names: vec![device.clone()],
                     });
-                } else if *pool_device_present {
+                } else if *pool_device_present && !serving {
                     actions.push(Action::RefreshThinPool {
                         volume_group: vg.name.clone(),
                         pool: lv.name.clone(),

@@ -69,6 +69,7 @@ fn pool(data: u64, metadata: u64) -> LvFacts {
             serving: true,
             pool_device_present: true,
             unloaded_pool_device: None,
+            unheld_pool_device: None,
         },
         visible: true,
         size_bytes: data,
@@ -1236,4 +1237,38 @@ fn a_reset_first_clears_a_pool_device_a_killed_removal_left() {
     }
     let steps = kinds(&planned(&observed, &config()));
     assert_eq!(steps[..2], ["pool-refresh", "lvremove"], "{steps:?}");
+}
+
+#[test]
+fn a_reset_first_removes_a_pool_device_lvm_no_longer_sees() {
+    let mut observed = provisioned(tag("node-02"));
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        if let LvKind::ThinPool {
+            unheld_pool_device, ..
+        } = &mut lv.kind
+        {
+            *unheld_pool_device = Some("linstor--vg-linstor--pool-tpool".into());
+        }
+    }
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan)[..2], ["dm-remove-stale", "lvremove"]);
+    assert!(matches!(
+        &plan.actions[0],
+        Action::RemoveStaleDevices { dm_names } if dm_names == &["linstor--vg-linstor--pool-tpool"]
+    ));
+}
+
+#[test]
+fn a_pool_device_lvm_no_longer_sees_is_kept_when_the_id_matches() {
+    let mut observed = provisioned(tag("node-01"));
+    for lv in &mut vg_mut(&mut observed).logical_volumes {
+        if let LvKind::ThinPool {
+            unheld_pool_device, ..
+        } = &mut lv.kind
+        {
+            *unheld_pool_device = Some("linstor--vg-linstor--pool-tpool".into());
+        }
+    }
+    // It serves: LINSTOR's lvcreate and lvs use it as it is.
+    assert!(planned(&observed, &config()).actions.is_empty());
 }
