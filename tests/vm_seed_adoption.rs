@@ -1,6 +1,7 @@
 //! Nodes provisioned by the seed tool (thin LV `metadata` with ext4 holding
 //! `satellite-id`) are adopted without data loss when the ID matches, and reset when
-//! it differs — also when the metadata LV is inactive and must be activated to read.
+//! it differs — also when the metadata LV is inactive and must be activated to read,
+//! and when an activation killed midway left its device created but empty.
 mod common;
 
 use common::*;
@@ -33,6 +34,13 @@ step status-b $LPD status --partition-label seed-b --volume-group seedb --pool l
 step reset-b $LPD --partition-label seed-b --volume-group seedb --pool linstor-pool --satellite-id new-id --on-failure exit
 step reset-vgs vgs --reportformat json -o vg_name,vg_tags seedb
 step reset-lvs lvs --reportformat json -o lv_name seedb
+step seed-c seed_layout /dev/vdc1 seedc node-01
+step deactivate-c vgchange -an seedc
+step cut-c sh -c 'u=$(lvs --noheadings -o vg_uuid,lv_uuid seedc/metadata | tr -d " -"); dmsetup create seedc-metadata --notable -u "LVM-$u"'
+step cut-c-state dmsetup table seedc-metadata
+step adopt-c $LPD --partition-label seed-c --volume-group seedc --pool linstor-pool --satellite-id node-01 --on-failure exit
+step adopted-c vgs --noheadings -o vg_tags seedc
+step read-c sh -c 'lvchange -ay seedc/pvcdata && mount -o ro /dev/mapper/seedc-pvcdata /mnt && cat /mnt/data; umount /mnt'
 "#;
 
 #[test]
@@ -40,6 +48,7 @@ fn seed_nodes_are_adopted_or_reset() {
     let bed = bed(vec![
         DiskSpec::new("seed-a", 512).partition("seed-a", None),
         DiskSpec::new("seed-b", 512).partition("seed-b", None),
+        DiskSpec::new("seed-c", 512).partition("seed-c", None),
     ]);
     let run = boot(&bed, false, SEED_LAYOUT);
     for s in ["seed-a", "seed-b", "deactivate-b"] {
@@ -98,4 +107,24 @@ fn seed_nodes_are_adopted_or_reset() {
     );
     let lvs = lv_names(&run, "reset-lvs");
     assert_eq!(lvs, vec!["linstor-pool".to_owned()], "old LVs must be gone");
+
+    // An activation killed between creating the metadata LV's device and loading
+    // its table: the empty device is removed, the LV activated and read; adopted.
+    for s in ["seed-c", "deactivate-c", "cut-c"] {
+        run.expect_success(s);
+    }
+    assert_eq!(run.expect_success("cut-c-state").stdout.trim(), "");
+    let adopted = expect_provisioned(&run, "adopt-c");
+    assert!(
+        adopted
+            .stderr
+            .contains("remove device-mapper devices seedc-metadata"),
+        "{}",
+        adopted.stderr
+    );
+    assert_eq!(
+        run.expect_success("adopted-c").stdout.trim(),
+        "linstor-satellite-id=node-01"
+    );
+    assert_eq!(run.expect_success("read-c").stdout.trim(), "precious");
 }

@@ -167,6 +167,9 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
             SatelliteIdReading::SeedLvInactive => {
                 "recorded by the seed tool on the inactive metadata LV (provisioning activates and reads it)".to_owned()
             }
+            SatelliteIdReading::SeedLvUnloaded { dm_name } => format!(
+                "recorded by the seed tool on the metadata LV, whose device {dm_name} an interrupted activation left empty (provisioning removes it, activates and reads)"
+            ),
             SatelliteIdReading::Absent => "none recorded".to_owned(),
             SatelliteIdReading::Unreadable(why) => format!("UNREADABLE: {why}"),
         },

@@ -547,6 +547,15 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
         .find(|a| a.vg_uuid == vg_uuid && a.lv_uuid == lv_uuid && a.layer_suffix.is_none())
     {
         None => SatelliteIdReading::SeedLvInactive,
+        Some(device) if !device.live_table && device.open_count == 0 => {
+            SatelliteIdReading::SeedLvUnloaded {
+                dm_name: device.dm_name.clone(),
+            }
+        }
+        Some(device) if !device.serving => SatelliteIdReading::Unreadable(format!(
+            "its device {} is suspended; resume it (`lvchange --refresh {}/{}`) and rerun",
+            device.dm_name, vg.name, SEED_METADATA_LV
+        )),
         Some(device) => match read_seed_satellite_id(&device_node(device)) {
             Ok(id) => SatelliteIdReading::SeedFile(id),
             Err(e) => SatelliteIdReading::Unreadable(e),

@@ -140,6 +140,10 @@ pub enum SatelliteIdReading {
     SeedFile(String),
     /// The seed tool's `metadata` LV exists but is not active, so it can't be read yet.
     SeedLvInactive,
+    /// The seed tool's `metadata` LV has a device that maps nothing: an activation
+    /// killed after creating it and before loading its table. It reads as an error
+    /// until it is removed and the LV activated again.
+    SeedLvUnloaded { dm_name: String },
     /// Nothing records an ID.
     Absent,
     /// Something records an ID but reading it failed; never treated as "different".

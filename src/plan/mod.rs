@@ -216,10 +216,15 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
                 reason: reason.clone(),
             })
         }
-        SatelliteIdReading::SeedLvInactive => {
+        SatelliteIdReading::SeedLvInactive | SatelliteIdReading::SeedLvUnloaded { .. } => {
             let mut actions: Vec<Action> = idle_pools(vg)
                 .flat_map(|pool| unblock_idle_pool(vg, pool))
                 .collect();
+            if let SatelliteIdReading::SeedLvUnloaded { dm_name } = &vg.satellite_id {
+                actions.push(Action::RemoveStaleDevices {
+                    dm_names: vec![dm_name.clone()],
+                });
+            }
             actions.push(Action::ActivateSeedMetadataLv {
                 volume_group: vg.name.clone(),
             });

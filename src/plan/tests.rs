@@ -1272,3 +1272,14 @@ fn a_pool_device_lvm_no_longer_sees_is_kept_when_the_id_matches() {
     // It serves: LINSTOR's lvcreate and lvs use it as it is.
     assert!(planned(&observed, &config()).actions.is_empty());
 }
+
+#[test]
+fn an_empty_seed_metadata_device_is_removed_before_the_activation() {
+    let mut observed = provisioned(SatelliteIdReading::SeedLvUnloaded {
+        dm_name: "linstor--vg-metadata".into(),
+    });
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["dm-remove-stale", "activate-seed-lv"]);
+    vg_mut(&mut observed).satellite_id = SatelliteIdReading::SeedLvInactive;
+    assert_eq!(kinds(&planned(&observed, &config())), ["activate-seed-lv"]);
+}
