@@ -1,7 +1,8 @@
 //! Nodes provisioned by the seed tool (thin LV `metadata` with ext4 holding
 //! `satellite-id`) are adopted without data loss when the ID matches, and reset when
 //! it differs — also when the metadata LV is inactive and must be activated to read,
-//! and when an activation killed midway left its device created but empty.
+//! when an activation killed midway left its device created but empty, and when
+//! its pool's device was left suspended (a read would wait forever).
 mod common;
 
 use common::*;
@@ -41,6 +42,12 @@ step cut-c-state dmsetup table seedc-metadata
 step adopt-c $LPD --partition-label seed-c --volume-group seedc --pool linstor-pool --satellite-id node-01 --on-failure exit
 step adopted-c vgs --noheadings -o vg_tags seedc
 step read-c sh -c 'lvchange -ay seedc/pvcdata && mount -o ro /dev/mapper/seedc-pvcdata /mnt && cat /mnt/data; umount /mnt'
+step seed-d seed_layout /dev/vdd1 seedd node-01
+step suspend-d dmsetup suspend seedd-linstor--pool-tpool
+step adopt-d timeout 120 $LPD --partition-label seed-d --volume-group seedd --pool linstor-pool --satellite-id node-01 --on-failure exit
+step adopted-d vgs --noheadings -o vg_tags seedd
+step resumed-d dmsetup info -c --noheadings -o attr seedd-linstor--pool-tpool
+step read-d sh -c 'mount -o ro /dev/mapper/seedd-pvcdata /mnt && cat /mnt/data; umount /mnt'
 "#;
 
 #[test]
@@ -49,6 +56,7 @@ fn seed_nodes_are_adopted_or_reset() {
         DiskSpec::new("seed-a", 512).partition("seed-a", None),
         DiskSpec::new("seed-b", 512).partition("seed-b", None),
         DiskSpec::new("seed-c", 512).partition("seed-c", None),
+        DiskSpec::new("seed-d", 512).partition("seed-d", None),
     ]);
     let run = boot(&bed, false, SEED_LAYOUT);
     for s in ["seed-a", "seed-b", "deactivate-b"] {
@@ -109,16 +117,14 @@ fn seed_nodes_are_adopted_or_reset() {
     assert_eq!(lvs, vec!["linstor-pool".to_owned()], "old LVs must be gone");
 
     // An activation killed between creating the metadata LV's device and loading
-    // its table: the empty device is removed, the LV activated and read; adopted.
+    // its table: activating the LV loads the table into it; read and adopted.
     for s in ["seed-c", "deactivate-c", "cut-c"] {
         run.expect_success(s);
     }
     assert_eq!(run.expect_success("cut-c-state").stdout.trim(), "");
     let adopted = expect_provisioned(&run, "adopt-c");
     assert!(
-        adopted
-            .stderr
-            .contains("remove device-mapper devices seedc-metadata"),
+        adopted.stderr.contains("activate seedc/metadata"),
         "{}",
         adopted.stderr
     );
@@ -127,4 +133,22 @@ fn seed_nodes_are_adopted_or_reset() {
         "linstor-satellite-id=node-01"
     );
     assert_eq!(run.expect_success("read-c").stdout.trim(), "precious");
+
+    // The pool under the seed's metadata LV suspended: refreshed first, then read
+    // (a read before would wait forever), adopted, data intact.
+    run.expect_success("seed-d");
+    run.expect_success("suspend-d");
+    let adopted = expect_provisioned(&run, "adopt-d");
+    assert!(
+        adopted.stderr.contains("refresh thin pool"),
+        "{}",
+        adopted.stderr
+    );
+    assert_eq!(
+        run.expect_success("adopted-d").stdout.trim(),
+        "linstor-satellite-id=node-01"
+    );
+    let attr = &run.expect_success("resumed-d").stdout;
+    assert!(!attr.trim().contains('s'), "still suspended: {attr:?}");
+    assert_eq!(run.expect_success("read-d").stdout.trim(), "precious");
 }

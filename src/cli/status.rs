@@ -168,7 +168,10 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                 "recorded by the seed tool on the inactive metadata LV (provisioning activates and reads it)".to_owned()
             }
             SatelliteIdReading::SeedLvUnloaded { dm_name } => format!(
-                "recorded by the seed tool on the metadata LV, whose device {dm_name} an interrupted activation left empty (provisioning removes it, activates and reads)"
+                "recorded by the seed tool on the metadata LV, whose device {dm_name} an interrupted activation left empty (provisioning activates and reads it)"
+            ),
+            SatelliteIdReading::SeedPoolSuspended { pool } => format!(
+                "recorded by the seed tool on the metadata LV; its pool {pool} is suspended (provisioning refreshes it, then reads)"
             ),
             SatelliteIdReading::Absent => "none recorded".to_owned(),
             SatelliteIdReading::Unreadable(why) => format!("UNREADABLE: {why}"),

@@ -432,6 +432,7 @@ fn vg_facts(
                     metadata_lv,
                     chunk_size_sectors,
                     zero_new_blocks,
+                    transaction_id,
                     ..
                 }) => LvKind::ThinPool {
                     metadata_size_bytes: match vg.lv(metadata_lv) {
@@ -462,10 +463,14 @@ fn vg_facts(
                                 && a.layer_suffix.as_deref() == Some("-tpool")
                         })
                         .map(|a| a.dm_name.clone()),
+                    // Only a used pool (transaction id > 0) is looked up by LVM
+                    // without its layer; a new one's only device carries the
+                    // `-tpool` uuid and LVM sees it.
                     unheld_pool_device: devices
                         .iter()
                         .find(|a| {
-                            top.is_none()
+                            *transaction_id > 0
+                                && top.is_none()
                                 && a.live_table
                                 && a.open_count == 0
                                 && a.layer_suffix.as_deref() == Some("-tpool")
@@ -542,6 +547,26 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
         );
     };
     let (vg_uuid, lv_uuid) = (undashed(&vg.id), undashed(&seed_lv.id));
+    // Reads from a thin volume wait while its pool's device is suspended (a command
+    // killed between suspend and resume, e.g. while sending thin messages): resume
+    // the pool first instead of hanging on the read.
+    if let Some(pool) = seed_lv.segments.iter().find_map(|s| match &s.kind {
+        SegmentKind::Thin { thin_pool, .. } => vg.lv(thin_pool),
+        _ => None,
+    }) {
+        let pool_uuid = undashed(&pool.id);
+        if active.iter().any(|a| {
+            a.vg_uuid == vg_uuid
+                && a.lv_uuid == pool_uuid
+                && a.layer_suffix.as_deref() == Some("-tpool")
+                && a.live_table
+                && !a.serving
+        }) {
+            return SatelliteIdReading::SeedPoolSuspended {
+                pool: pool.name.clone(),
+            };
+        }
+    }
     match active
         .iter()
         .find(|a| a.vg_uuid == vg_uuid && a.lv_uuid == lv_uuid && a.layer_suffix.is_none())

@@ -141,9 +141,12 @@ pub enum SatelliteIdReading {
     /// The seed tool's `metadata` LV exists but is not active, so it can't be read yet.
     SeedLvInactive,
     /// The seed tool's `metadata` LV has a device that maps nothing: an activation
-    /// killed after creating it and before loading its table. It reads as an error
-    /// until it is removed and the LV activated again.
+    /// killed after creating it and before loading its table. It reads as an error;
+    /// activating the LV again loads the table into it.
     SeedLvUnloaded { dm_name: String },
+    /// The pool under the seed tool's `metadata` LV is suspended: reading would
+    /// wait until it is resumed.
+    SeedPoolSuspended { pool: String },
     /// Nothing records an ID.
     Absent,
     /// Something records an ID but reading it failed; never treated as "different".

@@ -220,17 +220,21 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             let mut actions: Vec<Action> = idle_pools(vg)
                 .flat_map(|pool| unblock_idle_pool(vg, pool))
                 .collect();
-            if let SatelliteIdReading::SeedLvUnloaded { dm_name } = &vg.satellite_id {
-                actions.push(Action::RemoveStaleDevices {
-                    dm_names: vec![dm_name.clone()],
-                });
-            }
             actions.push(Action::ActivateSeedMetadataLv {
                 volume_group: vg.name.clone(),
             });
             return Ok(Plan {
                 reset: None,
                 actions,
+            });
+        }
+        SatelliteIdReading::SeedPoolSuspended { pool } => {
+            return Ok(Plan {
+                reset: None,
+                actions: vec![Action::RefreshThinPool {
+                    volume_group: vg.name.clone(),
+                    pool: pool.clone(),
+                }],
             });
         }
         SatelliteIdReading::Tag(id) | SatelliteIdReading::SeedFile(id) => Some(id.as_str()),

@@ -1274,12 +1274,15 @@ fn a_pool_device_lvm_no_longer_sees_is_kept_when_the_id_matches() {
 }
 
 #[test]
-fn an_empty_seed_metadata_device_is_removed_before_the_activation() {
+fn an_empty_seed_metadata_device_is_activated_and_a_suspended_seed_pool_refreshed() {
     let mut observed = provisioned(SatelliteIdReading::SeedLvUnloaded {
         dm_name: "linstor--vg-metadata".into(),
     });
-    let plan = planned(&observed, &config());
-    assert_eq!(kinds(&plan), ["dm-remove-stale", "activate-seed-lv"]);
-    vg_mut(&mut observed).satellite_id = SatelliteIdReading::SeedLvInactive;
+    // LVM loads the table into the empty device itself; removing it natively could
+    // race a host activation that is about to load it.
     assert_eq!(kinds(&planned(&observed, &config())), ["activate-seed-lv"]);
+    vg_mut(&mut observed).satellite_id = SatelliteIdReading::SeedPoolSuspended {
+        pool: "linstor-pool".into(),
+    };
+    assert_eq!(kinds(&planned(&observed, &config())), ["pool-refresh"]);
 }
