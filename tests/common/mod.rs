@@ -290,3 +290,38 @@ impl Checks {
         );
     }
 }
+
+/// Environment variable naming the folder with the image archives `cargo xtask image`
+/// writes (default: `<workspace>/target/image`).
+pub const IMAGE_DIR_ENV: &str = "LINSTOR_PROVISION_DISK_IMAGE_DIR";
+
+/// An image archive built by `cargo xtask image` (`linstor-provision-disk.oci.tar` or
+/// `linstor-provision-disk.docker.tar`). A missing archive fails the test: the image
+/// tests never pass by skipping.
+pub fn image_archive(file: &str) -> PathBuf {
+    let dir = match std::env::var_os(IMAGE_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/image"),
+    };
+    let archive = dir.join(file);
+    assert!(
+        archive.is_file(),
+        "{} does not exist: build the image archives with `cargo xtask image` \
+         (or point ${IMAGE_DIR_ENV} at a folder holding {file})",
+        archive.display()
+    );
+    eprintln!("testing the image {}", archive.display());
+    archive
+}
+
+/// Boot options for a guest that runs containers: udevd (as on a Kubernetes node),
+/// runc/umoci/podman shipped, root on a tmpfs, room for image storage.
+pub fn container_boot_options() -> BootOptions {
+    BootOptions {
+        udevd: true,
+        containers: true,
+        memory_mib: 2048,
+        timeout: Duration::from_secs(900),
+        ..BootOptions::default()
+    }
+}

@@ -8,6 +8,22 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/usr/lib/vmtest/bu
 export HOME=/root TERM=dumb LANG=C
 stage() { read _vt_up _ </proc/uptime; echo "vmtest-stage: $* (uptime $_vt_up)"; }
 mount -t proc proc /proc
+containers=0
+case " $(cat /proc/cmdline) " in *" vmtest.containers=1 "*) containers=1 ;; esac
+if [ "$containers" = 1 ] && [ ! -e /.vmtest-tmpfs-root ]; then
+  # Container runtimes pivot_root into the container, which the kernel
+  # refuses while / is the initramfs: copy / to a tmpfs and start over there.
+  mkdir /newroot
+  mount -t tmpfs -o mode=0755 tmpfs /newroot
+  for f in /*; do
+    case "$f" in /proc|/newroot) ;; *) cp -a "$f" /newroot/ ;; esac
+  done
+  mkdir /newroot/proc
+  : >/newroot/.vmtest-tmpfs-root
+  stage "root copied to a tmpfs"
+  umount /proc
+  exec switch_root /newroot /init
+fi
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
@@ -17,6 +33,16 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /run/lock /run/lvm /run/udev /run/cryptsetup
 hostname vmtest
+if [ "$containers" = 1 ]; then
+  # cgroup v1, one hierarchy per controller: podman (cgroupfs manager) and
+  # runc both run privileged containers under it.
+  mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup
+  for c in $(awk 'NR > 1 && $4 == 1 { print $1 }' /proc/cgroups); do
+    mkdir -p "/sys/fs/cgroup/$c"
+    mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || echo "vmtest: cgroup $c FAILED"
+  done
+  mkdir -p /var/lib/containers /run/containers /var/tmp
+fi
 stage mounted
 udevd=0; modules=; disks=0
 for arg in $(cat /proc/cmdline); do
@@ -103,6 +129,35 @@ global {
     event_activation = 0
 }
 "#;
+
+/// Container policy for `BootOptions::containers`: every image is trusted
+/// (they come from the test, never from a registry).
+pub(crate) const CONTAINERS_POLICY: &str =
+    "{\"default\": [{\"type\": \"insecureAcceptAnything\"}]}\n";
+
+/// Image storage on the guest's tmpfs root; vfs needs no overlay module.
+pub(crate) const CONTAINERS_STORAGE: &str = r#"# written by vmtest
+[storage]
+driver = "vfs"
+runroot = "/run/containers/storage"
+graphroot = "/var/lib/containers/storage"
+"#;
+
+/// No systemd and no journald in the guest; runc is the runtime that works
+/// with the guest's cgroup v1 hierarchies.
+pub(crate) const CONTAINERS_CONF: &str = r#"# written by vmtest
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+conmon_path = ["/usr/bin/conmon"]
+init_path = "/usr/bin/catatonit"
+
+[network]
+network_backend = "netavark"
+"#;
+
+pub(crate) const HOSTS: &str = "127.0.0.1 localhost\n::1 localhost\n";
 
 pub(crate) const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";

@@ -84,6 +84,25 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("rmmod", "kmod"),
 ];
 
+/// Container tooling shipped with `BootOptions::containers`: (name, package).
+pub(crate) const CONTAINER_PROGRAMS: &[(&str, &str)] = &[
+    ("runc", "runc"),
+    ("umoci", "umoci"),
+    ("podman", "podman"),
+    ("conmon", "conmon"),
+    ("catatonit", "catatonit"),
+];
+
+/// Files podman finds at fixed places rather than in PATH: (host path, package).
+pub(crate) const CONTAINER_FILES: &[(&str, &str)] = &[
+    ("/usr/libexec/podman/catatonit", "catatonit"),
+    ("/usr/lib/podman/netavark", "netavark"),
+    (
+        "/usr/share/containers/seccomp.json",
+        "golang-github-containers-common",
+    ),
+];
+
 /// Host programs used outside the guest, or specially: (name, package).
 pub(crate) const HOST_PROGRAMS: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
@@ -243,17 +262,24 @@ pub(crate) struct Userspace {
     pub(crate) lvm2: bool,
     /// pdata_tools (thin_check, thin_dump, … links).
     pub(crate) thin_tools: bool,
+    /// runc, umoci, podman and its helpers, with their configuration.
+    pub(crate) containers: bool,
 }
 
 impl Userspace {
     /// Part of the cached file's name, so variants don't replace each other.
-    pub(crate) fn tag(self) -> &'static str {
-        match (self.lvm2, self.thin_tools) {
-            (true, true) => "",
-            (false, true) => "nolvm-",
-            (true, false) => "nothin-",
-            (false, false) => "nolvm-nothin-",
+    pub(crate) fn tag(self) -> String {
+        let mut tag = String::new();
+        if !self.lvm2 {
+            tag.push_str("nolvm-");
         }
+        if !self.thin_tools {
+            tag.push_str("nothin-");
+        }
+        if self.containers {
+            tag.push_str("containers-");
+        }
+        tag
     }
 
     fn wants(self, program: &str) -> bool {
@@ -342,6 +368,9 @@ pub(crate) fn base_tree(kernel: &Kernel, userspace: Userspace) -> Result<Tree, V
         });
     }
     add_dir_files(&mut c, Path::new("/usr/lib/udev/rules.d"), "udev")?;
+    if userspace.containers {
+        add_containers(&mut c)?;
+    }
     if Path::new("/etc/mke2fs.conf").is_file() {
         c.add_path(Path::new("/etc/mke2fs.conf"))?;
     }
@@ -374,6 +403,35 @@ pub(crate) fn base_tree(kernel: &Kernel, userspace: Userspace) -> Result<Tree, V
 
     add_modules(&mut c, kernel)?;
     Ok(c.tree)
+}
+
+/// Container runtimes, podman and its configuration (see `guest::CONTAINERS_CONF`).
+fn add_containers(c: &mut Collector) -> Result<(), VmError> {
+    for (name, package) in CONTAINER_PROGRAMS {
+        let p = host::find_program(name, package)?;
+        c.add_path(&p)?;
+    }
+    for (path, package) in CONTAINER_FILES {
+        let p = Path::new(path);
+        if std::fs::symlink_metadata(p).is_err() {
+            return Err(VmError::MissingTool {
+                what: path.to_string(),
+                package: package.to_string(),
+                detail: "podman needs it in the guest".into(),
+            });
+        }
+        c.add_path(p)?;
+    }
+    for (path, text) in [
+        ("etc/containers/policy.json", guest::CONTAINERS_POLICY),
+        ("etc/containers/storage.conf", guest::CONTAINERS_STORAGE),
+        ("etc/containers/containers.conf", guest::CONTAINERS_CONF),
+        ("etc/hosts", guest::HOSTS),
+        ("etc/resolv.conf", ""),
+    ] {
+        c.tree.file(path, text.as_bytes().to_vec(), 0o644);
+    }
+    Ok(())
 }
 
 fn add_multicall_links(c: &mut Collector, target: &str) -> Result<(), VmError> {
@@ -514,6 +572,16 @@ mod tests {
             guest_path(Path::new("/etc/lvm/lvm.conf")),
             "etc/lvm/lvm.conf"
         );
+    }
+
+    #[test]
+    fn container_packages_are_installed_by_xtask_deps() {
+        for (_, package) in CONTAINER_PROGRAMS.iter().chain(CONTAINER_FILES) {
+            assert!(
+                crate::HOST_PACKAGES.contains(package),
+                "{package} is missing from vmtest::HOST_PACKAGES"
+            );
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ mod guest;
 mod host;
 mod initramfs;
 mod kernel;
+mod system_boot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,6 +62,9 @@ use std::time::{Duration, Instant};
 
 pub use guest::Step;
 use host::io_err;
+pub use system_boot::{
+    prepare_systemd_root, SystemdBoot, SystemdRoot, SYSTEMD_ROOT_PACKAGES, SYSTEMD_ROOT_SUITE,
+};
 
 /// Everything that can go wrong; every message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +127,14 @@ pub const HOST_PACKAGES: &[&str] = &[
     "mdadm",
     "util-linux",
     "mount",
+    // BootOptions::containers
+    "runc",
+    "umoci",
+    "podman",
+    "conmon",
+    "catatonit",
+    "netavark",
+    "golang-github-containers-common",
 ];
 
 /// Checks that every host program the bed uses is installed; the error names
@@ -241,6 +253,13 @@ pub struct BootOptions {
     /// A guest that resets before the script exits is then a normal end,
     /// reported as [`GuestRun::power_cut`], instead of an error.
     pub power_cut_expected: bool,
+    /// Ship runc, umoci and podman (with conmon, catatonit, netavark and a
+    /// configuration for vfs storage on tmpfs, cgroupfs, file events, runc).
+    /// The guest's root then moves from the initramfs to a tmpfs before
+    /// anything else (runtimes can't pivot_root out of an initramfs), and the
+    /// cgroup v1 controllers are mounted under /sys/fs/cgroup. Costs boot time
+    /// and memory: give the guest 1.5 GiB or more.
+    pub containers: bool,
 }
 
 impl Default for BootOptions {
@@ -256,6 +275,7 @@ impl Default for BootOptions {
             power_cut_expected: false,
             lvm2_userspace: true,
             thin_tools: true,
+            containers: false,
         }
     }
 }
@@ -446,6 +466,7 @@ impl TestBed {
         let userspace = initramfs::Userspace {
             lvm2: opts.lvm2_userspace,
             thin_tools: opts.thin_tools,
+            containers: opts.containers,
         };
         let (_, base) = base_initramfs(&cache, &kernel, userspace)?;
         let qemu = host::find_program("qemu-system-x86_64", "qemu-system-x86")?;
@@ -492,6 +513,9 @@ impl TestBed {
             u8::from(opts.udevd),
             self.disks.len()
         );
+        if opts.containers {
+            cmdline.push_str(" vmtest.containers=1");
+        }
         if !opts.modules.is_empty() {
             cmdline.push_str(&format!(" vmtest.modules={}", opts.modules.join(",")));
         }
@@ -744,6 +768,7 @@ fn make_disk(path: &Path, d: &DiskSpec) -> Result<Option<(String, std::process::
 const FULL_USERSPACE: initramfs::Userspace = initramfs::Userspace {
     lvm2: true,
     thin_tools: true,
+    containers: false,
 };
 
 /// A base initramfs (one per userspace variant), built once per process and

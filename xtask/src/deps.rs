@@ -17,6 +17,8 @@ pub const PACKAGES: &[&str] = &[
     // deploy/ checks: systemd-analyze verify, and a venv for kubernetes-validate.
     "systemd",
     "python3-venv",
+    // tests/vm_systemd_unit.rs: the Debian root its systemd boot runs (vmtest::SystemdBoot).
+    "mmdebstrap",
     // `cargo xtask bench`: execve counts, peak RSS, and the ratio chart.
     "strace",
     "time",
@@ -66,12 +68,15 @@ fn install_schema_validator() -> Result<(), String> {
     ]))
 }
 
-/// Everything: these, the VM bed's, and those `cargo xtask dist` needs (listed in dist.rs
-/// so that dist alone, e.g. in a container build, installs no VM tooling).
+/// Everything: these, the VM bed's, and those `cargo xtask dist` and `cargo xtask image`
+/// need (listed in dist.rs and image.rs so that those alone, e.g. in a container build,
+/// install no VM tooling).
 fn install_debian_packages() -> Result<(), String> {
     install_packages(PACKAGES)?;
     install_packages(vmtest::HOST_PACKAGES)?;
-    install_packages(crate::dist::PACKAGES)
+    install_packages(crate::dist::PACKAGES)?;
+    install_packages(crate::image::PACKAGES)?;
+    install_packages(crate::image::ARCHIVE_PACKAGES)
 }
 
 /// Installs those of `packages` that are missing (as root), or says how to.

@@ -5,11 +5,14 @@
 //!   and the VM tests (a VM that cannot start fails the run, it never skips);
 //! - `demo`  boots a throwaway VM with a labeled virtual disk and runs the tool in it;
 //! - `dist`  builds the shipping artifact `target/dist/linstor-provision-disk`: one
-//!   static musl executable with LVM2's liblvm2cmd linked in.
+//!   static musl executable with LVM2's liblvm2cmd linked in;
+//! - `image` builds the container image from it, as an OCI archive and a
+//!   docker-archive in `target/image/` (no daemon, no network).
 mod bench;
 mod demo;
 mod deps;
 mod dist;
+mod image;
 
 use std::process::{Command, ExitCode};
 
@@ -21,13 +24,18 @@ fn main() -> ExitCode {
         Some("bench") => deps::install().and_then(|()| bench::run(&args[1..])),
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
         Some("dist") => deps::install_packages(dist::PACKAGES).and_then(|()| dist::run().map(drop)),
+        Some("image") => {
+            deps::install_packages(dist::PACKAGES).and_then(|()| image::run(&args[1..]))
+        }
         _ => {
             eprintln!(
-                "usage: cargo xtask <deps|test|demo|dist>\n\
+                "usage: cargo xtask <deps|test|demo|dist|image>\n\
                  \x20 deps   install the Debian packages needed to build and test (needs root)\n\
                  \x20 test   fmt + clippy + unit tests + VM tests (everything CI runs)\n\
                  \x20 demo   boot a throwaway VM with a disk labeled linstor-storage and run the tool\n\
-                 \x20 dist   build target/dist/linstor-provision-disk (static musl, LVM2 linked in)"
+                 \x20 dist   build target/dist/linstor-provision-disk (static musl, LVM2 linked in)\n\
+                 \x20 image  build the container image from it: target/image/linstor-provision-disk.oci.tar\n\
+                 \x20        and .docker.tar; `image --rootfs-only` writes only its files to target/image/rootfs/"
             );
             return ExitCode::from(2);
         }
@@ -82,6 +90,34 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_signatures",
 ];
 
+/// VM scenarios that test what ships around the artifact: the container image run by
+/// runc and podman (`LINSTOR_PROVISION_DISK_IMAGE_DIR` names the folder with its
+/// archives) and the systemd unit.
+const IMAGE_VM_TESTS: &[&str] = &["vm_image_runc", "vm_image_podman", "vm_systemd_unit"];
+
+/// Builds the image twice, in two folders, and fails unless both builds have the same
+/// manifest digest. Returns the first folder.
+fn reproducible_image(artifact: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let dir = image::image_dir(image::IMAGE_SUBDIR);
+    let first = image::build(artifact, &dir)?;
+    let second = image::build(artifact, &image::image_dir("image-check"))?;
+    if first.manifest_digest != second.manifest_digest {
+        return Err(format!(
+            "the image is not reproducible: {} has manifest {}, {} has {}; compare the two \
+             archives' blobs to see what differs",
+            first.oci_archive.display(),
+            first.manifest_digest,
+            second.oci_archive.display(),
+            second.manifest_digest
+        ));
+    }
+    eprintln!(
+        "xtask: image reproducible: two builds gave manifest {}",
+        first.manifest_digest
+    );
+    Ok(dir)
+}
+
 /// Integration test targets of the main package (`tests/*.rs`), by name.
 fn integration_tests() -> Result<Vec<String>, String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
@@ -117,12 +153,13 @@ fn test(extra: &[String]) -> Result<(), String> {
     // The shipping artifact first: tests/vm_static.rs boots it in a VM without any
     // lvm2 userspace, and the engine scenarios run again with it below.
     let artifact = dist::run()?;
+    let image_dir = reproducible_image(&artifact)?;
     let dist_done = started.elapsed();
     let tests = integration_tests()?;
-    for name in ARTIFACT_VM_TESTS {
+    for name in ARTIFACT_VM_TESTS.iter().chain(IMAGE_VM_TESTS) {
         if !tests.iter().any(|t| t == name) {
             return Err(format!(
-                "ARTIFACT_VM_TESTS names {name}, but tests/{name}.rs does not exist"
+                "ARTIFACT_VM_TESTS or IMAGE_VM_TESTS names {name}, but tests/{name}.rs does not exist"
             ));
         }
     }
@@ -137,10 +174,9 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1"))?;
     let mut debug_pass = cargo();
     debug_pass.args(["test", "--package", "linstor-provision-disk"]);
-    for name in tests
-        .iter()
-        .filter(|t| !ARTIFACT_VM_TESTS.contains(&t.as_str()))
-    {
+    for name in tests.iter().filter(|t| {
+        !ARTIFACT_VM_TESTS.contains(&t.as_str()) && !IMAGE_VM_TESTS.contains(&t.as_str())
+    }) {
         debug_pass.args(["--test", name]);
     }
     run(debug_pass
@@ -158,13 +194,25 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
         .env("LINSTOR_PROVISION_DISK_DIST", &artifact)
         .env("LINSTOR_PROVISION_DISK_BIN", &artifact))?;
+    let artifact_done = started.elapsed();
+    let mut image_pass = cargo();
+    image_pass.args(["test", "--package", "linstor-provision-disk"]);
+    for name in IMAGE_VM_TESTS {
+        image_pass.args(["--test", name]);
+    }
+    run(image_pass
+        .args(extra)
+        .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
+        .env("LINSTOR_PROVISION_DISK_BIN", &artifact)
+        .env("LINSTOR_PROVISION_DISK_IMAGE_DIR", &image_dir))?;
     let all_done = started.elapsed();
     eprintln!(
-        "xtask: test timings: fmt+clippy {:.0?}, dist {:.0?}, unit and debug-build tests {:.0?}, VM tests with the dist artifact {:.0?}; total {:.0?}",
+        "xtask: test timings: fmt+clippy {:.0?}, dist and image twice {:.0?}, unit and debug-build tests {:.0?}, VM tests with the dist artifact {:.0?}, image VM tests {:.0?}; total {:.0?}",
         lint_done,
         dist_done - lint_done,
         tests_done - dist_done,
-        all_done - tests_done,
+        artifact_done - tests_done,
+        all_done - artifact_done,
         all_done
     );
     Ok(())

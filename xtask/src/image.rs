@@ -1,0 +1,266 @@
+//! `cargo xtask image`: the container image, built without a daemon or network from the
+//! static artifact and the host's thin-provisioning-tools, as two archives under
+//! `target/image/`:
+//!
+//! - `linstor-provision-disk.oci.tar`: an OCI image layout in a tar (`skopeo copy
+//!   oci-archive:…`, `podman load -i`);
+//! - `linstor-provision-disk.docker.tar`: the same image as a docker-archive (`docker
+//!   load`, `ctr -n k8s.io images import`), converted by skopeo.
+//!
+//! `cargo xtask image --rootfs-only` writes only the image's files to
+//! `target/image/rootfs/`; the Dockerfile's final stage copies that folder, so both
+//! routes ship the same files (checked by the tests in [`tests`]).
+//!
+//! One layer, `FROM scratch`: the binary, `homelab-helper` linking to it, thin_check
+//! with exactly the libraries `ldd` lists, `/tmp`, and the licence texts. Reproducible:
+//! fixed timestamps (`SOURCE_DATE_EPOCH`, else the last commit's time), owner 0:0,
+//! sorted entries and a fixed gzip header give the same digest on every build.
+mod licences;
+mod oci;
+mod rootfs;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Debian packages the image's files come from: thin_check (with the libraries it
+/// loads) and the copyright files of what the static binary links (dmsetup carries
+/// LVM2's, musl its own).
+pub const PACKAGES: &[&str] = &["thin-provisioning-tools", "dmsetup", "musl"];
+
+/// Debian packages the archives need besides: skopeo writes the docker-archive.
+pub const ARCHIVE_PACKAGES: &[&str] = &["skopeo"];
+
+/// The image's name; the tag is the package version.
+pub const NAME: &str = "linstor-provision-disk";
+
+/// Where the image's files and archives land, below the target folder.
+pub const IMAGE_SUBDIR: &str = "image";
+pub const ROOTFS_SUBDIR: &str = "rootfs";
+
+/// The uncompressed layer may not grow beyond this (checked after every build).
+/// Measured: 12,304,384 bytes (11.73 MiB): the binary 4.81 MiB, thin_check's
+/// pdata_tools 1.31 MiB, its libraries and loader 5.31 MiB, licence texts 0.26 MiB.
+pub const SIZE_BUDGET_BYTES: u64 = 12 * 1024 * 1024;
+
+/// Runtime settings of the image; the Dockerfile's final stage declares the same.
+pub const ENV: &[&str] = &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
+pub const ENTRYPOINT: &[&str] = &[rootfs::BINARY];
+
+/// Where the sources are published (the deploy/ manifests' image names use the same
+/// placeholder organisation).
+const SOURCE_URL: &str = "https://github.com/your-org/linstor-provision-disk";
+
+/// SPDX expression for everything the image ships: this tool and LVM2's command
+/// library (GPL-2.0-only), libdevmapper (LGPL-2.1-only), thin-provisioning-tools
+/// (GPL-3.0-or-later), glibc, libaio and libblkid (LGPL-2.1-or-later), libstdc++ and
+/// libgcc_s (GPL-3.0-or-later WITH GCC-exception-3.1), expat and musl (MIT).
+pub const LICENSES: &str = "GPL-2.0-only AND LGPL-2.1-only AND GPL-3.0-or-later AND \
+     LGPL-2.1-or-later AND GPL-3.0-or-later WITH GCC-exception-3.1 AND MIT";
+
+/// What the image is: from the main package's Cargo.toml and the build's clock.
+#[derive(Clone, Debug)]
+pub struct Metadata {
+    pub version: String,
+    pub description: String,
+    /// Seconds since 1970 for every timestamp in the image.
+    pub epoch: u64,
+}
+
+impl Metadata {
+    pub fn of_workspace() -> Result<Metadata, String> {
+        let manifest = workspace_root().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        let field = |name: &str| {
+            package_field(&text, name).ok_or_else(|| {
+                format!(
+                    "{} has no `{name} = \"…\"` line in its [package] section; the image's \
+                     labels need it",
+                    manifest.display()
+                )
+            })
+        };
+        Ok(Metadata {
+            version: field("version")?,
+            description: field("description")?,
+            epoch: source_date_epoch()?,
+        })
+    }
+
+    /// `linstor-provision-disk:<version>`.
+    pub fn reference(&self) -> String {
+        format!("{NAME}:{}", self.version)
+    }
+
+    /// The image's OCI labels.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        [
+            ("org.opencontainers.image.title", NAME),
+            ("org.opencontainers.image.description", &self.description),
+            ("org.opencontainers.image.version", &self.version),
+            ("org.opencontainers.image.source", SOURCE_URL),
+            ("org.opencontainers.image.licenses", LICENSES),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+    }
+}
+
+/// A `name = "value"` line of the `[package]` section (the values this reads hold no
+/// escapes).
+fn package_field(cargo_toml: &str, name: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in cargo_toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if in_package && key.trim() == name {
+            let value = value.trim();
+            return value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// `SOURCE_DATE_EPOCH` if set, else the last commit's time, else 0 (a source tree
+/// without git, e.g. inside `docker build`).
+fn source_date_epoch() -> Result<u64, String> {
+    // 9999-12-31T23:59:59Z: timestamps keep four-digit years.
+    const LAST: u64 = 253_402_300_799;
+    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
+        return match value.trim().parse() {
+            Ok(seconds) if seconds <= LAST => Ok(seconds),
+            _ => Err(format!(
+                "SOURCE_DATE_EPOCH is {value:?}, expected whole seconds since 1970 (at most {LAST})"
+            )),
+        };
+    }
+    let commit_time = Command::new("git")
+        .current_dir(workspace_root())
+        .args(["log", "-1", "--format=%ct"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .filter(|seconds| *seconds <= LAST);
+    Ok(commit_time.unwrap_or(0))
+}
+
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// `target/image/`, or another folder below the target folder.
+pub fn image_dir(subdir: &str) -> PathBuf {
+    crate::dist::target_dir().join(subdir)
+}
+
+pub fn oci_archive_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{NAME}.oci.tar"))
+}
+
+pub fn docker_archive_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{NAME}.docker.tar"))
+}
+
+/// `cargo xtask image [--rootfs-only]`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let rootfs_only = match args {
+        [] => false,
+        [flag] if flag == "--rootfs-only" => true,
+        _ => {
+            return Err(format!(
+                "image takes no arguments or `--rootfs-only`, got {args:?}"
+            ))
+        }
+    };
+    crate::deps::install_packages(PACKAGES)?;
+    if !rootfs_only {
+        crate::deps::install_packages(ARCHIVE_PACKAGES)?;
+    }
+    let artifact = crate::dist::run()?;
+    if rootfs_only {
+        let meta = Metadata::of_workspace()?;
+        let files = rootfs::plan(&artifact, &meta)?;
+        let dir = image_dir(IMAGE_SUBDIR).join(ROOTFS_SUBDIR);
+        rootfs::write_dir(&files, &dir, meta.epoch)?;
+        eprintln!(
+            "xtask: {} — the image's root filesystem ({} entries, {} bytes in files)",
+            dir.display(),
+            files.len(),
+            rootfs::file_bytes(&files)
+        );
+        return Ok(());
+    }
+    build(&artifact, &image_dir(IMAGE_SUBDIR)).map(drop)
+}
+
+/// What one build produced.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub manifest_digest: String,
+    pub oci_archive: PathBuf,
+}
+
+/// Builds both archives of the image into `dir` from `artifact`.
+pub fn build(artifact: &Path, dir: &Path) -> Result<Built, String> {
+    let meta = Metadata::of_workspace()?;
+    let files = rootfs::plan(artifact, &meta)?;
+    let layer = rootfs::tar_of(&files, meta.epoch)?;
+    let layer_size = layer.len() as u64;
+    if layer_size > SIZE_BUDGET_BYTES {
+        return Err(format!(
+            "the image's layer is {layer_size} bytes uncompressed, over the budget of \
+             {SIZE_BUDGET_BYTES} bytes ({:.2} MiB); see what grew with `tar tvf` on the layer",
+            SIZE_BUDGET_BYTES as f64 / 1048576.0
+        ));
+    }
+    let image = oci::archive(&layer, &meta)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let oci_archive = oci_archive_path(dir);
+    write_atomically(&oci_archive, &image.archive)?;
+    let docker_archive = docker_archive_path(dir);
+    oci::docker_archive(&oci_archive, &docker_archive, &meta)?;
+    eprintln!(
+        "xtask: {} and {} — image {}, manifest {}; one layer of {} entries: {layer_size} bytes \
+         ({:.2} MiB of the {:.2} MiB budget) uncompressed, {} bytes compressed",
+        oci_archive.display(),
+        docker_archive.display(),
+        meta.reference(),
+        image.manifest_digest,
+        files.len(),
+        layer_size as f64 / 1048576.0,
+        SIZE_BUDGET_BYTES as f64 / 1048576.0,
+        image.layer_compressed_size,
+    );
+    Ok(Built {
+        manifest_digest: image.manifest_digest,
+        oci_archive,
+    })
+}
+
+/// Writes under a temporary name and renames, so a reader never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes)
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| {
+        format!(
+            "cannot rename {} to {}: {e}",
+            partial.display(),
+            path.display()
+        )
+    })
+}
