@@ -1,6 +1,6 @@
 # Container image for linstor-provision-disk.
 #
-#   docker build -t linstor-provision-disk:0.1.0 .
+#   docker build -t ghcr.io/your-org/linstor-provision-disk:latest .
 #
 # The same image, without Docker: `cargo xtask image` writes it as an OCI archive and
 # a docker-archive to target/image/ (see README, "Install").

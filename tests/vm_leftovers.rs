@@ -6,7 +6,8 @@
 //!   cause instead of looping;
 //! - `/dev/<vg>` links that still reach a device are a live VG's, never cleared;
 //! - a pool device a killed removal left live but held by nothing (LVM then counts
-//!   the pool inactive and cannot deactivate its components) is cleared by a reset.
+//!   the pool inactive and cannot deactivate its components) is cleared by a reset,
+//!   also when a stale thin device (removed first) is what still holds it.
 mod common;
 
 use common::*;
@@ -57,6 +58,15 @@ step unheld-seen lvs --noheadings -o lv_attr unheld-vg/pool
 step unheld-reset $LPD $U --satellite-id node-02
 step unheld-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
 step unheld-usage lvs --noheadings -o data_percent unheld-vg/pool
+step stale-thin lvcreate -q -V 16m -T unheld-vg/pool -n t1
+step stale-off vgchange -an unheld-vg
+step stale-on lvchange -ay unheld-vg/t1
+step stale-make sh -c 'u=$(vgs --noheadings -o vg_uuid unheld-vg | tr -d " -"); dmsetup create unheld--vg-ghost -u "LVM-${u}ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ" --table "0 32768 thin /dev/mapper/unheld--vg-pool-tpool 1"'
+step stale-cut dmsetup remove unheld--vg-t1
+step stale-open dmsetup info -c --noheadings -o open unheld--vg-pool-tpool
+step stale-reset $LPD $U --satellite-id node-03
+step stale-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step stale-gone sh -c 'dmsetup info -c --noheadings -o name | grep -c ghost || true'
 "#,
     );
     for s in ["nest", "guest-pv", "guest-vg", "guest-lv"] {
@@ -162,4 +172,27 @@ step unheld-usage lvs --noheadings -o data_percent unheld-vg/pool
             .is_ok(),
         "the new pool reports no usage"
     );
+
+    // The pool device held only by a thin device no VG lists (a leftover removed
+    // first): the same run then finds the pool device unheld and clears it too.
+    for s in [
+        "stale-thin",
+        "stale-off",
+        "stale-on",
+        "stale-make",
+        "stale-cut",
+    ] {
+        run.expect_success(s);
+    }
+    assert_eq!(run.expect_success("stale-open").stdout.trim(), "1");
+    let reset = expect_provisioned(&run, "stale-reset");
+    run.check(
+        reset.stderr.contains("unheld--vg-ghost") && reset.stderr.contains("unheld--vg-pool-tpool"),
+        &format!("expected both devices removed:\n{}", reset.stderr),
+    );
+    assert_eq!(
+        run.expect_success("stale-lvs").stdout.trim(),
+        "pool linstor-satellite-id=node-03"
+    );
+    assert_eq!(run.expect_success("stale-gone").stdout.trim(), "0");
 }

@@ -180,7 +180,15 @@ pub fn observe_resolved(
             } else {
                 OtherDevices::default()
             };
-            Some(pv_facts(&devnode, pv, &active_volumes, others)?)
+            let after_cleanup = active_volumes
+                .as_ref()
+                .map(|active| without_stale_openers(active, &stacked, &leftovers.stale_devices));
+            Some(pv_facts(
+                &devnode,
+                pv,
+                &after_cleanup.map_err(Clone::clone),
+                others,
+            )?)
         }
     };
     let vg_name_here = pv_facts
@@ -586,6 +594,47 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
             Err(e) => SatelliteIdReading::Unreadable(e),
         },
     }
+}
+
+/// The VG's devices as they will be once the stale devices are gone (every plan
+/// removes them first): openers that are stale devices no longer count. A pool
+/// device whose only holder is a stale thin device is then unheld, and the plan
+/// built from this view treats it so in the same run.
+fn without_stale_openers(
+    active: &[ActiveLv],
+    stacked: &[live::StackedDevice],
+    stale: &[StaleDevice],
+) -> Vec<ActiveLv> {
+    let stale_kernel_names: Vec<&str> = stacked
+        .iter()
+        .filter(|d| {
+            d.dm_name
+                .as_ref()
+                .is_some_and(|name| stale.iter().any(|s| &s.dm_name == name))
+        })
+        .map(|d| d.kernel_name.as_str())
+        .collect();
+    active
+        .iter()
+        .map(|a| {
+            let kernel_name = format!("dm-{}", a.minor);
+            let stale_openers = stacked
+                .iter()
+                .find(|d| d.kernel_name == kernel_name)
+                .map_or(0, |d| {
+                    d.holders
+                        .iter()
+                        .filter(|h| stale_kernel_names.contains(&h.as_str()))
+                        .count()
+                });
+            ActiveLv {
+                open_count: a
+                    .open_count
+                    .saturating_sub(u32::try_from(stale_openers).unwrap_or(u32::MAX)),
+                ..a.clone()
+            }
+        })
+        .collect()
 }
 
 /// LVM devices stacked on the partition that the VG there does not list: what a
