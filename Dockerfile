@@ -9,7 +9,9 @@
 # binary (`cargo xtask dist`: LVM2's liblvm2cmd and libblkid linked in, no libudev),
 # installs thin-provisioning-tools, and assembles the image's files in
 # target/image/rootfs/: the binary, the homelab-helper symlink (the seed's pod spec
-# runs `homelab-helper linstor-provision-disk`; the binary drops the prefix),
+# runs `homelab-helper linstor-provision-disk`; the binary drops the prefix), /usr/bin/rm
+# linking to the binary too (it then removes only the hold marker: the seed's recovery
+# step `rm /tmp/.disk-provisioner-wait` works without a shell or coreutils),
 # /usr/sbin/thin_check with exactly the shared libraries and loader `ldd` lists
 # (LVM runs it whenever it activates a thin pool), /tmp (mode 1777) and the licence
 # texts of all of it. Stage 2 is that folder on an empty image: no shell, no package

@@ -13,7 +13,10 @@
 //!   grown and activated, and LVM ran the image's own `/usr/sbin/thin_check` on it
 //!   and it passed (LVM's "Executing:" line at LOG_LEVEL=debug);
 //! - a wrong label with `--on-failure exit` exits non-zero and writes the reason,
-//!   naming the label, to the termination message file.
+//!   naming the label, to the termination message file;
+//! - the image's own thin_check starts (`-V`) on the loader and libraries it ships;
+//! - the default hold is released by the seed's recovery step, `rm` of the marker
+//!   with `runc exec` (the image's `rm` is the binary, which removes only that).
 mod common;
 
 use common::*;
@@ -167,6 +170,19 @@ fn the_image_provisions_resets_and_grows_under_runc() {
             vec![("SATELLITE_ID", "node-02"), ("LOG_LEVEL", "debug")],
         ),
         (
+            "thin-check-version",
+            vec!["/usr/sbin/thin_check", "-V"],
+            vec![],
+        ),
+        (
+            "hold",
+            vec![ENTRYPOINT],
+            vec![
+                ("SATELLITE_ID", "node-02"),
+                ("PARTITION_LABEL", "no-such-label"),
+            ],
+        ),
+        (
             "wrong",
             vec![ENTRYPOINT, "--on-failure", "exit"],
             vec![
@@ -212,6 +228,14 @@ step pool-table dmsetup table linstor--vg-linstor--pool
 step wrong runc run --bundle /tmp/bundle-wrong lpd-wrong
 step termination cat /tmp/termination-log
 step vgs-wrong $VGS linstor-vg
+step thin-check-version runc run --bundle /tmp/bundle-thin-check-version lpd-thin-check
+step hold-start sh -c 'runc run --detach --bundle /tmp/bundle-hold lpd-hold >/tmp/hold.log 2>&1'
+step hold-wait sh -c 'for i in $(seq 1 600); do [ -e /tmp/image/rootfs/tmp/.disk-provisioner-wait ] && exit 0; sleep 0.1; done; exit 1'
+step hold-refuse runc exec lpd-hold rm /etc/passwd
+step hold-release runc exec lpd-hold rm /tmp/.disk-provisioner-wait
+step hold-retried sh -c 'for i in $(seq 1 600); do grep -q "hold marker removed; retrying" /tmp/hold.log && exit 0; sleep 0.1; done; exit 1'
+step hold-stop sh -c 'runc kill lpd-hold KILL; sleep 1; runc delete --force lpd-hold'
+step hold-log cat /tmp/hold.log
 step runc-list runc list --quiet
 "#,
     );
@@ -326,7 +350,9 @@ step runc-list runc list --quiet
     );
     assert!(
         !grow.stderr.contains("thin_check is not installed")
-            && !grow.stderr.contains("Check of pool"),
+            && !grow.stderr.contains("Check of pool")
+            && !grow.stderr.contains("Check is skipped")
+            && !grow.stderr.contains("Integrity check of metadata"),
         "thin_check was skipped or failed:\n{}",
         grow.stderr
     );
@@ -360,6 +386,38 @@ step runc-list runc list --quiet
         seqno(&run, "vgs-grow"),
         "the failed start wrote metadata"
     );
+    // The image's thin_check starts on its own loader and libraries.
+    let version = &run.expect_success("thin-check-version").stdout;
+    assert!(
+        version.trim().starts_with("0.") || version.trim().starts_with("1."),
+        "thin_check -V printed no version: {version:?}"
+    );
+
+    // The default on failure is to hold; the seed's recovery step, `rm` of the
+    // marker inside the container (which has no shell or coreutils), releases it,
+    // and the image's rm refuses anything else.
+    run.expect_success("hold-start");
+    run.expect_success("hold-wait");
+    let refused = run.step("hold-refuse");
+    assert_eq!(
+        refused.exit_code, 2,
+        "the image's rm did not refuse /etc/passwd: {refused:?}"
+    );
+    assert!(
+        refused.stderr.contains("removes only the hold marker"),
+        "{}",
+        refused.stderr
+    );
+    run.expect_success("hold-release");
+    run.check(
+        run.step("hold-retried").exit_code == 0,
+        &format!(
+            "the holding run did not retry after the release:\n{}",
+            run.step("hold-log").stdout
+        ),
+    );
+    run.expect_success("hold-stop");
+    run.expect_success("hold-log");
     // runc removed every container it ran.
     assert_eq!(run.expect_success("runc-list").stdout.trim(), "");
 }

@@ -132,7 +132,7 @@ fn boot(bed: &TestBed, label: &str, test: &str) -> GuestRun {
         .report_after(SATELLITE)
         .report_after(UNIT);
     let spec = SystemdBoot {
-        timeout: Duration::from_secs(180),
+        timeout: Duration::from_secs(600),
         ..spec
     };
     let run = match bed.boot_systemd(&spec) {

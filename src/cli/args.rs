@@ -26,6 +26,7 @@ Subcommands:
   status    show what is on the partition (PV, VG, thin pool, satellite ID, usage)
   devices   list every disk and partition with label, signature and LVM membership
   metadata  print the LVM metadata read natively off one device
+  release   remove the hold marker, so that a run holding after a failure retries
 
 Examples:
   export PARTITION_LABEL=linstor-storage VOLUME_GROUP=linstor-vg POOL=linstor-pool
@@ -191,6 +192,22 @@ pub enum Command {
     /// (no lvm process, nothing activated). For debugging and for comparing with
     /// `lvm fullreport`.
     Metadata(MetadataArgs),
+    /// Release a hold: remove the hold marker, so that a run holding after a failure
+    /// retries. In the image, `rm /tmp/.disk-provisioner-wait` does the same (the
+    /// image has no shell; its `rm` is this binary and removes only the marker).
+    Release(ReleaseArgs),
+}
+
+/// `release`: ends a hold (`--on-failure hold`) by removing its marker.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The hold marker the holding run waits on.
+    #[arg(
+        long,
+        env = "HOLD_MARKER",
+        default_value = "/tmp/.disk-provisioner-wait"
+    )]
+    pub hold_marker: std::path::PathBuf,
 }
 
 /// `metadata`: raw view of LVM's on-disk structures on one device.

@@ -4,6 +4,7 @@ mod devices;
 mod logging;
 mod metadata;
 mod provision;
+mod release;
 mod render;
 mod status;
 
@@ -15,7 +16,11 @@ use std::process::ExitCode;
 pub const EXIT_USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
-    let argv = args::normalize_invocation(std::env::args_os().collect());
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if release::invoked_as_rm(&argv) {
+        return release::run_as_rm(&argv);
+    }
+    let argv = args::normalize_invocation(argv);
     let cli = Cli::parse_from(argv);
     logging::init(&cli.global.log_level, cli.global.log_format);
     let backend = cli.global.discovery.backend();
@@ -23,6 +28,7 @@ pub fn main() -> ExitCode {
         Some(Command::Status(status_args)) => status::run(&status_args, backend),
         Some(Command::Devices(devices_args)) => devices::run(&devices_args, backend),
         Some(Command::Metadata(metadata_args)) => metadata::run(&metadata_args),
+        Some(Command::Release(release_args)) => release::run(&release_args.hold_marker),
         None => provision::run(&cli.provision, backend),
     };
     match outcome {

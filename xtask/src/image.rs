@@ -154,7 +154,19 @@ fn source_date_epoch() -> Result<u64, String> {
         .filter(|out| out.status.success())
         .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
         .filter(|seconds| *seconds <= LAST);
-    Ok(commit_time.unwrap_or(0))
+    Ok(match commit_time {
+        Some(seconds) => {
+            eprintln!("xtask: image timestamps: the last commit's time ({seconds})");
+            seconds
+        }
+        None => {
+            eprintln!(
+                "xtask: image timestamps: 0 (1970) — no SOURCE_DATE_EPOCH and no readable git \
+                 history here; set SOURCE_DATE_EPOCH for a meaningful creation date"
+            );
+            0
+        }
+    })
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -12,6 +12,9 @@ pub const BINARY: &str = "/usr/local/bin/linstor-provision-disk";
 /// The seed's pod spec runs `homelab-helper linstor-provision-disk`; the binary drops
 /// that prefix.
 pub const ALIAS: &str = "/usr/local/bin/homelab-helper";
+/// The seed's recovery step is `rm /tmp/.disk-provisioner-wait` in the container; the
+/// image has no coreutils, so `rm` is the binary, which removes only the hold marker.
+pub const RM: &str = "/usr/bin/rm";
 /// LVM runs this (its built-in `thin_check_executable`) when it activates a thin pool.
 pub const THIN_CHECK: &str = "/usr/sbin/thin_check";
 /// World-writable with the sticky bit: the tool's hold marker lives here.
@@ -205,6 +208,7 @@ pub fn plan(artifact: &Path, meta: &Metadata) -> Result<Files, String> {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     tree.add_symlink(Path::new(ALIAS), &alias_target)?;
+    tree.add_symlink(Path::new(RM), BINARY)?;
     tree.add(
         Path::new(TMP),
         Entry {

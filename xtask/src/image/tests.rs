@@ -253,6 +253,10 @@ fn the_rootfs_folder_and_the_layer_list_the_same_files() {
         find("usr/local/bin/homelab-helper"),
         ("link", "linstor-provision-disk")
     );
+    assert_eq!(
+        find("usr/bin/rm"),
+        ("link", "/usr/local/bin/linstor-provision-disk")
+    );
     assert_eq!(find("tmp"), ("dir 1777", ""));
     // thin_check, its loader and libc are executables inside the image.
     for path in [
