@@ -38,4 +38,4 @@ LABEL org.opencontainers.image.title="linstor-provision-disk" \
       org.opencontainers.image.description="Prepares a node's GPT partition as an LVM thin pool for a LINSTOR satellite" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.source="https://github.com/your-org/linstor-provision-disk" \
-      org.opencontainers.image.licenses="GPL-2.0-only AND LGPL-2.1-only AND GPL-3.0-or-later AND LGPL-2.1-or-later AND GPL-3.0-or-later WITH GCC-exception-3.1 AND MIT"
+      org.opencontainers.image.licenses="GPL-2.0-only AND LGPL-2.1-only AND GPL-3.0-or-later AND LGPL-2.1-or-later AND GPL-3.0-or-later WITH GCC-exception-3.1 AND MIT AND MPL-2.0"

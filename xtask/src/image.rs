@@ -15,6 +15,7 @@
 //! with exactly the libraries `ldd` lists, `/tmp`, and the licence texts. Reproducible:
 //! fixed timestamps (`SOURCE_DATE_EPOCH`, else the last commit's time), owner 0:0,
 //! sorted entries and a fixed gzip header give the same digest on every build.
+mod crate_licences;
 mod licences;
 mod oci;
 mod rootfs;
@@ -56,9 +57,11 @@ const SOURCE_URL: &str = "https://github.com/your-org/linstor-provision-disk";
 /// SPDX expression for everything the image ships: this tool and LVM2's command
 /// library (GPL-2.0-only), libdevmapper (LGPL-2.1-only), thin-provisioning-tools
 /// (GPL-3.0-or-later), glibc, libaio and libblkid (LGPL-2.1-or-later), libstdc++ and
-/// libgcc_s (GPL-3.0-or-later WITH GCC-exception-3.1), expat and musl (MIT).
+/// libgcc_s (GPL-3.0-or-later WITH GCC-exception-3.1), expat and musl (MIT), and the
+/// Rust crates linked in: MIT (every dual-licensed one offers it) and MPL-2.0 (the
+/// devicemapper and libblkid-rs bindings).
 pub const LICENSES: &str = "GPL-2.0-only AND LGPL-2.1-only AND GPL-3.0-or-later AND \
-     LGPL-2.1-or-later AND GPL-3.0-or-later WITH GCC-exception-3.1 AND MIT";
+     LGPL-2.1-or-later AND GPL-3.0-or-later WITH GCC-exception-3.1 AND MIT AND MPL-2.0";
 
 /// What the image is: from the main package's Cargo.toml and the build's clock.
 #[derive(Clone, Debug)]

@@ -53,6 +53,12 @@ pub fn add(tree: &mut Tree, host_files: &[PathBuf], meta: &Metadata) -> Result<(
         0o644,
     )?;
     texts.push(own);
+    let crates = super::crate_licences::linked_crates(&super::workspace_root())?;
+    tree.add_file(
+        &Path::new(DOC).join(super::NAME).join("rust-crates"),
+        super::crate_licences::notice(&crates).into_bytes(),
+        0o644,
+    )?;
     let cited: BTreeSet<String> = texts.iter().flat_map(|text| cited_licences(text)).collect();
     for name in cited {
         tree.copy_from_host(&Path::new(COMMON_LICENSES).join(&name))
@@ -165,8 +171,9 @@ fn own_copyright(meta: &Metadata) -> String {
         text.push_str(&format!(" - {what}: {DOC}/{name}/copyright\n"));
     }
     text.push_str(
-        " - Rust crates from crates.io, each under its own licence; the source tree's\n   \
-         Cargo.lock lists them with their versions.\n\n\
+        " - Rust crates from crates.io, each under its own licence: their names,\n   \
+         versions, licence expressions and licence texts are in rust-crates next to\n   \
+         this file.\n\n\
          /usr/sbin/thin_check (thin-provisioning-tools) and the libraries it loads are\n\
          Debian's; their copyright files are in the folders next to this one.\n",
     );
