@@ -32,6 +32,7 @@ fn power_boot(bed: &TestBed, script: &str) -> GuestRun {
     let options = BootOptions {
         timeout: Duration::from_secs(900),
         power_cut_expected: true,
+        kernel_args: FAULT_INJECTION_KEY.to_owned(),
         ..BootOptions::default()
     };
     match bed.boot(&options, &format!("{PRELUDE}{script}")) {

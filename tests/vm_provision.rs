@@ -45,7 +45,7 @@ step thin lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-1
 step status $LPD status --partition-label linstor-storage --volume-group linstor-vg --pool linstor-pool --json
 step status-text $LPD status --partition-label linstor-storage --volume-group linstor-vg --pool linstor-pool
 step dry-reset $LPD $P --satellite-id node-02 --dry-run
-step reset $LPD $P --satellite-id node-02
+step reset env LINSTOR_PROVISION_DISK_TEST_KILL_AFTER=1 LINSTOR_PROVISION_DISK_TEST_POWERCUT_DURING=1:0 $LPD $P --satellite-id node-02
 step vgs-reset $VGS linstor-vg
 step lvs-reset $LVS linstor-vg
 step thin-open lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-open
@@ -126,6 +126,15 @@ step devices-text $LPD devices
     // Another ID: the seed's log lines, old LVs gone, new tag.
     let reset = expect_provisioned(&run, "reset");
     dry_run_matches(&run, "dry-reset", "reset");
+    // The fault-injection variables were set on this run, but this boot's kernel
+    // command line lacks the test bed's key: inert (no kill, no power cut), and said.
+    assert!(
+        reset
+            .stderr
+            .contains("fault-injection variables are set but ignored"),
+        "{}",
+        reset.stderr
+    );
     for line in [
         "satellite id mismatch, resetting lvm configuration",
         "existing=node-01",

@@ -55,7 +55,7 @@ fn runs_killed_at_every_step_boundary_converge() {
          step lvs lvs -a --reportformat json -o lv_name linstor-vg\n\
          step pvs pvs --reportformat json -o pv_name,vg_name\n",
     );
-    let run = boot(&bed, false, &script);
+    let run = boot_injecting_faults(&bed, false, &script);
     // Fresh: pvcreate, vgcreate, lvcreate — each killed right after.
     assert_eq!(killed_runs(&run, "fresh", 5), 3);
     run.expect_success("thin");
@@ -100,7 +100,7 @@ step lvs lvs --reportformat json --units b --nosuffix -o lv_name,lv_size linstor
 
     grow_disk(&bed.disk_path("storage"), "4G", "linstor-storage");
 
-    let second = boot(
+    let second = boot_injecting_faults(
         &bed,
         false,
         r#"

@@ -31,57 +31,6 @@ pub enum ConvergeError {
     ActivationIgnored(String),
 }
 
-/// Environment variable that makes the process SIGKILL itself after that many LVM
-/// commands: the VM tests use it to prove a run killed at any step boundary
-/// converges when rerun. Unset in production, where this is a no-op.
-pub const KILL_AFTER_ENV: &str = "LINSTOR_PROVISION_DISK_TEST_KILL_AFTER";
-
-fn crash_point(commands_run: usize) {
-    let wanted = std::env::var(KILL_AFTER_ENV)
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
-    if wanted == Some(commands_run) {
-        tracing::warn!(
-            commands_run,
-            "{KILL_AFTER_ENV} reached: killing this process"
-        );
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
-/// Environment variable `N:MS`: when LVM command N (1-based) starts, a thread
-/// writes `b` to `/proc/sysrq-trigger` MS milliseconds later, which resets the
-/// machine at once, without syncing — a power cut in the middle of that command.
-/// The VM tests use it to prove a run cut off inside any write step converges
-/// after a reboot. Unset in production, where this is a no-op.
-pub const POWERCUT_DURING_ENV: &str = "LINSTOR_PROVISION_DISK_TEST_POWERCUT_DURING";
-
-fn arm_power_cut(next_command: usize) {
-    let Some((command, delay)) = std::env::var(POWERCUT_DURING_ENV).ok().and_then(|v| {
-        let (n, ms) = v.split_once(':')?;
-        Some((n.parse::<usize>().ok()?, ms.parse::<u64>().ok()?))
-    }) else {
-        return;
-    };
-    if command != next_command {
-        return;
-    }
-    tracing::warn!(
-        command,
-        delay_ms = delay,
-        "{POWERCUT_DURING_ENV} reached: cutting the power during this command"
-    );
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        // Straight to the console: the step's captured stderr dies with the machine.
-        let _ = std::fs::write(
-            "/dev/kmsg",
-            format!("<2>{POWERCUT_DURING_ENV}: power cut now\n"),
-        );
-        let _ = std::fs::write("/proc/sysrq-trigger", b"b");
-    });
-}
-
 /// What a run did.
 #[derive(Debug)]
 pub enum Outcome {
@@ -148,9 +97,7 @@ pub fn converge(
             );
         }
         for action in &plan.actions {
-            arm_power_cut(executor.commands_run() + 1);
             apply_action(executor, action, &devnode)?;
-            crash_point(executor.commands_run());
         }
         applied.extend(plan.actions);
     }

@@ -3,6 +3,7 @@
 pub mod command;
 pub mod converge;
 mod executor;
+pub mod fault_injection;
 pub mod leftovers;
 pub mod lock;
 pub mod thin_check;

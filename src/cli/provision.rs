@@ -3,6 +3,7 @@
 use super::args::{OnFailure, ProvisionArgs};
 use super::CliError;
 use crate::apply::converge::{converge, Outcome};
+use crate::apply::fault_injection::{self, FaultInjecting, FaultSettings};
 use crate::apply::InProcessLvm;
 use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::partition::DiscoveryBackend;
@@ -37,9 +38,28 @@ fn config_from(args: &ProvisionArgs) -> Result<ProvisionConfig, CliError> {
 
 pub fn run(args: &ProvisionArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
     let config = config_from(args)?;
+    let faults = match fault_injection::from_environment().map_err(CliError::Usage)? {
+        FaultSettings::Armed(plan) => Some(plan),
+        FaultSettings::NotAllowed => {
+            tracing::warn!(
+                "fault-injection variables are set but ignored: they act only in the VM test bed (kernel command line `{}`)",
+                fault_injection::VM_KEY
+            );
+            None
+        }
+        FaultSettings::Unset => None,
+    };
     loop {
-        let mut executor = InProcessLvm::default();
-        match converge(&config, backend, &mut executor, args.dry_run) {
+        let outcome = match faults {
+            Some(plan) => converge(
+                &config,
+                backend,
+                &mut FaultInjecting::new(InProcessLvm::default(), plan),
+                args.dry_run,
+            ),
+            None => converge(&config, backend, &mut InProcessLvm::default(), args.dry_run),
+        };
+        match outcome {
             Ok(Outcome::Planned(plan)) => return print_plan(&plan, &config, args.json),
             Ok(Outcome::Converged { commands, rounds }) => {
                 tracing::info!(

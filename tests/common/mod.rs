@@ -62,10 +62,24 @@ pub fn bed(disks: Vec<DiskSpec>) -> TestBed {
     }
 }
 
+/// The kernel command-line word that lets the tool's fault-injection variables act
+/// (src/apply/fault_injection.rs); only boots that inject faults pass it.
+pub const FAULT_INJECTION_KEY: &str = "linstor_provision_disk.fault_injection=allow";
+
 pub fn boot(bed: &TestBed, udevd: bool, script: &str) -> GuestRun {
+    boot_with(bed, udevd, "", script)
+}
+
+/// [`boot`] with the fault-injection key on the kernel command line.
+pub fn boot_injecting_faults(bed: &TestBed, udevd: bool, script: &str) -> GuestRun {
+    boot_with(bed, udevd, FAULT_INJECTION_KEY, script)
+}
+
+fn boot_with(bed: &TestBed, udevd: bool, kernel_args: &str, script: &str) -> GuestRun {
     let options = BootOptions {
         udevd,
         timeout: Duration::from_secs(900),
+        kernel_args: kernel_args.to_owned(),
         ..BootOptions::default()
     };
     let script = format!("{PRELUDE}{script}");
