@@ -203,6 +203,7 @@ step untar tar -xf /image/linstor-provision-disk.oci.tar -C /tmp/oci
 step tags umoci ls --layout /tmp/oci
 step unpack sh -c 'umoci unpack --image "/tmp/oci:$(umoci ls --layout /tmp/oci | head -n 1)" /tmp/image'
 step image-files ls /tmp/image/rootfs/usr/local/bin /tmp/image/rootfs/usr/sbin
+step same-binary cmp /tmp/image/rootfs/usr/local/bin/linstor-provision-disk /usr/local/bin/linstor-provision-disk
 step fresh runc run --bundle /tmp/bundle-fresh lpd-fresh
 step vgs-fresh $VGS linstor-vg
 step lvs-fresh $LVS linstor-vg
@@ -265,6 +266,11 @@ step runc-list runc list --quiet
     assert!(
         !run.expect_success("tags").stdout.trim().is_empty(),
         "the OCI archive names no image (umoci ls is empty)"
+    );
+    run.check(
+        run.step("same-binary").exit_code == 0,
+        "the image holds another build than the binary under test: rebuild it with \
+         `cargo xtask image` (or point LINSTOR_PROVISION_DISK_BIN at target/dist)",
     );
     let files = &run.expect_success("image-files").stdout;
     for name in ["linstor-provision-disk", "homelab-helper", "thin_check"] {

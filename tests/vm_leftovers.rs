@@ -7,7 +7,8 @@
 //! - `/dev/<vg>` links that still reach a device are a live VG's, never cleared;
 //! - a pool device a killed removal left live but held by nothing (LVM then counts
 //!   the pool inactive and cannot deactivate its components) is cleared by a reset,
-//!   also when a stale thin device (removed first) is what still holds it.
+//!   also when a stale thin device (removed first) is what still holds it, and
+//!   only once LVM's lock of the VG is free (an LVM command may be building it).
 mod common;
 
 use common::*;
@@ -67,6 +68,13 @@ step stale-open dmsetup info -c --noheadings -o open unheld--vg-pool-tpool
 step stale-reset $LPD $U --satellite-id node-03
 step stale-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
 step stale-gone sh -c 'dmsetup info -c --noheadings -o name | grep -c ghost || true'
+step locked-thin lvcreate -q -V 16m -T unheld-vg/pool -n t2
+step locked-off vgchange -an unheld-vg
+step locked-on lvchange -ay unheld-vg/t2
+step locked-cut dmsetup remove unheld--vg-t2
+step locked-hold sh -c 'flock /run/lock/lvm/V_unheld-vg sleep 5 </dev/null >/dev/null 2>&1 & sleep 0.5; echo held'
+step locked-reset $LPD $U --satellite-id node-04
+step locked-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
 "#,
     );
     for s in ["nest", "guest-pv", "guest-vg", "guest-lv"] {
@@ -195,4 +203,31 @@ step stale-gone sh -c 'dmsetup info -c --noheadings -o name | grep -c ghost || t
         "pool linstor-satellite-id=node-03"
     );
     assert_eq!(run.expect_success("stale-gone").stdout.trim(), "0");
+
+    // The removal waits for LVM's lock of the VG (held here by `flock`, as an LVM
+    // command activating the VG would hold it), then goes on.
+    for s in [
+        "locked-thin",
+        "locked-off",
+        "locked-on",
+        "locked-cut",
+        "locked-hold",
+    ] {
+        run.expect_success(s);
+    }
+    let locked = expect_provisioned(&run, "locked-reset");
+    run.check(
+        locked
+            .stderr
+            .contains("holds this volume group's lock; waiting")
+            && locked.stderr.contains("unheld--vg-pool-tpool"),
+        &format!(
+            "expected the removal to wait for LVM's lock:\n{}",
+            locked.stderr
+        ),
+    );
+    assert_eq!(
+        run.expect_success("locked-lvs").stdout.trim(),
+        "pool linstor-satellite-id=node-04"
+    );
 }

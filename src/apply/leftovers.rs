@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::vg_lock::{volume_group_of, VgLock, VgLockError, LVM_LOCK_DIR};
 use crate::ffi::dm_remove::{remove_device, DmRemoveError};
 use crate::observe::vg_dev_dir::reaches_live_device;
 
@@ -24,6 +25,8 @@ pub enum LeftoverError {
     },
     #[error("{} now holds {name}, which is not a dangling symlink that LVM left; leaving it alone (check which volume group it belongs to, remove it by hand if it is not needed)", path.display())]
     NotALink { path: PathBuf, name: String },
+    #[error(transparent)]
+    Lock(#[from] VgLockError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> LeftoverError + '_ {
@@ -34,9 +37,13 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> LeftoverError + '_ {
 }
 
 /// Removes the device-mapper devices in order (each after those stacked on it), and
-/// their `/dev/mapper` nodes when nothing (udev) removed them.
+/// their `/dev/mapper` nodes when nothing (udev) removed them; each under LVM's lock
+/// of its VG, so that no LVM command is building it at that moment.
 pub fn remove_stale_devices(dm_names: &[String]) -> Result<(), LeftoverError> {
     for name in dm_names {
+        let _lvm_lock = volume_group_of(name)
+            .map(|vg| VgLock::acquire(Path::new(LVM_LOCK_DIR), &vg))
+            .transpose()?;
         let node = Path::new("/dev/mapper").join(name);
         let dev_before = fs::symlink_metadata(&node)
             .ok()

@@ -7,6 +7,7 @@ pub mod fault_injection;
 pub mod leftovers;
 pub mod lock;
 pub mod thin_check;
+pub mod vg_lock;
 
 pub use executor::{ApplyError, InProcessLvm, LvmExecutor};
 

@@ -74,6 +74,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("mount", "mount"),
     ("umount", "mount"),
     ("findmnt", "util-linux"),
+    // Holds LVM's lock files in tests (busybox has no flock).
+    ("flock", "util-linux"),
     ("sgdisk", "gdisk"),
     ("cryptsetup", "cryptsetup-bin"),
     ("udevadm", "udev"),
