@@ -148,7 +148,8 @@ fn the_image_provisions_resets_and_grows_under_runc() {
         DiskSpec::new("storage", 1024).partition("linstor-storage", Some(512))
     ])
     .unwrap_or_else(|e| panic!("could not set up the VM test bed: {e}"))
-    .with_file(&archive, "/image/linstor-provision-disk.oci.tar");
+    .with_file(&archive, "/image/linstor-provision-disk.oci.tar")
+    .with_file(&binary_under_test(), "/image/binary-under-test");
 
     let mut script = String::new();
     for (name, args, env) in [
@@ -203,7 +204,7 @@ step untar tar -xf /image/linstor-provision-disk.oci.tar -C /tmp/oci
 step tags umoci ls --layout /tmp/oci
 step unpack sh -c 'umoci unpack --image "/tmp/oci:$(umoci ls --layout /tmp/oci | head -n 1)" /tmp/image'
 step image-files ls /tmp/image/rootfs/usr/local/bin /tmp/image/rootfs/usr/sbin
-step same-binary cmp /tmp/image/rootfs/usr/local/bin/linstor-provision-disk /usr/local/bin/linstor-provision-disk
+step same-binary cmp /tmp/image/rootfs/usr/local/bin/linstor-provision-disk /image/binary-under-test
 step fresh runc run --bundle /tmp/bundle-fresh lpd-fresh
 step vgs-fresh $VGS linstor-vg
 step lvs-fresh $LVS linstor-vg
