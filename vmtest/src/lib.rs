@@ -553,30 +553,7 @@ impl TestBed {
                 .arg(format!("virtio-blk-pci,drive=disk{i},serial={}", d.name));
         }
         cmd.args(&opts.qemu_args);
-        let log = std::fs::File::create(&qemu_log)
-            .map_err(io_err(format!("creating {}", qemu_log.display())))?;
-        let log2 = log
-            .try_clone()
-            .map_err(io_err(format!("opening {}", qemu_log.display())))?;
-        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
-
-        let start = Instant::now();
-        let mut child = cmd.spawn().map_err(io_err(format!(
-            "starting {} (package qemu-system-x86)",
-            qemu.display()
-        )))?;
-        let status = loop {
-            match child.try_wait().map_err(io_err("waiting for qemu"))? {
-                Some(status) => break Some(status),
-                None if start.elapsed() > opts.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        let elapsed = start.elapsed();
+        let (status, elapsed) = run_qemu(&mut cmd, &qemu, &qemu_log, opts.timeout)?;
         let console =
             String::from_utf8_lossy(&std::fs::read(&console_path).unwrap_or_default()).into_owned();
         let results =
@@ -807,4 +784,38 @@ fn base_initramfs(
     let bytes = Arc::new(bytes);
     guard.push((userspace, path.clone(), bytes.clone()));
     Ok((path, bytes))
+}
+
+/// Runs qemu with its output in `qemu_log`; kills it after `timeout`. Returns its
+/// exit status (`None` after a timeout) and how long it ran.
+pub(crate) fn run_qemu(
+    cmd: &mut Command,
+    qemu: &Path,
+    qemu_log: &Path,
+    timeout: Duration,
+) -> Result<(Option<std::process::ExitStatus>, Duration), VmError> {
+    let log = std::fs::File::create(qemu_log)
+        .map_err(io_err(format!("creating {}", qemu_log.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(io_err(format!("opening {}", qemu_log.display())))?;
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(io_err(format!(
+        "starting {} (package qemu-system-x86)",
+        qemu.display()
+    )))?;
+    let status = loop {
+        match child.try_wait().map_err(io_err("waiting for qemu"))? {
+            Some(status) => break Some(status),
+            None if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    Ok((status, start.elapsed()))
 }

@@ -219,30 +219,7 @@ impl TestBed {
             cmd.arg("-device")
                 .arg(format!("virtio-blk-pci,drive=disk{i},serial={}", d.name));
         }
-        let log = std::fs::File::create(&qemu_log)
-            .map_err(io_err(format!("creating {}", qemu_log.display())))?;
-        let log2 = log
-            .try_clone()
-            .map_err(io_err(format!("opening {}", qemu_log.display())))?;
-        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
-
-        let start = Instant::now();
-        let mut child = cmd.spawn().map_err(io_err(format!(
-            "starting {} (package qemu-system-x86)",
-            qemu.display()
-        )))?;
-        let status = loop {
-            match child.try_wait().map_err(io_err("waiting for qemu"))? {
-                Some(status) => break Some(status),
-                None if start.elapsed() > spec.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                None => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
-        let elapsed = start.elapsed();
+        let (status, elapsed) = crate::run_qemu(&mut cmd, &qemu, &qemu_log, spec.timeout)?;
         if self.dir.is_some() {
             let _ = std::fs::remove_file(&initrd_path);
         }
