@@ -15,6 +15,11 @@
 //! - a wrong label with `--on-failure exit` exits non-zero and writes the reason,
 //!   naming the label, to the termination message file;
 //! - the image's own thin_check starts (`-V`) on the loader and libraries it ships;
+//! - the archive's one tag is a multi-arch image index listing linux/amd64 and
+//!   linux/arm64; umoci 0.4 cannot choose a platform from an index (it calls the tag
+//!   ambiguous), so the test picks the amd64 manifest, as a CRI runtime pulling for an
+//!   amd64 node does, and adds it to the guest's copy of `index.json` as
+//!   `<tag>-amd64` for umoci to unpack;
 //! - the default hold is released by the seed's recovery step, `rm` of the marker
 //!   with `runc exec` (the image's `rm` is the binary, which removes only that).
 mod common;
@@ -136,6 +141,74 @@ fn bundle(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     )
 }
 
+/// One member of the OCI archive, as JSON (`tar -xOf`).
+fn archive_json(archive: &std::path::Path, member: &str) -> Value {
+    let out = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(archive)
+        .arg(member)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tar: {e}"));
+    assert!(
+        out.status.success(),
+        "{} has no {member}: {}",
+        archive.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{member} in {} is not JSON: {e}", archive.display()))
+}
+
+/// The archive's `index.json` with the amd64 manifest of its multi-arch index added
+/// under the tag `<tag>-amd64`, and that tag. Checks on the way that `index.json`
+/// holds exactly one tag (`podman load` and `skopeo copy oci-archive:<file>` need
+/// that) naming an image index that lists linux/amd64 and linux/arm64.
+fn index_with_amd64_tag(archive: &std::path::Path) -> (String, String) {
+    const REF_NAME: &str = "org.opencontainers.image.ref.name";
+    let mut top = archive_json(archive, "index.json");
+    let entries = top["manifests"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        entries.len(),
+        1,
+        "index.json should hold one tag, the multi-arch image index: {top}"
+    );
+    let entry = &entries[0];
+    assert_eq!(
+        text(&entry["mediaType"]),
+        "application/vnd.oci.image.index.v1+json",
+        "the tag does not name an image index: {entry}"
+    );
+    let tag = text(&entry["annotations"][REF_NAME]);
+    let digest = text(&entry["digest"]);
+    let hex = digest
+        .strip_prefix("sha256:")
+        .unwrap_or_else(|| panic!("the tag's digest is not sha256: {digest}"));
+    let index = archive_json(archive, &format!("blobs/sha256/{hex}"));
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let platforms: Vec<String> = manifests
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                text(&m["platform"]["os"]),
+                text(&m["platform"]["architecture"])
+            )
+        })
+        .collect();
+    assert_eq!(
+        platforms,
+        ["linux/amd64", "linux/arm64"],
+        "the image index should list both architectures: {index}"
+    );
+    let mut amd64 = manifests[0].clone();
+    amd64["annotations"] = json!({ REF_NAME: format!("{tag}-amd64") });
+    let listed = top["manifests"]
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("index.json has no manifests list"));
+    listed.push(amd64);
+    (top.to_string(), format!("{tag}-amd64"))
+}
+
 fn seqno(run: &GuestRun, step: &str) -> u64 {
     number(&vg_row(run, step)["vg_seqno"])
 }
@@ -143,6 +216,7 @@ fn seqno(run: &GuestRun, step: &str) -> u64 {
 #[test]
 fn the_image_provisions_resets_and_grows_under_runc() {
     let archive = image_archive("linstor-provision-disk.oci.tar");
+    let (amd64_index, amd64_tag) = index_with_amd64_tag(&archive);
     // 512 MiB partition with 512 MiB free behind it, to grow into while the VM runs.
     let bed = TestBed::new(vec![
         DiskSpec::new("storage", 1024).partition("linstor-storage", Some(512))
@@ -194,6 +268,15 @@ fn the_image_provisions_resets_and_grows_under_runc() {
     ] {
         script.push_str(&bundle(name, &args, &env));
     }
+    assert!(
+        amd64_tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+        "the image's tag {amd64_tag:?} has characters an OCI tag cannot have"
+    );
+    script.push_str(&format!(
+        "AMD64_TAG={amd64_tag}\ncat >/tmp/index-amd64.json <<'INDEX'\n{amd64_index}\nINDEX\n"
+    ));
     script.push_str(
         r#"
 VGS='vgs --reportformat json -o vg_name,vg_seqno,vg_tags,vg_free_count,vg_size --units m --nosuffix'
@@ -201,8 +284,9 @@ LVS='lvs -a --reportformat json -o lv_name,lv_active --units m --nosuffix'
 mkdir -p /run/lock/lvm /tmp/oci
 : >/tmp/termination-log
 step untar tar -xf /image/linstor-provision-disk.oci.tar -C /tmp/oci
+step select-amd64 cp /tmp/index-amd64.json /tmp/oci/index.json
 step tags umoci ls --layout /tmp/oci
-step unpack sh -c 'umoci unpack --image "/tmp/oci:$(umoci ls --layout /tmp/oci | head -n 1)" /tmp/image'
+step unpack umoci unpack --image "/tmp/oci:$AMD64_TAG" /tmp/image
 step image-files ls /tmp/image/rootfs/usr/local/bin /tmp/image/rootfs/usr/sbin
 step same-binary cmp /tmp/image/rootfs/usr/local/bin/linstor-provision-disk /image/binary-under-test
 step fresh runc run --bundle /tmp/bundle-fresh lpd-fresh
@@ -255,6 +339,7 @@ step runc-list runc list --quiet
     );
     for step in [
         "untar",
+        "select-amd64",
         "unpack",
         "thin",
         "pool-off",
@@ -264,9 +349,10 @@ step runc-list runc list --quiet
     ] {
         run.expect_success(step);
     }
+    let tags = &run.expect_success("tags").stdout;
     assert!(
-        !run.expect_success("tags").stdout.trim().is_empty(),
-        "the OCI archive names no image (umoci ls is empty)"
+        tags.lines().any(|line| line.trim() == amd64_tag),
+        "umoci ls does not list the amd64 tag {amd64_tag}:\n{tags}"
     );
     run.check(
         run.step("same-binary").exit_code == 0,

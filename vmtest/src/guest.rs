@@ -6,6 +6,9 @@
 pub(crate) const INIT: &str = r#"#!/bin/sh
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/usr/lib/vmtest/busybox
 export HOME=/root TERM=dumb LANG=C
+# A foreign-architecture guest brings its busybox without applet links (the host
+# can't run that busybox to list them): it makes them itself.
+[ -e /usr/lib/vmtest/busybox/cat ] || /usr/bin/busybox --install -s /usr/lib/vmtest/busybox
 stage() { read _vt_up _ </proc/uptime; echo "vmtest-stage: $* (uptime $_vt_up)"; }
 mount -t proc proc /proc
 containers=0
@@ -44,10 +47,11 @@ if [ "$containers" = 1 ]; then
   mkdir -p /var/lib/containers /run/containers /var/tmp
 fi
 stage mounted
-udevd=0; modules=; disks=0
+udevd=0; modules=; disks=0; results=/dev/ttyS1
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     vmtest.udevd=*) udevd=${arg#*=} ;;
+    vmtest.results=*) results=${arg#*=} ;;
     vmtest.modules=*) modules=$(echo "${arg#*=}" | tr , ' ') ;;
     vmtest.disks=*) disks=${arg#*=} ;;
   esac
@@ -71,7 +75,7 @@ if [ "$udevd" = 1 ]; then
   udevadm settle --timeout=60 || echo "vmtest: udevadm settle timed out"
   stage udev
 fi
-R=/dev/ttyS1
+R=$results
 if [ -c "$R" ]; then stty -F "$R" raw -echo 2>/dev/null; else R=/dev/console; fi
 export VMTEST_RESULTS=$R
 read up _ </proc/uptime

@@ -8,7 +8,8 @@ use std::process::Command;
 use crate::cpio::{Node, Tree};
 use crate::host::{self, io_err, run};
 use crate::kernel::Kernel;
-use crate::{guest, VmError};
+use crate::sysroot::{normalize, Sysroot};
+use crate::{elf, guest, VmError};
 
 /// Modules loaded at every boot (with their dependencies).
 pub(crate) const BOOT_MODULES: &[&str] = &[
@@ -130,6 +131,10 @@ pub(crate) const BUSYBOX_DIR: &str = "usr/lib/vmtest/busybox";
 pub(crate) struct Collector {
     pub(crate) tree: Tree,
     ldd_done: BTreeSet<PathBuf>,
+    /// Where [`Collector::add_path`] reads from: None, the host itself (libraries
+    /// found with `ldd`); Some, a root of another architecture (libraries found from
+    /// the ELF headers, in that root).
+    sysroot: Option<Sysroot>,
 }
 
 /// Maps a host path to its place in the guest. The guest is "usr-merged":
@@ -153,12 +158,24 @@ impl Collector {
         Collector {
             tree: Tree::new(),
             ldd_done: BTreeSet::new(),
+            sysroot: None,
+        }
+    }
+
+    /// A collector whose [`Collector::add_path`] takes guest paths from `sysroot`.
+    pub(crate) fn in_root(sysroot: Sysroot) -> Collector {
+        Collector {
+            sysroot: Some(sysroot),
+            ..Collector::new()
         }
     }
 
     /// Copies a host path (following symlink chains, each link kept as a link)
     /// to the same place in the guest; ELF executables bring their libraries.
     pub(crate) fn add_path(&mut self, host: &Path) -> Result<(), VmError> {
+        if let Some(root) = self.sysroot.clone() {
+            return self.add_root_path(&root, host);
+        }
         let gp = guest_path(host);
         if self.tree.contains(&gp) {
             return Ok(());
@@ -193,9 +210,83 @@ impl Collector {
             .permissions()
             .mode();
         let is_elf = data.starts_with(b"\x7fELF");
+        if let Some(root) = self.sysroot.clone() {
+            if is_elf && mode & 0o111 != 0 {
+                self.add_root_libraries(&root, &host.display().to_string(), &data)?;
+            }
+            self.tree.file(guest, data, mode & 0o7777);
+            return Ok(());
+        }
         self.tree.file(guest, data, mode & 0o7777);
         if is_elf && mode & 0o111 != 0 {
             self.add_libraries(host)?;
+        }
+        Ok(())
+    }
+
+    /// [`Collector::add_path`] for a guest path in `root`: symlinks are kept as
+    /// symlinks and followed (inside the root).
+    fn add_root_path(&mut self, root: &Sysroot, path: &Path) -> Result<(), VmError> {
+        let path = normalize(path);
+        let gp = guest_path(&path);
+        if self.tree.contains(&gp) {
+            return Ok(());
+        }
+        let host = root.host_path(&path, false)?;
+        let meta = std::fs::symlink_metadata(&host).map_err(io_err(format!(
+            "reading {} (the guest's {})",
+            host.display(),
+            path.display()
+        )))?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host)
+                .map_err(io_err(format!("reading link {}", host.display())))?;
+            self.tree.symlink(&gp, &target.to_string_lossy());
+            let resolved = if target.is_absolute() {
+                target
+            } else {
+                path.parent().unwrap_or(Path::new("/")).join(target)
+            };
+            return self.add_root_path(root, &resolved);
+        }
+        if meta.is_dir() {
+            self.tree.dir(&gp);
+            return Ok(());
+        }
+        self.add_file_as(&host, &gp)
+    }
+
+    /// The program interpreter and `DT_NEEDED` libraries of ELF `data` (the file
+    /// `what`), and theirs in turn, from `root`; refuses an executable of another
+    /// architecture (it could not run in the guest).
+    fn add_root_libraries(
+        &mut self,
+        root: &Sysroot,
+        what: &str,
+        data: &[u8],
+    ) -> Result<(), VmError> {
+        let needs = elf::dynamic_needs(data)
+            .map_err(|e| VmError::Spec(format!("{what} is no usable ELF file: {e}")))?;
+        if needs.machine != root.machine {
+            return Err(VmError::Spec(format!(
+                "{what} is an executable for ELF machine {} but the guest is {} (ELF machine {}); \
+                 build it for {}",
+                needs.machine, root.arch, root.machine, root.arch
+            )));
+        }
+        if let Some(interpreter) = &needs.interpreter {
+            self.add_root_path(root, Path::new(interpreter))?;
+        }
+        for name in &needs.needed {
+            let lib = root.find_library(name, what)?;
+            if !self.ldd_done.insert(lib.clone()) {
+                continue;
+            }
+            self.add_root_path(root, &lib)?;
+            let host = root.host_path(&lib, true)?;
+            let lib_data =
+                std::fs::read(&host).map_err(io_err(format!("reading {}", host.display())))?;
+            self.add_root_libraries(root, &lib.display().to_string(), &lib_data)?;
         }
         Ok(())
     }
@@ -284,7 +375,7 @@ impl Userspace {
         tag
     }
 
-    fn wants(self, program: &str) -> bool {
+    pub(crate) fn wants(self, program: &str) -> bool {
         match program {
             "lvm" | "dmsetup" => self.lvm2,
             "pdata_tools" => self.thin_tools,
@@ -296,35 +387,7 @@ impl Userspace {
 /// Builds the base tree (everything but the per-boot overlay).
 pub(crate) fn base_tree(kernel: &Kernel, userspace: Userspace) -> Result<Tree, VmError> {
     let mut c = Collector::new();
-    for top in ["bin", "sbin", "lib", "lib64"] {
-        c.tree.dir(&format!("usr/{top}"));
-        c.tree.symlink(top, &format!("usr/{top}"));
-    }
-    for d in [
-        "proc",
-        "sys",
-        "dev",
-        "run",
-        "tmp",
-        "root",
-        "mnt",
-        "etc",
-        "var/tmp",
-        "usr/local/bin",
-        "usr/local/sbin",
-    ] {
-        c.tree.dir(d);
-    }
-    c.tree.symlink("var/run", "../run");
-    c.tree.symlink("var/lock", "../run/lock");
-    c.tree.insert(
-        "dev/console",
-        Node::CharDev {
-            major: 5,
-            minor: 1,
-            mode: 0o600,
-        },
-    );
+    add_skeleton(&mut c);
 
     // busybox: the shell and the basic utilities, as applet links in their own
     // folder, last in PATH, so real tools always win.
@@ -376,7 +439,50 @@ pub(crate) fn base_tree(kernel: &Kernel, userspace: Userspace) -> Result<Tree, V
     if Path::new("/etc/mke2fs.conf").is_file() {
         c.add_path(Path::new("/etc/mke2fs.conf"))?;
     }
+    add_vmtest_files(&mut c, kernel, userspace)?;
+    Ok(c.tree)
+}
 
+/// The usr-merged folder layout and `/dev/console`, before any program.
+pub(crate) fn add_skeleton(c: &mut Collector) {
+    for top in ["bin", "sbin", "lib", "lib64"] {
+        c.tree.dir(&format!("usr/{top}"));
+        c.tree.symlink(top, &format!("usr/{top}"));
+    }
+    for d in [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "mnt",
+        "etc",
+        "var/tmp",
+        "usr/local/bin",
+        "usr/local/sbin",
+    ] {
+        c.tree.dir(d);
+    }
+    c.tree.symlink("var/run", "../run");
+    c.tree.symlink("var/lock", "../run/lock");
+    c.tree.insert(
+        "dev/console",
+        Node::CharDev {
+            major: 5,
+            minor: 1,
+            mode: 0o600,
+        },
+    );
+}
+
+/// The bed's own files, the same for every architecture: configuration, `/init`,
+/// the `step` library, and the kernel modules.
+pub(crate) fn add_vmtest_files(
+    c: &mut Collector,
+    kernel: &Kernel,
+    userspace: Userspace,
+) -> Result<(), VmError> {
     if userspace.lvm2 {
         c.tree.file(
             "etc/lvm/lvm.conf",
@@ -403,8 +509,7 @@ pub(crate) fn base_tree(kernel: &Kernel, userspace: Userspace) -> Result<Tree, V
         0o644,
     );
 
-    add_modules(&mut c, kernel)?;
-    Ok(c.tree)
+    add_modules(c, kernel)
 }
 
 /// Container runtimes, podman and its configuration (see `guest::CONTAINERS_CONF`).
@@ -436,18 +541,33 @@ fn add_containers(c: &mut Collector) -> Result<(), VmError> {
     Ok(())
 }
 
-fn add_multicall_links(c: &mut Collector, target: &str) -> Result<(), VmError> {
-    for dir in ["/usr/sbin", "/usr/bin"] {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+/// Ships every link to `target` (e.g. pvcreate -> lvm) found in the program folders:
+/// the host's (usr-merged), or all four of a foreign root that may not be.
+pub(crate) fn add_multicall_links(c: &mut Collector, target: &str) -> Result<(), VmError> {
+    let dirs: &[&str] = if c.sysroot.is_some() {
+        &["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    } else {
+        &["/usr/sbin", "/usr/bin"]
+    };
+    for dir in dirs {
+        let listed = match &c.sysroot {
+            Some(root) => root.host_path(Path::new(dir), true)?,
+            None => PathBuf::from(dir),
+        };
+        let Ok(entries) = std::fs::read_dir(&listed) else {
             continue;
         };
-        for e in entries.flatten() {
-            let p = e.path();
-            if let Ok(t) = std::fs::read_link(&p) {
-                if t.file_name().is_some_and(|n| n == target) {
-                    c.add_path(&p)?;
-                }
-            }
+        let mut links: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|t| t.file_name().is_some_and(|n| n == target))
+            })
+            .map(|e| Path::new(dir).join(e.file_name()))
+            .collect();
+        links.sort();
+        for link in links {
+            c.add_path(&link)?;
         }
     }
     Ok(())

@@ -75,7 +75,7 @@ pub(crate) fn ensure(cache: &Path) -> Result<Kernel, VmError> {
     Ok(k)
 }
 
-fn kernel_at(root: &Path, version: &str) -> Kernel {
+pub(crate) fn kernel_at(root: &Path, version: &str) -> Kernel {
     Kernel {
         version: version.to_string(),
         vmlinuz: root.join("boot").join(format!("vmlinuz-{version}")),
@@ -83,7 +83,7 @@ fn kernel_at(root: &Path, version: &str) -> Kernel {
     }
 }
 
-fn find_version(root: &Path) -> Result<String, VmError> {
+pub(crate) fn find_version(root: &Path) -> Result<String, VmError> {
     let boot = root.join("boot");
     let entries = std::fs::read_dir(&boot).map_err(io_err(format!(
         "reading {} (is this a linux-image package?)",

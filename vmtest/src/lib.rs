@@ -42,16 +42,27 @@
 //! `/dev/disk/by-*` exist. Disks have virtio serials equal to their names
 //! (`/dev/disk/by-id/virtio-<name>`).
 //!
+//! `BootOptions::arch = Arch::Aarch64` boots Debian's arm64 cloud kernel under
+//! `qemu-system-aarch64` (TCG, `-machine virt`) instead, with the same disks,
+//! script protocol, modules and lvm.conf, and an arm64 userland (busybox, dash,
+//! lvm2, dmsetup, thin-provisioning-tools, util-linux, e2fsprogs, sgdisk, kmod)
+//! taken from a Debian arm64 root that `mmdebstrap --variant=extract` unpacks once
+//! into the cache; no udevd and no container tooling there.
+//!
 //! Everything downloaded or built is cached under `target/vmtest-cache`
 //! (or `$VMTEST_CACHE_DIR`); `$VMTEST_KERNEL_DEB` may name a local
 //! linux-image .deb to use instead of downloading one. Set `VMTEST_KEEP=1`
 //! to keep disk images and logs (`target/vmtest-runs/bed-*`).
 
+mod aarch64;
+mod arch;
 mod cpio;
+mod elf;
 mod guest;
 mod host;
 mod initramfs;
 mod kernel;
+mod sysroot;
 mod system_boot;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +71,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use aarch64::{AARCH64_HOST_PACKAGES, AARCH64_ROOT_PACKAGES};
+pub use arch::Arch;
 pub use guest::Step;
 use host::io_err;
 pub use system_boot::{
@@ -179,16 +192,80 @@ pub struct Prepared {
 /// Downloads the kernel and builds the base initramfs (both cached) without
 /// booting, e.g. for an xtask to warm the cache or to report problems early.
 pub fn prepare() -> Result<Prepared, VmError> {
-    check_host()?;
+    prepare_arch(Arch::X86_64)
+}
+
+/// [`prepare`] for a guest of architecture `arch`.
+pub fn prepare_arch(arch: Arch) -> Result<Prepared, VmError> {
+    let opts = BootOptions {
+        arch,
+        ..BootOptions::default()
+    };
+    check_host_for(&opts)?;
     let cache = host::cache_dir();
-    let kernel = kernel::ensure(&cache)?;
-    let (path, bytes) = base_initramfs(&cache, &kernel, FULL_USERSPACE)?;
+    let system = GuestSystem::ensure(&cache, arch)?;
+    let (path, bytes) = base_initramfs(&cache, &system, FULL_USERSPACE)?;
+    let kernel = system.kernel();
     Ok(Prepared {
         kernel_version: kernel.version.clone(),
         kernel: kernel.vmlinuz.clone(),
         initramfs: path,
         initramfs_bytes: bytes.len() as u64,
     })
+}
+
+/// [`check_host`] for the architecture (and options) of a boot.
+fn check_host_for(opts: &BootOptions) -> Result<(), VmError> {
+    match opts.arch {
+        Arch::X86_64 => check_host(),
+        Arch::Aarch64 => aarch64::check(opts),
+    }
+}
+
+/// The kernel, and where the guest's programs come from.
+enum GuestSystem {
+    /// Debian's amd64 cloud kernel; programs from the host.
+    X86_64(kernel::Kernel),
+    /// Kernel and programs from the cached arm64 Debian root.
+    Aarch64(aarch64::Root),
+}
+
+impl GuestSystem {
+    fn ensure(cache: &Path, arch: Arch) -> Result<GuestSystem, VmError> {
+        Ok(match arch {
+            Arch::X86_64 => GuestSystem::X86_64(kernel::ensure(cache)?),
+            Arch::Aarch64 => GuestSystem::Aarch64(aarch64::ensure(cache)?),
+        })
+    }
+
+    fn arch(&self) -> Arch {
+        match self {
+            GuestSystem::X86_64(_) => Arch::X86_64,
+            GuestSystem::Aarch64(_) => Arch::Aarch64,
+        }
+    }
+
+    fn kernel(&self) -> &kernel::Kernel {
+        match self {
+            GuestSystem::X86_64(kernel) => kernel,
+            GuestSystem::Aarch64(root) => &root.kernel,
+        }
+    }
+
+    fn base_tree(&self, userspace: initramfs::Userspace) -> Result<cpio::Tree, VmError> {
+        match self {
+            GuestSystem::X86_64(kernel) => initramfs::base_tree(kernel, userspace),
+            GuestSystem::Aarch64(root) => aarch64::base_tree(root, userspace),
+        }
+    }
+
+    /// Collects the per-boot files (their libraries from the same place).
+    fn overlay(&self) -> initramfs::Collector {
+        match self {
+            GuestSystem::X86_64(_) => initramfs::Collector::new(),
+            GuestSystem::Aarch64(root) => initramfs::Collector::in_root(root.sysroot.clone()),
+        }
+    }
 }
 
 /// A scratch disk: a sparse raw image; with partitions, a GPT made by sgdisk.
@@ -253,6 +330,11 @@ pub struct BootOptions {
     /// A guest that resets before the script exits is then a normal end,
     /// reported as [`GuestRun::power_cut`], instead of an error.
     pub power_cut_expected: bool,
+    /// The guest's architecture: [`Arch::X86_64`] (the default) or
+    /// [`Arch::Aarch64`] (an arm64 kernel and userland under
+    /// `qemu-system-aarch64`; binaries shipped with [`TestBed::with_binary`] must
+    /// be arm64 builds). Same disks, same script protocol.
+    pub arch: Arch,
     /// Ship runc, umoci and podman (with conmon, catatonit, netavark and a
     /// configuration for vfs storage on tmpfs, cgroupfs, file events, runc).
     /// The guest's root then moves from the initramfs to a tmpfs before
@@ -276,6 +358,7 @@ impl Default for BootOptions {
             lvm2_userspace: true,
             thin_tools: true,
             containers: false,
+            arch: Arch::X86_64,
         }
     }
 }
@@ -459,17 +542,19 @@ impl TestBed {
     /// is not an error; a guest that panics, hangs or never reaches the
     /// script is.
     pub fn boot(&self, opts: &BootOptions, script: &str) -> Result<GuestRun, VmError> {
-        check_host()?;
+        check_host_for(opts)?;
         check_syntax(script)?;
         let cache = host::cache_dir();
-        let kernel = kernel::ensure(&cache)?;
+        let system = GuestSystem::ensure(&cache, opts.arch)?;
+        let kernel = system.kernel();
         let userspace = initramfs::Userspace {
             lvm2: opts.lvm2_userspace,
             thin_tools: opts.thin_tools,
             containers: opts.containers,
         };
-        let (_, base) = base_initramfs(&cache, &kernel, userspace)?;
-        let qemu = host::find_program("qemu-system-x86_64", "qemu-system-x86")?;
+        let (_, base) = base_initramfs(&cache, &system, userspace)?;
+        let (qemu_program, qemu_package) = opts.arch.qemu();
+        let qemu = host::find_program(qemu_program, qemu_package)?;
 
         for m in &opts.modules {
             if m.is_empty()
@@ -483,7 +568,7 @@ impl TestBed {
             }
         }
         let n = self.boots.fetch_add(1, Ordering::SeqCst);
-        let mut overlay = initramfs::Collector::new();
+        let mut overlay = system.overlay();
         overlay
             .tree
             .file("vmtest/script.sh", script.as_bytes().to_vec(), 0o755);
@@ -509,7 +594,8 @@ impl TestBed {
         let qemu_log = self.path.join(format!("boot{n}-qemu.log"));
 
         let mut cmdline = format!(
-            "{BASE_CMDLINE} vmtest.udevd={} vmtest.disks={}",
+            "{} vmtest.udevd={} vmtest.disks={}",
+            opts.arch.base_cmdline(),
             u8::from(opts.udevd),
             self.disks.len()
         );
@@ -525,17 +611,14 @@ impl TestBed {
         }
 
         let mut cmd = Command::new(&qemu);
-        cmd.args(["-accel", "tcg", "-machine", "pc", "-cpu", "max"])
+        cmd.args(opts.arch.machine_args())
             .args(["-nodefaults", "-no-user-config", "-display", "none"])
             .args(["-monitor", "none", "-no-reboot"])
             .arg("-m")
             .arg(opts.memory_mib.to_string())
             .arg("-smp")
             .arg(opts.cpus.max(1).to_string())
-            .arg("-serial")
-            .arg(format!("file:{}", console_path.display()))
-            .arg("-serial")
-            .arg(format!("file:{}", results_path.display()))
+            .args(opts.arch.serial_args(&console_path, &results_path))
             .arg("-kernel")
             .arg(&kernel.vmlinuz)
             .arg("-initrd")
@@ -633,7 +716,7 @@ impl TestBed {
 /// Quiet console on ttyS0, reboot (= qemu exit) on panic, and boot-time
 /// savers that matter under TCG: no crypto self-tests, no TSC recalibration,
 /// no LSMs or audit.
-const BASE_CMDLINE: &str = "console=ttyS0 rdinit=/init panic=-1 oops=panic loglevel=4 \
+pub(crate) const BASE_CMDLINE: &str = "console=ttyS0 rdinit=/init panic=-1 oops=panic loglevel=4 \
      mitigations=off cryptomgr.notests tsc=reliable no_timer_check nokaslr audit=0 lsm= \
      random.trust_cpu=on";
 
@@ -752,16 +835,21 @@ const FULL_USERSPACE: initramfs::Userspace = initramfs::Userspace {
 /// cached on disk by content.
 fn base_initramfs(
     cache: &Path,
-    kernel: &kernel::Kernel,
+    system: &GuestSystem,
     userspace: initramfs::Userspace,
 ) -> Result<(PathBuf, Arc<Vec<u8>>), VmError> {
-    type Built = (initramfs::Userspace, PathBuf, Arc<Vec<u8>>);
+    type Built = (Arch, initramfs::Userspace, PathBuf, Arc<Vec<u8>>);
     static BASES: Mutex<Vec<Built>> = Mutex::new(Vec::new());
     let mut guard = BASES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path, bytes)) = guard.iter().find(|(u, _, _)| *u == userspace) {
+    let arch = system.arch();
+    if let Some((.., path, bytes)) = guard
+        .iter()
+        .find(|(a, u, ..)| *a == arch && *u == userspace)
+    {
         return Ok((path.clone(), bytes.clone()));
     }
-    let tree = initramfs::base_tree(kernel, userspace)?;
+    let kernel = system.kernel();
+    let tree = system.base_tree(userspace)?;
     let bytes = tree.to_cpio();
     let hash = content_hash(&bytes);
     let dir = cache.join("initramfs");
@@ -782,7 +870,7 @@ fn base_initramfs(
         }
     }
     let bytes = Arc::new(bytes);
-    guard.push((userspace, path.clone(), bytes.clone()));
+    guard.push((arch, userspace, path.clone(), bytes.clone()));
     Ok((path, bytes))
 }
 
@@ -802,8 +890,13 @@ pub(crate) fn run_qemu(
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
 
     let start = Instant::now();
+    let package = if qemu.ends_with("qemu-system-aarch64") {
+        Arch::Aarch64.qemu().1
+    } else {
+        Arch::X86_64.qemu().1
+    };
     let mut child = cmd.spawn().map_err(io_err(format!(
-        "starting {} (package qemu-system-x86)",
+        "starting {} (package {package})",
         qemu.display()
     )))?;
     let status = loop {

@@ -68,15 +68,62 @@ fn install_schema_validator() -> Result<(), String> {
     ]))
 }
 
-/// Everything: these, the VM bed's, and those `cargo xtask dist` and `cargo xtask image`
-/// need (listed in dist.rs and image.rs so that those alone, e.g. in a container build,
+/// Everything: these, the VM bed's, and those `cargo xtask dist` (for every
+/// architecture, so the aarch64 cross toolchain too) and `cargo xtask image` need
+/// (listed in dist and image.rs so that those alone, e.g. in a container build,
 /// install no VM tooling).
 fn install_debian_packages() -> Result<(), String> {
     install_packages(PACKAGES)?;
     install_packages(vmtest::HOST_PACKAGES)?;
-    install_packages(crate::dist::PACKAGES)?;
+    // qemu-system-aarch64 for tests/vm_arm64.rs.
+    install_packages(vmtest::AARCH64_HOST_PACKAGES)?;
+    for arch in crate::dist::Arch::ALL {
+        crate::dist::install_packages_for(arch)?;
+    }
     install_packages(crate::image::PACKAGES)?;
     install_packages(crate::image::ARCHIVE_PACKAGES)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Adds `arch` (a Debian architecture name, e.g. arm64) to dpkg's foreign
+/// architectures unless it is there or native, so that `<package>:<arch>` can be
+/// installed. The package lists are refreshed by [`install_packages`], which runs
+/// `apt-get update` before installing whatever is missing.
+pub fn ensure_foreign_architecture(arch: &str) -> Result<(), String> {
+    let listed = |args: &[&str]| -> Result<bool, String> {
+        let out = Command::new("dpkg")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run dpkg {}: {e}", args.join(" ")))?;
+        if !out.status.success() {
+            return Err(format!(
+                "dpkg {} failed with {}",
+                args.join(" "),
+                out.status
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|known| known == arch))
+    };
+    if listed(&["--print-architecture"])? || listed(&["--print-foreign-architectures"])? {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err(format!(
+            "dpkg does not know the {arch} architecture, which the cross build installs packages of; \
+             run `sudo cargo xtask deps`, or `sudo dpkg --add-architecture {arch} && sudo apt-get update`"
+        ));
+    }
+    eprintln!("xtask: adding the {arch} architecture to dpkg");
+    crate::run(Command::new("dpkg").args(["--add-architecture", arch]))
 }
 
 /// Installs those of `packages` that are missing (as root), or says how to.
@@ -85,12 +132,7 @@ pub fn install_packages(packages: &[&'static str]) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !is_root {
+    if !is_root() {
         return Err(format!(
             "missing Debian packages: {}; run `sudo cargo xtask deps` or `sudo apt-get install {}`",
             missing.join(" "),

@@ -1,21 +1,29 @@
-//! `cargo xtask image`: the container image, built without a daemon or network from the
-//! static artifact and the host's thin-provisioning-tools, as two archives under
-//! `target/image/`:
+//! `cargo xtask image`: the container image for amd64 and arm64, built without a
+//! daemon from the static artifacts of both architectures and Debian's
+//! thin-provisioning-tools of each, as archives under `target/image/`:
 //!
-//! - `linstor-provision-disk.oci.tar`: an OCI image layout in a tar (`skopeo copy
-//!   oci-archive:…`, `podman load -i`);
-//! - `linstor-provision-disk.docker.tar`: the same image as a docker-archive (`docker
-//!   load`, `ctr -n k8s.io images import`), converted by skopeo.
+//! - `linstor-provision-disk.oci.tar`: an OCI image layout in a tar whose one tag is a
+//!   multi-arch image index (`skopeo copy oci-archive:…`, `podman load -i`, `ctr
+//!   images import` pick the machine's platform);
+//! - `linstor-provision-disk.docker.tar` (amd64) and
+//!   `linstor-provision-disk.arm64.docker.tar`: each variant as a docker-archive
+//!   (`docker load`, `ctr -n k8s.io images import`), converted by skopeo — a
+//!   docker-archive holds one platform, so each architecture gets its own file.
 //!
-//! `cargo xtask image --rootfs-only` writes only the image's files to
+//! `cargo xtask image --rootfs-only` writes only the amd64 image's files to
 //! `target/image/rootfs/`; the Dockerfile's final stage copies that folder, so both
 //! routes ship the same files (checked by the tests in [`tests`]).
 //!
-//! One layer, `FROM scratch`: the binary, `homelab-helper` linking to it, thin_check
-//! with exactly the libraries `ldd` lists, `/tmp`, and the licence texts. Reproducible:
-//! fixed timestamps (`SOURCE_DATE_EPOCH`, else the last commit's time), owner 0:0,
-//! sorted entries and a fixed gzip header give the same digest on every build.
+//! One layer per variant, `FROM scratch`: the binary, `homelab-helper` linking to it,
+//! thin_check with exactly the loader and libraries it loads (this machine's packages
+//! for this machine's architecture, Debian's packages of the other one downloaded and
+//! unpacked by [`debs`]), `/tmp`, and the licence texts. Reproducible: fixed
+//! timestamps (`SOURCE_DATE_EPOCH`, else the last commit's time), owner 0:0, sorted
+//! entries and a fixed gzip header give the same digests on every build.
 mod crate_licences;
+mod debs;
+mod elf;
+mod libraries;
 mod licences;
 mod oci;
 mod rootfs;
@@ -26,9 +34,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Debian packages the image's files come from: thin_check (with the libraries it
-/// loads) and the copyright files of what the static binary links (dmsetup carries
-/// LVM2's, musl its own).
+use crate::dist::Arch;
+
+/// The architectures the image index lists, in its order.
+pub const ARCHES: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
+/// Debian packages the image's files come from: this machine's thin_check (with the
+/// libraries it loads) and the copyright files of what the static binary links
+/// (dmsetup carries LVM2's, musl its own). The other architecture's thin_check comes
+/// from the Debian archive through apt-get and dpkg-deb, which every Debian has.
 pub const PACKAGES: &[&str] = &["thin-provisioning-tools", "dmsetup", "musl"];
 
 /// Debian packages the archives need besides: skopeo writes the docker-archive.
@@ -41,9 +55,10 @@ pub const NAME: &str = "linstor-provision-disk";
 pub const IMAGE_SUBDIR: &str = "image";
 pub const ROOTFS_SUBDIR: &str = "rootfs";
 
-/// The uncompressed layer may not grow beyond this (checked after every build).
-/// Measured: 12,304,384 bytes (11.73 MiB): the binary 4.81 MiB, thin_check's
-/// pdata_tools 1.31 MiB, its libraries and loader 5.31 MiB, licence texts 0.26 MiB.
+/// No variant's uncompressed layer may grow beyond this (checked after every build,
+/// for each architecture). Measured for amd64: 12,304,384 bytes (11.73 MiB): the
+/// binary 4.81 MiB, thin_check's pdata_tools 1.31 MiB, its libraries and loader
+/// 5.31 MiB, licence texts 0.26 MiB.
 pub const SIZE_BUDGET_BYTES: u64 = 12 * 1024 * 1024;
 
 /// Runtime settings of the image; the Dockerfile's final stage declares the same.
@@ -186,8 +201,12 @@ pub fn oci_archive_path(dir: &Path) -> PathBuf {
     dir.join(format!("{NAME}.oci.tar"))
 }
 
-pub fn docker_archive_path(dir: &Path) -> PathBuf {
-    dir.join(format!("{NAME}.docker.tar"))
+/// The docker-archive of one variant: amd64 keeps the name it always had.
+pub fn docker_archive_path(dir: &Path, arch: Arch) -> PathBuf {
+    match arch {
+        Arch::X86_64 => dir.join(format!("{NAME}.docker.tar")),
+        _ => dir.join(format!("{NAME}.{}.docker.tar", arch.oci_arch())),
+    }
 }
 
 /// `cargo xtask image [--rootfs-only]`.
@@ -202,13 +221,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     };
     crate::deps::install_packages(PACKAGES)?;
-    if !rootfs_only {
-        crate::deps::install_packages(ARCHIVE_PACKAGES)?;
-    }
-    let artifact = crate::dist::run()?;
     if rootfs_only {
+        let artifact = crate::dist::run()?;
         let meta = Metadata::of_workspace()?;
-        let files = rootfs::plan(&artifact, &meta)?;
+        let files = rootfs::plan(&artifact, &meta, Arch::X86_64)?;
         let dir = image_dir(IMAGE_SUBDIR).join(ROOTFS_SUBDIR);
         rootfs::write_dir(&files, &dir, meta.epoch)?;
         eprintln!(
@@ -219,49 +235,90 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
         return Ok(());
     }
-    build(&artifact, &image_dir(IMAGE_SUBDIR)).map(drop)
+    crate::deps::install_packages(ARCHIVE_PACKAGES)?;
+    let mut artifacts = Vec::new();
+    for arch in ARCHES {
+        artifacts.push((arch, crate::dist::run_for(arch)?));
+    }
+    build(&artifacts, &image_dir(IMAGE_SUBDIR)).map(drop)
 }
 
 /// What one build produced.
 #[derive(Clone, Debug)]
 pub struct Built {
-    pub manifest_digest: String,
+    /// `sha256:…` of the multi-arch image index (the tag's target).
+    pub index_digest: String,
+    /// Each variant's architecture and image manifest digest.
+    pub manifests: Vec<(Arch, String)>,
     pub oci_archive: PathBuf,
 }
 
-/// Builds both archives of the image into `dir` from `artifact`.
-pub fn build(artifact: &Path, dir: &Path) -> Result<Built, String> {
-    let meta = Metadata::of_workspace()?;
-    let files = rootfs::plan(artifact, &meta)?;
-    let layer = rootfs::tar_of(&files, meta.epoch)?;
-    let layer_size = layer.len() as u64;
-    if layer_size > SIZE_BUDGET_BYTES {
-        return Err(format!(
-            "the image's layer is {layer_size} bytes uncompressed, over the budget of \
-             {SIZE_BUDGET_BYTES} bytes ({:.2} MiB); see what grew with `tar tvf` on the layer",
-            SIZE_BUDGET_BYTES as f64 / 1048576.0
-        ));
+/// Builds the archives of the image into `dir`, one variant per `(arch, artifact)`.
+pub fn build(artifacts: &[(Arch, PathBuf)], dir: &Path) -> Result<Built, String> {
+    if artifacts.is_empty() {
+        return Err("the image needs the artifact of at least one architecture".into());
     }
-    let image = oci::archive(&layer, &meta)?;
+    let meta = Metadata::of_workspace()?;
+    let mut layers = Vec::new();
+    for (index, (arch, artifact)) in artifacts.iter().enumerate() {
+        if artifacts[..index].iter().any(|(seen, _)| seen == arch) {
+            return Err(format!("two artifacts for {}", arch.oci_arch()));
+        }
+        rootfs::check_artifact(artifact, *arch)?;
+        let files = rootfs::plan(artifact, &meta, *arch)?;
+        let layer = rootfs::tar_of(&files, meta.epoch)?;
+        let layer_size = layer.len() as u64;
+        if layer_size > SIZE_BUDGET_BYTES {
+            return Err(format!(
+                "the {} image's layer is {layer_size} bytes uncompressed, over the budget of \
+                 {SIZE_BUDGET_BYTES} bytes ({:.2} MiB); see what grew with \
+                 `cargo xtask image --rootfs-only` (amd64) or `tar tvf` on the layer",
+                arch.oci_arch(),
+                SIZE_BUDGET_BYTES as f64 / 1048576.0
+            ));
+        }
+        layers.push((*arch, files.len(), layer));
+    }
+    let variants: Vec<oci::Variant> = layers
+        .iter()
+        .map(|(arch, _, layer)| oci::Variant {
+            arch: *arch,
+            layer: layer.as_slice(),
+        })
+        .collect();
+    let image = oci::archive(&variants, &meta)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let oci_archive = oci_archive_path(dir);
     write_atomically(&oci_archive, &image.archive)?;
-    let docker_archive = docker_archive_path(dir);
-    oci::docker_archive(&oci_archive, &docker_archive, &meta)?;
     eprintln!(
-        "xtask: {} and {} — image {}, manifest {}; one layer of {} entries: {layer_size} bytes \
-         ({:.2} MiB of the {:.2} MiB budget) uncompressed, {} bytes compressed",
+        "xtask: {} — image {}, index {}",
         oci_archive.display(),
-        docker_archive.display(),
         meta.reference(),
-        image.manifest_digest,
-        files.len(),
-        layer_size as f64 / 1048576.0,
-        SIZE_BUDGET_BYTES as f64 / 1048576.0,
-        image.layer_compressed_size,
+        image.index_digest
     );
+    for ((arch, entries, layer), written) in layers.iter().zip(&image.variants) {
+        let docker_archive = docker_archive_path(dir, *arch);
+        oci::docker_archive(&oci_archive, &docker_archive, &meta, *arch)?;
+        eprintln!(
+            "xtask: {} variant: manifest {}, docker-archive {}; one layer of {entries} \
+             entries: {} bytes ({:.2} MiB of the {:.2} MiB budget) uncompressed, {} bytes \
+             compressed",
+            arch.oci_arch(),
+            written.manifest_digest,
+            docker_archive.display(),
+            layer.len(),
+            layer.len() as f64 / 1048576.0,
+            SIZE_BUDGET_BYTES as f64 / 1048576.0,
+            written.layer_compressed_size,
+        );
+    }
     Ok(Built {
-        manifest_digest: image.manifest_digest,
+        index_digest: image.index_digest,
+        manifests: image
+            .variants
+            .iter()
+            .map(|v| (v.arch, v.manifest_digest.clone()))
+            .collect(),
         oci_archive,
     })
 }

@@ -6,8 +6,9 @@
 //! - `demo`  boots a throwaway VM with a labeled virtual disk and runs the tool in it;
 //! - `dist`  builds the shipping artifact `target/dist/linstor-provision-disk`: one
 //!   static musl executable with LVM2's liblvm2cmd linked in;
-//! - `image` builds the container image from it, as an OCI archive and a
-//!   docker-archive in `target/image/` (no daemon, no network).
+//! - `image` builds the container image for amd64 and arm64 from the artifacts, as a
+//!   multi-arch OCI archive and one docker-archive per architecture in
+//!   `target/image/` (no daemon).
 mod bench;
 mod demo;
 mod deps;
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         Some("test") => deps::install().and_then(|()| test(&args[1..])),
         Some("bench") => deps::install().and_then(|()| bench::run(&args[1..])),
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
-        Some("dist") => deps::install_packages(dist::PACKAGES).and_then(|()| dist::run().map(drop)),
+        Some("dist") => dist::command(&args[1..]),
         Some("image") => {
             deps::install_packages(dist::PACKAGES).and_then(|()| image::run(&args[1..]))
         }
@@ -33,9 +34,12 @@ fn main() -> ExitCode {
                  \x20 deps   install the Debian packages needed to build and test (needs root)\n\
                  \x20 test   fmt + clippy + unit tests + VM tests (everything CI runs)\n\
                  \x20 demo   boot a throwaway VM with a disk labeled linstor-storage and run the tool\n\
-                 \x20 dist   build target/dist/linstor-provision-disk (static musl, LVM2 linked in)\n\
-                 \x20 image  build the container image from it: target/image/linstor-provision-disk.oci.tar\n\
-                 \x20        and .docker.tar; `image --rootfs-only` writes only its files to target/image/rootfs/"
+                 \x20 dist   build target/dist/linstor-provision-disk (static musl, LVM2 linked in);\n\
+                 \x20        `dist --target aarch64` (or arm64) builds target/dist/aarch64/linstor-provision-disk,\n\
+                 \x20        `--target all` both\n\
+                 \x20 image  build the amd64 + arm64 container image: target/image/linstor-provision-disk.oci.tar\n\
+                 \x20        (multi-arch index), .docker.tar (amd64) and .arm64.docker.tar;\n\
+                 \x20        `image --rootfs-only` writes only the amd64 image's files to target/image/rootfs/"
             );
             return ExitCode::from(2);
         }
@@ -95,25 +99,34 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
 /// archives) and the systemd unit.
 const IMAGE_VM_TESTS: &[&str] = &["vm_image_runc", "vm_image_podman", "vm_systemd_unit"];
 
-/// Builds the image twice, in two folders, and fails unless both builds have the same
-/// manifest digest. Returns the first folder.
-fn reproducible_image(artifact: &std::path::Path) -> Result<std::path::PathBuf, String> {
+/// VM scenarios of the arm64 artifact in an arm64 guest
+/// (`LINSTOR_PROVISION_DISK_ARM64_BIN` names it).
+const ARM64_VM_TESTS: &[&str] = &["vm_arm64"];
+
+/// Builds the multi-arch image twice, in two folders, from `artifacts` (one per
+/// architecture), and fails unless both builds have the same image index digest
+/// (which covers every variant's manifest). Returns the first folder.
+fn reproducible_image(
+    artifacts: &[(dist::Arch, std::path::PathBuf)],
+) -> Result<std::path::PathBuf, String> {
     let dir = image::image_dir(image::IMAGE_SUBDIR);
-    let first = image::build(artifact, &dir)?;
-    let second = image::build(artifact, &image::image_dir("image-check"))?;
-    if first.manifest_digest != second.manifest_digest {
+    let first = image::build(artifacts, &dir)?;
+    let second = image::build(artifacts, &image::image_dir("image-check"))?;
+    if first.index_digest != second.index_digest {
         return Err(format!(
-            "the image is not reproducible: {} has manifest {}, {} has {}; compare the two \
-             archives' blobs to see what differs",
+            "the image is not reproducible: {} has index {} (manifests {:?}), {} has {} \
+             (manifests {:?}); compare the two archives' blobs to see what differs",
             first.oci_archive.display(),
-            first.manifest_digest,
+            first.index_digest,
+            first.manifests,
             second.oci_archive.display(),
-            second.manifest_digest
+            second.index_digest,
+            second.manifests
         ));
     }
     eprintln!(
-        "xtask: image reproducible: two builds gave manifest {}",
-        first.manifest_digest
+        "xtask: image reproducible: two builds gave index {} (manifests {:?})",
+        first.index_digest, first.manifests
     );
     Ok(dir)
 }
@@ -153,13 +166,20 @@ fn test(extra: &[String]) -> Result<(), String> {
     // The shipping artifact first: tests/vm_static.rs boots it in a VM without any
     // lvm2 userspace, and the engine scenarios run again with it below.
     let artifact = dist::run()?;
-    let image_dir = reproducible_image(&artifact)?;
+    let image_dir = reproducible_image(&[
+        (dist::Arch::X86_64, artifact.clone()),
+        (dist::Arch::Aarch64, dist::run_for(dist::Arch::Aarch64)?),
+    ])?;
     let dist_done = started.elapsed();
     let tests = integration_tests()?;
-    for name in ARTIFACT_VM_TESTS.iter().chain(IMAGE_VM_TESTS) {
+    for name in ARTIFACT_VM_TESTS
+        .iter()
+        .chain(IMAGE_VM_TESTS)
+        .chain(ARM64_VM_TESTS)
+    {
         if !tests.iter().any(|t| t == name) {
             return Err(format!(
-                "ARTIFACT_VM_TESTS or IMAGE_VM_TESTS names {name}, but tests/{name}.rs does not exist"
+                "ARTIFACT_VM_TESTS, IMAGE_VM_TESTS or ARM64_VM_TESTS names {name}, but tests/{name}.rs does not exist"
             ));
         }
     }
@@ -175,7 +195,9 @@ fn test(extra: &[String]) -> Result<(), String> {
     let mut debug_pass = cargo();
     debug_pass.args(["test", "--package", "linstor-provision-disk"]);
     for name in tests.iter().filter(|t| {
-        !ARTIFACT_VM_TESTS.contains(&t.as_str()) && !IMAGE_VM_TESTS.contains(&t.as_str())
+        !ARTIFACT_VM_TESTS.contains(&t.as_str())
+            && !IMAGE_VM_TESTS.contains(&t.as_str())
+            && !ARM64_VM_TESTS.contains(&t.as_str())
     }) {
         debug_pass.args(["--test", name]);
     }
@@ -194,6 +216,19 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
         .env("LINSTOR_PROVISION_DISK_DIST", &artifact)
         .env("LINSTOR_PROVISION_DISK_BIN", &artifact))?;
+    // The arm64 artifact (built for the image above) in an arm64 guest.
+    let mut arm64_pass = cargo();
+    arm64_pass.args(["test", "--package", "linstor-provision-disk"]);
+    for name in ARM64_VM_TESTS {
+        arm64_pass.args(["--test", name]);
+    }
+    run(arm64_pass
+        .args(extra)
+        .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
+        .env(
+            "LINSTOR_PROVISION_DISK_ARM64_BIN",
+            dist::artifact_path_for(dist::Arch::Aarch64),
+        ))?;
     let artifact_done = started.elapsed();
     let mut image_pass = cargo();
     image_pass.args(["test", "--package", "linstor-provision-disk"]);

@@ -2,13 +2,15 @@
 //! `util-linux` source package: the tool's signature probe (libblkid-rs) and the
 //! static LVM's blkid wiping both link it.
 //!
-//! The result is cached under `target/libblkid-musl/<upstream version>-<recipe hash>/`:
+//! The result is cached under `target/libblkid-musl/<upstream version>-<recipe hash>/`
+//! (aarch64: `target/libblkid-musl-aarch64/…`):
 //! `lib/libblkid.a`, `include/blkid/blkid.h` and `pkgconfig/blkid.pc`, with a
 //! `complete` stamp written last. A folder without the stamp (a build that stopped
 //! half-way) is rebuilt from scratch; changing the recipe below changes the hash.
 use super::source_build::{
     cache_key, copy, fetch, fresh_dir, kernel_header_dir, mkdir, run_logged, write,
 };
+use super::toolchain::CToolchain;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -88,7 +90,7 @@ pub struct StaticBlkid {
     pub cache_key: String,
 }
 
-fn recipe_hash() -> u64 {
+fn recipe_hash(toolchain: &CToolchain) -> u64 {
     let mut text = format!(
         "{UTIL_LINUX_UPSTREAM}|{CFLAGS}|{MAKE_TARGET}|{ARCHIVE}|{HEADER}|{RECIPE_REVISION}"
     );
@@ -96,13 +98,16 @@ fn recipe_hash() -> u64 {
         text.push('|');
         text.push_str(item);
     }
+    text.push_str(&toolchain.cache_text());
     cache_key(&text)
 }
 
-/// Builds (or finds cached) the static musl libblkid.
-pub fn ensure(target: &Path) -> Result<StaticBlkid, String> {
-    let key = format!("{UTIL_LINUX_UPSTREAM}-{:016x}", recipe_hash());
-    let dir = target.join("libblkid-musl").join(&key);
+/// Builds (or finds cached) the static musl libblkid for `toolchain`'s architecture.
+pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, String> {
+    let key = format!("{UTIL_LINUX_UPSTREAM}-{:016x}", recipe_hash(toolchain));
+    let dir = target
+        .join(format!("libblkid-musl{}", toolchain.cache_suffix))
+        .join(&key);
     let stamp = dir.join("complete");
     let include = dir.join("include");
     let mut result = StaticBlkid {
@@ -155,8 +160,8 @@ pub fn ensure(target: &Path) -> Result<StaticBlkid, String> {
             source.debian_version
         ));
     }
-    let kernel_headers = kernel_header_dir(&work)?;
-    build(&source.dir, &kernel_headers, &work)?;
+    let kernel_headers = kernel_header_dir(&work, toolchain)?;
+    build(&source.dir, toolchain, &kernel_headers, &work)?;
 
     mkdir(&result.lib_dir)?;
     copy(
@@ -170,11 +175,12 @@ pub fn ensure(target: &Path) -> Result<StaticBlkid, String> {
         &result.pkgconfig_dir.join("blkid.pc"),
         &format!(
             "Name: blkid\n\
-             Description: libblkid from util-linux {}, static, built with musl-gcc\n\
+             Description: libblkid from util-linux {}, static, built with {}\n\
              Version: {UTIL_LINUX_UPSTREAM}\n\
              Cflags: -I{}\n\
              Libs: -L{} -lblkid\n",
             source.debian_version,
+            toolchain.cc,
             result.header_dir.display(),
             result.lib_dir.display()
         ),
@@ -232,19 +238,34 @@ fn date_back_autotools_inputs(util_linux: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn build(util_linux: &Path, kernel_headers: &Path, work: &Path) -> Result<(), String> {
+fn build(
+    util_linux: &Path,
+    toolchain: &CToolchain,
+    kernel_headers: &Path,
+    work: &Path,
+) -> Result<(), String> {
     date_back_autotools_inputs(util_linux)?;
+    let mut configure = Command::new(util_linux.join("configure"));
+    configure.args(CONFIGURE_FLAGS);
+    configure
+        .args(toolchain.configure_args())
+        .envs(toolchain.env());
     run_logged(
-        Command::new(util_linux.join("configure"))
-            .args(CONFIGURE_FLAGS)
-            .env("CC", format!("musl-gcc -I{}", kernel_headers.display()))
+        configure
+            .env(
+                "CC",
+                format!("{} -I{}", toolchain.cc, kernel_headers.display()),
+            )
             .env("CFLAGS", CFLAGS)
             // configure must not find the host's glibc libraries through pkg-config.
             .env("PKG_CONFIG_LIBDIR", work.join("no-pkgconfig"))
             .env("PKG_CONFIG_PATH", "")
             .current_dir(util_linux),
         &work.join("util-linux-configure.log"),
-        "util-linux's configure failed with musl-gcc (packages musl-tools, make, linux-libc-dev)",
+        &format!(
+            "util-linux's configure failed with {} (see `cargo xtask deps`)",
+            toolchain.cc
+        ),
     )?;
     let jobs = format!(
         "-j{}",
@@ -252,10 +273,14 @@ fn build(util_linux: &Path, kernel_headers: &Path, work: &Path) -> Result<(), St
     );
     run_logged(
         Command::new("make")
+            .envs(toolchain.env())
             .arg(&jobs)
             .arg(MAKE_TARGET)
             .current_dir(util_linux),
         &work.join("util-linux-make.log"),
-        "building util-linux's libblkid with musl-gcc failed",
+        &format!(
+            "building util-linux's libblkid with {} failed",
+            toolchain.cc
+        ),
     )
 }

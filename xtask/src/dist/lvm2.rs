@@ -1,17 +1,19 @@
 //! LVM2's liblvm2cmd built statically with musl from Debian's source package.
 //!
-//! The result is cached under `target/lvm2-musl/<upstream version>-<recipe hash>/`:
+//! The result is cached under `target/lvm2-musl/<upstream version>-<recipe hash>/`
+//! (aarch64: `target/lvm2-musl-aarch64/…`):
 //! a rerun with the same recipe finds `lib/` (the five static archives),
 //! `include/libdevmapper.h` and `pkgconfig/devmapper.pc` and does nothing. Changing
 //! anything in this file's recipe constants changes the hash, so a stale build is
 //! never reused; nor is one linked against another libblkid build (its cache key
 //! is part of this one). Everything comes from the Debian archive: the sources
 //! through a private `deb-src` list (see [`super::source_build`]), the compiler
-//! from musl-tools.
+//! from musl-tools (or its aarch64 counterpart, see [`super::toolchain`]).
 use super::libblkid::StaticBlkid;
 use super::source_build::{
     cache_key, copy, fetch, fresh_dir, kernel_header_dir, mkdir, run_logged, write,
 };
+use super::toolchain::CToolchain;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -104,7 +106,7 @@ pub struct StaticLvm {
     pub debian_version: String,
 }
 
-fn recipe_hash(blkid: &StaticBlkid) -> u64 {
+fn recipe_hash(toolchain: &CToolchain, blkid: &StaticBlkid) -> u64 {
     let mut text = format!(
         "{LVM2_UPSTREAM}|{DM_VERSION}|{CFLAGS}|{RECIPE_REVISION}|{}",
         blkid.cache_key
@@ -119,19 +121,28 @@ fn recipe_hash(blkid: &StaticBlkid) -> u64 {
     for fix in FIXES {
         text.push_str(&format!("|{}|{}|{}", fix.file, fix.find, fix.replace));
     }
+    text.push_str(&toolchain.cache_text());
     cache_key(&text)
 }
 
 /// The cache folder for this recipe.
-pub fn cache_dir(target: &Path, blkid: &StaticBlkid) -> PathBuf {
+pub fn cache_dir(target: &Path, toolchain: &CToolchain, blkid: &StaticBlkid) -> PathBuf {
     target
-        .join("lvm2-musl")
-        .join(format!("{LVM2_UPSTREAM}-{:016x}", recipe_hash(blkid)))
+        .join(format!("lvm2-musl{}", toolchain.cache_suffix))
+        .join(format!(
+            "{LVM2_UPSTREAM}-{:016x}",
+            recipe_hash(toolchain, blkid)
+        ))
 }
 
-/// Builds (or finds cached) static LVM2 archives for musl, linked against `blkid`.
-pub fn ensure(target: &Path, blkid: &StaticBlkid) -> Result<StaticLvm, String> {
-    let dir = cache_dir(target, blkid);
+/// Builds (or finds cached) static LVM2 archives for musl with `toolchain`, linked
+/// against `blkid`.
+pub fn ensure(
+    target: &Path,
+    toolchain: &CToolchain,
+    blkid: &StaticBlkid,
+) -> Result<StaticLvm, String> {
+    let dir = cache_dir(target, toolchain, blkid);
     let stamp = dir.join("complete");
     let result = StaticLvm {
         lib_dir: dir.join("lib"),
@@ -153,16 +164,18 @@ pub fn ensure(target: &Path, blkid: &StaticBlkid) -> Result<StaticLvm, String> {
     let work = dir.join("work");
     fresh_dir(&work)?;
     let sources = download_sources(&work)?;
-    let include = kernel_header_dir(&work)?;
+    let include = kernel_header_dir(&work, toolchain)?;
     let cc = format!(
-        "musl-gcc -I{} -I{}",
+        "{} -I{} -I{}",
+        toolchain.cc,
         include.display(),
         sources.libaio.join("src").display()
     );
-    build_libaio(&sources.libaio, &include, &work)?;
+    build_libaio(&sources.libaio, toolchain, &include, &work)?;
     apply_fixes(&sources.lvm2)?;
     build_lvm2(
         &sources.lvm2,
+        toolchain,
         &cc,
         &sources.libaio.join("src"),
         blkid,
@@ -238,16 +251,31 @@ fn download_sources(work: &Path) -> Result<Sources, String> {
     })
 }
 
-fn build_libaio(libaio: &Path, include: &Path, work: &Path) -> Result<(), String> {
+fn build_libaio(
+    libaio: &Path,
+    toolchain: &CToolchain,
+    include: &Path,
+    work: &Path,
+) -> Result<(), String> {
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(libaio.join("src"))
+        .arg(format!("CC={} -I{}", toolchain.cc, include.display()))
+        .arg(format!("CFLAGS={CFLAGS} -Wall"));
+    // libaio's Makefile has no configure: the cross binutils go on make's command line.
+    make.args(
+        toolchain
+            .binutils()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}")),
+    );
     run_logged(
-        Command::new("make")
-            .arg("-C")
-            .arg(libaio.join("src"))
-            .arg(format!("CC=musl-gcc -I{}", include.display()))
-            .arg(format!("CFLAGS={CFLAGS} -Wall"))
-            .arg("libaio.a"),
+        make.arg("libaio.a"),
         &work.join("libaio-make.log"),
-        "building libaio.a with musl-gcc failed (packages musl-tools, make)",
+        &format!(
+            "building libaio.a with {} failed (see `cargo xtask deps`)",
+            toolchain.cc
+        ),
     )
 }
 
@@ -271,14 +299,19 @@ fn apply_fixes(lvm2: &Path) -> Result<(), String> {
 
 fn build_lvm2(
     lvm2: &Path,
+    toolchain: &CToolchain,
     cc: &str,
     libaio_dir: &Path,
     blkid: &StaticBlkid,
     work: &Path,
 ) -> Result<(), String> {
+    let mut configure = Command::new(lvm2.join("configure"));
+    configure.args(CONFIGURE_FLAGS);
+    configure
+        .args(toolchain.configure_args())
+        .envs(toolchain.env());
     run_logged(
-        Command::new(lvm2.join("configure"))
-            .args(CONFIGURE_FLAGS)
+        configure
             .env("CC", cc)
             .env("CFLAGS", CFLAGS)
             .env("LDFLAGS", format!("-L{}", libaio_dir.display()))
@@ -291,7 +324,10 @@ fn build_lvm2(
             )
             .current_dir(lvm2),
         &work.join("lvm2-configure.log"),
-        "LVM2's configure failed with musl-gcc (packages musl-tools, make, linux-libc-dev)",
+        &format!(
+            "LVM2's configure failed with {} (see `cargo xtask deps`)",
+            toolchain.cc
+        ),
     )?;
     let jobs = format!(
         "-j{}",
@@ -300,16 +336,24 @@ fn build_lvm2(
     // Only the libraries: the shared liblvm2cmd.so and the lvm binaries would need
     // a dynamic musl libaio, and the tool needs neither.
     run_logged(
-        Command::new("make").arg(&jobs).arg("lib").current_dir(lvm2),
+        Command::new("make")
+            .envs(toolchain.env())
+            .arg(&jobs)
+            .arg("lib")
+            .current_dir(lvm2),
         &work.join("lvm2-make-lib.log"),
-        "building LVM2's libraries with musl-gcc failed",
+        &format!("building LVM2's libraries with {} failed", toolchain.cc),
     )?;
     run_logged(
         Command::new("make")
+            .envs(toolchain.env())
             .arg(&jobs)
             .args(["-C", "tools", "liblvm2cmd.a"])
             .current_dir(lvm2),
         &work.join("lvm2-make-tools.log"),
-        "building LVM2's tools/liblvm2cmd.a with musl-gcc failed",
+        &format!(
+            "building LVM2's tools/liblvm2cmd.a with {} failed",
+            toolchain.cc
+        ),
     )
 }

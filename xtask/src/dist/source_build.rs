@@ -1,15 +1,9 @@
 //! What the static musl builds of LVM2 and libblkid share: Debian source packages
 //! fetched through a private `deb-src` list (the system's apt configuration is not
 //! touched), kernel headers for musl-gcc, logged build steps and a cache key.
+use super::toolchain::CToolchain;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Headers musl's own include folder lacks, linked from the host's linux-libc-dev.
-const KERNEL_HEADERS: &[(&str, &str, &str)] = &[
-    ("linux", "/usr/include/linux", "linux-libc-dev"),
-    ("asm", "/usr/include/x86_64-linux-gnu/asm", "linux-libc-dev"),
-    ("asm-generic", "/usr/include/asm-generic", "linux-libc-dev"),
-];
 
 /// A source package unpacked by [`fetch`].
 pub(super) struct SourcePackage {
@@ -182,12 +176,13 @@ fn find_dsc(dir: &Path, prefix: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("apt-get source left no {prefix}*.dsc in {}", dir.display()))
 }
 
-/// A folder with `linux`, `asm`, `asm-generic` linked from the host's kernel
-/// headers: musl-gcc searches only musl's include folder.
-pub(super) fn kernel_header_dir(work: &Path) -> Result<PathBuf, String> {
+/// A folder with `linux`, `asm`, `asm-generic` linked from the installed kernel
+/// headers for the toolchain's architecture: musl-gcc searches only musl's include
+/// folder.
+pub(super) fn kernel_header_dir(work: &Path, toolchain: &CToolchain) -> Result<PathBuf, String> {
     let dir = work.join("kernel-headers");
     mkdir(&dir)?;
-    for (name, host, package) in KERNEL_HEADERS {
+    for (name, host, package) in toolchain.kernel_headers {
         if !Path::new(host).is_dir() {
             return Err(format!(
                 "{host} is missing; install it with: apt-get install {package}"

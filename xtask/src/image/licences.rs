@@ -3,10 +3,12 @@
 //! those files cite, plus a copyright file for this tool.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use super::debs::PackageRoot;
+use super::libraries;
 use super::rootfs::{Tree, BINARY};
 use super::{Metadata, SOURCE_URL};
+use crate::dist::Arch;
 
 const DOC: &str = "/usr/share/doc";
 const COMMON_LICENSES: &str = "/usr/share/common-licenses/";
@@ -29,16 +31,24 @@ const STATIC_PARTS: &[(&str, &[&str], &str)] = &[
     ("musl", &["musl"], "the musl C library"),
 ];
 
-/// Adds the copyright files of the packages that own `host_files`, of the static
-/// binary's parts, this tool's own, and every common licence text they cite.
-pub fn add(tree: &mut Tree, host_files: &[PathBuf], meta: &Metadata) -> Result<(), String> {
+/// Adds the copyright files of the packages (in `packages`) that own `shipped`, of
+/// the static binary's parts, this tool's own, and every common licence text they
+/// cite. The static parts' and common licence texts are this machine's: they are the
+/// same for every architecture.
+pub fn add(
+    tree: &mut Tree,
+    shipped: &[PathBuf],
+    meta: &Metadata,
+    packages: &PackageRoot,
+    arch: Arch,
+) -> Result<(), String> {
     let mut texts = Vec::new();
-    let packages: BTreeSet<String> = host_files
+    let owners: BTreeSet<String> = shipped
         .iter()
-        .map(|path| owning_package(path))
+        .map(|path| owning_package(packages, path))
         .collect::<Result<_, _>>()?;
-    for package in &packages {
-        texts.push(add_package_copyright(tree, package)?);
+    for package in &owners {
+        texts.push(add_package_copyright(tree, packages, package)?);
     }
     for (name, candidates, _) in STATIC_PARTS {
         let text = read_copyright_of_any(candidates)?;
@@ -53,7 +63,8 @@ pub fn add(tree: &mut Tree, host_files: &[PathBuf], meta: &Metadata) -> Result<(
         0o644,
     )?;
     texts.push(own);
-    let crates = super::crate_licences::linked_crates(&super::workspace_root())?;
+    let crates =
+        super::crate_licences::linked_crates(&super::workspace_root(), arch.rust_target())?;
     tree.add_file(
         &Path::new(DOC).join(super::NAME).join("rust-crates"),
         super::crate_licences::notice(&crates).into_bytes(),
@@ -67,66 +78,66 @@ pub fn add(tree: &mut Tree, host_files: &[PathBuf], meta: &Metadata) -> Result<(
     Ok(())
 }
 
-/// The Debian package that installed `path` (`dpkg-query -S`).
-fn owning_package(path: &Path) -> Result<String, String> {
+/// The Debian package that installed image path `path` in `packages` (or the file
+/// its links lead to).
+fn owning_package(packages: &PackageRoot, path: &Path) -> Result<String, String> {
     let mut tried = vec![path.to_path_buf()];
-    if let Ok(real) = std::fs::canonicalize(path) {
+    if let Ok(target) = libraries::resolve(packages, path) {
+        tried.push(target);
+    }
+    // This machine's `/lib` is a link to `/usr/lib`; dpkg knows only one of the two.
+    if let Ok(real) = std::fs::canonicalize(packages.host_path(path)) {
         tried.push(real);
     }
-    for candidate in &tried {
-        let Ok(out) = Command::new("dpkg-query").arg("-S").arg(candidate).output() else {
-            continue;
-        };
-        if !out.status.success() {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let owner = text
-            .lines()
-            .filter(|line| !line.starts_with("diversion "))
-            .find_map(|line| line.split_once(": ").map(|(package, _)| package.to_owned()));
-        if let Some(owner) = owner {
-            // `libc6:amd64` → `libc6`; one path has one owner here.
-            let package = owner.split([':', ',']).next().unwrap_or(&owner).trim();
-            return Ok(package.to_owned());
-        }
-    }
-    Err(format!(
-        "no Debian package owns {} (dpkg-query -S); the image ships only packaged files, \
-         whose copyright it can ship too",
-        path.display()
-    ))
+    tried
+        .iter()
+        .find_map(|candidate| packages.owner(candidate))
+        .ok_or_else(|| {
+            format!(
+                "no Debian package owns {} below {}; the image ships only packaged files, \
+                 whose copyright it can ship too",
+                path.display(),
+                packages.root.display()
+            )
+        })
 }
 
-/// Ships `/usr/share/doc/<package>/copyright`; a doc folder that Debian links to
-/// another package's (libstdc++6 → gcc-12-base) stays a link. Returns the text.
-fn add_package_copyright(tree: &mut Tree, package: &str) -> Result<String, String> {
+/// Ships `/usr/share/doc/<package>/copyright` from `packages`; a doc folder that
+/// Debian links to another package's (libstdc++6 → gcc-12-base) stays a link.
+/// Returns the text.
+fn add_package_copyright(
+    tree: &mut Tree,
+    packages: &PackageRoot,
+    package: &str,
+) -> Result<String, String> {
     let dir = Path::new(DOC).join(package);
-    let meta = std::fs::symlink_metadata(&dir).map_err(|e| {
+    let on_disk = packages.host_path(&dir);
+    let meta = std::fs::symlink_metadata(&on_disk).map_err(|e| {
         format!(
             "cannot read {} ({e}); is the package {package} installed?",
-            dir.display()
+            on_disk.display()
         )
     })?;
     if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(&dir)
-            .map_err(|e| format!("cannot read the symlink {}: {e}", dir.display()))?;
+        let target = std::fs::read_link(&on_disk)
+            .map_err(|e| format!("cannot read the symlink {}: {e}", on_disk.display()))?;
         let sibling = target
             .to_str()
             .filter(|t| !t.is_empty() && !t.contains('/'))
             .ok_or_else(|| {
                 format!(
                     "{} links to {}, expected another folder in {DOC}",
-                    dir.display(),
+                    on_disk.display(),
                     target.display()
                 )
             })?;
         tree.add_symlink(&dir, sibling)?;
-        return add_package_copyright(tree, sibling);
+        return add_package_copyright(tree, packages, sibling);
     }
     let path = dir.join("copyright");
-    tree.copy_from_host(&path)?;
-    std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    tree.copy_from(&packages.root, &path)?;
+    let on_disk = packages.host_path(&path);
+    std::fs::read_to_string(&on_disk).map_err(|e| format!("cannot read {}: {e}", on_disk.display()))
 }
 
 fn read_copyright_of_any(packages: &[&str]) -> Result<String, String> {

@@ -12,7 +12,7 @@ use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, HistoryBuilder,
     ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType,
-    OciLayoutBuilder, Os, PlatformBuilder, RootFsBuilder, ANNOTATION_REF_NAME,
+    OciLayoutBuilder, Os, Platform, PlatformBuilder, RootFsBuilder, ANNOTATION_REF_NAME,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -24,69 +24,58 @@ use super::{Metadata, ENTRYPOINT, ENV};
 /// resolves to.
 const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 
-pub struct Image {
-    /// The OCI archive's bytes.
-    pub archive: Vec<u8>,
-    /// `sha256:…` of the image manifest: the image's identity in a registry.
+/// One architecture's image: its platform and its layer (an uncompressed tar).
+pub struct Variant<'a> {
+    pub arch: crate::dist::Arch,
+    pub layer: &'a [u8],
+}
+
+/// One variant as written.
+pub struct Written {
+    pub arch: crate::dist::Arch,
+    /// `sha256:…` of its image manifest.
     pub manifest_digest: String,
     pub layer_compressed_size: u64,
 }
 
-/// The OCI layout (oci-layout, index.json, blobs/sha256/…) of a one-layer image whose
-/// layer is the tar `layer`, as a tar.
-pub fn archive(layer: &[u8], meta: &Metadata) -> Result<Image, String> {
+pub struct Image {
+    /// The OCI archive's bytes.
+    pub archive: Vec<u8>,
+    /// `sha256:…` of the image index listing the variants: the multi-arch image's
+    /// identity in a registry (what `image@sha256:…` pins).
+    pub index_digest: String,
+    pub variants: Vec<Written>,
+}
+
+/// The OCI layout (oci-layout, index.json, blobs/sha256/…) of a multi-arch image, as a
+/// tar. `index.json` has one entry, tagged with the version: an image index listing one
+/// one-layer image manifest per variant, each with its platform — the form registries
+/// serve, which `skopeo copy`, `podman load` and containerd resolve to the machine's
+/// platform. (umoci 0.4 cannot choose a platform: it calls such a tag ambiguous.)
+pub fn archive(variants: &[Variant], meta: &Metadata) -> Result<Image, String> {
     let mut blobs = BTreeMap::new();
-    let compressed = gzip(layer)?;
-    let layer_size = compressed.len() as u64;
-    let layer_descriptor = blob(&mut blobs, MediaType::ImageLayerGzip, compressed)?;
-
-    let config = ImageConfigurationBuilder::default()
-        .created(rfc3339(meta.epoch))
-        .architecture(Arch::Amd64)
-        .os(Os::Linux)
-        .config(
-            ConfigBuilder::default()
-                .env(strings(ENV))
-                .entrypoint(strings(ENTRYPOINT))
-                .labels(meta.labels().into_iter().collect::<HashMap<_, _>>())
-                .build()
-                .map_err(|e| format!("cannot build the image's runtime config: {e}"))?,
-        )
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers")
-                .diff_ids(vec![format!("sha256:{}", sha256_hex(layer))])
-                .build()
-                .map_err(|e| format!("cannot build the image's rootfs: {e}"))?,
-        )
-        .history(vec![HistoryBuilder::default()
-            .created(rfc3339(meta.epoch))
-            .created_by("cargo xtask image")
-            .build()
-            .map_err(|e| format!("cannot build the image's history: {e}"))?])
-        .build()
-        .map_err(|e| format!("cannot build the image configuration: {e}"))?;
-    let config_descriptor = blob(&mut blobs, MediaType::ImageConfig, canonical_json(&config)?)?;
-
-    let manifest = ImageManifestBuilder::default()
+    let mut manifests = Vec::new();
+    let mut written = Vec::new();
+    for variant in variants {
+        let (descriptor, layer_compressed_size) = image_manifest(&mut blobs, variant, meta)?;
+        written.push(Written {
+            arch: variant.arch,
+            manifest_digest: descriptor.digest().to_string(),
+            layer_compressed_size,
+        });
+        manifests.push(descriptor);
+    }
+    let index = ImageIndexBuilder::default()
         .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(config_descriptor)
-        .layers(vec![layer_descriptor])
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
         .build()
-        .map_err(|e| format!("cannot build the image manifest: {e}"))?;
-    let manifest_json = canonical_json(&manifest)?;
-    let manifest_digest = format!("sha256:{}", sha256_hex(&manifest_json));
-    let mut manifest_descriptor = blob(&mut blobs, MediaType::ImageManifest, manifest_json)?;
-    manifest_descriptor.set_platform(Some(
-        PlatformBuilder::default()
-            .architecture(Arch::Amd64)
-            .os(Os::Linux)
-            .build()
-            .map_err(|e| format!("cannot build the manifest's platform: {e}"))?,
-    ));
-    manifest_descriptor.set_annotations(Some(HashMap::from([
-        // The tag: `skopeo copy oci-archive:<file>:<version>`, `umoci … --image <dir>:<version>`.
+        .map_err(|e| format!("cannot build the image index: {e}"))?;
+    let index_json = canonical_json(&index)?;
+    let index_digest = format!("sha256:{}", sha256_hex(&index_json));
+    let mut index_descriptor = blob(&mut blobs, MediaType::ImageIndex, index_json)?;
+    index_descriptor.set_annotations(Some(HashMap::from([
+        // The tag: `skopeo copy oci-archive:<file>:<version>`.
         (ANNOTATION_REF_NAME.to_owned(), meta.version.clone()),
         (
             CONTAINERD_IMAGE_NAME.to_owned(),
@@ -94,12 +83,12 @@ pub fn archive(layer: &[u8], meta: &Metadata) -> Result<Image, String> {
         ),
     ])));
 
-    let index = ImageIndexBuilder::default()
+    let top = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
-        .manifests(vec![manifest_descriptor])
+        .manifests(vec![index_descriptor])
         .build()
-        .map_err(|e| format!("cannot build the image index: {e}"))?;
+        .map_err(|e| format!("cannot build index.json: {e}"))?;
     let layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
         .build()
@@ -117,7 +106,7 @@ pub fn archive(layer: &[u8], meta: &Metadata) -> Result<Image, String> {
     }
     files.insert(
         "index.json".to_owned(),
-        entry(Content::File(canonical_json(&index)?), 0o644),
+        entry(Content::File(canonical_json(&top)?), 0o644),
     );
     files.insert(
         "oci-layout".to_owned(),
@@ -125,9 +114,67 @@ pub fn archive(layer: &[u8], meta: &Metadata) -> Result<Image, String> {
     );
     Ok(Image {
         archive: tar_of(&files, meta.epoch)?,
-        manifest_digest,
-        layer_compressed_size: layer_size,
+        index_digest,
+        variants: written,
     })
+}
+
+/// The OCI platform of `arch`.
+fn platform(arch: crate::dist::Arch) -> Result<Platform, String> {
+    PlatformBuilder::default()
+        .architecture(Arch::from(arch.oci_arch()))
+        .os(Os::Linux)
+        .build()
+        .map_err(|e| format!("cannot build the {} platform: {e}", arch.oci_arch()))
+}
+
+/// Stores the layer, config and manifest of `variant`; returns the manifest's
+/// descriptor (with its platform) and the compressed layer's size.
+fn image_manifest(
+    blobs: &mut BTreeMap<String, Vec<u8>>,
+    variant: &Variant,
+    meta: &Metadata,
+) -> Result<(Descriptor, u64), String> {
+    let compressed = gzip(variant.layer)?;
+    let layer_size = compressed.len() as u64;
+    let layer_descriptor = blob(blobs, MediaType::ImageLayerGzip, compressed)?;
+    let config = ImageConfigurationBuilder::default()
+        .created(rfc3339(meta.epoch))
+        .architecture(Arch::from(variant.arch.oci_arch()))
+        .os(Os::Linux)
+        .config(
+            ConfigBuilder::default()
+                .env(strings(ENV))
+                .entrypoint(strings(ENTRYPOINT))
+                .labels(meta.labels().into_iter().collect::<HashMap<_, _>>())
+                .build()
+                .map_err(|e| format!("cannot build the image's runtime config: {e}"))?,
+        )
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(vec![format!("sha256:{}", sha256_hex(variant.layer))])
+                .build()
+                .map_err(|e| format!("cannot build the image's rootfs: {e}"))?,
+        )
+        .history(vec![HistoryBuilder::default()
+            .created(rfc3339(meta.epoch))
+            .created_by("cargo xtask image")
+            .build()
+            .map_err(|e| format!("cannot build the image's history: {e}"))?])
+        .build()
+        .map_err(|e| format!("cannot build the image configuration: {e}"))?;
+    let config_descriptor = blob(blobs, MediaType::ImageConfig, canonical_json(&config)?)?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config_descriptor)
+        .layers(vec![layer_descriptor])
+        .build()
+        .map_err(|e| format!("cannot build the image manifest: {e}"))?;
+    let mut descriptor = blob(blobs, MediaType::ImageManifest, canonical_json(&manifest)?)?;
+    descriptor.set_platform(Some(platform(variant.arch)?));
+    Ok((descriptor, layer_size))
 }
 
 fn entry(content: Content, mode: u32) -> Entry {
@@ -211,8 +258,14 @@ pub fn rfc3339(epoch: u64) -> String {
     )
 }
 
-/// Converts the OCI archive into a docker-archive tagged `linstor-provision-disk:<version>`.
-pub fn docker_archive(oci: &Path, docker: &Path, meta: &Metadata) -> Result<(), String> {
+/// Converts the `arch` variant of the OCI archive into a docker-archive tagged
+/// `linstor-provision-disk:<version>` (a docker-archive holds one platform's image).
+pub fn docker_archive(
+    oci: &Path,
+    docker: &Path,
+    meta: &Metadata,
+    arch: crate::dist::Arch,
+) -> Result<(), String> {
     let partial = docker.with_extension("partial");
     // skopeo refuses to add to an existing docker-archive.
     for stale in [&partial, &docker.to_path_buf()] {
@@ -224,7 +277,9 @@ pub fn docker_archive(oci: &Path, docker: &Path, meta: &Metadata) -> Result<(), 
     crate::run(
         Command::new("skopeo")
             // Local file to local file: no registry, so no signature policy to consult.
-            .args(["--insecure-policy", "copy", "--quiet"])
+            .args(["--insecure-policy", "--override-os", "linux"])
+            .args(["--override-arch", arch.oci_arch()])
+            .args(["copy", "--quiet"])
             .arg(format!("oci-archive:{}:{}", oci.display(), meta.version))
             .arg(format!(
                 "docker-archive:{}:{}",

@@ -3,10 +3,11 @@
 //! ([`tar_of`]), so the two cannot list different files.
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+use std::path::{Component, Path};
 
-use super::{licences, Metadata};
+use super::libraries::{self, normalize};
+use super::{debs, elf, licences, Metadata};
+use crate::dist::Arch;
 
 pub const BINARY: &str = "/usr/local/bin/linstor-provision-disk";
 /// The seed's pod spec runs `homelab-helper linstor-provision-disk`; the binary drops
@@ -105,18 +106,23 @@ impl Tree {
         )
     }
 
-    /// Copies `path` from this machine to the same path in the image; a symlink stays
-    /// a symlink, and what it points to is copied too.
-    pub fn copy_from_host(&mut self, path: &Path) -> Result<(), String> {
+    /// Copies `path` from below `root` (`/` for this machine) to the same path in the
+    /// image; a symlink stays a symlink, and what it points to (inside the image) is
+    /// copied too.
+    pub fn copy_from(&mut self, root: &Path, path: &Path) -> Result<(), String> {
         let mut path = path.to_path_buf();
         for _ in 0..8 {
-            let meta = std::fs::symlink_metadata(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let source = root.join(relative_key(&path)?);
+            let meta = std::fs::symlink_metadata(&source)
+                .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
             if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&path)
-                    .map_err(|e| format!("cannot read the symlink {}: {e}", path.display()))?;
+                let target = std::fs::read_link(&source)
+                    .map_err(|e| format!("cannot read the symlink {}: {e}", source.display()))?;
                 let target_text = target.to_str().ok_or_else(|| {
-                    format!("the symlink {} points to a non-UTF-8 path", path.display())
+                    format!(
+                        "the symlink {} points to a non-UTF-8 path",
+                        source.display()
+                    )
                 })?;
                 self.add_symlink(&path, target_text)?;
                 let parent = path.parent().unwrap_or(Path::new("/"));
@@ -126,17 +132,22 @@ impl Tree {
             if !meta.is_file() {
                 return Err(format!(
                     "{} is neither a file nor a symlink; the image copies only those",
-                    path.display()
+                    source.display()
                 ));
             }
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = std::fs::read(&source)
+                .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
             return self.add_file(&path, bytes, meta.permissions().mode() & 0o7777);
         }
         Err(format!(
             "{} is a chain of more than 8 symlinks",
-            path.display()
+            root.join(relative_key(&path)?).display()
         ))
+    }
+
+    /// [`Tree::copy_from`] this machine.
+    pub fn copy_from_host(&mut self, path: &Path) -> Result<(), String> {
+        self.copy_from(Path::new("/"), path)
     }
 
     pub fn into_files(self) -> Files {
@@ -180,25 +191,11 @@ fn relative_key(path: &Path) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
-/// Resolves `.` and `..` lexically (symlink targets on Debian stay inside `/`).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(part) => out.push(part),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Everything the image holds: the static binary (from `artifact`), its alias, this
-/// machine's thin_check with exactly the libraries `ldd` lists, `/tmp` and the
-/// licence texts.
-pub fn plan(artifact: &Path, meta: &Metadata) -> Result<Files, String> {
+/// Everything the image variant for `arch` holds: the static binary (from
+/// `artifact`), its aliases, `/tmp`, thin_check of `arch` (this machine's when it is
+/// `arch`, else Debian's packages of `arch`, see [`debs`]) with exactly the loader and
+/// libraries it loads, and the licence texts.
+pub fn plan(artifact: &Path, meta: &Metadata, arch: Arch) -> Result<Files, String> {
     let mut tree = Tree::default();
     let binary =
         std::fs::read(artifact).map_err(|e| format!("cannot read {}: {e}", artifact.display()))?;
@@ -217,71 +214,61 @@ pub fn plan(artifact: &Path, meta: &Metadata) -> Result<Files, String> {
         },
     )?;
 
-    let thin_check = std::fs::canonicalize(THIN_CHECK).map_err(|e| {
-        format!(
-            "cannot find {THIN_CHECK} ({e}); the image ships this machine's copy: install \
-             thin-provisioning-tools (`sudo cargo xtask deps`)"
-        )
-    })?;
-    tree.copy_from_host(Path::new(THIN_CHECK))?;
-    let libraries = shared_libraries(&thin_check)?;
-    for library in &libraries {
-        tree.copy_from_host(library)?;
+    let packages = debs::for_arch(arch)?;
+    if !packages.versions.is_empty() {
+        eprintln!(
+            "xtask: the {} image's thin_check and libraries come from {} ({})",
+            arch.oci_arch(),
+            packages.root.display(),
+            packages.versions.join(", ")
+        );
     }
-    let mut shipped = vec![thin_check];
+    let thin_check = Path::new(THIN_CHECK);
+    if std::fs::symlink_metadata(packages.host_path(thin_check)).is_err() {
+        return Err(format!(
+            "{} is missing; the image ships thin-provisioning-tools' thin_check: install it \
+             (`sudo cargo xtask deps`)",
+            packages.host_path(thin_check).display()
+        ));
+    }
+    tree.copy_from(&packages.root, thin_check)?;
+    let libraries = libraries::closure(&packages, thin_check, arch)?;
+    for library in &libraries {
+        tree.copy_from(&packages.root, library)?;
+    }
+    let mut shipped = vec![thin_check.to_path_buf()];
     shipped.extend(libraries);
-    licences::add(&mut tree, &shipped, meta)?;
+    licences::add(&mut tree, &shipped, meta, &packages, arch)?;
     Ok(tree.into_files())
 }
 
-/// The shared libraries and the loader `ldd` lists for `executable`, at the paths it
-/// names.
-fn shared_libraries(executable: &Path) -> Result<Vec<PathBuf>, String> {
-    let out = Command::new("ldd")
-        .arg(executable)
-        .output()
-        .map_err(|e| format!("cannot run ldd {}: {e}", executable.display()))?;
-    if !out.status.success() {
+/// Fails unless `artifact` is a static ELF executable for `arch`: the wrong build in
+/// a variant would start nowhere.
+pub fn check_artifact(artifact: &Path, arch: Arch) -> Result<(), String> {
+    let bytes =
+        std::fs::read(artifact).map_err(|e| format!("cannot read {}: {e}", artifact.display()))?;
+    let needs =
+        elf::loader_needs(&bytes).map_err(|why| format!("{}: {why}", artifact.display()))?;
+    let expected = libraries::elf_machine(arch);
+    if needs.machine != expected {
         return Err(format!(
-            "ldd {} failed with {}: {}",
-            executable.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{} is built for {}, but the {} image variant needs {}; build it with \
+             `cargo xtask dist --target {}`",
+            artifact.display(),
+            elf::machine_name(needs.machine),
+            arch.oci_arch(),
+            elf::machine_name(expected),
+            arch.name()
         ));
     }
-    parse_ldd(&String::from_utf8_lossy(&out.stdout))
-        .map_err(|why| format!("ldd {}: {why}", executable.display()))
-}
-
-/// Paths from `ldd` output: `name => /path (0x…)` and the loader's `/path (0x…)`;
-/// the vDSO (no path) is part of the kernel.
-pub fn parse_ldd(output: &str) -> Result<Vec<PathBuf>, String> {
-    let mut paths = Vec::new();
-    for line in output.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let resolved = match line.split_once("=>") {
-            Some((name, rest)) => {
-                let rest = rest.trim();
-                if rest.starts_with("not found") {
-                    return Err(format!(
-                        "the library {} is not found; install the package that provides it",
-                        name.trim()
-                    ));
-                }
-                rest
-            }
-            None => line,
-        };
-        let first = resolved.split_whitespace().next().unwrap_or("");
-        if first.starts_with('/') {
-            paths.push(PathBuf::from(first));
-        } else if line.contains("not a dynamic executable") || line.contains("statically linked") {
-            return Err(format!("expected a dynamic executable, ldd says {line:?}"));
-        }
+    if let Some(interpreter) = needs.interpreter {
+        return Err(format!(
+            "{} loads {interpreter}, expected a static executable (the image has no libraries \
+             for it)",
+            artifact.display()
+        ));
     }
-    if paths.is_empty() {
-        return Err(format!("no library paths in {output:?}"));
-    }
-    Ok(paths)
+    Ok(())
 }
 
 /// Bytes held in regular files.

@@ -1,9 +1,12 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::rootfs::{self, Files};
-use super::{licences, oci, Metadata, ENTRYPOINT, ENV, IMAGE_SUBDIR, ROOTFS_SUBDIR};
+use super::{
+    debs, libraries, licences, oci, Metadata, ENTRYPOINT, ENV, IMAGE_SUBDIR, ROOTFS_SUBDIR,
+};
+use crate::dist::Arch;
 
 /// The Dockerfile's instructions: comments dropped, continuation lines joined.
 fn dockerfile_instructions() -> Vec<(String, String)> {
@@ -216,7 +219,7 @@ fn the_rootfs_folder_and_the_layer_list_the_same_files() {
     let artifact = scratch.path().join("linstor-provision-disk");
     std::fs::write(&artifact, b"stand-in for the static binary").unwrap();
     let meta = test_metadata();
-    let files: Files = rootfs::plan(&artifact, &meta).unwrap_or_else(|e| {
+    let files: Files = rootfs::plan(&artifact, &meta, Arch::X86_64).unwrap_or_else(|e| {
         panic!(
             "{e} (the image ships this machine's thin-provisioning-tools: `sudo cargo xtask deps`)"
         )
@@ -300,26 +303,74 @@ fn resolve_inside(root: &Path, path: &str) -> std::path::PathBuf {
     panic!("{} is a symlink loop", path.display())
 }
 
+/// Paths from `ldd` output: `name => /path (0x…)` and the loader's `/path (0x…)`;
+/// the vDSO (no path) is part of the kernel.
+fn parse_ldd(output: &str) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for line in output.lines().map(str::trim) {
+        assert!(!line.contains("not found"), "ldd: {line}");
+        let resolved = line.split_once("=>").map_or(line, |(_, rest)| rest.trim());
+        let first = resolved.split_whitespace().next().unwrap_or("");
+        if first.starts_with('/') {
+            paths.push(PathBuf::from(first));
+        }
+    }
+    paths
+}
+
+/// On this machine, whose thin_check `ldd` can run, the ELF-based search finds the
+/// same files `ldd` lists (the way the arm64 variant's libraries are found).
 #[test]
-fn ldd_output_gives_the_libraries_and_the_loader() {
-    let output = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-                  \tlibaio.so.1 => /lib/x86_64-linux-gnu/libaio.so.1 (0x00007fb9)\n\
-                  \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fb8)\n\
-                  \t/lib64/ld-linux-x86-64.so.2 (0x00007fb7)\n";
-    let paths = rootfs::parse_ldd(output).unwrap();
+fn the_library_search_finds_what_ldd_lists() {
+    let out = std::process::Command::new("ldd")
+        .arg(rootfs::THIN_CHECK)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ldd {}: {out:?}", rootfs::THIN_CHECK);
+    let canonical = |paths: Vec<PathBuf>| -> BTreeSet<PathBuf> {
+        paths
+            .into_iter()
+            .map(|p| std::fs::canonicalize(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .collect()
+    };
+    let from_ldd = canonical(parse_ldd(&String::from_utf8_lossy(&out.stdout)));
+    assert!(from_ldd.len() >= 5, "{from_ldd:?}");
+    let packages = debs::for_arch(Arch::X86_64).unwrap();
     assert_eq!(
-        paths,
-        [
-            "/lib/x86_64-linux-gnu/libaio.so.1",
-            "/lib/x86_64-linux-gnu/libc.so.6",
-            "/lib64/ld-linux-x86-64.so.2"
-        ]
-        .map(std::path::PathBuf::from)
+        packages.root,
+        Path::new("/"),
+        "this test expects an amd64 machine"
     );
-    let missing = rootfs::parse_ldd("\tlibaio.so.1 => not found\n").unwrap_err();
-    assert!(missing.contains("libaio.so.1"), "{missing}");
-    assert!(rootfs::parse_ldd("\tstatically linked\n").is_err());
-    assert!(rootfs::parse_ldd("\tnot a dynamic executable\n").is_err());
+    let found = libraries::closure(&packages, Path::new(rootfs::THIN_CHECK), Arch::X86_64)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found[0], Path::new("/lib64/ld-linux-x86-64.so.2"));
+    assert_eq!(canonical(found), from_ldd);
+}
+
+/// The amd64 thin_check is not an arm64 executable: the search checks every file's
+/// machine, so a package of the wrong architecture cannot slip into a variant.
+#[test]
+fn a_file_of_another_machine_is_refused() {
+    let packages = debs::for_arch(Arch::X86_64).unwrap();
+    let err =
+        libraries::closure(&packages, Path::new(rootfs::THIN_CHECK), Arch::Aarch64).unwrap_err();
+    assert!(err.contains("built for x86-64, expected aarch64"), "{err}");
+    let err = rootfs::check_artifact(Path::new("/usr/sbin/pdata_tools"), Arch::X86_64).unwrap_err();
+    assert!(err.contains("expected a static executable"), "{err}");
+    let err =
+        rootfs::check_artifact(Path::new("/usr/sbin/pdata_tools"), Arch::Aarch64).unwrap_err();
+    assert!(err.contains("--target aarch64"), "{err}");
+}
+
+#[test]
+fn depends_fields_name_the_first_alternative_without_versions() {
+    assert_eq!(
+        debs::depends(
+            "libaio1 (>= 0.3.93), libc6 (>= 2.33), default-mta | mail-transport-agent, python3:any"
+        ),
+        ["libaio1", "libc6", "default-mta", "python3"]
+    );
+    assert!(debs::depends("").is_empty());
 }
 
 #[test]
@@ -369,13 +420,185 @@ fn the_oci_archive_is_the_same_for_the_same_inputs() {
     );
     let meta = test_metadata();
     let layer = rootfs::tar_of(&files, meta.epoch).unwrap();
-    let first = oci::archive(&layer, &meta).unwrap();
-    let second = oci::archive(&layer, &meta).unwrap();
-    assert_eq!(first.manifest_digest, second.manifest_digest);
+    let variants = [
+        oci::Variant {
+            arch: Arch::X86_64,
+            layer: &layer,
+        },
+        oci::Variant {
+            arch: Arch::Aarch64,
+            layer: &layer,
+        },
+    ];
+    let first = oci::archive(&variants, &meta).unwrap();
+    let second = oci::archive(&variants, &meta).unwrap();
+    assert_eq!(first.index_digest, second.index_digest);
     assert!(first.archive == second.archive);
     let in_hash_order: std::collections::HashMap<_, _> = meta.labels().into_iter().collect();
     let json = String::from_utf8(oci::canonical_json(&in_hash_order).unwrap()).unwrap();
     let description = json.find("image.description").unwrap();
     let version = json.find("image.version").unwrap();
     assert!(description < version, "keys are sorted: {json}");
+}
+
+/// The archive's `index.json` has one entry, the tag, naming an image index (what
+/// `podman load` and `skopeo copy oci-archive:<file>` need: they refuse a layout with
+/// several entries), and that index lists one manifest per platform whose config
+/// says the same architecture.
+#[test]
+fn the_archive_tags_one_index_listing_every_platform() {
+    let blob_of = |files: &BTreeMap<String, Vec<u8>>, digest: &serde_json::Value| {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        let bytes = files[&format!("blobs/sha256/{hex}")].clone();
+        assert_eq!(
+            oci::sha256_hex(&bytes),
+            hex,
+            "blob content matches its name"
+        );
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or(serde_json::Value::Null)
+    };
+    let meta = test_metadata();
+    let amd64 = rootfs::tar_of(&Files::new(), meta.epoch).unwrap();
+    let mut arm64_files = Files::new();
+    arm64_files.insert(
+        "arm".into(),
+        rootfs::Entry {
+            mode: 0o644,
+            content: rootfs::Content::File(b"64".to_vec()),
+        },
+    );
+    let arm64 = rootfs::tar_of(&arm64_files, meta.epoch).unwrap();
+    let image = oci::archive(
+        &[
+            oci::Variant {
+                arch: Arch::X86_64,
+                layer: &amd64,
+            },
+            oci::Variant {
+                arch: Arch::Aarch64,
+                layer: &arm64,
+            },
+        ],
+        &meta,
+    )
+    .unwrap();
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(image.archive.as_slice());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        files.insert(path, bytes);
+    }
+    let top: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let entries = top["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{top}");
+    assert_eq!(
+        entries[0]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        entries[0]["annotations"]["org.opencontainers.image.ref.name"],
+        "0.0.0-test"
+    );
+    assert_eq!(
+        entries[0]["annotations"]["io.containerd.image.name"],
+        "docker.io/library/linstor-provision-disk:0.0.0-test"
+    );
+    assert_eq!(entries[0]["digest"], image.index_digest.as_str());
+    let index = blob_of(&files, &entries[0]["digest"]);
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2, "{index}");
+    for ((descriptor, arch), written) in manifests
+        .iter()
+        .zip(["amd64", "arm64"])
+        .zip(&image.variants)
+    {
+        assert_eq!(descriptor["platform"]["architecture"], arch);
+        assert_eq!(descriptor["platform"]["os"], "linux");
+        assert_eq!(descriptor["digest"], written.manifest_digest.as_str());
+        let manifest = blob_of(&files, &descriptor["digest"]);
+        let config = blob_of(&files, &manifest["config"]["digest"]);
+        assert_eq!(config["architecture"], arch);
+        assert_eq!(config["config"]["Entrypoint"][0], rootfs::BINARY);
+    }
+    let arm64_manifest = blob_of(&files, &manifests[1]["digest"]);
+    let arm64_config = blob_of(&files, &arm64_manifest["config"]["digest"]);
+    assert_eq!(
+        arm64_config["rootfs"]["diff_ids"][0],
+        format!("sha256:{}", oci::sha256_hex(&arm64)).as_str(),
+        "the arm64 manifest carries the arm64 layer"
+    );
+}
+
+/// The arm64 variant's files from Debian's arm64 packages (downloaded into
+/// `target/image-debs/` on first use): the same layout as the amd64 variant outside
+/// the library folders, thin_check, the loader and every library aarch64 ELF files,
+/// and the copyright files of the packages they come from.
+#[test]
+fn the_arm64_variant_ships_arm64_thin_check_with_its_libraries() {
+    let scratch = tempfile::tempdir().unwrap();
+    let artifact = scratch.path().join("linstor-provision-disk");
+    std::fs::write(&artifact, b"stand-in for the static binary").unwrap();
+    let meta = test_metadata();
+    let arm64 = rootfs::plan(&artifact, &meta, Arch::Aarch64).unwrap_or_else(|e| panic!("{e}"));
+    let amd64 = rootfs::plan(&artifact, &meta, Arch::X86_64).unwrap_or_else(|e| panic!("{e}"));
+    let is_library_folder = |path: &str| {
+        ["lib/", "lib64/", "usr/lib/"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+            || ["lib", "lib64", "usr/lib"].contains(&path)
+    };
+    let outside_libraries = |files: &Files| -> Vec<(String, String)> {
+        files
+            .iter()
+            .filter(|(path, _)| !is_library_folder(path))
+            .map(|(path, entry)| {
+                let kind = match &entry.content {
+                    rootfs::Content::Dir => "dir".to_owned(),
+                    rootfs::Content::File(_) => "file".to_owned(),
+                    rootfs::Content::Symlink(target) => format!("link {target}"),
+                };
+                (path.clone(), format!("{kind} {:o}", entry.mode))
+            })
+            .collect()
+    };
+    assert_eq!(outside_libraries(&arm64), outside_libraries(&amd64));
+
+    let entry = |path: &str| {
+        arm64
+            .get(path)
+            .unwrap_or_else(|| panic!("the arm64 image has no /{path}"))
+    };
+    assert_eq!(
+        entry("usr/sbin/thin_check").content,
+        rootfs::Content::Symlink("pdata_tools".into())
+    );
+    assert_eq!(
+        entry("lib/ld-linux-aarch64.so.1").content,
+        rootfs::Content::Symlink("aarch64-linux-gnu/ld-linux-aarch64.so.1".into())
+    );
+    let mut elf_files = 0;
+    for (path, entry) in &arm64 {
+        let rootfs::Content::File(bytes) = &entry.content else {
+            continue;
+        };
+        if path == "usr/sbin/pdata_tools" || is_library_folder(path) {
+            let needs = super::elf::loader_needs(bytes).unwrap_or_else(|e| panic!("/{path}: {e}"));
+            assert_eq!(needs.machine, super::elf::EM_AARCH64, "/{path}");
+            elf_files += 1;
+        }
+    }
+    // pdata_tools, the loader, libc, libm, libdl, libstdc++, libgcc_s, libaio, libexpat.
+    assert_eq!(elf_files, 9, "{:?}", arm64.keys().collect::<Vec<_>>());
+    for path in [
+        "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+        "lib/aarch64-linux-gnu/libc.so.6",
+    ] {
+        assert!(entry(path).mode & 0o111 != 0, "/{path} is not executable");
+    }
+    for doc in ["thin-provisioning-tools", "libc6", "gcc-12-base", "libaio1"] {
+        entry(&format!("usr/share/doc/{doc}/copyright"));
+    }
 }
