@@ -5,6 +5,7 @@ use super::lock::{LockError, PartitionLock};
 use super::{apply_action, ApplyError, LvmExecutor};
 use crate::config::ProvisionConfig;
 use crate::observe::partition::DiscoveryBackend;
+use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::snapshot::{observe_resolved, resolve, Expectations, ObserveError};
 use crate::plan::{host_lvm_warnings, plan, Plan, Refusal};
 use thiserror::Error;
@@ -45,8 +46,9 @@ pub fn converge(
     backend: DiscoveryBackend,
     executor: &mut dyn LvmExecutor,
     dry_run: bool,
+    timer: &mut PhaseTimer,
 ) -> Result<Outcome, ConvergeError> {
-    let resolved = resolve(&config.partition_label, backend)?;
+    let resolved = resolve(&config.partition_label, backend, timer)?;
     let devnode = resolved.device.devnode.clone();
     tracing::info!(partition = %devnode.display(), label = %config.partition_label, "resolved partition");
     let _lock = if dry_run {
@@ -54,20 +56,26 @@ pub fn converge(
     } else {
         Some(PartitionLock::acquire(&devnode)?)
     };
+    timer.lap("lock");
     // Pool usage is for `status`; planning needs no extra device-mapper queries.
     let expect = Expectations {
         volume_group: Some(&config.volume_group),
         pool: None,
+        signatures_beside_lvm_label: false,
     };
     let mut applied: Vec<crate::plan::Action> = Vec::new();
     for round in 0..MAX_ROUNDS {
-        let snapshot = observe_resolved(&resolved, &expect)?;
+        let snapshot = observe_resolved(&resolved, &expect, timer)?;
         if round == 0 {
             for warning in host_lvm_warnings(&snapshot.observed, config) {
                 tracing::warn!("{warning}");
             }
         }
         let plan = plan(&snapshot.observed, config)?;
+        timer.lap("plan");
+        if round == 0 {
+            timer.log();
+        }
         // An activation that "succeeded" and is needed again did nothing: LVM
         // filtered it out. Say why instead of looping.
         if let Some(again) = plan
@@ -101,7 +109,7 @@ pub fn converge(
         }
         applied.extend(plan.actions);
     }
-    let snapshot = observe_resolved(&resolved, &expect)?;
+    let snapshot = observe_resolved(&resolved, &expect, timer)?;
     let leftover = plan(&snapshot.observed, config)?;
     if leftover.is_empty() {
         return Ok(Outcome::Converged {

@@ -4,7 +4,6 @@
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -29,14 +28,10 @@ impl PartitionLock {
     /// Takes the lock, waiting (and saying so) while another instance holds it.
     pub fn acquire(device: &Path) -> Result<Self, LockError> {
         let open = || {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_CLOEXEC)
-                .open(device)
-                .map_err(|source| LockError::Open {
-                    path: device.to_owned(),
-                    source,
-                })
+            crate::ffi::open::open_read_only(device, 0).map_err(|source| LockError::Open {
+                path: device.to_owned(),
+                source,
+            })
         };
         let lock_error = |errno| LockError::Lock {
             path: device.to_owned(),

@@ -16,20 +16,23 @@ use std::process::ExitCode;
 pub const EXIT_USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
+    let mut timer = crate::observe::phase_timer::PhaseTimer::start("start");
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if release::invoked_as_rm(&argv) {
         return release::run_as_rm(&argv);
     }
     let argv = args::normalize_invocation(argv);
     let cli = Cli::parse_from(argv);
+    timer.lap("parse_args");
     logging::init(&cli.global.log_level, cli.global.log_format);
+    timer.lap("logging");
     let backend = cli.global.discovery.backend();
     let outcome = match cli.command {
         Some(Command::Status(status_args)) => status::run(&status_args, backend),
         Some(Command::Devices(devices_args)) => devices::run(&devices_args, backend),
         Some(Command::Metadata(metadata_args)) => metadata::run(&metadata_args),
         Some(Command::Release(release_args)) => release::run(&release_args.hold_marker),
-        None => provision::run(&cli.provision, backend),
+        None => provision::run(&cli.provision, backend, timer),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

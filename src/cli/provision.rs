@@ -7,6 +7,7 @@ use crate::apply::fault_injection::{self, FaultInjecting, FaultSettings};
 use crate::apply::InProcessLvm;
 use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::partition::DiscoveryBackend;
+use crate::observe::phase_timer::PhaseTimer;
 use crate::plan::Plan;
 use std::path::Path;
 use std::time::Duration;
@@ -36,8 +37,13 @@ fn config_from(args: &ProvisionArgs) -> Result<ProvisionConfig, CliError> {
     ProvisionConfig::from_inputs(inputs).map_err(|e| CliError::Usage(e.to_string()))
 }
 
-pub fn run(args: &ProvisionArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
+pub fn run(
+    args: &ProvisionArgs,
+    backend: DiscoveryBackend,
+    mut timer: PhaseTimer,
+) -> Result<(), CliError> {
     let config = config_from(args)?;
+    timer.lap("validate_config");
     let faults = match fault_injection::from_environment().map_err(CliError::Usage)? {
         FaultSettings::Armed(plan) => Some(plan),
         FaultSettings::NotAllowed => {
@@ -56,8 +62,15 @@ pub fn run(args: &ProvisionArgs, backend: DiscoveryBackend) -> Result<(), CliErr
                 backend,
                 &mut FaultInjecting::new(InProcessLvm::default(), plan),
                 args.dry_run,
+                &mut timer,
             ),
-            None => converge(&config, backend, &mut InProcessLvm::default(), args.dry_run),
+            None => converge(
+                &config,
+                backend,
+                &mut InProcessLvm::default(),
+                args.dry_run,
+                &mut timer,
+            ),
         };
         match outcome {
             Ok(Outcome::Planned(plan)) => return print_plan(&plan, &config, args.json),
@@ -75,7 +88,10 @@ pub fn run(args: &ProvisionArgs, backend: DiscoveryBackend) -> Result<(), CliErr
                 write_termination_message(&args.termination_log, &message);
                 match args.on_failure {
                     OnFailure::Exit => return Err(CliError::Reported),
-                    OnFailure::Hold => hold(&args.hold_marker)?,
+                    OnFailure::Hold => {
+                        hold(&args.hold_marker)?;
+                        timer = PhaseTimer::start("retry");
+                    }
                 }
             }
         }

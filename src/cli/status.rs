@@ -44,6 +44,7 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
     let expect = Expectations {
         volume_group: args.volume_group.as_deref(),
         pool: args.pool.as_deref(),
+        signatures_beside_lvm_label: true,
     };
     let snapshot =
         observe_partition(&args.partition_label, backend, &expect).map_err(CliError::failed)?;

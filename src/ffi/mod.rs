@@ -5,3 +5,4 @@ pub mod blkdev;
 pub mod dm_remove;
 #[cfg(feature = "lvm2cmd")]
 pub mod lvm2cmd;
+pub mod open;

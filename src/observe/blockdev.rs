@@ -4,9 +4,8 @@
 //! and the sector sizes LVM aligns to. Devices are opened read-only so that
 //! asking never needs write access or disturbs an exclusive opener.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::ffi::blkdev;
@@ -36,15 +35,11 @@ pub enum BlockDevError {
 }
 
 fn open_read_only(path: &Path, what: &'static str) -> Result<File, BlockDevError> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| BlockDevError::Open {
-            path: path.to_path_buf(),
-            what,
-            source,
-        })
+    crate::ffi::open::open_read_only(path, 0).map_err(|source| BlockDevError::Open {
+        path: path.to_path_buf(),
+        what,
+        source,
+    })
 }
 
 fn ioctl_error(
@@ -59,6 +54,17 @@ fn ioctl_error(
         ioctl,
         source: io::Error::from(e),
     }
+}
+
+/// Exact size in bytes (`BLKGETSIZE64`) and logical sector size (`BLKSSZGET`) of
+/// the block device at `path`, asked through one open.
+pub fn size_and_logical_sector(path: &Path) -> Result<(u64, u32), BlockDevError> {
+    let file = open_read_only(path, "size")?;
+    let size =
+        blkdev::size_bytes(&file).map_err(|e| ioctl_error(path, "size", "BLKGETSIZE64", e))?;
+    let sector = blkdev::logical_sector_size(&file)
+        .map_err(|e| ioctl_error(path, "logical sector size", "BLKSSZGET", e))?;
+    Ok((size, sector))
 }
 
 /// Exact size of the block device at `path`, in bytes (`BLKGETSIZE64`).

@@ -6,6 +6,7 @@ use super::host_lvm_facts::read_host_lvm_facts;
 use super::live::{self, ActiveLv, ThinPoolUsage};
 use super::lvm::{self, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
+use super::phase_timer::PhaseTimer;
 use super::satellite_id;
 use super::seed_layout::{read_seed_satellite_id, SEED_METADATA_LV};
 use super::signature::{self, Signature};
@@ -60,6 +61,9 @@ pub struct Expectations<'a> {
     pub volume_group: Option<&'a str>,
     /// The thin pool whose usage to read (for `status`; costs device-mapper queries).
     pub pool: Option<&'a str>,
+    /// Probe for other signatures even where an LVM label is found (for `status`;
+    /// the planner ignores them there, so provisioning skips the probe).
+    pub signatures_beside_lvm_label: bool,
 }
 
 /// LVM writes uuids with dashes; device-mapper uuids carry them without.
@@ -75,9 +79,15 @@ pub struct Resolved {
 }
 
 /// Finds the partition labeled `label` (exactly one, or an error listing what exists).
-pub fn resolve(label: &str, backend: DiscoveryBackend) -> Result<Resolved, ObserveError> {
+pub fn resolve(
+    label: &str,
+    backend: DiscoveryBackend,
+    timer: &mut PhaseTimer,
+) -> Result<Resolved, ObserveError> {
     let devices = partition::list_block_devices(backend).map_err(ResolveError::from)?;
+    timer.lap("list_devices");
     let device = partition::find_by_label(&devices, label)?;
+    timer.lap("find_label");
     Ok(Resolved { devices, device })
 }
 
@@ -87,34 +97,43 @@ pub fn observe_partition(
     backend: DiscoveryBackend,
     expect: &Expectations<'_>,
 ) -> Result<Snapshot, ObserveError> {
-    observe_resolved(&resolve(label, backend)?, expect)
+    let mut timer = PhaseTimer::start("observe");
+    let snapshot = observe_resolved(&resolve(label, backend, &mut timer)?, expect, &mut timer);
+    timer.log();
+    snapshot
 }
 
 /// Reads everything about an already resolved partition.
 pub fn observe_resolved(
     resolved: &Resolved,
     expect: &Expectations<'_>,
+    timer: &mut PhaseTimer,
 ) -> Result<Snapshot, ObserveError> {
     let Resolved { devices, device } = resolved;
     let label = device.partition_label.as_deref().unwrap_or_default();
     let devnode = device.devnode.clone();
-    let size_bytes = blockdev::device_size_bytes(&devnode).map_err(|e| ObserveError::Size {
-        device: devnode.clone(),
-        detail: e.to_string(),
-    })?;
-    let logical_sector_size =
-        blockdev::logical_sector_size(&devnode).map_err(|e| ObserveError::Size {
+    let (size_bytes, logical_sector_size) =
+        blockdev::size_and_logical_sector(&devnode).map_err(|e| ObserveError::Size {
             device: devnode.clone(),
             detail: e.to_string(),
         })?;
-    let signatures = signature::probe_signatures(&devnode).map_err(|e| ObserveError::Probe {
-        device: devnode.clone(),
-        detail: e.to_string(),
-    })?;
+    timer.lap("size");
     let physical_volume = lvm::read_physical_volume(&devnode).map_err(|e| ObserveError::Lvm {
         device: devnode.clone(),
         detail: e.to_string(),
     })?;
+    timer.lap("read_pv");
+    // Beside an LVM label, other signatures are stale (pvcreate wiped the start) and
+    // the planner ignores them; only `status` shows them.
+    let signatures = if physical_volume.is_some() && !expect.signatures_beside_lvm_label {
+        Vec::new()
+    } else {
+        signature::probe_signatures(&devnode).map_err(|e| ObserveError::Probe {
+            device: devnode.clone(),
+            detail: e.to_string(),
+        })?
+    };
+    timer.lap("probe_signatures");
     let vg = physical_volume.as_ref().and_then(|pv| pv.metadata.as_ref());
     let stacked = live::stacked_on(&live::HoldersReader::default(), &device.name).map_err(|e| {
         ObserveError::Leftovers {
@@ -122,6 +141,7 @@ pub fn observe_resolved(
             detail: e.to_string(),
         }
     })?;
+    timer.lap("holders");
     // Device-mapper is asked only when something could be active: a VG is there, or
     // devices are stacked on the partition.
     let all_active: Result<Vec<ActiveLv>, String> = if vg.is_none() && stacked.is_empty() {
@@ -129,6 +149,7 @@ pub fn observe_resolved(
     } else {
         live::active_lvm_volumes().map_err(|e| e.to_string())
     };
+    timer.lap("dm_list");
     let active_volumes: Result<Vec<ActiveLv>, String> = match vg {
         None => Ok(Vec::new()),
         Some(vg) => {
@@ -155,6 +176,7 @@ pub fn observe_resolved(
             }
         },
     };
+    timer.lap("leftovers");
     let pool_usage = match (vg, expect.pool, &active_volumes) {
         (Some(vg), Some(pool), Ok(active)) => vg.lv(pool).and_then(|pool_lv| {
             live::thin_pool_device(active, &undashed(&vg.id), &undashed(&pool_lv.id))
@@ -163,6 +185,7 @@ pub fn observe_resolved(
         _ => None,
     };
 
+    timer.lap("pool_usage");
     // Every signature libblkid found other than our LVM label, in its words.
     let foreign: Vec<String> = signatures
         .iter()
@@ -191,6 +214,7 @@ pub fn observe_resolved(
             )?)
         }
     };
+    timer.lap("pv_facts");
     let vg_name_here = pv_facts
         .as_ref()
         .and_then(|pv| pv.volume_group.as_ref())
@@ -199,6 +223,7 @@ pub fn observe_resolved(
         Some(wanted) if vg_name_here != Some(wanted) => vg_name_holders(devices, device, wanted),
         _ => Vec::new(),
     };
+    timer.lap("vg_name_elsewhere");
     // Read once per observation (~0.1 ms for Debian's 110 KiB lvm.conf).
     let host_lvm = read_host_lvm_facts(
         Path::new(ETC_LVM),
@@ -206,6 +231,7 @@ pub fn observe_resolved(
         &devnode,
         physical_volume.as_ref().map(|pv| pv.pv_uuid.as_str()),
     );
+    timer.lap("host_lvm");
     let observed = ObservedPartition {
         partition: PartitionFacts {
             devnode,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::LiveError;
+use crate::observe::attribute_file::read_attribute_line;
 
 /// A device stacked directly on another one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,9 +35,8 @@ impl Default for HoldersReader {
 }
 
 fn read_trimmed(path: PathBuf) -> Result<Option<String>, LiveError> {
-    match fs::read_to_string(&path) {
-        Ok(s) => Ok(Some(s.trim_end_matches('\n').to_owned()).filter(|s| !s.is_empty())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+    match read_attribute_line(&path) {
+        Ok(line) => Ok(line.filter(|s| !s.is_empty())),
         Err(source) => Err(LiveError::Io { path, source }),
     }
 }
@@ -53,17 +53,20 @@ impl HoldersReader {
     pub fn holders(&self, name: &str) -> Result<Vec<Holder>, LiveError> {
         let class = self.sys.join("class/block");
         let device = class.join(name);
-        if let Err(source) = fs::symlink_metadata(&device) {
-            // An unknown device is an error, not "held by nothing".
-            return Err(LiveError::Io {
-                path: device,
-                source,
-            });
-        }
         let dir = device.join("holders");
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // An unknown device is an error, not "held by nothing" (asked only
+                // here: every block device has a holders folder).
+                return match fs::symlink_metadata(&device) {
+                    Ok(_) => Ok(Vec::new()),
+                    Err(source) => Err(LiveError::Io {
+                        path: device,
+                        source,
+                    }),
+                };
+            }
             Err(source) => return Err(LiveError::Io { path: dir, source }),
         };
         let mut out = Vec::new();

@@ -43,7 +43,6 @@ pub mod metadata;
 pub mod pv_header;
 pub mod text;
 
-use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -123,7 +122,7 @@ impl PhysicalVolume {
 /// `Ok(None)`: the device carries no LVM label.
 pub fn read_physical_volume(dev: &Path) -> Result<Option<PhysicalVolume>, LvmReadError> {
     let device = dev.display().to_string();
-    let mut file = File::open(dev).map_err(|source| LvmReadError::Io {
+    let mut file = crate::ffi::open::open_read_only(dev, 0).map_err(|source| LvmReadError::Io {
         device: device.clone(),
         what: "device (opening read-only)",
         offset: 0,

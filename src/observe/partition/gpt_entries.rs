@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use libblkid_rs::BlkidProbe;
+use libblkid_rs::{BlkidFltr, BlkidProbe};
 
 use super::label::trim_label;
 use super::{BlockDevice, DeviceKind, LabelSource};
@@ -37,10 +37,13 @@ impl GptEntryReader for Libblkid {
         probe
             .enable_superblocks(false)
             .and_then(|()| probe.enable_partitions(true))
+            // Only the GPT prober: the names live there, and the other partition
+            // table probers would only cost reads.
+            .and_then(|()| probe.filter_partition_types(BlkidFltr::Onlyin, &["gpt"]))
             .map_err(|e| format!("libblkid cannot set up partition probing: {e}"))?;
         let mut list = probe
             .get_partitions()
-            .map_err(|e| format!("libblkid found no readable partition table: {e}"))?;
+            .map_err(|e| format!("libblkid found no readable GPT: {e}"))?;
         let table_type = list
             .get_table()
             .and_then(|t| t.get_type())

@@ -10,9 +10,11 @@
 
 use std::fmt;
 use std::fs;
-use std::io;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::observe::attribute_file::{read_attribute, read_small_file};
 
 use super::gpt_entries::{GptEntryReader, Libblkid, NoGptAccess};
 use super::raw::{is_ignored, RawDevice};
@@ -47,14 +49,10 @@ impl Default for SysfsBackend {
 /// Reads an optional file: a missing file is `None`, any other failure is an
 /// error naming the path.
 fn read_optional_bytes(path: &Path) -> Result<Option<Vec<u8>>, DiscoveryError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(DiscoveryError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    read_attribute(path).map_err(|source| DiscoveryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// [`read_optional_bytes`] as text; bytes that are not UTF-8 are shown as U+FFFD
@@ -155,17 +153,37 @@ impl SysfsBackend {
         };
         if let (Some(major), Some(minor)) = (properties.get("MAJOR"), properties.get("MINOR")) {
             let db = self.run_udev.join("data").join(format!("b{major}:{minor}"));
-            if let Some(text) = read_optional(&db)? {
+            let entry = read_small_file(&db).map_err(|source| DiscoveryError::Io {
+                path: db.clone(),
+                source,
+            })?;
+            if let Some(text) = entry.map(|b| String::from_utf8_lossy(&b).into_owned()) {
                 for (k, v) in parse_udev_db(&text) {
                     properties.entry(k).or_insert(v);
                 }
             }
         }
-        let partition = read_optional(&dev_dir.join("partition"))?;
-        let dm_name = read_optional(&dev_dir.join("dm/name"))?;
-        let dm_uuid = read_optional(&dev_dir.join("dm/uuid"))?;
-        let parent = if partition.is_some() {
-            parent_disk(&dev_dir)
+        // Only partitions have `partition`, only device-mapper devices (always
+        // named dm-N by the kernel) have `dm/`: skip the opens that must fail.
+        // The uevent's PARTN is the same number as `partition`; read the file only
+        // when the uevent lacks it.
+        let partn_in_uevent = properties.contains_key("PARTN");
+        let partition = if partn_in_uevent || properties.get("DEVTYPE").is_some_and(|t| t == "disk")
+        {
+            None
+        } else {
+            read_optional(&dev_dir.join("partition"))?
+        };
+        let (dm_name, dm_uuid) = if name.starts_with("dm-") {
+            (
+                read_optional(&dev_dir.join("dm/name"))?,
+                read_optional(&dev_dir.join("dm/uuid"))?,
+            )
+        } else {
+            (None, None)
+        };
+        let parent = if partition.is_some() || partn_in_uevent {
+            parent_disk(&self.class_block(), &dev_dir)
         } else {
             None
         };
@@ -184,13 +202,21 @@ impl SysfsBackend {
 }
 
 /// A partition's sysfs folder sits inside its disk's folder
-/// (`/sys/devices/…/vda/vda1`), so the disk is the parent folder's name.
-fn parent_disk(dev_dir: &Path) -> Option<String> {
-    let real = fs::canonicalize(dev_dir).ok()?;
-    let parent = real.parent()?;
-    parent
+/// (`/sys/devices/…/vda/vda1`), so the disk is the parent folder's name. The
+/// `class/block` entry is a link to that folder: one readlink names the parent
+/// (canonicalizing would read every link on the way).
+fn parent_disk(class_block: &Path, dev_dir: &Path) -> Option<String> {
+    let parent_name = match fs::read_link(dev_dir) {
+        Ok(target) => target.parent()?.file_name()?.to_owned(),
+        Err(_) => fs::canonicalize(dev_dir)
+            .ok()?
+            .parent()?
+            .file_name()?
+            .to_owned(),
+    };
+    class_block
+        .join(&parent_name)
         .join("dev")
         .exists()
-        .then(|| parent.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .flatten()
+        .then(|| parent_name.to_string_lossy().into_owned())
 }
