@@ -265,7 +265,7 @@ impl Collector {
         what: &str,
         data: &[u8],
     ) -> Result<(), VmError> {
-        let needs = elf::dynamic_needs(data)
+        let needs = elf::loader_needs(data)
             .map_err(|e| VmError::Spec(format!("{what} is no usable ELF file: {e}")))?;
         if needs.machine != root.machine {
             return Err(VmError::Spec(format!(

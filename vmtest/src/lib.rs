@@ -57,7 +57,7 @@
 mod aarch64;
 mod arch;
 mod cpio;
-mod elf;
+pub mod elf;
 mod guest;
 mod host;
 mod initramfs;

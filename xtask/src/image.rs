@@ -22,7 +22,6 @@
 //! entries and a fixed gzip header give the same digests on every build.
 mod crate_licences;
 mod debs;
-mod elf;
 mod libraries;
 mod licences;
 mod oci;

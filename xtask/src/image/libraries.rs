@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use super::debs::PackageRoot;
-use super::elf;
 use crate::dist::Arch;
+use vmtest::elf;
 
 /// `e_machine` of `arch`'s executables.
 pub fn elf_machine(arch: Arch) -> u16 {

@@ -6,8 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path};
 
 use super::libraries::{self, normalize};
-use super::{debs, elf, licences, Metadata};
+use super::{debs, licences, Metadata};
 use crate::dist::Arch;
+use vmtest::elf;
 
 pub const BINARY: &str = "/usr/local/bin/linstor-provision-disk";
 /// The seed's pod spec runs `homelab-helper linstor-provision-disk`; the binary drops

@@ -585,8 +585,8 @@ fn the_arm64_variant_ships_arm64_thin_check_with_its_libraries() {
             continue;
         };
         if path == "usr/sbin/pdata_tools" || is_library_folder(path) {
-            let needs = super::elf::loader_needs(bytes).unwrap_or_else(|e| panic!("/{path}: {e}"));
-            assert_eq!(needs.machine, super::elf::EM_AARCH64, "/{path}");
+            let needs = vmtest::elf::loader_needs(bytes).unwrap_or_else(|e| panic!("/{path}: {e}"));
+            assert_eq!(needs.machine, vmtest::elf::EM_AARCH64, "/{path}");
             elf_files += 1;
         }
     }
