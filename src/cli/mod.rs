@@ -17,6 +17,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
     let mut timer = crate::observe::phase_timer::PhaseTimer::start("start");
+    crate::ffi::allocator::protect_allocator_across_fork();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if release::invoked_as_rm(&argv) {
         return release::run_as_rm(&argv);

@@ -18,18 +18,25 @@ use nix::libc;
 pub fn open_read_only(path: &Path, extra_flags: libc::c_int) -> io::Result<File> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: `c_path` is a NUL-terminated string that outlives the call; openat
-    // with AT_FDCWD and these flags takes no other pointers and creates nothing.
-    let fd = unsafe {
-        libc::openat(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | extra_flags,
-        )
+    let fd = loop {
+        // SAFETY: `c_path` is a NUL-terminated string that outlives the call; openat
+        // with AT_FDCWD and these flags takes no other pointers and creates nothing.
+        let fd = unsafe {
+            libc::openat(
+                libc::AT_FDCWD,
+                c_path.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | extra_flags,
+            )
+        };
+        if fd >= 0 {
+            break fd;
+        }
+        let error = io::Error::last_os_error();
+        // As std's File::open does: a signal may interrupt the open.
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
     // SAFETY: `fd` was just returned by openat, is open, and nothing else owns it;
     // the File takes ownership and closes it once.
     Ok(unsafe { File::from_raw_fd(fd) })

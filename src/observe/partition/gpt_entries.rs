@@ -41,9 +41,10 @@ impl GptEntryReader for Libblkid {
             // table probers would only cost reads.
             .and_then(|()| probe.filter_partition_types(BlkidFltr::Onlyin, &["gpt"]))
             .map_err(|e| format!("libblkid cannot set up partition probing: {e}"))?;
-        let mut list = probe
-            .get_partitions()
-            .map_err(|e| format!("libblkid found no readable GPT: {e}"))?;
+        let mut list = match probe.get_partitions() {
+            Ok(list) => list,
+            Err(e) => return Err(no_gpt_here(disk, &e.to_string())),
+        };
         let table_type = list
             .get_table()
             .and_then(|t| t.get_type())
@@ -80,6 +81,25 @@ impl GptEntryReader for Libblkid {
 
 /// Used for trees that are not this machine's (`SysfsBackend::with_roots`):
 /// their device nodes are not ours to open.
+/// Why `disk` has no GPT, naming the partition table it has if libblkid finds one
+/// (asked only on this error path: the GPT-only probe above is the cheap one).
+fn no_gpt_here(disk: &Path, gpt_error: &str) -> String {
+    let other_table = BlkidProbe::new_from_filename(disk)
+        .ok()
+        .and_then(|mut probe| {
+            probe.enable_superblocks(false).ok()?;
+            probe.enable_partitions(true).ok()?;
+            let mut list = probe.get_partitions().ok()?;
+            list.get_table().and_then(|t| t.get_type()).ok()
+        });
+    match other_table {
+        Some(kind) => {
+            format!("its partition table is {kind:?}, not GPT, so it holds no partition names")
+        }
+        None => format!("libblkid found no readable GPT: {gpt_error}"),
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoGptAccess;
 
@@ -177,4 +197,37 @@ pub(crate) fn relabel_from_gpt(
         }
     }
     unreadable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::partition::test_tree::TempDir;
+
+    /// A 1 MiB image whose sector 0 is an MBR (DOS) partition table with one Linux
+    /// partition: no GPT.
+    fn dos_image(dir: &TempDir) -> PathBuf {
+        let mut image = vec![0u8; 1 << 20];
+        let entry = 446;
+        image[entry + 4] = 0x83; // type: Linux
+        image[entry + 8..entry + 12].copy_from_slice(&2048u32.to_le_bytes()); // first LBA
+        image[entry + 12..entry + 16].copy_from_slice(&8u32.to_le_bytes()); // sectors
+        image[510] = 0x55;
+        image[511] = 0xaa;
+        let path = dir.path().join("dos.img");
+        if let Err(e) = std::fs::write(&path, &image) {
+            panic!("cannot write {}: {e}", path.display());
+        }
+        path
+    }
+
+    #[test]
+    fn a_disk_with_another_table_is_refused_naming_that_table() {
+        let dir = TempDir::new("gpt-entries");
+        let image = dos_image(&dir);
+        match Libblkid.read_names(&image) {
+            Ok(names) => panic!("a DOS table read as GPT: {names:?}"),
+            Err(why) => assert!(why.contains("\"dos\""), "{why}"),
+        }
+    }
 }
