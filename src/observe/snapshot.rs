@@ -74,8 +74,12 @@ fn undashed(uuid: &str) -> String {
 /// The block devices of the machine and the one carrying the label.
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    /// Listed for finding the label: unlabeled device-mapper devices without their
+    /// size and dm name (see [`partition::list_block_devices_for_labels`]).
     pub devices: Vec<BlockDevice>,
     pub device: BlockDevice,
+    /// Where to list the devices in full when a decision needs the others.
+    pub backend: DiscoveryBackend,
 }
 
 /// Finds the partition labeled `label` (exactly one, or an error listing what exists).
@@ -84,11 +88,15 @@ pub fn resolve(
     backend: DiscoveryBackend,
     timer: &mut PhaseTimer,
 ) -> Result<Resolved, ObserveError> {
-    let devices = partition::list_block_devices(backend).map_err(ResolveError::from)?;
+    let devices = partition::list_block_devices_for_labels(backend).map_err(ResolveError::from)?;
     timer.lap("list_devices");
     let device = partition::find_by_label(&devices, label)?;
     timer.lap("find_label");
-    Ok(Resolved { devices, device })
+    Ok(Resolved {
+        devices,
+        device,
+        backend,
+    })
 }
 
 /// [`resolve`], then [`observe_resolved`].
@@ -109,7 +117,15 @@ pub fn observe_resolved(
     expect: &Expectations<'_>,
     timer: &mut PhaseTimer,
 ) -> Result<Snapshot, ObserveError> {
-    let Resolved { devices, device } = resolved;
+    let Resolved {
+        device, backend, ..
+    } = resolved;
+    // The other devices in full, listed only when a decision needs them (rare: a PV
+    // without metadata here, or the wanted VG name not found here).
+    let all_devices = || {
+        partition::list_block_devices(*backend)
+            .map_err(|e| ObserveError::from(ResolveError::from(e)))
+    };
     let label = device.partition_label.as_deref().unwrap_or_default();
     let devnode = device.devnode.clone();
     let (size_bytes, logical_sector_size) =
@@ -199,7 +215,7 @@ pub fn observe_resolved(
             // Only a PV marked in use without VG metadata here needs the other
             // devices: they decide whether its VG lives on elsewhere.
             let others = if pv.is_in_vg() && pv.metadata.is_none() {
-                vgs_listing_pv(devices, device, &pv.pv_uuid)
+                vgs_listing_pv(&all_devices()?, device, &pv.pv_uuid)
             } else {
                 OtherDevices::default()
             };
@@ -220,7 +236,9 @@ pub fn observe_resolved(
         .and_then(|pv| pv.volume_group.as_ref())
         .map(|vg| vg.name.as_str());
     let wanted_vg_name_elsewhere = match expect.volume_group {
-        Some(wanted) if vg_name_here != Some(wanted) => vg_name_holders(devices, device, wanted),
+        Some(wanted) if vg_name_here != Some(wanted) => {
+            vg_name_holders(&all_devices()?, device, wanted)
+        }
         _ => Vec::new(),
     };
     timer.lap("vg_name_elsewhere");

@@ -10,6 +10,11 @@
 //! `/init`, `step` library, lvm.conf and kernel modules, with the programs taken
 //! from the arm64 root, each with the libraries its ELF headers name (the host's
 //! `ldd` can't run arm64 programs). busybox makes its own applet links at boot.
+//!
+//! [`Arch::Aarch64Pages16K`] boots the same userland on Debian's 16 KiB-page kernel
+//! ([`KERNEL_16K_PACKAGE`], only in bookworm-security), unpacked the same way into
+//! `<cache>/arm64-16k-kernel` (its `/boot` and `/lib/modules` kept, the rest of that
+//! root dropped) and cached like the root.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,11 +24,22 @@ use crate::host::{self, io_err, run};
 use crate::initramfs::{self, Collector, Userspace};
 use crate::kernel::{self, Kernel};
 use crate::sysroot::Sysroot;
-use crate::{elf, BootOptions, VmError};
+use crate::{elf, Arch, BootOptions, VmError};
 
 /// Debian suite and mirror of the arm64 root.
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Debian's arm64 kernel with 16 KiB pages (the metapackage of the current
+/// 6.12 build). Bookworm has it only in its security suite, [`SECURITY_SOURCE`].
+pub const KERNEL_16K_PACKAGE: &str = "linux-image-6.12-arm64-16k";
+/// The apt sources of the 16K kernel's root: bookworm for its dependencies, and the
+/// security suite that carries the kernel (deb.debian.org serves it, as on the host).
+const KERNEL_16K_SOURCES: [&str; 2] = [
+    "deb http://deb.debian.org/debian bookworm main",
+    SECURITY_SOURCE,
+];
+const SECURITY_SOURCE: &str = "deb http://deb.debian.org/debian-security bookworm-security main";
 
 /// The packages of the arm64 root (mmdebstrap adds their dependencies): the
 /// kernel, and the userland the x86 guest takes from the host, as far as an
@@ -100,9 +116,12 @@ const EXCLUDED_PATHS: &[&str] = &[
     "/usr/share/locale/*",
 ];
 
-/// The unpacked arm64 root: its kernel and the files for the guest.
+/// The unpacked arm64 root: the kernel to boot and the files for the guest.
 #[derive(Debug, Clone)]
 pub(crate) struct Root {
+    /// [`Arch::Aarch64`] (the root's own cloud kernel, 4 KiB pages) or
+    /// [`Arch::Aarch64Pages16K`] (the 16K kernel, unpacked beside the root).
+    pub(crate) arch: Arch,
     pub(crate) kernel: Kernel,
     pub(crate) sysroot: Sysroot,
 }
@@ -155,9 +174,27 @@ fn root_inputs() -> String {
     )
 }
 
+/// Returns the cached arm64 root with the kernel of `arch` (its own for
+/// [`Arch::Aarch64`], the 16K kernel for [`Arch::Aarch64Pages16K`]), building
+/// either on first use (or when its inputs changed).
+pub(crate) fn ensure(cache: &Path, arch: Arch) -> Result<Root, VmError> {
+    let mut root = ensure_root(cache)?;
+    match arch {
+        Arch::Aarch64 => {}
+        Arch::Aarch64Pages16K => root.kernel = ensure_16k_kernel(cache)?,
+        Arch::X86_64 => {
+            return Err(VmError::Spec(
+                "the arm64 guest root was asked for an x86_64 boot".into(),
+            ))
+        }
+    }
+    root.arch = arch;
+    Ok(root)
+}
+
 /// Returns the cached arm64 root, building it on first use (or when its inputs
 /// changed).
-pub(crate) fn ensure(cache: &Path) -> Result<Root, VmError> {
+fn ensure_root(cache: &Path) -> Result<Root, VmError> {
     let dir = cache.join("arm64-root");
     let root_dir = dir.join("root");
     let ready = dir.join("READY");
@@ -172,6 +209,7 @@ pub(crate) fn ensure(cache: &Path) -> Result<Root, VmError> {
                 && k.modules_dir().join("modules.dep").is_file()
             {
                 return Ok(Root {
+                    arch: Arch::Aarch64,
                     kernel: k,
                     sysroot: sysroot(&root_dir),
                 });
@@ -214,9 +252,106 @@ pub(crate) fn ensure(cache: &Path) -> Result<Root, VmError> {
         started.elapsed()
     );
     Ok(Root {
+        arch: Arch::Aarch64,
         kernel: k,
         sysroot: sysroot(&root_dir),
     })
+}
+
+/// What the 16K kernel is made from; a change unpacks it again.
+fn kernel_16k_inputs() -> String {
+    format!(
+        "mmdebstrap --variant=extract --architectures=arm64 suite={SUITE} include={KERNEL_16K_PACKAGE} \
+         sources={} kept=boot,lib/modules v1",
+        KERNEL_16K_SOURCES.join("|")
+    )
+}
+
+/// Returns the cached 16 KiB-page kernel, unpacking it on first use: mmdebstrap
+/// extracts the package with its dependencies (nothing runs), then only `/boot` and
+/// the modules are kept and depmod indexes them.
+fn ensure_16k_kernel(cache: &Path) -> Result<Kernel, VmError> {
+    let dir = cache.join("arm64-16k-kernel");
+    let kernel_root = dir.join("root");
+    let ready = dir.join("READY");
+    let inputs = format!(
+        "{:016x}",
+        crate::content_hash(kernel_16k_inputs().as_bytes())
+    );
+    let _lock = host::lock_cache(cache, "arm64-16k-kernel")?;
+    if let Ok(text) = std::fs::read_to_string(&ready) {
+        let mut lines = text.lines();
+        if let (Some(key), Some(version)) = (lines.next(), lines.next()) {
+            let k = kernel::kernel_at(&kernel_root, version.trim());
+            if key.trim() == inputs
+                && k.vmlinuz.is_file()
+                && k.modules_dir().join("modules.dep").is_file()
+            {
+                return Ok(k);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let extract = dir.join("extract");
+    std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let started = std::time::Instant::now();
+    eprintln!("vmtest: unpacking {KERNEL_16K_PACKAGE} with mmdebstrap (once; cached)");
+    let mut cmd = Command::new(host::find_program("mmdebstrap", "mmdebstrap")?);
+    cmd.args([
+        "--variant=extract",
+        "--architectures=arm64",
+        "--format=directory",
+        "--quiet",
+    ])
+    .arg(format!("--include={KERNEL_16K_PACKAGE}"));
+    for path in EXCLUDED_PATHS {
+        cmd.arg(format!("--dpkgopt=path-exclude={path}"));
+    }
+    cmd.arg(SUITE).arg(&extract).args(KERNEL_16K_SOURCES);
+    run(
+        &mut cmd,
+        &format!(
+            "mmdebstrap could not unpack {KERNEL_16K_PACKAGE}; it needs Debian's archive and its \
+             security suite ({SECURITY_SOURCE}); delete target/vmtest-cache/arm64-16k-kernel and retry"
+        ),
+    )?;
+    let version = kernel::find_version(&extract)?;
+    if !version.ends_with("-16k") {
+        return Err(VmError::Spec(format!(
+            "{KERNEL_16K_PACKAGE} unpacked kernel {version}, which is not a 16k flavour"
+        )));
+    }
+    // Keep what the guest boots from; the rest of that root (initramfs-tools, udev,
+    // ...) is 150 MB of nothing.
+    let modules = extract.join("lib/modules").join(&version);
+    let kept_modules = kernel_root.join("lib/modules").join(&version);
+    std::fs::create_dir_all(kernel_root.join("lib/modules"))
+        .map_err(io_err(format!("creating {}", kernel_root.display())))?;
+    for (from, to) in [
+        (extract.join("boot"), kernel_root.join("boot")),
+        (modules, kept_modules),
+    ] {
+        std::fs::rename(&from, &to).map_err(io_err(format!(
+            "moving {} to {}",
+            from.display(),
+            to.display()
+        )))?;
+    }
+    std::fs::remove_dir_all(&extract).map_err(io_err(format!("removing {}", extract.display())))?;
+    run(
+        Command::new("depmod")
+            .arg("-b")
+            .arg(&kernel_root)
+            .arg(&version),
+        "depmod (package kmod) failed on the 16K kernel's modules",
+    )?;
+    let k = kernel::kernel_at(&kernel_root, &version);
+    host::write_atomic(&ready, format!("{inputs}\n{version}\n").as_bytes())?;
+    eprintln!(
+        "vmtest: 16K-page kernel {version} ready in {:.0?}",
+        started.elapsed()
+    );
+    Ok(k)
 }
 
 /// The guest path of program `name` in the root.

@@ -16,6 +16,11 @@ pub enum Arch {
     /// and an arm64 userland from a Debian root (see [`crate::AARCH64_ROOT_PACKAGES`]).
     /// No udevd and no container tooling in this guest.
     Aarch64,
+    /// [`Arch::Aarch64`] with 16 KiB pages, the Raspberry Pi 5's page size: Debian's
+    /// `linux-image-6.12-arm64-16k` (bookworm-security) on a `cortex-a76`, the same
+    /// arm64 userland. Whatever assumes 4 KiB pages (LVM puts its metadata area at
+    /// the page size) shows up here.
+    Aarch64Pages16K,
 }
 
 /// qemu's CPU model for aarch64 guests: `cortex-a57`, ARMv8.0 like the Raspberry
@@ -24,6 +29,11 @@ pub enum Arch {
 /// neoverse-n1 8–10 s, `max,pauth-impdef=on` 11 s, `max` 27 s — `max`'s pointer
 /// authentication, emulated with the architected algorithm, slows TCG down 3×.
 pub(crate) const AARCH64_CPU: &str = "cortex-a57";
+
+/// qemu's CPU model for 16 KiB-page guests: `cortex-a76`, the Raspberry Pi 5's core.
+/// cortex-a57 implements no 16 KiB translation granule (`ID_AA64MMFR0_EL1.TGran16`
+/// is 0), so a 16K kernel stops before its first message there.
+pub(crate) const AARCH64_16K_CPU: &str = "cortex-a76";
 
 /// Kernel command line of an aarch64 guest: the PL011 console, results on the PCI
 /// serial port (the `virt` machine has one UART), and the x86 line's boot-time savers
@@ -37,7 +47,15 @@ impl Arch {
     pub fn uname_machine(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
+            Arch::Aarch64 | Arch::Aarch64Pages16K => "aarch64",
+        }
+    }
+
+    /// The guest kernel's page size (`getconf PAGESIZE` in the guest).
+    pub fn page_size(self) -> u64 {
+        match self {
+            Arch::X86_64 | Arch::Aarch64 => 4096,
+            Arch::Aarch64Pages16K => 16384,
         }
     }
 
@@ -45,7 +63,7 @@ impl Arch {
     pub fn debian_arch(self) -> &'static str {
         match self {
             Arch::X86_64 => "amd64",
-            Arch::Aarch64 => "arm64",
+            Arch::Aarch64 | Arch::Aarch64Pages16K => "arm64",
         }
     }
 
@@ -53,7 +71,7 @@ impl Arch {
     pub(crate) fn qemu(self) -> (&'static str, &'static str) {
         match self {
             Arch::X86_64 => ("qemu-system-x86_64", "qemu-system-x86"),
-            Arch::Aarch64 => ("qemu-system-aarch64", "qemu-system-arm"),
+            Arch::Aarch64 | Arch::Aarch64Pages16K => ("qemu-system-aarch64", "qemu-system-arm"),
         }
     }
 
@@ -61,7 +79,7 @@ impl Arch {
     pub(crate) fn base_cmdline(self) -> &'static str {
         match self {
             Arch::X86_64 => crate::BASE_CMDLINE,
-            Arch::Aarch64 => AARCH64_CMDLINE,
+            Arch::Aarch64 | Arch::Aarch64Pages16K => AARCH64_CMDLINE,
         }
     }
 
@@ -70,6 +88,7 @@ impl Arch {
         match self {
             Arch::X86_64 => ["-accel", "tcg", "-machine", "pc", "-cpu", "max"],
             Arch::Aarch64 => ["-accel", "tcg", "-machine", "virt", "-cpu", AARCH64_CPU],
+            Arch::Aarch64Pages16K => ["-accel", "tcg", "-machine", "virt", "-cpu", AARCH64_16K_CPU],
         }
     }
 
@@ -85,7 +104,7 @@ impl Arch {
                 "-serial".into(),
                 file(results).into(),
             ],
-            Arch::Aarch64 => vec![
+            Arch::Aarch64 | Arch::Aarch64Pages16K => vec![
                 "-serial".into(),
                 file(console).into(),
                 "-chardev".into(),

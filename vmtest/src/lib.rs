@@ -218,7 +218,7 @@ pub fn prepare_arch(arch: Arch) -> Result<Prepared, VmError> {
 fn check_host_for(opts: &BootOptions) -> Result<(), VmError> {
     match opts.arch {
         Arch::X86_64 => check_host(),
-        Arch::Aarch64 => aarch64::check(opts),
+        Arch::Aarch64 | Arch::Aarch64Pages16K => aarch64::check(opts),
     }
 }
 
@@ -234,14 +234,14 @@ impl GuestSystem {
     fn ensure(cache: &Path, arch: Arch) -> Result<GuestSystem, VmError> {
         Ok(match arch {
             Arch::X86_64 => GuestSystem::X86_64(kernel::ensure(cache)?),
-            Arch::Aarch64 => GuestSystem::Aarch64(aarch64::ensure(cache)?),
+            arm64 => GuestSystem::Aarch64(aarch64::ensure(cache, arm64)?),
         })
     }
 
     fn arch(&self) -> Arch {
         match self {
             GuestSystem::X86_64(_) => Arch::X86_64,
-            GuestSystem::Aarch64(_) => Arch::Aarch64,
+            GuestSystem::Aarch64(root) => root.arch,
         }
     }
 

@@ -23,6 +23,8 @@ pub const PACKAGES: &[&str] = &[
     "strace",
     "time",
     "gnuplot-nox",
+    // xtask's image tests run the arm64 image's thin_check (qemu-aarch64-static).
+    "qemu-user-static",
 ];
 
 /// Offline Kubernetes schema validator (ships the published JSON schemas), from PyPI.

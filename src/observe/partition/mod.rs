@@ -317,6 +317,19 @@ pub fn list_block_devices(backend: DiscoveryBackend) -> Result<Vec<BlockDevice>,
     }
 }
 
+/// [`list_block_devices`] as finding a partition by its label needs it: with the
+/// sysfs backend, unlabeled device-mapper devices come without size and dm name
+/// (see [`SysfsBackend::list_for_labels`]); libudev hands out everything anyway.
+pub fn list_block_devices_for_labels(
+    backend: DiscoveryBackend,
+) -> Result<Vec<BlockDevice>, DiscoveryError> {
+    match backend {
+        #[cfg(feature = "udev")]
+        DiscoveryBackend::Udev => list_block_devices(backend),
+        DiscoveryBackend::Sysfs => SysfsBackend::new().list_for_labels(),
+    }
+}
+
 /// [`list_block_devices`], with every kernel-named partition's label replaced
 /// by its GPT entry name (one libblkid probe per disk with such a partition):
 /// for `devices`, whose whole purpose is to show the real names, and which is

@@ -23,6 +23,14 @@ use super::uevent::parse_uevent_bytes;
 use super::{BlockDevice, DiscoveryError};
 
 /// Reads block devices from a sysfs tree and (if present) udev's database.
+/// How much of each device a listing reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    Full,
+    /// Enough to find partitions by label (see [`SysfsBackend::list_for_labels`]).
+    Labels,
+}
+
 #[derive(Clone)]
 pub struct SysfsBackend {
     sys: PathBuf,
@@ -101,6 +109,18 @@ impl SysfsBackend {
     /// All block devices except RAM disks, ordered by device number. Fails only
     /// when `class/block` itself cannot be listed.
     pub fn list_block_devices(&self) -> Result<Vec<BlockDevice>, DiscoveryError> {
+        self.list(Depth::Full)
+    }
+
+    /// [`Self::list_block_devices`] as finding a partition by label needs it: a
+    /// device-mapper device without a partition label (every LVM volume) is listed
+    /// without its size (0), `dm/name` or `dm/uuid`. A host with many volumes has
+    /// many such devices, and a start reads them all.
+    pub fn list_for_labels(&self) -> Result<Vec<BlockDevice>, DiscoveryError> {
+        self.list(Depth::Labels)
+    }
+
+    fn list(&self, depth: Depth) -> Result<Vec<BlockDevice>, DiscoveryError> {
         let dir = self.class_block();
         let entries = fs::read_dir(&dir).map_err(|source| DiscoveryError::Io {
             path: dir.clone(),
@@ -117,7 +137,7 @@ impl SysfsBackend {
                 continue;
             }
             match self
-                .read_device(&name)
+                .read_device(&name, depth)
                 .and_then(|raw| raw.map(RawDevice::into_block_device).transpose())
             {
                 Ok(Some(device)) => devices.push(device),
@@ -135,7 +155,7 @@ impl SysfsBackend {
 
     /// Reads one device; `None` if it disappeared while we looked (a loop
     /// device being detached, say), which is not an error.
-    fn read_device(&self, name: &str) -> Result<Option<RawDevice>, DiscoveryError> {
+    fn read_device(&self, name: &str, depth: Depth) -> Result<Option<RawDevice>, DiscoveryError> {
         let dev_dir = self.class_block().join(name);
         let Some(uevent) = read_optional_bytes(&dev_dir.join("uevent"))? else {
             tracing::debug!(device = name, "block device vanished during discovery");
@@ -147,10 +167,6 @@ impl SysfsBackend {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let Some(size) = read_optional(&dev_dir.join("size"))? else {
-            tracing::debug!(device = name, "block device vanished during discovery");
-            return Ok(None);
-        };
         if let (Some(major), Some(minor)) = (properties.get("MAJOR"), properties.get("MINOR")) {
             let db = self.run_udev.join("data").join(format!("b{major}:{minor}"));
             let entry = read_small_file(&db).map_err(|source| DiscoveryError::Io {
@@ -165,6 +181,25 @@ impl SysfsBackend {
         }
         // Only partitions have `partition`, only device-mapper devices (always
         // named dm-N by the kernel) have `dm/`: skip the opens that must fail.
+        let device_mapper = name.starts_with("dm-");
+        if depth == Depth::Labels && device_mapper && !properties.contains_key("ID_PART_ENTRY_NAME")
+        {
+            return Ok(Some(RawDevice {
+                name: name.to_owned(),
+                origin: dev_dir,
+                properties,
+                partname,
+                size: Some("0".to_owned()),
+                partition: None,
+                dm_name: None,
+                dm_uuid: None,
+                parent: None,
+            }));
+        }
+        let Some(size) = read_optional(&dev_dir.join("size"))? else {
+            tracing::debug!(device = name, "block device vanished during discovery");
+            return Ok(None);
+        };
         // The uevent's PARTN is the same number as `partition`; read the file only
         // when the uevent lacks it.
         let partn_in_uevent = properties.contains_key("PARTN");
@@ -174,7 +209,7 @@ impl SysfsBackend {
         } else {
             read_optional(&dev_dir.join("partition"))?
         };
-        let (dm_name, dm_uuid) = if name.starts_with("dm-") {
+        let (dm_name, dm_uuid) = if device_mapper {
             (
                 read_optional(&dev_dir.join("dm/name"))?,
                 read_optional(&dev_dir.join("dm/uuid"))?,

@@ -69,6 +69,41 @@ fn lists_devices_with_kinds_sizes_and_parents() {
 }
 
 #[test]
+fn the_label_listing_skips_only_unlabeled_device_mapper_details() {
+    let fake = machine();
+    // A kpartx-style mapping of a GPT partition: udev gives it a partition label.
+    fake.add_dm("dm-1", 1, "loop0p1", "part1-loop0");
+    fake.add_udev_db(253, 1, &[("ID_PART_ENTRY_NAME", "boot")]);
+    fake.set_gpt_name("vda", 1, Some("boot"));
+    let full = ok(fake.backend().list_block_devices());
+    let for_labels = ok(fake.backend().list_for_labels());
+    let names =
+        |list: &[BlockDevice]| -> Vec<String> { list.iter().map(|d| d.name.clone()).collect() };
+    assert_eq!(names(&full), names(&for_labels));
+    for (whole, light) in full.iter().zip(&for_labels) {
+        assert_eq!(
+            whole.partition_label, light.partition_label,
+            "{}",
+            whole.name
+        );
+        assert_eq!(whole.kind, light.kind, "{}", whole.name);
+        if whole.name == "dm-0" {
+            // An LVM volume: no label, so only what finding a label needs.
+            assert_eq!((light.size_bytes, light.dm_name.as_deref()), (0, None));
+            assert!(whole.size_bytes > 0 && whole.dm_name.is_some());
+        } else {
+            assert_eq!(whole, light, "{}", whole.name);
+        }
+    }
+    // Both list the labeled mapping, so a duplicate label is still seen.
+    let found = find_by_label_with(&for_labels, "boot", fake.gpts.as_ref());
+    assert!(
+        matches!(found, Err(ResolveError::Ambiguous { .. })),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn label_only_in_kernel_partname_is_confirmed_by_the_gpt() {
     let fake = machine();
     let listed = ok(fake.backend().list_block_devices());

@@ -602,3 +602,104 @@ fn the_arm64_variant_ships_arm64_thin_check_with_its_libraries() {
         entry(&format!("usr/share/doc/{doc}/copyright"));
     }
 }
+
+/// qemu's user-mode emulator for aarch64 (Debian package [`QEMU_USER_PACKAGE`],
+/// installed by `cargo xtask deps`).
+const QEMU_AARCH64: &str = "/usr/bin/qemu-aarch64-static";
+const QEMU_USER_PACKAGE: &str = "qemu-user-static";
+
+/// The upstream part of a Debian version: `0.9.0` of `0.9.0-2` or `1:0.9.0-2`.
+fn upstream_version(debian: &str) -> &str {
+    let without_epoch = debian.split_once(':').map_or(debian, |(_, rest)| rest);
+    without_epoch
+        .rsplit_once('-')
+        .map_or(without_epoch, |(upstream, _)| upstream)
+}
+
+#[test]
+fn cargo_xtask_deps_installs_qemu_user() {
+    assert!(crate::deps::PACKAGES.contains(&QEMU_USER_PACKAGE));
+}
+
+#[test]
+fn upstream_versions_drop_epoch_and_debian_revision() {
+    assert_eq!(upstream_version("0.9.0-2"), "0.9.0");
+    assert_eq!(upstream_version("1:2.03.16-2"), "2.03.16");
+    assert_eq!(upstream_version("1.0"), "1.0");
+}
+
+/// Runs the arm64 `thin_check -V` of the rootfs in `dir` under qemu-user, which
+/// looks up the loader and libraries in `dir` first (`-L`).
+fn run_arm64_thin_check(dir: &Path) -> std::process::Output {
+    std::process::Command::new(QEMU_AARCH64)
+        .arg("-L")
+        .arg(dir)
+        .arg(dir.join(rootfs::THIN_CHECK.trim_start_matches('/')))
+        .arg("-V")
+        .env_clear()
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {QEMU_AARCH64}: {e}"))
+}
+
+/// The arm64 variant's thin_check runs: qemu-user executes it with the image's
+/// rootfs as its root (`-L`), its loader and libraries taken from the image, and it
+/// prints the version of the package it came from. qemu falls back to this
+/// machine's paths for a file the image lacks, so the run is repeated without
+/// libaio: it must fail, or this machine's arm64 libraries could be standing in
+/// for the image's. Never skipped: without qemu-aarch64-static it fails.
+#[test]
+fn the_arm64_thin_check_runs_with_only_the_image_files() {
+    assert!(
+        Path::new(QEMU_AARCH64).is_file(),
+        "{QEMU_AARCH64} is missing, so the arm64 image's thin_check cannot be run here; install \
+         it with `sudo cargo xtask deps` (or `sudo apt-get install {QEMU_USER_PACKAGE}`)"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let artifact = scratch.path().join("linstor-provision-disk");
+    std::fs::write(&artifact, b"stand-in for the static binary").unwrap();
+    let meta = test_metadata();
+    let files = rootfs::plan(&artifact, &meta, Arch::Aarch64).unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch.path().join("rootfs");
+    rootfs::write_dir(&files, &dir, meta.epoch).unwrap();
+
+    let packages = debs::for_arch(Arch::Aarch64).unwrap_or_else(|e| panic!("{e}"));
+    let packaged = packages
+        .versions
+        .iter()
+        .find_map(|line| line.strip_prefix(&format!("{} ", debs::THIN_CHECK_PACKAGE)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} among the arm64 packages: {:?}",
+                debs::THIN_CHECK_PACKAGE,
+                packages.versions
+            )
+        });
+    let out = run_arm64_thin_check(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the arm64 image's thin_check -V failed ({}): {}{}",
+        out.status,
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        upstream_version(packaged),
+        "thin_check -V does not print the version of {} {packaged}",
+        debs::THIN_CHECK_PACKAGE
+    );
+    let libaio = files
+        .keys()
+        .find(|path| path.contains("/libaio.so.1"))
+        .unwrap_or_else(|| panic!("the arm64 image has no libaio.so.1"));
+    std::fs::remove_file(dir.join(libaio)).unwrap();
+    let without = run_arm64_thin_check(&dir);
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        !without.status.success() && stderr.contains("libaio.so.1"),
+        "thin_check ran without the image's /{libaio} ({}): this machine's arm64 libraries \
+         stand in for the image's, so the run above proves nothing; stderr: {stderr}",
+        without.status
+    );
+}
