@@ -2,18 +2,22 @@
 //! one VM boot (qemu TCG, Debian's kernel), so machine load affects both alike.
 //!
 //! Two disks, one per side, each with one GPT partition. Side "ours" runs the
-//! release binary; side "seed" runs a shell script that issues the lvm2 CLI
-//! commands the seed tool issued (see [`SEED_SCRIPT`]). Three cases, each
-//! [`RUNS`] timed runs per side, alternating sides:
+//! release binary, "static" the dist artifact; side "seed" runs a shell script that
+//! issues the lvm2 CLI commands the seed tool issued (see [`SEED_SCRIPT`]). Cases:
 //!
-//! - first provision (the partition wiped before each run, outside the timing);
-//! - steady state (same satellite ID);
-//! - reset (a new satellite ID every run).
+//! - first provision (the partition wiped before each run, outside the timing) and
+//!   reset (a new satellite ID every run): [`RUNS`] runs per side, each timed alone;
+//! - steady state (same satellite ID) and bare start (`--version`): [`RUNS`] loops
+//!   of [`LOOP`] back-to-back starts per side, timed as a whole, so the clock's own
+//!   processes are paid once per loop.
 //!
 //! Per run, outside the timed region: the VG's `vg_seqno` (metadata writes). Per
 //! case and side, one extra run under `strace -f -e trace=execve` (processes
-//! spawned) and one under GNU time (peak RSS). Writes BENCHMARKS.md's table to
-//! stdout and target/bench/results.md, and docs/bench-ratios.png (gnuplot).
+//! spawned), one under GNU time (peak RSS), one under `strace -f -c` (system calls)
+//! and one under `strace -f -y` (bytes read from /dev nodes); five steady starts
+//! at `LOG_LEVEL=debug` give the per-phase breakdown. Writes the tables, the targets
+//! and the breakdown to stdout and target/bench/results.md, and
+//! docs/bench-ratios.png (gnuplot).
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
