@@ -2,7 +2,8 @@
 //! bcache backing device, xfs, an md raid member (metadata 1.2), LUKS2 and swap.
 //! Each partition is refused (exit 1, the message naming what was found and the
 //! way to override), no LVM command runs, and its first 4 MiB are byte-identical
-//! afterwards. With `FORCE` one of them (xfs) is overwritten and provisioned.
+//! afterwards. With `FORCE` one of them (xfs) is overwritten and provisioned; an md
+//! superblock then written beside its LVM label is still listed by `status`.
 mod common;
 
 use common::*;
@@ -107,7 +108,12 @@ fn script() -> String {
     script.push_str(&format!(
         "step forced env FORCE=true {p}\n\
          step forced-blkid blkid -p -o value -s TYPE {forced}\n\
-         step forced-vgs vgs --reportformat json -o vg_name,vg_tags {FORCED}\n",
+         step forced-vgs vgs --reportformat json -o vg_name,vg_tags {FORCED}\n\
+         step beside-off vgchange -an {FORCED}\n\
+         step beside-md mdadm --create /dev/md1 --run --level=1 --raid-devices=2 \
+              --metadata=1.0 --bitmap=none {forced} missing\n\
+         step beside-md-stop mdadm --stop /dev/md1\n\
+         step beside-status $LPD status --partition-label {FORCED} --json\n",
         p = provision(FORCED),
     ));
     script
@@ -210,5 +216,26 @@ fn signatures_made_by_real_tools_are_refused_and_left_intact() {
     assert_eq!(
         text(&vg_row(&run, "forced-vgs")["vg_tags"]),
         "linstor-satellite-id=n"
+    );
+
+    // An md 1.0 superblock (at the end) written beside our LVM label: provisioning
+    // skips the signature probe when it finds the label, `status` must not.
+    run.expect_success("beside-off");
+    run.expect_success("beside-md");
+    run.expect_success("beside-md-stop");
+    let status: serde_json::Value =
+        serde_json::from_str(&run.expect_success("beside-status").stdout)
+            .unwrap_or_else(|e| panic!("status --json is not JSON: {e}"));
+    let signatures: Vec<&str> = status["signatures"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        signatures.contains(&"linux_raid_member"),
+        "status must list the md superblock beside the LVM label: {status}"
+    );
+    assert!(
+        !status["physical_volume"].is_null(),
+        "the LVM label is still there: {status}"
     );
 }
