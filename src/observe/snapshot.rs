@@ -74,9 +74,10 @@ fn undashed(uuid: &str) -> String {
 /// The block devices of the machine and the one carrying the label.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// Listed for finding the label: unlabeled device-mapper devices without their
-    /// size and dm name (see [`partition::list_block_devices_for_labels`]).
-    pub devices: Vec<BlockDevice>,
+    /// The partition carrying the label. The listing it was found in is not kept:
+    /// it lacks unlabeled device-mapper devices' sizes and dm names (see
+    /// [`partition::list_block_devices_for_labels`]), so decisions about the other
+    /// devices list them in full when they need them.
     pub device: BlockDevice,
     /// Where to list the devices in full when a decision needs the others.
     pub backend: DiscoveryBackend,
@@ -92,11 +93,7 @@ pub fn resolve(
     timer.lap("list_devices");
     let device = partition::find_by_label(&devices, label)?;
     timer.lap("find_label");
-    Ok(Resolved {
-        devices,
-        device,
-        backend,
-    })
+    Ok(Resolved { device, backend })
 }
 
 /// [`resolve`], then [`observe_resolved`].
@@ -117,9 +114,7 @@ pub fn observe_resolved(
     expect: &Expectations<'_>,
     timer: &mut PhaseTimer,
 ) -> Result<Snapshot, ObserveError> {
-    let Resolved {
-        device, backend, ..
-    } = resolved;
+    let Resolved { device, backend } = resolved;
     // The other devices in full, listed only when a decision needs them (rare: a PV
     // without metadata here, or the wanted VG name not found here).
     let all_devices = || {

@@ -22,7 +22,6 @@ use super::udev_db::parse_udev_db;
 use super::uevent::parse_uevent_bytes;
 use super::{BlockDevice, DiscoveryError};
 
-/// Reads block devices from a sysfs tree and (if present) udev's database.
 /// How much of each device a listing reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Depth {
@@ -31,6 +30,7 @@ enum Depth {
     Labels,
 }
 
+/// Reads block devices from a sysfs tree and (if present) udev's database.
 #[derive(Clone)]
 pub struct SysfsBackend {
     sys: PathBuf,
@@ -182,8 +182,10 @@ impl SysfsBackend {
         // Only partitions have `partition`, only device-mapper devices (always
         // named dm-N by the kernel) have `dm/`: skip the opens that must fail.
         let device_mapper = name.starts_with("dm-");
-        if depth == Depth::Labels && device_mapper && !properties.contains_key("ID_PART_ENTRY_NAME")
-        {
+        let labeled = properties.contains_key("ID_PART_ENTRY_NAME")
+            || partname.is_some()
+            || properties.contains_key("PARTNAME");
+        if depth == Depth::Labels && device_mapper && !labeled {
             return Ok(Some(RawDevice {
                 name: name.to_owned(),
                 origin: dev_dir,

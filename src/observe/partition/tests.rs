@@ -1,6 +1,6 @@
 //! Discovery and label resolution against a fake sysfs tree and udev database.
 
-use super::test_tree::FakeSysfs;
+use super::test_tree::{self, FakeSysfs};
 use super::*;
 
 /// vda with three partitions: label only in the kernel's PARTNAME (vda1),
@@ -101,6 +101,22 @@ fn the_label_listing_skips_only_unlabeled_device_mapper_details() {
         matches!(found, Err(ResolveError::Ambiguous { .. })),
         "{found:?}"
     );
+}
+
+#[test]
+fn a_device_mapper_device_with_any_label_is_listed_in_full_for_labels() {
+    let fake = machine();
+    fake.add_dm("dm-2", 2, "crypt-x", "CRYPT-x");
+    let uevent = fake.sys().join("devices/virtual/block/dm-2/uevent");
+    test_tree::write(
+        &uevent,
+        "MAJOR=253\nMINOR=2\nDEVNAME=dm-2\nDEVTYPE=disk\nPARTNAME=boot\n",
+    );
+    let full = ok(fake.backend().list_block_devices());
+    let for_labels = ok(fake.backend().list_for_labels());
+    let dm2 = |list: &[BlockDevice]| list.iter().find(|d| d.name == "dm-2").cloned();
+    assert!(dm2(&full).is_some_and(|d| d.size_bytes > 0));
+    assert_eq!(dm2(&full), dm2(&for_labels));
 }
 
 #[test]
