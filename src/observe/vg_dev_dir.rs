@@ -6,6 +6,8 @@
 //! leftovers (only symlinks) from anything else (which is never ours to remove).
 
 use std::fs;
+
+use crate::ffi::dir::{list_folder, EntryKind};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -68,20 +70,24 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str) -> io::Result<VgDevDir> {
         return Ok(VgDevDir::NotAFolder { path });
     }
     let mut entries = Vec::new();
-    for entry in fs::read_dir(&path)? {
-        let entry = entry?;
+    for entry in list_folder(&path)? {
         if entries.len() >= MAX_ENTRIES {
             return Err(io::Error::other(format!(
                 "{} holds more than {MAX_ENTRIES} entries",
                 path.display()
             )));
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type()?;
-        entries.push(if kind.is_symlink() {
+        let entry_path = path.join(&entry.name);
+        let name = entry.name.to_string_lossy().into_owned();
+        let is_symlink = match entry.kind {
+            EntryKind::Symlink => true,
+            EntryKind::Unknown => fs::symlink_metadata(&entry_path)?.is_symlink(),
+            EntryKind::Directory | EntryKind::Other => false,
+        };
+        entries.push(if is_symlink {
             VgDevEntry::Symlink {
-                target: fs::read_link(entry.path())?,
-                resolves: reaches_live_device(&entry.path()),
+                target: fs::read_link(&entry_path)?,
+                resolves: reaches_live_device(&entry_path),
                 name,
             }
         } else {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::LiveError;
+use crate::ffi::dir::list_folder;
 use crate::observe::attribute_file::read_attribute_line;
 
 /// A device stacked directly on another one.
@@ -54,7 +55,7 @@ impl HoldersReader {
         let class = self.sys.join("class/block");
         let device = class.join(name);
         let dir = device.join("holders");
-        let entries = match fs::read_dir(&dir) {
+        let entries = match list_folder(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // An unknown device is an error, not "held by nothing" (asked only
@@ -71,11 +72,7 @@ impl HoldersReader {
         };
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| LiveError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            let holder = entry.file_name().to_string_lossy().into_owned();
+            let holder = entry.name.to_string_lossy().into_owned();
             let dm = class.join(&holder).join("dm");
             out.push(Holder {
                 dm_name: read_trimmed(dm.join("name"))?,

@@ -14,6 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::ffi::dir::list_folder;
 use crate::observe::attribute_file::{read_attribute, read_small_file};
 
 use super::gpt_entries::{GptEntryReader, Libblkid, NoGptAccess};
@@ -122,17 +123,13 @@ impl SysfsBackend {
 
     fn list(&self, depth: Depth) -> Result<Vec<BlockDevice>, DiscoveryError> {
         let dir = self.class_block();
-        let entries = fs::read_dir(&dir).map_err(|source| DiscoveryError::Io {
+        let entries = list_folder(&dir).map_err(|source| DiscoveryError::Io {
             path: dir.clone(),
             source,
         })?;
         let mut devices = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| DiscoveryError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = entry.name.to_string_lossy().into_owned();
             if is_ignored(&name) {
                 continue;
             }
