@@ -38,6 +38,9 @@ pub struct Entry {
 const RECLEN_AT: usize = 16;
 const TYPE_AT: usize = 18;
 const NAME_AT: usize = 19;
+/// The largest record: the name field holds up to 255 bytes and a NUL, and
+/// records are padded to 8 bytes.
+const MAX_RECORD: usize = (NAME_AT + 256).div_ceil(8) * 8;
 
 /// The entries of the folder at `path`, in the order the file system gives them.
 pub fn list_folder(path: &Path) -> io::Result<Vec<Entry>> {
@@ -67,6 +70,12 @@ pub fn list_folder(path: &Path) -> io::Result<Vec<Entry>> {
             return Ok(entries);
         }
         parse_records(buffer.get(..filled).unwrap_or_default(), &mut entries)?;
+        // The kernel stops filling only when the next record does not fit; with
+        // room left for the largest possible record, the listing is complete and
+        // the call that would return 0 is saved.
+        if buffer.len() - filled >= MAX_RECORD {
+            return Ok(entries);
+        }
     }
 }
 

@@ -4,6 +4,47 @@ use std::io::{ErrorKind, Read, Seek, SeekFrom};
 
 use super::LvmReadError;
 
+/// A file read with `pread` at a position kept here: `Seek` changes only that
+/// position, so each read of the label, header and metadata text is one system call
+/// instead of an `lseek` and a `read`.
+pub struct PositionedReader {
+    file: std::fs::File,
+    position: u64,
+}
+
+impl PositionedReader {
+    pub fn new(file: std::fs::File) -> Self {
+        PositionedReader { file, position: 0 }
+    }
+}
+
+impl Read for PositionedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let got = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.position)?;
+        self.position = self
+            .position
+            .checked_add(got as u64)
+            .ok_or_else(|| std::io::Error::other("read past the largest file offset"))?;
+        Ok(got)
+    }
+}
+
+impl Seek for PositionedReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let out_of_range = || std::io::Error::new(ErrorKind::InvalidInput, "seek out of range");
+        self.position = match to {
+            SeekFrom::Start(offset) => offset,
+            SeekFrom::Current(delta) => self
+                .position
+                .checked_add_signed(delta)
+                .ok_or_else(out_of_range)?,
+            // The end is the kernel's to know.
+            SeekFrom::End(_) => self.file.seek(to)?,
+        };
+        Ok(self.position)
+    }
+}
+
 /// The largest single read the reader ever makes (the metadata-text cap).
 pub const MAX_READ: u64 = super::mda::MAX_METADATA_TEXT;
 
@@ -76,5 +117,35 @@ pub fn show_bytes(b: &[u8]) -> String {
     } else {
         let hex: Vec<String> = b.iter().map(|c| format!("{c:02x}")).collect();
         format!("bytes {}", hex.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod positioned_reader_tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_seeks_like_the_file_itself() {
+        let path = std::env::temp_dir().join(format!("lpd-pread-{}", std::process::id()));
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        if let Err(e) = std::fs::write(&path, &content) {
+            panic!("{e}");
+        }
+        let open = || match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => panic!("{e}"),
+        };
+        let mut ours = PositionedReader::new(open());
+        let mut plain = open();
+        for (offset, len) in [(4096u64, 512u64), (0, 2048), (9216, 2280), (19_990, 100)] {
+            let a = read_up_to(&mut ours, offset, len, "test").ok();
+            let b = read_up_to(&mut plain, offset, len, "test").ok();
+            assert!(a.is_some());
+            assert_eq!(a, b, "at {offset}+{len}");
+        }
+        assert_eq!(ours.seek(SeekFrom::End(0)).ok(), Some(20_000));
+        assert_eq!(ours.seek(SeekFrom::Current(-10)).ok(), Some(19_990));
+        assert!(ours.seek(SeekFrom::Current(-30_000)).is_err());
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -122,12 +122,14 @@ impl PhysicalVolume {
 /// `Ok(None)`: the device carries no LVM label.
 pub fn read_physical_volume(dev: &Path) -> Result<Option<PhysicalVolume>, LvmReadError> {
     let device = dev.display().to_string();
-    let mut file = crate::ffi::open::open_read_only(dev, 0).map_err(|source| LvmReadError::Io {
-        device: device.clone(),
-        what: "device (opening read-only)",
-        offset: 0,
-        source,
-    })?;
+    let mut file = crate::ffi::open::open_read_only(dev, 0)
+        .map(io::PositionedReader::new)
+        .map_err(|source| LvmReadError::Io {
+            device: device.clone(),
+            what: "device (opening read-only)",
+            offset: 0,
+            source,
+        })?;
     parse_physical_volume(&mut file).map_err(|e| match e {
         LvmReadError::Io {
             what,
