@@ -6,10 +6,10 @@
 //! leftovers (only symlinks) from anything else (which is never ours to remove).
 
 use std::fs;
-
-use crate::ffi::dir::{list_folder, EntryKind};
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::ffi::dir::{list_folder, EntryKind};
 
 use serde::Serialize;
 
@@ -70,13 +70,7 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str) -> io::Result<VgDevDir> {
         return Ok(VgDevDir::NotAFolder { path });
     }
     let mut entries = Vec::new();
-    for entry in list_folder(&path)? {
-        if entries.len() >= MAX_ENTRIES {
-            return Err(io::Error::other(format!(
-                "{} holds more than {MAX_ENTRIES} entries",
-                path.display()
-            )));
-        }
+    for entry in list_folder(&path, MAX_ENTRIES)? {
         let entry_path = path.join(&entry.name);
         let name = entry.name.to_string_lossy().into_owned();
         let is_symlink = match entry.kind {

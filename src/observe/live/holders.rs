@@ -12,6 +12,9 @@ use super::LiveError;
 use crate::ffi::dir::list_folder;
 use crate::observe::attribute_file::read_attribute_line;
 
+/// More holders than any real device has (each is a device stacked directly on it).
+const MAX_HOLDERS: usize = 4096;
+
 /// A device stacked directly on another one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Holder {
@@ -55,7 +58,7 @@ impl HoldersReader {
         let class = self.sys.join("class/block");
         let device = class.join(name);
         let dir = device.join("holders");
-        let entries = match list_folder(&dir) {
+        let entries = match list_folder(&dir, MAX_HOLDERS) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // An unknown device is an error, not "held by nothing" (asked only

@@ -23,6 +23,10 @@ use super::udev_db::parse_udev_db;
 use super::uevent::parse_uevent_bytes;
 use super::{BlockDevice, DiscoveryError};
 
+/// More block devices than a machine has (the kernel's own dm and loop limits are
+/// lower); a listing beyond it is refused rather than read without end.
+const MAX_BLOCK_DEVICES: usize = 1 << 20;
+
 /// How much of each device a listing reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Depth {
@@ -123,10 +127,11 @@ impl SysfsBackend {
 
     fn list(&self, depth: Depth) -> Result<Vec<BlockDevice>, DiscoveryError> {
         let dir = self.class_block();
-        let entries = list_folder(&dir).map_err(|source| DiscoveryError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        let entries =
+            list_folder(&dir, MAX_BLOCK_DEVICES).map_err(|source| DiscoveryError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         let mut devices = Vec::new();
         for entry in entries {
             let name = entry.name.to_string_lossy().into_owned();
