@@ -38,50 +38,60 @@ pub struct Entry {
 const RECLEN_AT: usize = 16;
 const TYPE_AT: usize = 18;
 const NAME_AT: usize = 19;
-/// The largest record: the name field holds up to 255 bytes and a NUL, and
-/// records are padded to 8 bytes.
-const MAX_RECORD: usize = (NAME_AT + 256).div_ceil(8) * 8;
 
 /// The entries of the folder at `path`, in the order the file system gives them;
 /// an error once there are more than `limit` (nothing of ours holds that many).
 pub fn list_folder(path: &Path, limit: usize) -> io::Result<Vec<Entry>> {
     let folder = open_read_only(path, libc::O_DIRECTORY)?;
-    let mut buffer = [0u8; 4096];
+    collect_entries(
+        |buffer| {
+            // SAFETY: the descriptor is open for the whole call (`folder` owns it),
+            // and the kernel writes at most `buffer.len()` bytes into `buffer`.
+            let got = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    folder.as_raw_fd(),
+                    buffer.as_mut_ptr(),
+                    buffer.len(),
+                )
+            };
+            if got < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(usize::try_from(got).unwrap_or(0))
+            }
+        },
+        limit,
+        path,
+    )
+}
+
+/// The kernel writes `linux_dirent64` records with 8-byte fields into this.
+#[repr(C, align(8))]
+struct RecordBuffer([u8; 4096]);
+
+/// Calls `fill` (one `getdents64`) until it returns 0. A short result does not
+/// mean the end: the kernel also stops early when a signal is pending.
+fn collect_entries(
+    mut fill: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    limit: usize,
+    path: &Path,
+) -> io::Result<Vec<Entry>> {
+    let mut buffer = RecordBuffer([0u8; 4096]);
     let mut entries = Vec::new();
     loop {
-        // SAFETY: the descriptor is open for the whole call (`folder` owns it), and
-        // the kernel writes at most `buffer.len()` bytes into `buffer`.
-        let got = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                folder.as_raw_fd(),
-                buffer.as_mut_ptr(),
-                buffer.len(),
-            )
+        let filled = match fill(&mut buffer.0) {
+            Ok(0) => return Ok(entries),
+            Ok(n) => n.min(buffer.0.len()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         };
-        if got < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(error);
-        }
-        let filled = usize::try_from(got).unwrap_or(0).min(buffer.len());
-        if filled == 0 {
-            return Ok(entries);
-        }
-        parse_records(buffer.get(..filled).unwrap_or_default(), &mut entries)?;
+        parse_records(buffer.0.get(..filled).unwrap_or_default(), &mut entries)?;
         if entries.len() > limit {
             return Err(io::Error::other(format!(
                 "{} holds more than {limit} entries",
                 path.display()
             )));
-        }
-        // The kernel stops filling only when the next record does not fit; with
-        // room left for the largest possible record, the listing is complete and
-        // the call that would return 0 is saved.
-        if buffer.len() - filled >= MAX_RECORD {
-            return Ok(entries);
         }
     }
 }
@@ -161,6 +171,43 @@ mod tests {
         assert!(list_folder(&dir.join("absent"), 1000).is_err());
         assert!(list_folder(&dir.join("file-with-a-long-name-0001"), 1000).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// One `linux_dirent64` record for `name`, padded to 8 bytes.
+    fn record(name: &str, kind: u8) -> Vec<u8> {
+        let len = (NAME_AT + name.len() + 1).div_ceil(8) * 8;
+        let mut r = vec![0u8; len];
+        r[RECLEN_AT..RECLEN_AT + 2].copy_from_slice(&(len as u16).to_ne_bytes());
+        r[TYPE_AT] = kind;
+        r[NAME_AT..NAME_AT + name.len()].copy_from_slice(name.as_bytes());
+        r
+    }
+
+    #[test]
+    fn a_short_result_is_not_the_end_of_the_listing() {
+        // A pending signal makes the kernel return after one record ("."), with
+        // most of the buffer empty; the rest comes with the next calls.
+        let mut results = vec![
+            record(".", libc::DT_DIR),
+            [record("..", libc::DT_DIR), record("dm-0", libc::DT_LNK)].concat(),
+        ]
+        .into_iter();
+        let listed = collect_entries(
+            |buffer| match results.next() {
+                Some(chunk) => {
+                    buffer[..chunk.len()].copy_from_slice(&chunk);
+                    Ok(chunk.len())
+                }
+                None => Ok(0),
+            },
+            10,
+            Path::new("/sys/class/block"),
+        );
+        let names: Vec<OsString> = match listed {
+            Ok(list) => list.into_iter().map(|e| e.name).collect(),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(names, vec![OsString::from("dm-0")]);
     }
 
     #[test]

@@ -46,9 +46,10 @@ pub fn read_small_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    // A read of a regular file returns less than asked only at its end, so a short
-    // first read is the whole file (udev replaces its database files by rename,
-    // never writes them in place); a full one reads on.
+    // A read of a regular file on tmpfs (where /run/udev lives) returns less than
+    // asked only at its end, so a short first read is the whole file; udev replaces
+    // its database files by rename, never writes them in place. A full read reads
+    // on. (A FUSE direct-io mount at /run/udev would break this; none is known.)
     let mut buffer = [0u8; CHUNK];
     let length = read_retrying(&mut file, &mut buffer)?;
     let mut content = buffer.get(..length).map(<[u8]>::to_vec).unwrap_or_default();
