@@ -39,24 +39,12 @@ pub fn read_attribute_line(path: &Path) -> io::Result<Option<String>> {
 }
 
 /// The whole small regular file at `path` (a udev database entry, which can exceed
-/// a page), or `None` if it does not exist.
+/// a page), or `None` if it does not exist. The same reads as [`read_attribute`]: a
+/// read of a regular file on tmpfs (where /run/udev lives) returns less than asked
+/// only at its end, and udev replaces its database files by rename, never writes
+/// them in place. (A FUSE direct-io mount at /run/udev would break this.)
 pub fn read_small_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let mut file = match open_read_only(path, 0) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    // A read of a regular file on tmpfs (where /run/udev lives) returns less than
-    // asked only at its end, so a short first read is the whole file; udev replaces
-    // its database files by rename, never writes them in place. A full read reads
-    // on. (A FUSE direct-io mount at /run/udev would break this; none is known.)
-    let mut buffer = [0u8; CHUNK];
-    let length = read_retrying(&mut file, &mut buffer)?;
-    let mut content = buffer.get(..length).map(<[u8]>::to_vec).unwrap_or_default();
-    if length == CHUNK {
-        read_rest(&mut file, &mut content)?;
-    }
-    Ok(Some(content))
+    read_attribute(path)
 }
 
 /// Appends what is left of `file` to `content`, a page at a time.
