@@ -6,13 +6,16 @@ use super::{apply_action, ApplyError, LvmExecutor};
 use crate::config::ProvisionConfig;
 use crate::observe::partition::DiscoveryBackend;
 use crate::observe::phase_timer::PhaseTimer;
-use crate::observe::snapshot::{observe_resolved, resolve, Expectations, ObserveError};
+use crate::observe::snapshot::{
+    observe_resolved, resolve, Expectations, ObserveError, Resolved, Snapshot,
+};
 use crate::plan::{host_lvm_warnings, plan, Plan, Refusal};
+use std::path::Path;
 use thiserror::Error;
 
 /// Rounds of observe → plan → apply before giving up (normally one applies and the
 /// next finds nothing to do; reading a seed ID adds one).
-const MAX_ROUNDS: usize = 4;
+pub(crate) const MAX_ROUNDS: usize = 4;
 
 #[derive(Debug, Error)]
 pub enum ConvergeError {
@@ -41,6 +44,50 @@ pub enum Outcome {
     Converged { commands: usize, rounds: usize },
 }
 
+/// What `converge` reads from the machine, and the lock it holds while writing:
+/// [`RealMachine`] in the shipped tool, a simulated partition in the unit tests.
+pub trait Machine {
+    /// Held until dropped.
+    type Lock;
+    /// Finds the partition labeled `label`.
+    fn resolve(&mut self, label: &str, timer: &mut PhaseTimer) -> Result<Resolved, ObserveError>;
+    /// One run at a time per partition: waits while another instance holds it.
+    fn lock(&mut self, devnode: &Path) -> Result<Self::Lock, LockError>;
+    /// One read-only pass over the resolved partition.
+    fn observe(
+        &mut self,
+        resolved: &Resolved,
+        expect: &Expectations<'_>,
+        timer: &mut PhaseTimer,
+    ) -> Result<Snapshot, ObserveError>;
+}
+
+/// This machine: block devices from `backend`, LVM metadata, device-mapper.
+pub struct RealMachine {
+    pub backend: DiscoveryBackend,
+}
+
+impl Machine for RealMachine {
+    type Lock = PartitionLock;
+
+    fn resolve(&mut self, label: &str, timer: &mut PhaseTimer) -> Result<Resolved, ObserveError> {
+        resolve(label, self.backend, timer)
+    }
+
+    fn lock(&mut self, devnode: &Path) -> Result<PartitionLock, LockError> {
+        PartitionLock::acquire(devnode)
+    }
+
+    fn observe(
+        &mut self,
+        resolved: &Resolved,
+        expect: &Expectations<'_>,
+        timer: &mut PhaseTimer,
+    ) -> Result<Snapshot, ObserveError> {
+        observe_resolved(resolved, expect, timer)
+    }
+}
+
 pub fn converge(
     config: &ProvisionConfig,
     backend: DiscoveryBackend,
@@ -48,13 +95,30 @@ pub fn converge(
     dry_run: bool,
     timer: &mut PhaseTimer,
 ) -> Result<Outcome, ConvergeError> {
-    let resolved = resolve(&config.partition_label, backend, timer)?;
+    converge_on(
+        &mut RealMachine { backend },
+        config,
+        executor,
+        dry_run,
+        timer,
+    )
+}
+
+/// [`converge`] on any [`Machine`].
+pub fn converge_on<M: Machine>(
+    machine: &mut M,
+    config: &ProvisionConfig,
+    executor: &mut dyn LvmExecutor,
+    dry_run: bool,
+    timer: &mut PhaseTimer,
+) -> Result<Outcome, ConvergeError> {
+    let resolved = machine.resolve(&config.partition_label, timer)?;
     let devnode = resolved.device.devnode.clone();
     tracing::info!(partition = %devnode.display(), label = %config.partition_label, "resolved partition");
     let _lock = if dry_run {
         None
     } else {
-        Some(PartitionLock::acquire(&devnode)?)
+        Some(machine.lock(&devnode)?)
     };
     timer.lap("lock");
     // Pool usage is for `status`; planning needs no extra device-mapper queries.
@@ -65,7 +129,7 @@ pub fn converge(
     };
     let mut applied: Vec<crate::plan::Action> = Vec::new();
     for round in 0..MAX_ROUNDS {
-        let snapshot = observe_resolved(&resolved, &expect, timer)?;
+        let snapshot = machine.observe(&resolved, &expect, timer)?;
         if round == 0 {
             for warning in host_lvm_warnings(&snapshot.observed, config) {
                 tracing::warn!("{warning}");
@@ -109,7 +173,7 @@ pub fn converge(
         }
         applied.extend(plan.actions);
     }
-    let snapshot = observe_resolved(&resolved, &expect, timer)?;
+    let snapshot = machine.observe(&resolved, &expect, timer)?;
     let leftover = plan(&snapshot.observed, config)?;
     if leftover.is_empty() {
         return Ok(Outcome::Converged {

@@ -2,6 +2,7 @@
 //! nothing to do never initialises LVM at all.
 #[cfg(feature = "lvm2cmd")]
 use crate::ffi::lvm2cmd::{Lvm2Context, RunStatus};
+use std::path::Path;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -27,6 +28,15 @@ pub trait LvmExecutor {
     fn run(&mut self, args: &[String]) -> Result<(), ApplyError>;
     /// How many commands ran so far (reported in the final log line).
     fn commands_run(&self) -> usize;
+    /// Removes device-mapper devices an interrupted LVM command left (not an LVM
+    /// command: see [`super::leftovers`]).
+    fn remove_stale_devices(&mut self, dm_names: &[String]) -> Result<(), ApplyError> {
+        super::leftovers::remove_stale_devices(dm_names).map_err(ApplyError::from)
+    }
+    /// Removes `/dev/<vg>` when it holds only links an interrupted LVM command left.
+    fn remove_stale_volume_group_path(&mut self, path: &Path) -> Result<(), ApplyError> {
+        super::leftovers::remove_stale_volume_group_path(path).map_err(ApplyError::from)
+    }
 }
 
 /// liblvm2cmd, in this process.

@@ -5,6 +5,7 @@
 //! [`VM_KEY`], which only the VM test bed passes — so a stray variable on a real
 //! node can never kill the tool or reset the machine.
 use super::{ApplyError, LvmExecutor};
+use std::path::Path;
 use std::time::Duration;
 
 /// SIGKILL this process right after that many LVM commands have run.
@@ -119,6 +120,14 @@ impl<E: LvmExecutor> LvmExecutor for FaultInjecting<E> {
 
     fn commands_run(&self) -> usize {
         self.inner.commands_run()
+    }
+
+    fn remove_stale_devices(&mut self, dm_names: &[String]) -> Result<(), ApplyError> {
+        self.inner.remove_stale_devices(dm_names)
+    }
+
+    fn remove_stale_volume_group_path(&mut self, path: &Path) -> Result<(), ApplyError> {
+        self.inner.remove_stale_volume_group_path(path)
     }
 }
 

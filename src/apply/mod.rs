@@ -2,10 +2,14 @@
 //! through LVM, in-process (liblvm2cmd), and logs each step.
 pub mod command;
 pub mod converge;
+#[cfg(test)]
+mod converge_tests;
 mod executor;
 pub mod fault_injection;
 pub mod leftovers;
 pub mod lock;
+#[cfg(test)]
+mod simulated_partition;
 pub mod thin_check;
 pub mod vg_lock;
 
@@ -39,11 +43,9 @@ pub fn apply_action(
         other => tracing::info!("{other}"),
     }
     match action {
-        Action::RemoveStaleDevices { dm_names } => {
-            return leftovers::remove_stale_devices(dm_names).map_err(ApplyError::from)
-        }
+        Action::RemoveStaleDevices { dm_names } => return executor.remove_stale_devices(dm_names),
         Action::RemoveStaleVolumeGroupPath { path } => {
-            return leftovers::remove_stale_volume_group_path(path).map_err(ApplyError::from)
+            return executor.remove_stale_volume_group_path(path)
         }
         _ => {}
     }

@@ -1,0 +1,796 @@
+//! `converge` driven end to end on a simulated partition: which commands each start
+//! runs, what it leaves, and how it stops when it cannot finish.
+use super::converge::{converge_on, ConvergeError, Outcome, MAX_ROUNDS};
+use super::simulated_partition::{
+    config, config_for, PoolActivity, RecordingLvm, SimulatedMachine, SimulatedPartition, DEVNODE,
+    EXTENT, GIB, POOL, POOL_DM, SEED_LV, VG,
+};
+use crate::config::ProvisionConfig;
+use crate::observe::phase_timer::PhaseTimer;
+use crate::observe::state::{DevicesFileFacts, LvKind, SatelliteIdReading};
+use crate::observe::vg_dev_dir::VgDevEntry;
+use crate::plan::{plan, Refusal};
+use proptest::prelude::*;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+const PVCREATE: &str = "pvcreate --quiet --quiet /dev/vda1";
+const VGCREATE: &str = "vgcreate --addtag linstor-satellite-id=node-01 linstor-vg /dev/vda1";
+const POOL_CREATE: &str = "lvcreate --yes --type thin-pool --extents 100%FREE --chunksize 512k --zero n --name linstor-pool linstor-vg";
+const POOL_EXTEND: &str = "lvextend --extents +100%FREE linstor-vg/linstor-pool";
+const POOL_ACTIVATE: &str = "lvchange --activate y --ignoreactivationskip linstor-vg/linstor-pool";
+const POOL_REFRESH: &str = "lvchange --refresh linstor-vg/linstor-pool";
+const VGTAG: &str = "vgchange --addtag linstor-satellite-id=node-01 linstor-vg";
+const SEED_ACTIVATE: &str = "lvchange --activate y linstor-vg/metadata";
+const RESET: [&str; 6] = [
+    "lvremove --force linstor-vg",
+    "vgremove --force linstor-vg",
+    "pvremove --yes /dev/vda1",
+    PVCREATE,
+    VGCREATE,
+    POOL_CREATE,
+];
+
+/// A simulated partition with the machine observing it and the executor writing it.
+struct Bed {
+    partition: Rc<RefCell<SimulatedPartition>>,
+    machine: SimulatedMachine,
+    lvm: RecordingLvm,
+}
+
+impl Bed {
+    fn new(start: SimulatedPartition) -> Bed {
+        let partition = Rc::new(RefCell::new(start));
+        Bed {
+            machine: SimulatedMachine::new(&partition),
+            lvm: RecordingLvm::new(&partition),
+            partition,
+        }
+    }
+
+    fn converge(&mut self, config: &ProvisionConfig) -> Result<Outcome, ConvergeError> {
+        self.run(config, false)
+    }
+
+    fn run(&mut self, config: &ProvisionConfig, dry_run: bool) -> Result<Outcome, ConvergeError> {
+        converge_on(
+            &mut self.machine,
+            config,
+            &mut self.lvm,
+            dry_run,
+            &mut PhaseTimer::start("test"),
+        )
+    }
+
+    /// A new run on the same partition (a restarted container).
+    fn restart(&mut self) {
+        self.lvm = RecordingLvm::new(&self.partition);
+    }
+
+    fn state(&self) -> SimulatedPartition {
+        self.partition.borrow().clone()
+    }
+
+    fn log(&self) -> Vec<&str> {
+        self.lvm.log.iter().map(String::as_str).collect()
+    }
+}
+
+fn converged(outcome: Result<Outcome, ConvergeError>) -> (usize, usize) {
+    match outcome {
+        Ok(Outcome::Converged { commands, rounds }) => (commands, rounds),
+        other => panic!("expected convergence, got {other:?}"),
+    }
+}
+
+/// What every successful run leaves: the configured VG tagged for the satellite, the
+/// pool on all of it and serving, nothing left over, nothing more to do.
+fn assert_provisioned(sim: &SimulatedPartition, config: &ProvisionConfig) {
+    let next = plan(&sim.observed, config);
+    assert!(
+        next.as_ref().is_ok_and(|p| p.is_empty()),
+        "next plan: {next:?}"
+    );
+    let Some(vg) = sim.vg() else {
+        panic!("no VG: {sim:?}")
+    };
+    assert_eq!(vg.name, config.volume_group);
+    assert_eq!(
+        vg.satellite_id,
+        SatelliteIdReading::Tag(config.satellite_id.clone())
+    );
+    assert_eq!(vg.free_extents, 0, "{vg:?}");
+    let size = sim.observed.partition.size_bytes;
+    assert_eq!(
+        vg.pv_extent_count,
+        (size - vg.pe_start_bytes) / vg.extent_size_bytes
+    );
+    assert_eq!(sim.pool_state(), Some((true, true)), "{vg:?}");
+    assert!(sim.observed.leftovers.stale_devices.is_empty());
+}
+
+#[test]
+fn a_blank_partition_is_provisioned_in_one_round() {
+    let mut bed = Bed::new(SimulatedPartition::blank(GIB));
+    assert_eq!(converged(bed.converge(&config())), (3, 1));
+    assert_eq!(bed.log(), [PVCREATE, VGCREATE, POOL_CREATE]);
+    assert_eq!(bed.machine.locks_taken, 1);
+    assert_provisioned(&bed.state(), &config());
+}
+
+#[test]
+fn a_steady_start_runs_no_command() {
+    let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-01"));
+    let before = bed.state().observed;
+    assert_eq!(converged(bed.converge(&config())), (0, 0));
+    assert!(bed.log().is_empty());
+    assert_eq!(bed.machine.observations, 1);
+    assert_eq!(bed.state().observed, before);
+}
+
+#[test]
+fn a_dry_run_plans_and_writes_nothing() {
+    let mut bed = Bed::new(SimulatedPartition::blank(GIB));
+    match bed.run(&config(), true) {
+        Ok(Outcome::Planned(plan)) => assert_eq!(plan.actions.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    assert!(bed.log().is_empty());
+    assert_eq!(bed.machine.locks_taken, 0);
+}
+
+#[test]
+fn another_satellite_id_resets_the_partition() {
+    let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-02"));
+    assert_eq!(converged(bed.converge(&config())), (6, 1));
+    assert_eq!(bed.log(), RESET);
+    let state = bed.state();
+    assert_provisioned(&state, &config());
+    // LINSTOR's volumes went with the old identity.
+    assert!(state.lv("pvc-1").is_none());
+}
+
+#[test]
+fn a_grown_partition_grows_the_pool() {
+    let mut start = SimulatedPartition::provisioned(GIB, "node-01");
+    start.observed.partition.size_bytes = 4 * GIB;
+    let mut bed = Bed::new(start);
+    assert_eq!(converged(bed.converge(&config())), (2, 1));
+    assert_eq!(bed.log(), ["pvresize /dev/vda1", POOL_EXTEND]);
+    let state = bed.state();
+    assert_provisioned(&state, &config());
+    assert!(state.lv("pvc-1").is_some());
+    // Huge growth needs more pool metadata first (and as much spare).
+    let mut start = SimulatedPartition::provisioned(GIB, "node-01");
+    start.observed.partition.size_bytes = 4096 * GIB;
+    let mut bed = Bed::new(start);
+    assert_eq!(converged(bed.converge(&config())), (3, 1));
+    let log = bed.log();
+    assert!(
+        log[1].starts_with("lvextend --poolmetadatasize "),
+        "{log:?}"
+    );
+    assert_eq!(log[2], POOL_EXTEND);
+    assert_provisioned(&bed.state(), &config());
+}
+
+#[test]
+fn a_step_that_changes_nothing_ends_in_not_converged_after_max_rounds() {
+    let start = SimulatedPartition::seed_layout(
+        GIB,
+        "node-01",
+        SatelliteIdReading::SeedFile("node-01".into()),
+    );
+    let mut bed = Bed::new(start);
+    bed.lvm.ignore_commands_starting = Some("vgchange --addtag");
+    match bed.converge(&config()) {
+        Err(ConvergeError::NotConverged(steps)) => {
+            assert!(steps.contains("tag volume group linstor-vg"), "{steps}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bed.log(), [VGTAG; MAX_ROUNDS]);
+    assert_eq!(bed.machine.observations, MAX_ROUNDS + 1);
+}
+
+#[test]
+fn a_refusal_stops_before_anything_is_written() {
+    let mut start = SimulatedPartition::blank(GIB);
+    start.observed.foreign_signature = Some("ext4".into());
+    let mut bed = Bed::new(start.clone());
+    assert!(matches!(
+        bed.converge(&config()),
+        Err(ConvergeError::Refused(Refusal::ForeignSignature { .. }))
+    ));
+    assert!(bed.log().is_empty());
+    assert_eq!(bed.state().observed, start.observed);
+    // --force overwrites it.
+    let mut bed = Bed::new(start);
+    assert_eq!(
+        converged(bed.converge(&config_for("node-01", true))),
+        (3, 1)
+    );
+    assert_eq!(
+        bed.log()[0],
+        "pvcreate --force --force --yes --zero y /dev/vda1"
+    );
+}
+
+#[test]
+fn a_refusal_mid_way_stops_after_the_steps_that_read_more() {
+    // The seed ID can be read only once its LV is active; it then says "another
+    // satellite", and a reset is refused: LINSTOR's volume is open.
+    let mut start =
+        SimulatedPartition::seed_layout(GIB, "node-02", SatelliteIdReading::SeedLvInactive);
+    if let Some(lv) = start.lv_mut("pvc-1") {
+        lv.open_by = Some("drbd1000".into());
+    }
+    let mut bed = Bed::new(start);
+    match bed.converge(&config()) {
+        Err(ConvergeError::Refused(Refusal::LogicalVolumeOpen { logical_volume, .. })) => {
+            assert_eq!(logical_volume, "pvc-1")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bed.log(), [SEED_ACTIVATE]);
+    // And it stays refused, consistently, on the next start.
+    bed.restart();
+    assert!(matches!(
+        bed.converge(&config()),
+        Err(ConvergeError::Refused(Refusal::LogicalVolumeOpen { .. }))
+    ));
+    assert!(bed.log().is_empty());
+}
+
+#[test]
+fn an_idle_pool_is_activated_and_an_ignored_activation_is_named() {
+    let mut start = SimulatedPartition::provisioned(GIB, "node-01");
+    start.set_pool_activity(PoolActivity::Idle);
+    let mut bed = Bed::new(start.clone());
+    assert_eq!(converged(bed.converge(&config())), (1, 1));
+    assert_eq!(bed.log(), [POOL_ACTIVATE]);
+    assert_provisioned(&bed.state(), &config());
+    // LVM's activation/volume_list skips the VG: success, and nothing active.
+    let mut bed = Bed::new(start);
+    bed.lvm.ignore_commands_starting = Some("lvchange --activate y");
+    match bed.converge(&config()) {
+        Err(ConvergeError::ActivationIgnored(step)) => {
+            assert!(
+                step.contains("activate thin pool linstor-vg/linstor-pool"),
+                "{step}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bed.log(), [POOL_ACTIVATE]);
+    // The same for the seed's metadata LV.
+    let mut bed = Bed::new(SimulatedPartition::seed_layout(
+        GIB,
+        "node-01",
+        SatelliteIdReading::SeedLvInactive,
+    ));
+    bed.lvm.ignore_commands_starting = Some("lvchange --activate y");
+    assert!(matches!(
+        bed.converge(&config()),
+        Err(ConvergeError::ActivationIgnored(_))
+    ));
+    assert_eq!(bed.log(), [SEED_ACTIVATE]);
+}
+
+#[test]
+fn a_reset_needs_to_know_what_is_open() {
+    let mut start = SimulatedPartition::provisioned(GIB, "node-02");
+    start.device_mapper_error = Some("permission denied".into());
+    let mut bed = Bed::new(start);
+    assert!(matches!(
+        bed.converge(&config()),
+        Err(ConvergeError::ActivityUnknown(e)) if e == "permission denied"
+    ));
+    assert!(bed.log().is_empty());
+}
+
+#[test]
+fn a_failed_command_stops_the_run_and_a_restart_finishes_it() {
+    for start in [
+        SimulatedPartition::blank(GIB),
+        SimulatedPartition::provisioned(GIB, "node-02"),
+    ] {
+        for failing in 1..=6 {
+            let mut bed = Bed::new(start.clone());
+            bed.lvm.fail_command = Some(failing);
+            match bed.converge(&config()) {
+                Err(ConvergeError::Apply(_)) => assert_eq!(bed.log().len(), failing),
+                Ok(Outcome::Converged { commands, .. }) => assert!(commands < failing),
+                other => panic!("{other:?}"),
+            }
+            bed.restart();
+            converged(bed.converge(&config()));
+            assert_provisioned(&bed.state(), &config());
+        }
+    }
+}
+
+/// One recovery state: what the run does and that it ends provisioned.
+fn recovers(what: &str, start: SimulatedPartition, expected: &[&str], rounds: usize) {
+    let mut bed = Bed::new(start);
+    let outcome = bed.converge(&config());
+    assert!(
+        matches!(outcome, Ok(Outcome::Converged { rounds: r, .. }) if r == rounds),
+        "{what}: {outcome:?} after {:?}",
+        bed.log()
+    );
+    assert_eq!(bed.log(), expected, "{what}");
+    assert_provisioned(&bed.state(), &config());
+}
+
+#[test]
+fn every_interrupted_state_recovers() {
+    let size = GIB;
+    recovers(
+        "orphan PV (killed after pvcreate or vgremove)",
+        SimulatedPartition::orphan_pv(size),
+        &[VGCREATE, POOL_CREATE],
+        1,
+    );
+    recovers(
+        "PV marked in use, no VG (vgcreate cut off)",
+        SimulatedPartition::interrupted_vgcreate(size),
+        &["pvcreate -ff --yes /dev/vda1", VGCREATE, POOL_CREATE],
+        1,
+    );
+    recovers(
+        "VG without pool (killed after vgcreate)",
+        SimulatedPartition::volume_group(size, VG, "node-01"),
+        &[POOL_CREATE],
+        1,
+    );
+    recovers(
+        "incomplete pool (thin-pool lvcreate cut off)",
+        SimulatedPartition::interrupted_pool_creation(size, "node-01"),
+        &["lvremove --force linstor-vg/linstor-pool", POOL_CREATE],
+        1,
+    );
+    recovers(
+        "incomplete spare (lvcreate killed making the spare)",
+        SimulatedPartition::interrupted_spare_creation(size, "node-01"),
+        &["lvremove --force linstor-vg/lvol0", POOL_CREATE],
+        1,
+    );
+    let mut components = SimulatedPartition::provisioned(size, "node-01");
+    components.set_pool_activity(PoolActivity::IdleComponentsActive);
+    recovers(
+        "pool components active (activation cut off)",
+        components,
+        &[
+            "lvchange --activate n linstor-vg/linstor-pool_tmeta",
+            POOL_ACTIVATE,
+        ],
+        1,
+    );
+    let mut unloaded = SimulatedPartition::provisioned(size, "node-01");
+    unloaded.set_pool_activity(PoolActivity::Unloaded);
+    recovers(
+        "pool device never loaded",
+        unloaded,
+        &[&format!("remove-stale-devices {POOL_DM}"), POOL_ACTIVATE],
+        1,
+    );
+    let mut suspended = SimulatedPartition::provisioned(size, "node-01");
+    suspended.set_pool_activity(PoolActivity::Suspended);
+    recovers("pool suspended", suspended, &[POOL_REFRESH], 1);
+    let mut unheld = SimulatedPartition::provisioned(size, "node-02");
+    unheld.set_pool_activity(PoolActivity::Unheld);
+    let mut expected = vec![format!("remove-stale-devices {POOL_DM}")];
+    expected.extend(RESET.map(str::to_owned));
+    recovers(
+        "reset over a pool device a killed removal left",
+        unheld,
+        &expected.iter().map(String::as_str).collect::<Vec<_>>(),
+        1,
+    );
+    let mut suspended_reset = SimulatedPartition::provisioned(size, "node-02");
+    suspended_reset.set_pool_activity(PoolActivity::Suspended);
+    let mut expected = vec![POOL_REFRESH];
+    expected.extend(RESET);
+    recovers("reset over a suspended pool", suspended_reset, &expected, 1);
+    let mut stale = SimulatedPartition::blank(size);
+    stale.add_stale_device("linstor--vg-linstor--pool", None);
+    stale.add_stale_device("linstor--vg-lvol0", None);
+    recovers(
+        "devices left on a blank partition",
+        stale,
+        &[
+            "remove-stale-devices linstor--vg-linstor--pool,linstor--vg-lvol0",
+            PVCREATE,
+            VGCREATE,
+            POOL_CREATE,
+        ],
+        1,
+    );
+    let mut folder = SimulatedPartition::orphan_pv(size);
+    folder.set_vg_folder(vec![dangling_link("linstor-pool")]);
+    recovers(
+        "/dev/linstor-vg left behind",
+        folder,
+        &[
+            "remove-stale-vg-path /dev/linstor-vg",
+            VGCREATE,
+            POOL_CREATE,
+        ],
+        1,
+    );
+    // In a reset LVM removes its own links; the folder step finds nothing left.
+    let mut reset_folder = SimulatedPartition::provisioned(size, "node-02");
+    reset_folder.set_vg_folder(vec![VgDevEntry::Symlink {
+        name: "linstor-pool".into(),
+        target: PathBuf::from("../dm-4"),
+        resolves: true,
+    }]);
+    let mut expected = RESET[..4].to_vec();
+    expected.extend([
+        "remove-stale-vg-path /dev/linstor-vg",
+        VGCREATE,
+        POOL_CREATE,
+    ]);
+    recovers("reset with /dev/linstor-vg", reset_folder, &expected, 1);
+    let mut untagged = SimulatedPartition::volume_group(size, VG, "x");
+    untagged.vg_mut().satellite_id = SatelliteIdReading::Absent;
+    recovers(
+        "our VG name, no ID recorded (tag missing)",
+        untagged,
+        &RESET[1..],
+        1,
+    );
+    recovers(
+        "seed layout, same ID: adopted",
+        SimulatedPartition::seed_layout(
+            size,
+            "node-01",
+            SatelliteIdReading::SeedFile("node-01".into()),
+        ),
+        &[VGTAG],
+        1,
+    );
+    recovers(
+        "seed LV inactive: activated, read, adopted",
+        SimulatedPartition::seed_layout(size, "node-01", SatelliteIdReading::SeedLvInactive),
+        &[SEED_ACTIVATE, VGTAG],
+        2,
+    );
+    recovers(
+        "seed LV inactive, another ID: activated, read, reset",
+        SimulatedPartition::seed_layout(size, "node-02", SatelliteIdReading::SeedLvInactive),
+        &[&[SEED_ACTIVATE][..], &RESET[..]].concat(),
+        2,
+    );
+    recovers(
+        "seed LV device never loaded",
+        SimulatedPartition::seed_layout(
+            size,
+            "node-01",
+            SatelliteIdReading::SeedLvUnloaded {
+                dm_name: "linstor--vg-metadata".into(),
+            },
+        ),
+        &[SEED_ACTIVATE, VGTAG],
+        2,
+    );
+    let mut seed_suspended = SimulatedPartition::seed_layout(
+        size,
+        "node-01",
+        SatelliteIdReading::SeedPoolSuspended { pool: POOL.into() },
+    );
+    seed_suspended.set_pool_activity(PoolActivity::Suspended);
+    if let Some(lv) = seed_suspended.lv_mut(SEED_LV) {
+        lv.active = true;
+    }
+    recovers(
+        "seed pool suspended",
+        seed_suspended,
+        &[POOL_REFRESH, VGTAG],
+        2,
+    );
+    let mut seed_idle =
+        SimulatedPartition::seed_layout(size, "node-01", SatelliteIdReading::SeedLvInactive);
+    seed_idle.set_pool_activity(PoolActivity::IdleComponentsActive);
+    recovers(
+        "seed adoption killed inside its activation",
+        seed_idle,
+        &[
+            "lvchange --activate n linstor-vg/linstor-pool_tmeta",
+            SEED_ACTIVATE,
+            VGTAG,
+        ],
+        2,
+    );
+}
+
+#[test]
+fn the_devices_file_is_kept_in_step() {
+    let in_use = |listed: bool| DevicesFileFacts::InUse {
+        path: PathBuf::from("/etc/lvm/devices/system.devices"),
+        listed,
+        listed_pvid: None,
+        version: Some("1.1.7".into()),
+        version_too_new: false,
+        dead_pvids: Vec::new(),
+    };
+    let mut fresh = SimulatedPartition::blank(GIB);
+    fresh.observed.host_lvm.devices_file = in_use(false);
+    recovers(
+        "fresh, devices file in use",
+        fresh,
+        &[
+            PVCREATE,
+            VGCREATE,
+            POOL_CREATE,
+            "lvmdevices --adddev /dev/vda1",
+        ],
+        1,
+    );
+    // A listed PV is taken out before it is destroyed, the new one entered.
+    let mut reset = SimulatedPartition::provisioned(GIB, "node-02");
+    reset.observed.host_lvm.devices_file = in_use(false);
+    let mut bed = Bed::new(reset);
+    bed.lvm.ignore_commands_starting = None;
+    // First provisioning step of the old PV's life: enter it.
+    let old_pvid = match &bed.state().observed.physical_volume {
+        Some(pv) => pv.uuid.clone(),
+        None => panic!("no PV"),
+    };
+    if let Err(e) =
+        bed.partition
+            .borrow_mut()
+            .run(&["lvmdevices".into(), "--adddev".into(), DEVNODE.into()])
+    {
+        panic!("{e}");
+    }
+    assert_eq!(converged(bed.converge(&config())), (8, 1));
+    let log = bed.log();
+    assert_eq!(log[2], format!("lvmdevices --yes --delpvid {old_pvid}"));
+    assert_eq!(log[3], RESET[2]);
+    assert_eq!(log[7], "lvmdevices --adddev /dev/vda1");
+    let state = bed.state();
+    assert_provisioned(&state, &config());
+    assert!(matches!(
+        &state.observed.host_lvm.devices_file,
+        DevicesFileFacts::InUse { listed: true, dead_pvids, .. } if dead_pvids.is_empty()
+    ));
+}
+
+fn dangling_link(name: &str) -> VgDevEntry {
+    VgDevEntry::Symlink {
+        name: name.into(),
+        target: PathBuf::from("../dm-9"),
+        resolves: false,
+    }
+}
+
+/// Where a generated start begins, before leftovers are added.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Blank,
+    OrphanPv,
+    InterruptedVgcreate,
+    VolumeGroup,
+    InterruptedPool,
+    InterruptedSpare,
+    Provisioned,
+    Seed,
+}
+
+/// What the disk says about the satellite ID.
+#[derive(Debug, Clone, Copy)]
+enum Identity {
+    Ours,
+    Other,
+    Absent,
+}
+
+#[derive(Debug, Clone)]
+struct Start {
+    stage: Stage,
+    identity: Identity,
+    foreign_vg_name: bool,
+    seed_inactive: bool,
+    activity: PoolActivity,
+    open_thin_volume: bool,
+    foreign_signature: bool,
+    grown_gib: u64,
+    stale_device: Option<bool>,
+    vg_folder: bool,
+    devices_file: Option<bool>,
+    force: bool,
+    fail_command: usize,
+}
+
+fn stage() -> impl Strategy<Value = Stage> {
+    prop_oneof![
+        Just(Stage::Blank),
+        Just(Stage::OrphanPv),
+        Just(Stage::InterruptedVgcreate),
+        Just(Stage::VolumeGroup),
+        Just(Stage::InterruptedPool),
+        Just(Stage::InterruptedSpare),
+        Just(Stage::Provisioned),
+        Just(Stage::Seed),
+    ]
+}
+
+fn activity() -> impl Strategy<Value = PoolActivity> {
+    prop_oneof![
+        3 => Just(PoolActivity::Serving),
+        1 => Just(PoolActivity::Idle),
+        1 => Just(PoolActivity::IdleComponentsActive),
+        1 => Just(PoolActivity::Suspended),
+        1 => Just(PoolActivity::Unloaded),
+        1 => Just(PoolActivity::Unheld),
+    ]
+}
+
+prop_compose! {
+    fn start()(
+        stage in stage(),
+        identity in prop_oneof![Just(Identity::Ours), Just(Identity::Other), Just(Identity::Absent)],
+        foreign_vg_name in prop::bool::weighted(0.15),
+        seed_inactive in any::<bool>(),
+        activity in activity(),
+        open_thin_volume in prop::bool::weighted(0.15),
+        foreign_signature in prop::bool::weighted(0.15),
+        grown_gib in prop_oneof![3 => Just(0u64), 1 => 1u64..4, 1 => Just(2047u64)],
+        stale_device in prop::option::weighted(0.2, prop::bool::weighted(0.2)),
+        vg_folder in prop::bool::weighted(0.2),
+        devices_file in prop::option::weighted(0.3, any::<bool>()),
+        force in prop::bool::weighted(0.2),
+        fail_command in prop_oneof![2 => Just(0usize), 1 => 1usize..9],
+    ) -> Start {
+        Start {
+            stage, identity, foreign_vg_name, seed_inactive, activity, open_thin_volume,
+            foreign_signature, grown_gib, stale_device, vg_folder, devices_file, force,
+            fail_command,
+        }
+    }
+}
+
+/// A state a partition can be found in: a stage of provisioning, with what
+/// interrupted commands, other tools and a grown partition add to it.
+fn build(start: &Start) -> SimulatedPartition {
+    let size = GIB;
+    let id = match start.identity {
+        Identity::Ours | Identity::Absent => "node-01",
+        Identity::Other => "node-02",
+    };
+    let name = if start.foreign_vg_name { "data" } else { VG };
+    let has_pool = matches!(start.stage, Stage::Provisioned | Stage::Seed);
+    let mut sim = match start.stage {
+        Stage::Blank => {
+            let mut sim = SimulatedPartition::blank(size);
+            sim.observed.foreign_signature = start.foreign_signature.then(|| "ext4".into());
+            sim
+        }
+        Stage::OrphanPv => SimulatedPartition::orphan_pv(size),
+        Stage::InterruptedVgcreate => SimulatedPartition::interrupted_vgcreate(size),
+        Stage::VolumeGroup => SimulatedPartition::volume_group(size, name, id),
+        Stage::InterruptedPool => SimulatedPartition::interrupted_pool_creation(size, id),
+        Stage::InterruptedSpare => SimulatedPartition::interrupted_spare_creation(size, id),
+        Stage::Provisioned => SimulatedPartition::provisioned(size, id),
+        Stage::Seed => SimulatedPartition::seed_layout(
+            size,
+            id,
+            if start.seed_inactive {
+                SatelliteIdReading::SeedLvInactive
+            } else {
+                SatelliteIdReading::SeedFile(id.into())
+            },
+        ),
+    };
+    if has_pool {
+        // An active seed LV keeps its pool serving.
+        let seed_active = sim.lv(SEED_LV).is_some_and(|lv| lv.active);
+        if !seed_active {
+            sim.set_pool_activity(start.activity);
+        }
+        if matches!(start.stage, Stage::Seed)
+            && start.seed_inactive
+            && start.activity == PoolActivity::Suspended
+        {
+            // The observer sees the suspended pool before the seed LV.
+            if let Some(lv) = sim.lv_mut(SEED_LV) {
+                lv.active = true;
+            }
+            sim.vg_mut().satellite_id = SatelliteIdReading::SeedPoolSuspended { pool: POOL.into() };
+        }
+        if start.open_thin_volume {
+            if let Some(lv) = sim.lv_mut("pvc-1") {
+                lv.open_by = Some("drbd1000".into());
+            }
+        }
+    }
+    if sim.vg().is_some()
+        && matches!(start.identity, Identity::Absent)
+        && !matches!(start.stage, Stage::Seed)
+    {
+        sim.vg_mut().satellite_id = SatelliteIdReading::Absent;
+    }
+    sim.observed.partition.size_bytes += start.grown_gib * GIB;
+    if let Some(held) = start.stale_device {
+        sim.add_stale_device("linstor--vg-old", held.then_some("held by drbd1001"));
+    }
+    if start.vg_folder && sim.vg().is_none_or(|vg| vg.name != VG) {
+        sim.set_vg_folder(vec![dangling_link("old")]);
+    }
+    if let Some(listed) = start.devices_file {
+        let listed_pvid = sim
+            .observed
+            .physical_volume
+            .as_ref()
+            .filter(|_| listed)
+            .map(|pv| pv.uuid.clone());
+        sim.observed.host_lvm.devices_file = DevicesFileFacts::InUse {
+            path: PathBuf::from("/etc/lvm/devices/system.devices"),
+            listed: listed_pvid.is_some(),
+            listed_pvid,
+            version: Some("1.1.7".into()),
+            version_too_new: false,
+            dead_pvids: Vec::new(),
+        };
+    }
+    sim
+}
+
+/// A pool taking every extent of a VG: the data LV's size and extents agree.
+fn pool_fills_the_vg(sim: &SimulatedPartition) -> bool {
+    let Some(vg) = sim.vg() else { return false };
+    let allocated: u64 = vg
+        .logical_volumes
+        .iter()
+        .filter(|lv| matches!(lv.kind, LvKind::Other { .. }))
+        .map(|lv| lv.size_bytes / EXTENT)
+        .sum();
+    allocated == vg.pv_extent_count
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// From every generated start (after a run killed at command N, if any), a run
+    /// ends with the partition provisioned and nothing left to plan — or the
+    /// planner refuses, writes nothing more, and keeps refusing.
+    #[test]
+    fn every_start_converges_or_is_refused_consistently(start in start()) {
+        let config = config_for("node-01", start.force);
+        let initial = build(&start);
+        let mut bed = Bed::new(initial);
+        if start.fail_command > 0 {
+            bed.lvm.fail_command = Some(start.fail_command);
+            let first = bed.converge(&config);
+            prop_assert!(
+                matches!(first, Ok(_) | Err(ConvergeError::Apply(_)) | Err(ConvergeError::Refused(_))),
+                "{first:?} after {:?}", bed.log()
+            );
+            bed.restart();
+        }
+        let outcome = bed.converge(&config);
+        let state = bed.state();
+        match outcome {
+            Ok(Outcome::Converged { rounds, .. }) => {
+                prop_assert!(rounds < MAX_ROUNDS);
+                assert_provisioned(&state, &config);
+                prop_assert!(pool_fills_the_vg(&state));
+            }
+            Err(ConvergeError::Refused(refusal)) => {
+                let again = plan(&state.observed, &config);
+                prop_assert!(
+                    again.as_ref().err().map(ToString::to_string) == Some(refusal.to_string()),
+                    "refused with {refusal}, replanned {again:?}"
+                );
+                let log_before = bed.lvm.log.clone();
+                bed.restart();
+                prop_assert!(matches!(bed.converge(&config), Err(ConvergeError::Refused(_))));
+                prop_assert!(bed.log().is_empty(), "{log_before:?}");
+            }
+            other => prop_assert!(false, "{other:?} after {:?} from {start:?}", bed.log()),
+        }
+    }
+}
