@@ -1286,3 +1286,21 @@ fn an_empty_seed_metadata_device_is_activated_and_a_suspended_seed_pool_refreshe
     };
     assert_eq!(kinds(&planned(&observed, &config())), ["pool-refresh"]);
 }
+
+/// The JSON of the observed facts and of a plan that carries every size field is
+/// part of the interface (`status --json`, `--dry-run`): pinned byte for byte.
+#[test]
+fn observed_and_plan_json_are_pinned() {
+    let mut grown = provisioned(tag("node-01"));
+    grown.partition.size_bytes = 4096 * GIB;
+    if let Some(pv) = grown.physical_volume.as_mut() {
+        pv.metadata_bytes_at_end = MIB;
+    }
+    vg_mut(&mut grown).free_extents = 3;
+    let observed = serde_json::to_string(&grown).unwrap_or_default();
+    let plan = serde_json::to_string(&planned(&grown, &config())).unwrap_or_default();
+    let fresh = serde_json::to_string(&planned(&blank(GIB), &config())).unwrap_or_default();
+    assert_eq!(observed, "{\"partition\":{\"devnode\":\"/dev/vda1\",\"major\":254,\"minor\":1,\"label\":\"linstor-storage\",\"size_bytes\":4398046511104},\"foreign_signature\":null,\"physical_volume\":{\"uuid\":\"pv-uuid\",\"recorded_device_size\":1073741824,\"metadata_bytes_at_end\":1048576,\"in_use_without_metadata\":null,\"volume_group\":{\"name\":\"linstor-vg\",\"uuid\":\"vg-uuid\",\"seqno\":7,\"extent_size_bytes\":4194304,\"pe_start_bytes\":1048576,\"pv_extent_count\":255,\"free_extents\":3,\"other_pvs\":[],\"satellite_id\":{\"source\":\"tag\",\"value\":\"node-01\"},\"logical_volumes\":[{\"name\":\"linstor-pool\",\"kind\":{\"type\":\"thin-pool\",\"metadata_size_bytes\":4194304,\"chunk_size_bytes\":524288,\"zero_new_blocks\":false,\"serving\":true,\"pool_device_present\":true,\"unloaded_pool_device\":null,\"unheld_pool_device\":null},\"visible\":true,\"size_bytes\":1061158912,\"active\":true,\"open_by\":null},{\"name\":\"linstor-pool_tdata\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"linstor-pool_tmeta\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"lvol0_pmspare\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"pvc-1\",\"kind\":{\"type\":\"thin\",\"pool\":\"linstor-pool\"},\"visible\":true,\"size_bytes\":10737418240,\"active\":false,\"open_by\":null}]}},\"wanted_vg_name_elsewhere\":[],\"leftovers\":{\"stale_devices\":[],\"vg_dev_dir\":{\"state\":\"absent\"}},\"host_lvm\":{\"devices_file\":{\"state\":\"not-in-use\"},\"global_filter_rejects\":null,\"filter_rejects\":null,\"error\":null}}");
+    assert_eq!(plan, "{\"reset\":null,\"actions\":[{\"action\":\"resize-physical-volume\",\"device\":\"/dev/vda1\",\"from_bytes\":1073741824,\"to_bytes\":4398046511104},{\"action\":\"extend-pool-metadata\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"to_bytes\":536870912},{\"action\":\"extend-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"by_extents\":1048069}]}");
+    assert_eq!(fresh, "{\"reset\":null,\"actions\":[{\"action\":\"create-physical-volume\",\"device\":\"/dev/vda1\",\"overwrite_signature\":null},{\"action\":\"create-volume-group\",\"volume_group\":\"linstor-vg\",\"device\":\"/dev/vda1\",\"satellite_id_tag\":\"linstor-satellite-id=node-01\"},{\"action\":\"create-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"chunk_size_bytes\":524288,\"zero_new_blocks\":false}]}");
+}

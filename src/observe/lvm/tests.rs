@@ -496,3 +496,19 @@ fn read_physical_volume_opens_files() {
     assert!(missing.contains("nope"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `metadata --json` prints the reader's structures: their JSON is pinned byte for
+/// byte against files written by the build before units became types.
+#[test]
+fn metadata_json_is_pinned() {
+    for name in ["vg-thin", "vg-two-a", "two-mdas"] {
+        let json = serde_json::to_string_pretty(&read(name)).unwrap();
+        let pin = fixture_dir().join(format!("{name}.reader.json"));
+        let pinned = std::fs::read_to_string(&pin).unwrap();
+        assert!(
+            json == pinned,
+            "{name}: JSON differs from {}",
+            pin.display()
+        );
+    }
+}
