@@ -15,3 +15,4 @@ pub mod config;
 pub mod ffi;
 pub mod observe;
 pub mod plan;
+pub mod units;

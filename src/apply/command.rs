@@ -5,6 +5,7 @@
 //! nothing would ever answer.
 use super::thin_check::ThinCheck;
 use crate::plan::Action;
+use crate::units::WholeBinaryUnits;
 use std::path::Path;
 
 /// LVM settings for every command: no udev synchronisation or udev-driven device
@@ -172,7 +173,7 @@ pub fn command_line(
             "--extents".into(),
             "100%FREE".into(),
             "--chunksize".into(),
-            format!("{}k", chunk_size_bytes / 1024),
+            format!("{}k", chunk_size_bytes.whole_kib()),
             "--zero".into(),
             if *zero_new_blocks { "y" } else { "n" }.into(),
             "--name".into(),
@@ -186,7 +187,7 @@ pub fn command_line(
         } => vec![
             "lvextend".into(),
             "--poolmetadatasize".into(),
-            format!("{}k", to_bytes / 1024),
+            format!("{}k", to_bytes.whole_kib()),
             format!("{volume_group}/{pool}"),
         ],
         Action::ExtendThinPool {
@@ -209,6 +210,7 @@ pub fn command_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::{Bytes, Extents};
     use std::path::PathBuf;
 
     fn line(action: Action) -> String {
@@ -261,7 +263,7 @@ mod tests {
                 Action::CreateThinPool {
                     volume_group: "vg".into(),
                     pool: "pool".into(),
-                    chunk_size_bytes: 512 * 1024,
+                    chunk_size_bytes: Bytes(512 << 10),
                     zero_new_blocks: false,
                 },
                 "lvcreate --yes --type thin-pool --extents 100%FREE --chunksize 512k --zero n --name pool vg",
@@ -284,7 +286,7 @@ mod tests {
                 Action::ExtendPoolMetadata {
                     volume_group: "vg".into(),
                     pool: "pool".into(),
-                    to_bytes: 8 << 20,
+                    to_bytes: Bytes(8 << 20),
                 },
                 "lvextend --poolmetadatasize 8192k vg/pool",
             ),
@@ -292,7 +294,7 @@ mod tests {
                 Action::ExtendThinPool {
                     volume_group: "vg".into(),
                     pool: "pool".into(),
-                    by_extents: 3,
+                    by_extents: Extents::new(3),
                 },
                 "lvextend --extents +100%FREE vg/pool",
             ),
@@ -321,7 +323,7 @@ mod tests {
         let action = Action::ExtendThinPool {
             volume_group: "vg".into(),
             pool: "pool".into(),
-            by_extents: 3,
+            by_extents: Extents::new(3),
         };
         let with = command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Missing)
             .unwrap_or_default()

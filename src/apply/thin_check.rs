@@ -114,6 +114,7 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::{Bytes, Extents};
     use std::path::PathBuf;
 
     #[test]
@@ -152,12 +153,12 @@ mod tests {
         let extend = Action::ExtendThinPool {
             volume_group: "vg".into(),
             pool: "pool".into(),
-            by_extents: 1,
+            by_extents: Extents::new(1),
         };
         let create = Action::CreateThinPool {
             volume_group: "vg".into(),
             pool: "pool".into(),
-            chunk_size_bytes: 512 * 1024,
+            chunk_size_bytes: Bytes(512 << 10),
             zero_new_blocks: false,
         };
         let pv = Action::CreatePhysicalVolume {

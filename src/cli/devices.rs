@@ -6,6 +6,7 @@ use crate::observe::live::holders;
 use crate::observe::lvm;
 use crate::observe::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend};
 use crate::observe::signature::{self, Signature};
+use crate::units::Bytes;
 use serde::Serialize;
 
 /// One row of the enumeration.
@@ -97,7 +98,7 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
             vec![
                 d.devnode.display().to_string(),
                 format!("{}:{}", d.major, d.minor),
-                human_size(d.size_bytes),
+                human_size(Bytes::from(d.size_bytes)),
                 match d.kind {
                     DeviceKind::Disk => "disk",
                     DeviceKind::Partition => "part",

@@ -22,7 +22,7 @@ pub fn run(args: &MetadataArgs) -> Result<(), CliError> {
     println!("device        {}", args.device.display());
     println!("pv uuid       {}", pv.pv_uuid);
     println!(
-        "device size   {} bytes (as recorded in the PV header)",
+        "device size   {} (as recorded in the PV header)",
         pv.device_size
     );
     match &pv.metadata {
@@ -32,14 +32,14 @@ pub fn run(args: &MetadataArgs) -> Result<(), CliError> {
                 "volume group  {} (uuid {}, seqno {})",
                 vg.name, vg.id, vg.seqno
             );
-            println!("extent size   {} bytes", vg.extent_size_bytes());
+            println!("extent size   {}", vg.extent_size.bytes());
             println!("tags          {}", vg.tags.join(", "));
             println!("pvs           {}", vg.physical_volumes.len());
             for lv in &vg.logical_volumes {
                 let kinds: Vec<&str> = lv.segments.iter().map(|s| s.kind.type_name()).collect();
                 let hidden = if lv.is_visible() { "" } else { " (hidden)" };
                 println!(
-                    "lv            {}{hidden}: {} extents, {}",
+                    "lv            {}{hidden}: {}, {}",
                     lv.name,
                     lv.extent_count(),
                     kinds.join("+")

@@ -1,8 +1,10 @@
 //! Small helpers for human-readable output.
+use crate::units::Bytes;
 
 /// Bytes as a short binary size: `512 B`, `4.0 MiB`, `1.9 GiB`.
-pub fn human_size(bytes: u64) -> String {
+pub fn human_size(bytes: Bytes) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let bytes = bytes.0;
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit + 1 < UNITS.len() {
@@ -55,9 +57,9 @@ mod tests {
 
     #[test]
     fn sizes_and_tables_render() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(4 << 20), "4.0 MiB");
-        assert_eq!(human_size((3 << 30) / 2), "1.5 GiB");
+        assert_eq!(human_size(Bytes(512)), "512 B");
+        assert_eq!(human_size(Bytes(4 << 20)), "4.0 MiB");
+        assert_eq!(human_size(Bytes((3 << 30) / 2)), "1.5 GiB");
         assert_eq!(percent(1, 4), "25.0%");
         assert_eq!(percent(1, 0), "-");
         let text = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);

@@ -9,12 +9,13 @@ use crate::observe::state::{
     DevicesFileFacts, HostLvmFacts, InUseWithoutMetadata, LvKind, OwnMetadataAreas,
     SatelliteIdReading, VgFacts,
 };
+use crate::units::Bytes;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 struct StatusReport<'a> {
     partition: &'a crate::observe::partition::BlockDevice,
-    size_bytes: u64,
+    size_bytes: Bytes,
     logical_sector_size: u32,
     signatures: Vec<String>,
     physical_volume: Option<PvReport<'a>>,
@@ -34,7 +35,7 @@ struct StatusReport<'a> {
 #[derive(Debug, Serialize)]
 struct PvReport<'a> {
     uuid: &'a str,
-    recorded_device_size: u64,
+    recorded_device_size: Bytes,
     /// Marked in use, but no VG metadata on the partition (see the planner).
     in_use_without_metadata: Option<&'a InUseWithoutMetadata>,
     volume_group: Option<&'a VgFacts>,
@@ -152,9 +153,9 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
             vg.name,
             vg.uuid,
             vg.seqno,
-            human_size(vg.extent_size_bytes),
-            vg.pv_extent_count,
-            vg.free_extents
+            human_size(vg.extent_size.bytes()),
+            vg.pv_extent_count.count(),
+            vg.free_extents.count()
         ),
     );
     if !vg.other_pvs.is_empty() {
@@ -222,9 +223,9 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
             format!(
                 "data {} of {}, metadata {} of {}",
                 percent(usage.data_used_bytes, usage.data_total_bytes),
-                human_size(usage.data_total_bytes),
+                human_size(Bytes::from(usage.data_total_bytes)),
                 percent(usage.metadata_used_bytes, usage.metadata_total_bytes),
-                human_size(usage.metadata_total_bytes)
+                human_size(Bytes::from(usage.metadata_total_bytes))
             ),
         );
     } else if let Some(error) = report.pool_usage_error {

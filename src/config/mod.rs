@@ -5,12 +5,13 @@ pub mod size;
 pub mod vg_path;
 
 use crate::observe::satellite_id::{self, SatelliteIdError};
+use crate::units::Bytes;
 use serde::Serialize;
 use std::path::Path;
 use thiserror::Error;
 
 /// Thin pool chunk size the seed tool used.
-pub const DEFAULT_CHUNK_SIZE_BYTES: u64 = 512 * 1024;
+pub const DEFAULT_CHUNK_SIZE_BYTES: Bytes = Bytes(512 << 10);
 
 /// A validated provisioning request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,7 +22,7 @@ pub struct ProvisionConfig {
     pub satellite_id: String,
     /// The VG tag that records `satellite_id`.
     pub satellite_id_tag: String,
-    pub chunk_size_bytes: u64,
+    pub chunk_size_bytes: Bytes,
     pub zero_new_blocks: bool,
     /// Overwrite a foreign signature or a foreign VG on the partition.
     pub force: bool,

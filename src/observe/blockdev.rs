@@ -9,6 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::ffi::blkdev;
+use crate::units::Bytes;
 
 /// A size query on a block device failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,22 +57,24 @@ fn ioctl_error(
     }
 }
 
-/// Exact size in bytes (`BLKGETSIZE64`) and logical sector size (`BLKSSZGET`) of
+/// Exact size (`BLKGETSIZE64`) and logical sector size (`BLKSSZGET`, bytes) of
 /// the block device at `path`, asked through one open.
-pub fn size_and_logical_sector(path: &Path) -> Result<(u64, u32), BlockDevError> {
+pub fn size_and_logical_sector(path: &Path) -> Result<(Bytes, u32), BlockDevError> {
     let file = open_read_only(path, "size")?;
     let size =
         blkdev::size_bytes(&file).map_err(|e| ioctl_error(path, "size", "BLKGETSIZE64", e))?;
     let sector = blkdev::logical_sector_size(&file)
         .map_err(|e| ioctl_error(path, "logical sector size", "BLKSSZGET", e))?;
-    Ok((size, sector))
+    Ok((Bytes::from(size), sector))
 }
 
-/// Exact size of the block device at `path`, in bytes (`BLKGETSIZE64`).
-pub fn device_size_bytes(path: &Path) -> Result<u64, BlockDevError> {
+/// Exact size of the block device at `path` (`BLKGETSIZE64`).
+pub fn device_size_bytes(path: &Path) -> Result<Bytes, BlockDevError> {
     const WHAT: &str = "size";
     let file = open_read_only(path, WHAT)?;
-    blkdev::size_bytes(&file).map_err(|e| ioctl_error(path, WHAT, "BLKGETSIZE64", e))
+    blkdev::size_bytes(&file)
+        .map(Bytes::from)
+        .map_err(|e| ioctl_error(path, WHAT, "BLKGETSIZE64", e))
 }
 
 /// Logical sector size of the block device at `path` (`BLKSSZGET`), usually
@@ -144,7 +147,7 @@ mod tests {
         let dev = Loop::attach(3 << 20, 4096);
         let size = device_size_bytes(&dev.node);
         assert!(
-            matches!(size, Ok(s) if s == 3 << 20),
+            matches!(size, Ok(s) if s == Bytes(3 << 20)),
             "{:?}: {size:?}",
             dev.node
         );

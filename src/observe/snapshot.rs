@@ -16,11 +16,10 @@ use super::state::{
 };
 use super::vg_dev_dir::{read_vg_dev_dir, VgDevDir};
 use super::{blockdev, live::holders};
+use crate::units::{Bytes, Extents, Sectors};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
-
-const SECTOR: u64 = 512;
 
 #[derive(Debug, Error)]
 pub enum ObserveError {
@@ -335,13 +334,15 @@ pub fn pv_facts(
         device: devnode.to_owned(),
         detail,
     };
-    let pe_start = pv.pe_start_bytes().unwrap_or(0);
+    let pe_start = pv.pe_start_bytes().unwrap_or_default();
     let metadata_bytes_at_end = pv
         .metadata_areas
         .iter()
-        .filter(|area| pe_start > 0 && area.offset >= pe_start)
-        .try_fold(0u64, |sum, area| sum.checked_add(area.size))
-        .ok_or_else(|| impossible("metadata areas whose sizes add up past 2^64 bytes".into()))?;
+        .filter(|area| pe_start > Bytes(0) && Bytes::from(area.offset) >= pe_start)
+        .try_fold(Bytes(0), |sum, area| {
+            sum.checked_add(Bytes::from(area.size))
+        })
+        .ok_or_else(|| impossible("metadata areas whose sizes add up past 2^128 bytes".into()))?;
     let in_use_without_metadata = (pv.is_in_vg() && pv.metadata.is_none()).then(|| {
         let states = &pv.metadata_area_states;
         InUseWithoutMetadata {
@@ -397,38 +398,25 @@ fn vg_facts(
         device: devnode.to_owned(),
         detail,
     };
-    let extent = vg
-        .extent_size_sectors
-        .checked_mul(SECTOR)
-        .filter(|bytes| *bytes > 0)
-        .ok_or_else(|| {
-            impossible(format!(
-                "volume group {} has an extent size of {} sectors (expected more than 0, at most 2^55)",
-                vg.name, vg.extent_size_sectors
-            ))
-        })?;
+    // The extent size was checked when the metadata was read (non-zero, 32 bits).
+    let extent = vg.extent_size;
     let own = vg.pv_by_id(&pv.pv_uuid);
     let own_key = own.map(|entry| entry.key.as_str()).unwrap_or_default();
-    let pv_extent_count = own.map_or(0, |entry| entry.pe_count);
-    let pe_start_bytes = own
-        .map_or(Some(0), |entry| entry.pe_start.checked_mul(SECTOR))
-        .ok_or_else(|| {
-            impossible(format!(
-                "this PV's pe_start in volume group {} is past 2^64 bytes",
-                vg.name
-            ))
-        })?;
+    let pv_extent_count = own.map_or(Extents::ZERO, |entry| entry.pe_count);
+    let pe_start_bytes = own.map_or(Bytes(0), |entry| entry.pe_start.bytes());
     let allocated = vg
         .logical_volumes
         .iter()
         .flat_map(|lv| &lv.segments)
-        .try_fold(0u64, |sum, segment| match &segment.kind {
+        .try_fold(Extents::ZERO, |sum, segment| match &segment.kind {
             SegmentKind::Striped { stripes, .. } => {
-                // Stripes share the segment's extents evenly; `mine` ≤ stripes, so
-                // `mine * per_stripe` ≤ the segment's extent count.
-                let per_stripe = segment.extent_count / (stripes.len().max(1) as u64);
+                // Stripes share the segment's extents evenly.
                 let mine = stripes.iter().filter(|(key, _)| key == own_key).count() as u64;
-                sum.checked_add(mine * per_stripe)
+                if mine == 0 {
+                    return Some(sum);
+                }
+                let per_stripe = segment.extent_count.checked_share(stripes.len() as u64)?;
+                sum.checked_add(per_stripe.checked_times(mine)?)
             }
             _ => Some(sum),
         })
@@ -440,17 +428,31 @@ fn vg_facts(
         })?;
     let free_extents = pv_extent_count.checked_sub(allocated).ok_or_else(|| {
         impossible(format!(
-            "volume group {} allocates {allocated} extents on this PV, which has {pv_extent_count}",
-            vg.name
+            "volume group {} allocates {allocated} on this PV, which has {}",
+            vg.name,
+            pv_extent_count.count()
         ))
     })?;
-    let bytes_of = |extents: Option<u64>, lv: &str| {
+    let bytes_of = |extents: Option<Extents>, lv: &str| {
         extents.and_then(|n| n.checked_mul(extent)).ok_or_else(|| {
             impossible(format!(
-                "LV {}/{lv} is larger than 2^64 bytes ({:?} extents of {extent} bytes)",
-                vg.name, extents
+                "LV {}/{lv} has more than 2^64 extents (its segments add up past it)",
+                vg.name
             ))
         })
+    };
+    // LVM keeps a chunk size as 32 bits of sectors, and a pool of zero-byte
+    // chunks is no pool: neither can be planned with.
+    let chunk_bytes = |chunk: Sectors, lv: &str| {
+        (Sectors(1)..=Sectors(u32::MAX.into()))
+            .contains(&chunk)
+            .then(|| chunk.bytes())
+            .ok_or_else(|| {
+                impossible(format!(
+                    "thin pool {}/{lv} has a chunk size of {chunk} (expected 1 to 2^32 - 1 sectors)",
+                    vg.name
+                ))
+            })
     };
     let other_pvs = vg
         .physical_volumes
@@ -483,15 +485,10 @@ fn vg_facts(
                     ..
                 }) => LvKind::ThinPool {
                     metadata_size_bytes: match vg.lv(metadata_lv) {
-                        None => 0,
+                        None => Bytes(0),
                         Some(m) => bytes_of(m.checked_extent_count(), &m.name)?,
                     },
-                    chunk_size_bytes: chunk_size_sectors.checked_mul(SECTOR).ok_or_else(|| {
-                        impossible(format!(
-                            "thin pool {}/{} has a chunk size of {chunk_size_sectors} sectors, past 2^64 bytes",
-                            vg.name, lv.name
-                        ))
-                    })?,
+                    chunk_size_bytes: chunk_bytes(*chunk_size_sectors, &lv.name)?,
                     zero_new_blocks: *zero_new_blocks,
                     // Its `-tpool` device serves I/O (named `vg-pool` while no thin
                     // volume uses the pool, `vg-pool-tpool` after): LVM then reports
@@ -550,7 +547,7 @@ fn vg_facts(
         name: vg.name.clone(),
         uuid: vg.id.clone(),
         seqno: vg.seqno,
-        extent_size_bytes: extent,
+        extent_size: extent,
         pe_start_bytes,
         pv_extent_count,
         free_extents,
@@ -808,7 +805,8 @@ mod tests {
             status: Vec::new(),
             flags: Vec::new(),
             tags: Vec::new(),
-            extent_size_sectors: 8192,
+            extent_size: crate::units::ExtentSize::from_sectors(Sectors(8192))
+                .unwrap_or_else(|| panic!("8192 sectors is an extent size")),
             max_lv: 0,
             max_pv: 0,
             system_id: None,

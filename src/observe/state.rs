@@ -2,6 +2,7 @@
 //! [`super::observe_partition`] from the native readers; built by hand in tests.
 pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts};
 use super::vg_dev_dir::VgDevDir;
+use crate::units::{Bytes, ExtentSize, Extents};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -46,19 +47,19 @@ pub struct PartitionFacts {
     pub major: u32,
     pub minor: u32,
     pub label: String,
-    /// Current size of the partition in bytes (BLKGETSIZE64).
-    pub size_bytes: u64,
+    /// Current size of the partition (BLKGETSIZE64).
+    pub size_bytes: Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PvFacts {
     pub uuid: String,
-    /// Device size recorded in the PV header (what `pvresize` last saw), bytes.
-    pub recorded_device_size: u64,
+    /// Device size recorded in the PV header (what `pvresize` last saw).
+    pub recorded_device_size: Bytes,
     /// Bytes of metadata areas that lie after the first extent (a second area at
     /// the end of the device, `--pvmetadatacopies 2`): LVM subtracts them from the
     /// space extents may use, and moves them to the new end on `pvresize`.
-    pub metadata_bytes_at_end: u64,
+    pub metadata_bytes_at_end: Bytes,
     /// The PV header says "in a VG", yet no metadata area on the partition holds
     /// that VG's metadata.
     pub in_use_without_metadata: Option<InUseWithoutMetadata>,
@@ -117,13 +118,17 @@ pub struct VgFacts {
     pub name: String,
     pub uuid: String,
     pub seqno: u64,
-    pub extent_size_bytes: u64,
-    /// Where this PV's first extent starts, bytes.
-    pub pe_start_bytes: u64,
+    #[serde(
+        rename = "extent_size_bytes",
+        serialize_with = "ExtentSize::serialize_as_bytes"
+    )]
+    pub extent_size: ExtentSize,
+    /// Where this PV's first extent starts.
+    pub pe_start_bytes: Bytes,
     /// Extents this PV contributes to the VG.
-    pub pv_extent_count: u64,
+    pub pv_extent_count: Extents,
     /// Extents of the VG not allocated to any LV.
-    pub free_extents: u64,
+    pub free_extents: Extents,
     /// PVs of the VG other than the partition (uuid and last known device).
     pub other_pvs: Vec<String>,
     pub satellite_id: SatelliteIdReading,
@@ -159,7 +164,7 @@ pub struct LvFacts {
     pub kind: LvKind,
     /// Visible LVs are the ones users made; hidden ones are LVM's sub-LVs.
     pub visible: bool,
-    pub size_bytes: u64,
+    pub size_bytes: Bytes,
     /// Active in device-mapper right now.
     pub active: bool,
     /// Who holds it open (DM holders or an open count), when someone does.
@@ -170,8 +175,8 @@ pub struct LvFacts {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum LvKind {
     ThinPool {
-        metadata_size_bytes: u64,
-        chunk_size_bytes: u64,
+        metadata_size_bytes: Bytes,
+        chunk_size_bytes: Bytes,
         zero_new_blocks: bool,
         /// Its `-tpool` device-mapper device serves I/O: LVM reports usage and
         /// LINSTOR can carve volumes. LINSTOR never activates a pool itself.

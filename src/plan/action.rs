@@ -1,5 +1,6 @@
 //! The steps a plan is made of. Each is one LVM command when applied, and each is
 //! safe to repeat: a run killed between two steps converges when rerun.
+use crate::units::{Bytes, Extents, WholeBinaryUnits};
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
@@ -43,8 +44,8 @@ pub enum Action {
     },
     ResizePhysicalVolume {
         device: PathBuf,
-        from_bytes: u64,
-        to_bytes: u64,
+        from_bytes: Bytes,
+        to_bytes: Bytes,
     },
     CreateVolumeGroup {
         volume_group: String,
@@ -59,19 +60,19 @@ pub enum Action {
     CreateThinPool {
         volume_group: String,
         pool: String,
-        chunk_size_bytes: u64,
+        chunk_size_bytes: Bytes,
         zero_new_blocks: bool,
     },
     ExtendPoolMetadata {
         volume_group: String,
         pool: String,
-        to_bytes: u64,
+        to_bytes: Bytes,
     },
     /// Give the pool every free extent of the VG.
     ExtendThinPool {
         volume_group: String,
         pool: String,
-        by_extents: u64,
+        by_extents: Extents,
     },
     /// Deactivate the pool's data/metadata LVs left active on their own by an
     /// activation cut off midway (LVM refuses to activate the pool while they are).
@@ -162,8 +163,8 @@ impl fmt::Display for Action {
                 f,
                 "grow physical volume {} from {} MiB to {} MiB (the partition grew)",
                 device.display(),
-                from_bytes >> 20,
-                to_bytes >> 20
+                from_bytes.whole_mib(),
+                to_bytes.whole_mib()
             ),
             Action::CreateVolumeGroup {
                 volume_group,
@@ -186,7 +187,7 @@ impl fmt::Display for Action {
             } => write!(
                 f,
                 "create thin pool {volume_group}/{pool} on all free space (chunk size {} KiB, zeroing {})",
-                chunk_size_bytes / 1024,
+                chunk_size_bytes.whole_kib(),
                 if *zero_new_blocks { "on" } else { "off" }
             ),
             Action::ExtendPoolMetadata {
@@ -196,13 +197,13 @@ impl fmt::Display for Action {
             } => write!(
                 f,
                 "grow thin pool metadata of {volume_group}/{pool} to {} MiB",
-                to_bytes >> 20
+                to_bytes.whole_mib()
             ),
             Action::ExtendThinPool {
                 volume_group,
                 pool,
                 by_extents,
-            } => write!(f, "grow thin pool {volume_group}/{pool} by {by_extents} extents"),
+            } => write!(f, "grow thin pool {volume_group}/{pool} by {by_extents}"),
             Action::DeactivatePoolComponents {
                 volume_group,
                 names,

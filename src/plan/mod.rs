@@ -18,12 +18,13 @@ use crate::observe::state::{
     SatelliteIdReading, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
+use crate::units::{Bytes, CheckedSub, Extents};
 use serde::Serialize;
 
 /// LVM's smallest thin pool metadata size.
-const MIN_POOL_METADATA_BYTES: u64 = 2 << 20;
+const MIN_POOL_METADATA_BYTES: Bytes = Bytes(2 << 20);
 /// Thin pool metadata needs about 64 bytes per data chunk (LVM's own estimate).
-const METADATA_BYTES_PER_CHUNK: u64 = 64;
+const METADATA_BYTES_PER_CHUNK: u128 = 64;
 
 /// A satellite-ID change: the storage on the partition was made for another node
 /// identity and will be reset.
@@ -499,29 +500,31 @@ fn keep_and_grow(
         });
     }
     let mut free_extents = vg.free_extents;
-    let extent = vg.extent_size_bytes;
-    if extent == 0 {
-        return Err(impossible(format!(
-            "volume group {} has an extent size of 0 bytes",
-            vg.name
-        )));
-    }
-    let possible_extents = usable_extents(observed.partition.size_bytes, pv, vg);
-    if possible_extents > vg.pv_extent_count {
+    let extent = vg.extent_size;
+    let possible_extents =
+        usable_extents(observed.partition.size_bytes, pv, vg).ok_or_else(|| {
+            impossible(format!(
+                "a partition of {} holds more than 2^64 extents of {}",
+                observed.partition.size_bytes,
+                vg.extent_size.bytes()
+            ))
+        })?;
+    if let Some(new) = possible_extents
+        .checked_sub(vg.pv_extent_count)
+        .filter(|new| !new.is_zero())
+    {
         actions.push(Action::ResizePhysicalVolume {
             device: observed.partition.devnode.clone(),
             from_bytes: pv.recorded_device_size,
             to_bytes: observed.partition.size_bytes,
         });
-        free_extents = free_extents
-            .checked_add(possible_extents - vg.pv_extent_count)
-            .ok_or_else(|| {
-                impossible(format!(
-                    "{} free extents plus {} new ones is past 2^64",
-                    free_extents,
-                    possible_extents - vg.pv_extent_count
-                ))
-            })?;
+        free_extents = free_extents.checked_add(new).ok_or_else(|| {
+            impossible(format!(
+                "{} free extents plus {} new ones is past 2^64",
+                free_extents.count(),
+                new.count()
+            ))
+        })?;
     }
     match vg.logical_volumes.iter().find(|lv| lv.name == config.pool) {
         None => {
@@ -543,11 +546,13 @@ fn keep_and_grow(
             size_bytes,
             ..
         }) => {
-            if free_extents > 0 {
+            if !free_extents.is_zero() {
                 let too_big = || {
                     impossible(format!(
-                        "thin pool {}/{} of {size_bytes} bytes grown by {free_extents} extents of {extent} bytes is past 2^64 bytes",
-                        vg.name, config.pool
+                        "thin pool {}/{} of {size_bytes} grown by {free_extents} of {} is past 2^128 bytes",
+                        vg.name,
+                        config.pool,
+                        extent.bytes()
                     ))
                 };
                 let data_after = free_extents
@@ -557,13 +562,15 @@ fn keep_and_grow(
                 let needed =
                     required_metadata_bytes(data_after, *chunk_size_bytes).ok_or_else(too_big)?;
                 if needed > *metadata_size_bytes {
-                    let to_bytes = needed
-                        .div_ceil(extent)
-                        .checked_mul(extent)
+                    let to_bytes = extent
+                        .extents_covering(needed)
+                        .and_then(|extents| extents.checked_mul(extent))
                         .ok_or_else(too_big)?;
                     // The pool's spare metadata LV grows along with the metadata.
-                    let grown = ((to_bytes - metadata_size_bytes) / extent)
-                        .checked_mul(2)
+                    let grown = to_bytes
+                        .checked_sub(*metadata_size_bytes)
+                        .and_then(|more| extent.extents_in(more))
+                        .and_then(|more| more.checked_times(2))
                         .ok_or_else(too_big)?;
                     // Metadata growth may take every free extent: then the data
                     // LV keeps its size (a clamp by design, not an overflow).
@@ -574,7 +581,7 @@ fn keep_and_grow(
                         to_bytes,
                     });
                 }
-                if free_extents > 0 {
+                if !free_extents.is_zero() {
                     actions.push(Action::ExtendThinPool {
                         volume_group: vg.name.clone(),
                         pool: config.pool.clone(),
@@ -711,7 +718,7 @@ fn is_interrupted_pool_creation(vg: &VgFacts, lv: &LvFacts) -> bool {
 }
 
 /// LVM's pool metadata spare is never larger than this (lib/metadata/pool_manip.c).
-const MAX_POOL_METADATA_SPARE_BYTES: u64 = 16 << 30;
+const MAX_POOL_METADATA_SPARE_BYTES: Bytes = Bytes(16 << 30);
 
 /// What a thin-pool `lvcreate` killed while preparing the pool metadata spare leaves
 /// in a VG this tool made, before any pool exists: LVM creates the spare as a plain,
@@ -740,22 +747,25 @@ fn interrupted_spare_creations(vg: &VgFacts) -> impl Iterator<Item = &str> {
 }
 
 /// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs;
-/// `None` when that is past 2^64 bytes.
-pub fn required_metadata_bytes(data_bytes: u64, chunk_size_bytes: u64) -> Option<u64> {
-    let chunks = data_bytes / chunk_size_bytes.max(1);
+/// `None` for chunks of 0 bytes or metadata past 2^128 bytes.
+pub fn required_metadata_bytes(data_bytes: Bytes, chunk_size_bytes: Bytes) -> Option<Bytes> {
+    let chunks = data_bytes.0.checked_div(chunk_size_bytes.0)?;
     chunks
         .checked_mul(METADATA_BYTES_PER_CHUNK)
-        .map(|bytes| bytes.max(MIN_POOL_METADATA_BYTES))
+        .map(|bytes| Bytes(bytes).max(MIN_POOL_METADATA_BYTES))
 }
 
 /// Extents LVM gives a PV on a partition of `size_bytes`, as LVM2 computes them
 /// (`lib/format_text/format-text.c`, `_text_pv_resize` and `_text_pv_setup`):
 /// the space from `pe_start` to the end, minus a second metadata area at the end
 /// of the device (which `pvresize` moves to the new end, keeping its size), in
-/// whole extents. A partition smaller than that space has room for none.
-fn usable_extents(size_bytes: u64, pv: &PvFacts, vg: &VgFacts) -> u64 {
+/// whole extents. A partition smaller than that space has room for none; `None`
+/// when it would hold more than 2^64 extents.
+fn usable_extents(size_bytes: Bytes, pv: &PvFacts, vg: &VgFacts) -> Option<Extents> {
     size_bytes
         .checked_sub(vg.pe_start_bytes)
         .and_then(|rest| rest.checked_sub(pv.metadata_bytes_at_end))
-        .map_or(0, |usable| usable / vg.extent_size_bytes.max(1))
+        .map_or(Some(Extents::ZERO), |usable| {
+            vg.extent_size.extents_in(usable)
+        })
 }

@@ -4,12 +4,33 @@ use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::state::{
     InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PvFacts, VgListingPv,
 };
+use crate::units::{ExtentSize, Sectors};
 use std::path::PathBuf;
 
-const GIB: u64 = 1 << 30;
-const MIB: u64 = 1 << 20;
-const EXTENT: u64 = 4 * MIB;
-const PE_START: u64 = MIB;
+const GIB: Bytes = Bytes(1 << 30);
+const MIB: Bytes = Bytes(1 << 20);
+const EXTENT: Bytes = Bytes(4 << 20);
+const PE_START: Bytes = MIB;
+
+fn gib(n: u64) -> Bytes {
+    Bytes(u128::from(n) << 30)
+}
+
+/// The fixtures' 4 MiB extents.
+fn extent_size() -> ExtentSize {
+    match ExtentSize::from_sectors(Sectors(8192)) {
+        Some(size) => size,
+        None => panic!("8192 sectors is an extent size"),
+    }
+}
+
+/// Whole extents in `bytes` of a fixture.
+fn whole_extents(bytes: Bytes) -> Extents {
+    match extent_size().extents_in(bytes) {
+        Some(extents) => extents,
+        None => panic!("{bytes} is too large for a fixture"),
+    }
+}
 
 fn config() -> ProvisionConfig {
     config_with(false)
@@ -30,7 +51,7 @@ fn dev() -> PathBuf {
     PathBuf::from("/dev/vda1")
 }
 
-fn blank(size: u64) -> ObservedPartition {
+fn blank(size: Bytes) -> ObservedPartition {
     ObservedPartition {
         partition: PartitionFacts {
             devnode: dev(),
@@ -47,24 +68,24 @@ fn blank(size: u64) -> ObservedPartition {
     }
 }
 
-fn orphan_pv(size: u64) -> ObservedPartition {
+fn orphan_pv(size: Bytes) -> ObservedPartition {
     let mut observed = blank(size);
     observed.physical_volume = Some(PvFacts {
         uuid: "pv-uuid".into(),
         recorded_device_size: size,
-        metadata_bytes_at_end: 0,
+        metadata_bytes_at_end: Bytes(0),
         in_use_without_metadata: None,
         volume_group: None,
     });
     observed
 }
 
-fn pool(data: u64, metadata: u64) -> LvFacts {
+fn pool(data: Bytes, metadata: Bytes) -> LvFacts {
     LvFacts {
         name: "linstor-pool".into(),
         kind: LvKind::ThinPool {
             metadata_size_bytes: metadata,
-            chunk_size_bytes: 512 * 1024,
+            chunk_size_bytes: Bytes(512 << 10),
             zero_new_blocks: false,
             serving: true,
             pool_device_present: true,
@@ -85,7 +106,7 @@ fn thin(name: &str) -> LvFacts {
             pool: "linstor-pool".into(),
         },
         visible: true,
-        size_bytes: 10 * GIB,
+        size_bytes: gib(10),
         active: false,
         open_by: None,
     }
@@ -107,21 +128,21 @@ fn hidden(name: &str) -> LvFacts {
 /// A provisioned 1 GiB partition: the pool fills the VG (no free extents).
 fn provisioned(id: SatelliteIdReading) -> ObservedPartition {
     let size = GIB;
-    let pe_count = (size - PE_START) / EXTENT;
+    let pe_count = whole_extents(size - PE_START);
     let mut observed = orphan_pv(size);
     if let Some(pv) = observed.physical_volume.as_mut() {
         pv.volume_group = Some(VgFacts {
             name: "linstor-vg".into(),
             uuid: "vg-uuid".into(),
             seqno: 7,
-            extent_size_bytes: EXTENT,
+            extent_size: extent_size(),
             pe_start_bytes: PE_START,
             pv_extent_count: pe_count,
-            free_extents: 0,
+            free_extents: Extents::ZERO,
             other_pvs: Vec::new(),
             satellite_id: id,
             logical_volumes: vec![
-                pool((pe_count - 2) * EXTENT, EXTENT),
+                pool(EXTENT * (pe_count.count() - 2), EXTENT),
                 hidden("linstor-pool_tdata"),
                 hidden("linstor-pool_tmeta"),
                 hidden("lvol0_pmspare"),
@@ -195,12 +216,12 @@ fn every_partition_state_gets_the_right_plan() {
         "pool-create",
     ];
     let mut grown = provisioned(tag("node-01"));
-    grown.partition.size_bytes = 4 * GIB;
+    grown.partition.size_bytes = gib(4);
     let mut pool_missing = provisioned(tag("node-01"));
     vg_mut(&mut pool_missing).logical_volumes.clear();
-    vg_mut(&mut pool_missing).free_extents = 255;
+    vg_mut(&mut pool_missing).free_extents = Extents::new(255);
     let mut free_space = provisioned(tag("node-01"));
-    vg_mut(&mut free_space).free_extents = 3;
+    vg_mut(&mut free_space).free_extents = Extents::new(3);
     let mut empty_vg_other_id = provisioned(tag("old"));
     vg_mut(&mut empty_vg_other_id).logical_volumes.clear();
     let mut tagless_same_name = provisioned(SatelliteIdReading::Absent);
@@ -305,16 +326,16 @@ fn reset_reports_both_ids_and_removes_only_this_vg() {
 #[test]
 fn growth_plans_exactly_the_new_extents() {
     let mut grown = provisioned(tag("node-01"));
-    grown.partition.size_bytes = 4 * GIB;
-    let old_count = (GIB - PE_START) / EXTENT;
-    let new_count = (4 * GIB - PE_START) / EXTENT;
+    grown.partition.size_bytes = gib(4);
+    let old_count = whole_extents(GIB - PE_START);
+    let new_count = whole_extents(gib(4) - PE_START);
     let plan = planned(&grown, &config());
     assert_eq!(
         plan.actions.last(),
         Some(&Action::ExtendThinPool {
             volume_group: "linstor-vg".into(),
             pool: "linstor-pool".into(),
-            by_extents: new_count - old_count,
+            by_extents: Extents::new(new_count.count() - old_count.count()),
         })
     );
 }
@@ -323,22 +344,22 @@ fn growth_plans_exactly_the_new_extents() {
 fn a_partition_a_little_larger_than_the_pv_is_steady() {
     let mut observed = provisioned(tag("node-01"));
     let pe_count = vg_mut(&mut observed).pv_extent_count;
-    observed.partition.size_bytes = PE_START + (pe_count + 1) * EXTENT - 1;
+    observed.partition.size_bytes = PE_START + EXTENT * (pe_count.count() + 1) - Bytes(1);
     assert!(planned(&observed, &config()).is_empty());
 }
 
 #[test]
 fn huge_growth_grows_pool_metadata_first() {
     let mut grown = provisioned(tag("node-01"));
-    grown.partition.size_bytes = 4096 * GIB;
+    grown.partition.size_bytes = gib(4096);
     let plan = planned(&grown, &config());
     assert_eq!(
         kinds(&plan),
         vec!["pvresize", "pool-metadata-extend", "pool-extend"]
     );
-    let needed = required_metadata_bytes(4096 * GIB, 512 * 1024).unwrap_or(u64::MAX);
+    let needed = required_metadata_bytes(gib(4096), Bytes(512 << 10)).unwrap_or(Bytes(u128::MAX));
     assert!(plan.actions.iter().any(|a| matches!(a,
-        Action::ExtendPoolMetadata { to_bytes, .. } if *to_bytes >= needed && to_bytes % EXTENT == 0)));
+        Action::ExtendPoolMetadata { to_bytes, .. } if *to_bytes >= needed && *to_bytes % EXTENT == Bytes(0))));
 }
 
 #[test]
@@ -368,7 +389,7 @@ fn refusals_write_nothing_and_say_why() {
         kind: LvKind::Other {
             segment_type: "striped".into(),
         },
-        ..pool(GIB, 0)
+        ..pool(GIB, Bytes(0))
     }];
     let table: Vec<(&str, ObservedPartition, &str)> = vec![
         (
@@ -476,7 +497,7 @@ fn an_idle_pool_is_activated_and_an_active_one_left_alone() {
     assert_eq!(kinds(&planned(&idle, &config())), ["pool-activate"]);
     // Growth first, activation last: lvextend does not activate an idle pool.
     let mut grown = idle.clone();
-    grown.partition.size_bytes = 2 * GIB;
+    grown.partition.size_bytes = gib(2);
     let steps = kinds(&planned(&grown, &config()));
     assert_eq!(steps.first(), Some(&"pvresize"), "{steps:?}");
     assert_eq!(steps.last(), Some(&"pool-activate"), "{steps:?}");
@@ -497,7 +518,7 @@ fn an_idle_pool_is_activated_and_an_active_one_left_alone() {
     );
     // Killed inside a grow of an idle pool: unblock first, grow, then activate.
     let mut half_grown = half.clone();
-    half_grown.partition.size_bytes = 2 * GIB;
+    half_grown.partition.size_bytes = gib(2);
     let steps = kinds(&planned(&half_grown, &config()));
     assert_eq!(steps.first(), Some(&"components-deactivate"), "{steps:?}");
     assert_eq!(steps.last(), Some(&"pool-activate"), "{steps:?}");
@@ -688,14 +709,14 @@ fn a_pv_in_use_is_re_created_only_when_no_vg_can_hold_it() {
 
 /// The provisioned fixture with a second metadata area of `mda_end` bytes at the
 /// end of a partition of `size`, and the extent count LVM gives that PV.
-fn two_metadata_areas(size: u64, mda_end: u64) -> ObservedPartition {
+fn two_metadata_areas(size: Bytes, mda_end: Bytes) -> ObservedPartition {
     let mut observed = provisioned(tag("node-01"));
     observed.partition.size_bytes = size;
     if let Some(pv) = observed.physical_volume.as_mut() {
         pv.metadata_bytes_at_end = mda_end;
     }
     let vg = vg_mut(&mut observed);
-    vg.pv_extent_count = (size - PE_START - mda_end) / EXTENT;
+    vg.pv_extent_count = whole_extents(size - PE_START - mda_end);
     observed
 }
 
@@ -706,7 +727,7 @@ fn a_second_metadata_area_at_the_end_takes_its_space_from_the_extents() {
     let steady = two_metadata_areas(GIB + PE_START, MIB);
     assert_eq!(
         vg_mut(&mut steady.clone()).pv_extent_count,
-        GIB / EXTENT - 1
+        Extents::new(whole_extents(GIB).count() - 1)
     );
     assert!(planned(&steady, &config()).is_empty());
     // Growth by one extent beyond the area: pvresize and the pool takes it.
@@ -717,12 +738,12 @@ fn a_second_metadata_area_at_the_end_takes_its_space_from_the_extents() {
         Some(&Action::ExtendThinPool {
             volume_group: "linstor-vg".into(),
             pool: "linstor-pool".into(),
-            by_extents: 1,
+            by_extents: Extents::new(1),
         })
     );
     // Growth that leaves the area a byte short of a whole new extent: nothing to do.
     let mut little = steady;
-    little.partition.size_bytes += MIB - 1;
+    little.partition.size_bytes += MIB - Bytes(1);
     assert!(planned(&little, &config()).is_empty());
 }
 
@@ -749,13 +770,17 @@ fn an_untagged_vg_of_our_name_with_volumes_is_refused_unless_forced() {
 #[test]
 fn impossible_numbers_are_refused_not_wrapped() {
     let mut huge_pool = provisioned(tag("node-01"));
-    vg_mut(&mut huge_pool).free_extents = 3;
-    vg_mut(&mut huge_pool).logical_volumes[0].size_bytes = u64::MAX - EXTENT;
+    vg_mut(&mut huge_pool).free_extents = Extents::new(3);
+    vg_mut(&mut huge_pool).logical_volumes[0].size_bytes = Bytes(u128::MAX) - EXTENT;
     assert!(refusal(&huge_pool, &config()).contains("impossible number"));
-    let mut zero_extent = provisioned(tag("node-01"));
-    vg_mut(&mut zero_extent).extent_size_bytes = 0;
-    assert!(refusal(&zero_extent, &config()).contains("extent size of 0"));
-    assert_eq!(required_metadata_bytes(u64::MAX, 1), None);
+    // A partition of more than 2^64 extents.
+    let mut huge_partition = provisioned(tag("node-01"));
+    huge_partition.partition.size_bytes = Bytes(u128::MAX);
+    assert!(refusal(&huge_partition, &config()).contains("impossible number"));
+    // A zero extent size is not representable: the metadata reader refuses it
+    // (observe::lvm::tests::impossible_extent_sizes_are_read_errors).
+    assert_eq!(required_metadata_bytes(Bytes(u128::MAX), Bytes(1)), None);
+    assert_eq!(required_metadata_bytes(GIB, Bytes(0)), None);
 }
 
 #[test]
@@ -788,7 +813,7 @@ mod from_lvm_images {
             Ok(facts) => facts,
             Err(e) => panic!("{image}: {e}"),
         };
-        let mut observed = blank(bytes.len() as u64);
+        let mut observed = blank(Bytes::from(bytes.len()));
         observed.physical_volume = Some(facts);
         observed
     }
@@ -835,7 +860,7 @@ mod from_lvm_images {
             .physical_volume
             .as_ref()
             .map(|pv| pv.metadata_bytes_at_end);
-        assert!(pv.is_some_and(|bytes| bytes > 0), "{pv:?}");
+        assert!(pv.is_some_and(|bytes| bytes > Bytes(0)), "{pv:?}");
         // The fixture has no pool yet: the plan creates it, and resizes nothing.
         assert_eq!(kinds(&planned(&observed, &config())), vec!["pool-create"]);
         let mut grown = observed;
@@ -884,7 +909,7 @@ fn a_pool_creation_killed_while_making_its_spare_is_cleaned_up() {
     );
     // Someone else's volume: too big for a spare, open, or in a VG without our tag.
     let mut big = observed.clone();
-    vg_mut(&mut big).logical_volumes[0].size_bytes = 17 << 30;
+    vg_mut(&mut big).logical_volumes[0].size_bytes = gib(17);
     assert_eq!(kinds(&planned(&big, &config())), ["pool-create"]);
     let mut open = observed.clone();
     vg_mut(&mut open).logical_volumes[0].open_by = Some("mounted".into());
@@ -1285,4 +1310,22 @@ fn an_empty_seed_metadata_device_is_activated_and_a_suspended_seed_pool_refreshe
         pool: "linstor-pool".into(),
     };
     assert_eq!(kinds(&planned(&observed, &config())), ["pool-refresh"]);
+}
+
+/// The JSON of the observed facts and of a plan that carries every size field is
+/// part of the interface (`status --json`, `--dry-run`): pinned byte for byte.
+#[test]
+fn observed_and_plan_json_are_pinned() {
+    let mut grown = provisioned(tag("node-01"));
+    grown.partition.size_bytes = gib(4096);
+    if let Some(pv) = grown.physical_volume.as_mut() {
+        pv.metadata_bytes_at_end = MIB;
+    }
+    vg_mut(&mut grown).free_extents = Extents::new(3);
+    let observed = serde_json::to_string(&grown).unwrap_or_default();
+    let plan = serde_json::to_string(&planned(&grown, &config())).unwrap_or_default();
+    let fresh = serde_json::to_string(&planned(&blank(GIB), &config())).unwrap_or_default();
+    assert_eq!(observed, "{\"partition\":{\"devnode\":\"/dev/vda1\",\"major\":254,\"minor\":1,\"label\":\"linstor-storage\",\"size_bytes\":4398046511104},\"foreign_signature\":null,\"physical_volume\":{\"uuid\":\"pv-uuid\",\"recorded_device_size\":1073741824,\"metadata_bytes_at_end\":1048576,\"in_use_without_metadata\":null,\"volume_group\":{\"name\":\"linstor-vg\",\"uuid\":\"vg-uuid\",\"seqno\":7,\"extent_size_bytes\":4194304,\"pe_start_bytes\":1048576,\"pv_extent_count\":255,\"free_extents\":3,\"other_pvs\":[],\"satellite_id\":{\"source\":\"tag\",\"value\":\"node-01\"},\"logical_volumes\":[{\"name\":\"linstor-pool\",\"kind\":{\"type\":\"thin-pool\",\"metadata_size_bytes\":4194304,\"chunk_size_bytes\":524288,\"zero_new_blocks\":false,\"serving\":true,\"pool_device_present\":true,\"unloaded_pool_device\":null,\"unheld_pool_device\":null},\"visible\":true,\"size_bytes\":1061158912,\"active\":true,\"open_by\":null},{\"name\":\"linstor-pool_tdata\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"linstor-pool_tmeta\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"lvol0_pmspare\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"pvc-1\",\"kind\":{\"type\":\"thin\",\"pool\":\"linstor-pool\"},\"visible\":true,\"size_bytes\":10737418240,\"active\":false,\"open_by\":null}]}},\"wanted_vg_name_elsewhere\":[],\"leftovers\":{\"stale_devices\":[],\"vg_dev_dir\":{\"state\":\"absent\"}},\"host_lvm\":{\"devices_file\":{\"state\":\"not-in-use\"},\"global_filter_rejects\":null,\"filter_rejects\":null,\"error\":null}}");
+    assert_eq!(plan, "{\"reset\":null,\"actions\":[{\"action\":\"resize-physical-volume\",\"device\":\"/dev/vda1\",\"from_bytes\":1073741824,\"to_bytes\":4398046511104},{\"action\":\"extend-pool-metadata\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"to_bytes\":536870912},{\"action\":\"extend-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"by_extents\":1048069}]}");
+    assert_eq!(fresh, "{\"reset\":null,\"actions\":[{\"action\":\"create-physical-volume\",\"device\":\"/dev/vda1\",\"overwrite_signature\":null},{\"action\":\"create-volume-group\",\"volume_group\":\"linstor-vg\",\"device\":\"/dev/vda1\",\"satellite_id_tag\":\"linstor-satellite-id=node-01\"},{\"action\":\"create-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"chunk_size_bytes\":524288,\"zero_new_blocks\":false}]}");
 }

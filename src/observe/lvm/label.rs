@@ -16,7 +16,7 @@ use super::io::{le_u32, le_u64, show_bytes};
 use super::LvmReadError;
 
 /// Sector size LVM's label and headers are laid out in.
-pub const SECTOR_SIZE: usize = 512;
+pub use crate::units::SECTOR_SIZE;
 /// LVM looks for its label in this many sectors from the start.
 pub const LABEL_SCAN_SECTORS: usize = 4;
 /// Label identifier.

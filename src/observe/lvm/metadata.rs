@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::text::{Section, Value};
 use super::LvmReadError;
+use crate::units::{ExtentSize, Extents, Sectors};
 
 /// One volume group's metadata, as committed in a metadata area.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,8 +38,9 @@ pub struct VolumeGroupMetadata {
     pub flags: Vec<String>,
     /// VG tags, verbatim.
     pub tags: Vec<String>,
-    /// Extent size in 512-byte sectors.
-    pub extent_size_sectors: u64,
+    /// Extent size (LVM writes it in 512-byte sectors).
+    #[serde(rename = "extent_size_sectors")]
+    pub extent_size: ExtentSize,
     /// Most LVs allowed (0 = unlimited).
     pub max_lv: u64,
     /// Most PVs allowed (0 = unlimited).
@@ -79,12 +81,12 @@ pub struct PvEntry {
     pub flags: Vec<String>,
     /// PV tags.
     pub tags: Vec<String>,
-    /// Device size in 512-byte sectors, as of the last metadata write.
-    pub dev_size_sectors: u64,
-    /// Where the first extent starts, in sectors.
-    pub pe_start: u64,
+    /// Device size, as of the last metadata write.
+    pub dev_size_sectors: Sectors,
+    /// Where the first extent starts.
+    pub pe_start: Sectors,
     /// Number of extents on this PV.
-    pub pe_count: u64,
+    pub pe_count: Extents,
 }
 
 /// One logical volume (visible or hidden).
@@ -114,7 +116,7 @@ pub struct Segment {
     /// First logical extent of the LV this segment covers.
     pub start_extent: u64,
     /// Number of extents.
-    pub extent_count: u64,
+    pub extent_count: Extents,
     /// How the extents are mapped.
     pub kind: SegmentKind,
 }
@@ -125,8 +127,8 @@ pub struct Segment {
 pub enum SegmentKind {
     /// `striped` (one stripe = linear).
     Striped {
-        /// Stripe size in sectors (present only with more than one stripe).
-        stripe_size: Option<u64>,
+        /// Stripe size (present only with more than one stripe).
+        stripe_size: Option<Sectors>,
         /// `(pv key, first physical extent)` per stripe.
         stripes: Vec<(String, u64)>,
     },
@@ -138,8 +140,8 @@ pub enum SegmentKind {
         data_lv: String,
         /// Pool transaction id.
         transaction_id: u64,
-        /// Chunk size in sectors.
-        chunk_size_sectors: u64,
+        /// Chunk size.
+        chunk_size_sectors: Sectors,
         /// `ignore`, `nopassdown` or `passdown`, when recorded.
         discards: Option<String>,
         /// Whether newly provisioned blocks are zeroed.
@@ -191,11 +193,6 @@ impl VolumeGroupMetadata {
         self.tags.iter().any(|t| t == tag)
     }
 
-    /// Size of one extent in bytes.
-    pub fn extent_size_bytes(&self) -> u64 {
-        self.extent_size_sectors.saturating_mul(512)
-    }
-
     /// Thin LVs that live in pool `pool`.
     pub fn thin_volumes_of<'a>(&'a self, pool: &'a str) -> impl Iterator<Item = &'a LvEntry> + 'a {
         self.logical_volumes
@@ -213,18 +210,17 @@ impl LvEntry {
 
     /// Total extents over all segments (saturating: for display; the planner's
     /// facts use [`Self::checked_extent_count`]).
-    pub fn extent_count(&self) -> u64 {
-        self.segments
-            .iter()
-            .fold(0u64, |n, s| n.saturating_add(s.extent_count))
+    pub fn extent_count(&self) -> Extents {
+        self.checked_extent_count()
+            .unwrap_or(Extents::new(u64::MAX))
     }
 
     /// Total extents over all segments; `None` when the metadata's numbers add up
     /// past 2^64 (impossible metadata).
-    pub fn checked_extent_count(&self) -> Option<u64> {
+    pub fn checked_extent_count(&self) -> Option<Extents> {
         self.segments
             .iter()
-            .try_fold(0u64, |n, s| n.checked_add(s.extent_count))
+            .try_fold(Extents::ZERO, |n, s| n.checked_add(s.extent_count))
     }
 
     /// The thin-pool segment, if this LV is a thin pool.
@@ -307,7 +303,7 @@ pub fn from_tree(root: &Section) -> Result<VolumeGroupMetadata, LvmReadError> {
         status: vg.words("status")?,
         flags: vg.opt_words("flags")?,
         tags: vg.opt_words("tags")?,
-        extent_size_sectors: vg.uint("extent_size")?,
+        extent_size: vg.extent_size("extent_size")?,
         max_lv: vg.opt_uint("max_lv")?.unwrap_or(0),
         max_pv: vg.opt_uint("max_pv")?.unwrap_or(0),
         system_id: vg.opt_string("system_id")?,
@@ -330,9 +326,9 @@ fn pv_entry(c: &Ctx, key: &str) -> Result<PvEntry, LvmReadError> {
         status: c.opt_words("status")?,
         flags: c.opt_words("flags")?,
         tags: c.opt_words("tags")?,
-        dev_size_sectors: c.opt_uint("dev_size")?.unwrap_or(0),
-        pe_start: c.uint("pe_start")?,
-        pe_count: c.uint("pe_count")?,
+        dev_size_sectors: Sectors(c.opt_uint("dev_size")?.unwrap_or(0)),
+        pe_start: Sectors(c.uint("pe_start")?),
+        pe_count: Extents::new(c.uint("pe_count")?),
     })
 }
 
@@ -405,7 +401,7 @@ fn segment(c: &Ctx) -> Result<Segment, LvmReadError> {
                 }
             }
             SegmentKind::Striped {
-                stripe_size: c.opt_uint("stripe_size")?,
+                stripe_size: c.opt_uint("stripe_size")?.map(Sectors),
                 stripes,
             }
         }
@@ -413,7 +409,7 @@ fn segment(c: &Ctx) -> Result<Segment, LvmReadError> {
             metadata_lv: c.string("metadata")?,
             data_lv: c.string("pool")?,
             transaction_id: c.uint("transaction_id")?,
-            chunk_size_sectors: c.uint("chunk_size")?,
+            chunk_size_sectors: Sectors(c.uint("chunk_size")?),
             discards: c.opt_string("discards")?,
             zero_new_blocks: c.opt_uint("zero_new_blocks")?.unwrap_or(0) != 0,
         },
@@ -427,7 +423,7 @@ fn segment(c: &Ctx) -> Result<Segment, LvmReadError> {
     };
     Ok(Segment {
         start_extent: c.uint("start_extent")?,
-        extent_count: c.uint("extent_count")?,
+        extent_count: Extents::new(c.uint("extent_count")?),
         kind,
     })
 }
@@ -515,6 +511,19 @@ impl<'a> Ctx<'a> {
     fn uint(&self, key: &str) -> Result<u64, LvmReadError> {
         self.opt_uint(key)?
             .ok_or_else(|| self.err(key, "nothing".into(), "a non-negative integer"))
+    }
+
+    /// An extent size: zero or wider than LVM's 32 bits is damaged metadata, and
+    /// every size computed from it would be wrong.
+    fn extent_size(&self, key: &str) -> Result<ExtentSize, LvmReadError> {
+        let sectors = self.uint(key)?;
+        ExtentSize::from_sectors(Sectors(sectors)).ok_or_else(|| {
+            self.err(
+                key,
+                format!("{sectors} sectors"),
+                &format!("1 to {} sectors", ExtentSize::MAX_SECTORS),
+            )
+        })
     }
 
     fn array(&self, key: &str) -> Result<&'a [Value], LvmReadError> {

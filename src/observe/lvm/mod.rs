@@ -54,6 +54,7 @@ pub use mda::{MdaHeader, RawLocn};
 pub use metadata::{LvEntry, PvEntry, Segment, SegmentKind, VolumeGroupMetadata};
 pub use pv_header::{Area, PV_EXT_USED};
 
+use crate::units::Bytes;
 use label::{LABEL_SCAN_SECTORS, SECTOR_SIZE};
 
 /// Everything LVM keeps on one PV.
@@ -63,8 +64,8 @@ pub struct PhysicalVolume {
     pub label_sector: u64,
     /// PV uuid as LVM prints it (6-4-4-4-4-4-6).
     pub pv_uuid: String,
-    /// Device size recorded in the PV header (bytes; updated by pvresize).
-    pub device_size: u64,
+    /// Device size recorded in the PV header (updated by pvresize).
+    pub device_size: Bytes,
     /// Data areas; `data_areas[0].offset` is `pe_start` in bytes.
     pub data_areas: Vec<Area>,
     /// Metadata areas (offset and size in bytes).
@@ -101,9 +102,9 @@ pub struct MetadataAreaState {
 }
 
 impl PhysicalVolume {
-    /// Where the first extent starts, in bytes.
-    pub fn pe_start_bytes(&self) -> Option<u64> {
-        self.data_areas.first().map(|a| a.offset)
+    /// Where the first extent starts.
+    pub fn pe_start_bytes(&self) -> Option<Bytes> {
+        self.data_areas.first().map(|a| Bytes::from(a.offset))
     }
 
     /// True when this PV belongs to a VG: it holds VG metadata, or its
@@ -208,7 +209,7 @@ pub fn parse_physical_volume<R: Read + Seek>(
     Ok(Some(PhysicalVolume {
         label_sector: label.sector,
         pv_uuid: header.pv_uuid,
-        device_size: header.device_size,
+        device_size: Bytes::from(header.device_size),
         data_areas: header.data_areas,
         metadata_areas: header.metadata_areas,
         bootloader_areas: header.bootloader_areas,

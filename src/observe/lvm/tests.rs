@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value as Json;
 
 use super::*;
+use crate::units::{Bytes, Extents, Sectors};
 
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm")
@@ -66,8 +67,8 @@ fn check_pv(pv: &PhysicalVolume, rep: &Json) {
         .iter()
         .find(|r| s(r, "pv_uuid") == pv.pv_uuid)
         .unwrap_or_else(|| panic!("LVM reports no PV {}", pv.pv_uuid));
-    assert_eq!(pv.device_size, n(row, "dev_size"));
-    assert_eq!(pv.pe_start_bytes(), Some(n(row, "pe_start")));
+    assert_eq!(pv.device_size, Bytes::from(n(row, "dev_size")));
+    assert_eq!(pv.pe_start_bytes(), Some(Bytes::from(n(row, "pe_start"))));
     assert_eq!(pv.metadata_areas.len() as u64, n(row, "pv_mda_count"));
     let smallest_mda = pv.metadata_areas.iter().map(|a| a.size).min().unwrap_or(0);
     assert_eq!(smallest_mda, n(row, "pv_mda_size"));
@@ -87,9 +88,12 @@ fn check_pv(pv: &PhysicalVolume, rep: &Json) {
     }
     if let Some(vg) = &pv.metadata {
         let entry = pv.vg_entry().expect("PV listed in its own VG");
-        assert_eq!(entry.pe_count, n(row, "pv_pe_count"));
-        assert_eq!(entry.pe_start * 512, n(row, "pe_start"));
-        assert_eq!(entry.dev_size_sectors * 512, n(row, "dev_size"));
+        assert_eq!(entry.pe_count, Extents::new(n(row, "pv_pe_count")));
+        assert_eq!(entry.pe_start.bytes(), Bytes::from(n(row, "pe_start")));
+        assert_eq!(
+            entry.dev_size_sectors.bytes(),
+            Bytes::from(n(row, "dev_size"))
+        );
         assert_eq!(entry.tags, list(row, "pv_tags"));
         assert_eq!(
             entry.status.contains(&"ALLOCATABLE".to_owned()),
@@ -105,7 +109,10 @@ fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
     assert_eq!(vg.name, s(row, "vg_name"));
     assert_eq!(vg.id, s(row, "vg_uuid"));
     assert_eq!(vg.seqno, n(row, "vg_seqno"));
-    assert_eq!(vg.extent_size_bytes(), n(row, "vg_extent_size"));
+    assert_eq!(
+        vg.extent_size.bytes(),
+        Bytes::from(n(row, "vg_extent_size"))
+    );
     assert_eq!(vg.max_lv, n(row, "max_lv"));
     assert_eq!(vg.max_pv, n(row, "max_pv"));
     let mut tags = vg.tags.clone();
@@ -137,8 +144,8 @@ fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
         assert_eq!(lv.tags, list(r, "lv_tags"));
         assert_eq!(lv.creation_host.as_deref(), Some(s(r, "lv_host")));
         assert_eq!(
-            lv.extent_count() * vg.extent_size_bytes(),
-            n(r, "lv_size"),
+            lv.extent_count().checked_mul(vg.extent_size),
+            Some(Bytes::from(n(r, "lv_size"))),
             "{name}"
         );
         let strip = |v: &str| v.trim_matches(|c| c == '[' || c == ']').to_owned();
@@ -172,7 +179,7 @@ fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
             .iter()
             .find(|g| g.start_extent == n(r, "seg_start_pe"))
             .unwrap();
-        assert_eq!(seg.extent_count, n(r, "seg_size_pe"));
+        assert_eq!(seg.extent_count, Extents::new(n(r, "seg_size_pe")));
         let segtype = s(r, "segtype");
         match &seg.kind {
             SegmentKind::Striped { stripes, .. } => {
@@ -203,7 +210,7 @@ fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
             } => {
                 assert_eq!(segtype, "thin-pool");
                 assert_eq!(*transaction_id, n(r, "transaction_id"));
-                assert_eq!(chunk_size_sectors * 512, n(r, "chunk_size"));
+                assert_eq!(chunk_size_sectors.bytes(), Bytes::from(n(r, "chunk_size")));
                 assert_eq!(discards.as_deref(), Some(s(r, "discards")));
             }
             SegmentKind::Thin {
@@ -284,7 +291,7 @@ fn vg_with_thin_pool() {
             metadata_lv: "linstor-pool_tmeta".into(),
             data_lv: "linstor-pool_tdata".into(),
             transaction_id: 3,
-            chunk_size_sectors: 128,
+            chunk_size_sectors: Sectors(128),
             discards: Some("passdown".into()),
             zero_new_blocks: false,
         })
@@ -388,17 +395,21 @@ fn second_area_at_the_end_is_left_out_of_the_extents() {
     let at_end: u64 = pv
         .metadata_areas
         .iter()
-        .filter(|a| a.offset >= pe_start)
+        .filter(|a| Bytes::from(a.offset) >= pe_start)
         .map(|a| a.size)
         .sum();
     assert!(at_end > 0);
-    let extent = vg.extent_size_bytes();
+    let at_end = Bytes::from(at_end);
+    let extent = vg.extent_size;
     let entry = pv.vg_entry().unwrap();
     assert_eq!(
-        entry.pe_count,
-        (pv.device_size - pe_start - at_end) / extent
+        Some(entry.pe_count),
+        extent.extents_in(pv.device_size - pe_start - at_end)
     );
-    assert_eq!(entry.pe_count + 1, (pv.device_size - pe_start) / extent);
+    assert_eq!(
+        entry.pe_count.checked_add(Extents::new(1)),
+        extent.extents_in(pv.device_size - pe_start)
+    );
 }
 
 #[test]
@@ -495,4 +506,50 @@ fn read_physical_volume_opens_files() {
         .to_string();
     assert!(missing.contains("nope"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `metadata --json` prints the reader's structures: their JSON is pinned byte for
+/// byte against files written by the build before units became types.
+#[test]
+fn metadata_json_is_pinned() {
+    for name in ["vg-thin", "vg-two-a", "two-mdas"] {
+        let json = serde_json::to_string_pretty(&read(name)).unwrap();
+        let pin = fixture_dir().join(format!("{name}.reader.json"));
+        let pinned = std::fs::read_to_string(&pin).unwrap();
+        assert!(
+            json == pinned,
+            "{name}: JSON differs from {}",
+            pin.display()
+        );
+    }
+}
+
+/// Every size derived from the extent size would be wrong (or a division by zero):
+/// a zero extent size, or one wider than LVM's 32 bits, is damaged metadata.
+#[test]
+fn impossible_extent_sizes_are_read_errors() {
+    let text = |extent_size: &str| {
+        format!(
+            "vg {{\nid = \"abc\"\nseqno = 1\nstatus = [\"READ\"]\nextent_size = {extent_size}\n}}\n\
+             contents = \"Text Format Volume Group\"\nversion = 1\n"
+        )
+    };
+    let good = parse_metadata_text(text("8192").as_bytes()).unwrap();
+    assert_eq!(good.extent_size.sectors(), Sectors(8192));
+    for (written, found) in [("0", "0 sectors"), ("4294967296", "4294967296 sectors")] {
+        match parse_metadata_text(text(written).as_bytes()) {
+            Err(LvmReadError::Metadata {
+                path,
+                found: what,
+                expected,
+                ..
+            }) => {
+                assert_eq!(path, "vg/extent_size");
+                assert_eq!(what, found);
+                assert_eq!(expected, "1 to 4294967295 sectors");
+            }
+            other => panic!("extent_size = {written}: {other:?}"),
+        }
+    }
+    assert!(parse_metadata_text(text("4294967295").as_bytes()).is_ok());
 }
