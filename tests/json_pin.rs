@@ -65,10 +65,9 @@ fn config(volume_group: &str, satellite_id: &str) -> ProvisionConfig {
 /// `-tpool` layer and its `-tdata`/`-tmeta` parts active on their own.
 fn active_devices(pv: &PhysicalVolume, pool_live: bool) -> Vec<ActiveLv> {
     let vg = pv.metadata.as_ref().unwrap();
-    let undashed = |id: &str| id.replace('-', "");
     let mut out = Vec::new();
     for (minor, lv) in vg.logical_volumes.iter().enumerate() {
-        let base = format!("LVM-{}{}", undashed(&vg.id), undashed(&lv.id));
+        let base = format!("LVM-{}{}", vg.id.undashed(), lv.id.undashed());
         let layers: &[&str] = match lv.name.as_str() {
             "linstor-pool" => &["-tpool"],
             n if n.ends_with("_tdata") || n.ends_with("_tmeta") => &[""],
@@ -83,7 +82,7 @@ fn active_devices(pv: &PhysicalVolume, pool_live: bool) -> Vec<ActiveLv> {
                 open_count: 0,
                 vg_uuid: parsed.vg_uuid,
                 lv_uuid: parsed.lv_uuid,
-                layer_suffix: parsed.layer_suffix,
+                layer: parsed.layer,
                 serving: false,
                 live_table: pool_live,
             });
