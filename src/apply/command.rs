@@ -34,8 +34,11 @@ fn devices_file_edit(args: &[&str]) -> Vec<String> {
 /// no thin_check can run, LVM is told to activate pools without it (see
 /// [`super::thin_check`]).
 ///
-/// Arguments never contain whitespace: names were validated, tags are encoded, and
-/// device paths come from the kernel (`/dev/<name>`); `lvm2_run` splits on whitespace.
+/// Arguments never contain whitespace: names are
+/// [`VgName`](crate::config::names::VgName)s and
+/// [`LvName`](crate::config::names::LvName)s, which only the validators make, ids
+/// are [`LvmUuid`](crate::observe::lvm::LvmUuid)s, tags are encoded, and device
+/// paths come from the kernel (`/dev/<name>`); `lvm2_run` splits on whitespace.
 /// `None` for the steps that are not LVM commands (see [`super::leftovers`]).
 pub fn command_line(
     action: &Action,
@@ -56,7 +59,7 @@ pub fn command_line(
                 "lvmdevices",
                 "--yes",
                 "--delpvid",
-                pvid,
+                pvid.undashed(),
             ]))
         }
         Action::DeactivatePoolComponents {
@@ -90,10 +93,18 @@ pub fn command_line(
             ]
         }
         Action::RemoveLogicalVolumes { volume_group, .. } => {
-            vec!["lvremove".into(), "--force".into(), volume_group.clone()]
+            vec![
+                "lvremove".into(),
+                "--force".into(),
+                volume_group.to_string(),
+            ]
         }
         Action::RemoveVolumeGroup { volume_group } => {
-            vec!["vgremove".into(), "--force".into(), volume_group.clone()]
+            vec![
+                "vgremove".into(),
+                "--force".into(),
+                volume_group.to_string(),
+            ]
         }
         Action::RemovePhysicalVolume { .. } => {
             vec!["pvremove".into(), "--yes".into(), device.clone()]
@@ -148,7 +159,7 @@ pub fn command_line(
             "vgcreate".into(),
             "--addtag".into(),
             satellite_id_tag.clone(),
-            volume_group.clone(),
+            volume_group.to_string(),
             device.clone(),
         ],
         Action::TagVolumeGroup {
@@ -158,7 +169,7 @@ pub fn command_line(
             "vgchange".into(),
             "--addtag".into(),
             satellite_id_tag.clone(),
-            volume_group.clone(),
+            volume_group.to_string(),
         ],
         Action::CreateThinPool {
             volume_group,
@@ -177,8 +188,8 @@ pub fn command_line(
             "--zero".into(),
             if *zero_new_blocks { "y" } else { "n" }.into(),
             "--name".into(),
-            pool.clone(),
-            volume_group.clone(),
+            pool.to_string(),
+            volume_group.to_string(),
         ],
         Action::ExtendPoolMetadata {
             volume_group,
@@ -211,6 +222,8 @@ pub fn command_line(
 mod tests {
     use super::*;
     use crate::units::{Bytes, Extents};
+    use crate::config::names::test_names::{lv, vg};
+    use crate::observe::lvm::LvmUuid;
     use std::path::PathBuf;
 
     fn line(action: Action) -> String {
@@ -246,14 +259,14 @@ mod tests {
             ),
             (
                 Action::RemoveIncompletePool {
-                    volume_group: "vg".into(),
-                    pool: "pool".into(),
+                    volume_group: vg("vg"),
+                    pool: lv("pool"),
                 },
                 "lvremove --force vg/pool",
             ),
             (
                 Action::CreateVolumeGroup {
-                    volume_group: "vg".into(),
+                    volume_group: vg("vg"),
                     device: PathBuf::from("/dev/vda1"),
                     satellite_id_tag: "linstor-satellite-id=a&20b".into(),
                 },
@@ -261,8 +274,8 @@ mod tests {
             ),
             (
                 Action::CreateThinPool {
-                    volume_group: "vg".into(),
-                    pool: "pool".into(),
+                    volume_group: vg("vg"),
+                    pool: lv("pool"),
                     chunk_size_bytes: Bytes(512 << 10),
                     zero_new_blocks: false,
                 },
@@ -270,12 +283,12 @@ mod tests {
             ),
             (
                 Action::RemoveLogicalVolumes {
-                    volume_group: "vg".into(),
-                    names: vec!["pool".into()],
+                    volume_group: vg("vg"),
+                    names: vec![lv("pool")],
                 },
                 "lvremove --force vg",
             ),
-            (Action::RemoveVolumeGroup { volume_group: "vg".into() }, "vgremove --force vg"),
+            (Action::RemoveVolumeGroup { volume_group: vg("vg") }, "vgremove --force vg"),
             (
                 Action::RemovePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
@@ -284,16 +297,16 @@ mod tests {
             ),
             (
                 Action::ExtendPoolMetadata {
-                    volume_group: "vg".into(),
-                    pool: "pool".into(),
+                    volume_group: vg("vg"),
+                    pool: lv("pool"),
                     to_bytes: Bytes(8 << 20),
                 },
                 "lvextend --poolmetadatasize 8192k vg/pool",
             ),
             (
                 Action::ExtendThinPool {
-                    volume_group: "vg".into(),
-                    pool: "pool".into(),
+                    volume_group: vg("vg"),
+                    pool: lv("pool"),
                     by_extents: Extents::new(3),
                 },
                 "lvextend --extents +100%FREE vg/pool",
@@ -307,7 +320,7 @@ mod tests {
     #[test]
     fn no_argument_contains_whitespace() {
         let action = Action::TagVolumeGroup {
-            volume_group: "vg".into(),
+            volume_group: vg("vg"),
             satellite_id_tag: "linstor-satellite-id=x".into(),
         };
         for thin_check in [ThinCheck::Installed, ThinCheck::Missing] {
@@ -321,8 +334,8 @@ mod tests {
     #[test]
     fn a_missing_thin_check_is_skipped_deliberately() {
         let action = Action::ExtendThinPool {
-            volume_group: "vg".into(),
-            pool: "pool".into(),
+            volume_group: vg("vg"),
+            pool: lv("pool"),
             by_extents: Extents::new(3),
         };
         let with = command_line(&action, Path::new("/dev/vda1"), &ThinCheck::Missing)
@@ -353,7 +366,10 @@ mod tests {
             device: PathBuf::from("/dev/vda1"),
         });
         let delete = line(Action::RemoveFromDevicesFile {
-            pvid: "20mUTb8d8EnAE58j0fftwmS1fTfKUGoD".into(),
+            pvid: match LvmUuid::parse("20mUTb8d8EnAE58j0fftwmS1fTfKUGoD") {
+                Ok(pvid) => pvid,
+                Err(e) => panic!("{e}"),
+            },
         });
         let config = format!("--config {CONFIG_OVERRIDE}devices{{use_devicesfile=1}}");
         assert_eq!(add, format!("lvmdevices --adddev /dev/vda1 {config}"));

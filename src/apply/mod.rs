@@ -30,7 +30,7 @@ pub fn apply_action(
             names,
         } => tracing::info!(
             volume_group = %volume_group,
-            logical_volumes = %names.join(","),
+            logical_volumes = %names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
             action = %action,
             "removing logical volumes"
         ),

@@ -151,13 +151,13 @@ mod tests {
     #[test]
     fn only_actions_on_an_existing_pool_warn() {
         let extend = Action::ExtendThinPool {
-            volume_group: "vg".into(),
-            pool: "pool".into(),
+            volume_group: crate::config::names::test_names::vg("vg"),
+            pool: crate::config::names::test_names::lv("pool"),
             by_extents: Extents::new(1),
         };
         let create = Action::CreateThinPool {
-            volume_group: "vg".into(),
-            pool: "pool".into(),
+            volume_group: crate::config::names::test_names::vg("vg"),
+            pool: crate::config::names::test_names::lv("pool"),
             chunk_size_bytes: Bytes(512 << 10),
             zero_new_blocks: false,
         };

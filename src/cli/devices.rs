@@ -3,7 +3,7 @@ use super::args::DevicesArgs;
 use super::render::{human_size, table};
 use super::CliError;
 use crate::observe::live::holders;
-use crate::observe::lvm;
+use crate::observe::lvm::{self, LvmUuid};
 use crate::observe::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend};
 use crate::observe::signature::{self, Signature};
 use crate::units::Bytes;
@@ -17,7 +17,7 @@ struct DeviceReport {
     /// Every signature libblkid found (TYPE or PTTYPE, USAGE, offset, label, uuid).
     signatures: Vec<Signature>,
     /// The PV's uuid and VG name when the device is an LVM PV.
-    pv_uuid: Option<String>,
+    pv_uuid: Option<LvmUuid>,
     volume_group: Option<String>,
     /// Devices stacked on this one (device-mapper names where known).
     holders: Vec<String>,

@@ -3,6 +3,7 @@ use super::args::StatusArgs;
 use super::render::{human_size, percent};
 use super::CliError;
 use crate::observe::live::ThinPoolUsage;
+use crate::observe::lvm::LvmUuid;
 use crate::observe::partition::DiscoveryBackend;
 use crate::observe::snapshot::{observe_partition, Expectations, Snapshot};
 use crate::observe::state::{
@@ -34,7 +35,7 @@ struct StatusReport<'a> {
 
 #[derive(Debug, Serialize)]
 struct PvReport<'a> {
-    uuid: &'a str,
+    uuid: &'a LvmUuid,
     recorded_device_size: Bytes,
     /// Marked in use, but no VG metadata on the partition (see the planner).
     in_use_without_metadata: Option<&'a InUseWithoutMetadata>,

@@ -6,6 +6,7 @@ pub mod vg_path;
 
 use crate::observe::satellite_id::{self, SatelliteIdError};
 use crate::units::Bytes;
+use names::{LvName, PartitionLabel, VgName};
 use serde::Serialize;
 use std::path::Path;
 use thiserror::Error;
@@ -16,9 +17,9 @@ pub const DEFAULT_CHUNK_SIZE_BYTES: Bytes = Bytes(512 << 10);
 /// A validated provisioning request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProvisionConfig {
-    pub partition_label: String,
-    pub volume_group: String,
-    pub pool: String,
+    pub partition_label: PartitionLabel,
+    pub volume_group: VgName,
+    pub pool: LvName,
     pub satellite_id: String,
     /// The VG tag that records `satellite_id`.
     pub satellite_id_tag: String,
@@ -81,21 +82,20 @@ impl ProvisionConfig {
 
     /// [`Self::from_inputs`] with `dev` standing for `/dev`.
     pub fn from_inputs_with_dev(inputs: ProvisionInputs, dev: &Path) -> Result<Self, ConfigError> {
-        if inputs.partition_label.is_empty() {
-            return Err(ConfigError::EmptyLabel);
-        }
-        names::validate_wanted_vg_name(&inputs.volume_group).map_err(ConfigError::VolumeGroup)?;
-        names::validate_wanted_pool_name(&inputs.pool).map_err(ConfigError::Pool)?;
-        vg_path::check_vg_path_free(dev, &inputs.volume_group)
-            .map_err(ConfigError::VolumeGroupPath)?;
+        let partition_label =
+            PartitionLabel::new(&inputs.partition_label).map_err(|_| ConfigError::EmptyLabel)?;
+        let volume_group =
+            VgName::wanted(&inputs.volume_group).map_err(ConfigError::VolumeGroup)?;
+        let pool = LvName::wanted_pool(&inputs.pool).map_err(ConfigError::Pool)?;
+        vg_path::check_vg_path_free(dev, &volume_group).map_err(ConfigError::VolumeGroupPath)?;
         let satellite_id_tag =
             satellite_id::encode_tag(&inputs.satellite_id).map_err(ConfigError::SatelliteId)?;
         let chunk_size_bytes =
             size::parse_thin_chunk_size(&inputs.chunk_size).map_err(ConfigError::ChunkSize)?;
         Ok(ProvisionConfig {
-            partition_label: inputs.partition_label,
-            volume_group: inputs.volume_group,
-            pool: inputs.pool,
+            partition_label,
+            volume_group,
+            pool,
             satellite_id: inputs.satellite_id,
             satellite_id_tag,
             chunk_size_bytes,

@@ -1,6 +1,12 @@
 //! LVM's naming rules, checked before any command line is built: liblvm2cmd splits
 //! its command line on whitespace, so a name must never be able to smuggle in an
 //! extra argument, and LVM's own refusal would come only after work has started.
+//!
+//! [`VgName`], [`LvName`] and [`PartitionLabel`] can be made only by these
+//! validators, so a value of those types is a name that passed them.
+use serde::Serialize;
+use std::fmt;
+use std::ops::Deref;
 use thiserror::Error;
 
 /// LVM's limit for VG and LV names (NAME_LEN 128 including the NUL).
@@ -86,6 +92,13 @@ fn check_common(what: &'static str, name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Validates the name of any LV LVM's metadata holds, its own hidden sub-LVs
+/// (`pool_tdata`, `lvol0_pmspare`) included: LVM's rules for every name, without
+/// the reservations that only keep users from making such names.
+pub fn validate_lv_name_on_disk(name: &str) -> Result<(), NameError> {
+    check_common("logical volume name", name)
+}
+
 /// Validates a volume group name.
 pub fn validate_vg_name(name: &str) -> Result<(), NameError> {
     check_common("volume group name", name)
@@ -150,6 +163,150 @@ pub fn validate_wanted_vg_name(name: &str) -> Result<(), NameError> {
 pub fn validate_wanted_pool_name(name: &str) -> Result<(), NameError> {
     validate_lv_name(name)?;
     check_linstor_charset("thin pool name", "StorDriver/ThinPool", name)
+}
+
+/// A validated name, shown (and serialised) as the bare name.
+macro_rules! validated_name {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            fn checked(
+                name: &str,
+                validate: fn(&str) -> Result<(), NameError>,
+            ) -> Result<Self, NameError> {
+                validate(name).map(|()| $name(name.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+    };
+}
+
+validated_name!(
+    /// A volume group name that passed LVM's naming rules.
+    VgName
+);
+validated_name!(
+    /// A logical volume name that passed LVM's naming rules.
+    LvName
+);
+validated_name!(
+    /// A GPT partition name to look for (PARTITION_LABEL): not empty.
+    PartitionLabel
+);
+
+impl VgName {
+    /// The VG name the operator asked for: LVM's rules, then LINSTOR's.
+    pub fn wanted(name: &str) -> Result<Self, NameError> {
+        Self::checked(name, validate_wanted_vg_name)
+    }
+
+    /// A VG name read from on-disk metadata: LVM's rules.
+    pub fn on_disk(name: &str) -> Result<Self, NameError> {
+        Self::checked(name, validate_vg_name)
+    }
+}
+
+impl LvName {
+    /// The thin pool name the operator asked for: LVM's rules, then LINSTOR's.
+    pub fn wanted_pool(name: &str) -> Result<Self, NameError> {
+        Self::checked(name, validate_wanted_pool_name)
+    }
+
+    /// A name read from on-disk metadata that a user could have given: LVM's rules
+    /// with its reserved prefixes and sub-LV suffixes refused.
+    pub fn user_named(name: &str) -> Result<Self, NameError> {
+        Self::checked(name, validate_lv_name)
+    }
+
+    /// Any LV name read from on-disk metadata, LVM's own sub-LVs included.
+    pub fn on_disk(name: &str) -> Result<Self, NameError> {
+        Self::checked(name, validate_lv_name_on_disk)
+    }
+}
+
+impl PartitionLabel {
+    /// A partition label to look for: any GPT name except the empty one.
+    pub fn new(label: &str) -> Result<Self, NameError> {
+        Self::checked(label, |label| {
+            if label.is_empty() {
+                Err(NameError::Empty {
+                    what: "partition label",
+                })
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// Names for tests, which panic on a name the validators refuse.
+#[cfg(test)]
+pub(crate) mod test_names {
+    use super::*;
+
+    pub fn vg(name: &str) -> VgName {
+        VgName::on_disk(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn lv(name: &str) -> LvName {
+        LvName::on_disk(name).unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 #[cfg(test)]
@@ -233,5 +390,62 @@ mod tests {
             validate_wanted_vg_name("-vg"),
             Err(NameError::Reserved { .. })
         ));
+    }
+
+    #[test]
+    fn typed_names_are_made_only_by_their_validators() {
+        assert_eq!(
+            VgName::wanted("linstor-vg").map(|n| n.to_string()),
+            Ok("linstor-vg".to_owned())
+        );
+        assert!(VgName::wanted("vg.data").is_err());
+        assert_eq!(
+            VgName::on_disk("vg.data").map(|n| n.to_string()),
+            Ok("vg.data".to_owned())
+        );
+        assert_eq!(
+            LvName::wanted_pool("linstor-pool")
+                .as_deref()
+                .map(|n| n == "linstor-pool"),
+            Ok(true)
+        );
+        assert!(LvName::wanted_pool("pool.x").is_err());
+        assert!(LvName::user_named("pool_tdata").is_err());
+        assert!(LvName::on_disk("pool_tdata").is_ok());
+        assert!(LvName::on_disk("lvol0_pmspare").is_ok());
+        assert_eq!(
+            PartitionLabel::new("linstor storage").map(|l| l.to_string()),
+            Ok("linstor storage".to_owned())
+        );
+        assert_eq!(
+            PartitionLabel::new(""),
+            Err(NameError::Empty {
+                what: "partition label"
+            })
+        );
+        // Nothing that could split or extend a command line gets through any of them.
+        for name in ["", " ", "a b", "a\tb", "-vg", "--force", "x/y", ".", ".."] {
+            assert!(VgName::wanted(name).is_err(), "{name:?}");
+            assert!(VgName::on_disk(name).is_err(), "{name:?}");
+            assert!(LvName::wanted_pool(name).is_err(), "{name:?}");
+            assert!(LvName::user_named(name).is_err(), "{name:?}");
+            assert!(LvName::on_disk(name).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn typed_names_serialise_and_print_as_the_bare_name() {
+        let vg = VgName::wanted("linstor-vg");
+        assert_eq!(
+            vg.as_ref()
+                .ok()
+                .and_then(|v| serde_json::to_string(v).ok())
+                .as_deref(),
+            Some("\"linstor-vg\"")
+        );
+        assert_eq!(
+            vg.map(|v| format!("{v}/{}", v.len())),
+            Ok("linstor-vg/10".to_owned())
+        );
     }
 }

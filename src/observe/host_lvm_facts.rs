@@ -4,6 +4,7 @@
 //! [`super::host_lvm::HostLvm`] once per observation; `/etc/lvm` and `/dev` are
 //! parameters so tests can point them at scratch folders.
 use super::host_lvm::{lvm_device_names, HostLvm, IdType, DEVICES_FILE_MAJOR};
+use super::lvm::LvmUuid;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -44,9 +45,11 @@ pub enum DevicesFileFacts {
         /// An entry for the partition's current PV that the host matches to the
         /// partition (same PVID; for a `devname` entry, the same node).
         listed: bool,
-        /// The partition's current PVID (undashed, as in the file) when any entry
-        /// carries it: what `lvmdevices --delpvid` removes before that PV is destroyed.
-        listed_pvid: Option<String>,
+        /// The partition's current PVID (shown undashed, as in the file) when any
+        /// entry carries it: what `lvmdevices --delpvid` removes before that PV is
+        /// destroyed.
+        #[serde(serialize_with = "undashed_pvid")]
+        listed_pvid: Option<LvmUuid>,
         /// `VERSION=` as written.
         version: Option<String>,
         /// The file's major version is newer than the one this tool's LVM writes:
@@ -56,6 +59,13 @@ pub enum DevicesFileFacts {
         /// dead lines a reset made behind the host's back leaves.
         dead_pvids: Vec<String>,
     },
+}
+
+fn undashed_pvid<S: serde::Serializer>(pvid: &Option<LvmUuid>, s: S) -> Result<S::Ok, S::Error> {
+    match pvid {
+        Some(pvid) => s.serialize_some(pvid.undashed()),
+        None => s.serialize_none(),
+    }
 }
 
 impl DevicesFileFacts {
@@ -75,7 +85,7 @@ pub fn read_host_lvm_facts(
     etc_lvm: &Path,
     dev_dir: &Path,
     devnode: &Path,
-    pv_uuid: Option<&str>,
+    pv_uuid: Option<&LvmUuid>,
 ) -> HostLvmFacts {
     match HostLvm::read(etc_lvm) {
         Ok(host) => summarise(&host, dev_dir, devnode, pv_uuid),
@@ -86,22 +96,18 @@ pub fn read_host_lvm_facts(
     }
 }
 
-fn undashed(uuid: &str) -> String {
-    uuid.chars().filter(|c| *c != '-').collect()
-}
-
 fn summarise(
     host: &HostLvm,
     dev_dir: &Path,
     devnode: &Path,
-    pv_uuid: Option<&str>,
+    pv_uuid: Option<&LvmUuid>,
 ) -> HostLvmFacts {
     if let Some(file) = host
         .devices_file
         .as_ref()
         .filter(|_| host.devices_file_in_use())
     {
-        let pvid = pv_uuid.map(undashed);
+        let pvid = pv_uuid.map(LvmUuid::undashed);
         let devnode_text = devnode.to_string_lossy();
         let names_partition = |name: &Option<String>| name.as_deref() == Some(&*devnode_text);
         let mut dead_pvids: Vec<String> = file
@@ -110,15 +116,18 @@ fn summarise(
             .filter(|e| e.id_type == IdType::Devname)
             .filter(|e| names_partition(&e.id_name) || names_partition(&e.dev_name))
             .filter_map(|e| e.pvid.clone())
-            .filter(|p| Some(p) != pvid.as_ref())
+            .filter(|p| Some(p.as_str()) != pvid)
             .collect();
         dead_pvids.dedup();
         return HostLvmFacts {
             devices_file: DevicesFileFacts::InUse {
                 path: file.path.clone(),
-                listed: pv_uuid.is_some_and(|uuid| host.is_listed(uuid, devnode)),
-                listed_pvid: pvid
-                    .filter(|p| file.entries.iter().any(|e| e.pvid.as_ref() == Some(p))),
+                listed: pv_uuid.is_some_and(|uuid| host.is_listed(uuid.undashed(), devnode)),
+                listed_pvid: pv_uuid.copied().filter(|uuid| {
+                    file.entries
+                        .iter()
+                        .any(|e| e.pvid.as_deref() == Some(uuid.undashed()))
+                }),
                 version: file
                     .version
                     .map(|v| format!("{}.{}.{}", v.major, v.minor, v.counter)),
@@ -195,9 +204,14 @@ mod tests {
 
     const OURS: &str = "20mUTb8d-8EnA-E58j-0fft-wmS1-fTfK-UGoD";
 
+    fn ours() -> Option<LvmUuid> {
+        LvmUuid::parse(OURS).ok()
+    }
+
     fn facts(test: &str, files: &[(&str, &str)], pv: Option<&str>) -> HostLvmFacts {
         let (etc, dev) = scratch(test, files);
-        read_host_lvm_facts(&etc, &dev, &dev.join("vda1"), pv)
+        let pv = pv.map(LvmUuid::parse).transpose().ok().flatten();
+        read_host_lvm_facts(&etc, &dev, &dev.join("vda1"), pv.as_ref())
     }
 
     #[test]
@@ -235,7 +249,7 @@ mod tests {
             }
         };
         write(&text);
-        let not_listed = read_host_lvm_facts(&etc, &dev, &devnode, Some(OURS));
+        let not_listed = read_host_lvm_facts(&etc, &dev, &devnode, ours().as_ref());
         assert_eq!(not_listed.devices_file.summary(), "not listed");
         // The filters are ignored while the devices file is in use.
         assert_eq!(not_listed.global_filter_rejects, None);
@@ -255,17 +269,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         write(&format!("{text}{line}"));
-        let listed = read_host_lvm_facts(&etc, &dev, &devnode, Some(OURS));
+        let listed = read_host_lvm_facts(&etc, &dev, &devnode, ours().as_ref());
         assert_eq!(listed.devices_file.summary(), "listed");
         assert!(matches!(
             &listed.devices_file,
-            DevicesFileFacts::InUse { listed_pvid: Some(p), .. } if p == "20mUTb8d8EnAE58j0fftwmS1fTfKUGoD"
+            DevicesFileFacts::InUse { listed_pvid: Some(p), .. } if p.undashed() == "20mUTb8d8EnAE58j0fftwmS1fTfKUGoD"
         ));
         write(&format!(
             "{}{line}",
             text.replace("VERSION=1.1.3", "VERSION=2.0.1")
         ));
-        let newer = read_host_lvm_facts(&etc, &dev, &devnode, Some(OURS));
+        let newer = read_host_lvm_facts(&etc, &dev, &devnode, ours().as_ref());
         assert!(matches!(
             newer.devices_file,
             DevicesFileFacts::InUse {

@@ -3,8 +3,8 @@
 //! satellite ID. Nothing is written and nothing is activated.
 use super::host_lvm::ETC_LVM;
 use super::host_lvm_facts::read_host_lvm_facts;
-use super::live::{self, ActiveLv, ThinPoolUsage};
-use super::lvm::{self, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
+use super::live::{self, ActiveLv, LvmLayer, ThinPoolUsage};
+use super::lvm::{self, LvmUuid, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
 use super::phase_timer::PhaseTimer;
 use super::satellite_id;
@@ -63,11 +63,6 @@ pub struct Expectations<'a> {
     /// Probe for other signatures even where an LVM label is found (for `status`;
     /// the planner ignores them there, so provisioning skips the probe).
     pub signatures_beside_lvm_label: bool,
-}
-
-/// LVM writes uuids with dashes; device-mapper uuids carry them without.
-fn undashed(uuid: &str) -> String {
-    uuid.chars().filter(|c| *c != '-').collect()
 }
 
 /// The block devices of the machine and the one carrying the label.
@@ -162,12 +157,9 @@ pub fn observe_resolved(
     timer.lap("dm_list");
     let active_volumes: Result<Vec<ActiveLv>, String> = match vg {
         None => Ok(Vec::new()),
-        Some(vg) => {
-            let vg_uuid = undashed(&vg.id);
-            all_active
-                .clone()
-                .map(|all| all.into_iter().filter(|v| v.vg_uuid == vg_uuid).collect())
-        }
+        Some(vg) => all_active
+            .clone()
+            .map(|all| all.into_iter().filter(|v| v.vg_uuid == vg.id).collect()),
     };
     let leftovers = Leftovers {
         stale_devices: stale_devices(&stacked, vg, &all_active).map_err(|detail| {
@@ -189,7 +181,7 @@ pub fn observe_resolved(
     timer.lap("leftovers");
     let pool_usage = match (vg, expect.pool, &active_volumes) {
         (Some(vg), Some(pool), Ok(active)) => vg.lv(pool).and_then(|pool_lv| {
-            live::thin_pool_device(active, &undashed(&vg.id), &undashed(&pool_lv.id))
+            live::thin_pool_device(active, &vg.id, &pool_lv.id)
                 .map(|dev| live::thin_pool_usage(&dev.dm_name).map_err(|e| e.to_string()))
         }),
         _ => None,
@@ -241,7 +233,7 @@ pub fn observe_resolved(
         Path::new(ETC_LVM),
         Path::new("/dev"),
         &devnode,
-        physical_volume.as_ref().map(|pv| pv.pv_uuid.as_str()),
+        physical_volume.as_ref().map(|pv| &pv.pv_uuid),
     );
     timer.lap("host_lvm");
     let observed = ObservedPartition {
@@ -286,7 +278,7 @@ pub struct OtherDevices {
 /// Block devices other than `own` whose VG metadata lists PV `pv_uuid`; LVM's own
 /// LVs are skipped (a PV stacked on one of them is not something this tool's
 /// partition can belong to), devices without an LVM label are not reported.
-fn vgs_listing_pv(devices: &[BlockDevice], own: &BlockDevice, pv_uuid: &str) -> OtherDevices {
+fn vgs_listing_pv(devices: &[BlockDevice], own: &BlockDevice, pv_uuid: &LvmUuid) -> OtherDevices {
     let mut found = OtherDevices::default();
     for d in devices
         .iter()
@@ -358,7 +350,7 @@ pub fn pv_facts(
         }
     });
     Ok(PvFacts {
-        uuid: pv.pv_uuid.clone(),
+        uuid: pv.pv_uuid,
         recorded_device_size: pv.device_size,
         metadata_bytes_at_end,
         in_use_without_metadata,
@@ -464,18 +456,17 @@ fn vg_facts(
         })
         .collect();
     let active = active_volumes.as_ref().ok();
-    let vg_uuid = undashed(&vg.id);
     let logical_volumes = vg
         .logical_volumes
         .iter()
         .map(|lv| -> Result<LvFacts, ObserveError> {
-            let lv_uuid = undashed(&lv.id);
             let devices: Vec<&ActiveLv> = active
                 .into_iter()
                 .flatten()
-                .filter(|a| a.vg_uuid == vg_uuid && a.lv_uuid == lv_uuid)
+                .filter(|a| a.vg_uuid == vg.id && a.lv_uuid == lv.id)
                 .collect();
-            let top = devices.iter().find(|a| a.layer_suffix.is_none());
+            let top = devices.iter().find(|a| a.layer.is_none());
+            let tpool = |a: &&&ActiveLv| a.layer == Some(LvmLayer::Tpool);
             let kind = match lv.segments.first().map(|s| &s.kind) {
                 Some(SegmentKind::ThinPool {
                     metadata_lv,
@@ -493,31 +484,24 @@ fn vg_facts(
                     // Its `-tpool` device serves I/O (named `vg-pool` while no thin
                     // volume uses the pool, `vg-pool-tpool` after): LVM then reports
                     // data usage, which is what LINSTOR reads.
-                    serving: devices
-                        .iter()
-                        .any(|a| a.serving && a.layer_suffix.as_deref() == Some("-tpool")),
-                    pool_device_present: devices
-                        .iter()
-                        .any(|a| a.live_table && a.layer_suffix.as_deref() == Some("-tpool")),
+                    serving: devices.iter().filter(tpool).any(|a| a.serving),
+                    pool_device_present: devices.iter().filter(tpool).any(|a| a.live_table),
                     unloaded_pool_device: devices
                         .iter()
-                        .find(|a| {
-                            !a.live_table
-                                && a.open_count == 0
-                                && a.layer_suffix.as_deref() == Some("-tpool")
-                        })
+                        .filter(tpool)
+                        .find(|a| !a.live_table && a.open_count == 0)
                         .map(|a| a.dm_name.clone()),
                     // Only a used pool (transaction id > 0) is looked up by LVM
                     // without its layer; a new one's only device carries the
                     // `-tpool` uuid and LVM sees it.
                     unheld_pool_device: devices
                         .iter()
+                        .filter(tpool)
                         .find(|a| {
                             *transaction_id > 0
                                 && top.is_none()
                                 && a.live_table
                                 && a.open_count == 0
-                                && a.layer_suffix.as_deref() == Some("-tpool")
                         })
                         .map(|a| a.dm_name.clone()),
                 },
@@ -545,7 +529,7 @@ fn vg_facts(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(VgFacts {
         name: vg.name.clone(),
-        uuid: vg.id.clone(),
+        uuid: vg.id,
         seqno: vg.seqno,
         extent_size: extent,
         pe_start_bytes,
@@ -590,7 +574,6 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
             "the seed tool's metadata LV exists but device-mapper could not be queried".to_owned(),
         );
     };
-    let (vg_uuid, lv_uuid) = (undashed(&vg.id), undashed(&seed_lv.id));
     // Reads from a thin volume wait while its pool's device is suspended (a command
     // killed between suspend and resume, e.g. while sending thin messages): resume
     // the pool first instead of hanging on the read.
@@ -598,11 +581,10 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
         SegmentKind::Thin { thin_pool, .. } => vg.lv(thin_pool),
         _ => None,
     }) {
-        let pool_uuid = undashed(&pool.id);
         if active.iter().any(|a| {
-            a.vg_uuid == vg_uuid
-                && a.lv_uuid == pool_uuid
-                && a.layer_suffix.as_deref() == Some("-tpool")
+            a.vg_uuid == vg.id
+                && a.lv_uuid == pool.id
+                && a.layer == Some(LvmLayer::Tpool)
                 && a.live_table
                 && !a.serving
         }) {
@@ -613,7 +595,7 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
     }
     match active
         .iter()
-        .find(|a| a.vg_uuid == vg_uuid && a.lv_uuid == lv_uuid && a.layer_suffix.is_none())
+        .find(|a| a.vg_uuid == vg.id && a.lv_uuid == seed_lv.id && a.layer.is_none())
     {
         None => SatelliteIdReading::SeedLvInactive,
         Some(device) if !device.live_table && device.open_count == 0 => {
@@ -682,21 +664,17 @@ fn stale_devices(
     vg: Option<&VolumeGroupMetadata>,
     all_active: &Result<Vec<ActiveLv>, String>,
 ) -> Result<Vec<StaleDevice>, String> {
-    let listed = |vg_uuid: &str, lv_uuid: &str| {
+    let listed = |vg_uuid: &LvmUuid, lv_uuid: &LvmUuid| {
         vg.is_some_and(|vg| {
-            undashed(&vg.id) == vg_uuid
-                && vg
-                    .logical_volumes
-                    .iter()
-                    .any(|lv| undashed(&lv.id) == lv_uuid)
+            vg.id == *vg_uuid && vg.logical_volumes.iter().any(|lv| lv.id == *lv_uuid)
         })
     };
     // Only VGs that lived on this partition: the one there now, and any whose
     // devices map the partition directly (a VG removed or replaced while its devices
     // stayed). Another VG stacked on one of our volumes (a guest's PV on a thin
     // volume) is someone else's, whatever its metadata says.
-    let ours: Vec<String> = vg
-        .map(|vg| undashed(&vg.id))
+    let ours: Vec<LvmUuid> = vg
+        .map(|vg| vg.id)
         .into_iter()
         .chain(
             stacked
@@ -772,6 +750,13 @@ mod tests {
     const OLD_VG: &str = "OOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOO";
     const GUEST_VG: &str = "GGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGG";
 
+    fn id(text: &str) -> LvmUuid {
+        match LvmUuid::parse(text) {
+            Ok(id) => id,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     fn device(
         name: &str,
         uuid: String,
@@ -800,7 +785,7 @@ mod tests {
         ];
         let metadata = VolumeGroupMetadata {
             name: "linstor-vg".to_owned(),
-            id: VG.to_owned(),
+            id: id(VG),
             seqno: 1,
             status: Vec::new(),
             flags: Vec::new(),
@@ -814,7 +799,7 @@ mod tests {
             physical_volumes: Vec::new(),
             logical_volumes: vec![crate::observe::lvm::LvEntry {
                 name: "thin".to_owned(),
-                id: lv('t'),
+                id: id(&lv('t')),
                 status: Vec::new(),
                 flags: Vec::new(),
                 tags: Vec::new(),

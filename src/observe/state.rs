@@ -1,6 +1,7 @@
 //! The plain-data picture of one partition that the planner works from. Built by
 //! [`super::observe_partition`] from the native readers; built by hand in tests.
 pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts};
+use super::lvm::LvmUuid;
 use super::vg_dev_dir::VgDevDir;
 use crate::units::{Bytes, ExtentSize, Extents};
 use serde::Serialize;
@@ -53,7 +54,7 @@ pub struct PartitionFacts {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PvFacts {
-    pub uuid: String,
+    pub uuid: LvmUuid,
     /// Device size recorded in the PV header (what `pvresize` last saw).
     pub recorded_device_size: Bytes,
     /// Bytes of metadata areas that lie after the first extent (a second area at
@@ -116,7 +117,7 @@ pub struct VgListingPv {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VgFacts {
     pub name: String,
-    pub uuid: String,
+    pub uuid: LvmUuid,
     pub seqno: u64,
     #[serde(
         rename = "extent_size_bytes",

@@ -1,6 +1,8 @@
 //! The steps a plan is made of. Each is one LVM command when applied, and each is
 //! safe to repeat: a run killed between two steps converges when rerun.
 use crate::units::{Bytes, Extents, WholeBinaryUnits};
+use crate::config::names::{LvName, VgName};
+use crate::observe::lvm::LvmUuid;
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
@@ -10,14 +12,14 @@ use std::path::PathBuf;
 pub enum Action {
     /// Activate the seed tool's `metadata` LV so its satellite-ID file can be read.
     ActivateSeedMetadataLv {
-        volume_group: String,
+        volume_group: VgName,
     },
     RemoveLogicalVolumes {
-        volume_group: String,
-        names: Vec<String>,
+        volume_group: VgName,
+        names: Vec<LvName>,
     },
     RemoveVolumeGroup {
-        volume_group: String,
+        volume_group: VgName,
     },
     RemovePhysicalVolume {
         device: PathBuf,
@@ -33,14 +35,14 @@ pub enum Action {
     },
     /// Remove one LV: what an interrupted thin-pool `lvcreate` left under the pool's name.
     RemoveIncompletePool {
-        volume_group: String,
-        pool: String,
+        volume_group: VgName,
+        pool: LvName,
     },
     /// Remove one LV: the plain `lvol<N>` an interrupted thin-pool `lvcreate` made as
     /// the pool's metadata spare before any pool existed.
     RemoveIncompleteSpare {
-        volume_group: String,
-        name: String,
+        volume_group: VgName,
+        name: LvName,
     },
     ResizePhysicalVolume {
         device: PathBuf,
@@ -48,48 +50,48 @@ pub enum Action {
         to_bytes: Bytes,
     },
     CreateVolumeGroup {
-        volume_group: String,
+        volume_group: VgName,
         device: PathBuf,
         satellite_id_tag: String,
     },
     /// Record the satellite ID on an adopted VG (one the seed tool made).
     TagVolumeGroup {
-        volume_group: String,
+        volume_group: VgName,
         satellite_id_tag: String,
     },
     CreateThinPool {
-        volume_group: String,
-        pool: String,
+        volume_group: VgName,
+        pool: LvName,
         chunk_size_bytes: Bytes,
         zero_new_blocks: bool,
     },
     ExtendPoolMetadata {
-        volume_group: String,
-        pool: String,
+        volume_group: VgName,
+        pool: LvName,
         to_bytes: Bytes,
     },
     /// Give the pool every free extent of the VG.
     ExtendThinPool {
-        volume_group: String,
-        pool: String,
+        volume_group: VgName,
+        pool: LvName,
         by_extents: Extents,
     },
     /// Deactivate the pool's data/metadata LVs left active on their own by an
     /// activation cut off midway (LVM refuses to activate the pool while they are).
     DeactivatePoolComponents {
-        volume_group: String,
-        names: Vec<String>,
+        volume_group: VgName,
+        names: Vec<LvName>,
     },
     /// Reload and resume a pool device that exists but does not serve I/O.
     RefreshThinPool {
-        volume_group: String,
-        pool: String,
+        volume_group: VgName,
+        pool: LvName,
     },
     /// Activate the thin pool: LINSTOR never does, and reads an inactive pool as full.
     /// Not a metadata write.
     ActivateThinPool {
-        volume_group: String,
-        pool: String,
+        volume_group: VgName,
+        pool: LvName,
     },
     /// Remove device-mapper devices stacked on the partition that no VG lists (left
     /// by an interrupted command), in this order. Not an LVM command: LVM only
@@ -111,7 +113,8 @@ pub enum Action {
     /// Drop the entry of a PV about to be destroyed from the host's devices file
     /// (`lvmdevices --delpvid`), before a host command turns it into a dead line.
     RemoveFromDevicesFile {
-        pvid: String,
+        #[serde(serialize_with = "LvmUuid::serialize_undashed")]
+        pvid: LvmUuid,
     },
 }
 
@@ -123,7 +126,7 @@ impl fmt::Display for Action {
                 "activate {volume_group}/metadata to read the satellite ID the seed tool stored"
             ),
             Action::RemoveLogicalVolumes { volume_group, names } => {
-                write!(f, "remove logical volumes {} of {volume_group}", names.join(", "))
+                write!(f, "remove logical volumes {} of {volume_group}", joined(names))
             }
             Action::RemoveVolumeGroup { volume_group } => {
                 write!(f, "remove volume group {volume_group}")
@@ -210,7 +213,7 @@ impl fmt::Display for Action {
             } => write!(
                 f,
                 "deactivate {} of {volume_group}, left active by an interrupted activation",
-                names.join(", ")
+                joined(names)
             ),
             Action::RefreshThinPool { volume_group, pool } => write!(
                 f,
@@ -237,8 +240,18 @@ impl fmt::Display for Action {
             ),
             Action::RemoveFromDevicesFile { pvid } => write!(
                 f,
-                "remove PVID {pvid}, the physical volume about to be replaced, from the host's LVM devices file"
+                "remove PVID {}, the physical volume about to be replaced, from the host's LVM devices file",
+                pvid.undashed()
             ),
         }
     }
+}
+
+/// `a, b, c`.
+fn joined(names: &[LvName]) -> String {
+    names
+        .iter()
+        .map(LvName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

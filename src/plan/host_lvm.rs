@@ -22,7 +22,7 @@ pub(super) fn integrate(
             return Ok(());
         }
         return Err(Refusal::HostLvmConfigUnreadable {
-            volume_group: config.volume_group.clone(),
+            volume_group: config.volume_group.to_string(),
             error: error.clone(),
         });
     }
@@ -38,7 +38,7 @@ pub(super) fn integrate(
         return match &host.global_filter_rejects {
             Some(rejection) if !config.force => Err(Refusal::HostGlobalFilterRejects {
                 device: device.clone(),
-                volume_group: config.volume_group.clone(),
+                volume_group: config.volume_group.to_string(),
                 rule: rejection.rule.clone(),
                 file: where_set(rejection),
             }),
@@ -54,7 +54,7 @@ pub(super) fn integrate(
         )
     });
     if let (Some(at), Some(pvid)) = (destroys_pv, listed_pvid) {
-        edits.push((at, Action::RemoveFromDevicesFile { pvid: pvid.clone() }));
+        edits.push((at, Action::RemoveFromDevicesFile { pvid: *pvid }));
     }
     let creates_pv = plan.actions.iter().any(|a| {
         matches!(

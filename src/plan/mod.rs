@@ -11,7 +11,7 @@ pub use action::Action;
 pub use host_lvm::host_lvm_warnings;
 pub use refusal::Refusal;
 
-use crate::config::names::{validate_lv_name, validate_vg_name, NameError};
+use crate::config::names::{LvName, NameError, VgName};
 use crate::config::ProvisionConfig;
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PvFacts,
@@ -94,7 +94,7 @@ fn clear_volume_group_path(
         VgDevDir::Absent => return Ok(()),
         VgDevDir::NotAFolder { path } => {
             return Err(Refusal::VolumeGroupPathTaken {
-                volume_group: config.volume_group.clone(),
+                volume_group: config.volume_group.to_string(),
                 path: path.clone(),
                 found: "not a folder".to_owned(),
             })
@@ -109,7 +109,7 @@ fn clear_volume_group_path(
                 .collect();
             if !foreign.is_empty() {
                 return Err(Refusal::VolumeGroupPathTaken {
-                    volume_group: config.volume_group.clone(),
+                    volume_group: config.volume_group.to_string(),
                     path: path.clone(),
                     found: format!("it holds {}, which are not symlinks", foreign.join(", ")),
                 });
@@ -136,7 +136,7 @@ fn clear_volume_group_path(
                 .collect();
             if !ours_here && !live.is_empty() && observed.leftovers.stale_devices.is_empty() {
                 return Err(Refusal::VolumeGroupPathTaken {
-                    volume_group: config.volume_group.clone(),
+                    volume_group: config.volume_group.to_string(),
                     path: path.clone(),
                     found: format!(
                         "its links {} reach live devices: a volume group of that name is active elsewhere",
@@ -202,7 +202,7 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             actions,
         });
     };
-    check_name_on_disk(observed, "volume group", &vg.name, validate_vg_name)?;
+    let vg_name = check_name_on_disk(observed, "volume group", &vg.name, VgName::on_disk)?;
     if !vg.other_pvs.is_empty() {
         return Err(Refusal::VolumeGroupSpansDevices {
             volume_group: vg.name.clone(),
@@ -218,11 +218,12 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             })
         }
         SatelliteIdReading::SeedLvInactive | SatelliteIdReading::SeedLvUnloaded { .. } => {
-            let mut actions: Vec<Action> = idle_pools(vg)
-                .flat_map(|pool| unblock_idle_pool(vg, pool))
-                .collect();
+            let mut actions = Vec::new();
+            for pool in idle_pools(vg) {
+                actions.extend(unblock_idle_pool(observed, vg, &vg_name, pool)?);
+            }
             actions.push(Action::ActivateSeedMetadataLv {
-                volume_group: vg.name.clone(),
+                volume_group: vg_name,
             });
             return Ok(Plan {
                 reset: None,
@@ -233,8 +234,8 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             return Ok(Plan {
                 reset: None,
                 actions: vec![Action::RefreshThinPool {
-                    volume_group: vg.name.clone(),
-                    pool: pool.clone(),
+                    volume_group: vg_name,
+                    pool: check_name_on_disk(observed, "logical volume", pool, LvName::on_disk)?,
                 }],
             });
         }
@@ -242,8 +243,8 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         SatelliteIdReading::Absent => None,
     };
     match recorded {
-        Some(id) if id == config.satellite_id => keep_and_grow(observed, pv, vg, config),
-        Some(id) => reset(observed, vg, config, id),
+        Some(id) if id == config.satellite_id => keep_and_grow(observed, pv, vg, &vg_name, config),
+        Some(id) => reset(observed, vg, &vg_name, config, id),
         // A VG of the configured name that records no ID, empty or holding only the
         // pool, is the one this partition was dedicated to (the seed tool left such
         // VGs behind): reset it as the seed would. One holding other volumes, or a
@@ -257,9 +258,9 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
                     volumes,
                 });
             }
-            reset(observed, vg, config, "")
+            reset(observed, vg, &vg_name, config, "")
         }
-        None if config.force => reset(observed, vg, config, ""),
+        None if config.force => reset(observed, vg, &vg_name, config, ""),
         None => Err(Refusal::ForeignVolumeGroup {
             volume_group: vg.name.clone(),
             device: observed.partition.devnode.clone(),
@@ -331,14 +332,15 @@ fn volumes_besides_pool(vg: &VgFacts, config: &ProvisionConfig) -> Vec<String> {
 }
 
 /// Names read from the metadata go on LVM command lines (split on whitespace):
-/// each must pass LVM's naming rules first.
-fn check_name_on_disk(
+/// each must pass LVM's naming rules first, which `make` (a validator of the name
+/// type the command line takes) checks.
+fn check_name_on_disk<T>(
     observed: &ObservedPartition,
     what: &'static str,
     name: &str,
-    validate: fn(&str) -> Result<(), NameError>,
-) -> Result<(), Refusal> {
-    validate(name).map_err(|e| Refusal::InvalidNameOnDisk {
+    make: fn(&str) -> Result<T, NameError>,
+) -> Result<T, Refusal> {
+    make(name).map_err(|e| Refusal::InvalidNameOnDisk {
         device: observed.partition.devnode.clone(),
         what,
         name: name.to_owned(),
@@ -370,7 +372,7 @@ fn ensure_vg_name_free(
         return Ok(());
     }
     Err(Refusal::VolumeGroupNameTaken {
-        volume_group: config.volume_group.clone(),
+        volume_group: config.volume_group.to_string(),
         devices: observed.wanted_vg_name_elsewhere.clone(),
     })
 }
@@ -398,6 +400,7 @@ fn create_pool(config: &ProvisionConfig) -> Action {
 fn reset(
     observed: &ObservedPartition,
     vg: &VgFacts,
+    vg_name: &VgName,
     config: &ProvisionConfig,
     existing: &str,
 ) -> Result<Plan, Refusal> {
@@ -413,15 +416,12 @@ fn reset(
     }
     let device = observed.partition.devnode.clone();
     let mut actions = Vec::new();
-    let visible: Vec<String> = vg
+    let visible: Vec<LvName> = vg
         .logical_volumes
         .iter()
         .filter(|lv| lv.visible)
-        .map(|lv| lv.name.clone())
-        .collect();
-    for name in &visible {
-        check_name_on_disk(observed, "logical volume", name, validate_lv_name)?;
-    }
+        .map(|lv| check_name_on_disk(observed, "logical volume", &lv.name, LvName::user_named))
+        .collect::<Result<_, _>>()?;
     if !vg.logical_volumes.is_empty() {
         // A removal killed midway can leave a pool device suspended, never loaded,
         // or live but held by nothing LVM sees; LVM then cannot deactivate the
@@ -444,19 +444,24 @@ fn reset(
                     });
                 } else if *pool_device_present && !serving {
                     actions.push(Action::RefreshThinPool {
-                        volume_group: vg.name.clone(),
-                        pool: lv.name.clone(),
+                        volume_group: vg_name.clone(),
+                        pool: check_name_on_disk(
+                            observed,
+                            "logical volume",
+                            &lv.name,
+                            LvName::on_disk,
+                        )?,
                     });
                 }
             }
         }
         actions.push(Action::RemoveLogicalVolumes {
-            volume_group: vg.name.clone(),
+            volume_group: vg_name.clone(),
             names: visible,
         });
     }
     actions.push(Action::RemoveVolumeGroup {
-        volume_group: vg.name.clone(),
+        volume_group: vg_name.clone(),
     });
     actions.push(Action::RemovePhysicalVolume {
         device: device.clone(),
@@ -479,12 +484,13 @@ fn keep_and_grow(
     observed: &ObservedPartition,
     pv: &PvFacts,
     vg: &VgFacts,
+    vg_name: &VgName,
     config: &ProvisionConfig,
 ) -> Result<Plan, Refusal> {
     if vg.name != config.volume_group {
         return Err(Refusal::VolumeGroupNameMismatch {
             found: vg.name.clone(),
-            wanted: config.volume_group.clone(),
+            wanted: config.volume_group.to_string(),
             device: observed.partition.devnode.clone(),
         });
     }
@@ -495,7 +501,7 @@ fn keep_and_grow(
     let mut actions = Vec::new();
     if !matches!(vg.satellite_id, SatelliteIdReading::Tag(_)) {
         actions.push(Action::TagVolumeGroup {
-            volume_group: vg.name.clone(),
+            volume_group: vg_name.clone(),
             satellite_id_tag: config.satellite_id_tag.clone(),
         });
     }
@@ -528,12 +534,12 @@ fn keep_and_grow(
     }
     match vg.logical_volumes.iter().find(|lv| lv.name == config.pool) {
         None => {
-            actions.extend(interrupted_spare_creations(vg).map(|name| {
-                Action::RemoveIncompleteSpare {
-                    volume_group: vg.name.clone(),
-                    name: name.to_owned(),
-                }
-            }));
+            for name in interrupted_spare_creations(vg) {
+                actions.push(Action::RemoveIncompleteSpare {
+                    volume_group: vg_name.clone(),
+                    name: check_name_on_disk(observed, "logical volume", name, LvName::on_disk)?,
+                });
+            }
             actions.push(create_pool(config));
         }
         Some(LvFacts {
@@ -576,14 +582,14 @@ fn keep_and_grow(
                     // LV keeps its size (a clamp by design, not an overflow).
                     free_extents = free_extents.saturating_sub(grown);
                     actions.push(Action::ExtendPoolMetadata {
-                        volume_group: vg.name.clone(),
+                        volume_group: vg_name.clone(),
                         pool: config.pool.clone(),
                         to_bytes,
                     });
                 }
                 if !free_extents.is_zero() {
                     actions.push(Action::ExtendThinPool {
-                        volume_group: vg.name.clone(),
+                        volume_group: vg_name.clone(),
                         pool: config.pool.clone(),
                         by_extents: free_extents,
                     });
@@ -592,7 +598,7 @@ fn keep_and_grow(
         }
         Some(other) if is_interrupted_pool_creation(vg, other) => {
             actions.push(Action::RemoveIncompletePool {
-                volume_group: vg.name.clone(),
+                volume_group: vg_name.clone(),
                 pool: config.pool.clone(),
             });
             actions.push(create_pool(config));
@@ -622,16 +628,19 @@ fn keep_and_grow(
         // a live table by a command killed midway) holds its components open: LVM
         // reloads and resumes it on refresh.
         Some((false, true)) => actions.push(Action::RefreshThinPool {
-            volume_group: vg.name.clone(),
+            volume_group: vg_name.clone(),
             pool: config.pool.clone(),
         }),
         Some((false, false)) => {
             // First: LVM refuses to resize or activate the pool while components
             // stranded by an interrupted activation are active, or while a pool
             // device it created but never loaded is in the way.
-            actions.splice(0..0, unblock_idle_pool(vg, &config.pool));
+            actions.splice(
+                0..0,
+                unblock_idle_pool(observed, vg, vg_name, &config.pool)?,
+            );
             actions.push(Action::ActivateThinPool {
-                volume_group: vg.name.clone(),
+                volume_group: vg_name.clone(),
                 pool: config.pool.clone(),
             });
         }
@@ -662,29 +671,41 @@ fn idle_pools(vg: &VgFacts) -> impl Iterator<Item = &str> {
 /// An activation killed midway leaves an idle pool's component LVs active on their
 /// own; LVM then refuses to activate the pool or any of its thin volumes until
 /// they are deactivated.
-fn deactivate_stranded_components(vg: &VgFacts, pool: &str) -> Option<Action> {
-    let names: Vec<String> = vg
+fn deactivate_stranded_components(
+    observed: &ObservedPartition,
+    vg: &VgFacts,
+    vg_name: &VgName,
+    pool: &str,
+) -> Result<Option<Action>, Refusal> {
+    let names: Vec<LvName> = vg
         .logical_volumes
         .iter()
         .filter(|lv| lv.active && is_pool_component(&lv.name, pool))
-        .map(|lv| lv.name.clone())
-        .collect();
-    (!names.is_empty()).then(|| Action::DeactivatePoolComponents {
-        volume_group: vg.name.clone(),
-        names,
-    })
+        .map(|lv| check_name_on_disk(observed, "logical volume", &lv.name, LvName::on_disk))
+        .collect::<Result<_, _>>()?;
+    Ok(
+        (!names.is_empty()).then(|| Action::DeactivatePoolComponents {
+            volume_group: vg_name.clone(),
+            names,
+        }),
+    )
 }
 
 /// What clears the way for activating an idle pool: its never-loaded pool device
 /// removed, then its stranded components deactivated.
-fn unblock_idle_pool(vg: &VgFacts, pool: &str) -> Vec<Action> {
-    unloaded_pool_device(vg, pool)
+fn unblock_idle_pool(
+    observed: &ObservedPartition,
+    vg: &VgFacts,
+    vg_name: &VgName,
+    pool: &str,
+) -> Result<Vec<Action>, Refusal> {
+    Ok(unloaded_pool_device(vg, pool)
         .map(|unloaded| Action::RemoveStaleDevices {
             dm_names: vec![unloaded],
         })
         .into_iter()
-        .chain(deactivate_stranded_components(vg, pool))
-        .collect()
+        .chain(deactivate_stranded_components(observed, vg, vg_name, pool)?)
+        .collect())
 }
 
 /// The never-loaded `-tpool` device of `pool`, if an interrupted activation left one.

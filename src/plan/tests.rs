@@ -1,6 +1,8 @@
 //! Table-driven tests of the planner over every state the partition can be in.
 use super::*;
+use crate::config::names::test_names::{lv, vg};
 use crate::config::{ProvisionConfig, ProvisionInputs};
+use crate::observe::lvm::LvmUuid;
 use crate::observe::state::{
     InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PvFacts, VgListingPv,
 };
@@ -47,6 +49,14 @@ fn config_with(force: bool) -> ProvisionConfig {
     }
 }
 
+/// An LVM id for tests (`text` must be one).
+fn uuid(text: &str) -> LvmUuid {
+    match LvmUuid::parse(text) {
+        Ok(id) => id,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn dev() -> PathBuf {
     PathBuf::from("/dev/vda1")
 }
@@ -71,7 +81,7 @@ fn blank(size: Bytes) -> ObservedPartition {
 fn orphan_pv(size: Bytes) -> ObservedPartition {
     let mut observed = blank(size);
     observed.physical_volume = Some(PvFacts {
-        uuid: "pv-uuid".into(),
+        uuid: uuid("pvuuid-pvuu-idpv-uuid-pvuu-idpv-uuidpv"),
         recorded_device_size: size,
         metadata_bytes_at_end: Bytes(0),
         in_use_without_metadata: None,
@@ -133,7 +143,7 @@ fn provisioned(id: SatelliteIdReading) -> ObservedPartition {
     if let Some(pv) = observed.physical_volume.as_mut() {
         pv.volume_group = Some(VgFacts {
             name: "linstor-vg".into(),
-            uuid: "vg-uuid".into(),
+            uuid: uuid("vguuid-vguu-idvg-uuid-vguu-idvg-uuidvg"),
             seqno: 7,
             extent_size: extent_size(),
             pe_start_bytes: PE_START,
@@ -312,8 +322,8 @@ fn reset_reports_both_ids_and_removes_only_this_vg() {
     assert_eq!(
         plan.actions[0],
         Action::RemoveLogicalVolumes {
-            volume_group: "linstor-vg".into(),
-            names: vec!["linstor-pool".into(), "pvc-1".into()],
+            volume_group: vg("linstor-vg"),
+            names: vec![lv("linstor-pool"), lv("pvc-1")],
         }
     );
     assert!(plan.actions.iter().all(|action| match action {
@@ -333,8 +343,8 @@ fn growth_plans_exactly_the_new_extents() {
     assert_eq!(
         plan.actions.last(),
         Some(&Action::ExtendThinPool {
-            volume_group: "linstor-vg".into(),
-            pool: "linstor-pool".into(),
+            volume_group: vg("linstor-vg"),
+            pool: lv("linstor-pool"),
             by_extents: Extents::new(new_count.count() - old_count.count()),
         })
     );
@@ -512,8 +522,8 @@ fn an_idle_pool_is_activated_and_an_active_one_left_alone() {
     assert_eq!(
         plan.actions.first(),
         Some(&Action::DeactivatePoolComponents {
-            volume_group: "linstor-vg".into(),
-            names: vec!["linstor-pool_tmeta".into()],
+            volume_group: vg("linstor-vg"),
+            names: vec![lv("linstor-pool_tmeta")],
         })
     );
     // Killed inside a grow of an idle pool: unblock first, grow, then activate.
@@ -736,8 +746,8 @@ fn a_second_metadata_area_at_the_end_takes_its_space_from_the_extents() {
     assert_eq!(
         planned(&grown, &config()).actions.last(),
         Some(&Action::ExtendThinPool {
-            volume_group: "linstor-vg".into(),
-            pool: "linstor-pool".into(),
+            volume_group: vg("linstor-vg"),
+            pool: lv("linstor-pool"),
             by_extents: Extents::new(1),
         })
     );
@@ -923,14 +933,14 @@ mod host_lvm_integration {
     use super::*;
     use crate::observe::state::{DevicesFileFacts, FilterRejection, HostLvmFacts};
 
-    const PVID: &str = "pvuuid";
+    const PVID: &str = "pvuuidpvuuidpvuuidpvuuidpvuuid00";
 
     fn devices_file(listed: bool, listed_pvid: Option<&str>) -> HostLvmFacts {
         HostLvmFacts {
             devices_file: DevicesFileFacts::InUse {
                 path: PathBuf::from("/etc/lvm/devices/system.devices"),
                 listed,
-                listed_pvid: listed_pvid.map(str::to_owned),
+                listed_pvid: listed_pvid.map(uuid),
                 version: Some("1.1.7".into()),
                 version_too_new: false,
                 dead_pvids: Vec::new(),
@@ -1039,7 +1049,7 @@ mod host_lvm_integration {
         let plan = planned(&with_host(provisioned(tag("other")), listed()), &config());
         assert!(plan
             .actions
-            .contains(&Action::RemoveFromDevicesFile { pvid: PVID.into() }));
+            .contains(&Action::RemoveFromDevicesFile { pvid: uuid(PVID) }));
         assert_eq!(
             plan.actions.last(),
             Some(&Action::AddToDevicesFile { device: dev() })
@@ -1116,7 +1126,7 @@ mod host_lvm_integration {
         } = &mut host.devices_file
         {
             *listed = true;
-            *listed_pvid = Some(PVID.into());
+            *listed_pvid = Some(uuid(PVID));
         }
         assert!(planned(&with_host(provisioned(tag("node-01")), host), &config()).is_empty());
     }
@@ -1190,9 +1200,9 @@ mod host_lvm_integration {
             Action::AddToDevicesFile { device: dev() }.to_string(),
             "enter physical volume /dev/vda1 in the host's LVM devices file"
         );
-        assert!(Action::RemoveFromDevicesFile { pvid: PVID.into() }
+        assert!(Action::RemoveFromDevicesFile { pvid: uuid(PVID) }
             .to_string()
-            .contains("remove PVID pvuuid"));
+            .contains("remove PVID pvuuidpvuuidpvuuidpvuuidpvuuid00,"));
     }
 }
 

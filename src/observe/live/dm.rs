@@ -6,20 +6,20 @@
 //! without asking LVM. Parsing of uuids and status lines is pure and tested
 //! here; the ioctl calls need a kernel with device-mapper.
 
+use std::fmt;
 use std::path::Path;
 
 use devicemapper::{DevId, DmFlags, DmName, DmOptions, DM};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::LiveError;
+use crate::observe::lvm::uuid::{LvmUuid, LVM_UUID_LEN};
 
 /// Where the device-mapper control node lives.
 const DM_CONTROL: &str = "/dev/mapper/control";
 /// dm-thin metadata blocks are always 4 KiB.
 const THIN_METADATA_BLOCK_BYTES: u64 = 4096;
 const SECTOR_BYTES: u64 = 512;
-/// Length of an LVM uuid without dashes.
-const LVM_UUID_LEN: usize = 32;
 
 /// An active device-mapper device that belongs to LVM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,13 +30,15 @@ pub struct ActiveLv {
     pub minor: u32,
     /// How many openers the device has; > 0 means in use (mounted, held, …).
     pub open_count: u32,
-    /// VG uuid, 32 characters without dashes (see [`format_lvm_uuid`]).
-    pub vg_uuid: String,
-    /// LV uuid, 32 characters without dashes.
-    pub lv_uuid: String,
-    /// LVM's layer suffix for hidden sub-devices: `-tpool`, `-tdata`,
-    /// `-tmeta`, `-pool`, … (`None` for the LV itself).
-    pub layer_suffix: Option<String>,
+    /// VG uuid (shown without dashes, as in the DM uuid).
+    #[serde(serialize_with = "LvmUuid::serialize_undashed")]
+    pub vg_uuid: LvmUuid,
+    /// LV uuid (shown without dashes).
+    #[serde(serialize_with = "LvmUuid::serialize_undashed")]
+    pub lv_uuid: LvmUuid,
+    /// LVM's layer for hidden sub-devices (`None` for the LV itself).
+    #[serde(rename = "layer_suffix")]
+    pub layer: Option<LvmLayer>,
     /// The device has a live table and is not suspended: it serves I/O. A device an
     /// interrupted activation created but never loaded or resumed does not.
     pub serving: bool,
@@ -45,55 +47,124 @@ pub struct ActiveLv {
     pub live_table: bool,
 }
 
+/// The layer of an LVM device-mapper device: the `-<layer>` LVM appends to the
+/// uuid (and name) of a device that is not the LV itself. The names are LVM2's
+/// (`lv_layer()` in lib/metadata/lv.c, `build_dm_uuid()` in lib/misc/lvm-string.c).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LvmLayer {
+    /// The thin-pool target of a thin pool that has (or had) thin volumes.
+    Tpool,
+    /// A thin pool's (or VDO pool's) own device, carrying no target of its own use.
+    Pool,
+    /// A thin pool's data LV (`<pool>_tdata`).
+    Tdata,
+    /// A thin pool's metadata LV (`<pool>_tmeta`).
+    Tmeta,
+    /// The origin below a snapshot, cache or mirror layer.
+    Real,
+    /// A snapshot's exception store.
+    Cow,
+    /// A cache pool's data LV.
+    Cdata,
+    /// A cache pool's metadata LV.
+    Cmeta,
+    /// A cache volume (writecache/cachevol).
+    Cvol,
+    /// An integrity metadata LV.
+    Imeta,
+    /// A VDO pool's data LV.
+    Vdata,
+    /// A VDO pool.
+    Vpool,
+    /// Any other layer, kept verbatim (without its `-`).
+    Other(String),
+}
+
+impl LvmLayer {
+    /// The layer named `name` (the text after the `-`).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "tpool" => LvmLayer::Tpool,
+            "pool" => LvmLayer::Pool,
+            "tdata" => LvmLayer::Tdata,
+            "tmeta" => LvmLayer::Tmeta,
+            "real" => LvmLayer::Real,
+            "cow" => LvmLayer::Cow,
+            "cdata" => LvmLayer::Cdata,
+            "cmeta" => LvmLayer::Cmeta,
+            "cvol" => LvmLayer::Cvol,
+            "imeta" => LvmLayer::Imeta,
+            "vdata" => LvmLayer::Vdata,
+            "vpool" => LvmLayer::Vpool,
+            other => LvmLayer::Other(other.to_owned()),
+        }
+    }
+
+    /// The layer's name, without the `-`.
+    pub fn name(&self) -> &str {
+        match self {
+            LvmLayer::Tpool => "tpool",
+            LvmLayer::Pool => "pool",
+            LvmLayer::Tdata => "tdata",
+            LvmLayer::Tmeta => "tmeta",
+            LvmLayer::Real => "real",
+            LvmLayer::Cow => "cow",
+            LvmLayer::Cdata => "cdata",
+            LvmLayer::Cmeta => "cmeta",
+            LvmLayer::Cvol => "cvol",
+            LvmLayer::Imeta => "imeta",
+            LvmLayer::Vdata => "vdata",
+            LvmLayer::Vpool => "vpool",
+            LvmLayer::Other(name) => name,
+        }
+    }
+}
+
+/// The suffix as it appears in the uuid: `-tpool`.
+impl fmt::Display for LvmLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "-{}", self.name())
+    }
+}
+
+/// JSON shows the suffix (`"-tpool"`).
+impl Serialize for LvmLayer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// The parts of an LVM device-mapper uuid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LvmDmUuid {
-    pub vg_uuid: String,
-    pub lv_uuid: String,
-    pub layer_suffix: Option<String>,
+    #[serde(serialize_with = "LvmUuid::serialize_undashed")]
+    pub vg_uuid: LvmUuid,
+    #[serde(serialize_with = "LvmUuid::serialize_undashed")]
+    pub lv_uuid: LvmUuid,
+    #[serde(rename = "layer_suffix")]
+    pub layer: Option<LvmLayer>,
 }
 
-fn is_lvm_uuid_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'!' || b == b'#'
-}
-
-/// Splits `LVM-<32 vg uuid chars><32 lv uuid chars>[-<suffix>]`; `None` for
+/// Splits `LVM-<32 vg uuid chars><32 lv uuid chars>[-<layer>]`; `None` for
 /// anything else (crypt mappings, multipath, other tools' devices).
 pub fn parse_lvm_dm_uuid(uuid: &str) -> Option<LvmDmUuid> {
-    let rest = uuid.strip_prefix("LVM-")?;
-    let ids = rest.get(..2 * LVM_UUID_LEN)?;
-    if !ids.bytes().all(is_lvm_uuid_char) {
-        return None;
-    }
-    let tail = &rest[2 * LVM_UUID_LEN..];
-    let layer_suffix = match tail {
+    let rest = uuid.strip_prefix("LVM-")?.as_bytes();
+    let vg_uuid = LvmUuid::from_undashed_bytes(rest.get(..LVM_UUID_LEN)?)?;
+    let lv_uuid = LvmUuid::from_undashed_bytes(rest.get(LVM_UUID_LEN..2 * LVM_UUID_LEN)?)?;
+    // The ids are ASCII, so the tail starts on a character boundary.
+    let tail = uuid.get("LVM-".len() + 2 * LVM_UUID_LEN..)?;
+    let layer = match tail {
         "" => None,
-        t if t.len() > 1 && t.starts_with('-') => Some(t.to_owned()),
-        _ => return None,
+        t => match t.strip_prefix('-') {
+            Some(name) if !name.is_empty() => Some(LvmLayer::from_name(name)),
+            _ => return None,
+        },
     };
     Some(LvmDmUuid {
-        vg_uuid: ids[..LVM_UUID_LEN].to_owned(),
-        lv_uuid: ids[LVM_UUID_LEN..].to_owned(),
-        layer_suffix,
+        vg_uuid,
+        lv_uuid,
+        layer,
     })
-}
-
-/// Formats a 32-character LVM uuid the way LVM prints it: groups of
-/// 6-4-4-4-4-4-6 joined by dashes. `None` if the input is not 32 uuid characters.
-pub fn format_lvm_uuid(raw: &str) -> Option<String> {
-    if raw.len() != LVM_UUID_LEN || !raw.bytes().all(is_lvm_uuid_char) {
-        return None;
-    }
-    let mut out = String::with_capacity(LVM_UUID_LEN + 6);
-    let mut start = 0;
-    for (i, len) in [6, 4, 4, 4, 4, 4, 6].into_iter().enumerate() {
-        if i > 0 {
-            out.push('-');
-        }
-        out.push_str(&raw[start..start + len]);
-        start += len;
-    }
-    Some(out)
 }
 
 /// Whether a thin pool accepts writes.
@@ -280,20 +351,15 @@ impl ThinPoolUsage {
 /// LVM's `-tpool` layer when present, otherwise the LV's own device.
 pub fn thin_pool_device<'a>(
     volumes: &'a [ActiveLv],
-    vg_uuid: &str,
-    pool_lv_uuid: &str,
+    vg_uuid: &LvmUuid,
+    pool_lv_uuid: &LvmUuid,
 ) -> Option<&'a ActiveLv> {
-    let of_pool = |v: &&ActiveLv| v.vg_uuid == vg_uuid && v.lv_uuid == pool_lv_uuid;
+    let of_pool = |v: &&ActiveLv| v.vg_uuid == *vg_uuid && v.lv_uuid == *pool_lv_uuid;
     volumes
         .iter()
         .filter(of_pool)
-        .find(|v| v.layer_suffix.as_deref() == Some("-tpool"))
-        .or_else(|| {
-            volumes
-                .iter()
-                .filter(of_pool)
-                .find(|v| v.layer_suffix.is_none())
-        })
+        .find(|v| v.layer == Some(LvmLayer::Tpool))
+        .or_else(|| volumes.iter().filter(of_pool).find(|v| v.layer.is_none()))
 }
 
 /// Opens the DM control node, or says clearly why there is none.
@@ -346,7 +412,7 @@ pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
             live_table: info.flags().contains(DmFlags::DM_ACTIVE_PRESENT),
             vg_uuid: parsed.vg_uuid,
             lv_uuid: parsed.lv_uuid,
-            layer_suffix: parsed.layer_suffix,
+            layer: parsed.layer,
         });
     }
     out.sort_by(|a, b| a.dm_name.cmp(&b.dm_name));
@@ -428,21 +494,48 @@ mod tests {
     const VG: &str = "Xq3cN1m0a2b3c4d5e6f7g8h9i0j1k2l3";
     const LV: &str = "abcdefABCDEF0123456789ghijklmnop";
 
+    fn id(text: &str) -> LvmUuid {
+        match LvmUuid::parse(text) {
+            Ok(id) => id,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     #[test]
     fn parses_lvm_dm_uuids() {
         let plain = parse_lvm_dm_uuid(&format!("LVM-{VG}{LV}"));
         assert_eq!(
             plain,
             Some(LvmDmUuid {
-                vg_uuid: VG.into(),
-                lv_uuid: LV.into(),
-                layer_suffix: None
+                vg_uuid: id(VG),
+                lv_uuid: id(LV),
+                layer: None
             })
         );
-        for suffix in ["-tpool", "-tdata", "-tmeta", "-pool"] {
+        for (suffix, layer) in [
+            ("-tpool", LvmLayer::Tpool),
+            ("-tdata", LvmLayer::Tdata),
+            ("-tmeta", LvmLayer::Tmeta),
+            ("-pool", LvmLayer::Pool),
+            ("-real", LvmLayer::Real),
+            ("-cow", LvmLayer::Cow),
+            ("-vpool", LvmLayer::Vpool),
+            ("-x_y", LvmLayer::Other("x_y".into())),
+        ] {
             let p = parse_lvm_dm_uuid(&format!("LVM-{VG}{LV}{suffix}"));
-            assert_eq!(p.and_then(|p| p.layer_suffix), Some(suffix.to_owned()));
+            assert_eq!(p.and_then(|p| p.layer), Some(layer.clone()));
+            assert_eq!(layer.to_string(), suffix);
+            assert_eq!(LvmLayer::from_name(layer.name()), layer);
         }
+        let json = parse_lvm_dm_uuid(&format!("LVM-{VG}{LV}-tpool"))
+            .and_then(|p| serde_json::to_string(&p).ok());
+        assert_eq!(
+            json.as_deref(),
+            Some(
+                format!(r#"{{"vg_uuid":"{VG}","lv_uuid":"{LV}","layer_suffix":"-tpool"}}"#)
+                    .as_str()
+            )
+        );
     }
 
     #[test]
@@ -457,16 +550,6 @@ mod tests {
             None
         );
         assert_eq!(parse_lvm_dm_uuid(""), None);
-    }
-
-    #[test]
-    fn formats_uuids_like_lvm() {
-        assert_eq!(
-            format_lvm_uuid("Xq3cN1m0a2b3c4d5e6f7g8h9i0j1k2l3").as_deref(),
-            Some("Xq3cN1-m0a2-b3c4-d5e6-f7g8-h9i0-j1k2l3")
-        );
-        assert_eq!(format_lvm_uuid("short"), None);
-        assert_eq!(format_lvm_uuid("Xq3cN1-m0a2-b3c4-d5e6-f7g8-h9i0-j1"), None);
     }
 
     #[test]
@@ -540,31 +623,31 @@ mod tests {
 
     #[test]
     fn finds_the_tpool_layer_of_a_pool() {
-        let lv = |name: &str, lv_uuid: &str, suffix: Option<&str>| ActiveLv {
+        let lv = |name: &str, lv_uuid: &str, layer: Option<LvmLayer>| ActiveLv {
             dm_name: name.into(),
             major: 253,
             minor: 0,
             open_count: 0,
             serving: true,
             live_table: true,
-            vg_uuid: VG.into(),
-            lv_uuid: lv_uuid.into(),
-            layer_suffix: suffix.map(str::to_owned),
+            vg_uuid: id(VG),
+            lv_uuid: id(lv_uuid),
+            layer,
         };
         let vols = [
             lv("vg-pool", LV, None),
-            lv("vg-pool_tdata", LV, Some("-tdata")),
-            lv("vg-pool-tpool", LV, Some("-tpool")),
+            lv("vg-pool_tdata", LV, Some(LvmLayer::Tdata)),
+            lv("vg-pool-tpool", LV, Some(LvmLayer::Tpool)),
         ];
         assert_eq!(
-            thin_pool_device(&vols, VG, LV).map(|v| v.dm_name.as_str()),
+            thin_pool_device(&vols, &id(VG), &id(LV)).map(|v| v.dm_name.as_str()),
             Some("vg-pool-tpool")
         );
         assert_eq!(
-            thin_pool_device(&vols[..2], VG, LV).map(|v| v.dm_name.as_str()),
+            thin_pool_device(&vols[..2], &id(VG), &id(LV)).map(|v| v.dm_name.as_str()),
             Some("vg-pool")
         );
-        assert!(thin_pool_device(&vols, LV, VG).is_none());
+        assert!(thin_pool_device(&vols, &id(LV), &id(VG)).is_none());
     }
 
     /// This machine's kernel has no device-mapper: the error must say so

@@ -12,8 +12,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use dm::{
-    active_lvm_volumes, format_lvm_uuid, parse_lvm_dm_uuid, parse_thin_pool_status,
-    parse_thin_pool_table, thin_pool_device, thin_pool_usage, ActiveLv, DmParseError, LvmDmUuid,
+    active_lvm_volumes, parse_lvm_dm_uuid, parse_thin_pool_status, parse_thin_pool_table,
+    thin_pool_device, thin_pool_usage, ActiveLv, DmParseError, LvmDmUuid, LvmLayer,
     ThinPoolCounters, ThinPoolMode, ThinPoolStatus, ThinPoolUsage,
 };
 pub use holders::{holders, Holder, HoldersReader};

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::dm::parse_lvm_dm_uuid;
 use super::holders::HoldersReader;
 use super::LiveError;
+use crate::observe::lvm::LvmUuid;
 
 /// More devices than any real stack has; bounds what a hostile sysfs can make us walk.
 const MAX_STACKED_DEVICES: usize = 4096;
@@ -32,8 +33,8 @@ pub struct StackedDevice {
 }
 
 impl StackedDevice {
-    /// `(vg uuid, lv uuid)` without dashes, when LVM made this device.
-    pub fn lvm_ids(&self) -> Option<(String, String)> {
+    /// `(vg uuid, lv uuid)`, when LVM made this device.
+    pub fn lvm_ids(&self) -> Option<(LvmUuid, LvmUuid)> {
         let parsed = parse_lvm_dm_uuid(self.dm_uuid.as_deref()?)?;
         Some((parsed.vg_uuid, parsed.lv_uuid))
     }
@@ -159,7 +160,7 @@ mod tests {
         let thin = stack.iter().find(|d| d.kernel_name == "dm-3");
         assert_eq!(
             thin.and_then(StackedDevice::lvm_ids),
-            Some((VG.to_owned(), THIN.to_owned()))
+            LvmUuid::parse(VG).ok().zip(LvmUuid::parse(THIN).ok())
         );
     }
 

@@ -20,6 +20,7 @@
 use serde::Serialize;
 
 use super::text::{Section, Value};
+use super::uuid::LvmUuid;
 use super::LvmReadError;
 use crate::units::{ExtentSize, Extents, Sectors};
 
@@ -28,8 +29,8 @@ use crate::units::{ExtentSize, Extents, Sectors};
 pub struct VolumeGroupMetadata {
     /// VG name (the name of the top-level section).
     pub name: String,
-    /// VG uuid (6-4-4-4-4-4-6).
-    pub id: String,
+    /// VG uuid.
+    pub id: LvmUuid,
     /// Sequence number, incremented by every metadata change.
     pub seqno: u64,
     /// Status words, e.g. `RESIZEABLE`, `READ`, `WRITE`.
@@ -66,8 +67,8 @@ pub struct VolumeGroupMetadata {
 pub struct PvEntry {
     /// Key that segments use to refer to this PV (`pv0`, `pv1`, ...).
     pub key: String,
-    /// PV uuid (6-4-4-4-4-4-6); matches [`super::PhysicalVolume::pv_uuid`].
-    pub id: String,
+    /// PV uuid; matches [`super::PhysicalVolume::pv_uuid`].
+    pub id: LvmUuid,
     /// Device path where LVM last saw the PV (`device = ...`). A hint only:
     /// it may be stale; identify PVs by [`Self::id`].
     pub device_hint: Option<String>,
@@ -94,8 +95,8 @@ pub struct PvEntry {
 pub struct LvEntry {
     /// LV name.
     pub name: String,
-    /// LV uuid (6-4-4-4-4-4-6).
-    pub id: String,
+    /// LV uuid.
+    pub id: LvmUuid,
     /// Status words: `READ`, `WRITE`, `VISIBLE` (absent on hidden sub-LVs).
     pub status: Vec<String>,
     /// Flag words (e.g. `ACTIVATION_SKIP`).
@@ -184,8 +185,8 @@ impl VolumeGroupMetadata {
     }
 
     /// The PV entry with uuid `id`.
-    pub fn pv_by_id(&self, id: &str) -> Option<&PvEntry> {
-        self.physical_volumes.iter().find(|p| p.id == id)
+    pub fn pv_by_id(&self, id: &LvmUuid) -> Option<&PvEntry> {
+        self.physical_volumes.iter().find(|p| p.id == *id)
     }
 
     /// True when the VG carries tag `tag`.
@@ -298,7 +299,7 @@ pub fn from_tree(root: &Section) -> Result<VolumeGroupMetadata, LvmReadError> {
     }
     Ok(VolumeGroupMetadata {
         name: name.to_owned(),
-        id: vg.string("id")?,
+        id: vg.uuid("id")?,
         seqno: vg.uint("seqno")?,
         status: vg.words("status")?,
         flags: vg.opt_words("flags")?,
@@ -319,7 +320,7 @@ pub fn from_tree(root: &Section) -> Result<VolumeGroupMetadata, LvmReadError> {
 fn pv_entry(c: &Ctx, key: &str) -> Result<PvEntry, LvmReadError> {
     Ok(PvEntry {
         key: key.to_owned(),
-        id: c.string("id")?,
+        id: c.uuid("id")?,
         device_hint: c.opt_string("device")?,
         device_id: c.opt_string("device_id")?,
         device_id_type: c.opt_string("device_id_type")?,
@@ -354,7 +355,7 @@ fn lv_entry(c: &Ctx, name: &str) -> Result<LvEntry, LvmReadError> {
     }
     Ok(LvEntry {
         name: name.to_owned(),
-        id: c.string("id")?,
+        id: c.uuid("id")?,
         status: c.words("status")?,
         flags: c.opt_words("flags")?,
         tags: c.opt_words("tags")?,
@@ -496,6 +497,18 @@ impl<'a> Ctx<'a> {
     fn string(&self, key: &str) -> Result<String, LvmReadError> {
         self.opt_string(key)?
             .ok_or_else(|| self.err(key, "nothing".into(), "a quoted string"))
+    }
+
+    /// An id (`id = "..."`): LVM's dashed form, or any form LVM itself reads.
+    fn uuid(&self, key: &str) -> Result<LvmUuid, LvmReadError> {
+        let text = self.string(key)?;
+        LvmUuid::parse(&text).map_err(|e| {
+            self.err(
+                key,
+                e.to_string(),
+                "an LVM uuid: 32 characters from 0-9 a-z A-Z ! #, dashed 6-4-4-4-4-4-6",
+            )
+        })
     }
 
     fn opt_uint(&self, key: &str) -> Result<Option<u64>, LvmReadError> {

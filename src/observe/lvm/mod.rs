@@ -42,6 +42,7 @@ pub mod mda;
 pub mod metadata;
 pub mod pv_header;
 pub mod text;
+pub mod uuid;
 
 use std::io::{Read, Seek};
 use std::path::Path;
@@ -53,6 +54,7 @@ pub use error::LvmReadError;
 pub use mda::{MdaHeader, RawLocn};
 pub use metadata::{LvEntry, PvEntry, Segment, SegmentKind, VolumeGroupMetadata};
 pub use pv_header::{Area, PV_EXT_USED};
+pub use uuid::{LvmUuid, UuidError};
 
 use crate::units::Bytes;
 use label::{LABEL_SCAN_SECTORS, SECTOR_SIZE};
@@ -62,8 +64,8 @@ use label::{LABEL_SCAN_SECTORS, SECTOR_SIZE};
 pub struct PhysicalVolume {
     /// Sector (0..4) holding the label; LVM writes it to sector 1.
     pub label_sector: u64,
-    /// PV uuid as LVM prints it (6-4-4-4-4-4-6).
-    pub pv_uuid: String,
+    /// PV uuid (shown as LVM prints it, 6-4-4-4-4-4-6).
+    pub pv_uuid: LvmUuid,
     /// Device size recorded in the PV header (updated by pvresize).
     pub device_size: Bytes,
     /// Data areas; `data_areas[0].offset` is `pe_start` in bytes.
@@ -189,10 +191,10 @@ pub fn parse_physical_volume<R: Read + Seek>(
                         return Err(LvmReadError::MdaDisagree {
                             first_offset,
                             first_vg: first.name,
-                            first_id: first.id,
+                            first_id: first.id.to_string(),
                             second_offset: mdah.start,
                             second_vg: vg.name,
-                            second_id: vg.id,
+                            second_id: vg.id.to_string(),
                         });
                     }
                     if vg.seqno > first.seqno {

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::io::{le_u32, le_u64, show_bytes};
 use super::label::SECTOR_SIZE;
+use super::uuid::LvmUuid;
 use super::LvmReadError;
 
 /// Length of an LVM uuid without dashes.
@@ -35,8 +36,8 @@ pub struct Area {
 /// A parsed PV header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PvHeader {
-    /// The PV uuid, formatted like LVM prints it (6-4-4-4-4-4-6).
-    pub pv_uuid: String,
+    /// The PV uuid.
+    pub pv_uuid: LvmUuid,
     /// Device size recorded at pvcreate/pvresize time, bytes.
     pub device_size: u64,
     /// Data areas (normally one: where extents start, size 0).
@@ -57,28 +58,6 @@ impl PvHeader {
     pub fn is_used(&self) -> bool {
         self.extension_flags & PV_EXT_USED != 0
     }
-}
-
-/// Characters LVM puts in uuids.
-pub fn valid_uuid_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'!' || c == b'#'
-}
-
-/// Formats a 32-character uuid as LVM prints it: 6-4-4-4-4-4-6.
-pub fn format_uuid(raw: &str) -> String {
-    const GROUPS: [usize; 7] = [6, 4, 4, 4, 4, 4, 6];
-    let mut out = String::with_capacity(38);
-    let mut rest = raw;
-    for (i, n) in GROUPS.iter().enumerate() {
-        let cut = (*n).min(rest.len());
-        let (head, tail) = rest.split_at(cut);
-        if i > 0 {
-            out.push('-');
-        }
-        out.push_str(head);
-        rest = tail;
-    }
-    out
 }
 
 /// Parses the PV header in `sector` (the whole 512-byte label sector) starting
@@ -104,14 +83,13 @@ pub fn parse_pv_header(
             "a 32-byte PV uuid",
         )
     })?;
-    if !raw.iter().all(|c| valid_uuid_char(*c)) {
-        return Err(bad(
+    let pv_uuid = LvmUuid::from_undashed_bytes(raw).ok_or_else(|| {
+        bad(
             start,
             format!("PV uuid {}", show_bytes(raw)),
             "32 characters from [A-Za-z0-9!#]",
-        ));
-    }
-    let pv_uuid = format_uuid(&String::from_utf8_lossy(raw));
+        )
+    })?;
     let device_size = le_u64(sector, uuid_end).ok_or_else(|| {
         bad(
             uuid_end,

@@ -65,7 +65,7 @@ fn check_pv(pv: &PhysicalVolume, rep: &Json) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| s(r, "pv_uuid") == pv.pv_uuid)
+        .find(|r| s(r, "pv_uuid") == pv.pv_uuid.dashed())
         .unwrap_or_else(|| panic!("LVM reports no PV {}", pv.pv_uuid));
     assert_eq!(pv.device_size, Bytes::from(n(row, "dev_size")));
     assert_eq!(pv.pe_start_bytes(), Some(Bytes::from(n(row, "pe_start"))));
@@ -107,7 +107,7 @@ fn check_pv(pv: &PhysicalVolume, rep: &Json) {
 fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
     let row = &rep["vg"][0];
     assert_eq!(vg.name, s(row, "vg_name"));
-    assert_eq!(vg.id, s(row, "vg_uuid"));
+    assert_eq!(vg.id.dashed(), s(row, "vg_uuid"));
     assert_eq!(vg.seqno, n(row, "vg_seqno"));
     assert_eq!(
         vg.extent_size.bytes(),
@@ -119,7 +119,7 @@ fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
     tags.sort();
     assert_eq!(tags, list(row, "vg_tags"));
     assert_eq!(vg.physical_volumes.len() as u64, n(row, "pv_count"));
-    let mut ids: Vec<&str> = vg.physical_volumes.iter().map(|p| p.id.as_str()).collect();
+    let mut ids: Vec<String> = vg.physical_volumes.iter().map(|p| p.id.dashed()).collect();
     let mut rep_ids: Vec<&str> = rep["pv"]
         .as_array()
         .unwrap()
@@ -139,7 +139,7 @@ fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
         let hidden = raw_name.starts_with('[');
         let name = raw_name.trim_matches(|c| c == '[' || c == ']');
         let lv = vg.lv(name).unwrap_or_else(|| panic!("no LV {name}"));
-        assert_eq!(lv.id, s(r, "lv_uuid"));
+        assert_eq!(lv.id.dashed(), s(r, "lv_uuid"));
         assert_eq!(lv.is_visible(), !hidden, "{name}");
         assert_eq!(lv.tags, list(r, "lv_tags"));
         assert_eq!(lv.creation_host.as_deref(), Some(s(r, "lv_host")));
@@ -172,7 +172,7 @@ fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
         let lv = vg
             .logical_volumes
             .iter()
-            .find(|l| l.id == s(r, "lv_uuid"))
+            .find(|l| l.id.dashed() == s(r, "lv_uuid"))
             .unwrap();
         let seg = lv
             .segments
@@ -353,7 +353,7 @@ fn ignored_metadata_area_is_read_as_ignored() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| s(r, "pv_uuid") == a.pv_uuid)
+        .find(|r| s(r, "pv_uuid") == a.pv_uuid.dashed())
         .unwrap();
     assert_eq!(n(row, "pv_mda_used_count"), 0);
     assert_eq!(a.metadata_area_states.len(), 1);
