@@ -567,6 +567,34 @@ mod tests {
         assert!(thin_pool_device(&vols, LV, VG).is_none());
     }
 
+    /// `status` shows these texts (device_mapper_error, pool_usage_error); pinned
+    /// while their causes travel as typed errors.
+    #[test]
+    fn live_error_text_is_pinned() {
+        let dm = dm_error(
+            "status",
+            Some("vg-pool-tpool"),
+            devicemapper::DmError::Dm(devicemapper::ErrorEnum::NotFound, "no such device".into()),
+        );
+        assert_eq!(
+            dm.to_string(),
+            "device-mapper status failed for \"vg-pool-tpool\": DM error: NotFound: no such device"
+        );
+        let Err(parse) = parse_thin_pool_status("1 2/3") else {
+            panic!("a short status line parsed");
+        };
+        let parse = LiveError::Parse {
+            dm_name: "vg-pool-tpool".into(),
+            what: parse.what,
+            found: parse.found,
+            detail: parse.detail,
+        };
+        assert_eq!(
+            parse.to_string(),
+            "cannot understand thin-pool status of \"vg-pool-tpool\": expected at least 5 fields, found 2 (found \"1 2/3\")"
+        );
+    }
+
     /// This machine's kernel has no device-mapper: the error must say so
     /// rather than panic. On a machine with DM the calls must simply work.
     #[test]
