@@ -79,9 +79,7 @@ impl InProcessLvm {
     fn run_in_context(&mut self, line: &str) -> Result<(), ApplyError> {
         let context = match &mut self.context {
             Some(context) => context,
-            empty => {
-                empty.insert(Lvm2Context::open().map_err(ApplyError::Init)?)
-            }
+            empty => empty.insert(Lvm2Context::open().map_err(ApplyError::Init)?),
         };
         let report = context.run(line).map_err(ApplyError::Init)?;
         if report.status == RunStatus::Succeeded {

@@ -44,7 +44,9 @@ pub fn run(
 ) -> Result<(), CliError> {
     let config = config_from(args)?;
     timer.lap("validate_config");
-    let faults = match fault_injection::from_environment().map_err(|e| CliError::Usage(e.to_string()))? {
+    let faults = match fault_injection::from_environment()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+    {
         FaultSettings::Armed(plan) => Some(plan),
         FaultSettings::NotAllowed => {
             tracing::warn!(
@@ -190,7 +192,7 @@ mod tests {
                 "cannot read the size of /dev/vda1: cannot open /nonexistent/lpd-pin read-only to ask its size: No such file or directory (os error 2)",
             ),
             (
-                ObserveError::Lvm { device: device.clone(), source: lvm }.into(),
+                ObserveError::Lvm { device: device.clone(), source: Box::new(lvm) }.into(),
                 "cannot read LVM metadata on /dev/vda1: cannot read device (opening read-only) at byte 0 of /nonexistent/lpd-pin: No such file or directory (os error 2); the metadata may be damaged — inspect with `pvck /dev/vda1` before anything else",
             ),
             (

@@ -64,7 +64,11 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             in_use_without_metadata: pv.in_use_without_metadata.as_ref(),
             volume_group: pv.volume_group.as_ref(),
         }),
-        device_mapper_error: snapshot.active_volumes.as_ref().err().map(ToString::to_string),
+        device_mapper_error: snapshot
+            .active_volumes
+            .as_ref()
+            .err()
+            .map(ToString::to_string),
         pool_active: args.pool.as_deref().and_then(|pool| {
             pv.and_then(|pv| pv.volume_group.as_ref())
                 .and_then(|vg| vg.logical_volumes.iter().find(|lv| lv.name == pool))

@@ -256,9 +256,7 @@ fn translate_lvm_regex(body: &str) -> Result<String, FilterPatternError> {
             // libdm: "all but newline", and never NUL or carriage return.
             b'.' => out.push_str(r"[^\n\r\x00]"),
             b'\\' => {
-                let escaped = *bytes
-                    .get(i)
-                    .ok_or(FilterPatternError::TrailingBackslash)?;
+                let escaped = *bytes.get(i).ok_or(FilterPatternError::TrailingBackslash)?;
                 i += 1;
                 push_literal(&mut out, unescape(escaped));
             }
@@ -278,15 +276,11 @@ fn translate_lvm_regex(body: &str) -> Result<String, FilterPatternError> {
                         break;
                     }
                     let member = if c == b'\\' {
-                        let e = *bytes
-                            .get(i)
-                            .ok_or(FilterPatternError::TrailingBackslash)?;
+                        let e = *bytes.get(i).ok_or(FilterPatternError::TrailingBackslash)?;
                         i += 1;
                         unescape(e)
                     } else if let (b'-', Some(low)) = (c, previous) {
-                        let high = *bytes
-                            .get(i)
-                            .ok_or(FilterPatternError::IncompleteRange)?;
+                        let high = *bytes.get(i).ok_or(FilterPatternError::IncompleteRange)?;
                         i += 1;
                         let (a, b) = if low <= high {
                             (low, high)

@@ -1,9 +1,9 @@
 //! One read-only pass over the labeled partition: resolve it, size it, probe its
 //! signatures, read its LVM metadata, match it with device-mapper, and read the
 //! satellite ID. Nothing is written and nothing is activated.
+use super::blockdev::BlockDevError;
 use super::host_lvm::ETC_LVM;
 use super::host_lvm_facts::read_host_lvm_facts;
-use super::blockdev::BlockDevError;
 use super::live::{self, ActiveLv, LiveError, ThinPoolUsage};
 use super::lvm::{self, LvmReadError, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
@@ -43,8 +43,9 @@ pub enum ObserveError {
     #[error("cannot read LVM metadata on {}: {source}; the metadata may be damaged — inspect with `pvck {}` before anything else", device.display(), device.display())]
     Lvm {
         device: PathBuf,
+        /// Boxed: the reader's error is large and this one travels on every `?`.
         #[source]
-        source: LvmReadError,
+        source: Box<LvmReadError>,
     },
     #[error("cannot read what interrupted LVM commands may have left on {}: {source}", device.display())]
     Leftovers {
@@ -186,7 +187,7 @@ pub fn observe_resolved(
     let physical_volume =
         lvm::read_physical_volume(&devnode).map_err(|source| ObserveError::Lvm {
             device: devnode.clone(),
-            source,
+            source: Box::new(source),
         })?;
     timer.lap("read_pv");
     // Beside an LVM label, other signatures are stale (pvcreate wiped the start) and
@@ -210,8 +211,7 @@ pub fn observe_resolved(
     timer.lap("holders");
     // Device-mapper is asked only when something could be active: a VG is there, or
     // devices are stacked on the partition.
-    let all_active: Result<Vec<ActiveLv>, Arc<LiveError>> = if vg.is_none() && stacked.is_empty()
-    {
+    let all_active: Result<Vec<ActiveLv>, Arc<LiveError>> = if vg.is_none() && stacked.is_empty() {
         Ok(Vec::new())
     } else {
         live::active_lvm_volumes().map_err(Arc::new)
@@ -235,17 +235,15 @@ pub fn observe_resolved(
         })?,
         vg_dev_dir: match expect.volume_group {
             None => VgDevDir::Absent,
-            Some(name) => {
-                read_vg_dev_dir(Path::new("/dev"), name).map_err(|source| {
-                    ObserveError::Leftovers {
-                        device: devnode.clone(),
-                        source: LeftoversError::VgDevDir {
-                            name: name.to_owned(),
-                            source,
-                        },
-                    }
-                })?
-            }
+            Some(name) => read_vg_dev_dir(Path::new("/dev"), name).map_err(|source| {
+                ObserveError::Leftovers {
+                    device: devnode.clone(),
+                    source: LeftoversError::VgDevDir {
+                        name: name.to_owned(),
+                        source,
+                    },
+                }
+            })?,
         },
     };
     timer.lap("leftovers");
@@ -895,5 +893,13 @@ mod tests {
         };
         let names: Vec<&str> = stale.iter().map(|d| d.dm_name.as_str()).collect();
         assert_eq!(names, ["dm-name-dm-5"]);
+        // Stale devices whose openers device-mapper cannot tell are not guessed at.
+        let unavailable = Err(Arc::new(LiveError::DeviceMapperUnavailable {
+            source: live::DmUnavailable::NoControlNode,
+        }));
+        assert!(matches!(
+            stale_devices(&stacked, Some(&metadata), &unavailable),
+            Err(LeftoversError::DeviceMapper(_))
+        ));
     }
 }

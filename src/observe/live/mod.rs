@@ -64,7 +64,10 @@ pub enum LiveError {
 /// Why the device-mapper control node cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DmUnavailable {
-    #[error("{} does not exist (no dm-mod in this kernel, or /dev is not the host's)", dm::DM_CONTROL)]
+    #[error(
+        "{} does not exist (no dm-mod in this kernel, or /dev is not the host's)",
+        dm::DM_CONTROL
+    )]
     NoControlNode,
     #[error("cannot open {}: {source}", dm::DM_CONTROL)]
     CannotOpen {

@@ -89,9 +89,7 @@ impl GptEntryReader for Libblkid {
         if table_type != "gpt" {
             return Err(GptReadError::NotGpt { table_type });
         }
-        let count = list
-            .number_of_partitions()
-            .map_err(GptReadError::Count)?;
+        let count = list.number_of_partitions().map_err(GptReadError::Count)?;
         let mut names = GptNames::new();
         for index in 0..count {
             let entry = list
@@ -227,13 +225,16 @@ pub(crate) fn relabel_from_gpt(
                 (Ok(_), None) => Err(EntryUnreadable::NoPartitionNumber {
                     partition: device.devnode.clone(),
                 }),
-                (Ok(names), Some(number)) => names.get(&number).cloned().ok_or_else(|| {
-                    EntryUnreadable::NoEntry {
-                        number,
-                        partition: device.devnode.clone(),
-                        disk: node.clone(),
-                    }
-                }),
+                (Ok(names), Some(number)) => {
+                    names
+                        .get(&number)
+                        .cloned()
+                        .ok_or_else(|| EntryUnreadable::NoEntry {
+                            number,
+                            partition: device.devnode.clone(),
+                            disk: node.clone(),
+                        })
+                }
             };
             match found {
                 Ok(name) => {

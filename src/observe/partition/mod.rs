@@ -260,8 +260,9 @@ pub enum ResolveError {
         label: String,
         device: PathBuf,
         disk: PathBuf,
+        /// Boxed: the cause is large and this error travels on every `?`.
         #[source]
-        source: EntryUnreadable,
+        source: Box<EntryUnreadable>,
     },
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -435,7 +436,7 @@ fn find_by_label_with(
             label: label.to_owned(),
             device,
             disk: u.disk,
-            source: u.cause,
+            source: Box::new(u.cause),
         });
     }
     let mut matches: Vec<BlockDevice> = devices

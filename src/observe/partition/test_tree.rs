@@ -80,7 +80,7 @@ impl GptEntryReader for FakeGpts {
         Self::lock(&self.names)
             .get(&name)
             .cloned()
-            .ok_or_else(|| GptReadError::NoTable(BlkidErr::LibErr(-22)))
+            .ok_or(GptReadError::NoTable(BlkidErr::LibErr(-22)))
     }
 }
 
