@@ -28,7 +28,7 @@ pub enum ConvergeError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error("a reset needs to know which logical volumes are open, but device-mapper could not be queried: {0}")]
-    ActivityUnknown(String),
+    ActivityUnknown(#[source] std::sync::Arc<crate::observe::live::LiveError>),
     #[error("the partition did not reach the wanted state after {MAX_ROUNDS} rounds; still planned: {0}. Rerun with LOG_LEVEL=debug and report this")]
     NotConverged(String),
     #[error("LVM reported success for `{0}`, yet nothing was activated: LVM skips LVs that /etc/lvm/lvm.conf's activation/volume_list does not name (it must list the VG, e.g. \"@linstor-vg\" or the VG name). Fix that setting and rerun")]

@@ -9,8 +9,9 @@ use thiserror::Error;
 pub enum ApplyError {
     #[error("refusing to run `{0}`: an argument is empty or contains whitespace")]
     UnsafeArgument(String),
+    #[cfg(feature = "lvm2cmd")]
     #[error("LVM could not be initialised: {0}")]
-    Init(String),
+    Init(#[source] crate::ffi::lvm2cmd::Lvm2ContextError),
     #[error("`{command}` failed ({status}): {errors}")]
     CommandFailed {
         command: String,
@@ -88,13 +89,9 @@ impl InProcessLvm {
     fn run_in_context(&mut self, line: &str) -> Result<(), ApplyError> {
         let context = match &mut self.context {
             Some(context) => context,
-            empty => {
-                empty.insert(Lvm2Context::open().map_err(|e| ApplyError::Init(e.to_string()))?)
-            }
+            empty => empty.insert(Lvm2Context::open().map_err(ApplyError::Init)?),
         };
-        let report = context
-            .run(line)
-            .map_err(|e| ApplyError::Init(e.to_string()))?;
+        let report = context.run(line).map_err(ApplyError::Init)?;
         if report.status == RunStatus::Succeeded {
             return Ok(());
         }

@@ -32,8 +32,17 @@ pub enum FaultSettings {
     Armed(FaultPlan),
 }
 
+/// A fault-injection variable holds a value that is not a setting.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FaultSettingError {
+    #[error("{KILL_AFTER_ENV} is {value:?}, expected a number of LVM commands (1 or more)")]
+    KillAfter { value: String },
+    #[error("{POWERCUT_DURING_ENV} is {value:?}, expected N:MS (LVM command N, 1-based; milliseconds into it)")]
+    PowerCutDuring { value: String },
+}
+
 /// Reads the two variables and `/proc/cmdline`; a malformed value is an error.
-pub fn from_environment() -> Result<FaultSettings, String> {
+pub fn from_environment() -> Result<FaultSettings, FaultSettingError> {
     let kill = std::env::var(KILL_AFTER_ENV).ok();
     let power = std::env::var(POWERCUT_DURING_ENV).ok();
     if kill.is_none() && power.is_none() {
@@ -48,7 +57,7 @@ pub fn settings(
     kill_after: Option<&str>,
     power_cut_during: Option<&str>,
     cmdline: &str,
-) -> Result<FaultSettings, String> {
+) -> Result<FaultSettings, FaultSettingError> {
     if kill_after.is_none() && power_cut_during.is_none() {
         return Ok(FaultSettings::Unset);
     }
@@ -58,10 +67,8 @@ pub fn settings(
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    format!(
-                        "{KILL_AFTER_ENV} is {v:?}, expected a number of LVM commands (1 or more)"
-                    )
+                .ok_or_else(|| FaultSettingError::KillAfter {
+                    value: v.to_owned(),
                 })
         })
         .transpose()?;
@@ -73,8 +80,8 @@ pub fn settings(
                     let ms = ms.trim().parse::<u64>().ok()?;
                     Some((n, Duration::from_millis(ms)))
                 })
-                .ok_or_else(|| {
-                    format!("{POWERCUT_DURING_ENV} is {v:?}, expected N:MS (LVM command N, 1-based; milliseconds into it)")
+                .ok_or_else(|| FaultSettingError::PowerCutDuring {
+                    value: v.to_owned(),
                 })
         })
         .transpose()?;
@@ -183,13 +190,26 @@ mod tests {
             }))
         );
         for bad in ["", "x", "0", "-1"] {
-            assert!(settings(Some(bad), None, VM).is_err(), "{bad:?}");
+            assert_eq!(
+                settings(Some(bad), None, VM),
+                Err(FaultSettingError::KillAfter {
+                    value: bad.to_owned()
+                })
+            );
         }
         for bad in ["2", "2:", ":5", "0:5", "a:b"] {
-            assert!(settings(None, Some(bad), VM).is_err(), "{bad:?}");
+            assert_eq!(
+                settings(None, Some(bad), VM),
+                Err(FaultSettingError::PowerCutDuring {
+                    value: bad.to_owned()
+                })
+            );
         }
         // Malformed is an error on a real node too: never silently ignored.
-        assert!(settings(Some("x"), None, "quiet").is_err());
+        assert!(matches!(
+            settings(Some("x"), None, "quiet"),
+            Err(FaultSettingError::KillAfter { .. })
+        ));
     }
 
     /// Counts commands; fails none.

@@ -44,7 +44,9 @@ pub fn run(
 ) -> Result<(), CliError> {
     let config = config_from(args)?;
     timer.lap("validate_config");
-    let faults = match fault_injection::from_environment().map_err(CliError::Usage)? {
+    let faults = match fault_injection::from_environment()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+    {
         FaultSettings::Armed(plan) => Some(plan),
         FaultSettings::NotAllowed => {
             tracing::warn!(
@@ -155,4 +157,72 @@ fn print_plan(plan: &Plan, config: &ProvisionConfig, json: bool) -> Result<(), C
         println!("  {}. {action}", index + 1);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::apply::converge::ConvergeError;
+    use crate::observe::live::{DmUnavailable, LiveError};
+    use crate::observe::snapshot::{LeftoversError, ObserveError};
+    use crate::observe::{blockdev, lvm, signature};
+    use std::path::{Path, PathBuf};
+
+    /// What `run` logs and writes to the termination log for a failure: the error's
+    /// Display. These pins keep the operator's text identical while the causes
+    /// travel as typed errors.
+    #[test]
+    fn failure_text_is_pinned() {
+        let missing = Path::new("/nonexistent/lpd-pin");
+        let device = PathBuf::from("/dev/vda1");
+        let Err(size) = blockdev::size_and_logical_sector(missing) else {
+            panic!("a missing path has a size");
+        };
+        let Err(lvm) = lvm::read_physical_volume(missing) else {
+            panic!("a missing path was read");
+        };
+        let Err(probe) = signature::probe_signatures(missing) else {
+            panic!("a missing path was probed");
+        };
+        let unavailable = LiveError::DeviceMapperUnavailable {
+            source: DmUnavailable::NoControlNode,
+        };
+        let cases: Vec<(ConvergeError, &str)> = vec![
+            (
+                ObserveError::Size { device: device.clone(), source: size }.into(),
+                "cannot read the size of /dev/vda1: cannot open /nonexistent/lpd-pin read-only to ask its size: No such file or directory (os error 2)",
+            ),
+            (
+                ObserveError::Lvm { device: device.clone(), source: Box::new(lvm) }.into(),
+                "cannot read LVM metadata on /dev/vda1: cannot read device (opening read-only) at byte 0 of /nonexistent/lpd-pin: No such file or directory (os error 2); the metadata may be damaged — inspect with `pvck /dev/vda1` before anything else",
+            ),
+            (
+                ObserveError::Probe { device: device.clone(), source: probe }.into(),
+                "cannot probe /dev/vda1 for signatures: cannot open /nonexistent/lpd-pin read-only to probe it: No such file or directory (os error 2)",
+            ),
+            (
+                ObserveError::Leftovers {
+                    device: device.clone(),
+                    source: LeftoversError::VgDevDir {
+                        name: "linstor-vg".to_owned(),
+                        source: std::io::Error::from_raw_os_error(13),
+                    },
+                }
+                .into(),
+                "cannot read what interrupted LVM commands may have left on /dev/vda1: cannot read /dev/linstor-vg: Permission denied (os error 13)",
+            ),
+            (
+                ConvergeError::ActivityUnknown(std::sync::Arc::new(unavailable)),
+                "a reset needs to know which logical volumes are open, but device-mapper could not be queried: device-mapper is not available: /dev/mapper/control does not exist (no dm-mod in this kernel, or /dev is not the host's). Load the kernel modules (`modprobe dm_mod dm_thin_pool`) and, in a container, make the host's /dev/mapper/control visible",
+            ),
+            #[cfg(feature = "lvm2cmd")]
+            (
+                crate::apply::ApplyError::Init(crate::ffi::lvm2cmd::Lvm2ContextError::AlreadyOpen)
+                .into(),
+                "LVM could not be initialised: another liblvm2cmd context is already open in this process",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+    }
 }

@@ -21,12 +21,12 @@ struct StatusReport<'a> {
     signatures: Vec<String>,
     physical_volume: Option<PvReport<'a>>,
     /// Device-mapper could not be queried (activity and usage unknown).
-    device_mapper_error: Option<&'a str>,
+    device_mapper_error: Option<String>,
     /// Whether the configured pool's device serves I/O (None: no such pool, or no
     /// POOL given).
     pool_active: Option<bool>,
     pool_usage: Option<&'a ThinPoolUsage>,
-    pool_usage_error: Option<&'a str>,
+    pool_usage_error: Option<String>,
     /// `listed`, `not listed` or `not in use`; `unknown` when the host's LVM
     /// configuration could not be read.
     host_devices_file: &'static str,
@@ -66,7 +66,11 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             in_use_without_metadata: pv.in_use_without_metadata.as_ref(),
             volume_group: pv.volume_group.as_ref(),
         }),
-        device_mapper_error: snapshot.active_volumes.as_ref().err().map(String::as_str),
+        device_mapper_error: snapshot
+            .active_volumes
+            .as_ref()
+            .err()
+            .map(ToString::to_string),
         pool_active: args.pool.as_deref().and_then(|pool| {
             pv.and_then(|pv| pv.volume_group.as_ref())
                 .and_then(|vg| vg.logical_volumes.iter().find(|lv| lv.name == pool))
@@ -80,7 +84,7 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             .pool_usage
             .as_ref()
             .and_then(|u| u.as_ref().err())
-            .map(String::as_str),
+            .map(ToString::to_string),
         host_devices_file: match &snapshot.observed.host_lvm.error {
             Some(_) => "unknown",
             None => snapshot.observed.host_lvm.devices_file.summary(),
@@ -215,7 +219,7 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
         };
         line("lv", format!("{} — {what}, {state}", lv.name));
     }
-    if let Some(error) = report.device_mapper_error {
+    if let Some(error) = &report.device_mapper_error {
         line("activity", format!("unknown: {error}"));
     }
     if let Some(usage) = report.pool_usage {
@@ -229,7 +233,7 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                 human_size(Bytes::from(usage.metadata_total_bytes))
             ),
         );
-    } else if let Some(error) = report.pool_usage_error {
+    } else if let Some(error) = &report.pool_usage_error {
         line("pool usage", format!("unknown: {error}"));
     }
     out

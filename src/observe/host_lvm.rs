@@ -64,12 +64,13 @@ pub enum HostLvmError {
         found: String,
         expected: &'static str,
     },
-    #[error("{path}: {setting} pattern {pattern:?} is invalid: {message}")]
+    #[error("{path}: {setting} pattern {pattern:?} is invalid: {source}")]
     BadFilter {
         path: PathBuf,
         setting: &'static str,
         pattern: String,
-        message: String,
+        #[source]
+        source: FilterPatternError,
     },
     #[error("{path} has a `tags` section: settings from lvm_<tag>.conf files may override the device filters and devices file, which this tool does not evaluate — move the devices settings into lvm.conf or lvmlocal.conf")]
     TagConfig { path: PathBuf },
@@ -158,6 +159,31 @@ impl IdType {
     }
 }
 
+/// Why a filter pattern is not one LVM accepts.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FilterPatternError {
+    #[error("filter patterns must be quoted strings")]
+    NotQuoted,
+    #[error("a pattern must begin with 'a' (accept) or 'r' (reject)")]
+    NoAction,
+    #[error("the pattern has no separator after 'a'/'r'")]
+    NoSeparator,
+    #[error("the pattern must end with the separator {close:?}")]
+    Unterminated { close: char },
+    #[error("a backslash ends the regex")]
+    TrailingBackslash,
+    #[error("a '[' is never closed")]
+    UnclosedSet,
+    #[error("an incomplete range in '[…]'")]
+    IncompleteRange,
+    #[error("regex {body:?} does not compile: {source}")]
+    Compile {
+        body: String,
+        #[source]
+        source: regex::Error,
+    },
+}
+
 /// One filter pattern: accept or reject names in which `regex` occurs.
 #[derive(Debug, Clone)]
 pub struct FilterRule {
@@ -170,16 +196,14 @@ pub struct FilterRule {
 impl FilterRule {
     /// Parses one LVM filter pattern (`a|…|`, `r|…|`, any separator; `(`, `[`, `{`
     /// close with `)`, `]`, `}`) and compiles its regex in LVM's dialect.
-    pub fn parse(pattern: &str) -> Result<FilterRule, String> {
+    pub fn parse(pattern: &str) -> Result<FilterRule, FilterPatternError> {
         let mut chars = pattern.chars();
         let accept = match chars.next() {
             Some('a') => true,
             Some('r') => false,
-            _ => return Err("a pattern must begin with 'a' (accept) or 'r' (reject)".into()),
+            _ => return Err(FilterPatternError::NoAction),
         };
-        let open = chars
-            .next()
-            .ok_or_else(|| "the pattern has no separator after 'a'/'r'".to_owned())?;
+        let open = chars.next().ok_or(FilterPatternError::NoSeparator)?;
         let close = match open {
             '(' => ')',
             '[' => ']',
@@ -189,13 +213,16 @@ impl FilterRule {
         let rest = chars.as_str();
         let body = rest
             .strip_suffix(close)
-            .ok_or_else(|| format!("the pattern must end with the separator {close:?}"))?;
+            .ok_or(FilterPatternError::Unterminated { close })?;
         let translated = translate_lvm_regex(body)?;
         let regex = regex::bytes::RegexBuilder::new(&translated)
             .unicode(false)
             .size_limit(MAX_REGEX_BYTES)
             .build()
-            .map_err(|e| format!("regex {body:?} does not compile: {e}"))?;
+            .map_err(|source| FilterPatternError::Compile {
+                body: body.to_owned(),
+                source,
+            })?;
         Ok(FilterRule {
             source: pattern.to_owned(),
             accept,
@@ -218,7 +245,7 @@ impl PartialEq for FilterRule {
 /// Rewrites a regex in LVM's own dialect (libdm's matcher: `. [] [^] * + ? | ( ) ^ $`
 /// and `\` escapes, every other character literal — `{`, `\d` included) as an
 /// equivalent `regex` crate pattern over bytes.
-fn translate_lvm_regex(body: &str) -> Result<String, String> {
+fn translate_lvm_regex(body: &str) -> Result<String, FilterPatternError> {
     let bytes = body.as_bytes();
     let mut out = String::with_capacity(bytes.len() * 4);
     let mut i = 0;
@@ -229,9 +256,7 @@ fn translate_lvm_regex(body: &str) -> Result<String, String> {
             // libdm: "all but newline", and never NUL or carriage return.
             b'.' => out.push_str(r"[^\n\r\x00]"),
             b'\\' => {
-                let escaped = *bytes
-                    .get(i)
-                    .ok_or_else(|| "a backslash ends the regex".to_owned())?;
+                let escaped = *bytes.get(i).ok_or(FilterPatternError::TrailingBackslash)?;
                 i += 1;
                 push_literal(&mut out, unescape(escaped));
             }
@@ -244,22 +269,18 @@ fn translate_lvm_regex(body: &str) -> Result<String, String> {
                 let mut previous: Option<u8> = None;
                 loop {
                     let Some(&c) = bytes.get(i) else {
-                        return Err("a '[' is never closed".into());
+                        return Err(FilterPatternError::UnclosedSet);
                     };
                     i += 1;
                     if c == b']' {
                         break;
                     }
                     let member = if c == b'\\' {
-                        let e = *bytes
-                            .get(i)
-                            .ok_or_else(|| "a backslash ends the regex".to_owned())?;
+                        let e = *bytes.get(i).ok_or(FilterPatternError::TrailingBackslash)?;
                         i += 1;
                         unescape(e)
                     } else if let (b'-', Some(low)) = (c, previous) {
-                        let high = *bytes
-                            .get(i)
-                            .ok_or_else(|| "an incomplete range in '[…]'".to_owned())?;
+                        let high = *bytes.get(i).ok_or(FilterPatternError::IncompleteRange)?;
                         i += 1;
                         let (a, b) = if low <= high {
                             (low, high)
@@ -682,14 +703,14 @@ impl Settings {
                         path: path.clone(),
                         setting,
                         pattern: format!("{item:?}"),
-                        message: "filter patterns must be quoted strings".into(),
+                        source: FilterPatternError::NotQuoted,
                     });
                 };
-                FilterRule::parse(pattern).map_err(|message| HostLvmError::BadFilter {
+                FilterRule::parse(pattern).map_err(|source| HostLvmError::BadFilter {
                     path: path.clone(),
                     setting,
                     pattern: pattern.clone(),
-                    message,
+                    source,
                 })
             })
             .collect()
@@ -1270,15 +1291,31 @@ mod tests {
 
     #[test]
     fn invalid_patterns_are_errors_not_no_filter() {
-        for bad in ["x|.*|", "r|.*", "a", "r|[abc|", r"r|abc\|"] {
-            assert!(FilterRule::parse(bad).is_err(), "{bad} accepted");
+        for (bad, why) in [
+            ("x|.*|", FilterPatternError::NoAction),
+            ("r|.*", FilterPatternError::Unterminated { close: '|' }),
+            ("a", FilterPatternError::NoSeparator),
+            ("r|[abc|", FilterPatternError::UnclosedSet),
+            (r"r|abc\|", FilterPatternError::TrailingBackslash),
+        ] {
+            assert_eq!(FilterRule::parse(bad).err(), Some(why), "{bad}");
         }
         let dir = etc(
             "bad-filter",
             &[("lvm.conf", "devices { global_filter = [ \"q|.*|\" ] }")],
         );
         let err = HostLvm::read(&dir).unwrap_err();
-        assert!(matches!(err, HostLvmError::BadFilter { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                HostLvmError::BadFilter {
+                    source: FilterPatternError::NoAction,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The message names the pattern, as written.
         assert!(err.to_string().contains("q|.*|"), "{err}");
         let dir = etc(
             "unquoted-filter",
@@ -1286,7 +1323,10 @@ mod tests {
         );
         assert!(matches!(
             HostLvm::read(&dir),
-            Err(HostLvmError::BadFilter { .. })
+            Err(HostLvmError::BadFilter {
+                source: FilterPatternError::NotQuoted,
+                ..
+            })
         ));
     }
 

@@ -108,7 +108,7 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     #[error(
-        "libblkid could not probe {} ({step}: {detail}); nothing can be said about what it holds, \
+        "libblkid could not probe {} ({step}: {source}); nothing can be said about what it holds, \
          so it is not treated as blank — check the device (dmesg, `blkid -p {}`)",
         path.display(),
         path.display()
@@ -116,7 +116,8 @@ pub enum ProbeError {
     Libblkid {
         path: PathBuf,
         step: &'static str,
-        detail: String,
+        #[source]
+        source: libblkid_rs::BlkidErr,
     },
 }
 
@@ -146,10 +147,10 @@ pub fn probe_signatures(path: &Path) -> Result<Vec<Signature>, ProbeError> {
         source,
     })?;
     let failed = |step: &'static str| {
-        move |e: libblkid_rs::BlkidErr| ProbeError::Libblkid {
+        move |source: libblkid_rs::BlkidErr| ProbeError::Libblkid {
             path: path.to_path_buf(),
             step,
-            detail: e.to_string(),
+            source,
         }
     };
     let mut probe = BlkidProbe::new().map_err(failed("creating a probe"))?;
@@ -300,9 +301,13 @@ mod tests {
         let dir = TempDir::new("sig-none");
         let zero = image(&dir, "zero.img", 1);
         assert_eq!(probe(&zero), []);
-        let missing = probe_signatures(Path::new("/nonexistent/device"));
-        let text = missing.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("/nonexistent/device"), "{text}");
+        match probe_signatures(Path::new("/nonexistent/device")) {
+            Err(e @ ProbeError::Open { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("/nonexistent/device"), "{text}");
+            }
+            other => panic!("expected ProbeError::Open, got {other:?}"),
+        }
     }
 
     #[test]

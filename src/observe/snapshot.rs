@@ -1,15 +1,16 @@
 //! One read-only pass over the labeled partition: resolve it, size it, probe its
 //! signatures, read its LVM metadata, match it with device-mapper, and read the
 //! satellite ID. Nothing is written and nothing is activated.
+use super::blockdev::BlockDevError;
 use super::host_lvm::ETC_LVM;
 use super::host_lvm_facts::read_host_lvm_facts;
-use super::live::{self, ActiveLv, LvmLayer, ThinPoolUsage};
-use super::lvm::{self, LvmUuid, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
+use super::live::{self, ActiveLv, LiveError, LvmLayer, ThinPoolUsage};
+use super::lvm::{self, LvmReadError, LvmUuid, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
 use super::phase_timer::PhaseTimer;
 use super::satellite_id;
 use super::seed_layout::{read_seed_satellite_id, SEED_METADATA_LV};
-use super::signature::{self, Signature};
+use super::signature::{self, ProbeError, Signature};
 use super::state::{
     InUseWithoutMetadata, Leftovers, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas,
     PartitionFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts, VgListingPv,
@@ -19,24 +20,76 @@ use super::{blockdev, live::holders};
 use crate::units::{Bytes, Extents, Sectors};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ObserveError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
-    #[error("cannot read the size of {}: {detail}", device.display())]
-    Size { device: PathBuf, detail: String },
-    #[error("cannot probe {} for signatures: {detail}", device.display())]
-    Probe { device: PathBuf, detail: String },
-    #[error("cannot read LVM metadata on {}: {detail}; the metadata may be damaged — inspect with `pvck {}` before anything else", device.display(), device.display())]
-    Lvm { device: PathBuf, detail: String },
-    #[error("{0}")]
-    DeviceMapper(String),
-    #[error("cannot read what interrupted LVM commands may have left on {}: {detail}", device.display())]
-    Leftovers { device: PathBuf, detail: String },
+    #[error("cannot read the size of {}: {source}", device.display())]
+    Size {
+        device: PathBuf,
+        #[source]
+        source: BlockDevError,
+    },
+    #[error("cannot probe {} for signatures: {source}", device.display())]
+    Probe {
+        device: PathBuf,
+        #[source]
+        source: ProbeError,
+    },
+    #[error("cannot read LVM metadata on {}: {source}; the metadata may be damaged — inspect with `pvck {}` before anything else", device.display(), device.display())]
+    Lvm {
+        device: PathBuf,
+        /// Boxed: the reader's error is large and this one travels on every `?`.
+        #[source]
+        source: Box<LvmReadError>,
+    },
+    #[error("cannot read what interrupted LVM commands may have left on {}: {source}", device.display())]
+    Leftovers {
+        device: PathBuf,
+        #[source]
+        source: LeftoversError,
+    },
     #[error("the LVM metadata on {} holds an impossible number: {detail}; nothing was written. Inspect it with `pvck {}` and `vgcfgbackup`", device.display(), device.display())]
     ImpossibleNumber { device: PathBuf, detail: String },
+}
+
+/// Why the devices interrupted LVM commands may have left could not be read.
+#[derive(Debug, Error)]
+pub enum LeftoversError {
+    #[error(transparent)]
+    Stacked(LiveError),
+    #[error("device-mapper could not be queried: {0}")]
+    DeviceMapper(#[source] Arc<LiveError>),
+    #[error("cannot read /dev/{name}: {source}")]
+    VgDevDir {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Serializes an error as its message (the form these fields always had).
+fn error_text<T: Serialize, E: std::fmt::Display, S: serde::Serializer>(
+    value: &Result<T, E>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    value
+        .as_ref()
+        .map_err(ToString::to_string)
+        .serialize(serializer)
+}
+
+fn optional_error_text<T: Serialize, E: std::fmt::Display, S: serde::Serializer>(
+    value: &Option<Result<T, E>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    value
+        .as_ref()
+        .map(|v| v.as_ref().map_err(ToString::to_string))
+        .serialize(serializer)
 }
 
 /// Everything read about the partition, for `status` and for the planner.
@@ -47,9 +100,11 @@ pub struct Snapshot {
     pub signatures: Vec<Signature>,
     pub physical_volume: Option<PhysicalVolume>,
     /// This VG's active device-mapper devices, or why they could not be listed.
-    pub active_volumes: Result<Vec<ActiveLv>, String>,
+    #[serde(serialize_with = "error_text")]
+    pub active_volumes: Result<Vec<ActiveLv>, Arc<LiveError>>,
     /// Usage of the thin pool named in [`Expectations::pool`], when it is active.
-    pub pool_usage: Option<Result<ThinPoolUsage, String>>,
+    #[serde(serialize_with = "optional_error_text")]
+    pub pool_usage: Option<Result<ThinPoolUsage, Arc<LiveError>>>,
     /// The planner's view.
     pub observed: ObservedPartition,
 }
@@ -118,24 +173,25 @@ pub fn observe_resolved(
     let label = device.partition_label.as_deref().unwrap_or_default();
     let devnode = device.devnode.clone();
     let (size_bytes, logical_sector_size) =
-        blockdev::size_and_logical_sector(&devnode).map_err(|e| ObserveError::Size {
+        blockdev::size_and_logical_sector(&devnode).map_err(|source| ObserveError::Size {
             device: devnode.clone(),
-            detail: e.to_string(),
+            source,
         })?;
     timer.lap("size");
-    let physical_volume = lvm::read_physical_volume(&devnode).map_err(|e| ObserveError::Lvm {
-        device: devnode.clone(),
-        detail: e.to_string(),
-    })?;
+    let physical_volume =
+        lvm::read_physical_volume(&devnode).map_err(|source| ObserveError::Lvm {
+            device: devnode.clone(),
+            source: Box::new(source),
+        })?;
     timer.lap("read_pv");
     // Beside an LVM label, other signatures are stale (pvcreate wiped the start) and
     // the planner ignores them; only `status` shows them.
     let signatures = if physical_volume.is_some() && !expect.signatures_beside_lvm_label {
         Vec::new()
     } else {
-        signature::probe_signatures(&devnode).map_err(|e| ObserveError::Probe {
+        signature::probe_signatures(&devnode).map_err(|source| ObserveError::Probe {
             device: devnode.clone(),
-            detail: e.to_string(),
+            source,
         })?
     };
     timer.lap("probe_signatures");
@@ -143,46 +199,49 @@ pub fn observe_resolved(
     let stacked = live::stacked_on(&live::HoldersReader::default(), &device.name).map_err(|e| {
         ObserveError::Leftovers {
             device: devnode.clone(),
-            detail: e.to_string(),
+            source: LeftoversError::Stacked(e),
         }
     })?;
     timer.lap("holders");
     // Device-mapper is asked only when something could be active: a VG is there, or
     // devices are stacked on the partition.
-    let all_active: Result<Vec<ActiveLv>, String> = if vg.is_none() && stacked.is_empty() {
+    let all_active: Result<Vec<ActiveLv>, Arc<LiveError>> = if vg.is_none() && stacked.is_empty() {
         Ok(Vec::new())
     } else {
-        live::active_lvm_volumes().map_err(|e| e.to_string())
+        live::active_lvm_volumes().map_err(Arc::new)
     };
     timer.lap("dm_list");
-    let active_volumes: Result<Vec<ActiveLv>, String> = match vg {
+    let active_volumes: Result<Vec<ActiveLv>, Arc<LiveError>> = match vg {
         None => Ok(Vec::new()),
         Some(vg) => all_active
             .clone()
             .map(|all| all.into_iter().filter(|v| v.vg_uuid == vg.id).collect()),
     };
     let leftovers = Leftovers {
-        stale_devices: stale_devices(&stacked, vg, &all_active).map_err(|detail| {
+        stale_devices: stale_devices(&stacked, vg, &all_active).map_err(|source| {
             ObserveError::Leftovers {
                 device: devnode.clone(),
-                detail,
+                source,
             }
         })?,
         vg_dev_dir: match expect.volume_group {
             None => VgDevDir::Absent,
-            Some(name) => {
-                read_vg_dev_dir(Path::new("/dev"), name).map_err(|e| ObserveError::Leftovers {
+            Some(name) => read_vg_dev_dir(Path::new("/dev"), name).map_err(|source| {
+                ObserveError::Leftovers {
                     device: devnode.clone(),
-                    detail: format!("cannot read /dev/{name}: {e}"),
-                })?
-            }
+                    source: LeftoversError::VgDevDir {
+                        name: name.to_owned(),
+                        source,
+                    },
+                }
+            })?,
         },
     };
     timer.lap("leftovers");
     let pool_usage = match (vg, expect.pool, &active_volumes) {
         (Some(vg), Some(pool), Ok(active)) => vg.lv(pool).and_then(|pool_lv| {
             live::thin_pool_device(active, &vg.id, &pool_lv.id)
-                .map(|dev| live::thin_pool_usage(&dev.dm_name).map_err(|e| e.to_string()))
+                .map(|dev| live::thin_pool_usage(&dev.dm_name).map_err(Arc::new))
         }),
         _ => None,
     };
@@ -319,7 +378,7 @@ fn is_lvm_lv(d: &BlockDevice) -> bool {
 pub fn pv_facts(
     devnode: &Path,
     pv: &PhysicalVolume,
-    active_volumes: &Result<Vec<ActiveLv>, String>,
+    active_volumes: &Result<Vec<ActiveLv>, Arc<LiveError>>,
     others: OtherDevices,
 ) -> Result<PvFacts, ObserveError> {
     let impossible = |detail: String| ObserveError::ImpossibleNumber {
@@ -384,7 +443,7 @@ fn vg_facts(
     devnode: &Path,
     pv: &PhysicalVolume,
     vg: &VolumeGroupMetadata,
-    active_volumes: &Result<Vec<ActiveLv>, String>,
+    active_volumes: &Result<Vec<ActiveLv>, Arc<LiveError>>,
 ) -> Result<VgFacts, ObserveError> {
     let impossible = |detail: String| ObserveError::ImpossibleNumber {
         device: devnode.to_owned(),
@@ -609,7 +668,7 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
         )),
         Some(device) => match read_seed_satellite_id(&device_node(device)) {
             Ok(id) => SatelliteIdReading::SeedFile(id),
-            Err(e) => SatelliteIdReading::Unreadable(e),
+            Err(e) => SatelliteIdReading::Unreadable(e.to_string()),
         },
     }
 }
@@ -662,8 +721,8 @@ fn without_stale_openers(
 fn stale_devices(
     stacked: &[live::StackedDevice],
     vg: Option<&VolumeGroupMetadata>,
-    all_active: &Result<Vec<ActiveLv>, String>,
-) -> Result<Vec<StaleDevice>, String> {
+    all_active: &Result<Vec<ActiveLv>, Arc<LiveError>>,
+) -> Result<Vec<StaleDevice>, LeftoversError> {
     let listed = |vg_uuid: &LvmUuid, lv_uuid: &LvmUuid| {
         vg.is_some_and(|vg| {
             vg.id == *vg_uuid && vg.logical_volumes.iter().any(|lv| lv.id == *lv_uuid)
@@ -696,7 +755,7 @@ fn stale_devices(
     }
     let active = all_active
         .as_ref()
-        .map_err(|e| format!("device-mapper could not be queried: {e}"))?;
+        .map_err(|e| LeftoversError::DeviceMapper(Arc::clone(e)))?;
     let is_stale = |kernel_name: &str| stale.iter().any(|d| d.kernel_name == kernel_name);
     Ok(stale
         .iter()
@@ -817,5 +876,13 @@ mod tests {
         };
         let names: Vec<&str> = stale.iter().map(|d| d.dm_name.as_str()).collect();
         assert_eq!(names, ["dm-name-dm-5"]);
+        // Stale devices whose openers device-mapper cannot tell are not guessed at.
+        let unavailable = Err(Arc::new(LiveError::DeviceMapperUnavailable {
+            source: live::DmUnavailable::NoControlNode,
+        }));
+        assert!(matches!(
+            stale_devices(&stacked, Some(&metadata), &unavailable),
+            Err(LeftoversError::DeviceMapper(_))
+        ));
     }
 }

@@ -12,11 +12,11 @@ use std::path::Path;
 use devicemapper::{DevId, DmFlags, DmName, DmOptions, DM};
 use serde::{Serialize, Serializer};
 
-use super::LiveError;
+use super::{DmUnavailable, LiveError};
 use crate::observe::lvm::uuid::{LvmUuid, LVM_UUID_LEN};
 
 /// Where the device-mapper control node lives.
-const DM_CONTROL: &str = "/dev/mapper/control";
+pub(super) const DM_CONTROL: &str = "/dev/mapper/control";
 /// dm-thin metadata blocks are always 4 KiB.
 const THIN_METADATA_BLOCK_BYTES: u64 = 4096;
 const SECTOR_BYTES: u64 = 512;
@@ -366,21 +366,19 @@ pub fn thin_pool_device<'a>(
 fn open_dm() -> Result<DM, LiveError> {
     if !Path::new(DM_CONTROL).exists() {
         return Err(LiveError::DeviceMapperUnavailable {
-            detail: format!(
-                "{DM_CONTROL} does not exist (no dm-mod in this kernel, or /dev is not the host's)"
-            ),
+            source: DmUnavailable::NoControlNode,
         });
     }
-    DM::new().map_err(|e| LiveError::DeviceMapperUnavailable {
-        detail: format!("cannot open {DM_CONTROL}: {e}"),
+    DM::new().map_err(|source| LiveError::DeviceMapperUnavailable {
+        source: DmUnavailable::CannotOpen { source },
     })
 }
 
-fn dm_error(op: &'static str, device: Option<&str>, e: devicemapper::DmError) -> LiveError {
+fn dm_error(op: &'static str, device: Option<&str>, source: devicemapper::DmError) -> LiveError {
     LiveError::Dm {
         op,
         device: device.map(str::to_owned),
-        detail: e.to_string(),
+        source,
     }
 }
 
@@ -422,11 +420,9 @@ pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
 /// Usage of the active thin pool with DM name `dm_name` (LVM's `vg-pool-tpool`
 /// device, which carries the thin-pool target).
 pub fn thin_pool_usage(dm_name: &str) -> Result<ThinPoolUsage, LiveError> {
-    let name = DmName::new(dm_name).map_err(|e| LiveError::Parse {
+    let name = DmName::new(dm_name).map_err(|source| LiveError::InvalidName {
         dm_name: dm_name.to_owned(),
-        what: "device-mapper name",
-        found: dm_name.to_owned(),
-        detail: e.to_string(),
+        source,
     })?;
     let dm = open_dm()?;
     let id = DevId::Name(name);
@@ -439,11 +435,9 @@ pub fn thin_pool_usage(dm_name: &str) -> Result<ThinPoolUsage, LiveError> {
     let (_, status) = dm
         .table_status(&id, DmOptions::default())
         .map_err(|e| dm_error("status", Some(dm_name), e))?;
-    let to_live = |e: DmParseError| LiveError::Parse {
+    let to_live = |source: DmParseError| LiveError::Parse {
         dm_name: dm_name.to_owned(),
-        what: e.what,
-        found: e.found,
-        detail: e.detail,
+        source,
     };
     let (table_target, table_params) = single_target(dm_name, &table)?;
     if table_target != "thin-pool" {
@@ -648,6 +642,32 @@ mod tests {
             Some("vg-pool")
         );
         assert!(thin_pool_device(&vols, &id(LV), &id(VG)).is_none());
+    }
+
+    /// `status` shows these texts (device_mapper_error, pool_usage_error); pinned
+    /// while their causes travel as typed errors.
+    #[test]
+    fn live_error_text_is_pinned() {
+        let dm = dm_error(
+            "status",
+            Some("vg-pool-tpool"),
+            devicemapper::DmError::Dm(devicemapper::ErrorEnum::NotFound, "no such device".into()),
+        );
+        assert_eq!(
+            dm.to_string(),
+            "device-mapper status failed for \"vg-pool-tpool\": DM error: NotFound: no such device"
+        );
+        let Err(parse) = parse_thin_pool_status("1 2/3") else {
+            panic!("a short status line parsed");
+        };
+        let parse = LiveError::Parse {
+            dm_name: "vg-pool-tpool".into(),
+            source: parse,
+        };
+        assert_eq!(
+            parse.to_string(),
+            "cannot understand thin-pool status of \"vg-pool-tpool\": expected at least 5 fields, found 2 (found \"1 2/3\")"
+        );
     }
 
     /// This machine's kernel has no device-mapper: the error must say so

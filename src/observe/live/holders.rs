@@ -125,8 +125,13 @@ mod tests {
         );
         assert_eq!(holders[0].dm_uuid.as_deref(), Some("LVM-xyz-tmeta"));
         assert!(matches!(reader.holders("vda"), Ok(h) if h.is_empty()));
-        let missing = reader.holders("nonexistent").err().map(|e| e.to_string());
-        assert!(missing.is_some_and(|m| m.contains("class/block/nonexistent")));
+        match reader.holders("nonexistent") {
+            Err(e @ LiveError::Io { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("class/block/nonexistent"), "{text}");
+            }
+            other => panic!("expected LiveError::Io, got {other:?}"),
+        }
     }
 
     // Real holders (a thin pool's _tdata/_tmeta on its partition) are checked in

@@ -23,31 +23,55 @@ pub use stacked::{stacked_on, StackedDevice};
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error(
-        "device-mapper is not available: {detail}. Load the kernel modules (`modprobe dm_mod \
+        "device-mapper is not available: {source}. Load the kernel modules (`modprobe dm_mod \
          dm_thin_pool`) and, in a container, make the host's /dev/mapper/control visible"
     )]
-    DeviceMapperUnavailable { detail: String },
-    #[error("device-mapper {op} failed{}: {detail}", device.as_ref().map(|d| format!(" for {d:?}")).unwrap_or_default())]
+    DeviceMapperUnavailable {
+        #[source]
+        source: DmUnavailable,
+    },
+    #[error("device-mapper {op} failed{}: {source}", device.as_ref().map(|d| format!(" for {d:?}")).unwrap_or_default())]
     Dm {
         op: &'static str,
         device: Option<String>,
-        detail: String,
+        #[source]
+        source: devicemapper::DmError,
     },
     #[error("device-mapper device {dm_name:?} is not a thin pool: its table has target {found:?}, expected \"thin-pool\"")]
     NotAThinPool { dm_name: String, found: String },
     #[error("thin pool {dm_name:?} has failed (status {status:?}); check it with `lvs` and `thin_check` before going on")]
     ThinPoolFailed { dm_name: String, status: String },
-    #[error("cannot understand {what} of {dm_name:?}: {detail} (found {found:?})")]
+    #[error("cannot understand {} of {dm_name:?}: {} (found {:?})", source.what, source.detail, source.found)]
     Parse {
         dm_name: String,
-        what: &'static str,
-        found: String,
-        detail: String,
+        #[source]
+        source: DmParseError,
+    },
+    #[error("cannot understand device-mapper name of {dm_name:?}: {source} (found {dm_name:?})")]
+    InvalidName {
+        dm_name: String,
+        #[source]
+        source: devicemapper::DmError,
     },
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+}
+
+/// Why the device-mapper control node cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DmUnavailable {
+    #[error(
+        "{} does not exist (no dm-mod in this kernel, or /dev is not the host's)",
+        dm::DM_CONTROL
+    )]
+    NoControlNode,
+    #[error("cannot open {}: {source}", dm::DM_CONTROL)]
+    CannotOpen {
+        #[source]
+        source: devicemapper::DmError,
     },
 }

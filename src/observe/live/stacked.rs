@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::dm::parse_lvm_dm_uuid;
+use super::dm::{parse_lvm_dm_uuid, DmParseError};
 use super::holders::HoldersReader;
 use super::LiveError;
 use crate::observe::lvm::LvmUuid;
@@ -60,9 +60,11 @@ pub fn stacked_on(
             if seen.len() > MAX_STACKED_DEVICES {
                 return Err(LiveError::Parse {
                     dm_name: partition.to_owned(),
-                    what: "devices stacked on the partition",
-                    found: format!("more than {MAX_STACKED_DEVICES}"),
-                    detail: "sysfs lists an impossible number of holders".to_owned(),
+                    source: DmParseError {
+                        what: "devices stacked on the partition",
+                        found: format!("more than {MAX_STACKED_DEVICES}"),
+                        detail: "sysfs lists an impossible number of holders".to_owned(),
+                    },
                 });
             }
             queue.push(holder.name.clone());

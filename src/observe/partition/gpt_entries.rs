@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use libblkid_rs::{BlkidFltr, BlkidProbe};
+use libblkid_rs::{BlkidErr, BlkidFltr, BlkidProbe};
 
 use super::label::trim_label;
 use super::{BlockDevice, DeviceKind, LabelSource};
@@ -18,11 +19,48 @@ use super::{BlockDevice, DeviceKind, LabelSource};
 /// The GPT entry names of one disk, by partition number (`None`: no name).
 pub(crate) type GptNames = BTreeMap<u32, Option<String>>;
 
+/// Why a disk's GPT entry names could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GptReadError {
+    #[error("libblkid cannot open it: {0}")]
+    Open(#[source] BlkidErr),
+    #[error("libblkid cannot set up partition probing: {0}")]
+    Setup(#[source] BlkidErr),
+    #[error("libblkid found no readable GPT: {0}")]
+    NoReadableGpt(#[source] BlkidErr),
+    #[error("libblkid found no partition table: {0}")]
+    NoTable(#[source] BlkidErr),
+    #[error("its partition table is {table_type:?}, not GPT, so it holds no partition names")]
+    NotGpt { table_type: String },
+    #[error("libblkid cannot count its partitions: {0}")]
+    Count(#[source] BlkidErr),
+    #[error("libblkid cannot read GPT entry {index}: {source}")]
+    Entry {
+        index: i32,
+        #[source]
+        source: BlkidErr,
+    },
+    #[error("libblkid cannot number GPT entry {index}: {source}")]
+    EntryNumber {
+        index: i32,
+        #[source]
+        source: BlkidErr,
+    },
+    #[error("GPT entry {number}'s name is not valid UTF-16: {source}")]
+    EntryName {
+        number: u32,
+        #[source]
+        source: BlkidErr,
+    },
+    #[error("{} belongs to a sysfs tree that is not this machine's, so its GPT is not read", disk.display())]
+    NotThisMachine { disk: PathBuf },
+}
+
 /// Reads the partition names of a disk's GPT.
 pub trait GptEntryReader: fmt::Debug + Send + Sync {
     /// The names in the GPT of the disk at `disk` (its device node), or why
     /// they could not be read.
-    fn read_names(&self, disk: &Path) -> Result<GptNames, String>;
+    fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError>;
 }
 
 /// The real reader: libblkid probing the disk's partition table.
@@ -30,44 +68,39 @@ pub trait GptEntryReader: fmt::Debug + Send + Sync {
 pub struct Libblkid;
 
 impl GptEntryReader for Libblkid {
-    fn read_names(&self, disk: &Path) -> Result<GptNames, String> {
+    fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError> {
         tracing::debug!(disk = %disk.display(), "reading GPT entry names with libblkid");
-        let mut probe = BlkidProbe::new_from_filename(disk)
-            .map_err(|e| format!("libblkid cannot open it: {e}"))?;
+        let mut probe = BlkidProbe::new_from_filename(disk).map_err(GptReadError::Open)?;
         probe
             .enable_superblocks(false)
             .and_then(|()| probe.enable_partitions(true))
             // Only the GPT prober: the names live there, and the other partition
             // table probers would only cost reads.
             .and_then(|()| probe.filter_partition_types(BlkidFltr::Onlyin, &["gpt"]))
-            .map_err(|e| format!("libblkid cannot set up partition probing: {e}"))?;
+            .map_err(GptReadError::Setup)?;
         let mut list = match probe.get_partitions() {
             Ok(list) => list,
-            Err(e) => return Err(no_gpt_here(disk, &e.to_string())),
+            Err(e) => return Err(no_gpt_here(disk, e)),
         };
         let table_type = list
             .get_table()
             .and_then(|t| t.get_type())
-            .map_err(|e| format!("libblkid found no partition table: {e}"))?;
+            .map_err(GptReadError::NoTable)?;
         if table_type != "gpt" {
-            return Err(format!(
-                "its partition table is {table_type:?}, not GPT, so it holds no partition names"
-            ));
+            return Err(GptReadError::NotGpt { table_type });
         }
-        let count = list
-            .number_of_partitions()
-            .map_err(|e| format!("libblkid cannot count its partitions: {e}"))?;
+        let count = list.number_of_partitions().map_err(GptReadError::Count)?;
         let mut names = GptNames::new();
         for index in 0..count {
             let entry = list
                 .get_partition(index)
-                .map_err(|e| format!("libblkid cannot read GPT entry {index}: {e}"))?;
+                .map_err(|source| GptReadError::Entry { index, source })?;
             let number = entry
                 .get_partno()
-                .map_err(|e| format!("libblkid cannot number GPT entry {index}: {e}"))?;
+                .map_err(|source| GptReadError::EntryNumber { index, source })?;
             let name = entry
                 .get_name()
-                .map_err(|e| format!("GPT entry {number}'s name is not valid UTF-16: {e}"))?;
+                .map_err(|source| GptReadError::EntryName { number, source })?;
             let name = name
                 .as_deref()
                 .map(trim_label)
@@ -83,7 +116,7 @@ impl GptEntryReader for Libblkid {
 /// their device nodes are not ours to open.
 /// Why `disk` has no GPT, naming the partition table it has if libblkid finds one
 /// (asked only on this error path: the GPT-only probe above is the cheap one).
-fn no_gpt_here(disk: &Path, gpt_error: &str) -> String {
+fn no_gpt_here(disk: &Path, gpt_error: BlkidErr) -> GptReadError {
     let other_table = BlkidProbe::new_from_filename(disk)
         .ok()
         .and_then(|mut probe| {
@@ -93,10 +126,8 @@ fn no_gpt_here(disk: &Path, gpt_error: &str) -> String {
             list.get_table().and_then(|t| t.get_type()).ok()
         });
     match other_table {
-        Some(kind) => {
-            format!("its partition table is {kind:?}, not GPT, so it holds no partition names")
-        }
-        None => format!("libblkid found no readable GPT: {gpt_error}"),
+        Some(table_type) => GptReadError::NotGpt { table_type },
+        None => GptReadError::NoReadableGpt(gpt_error),
     }
 }
 
@@ -104,11 +135,10 @@ fn no_gpt_here(disk: &Path, gpt_error: &str) -> String {
 pub struct NoGptAccess;
 
 impl GptEntryReader for NoGptAccess {
-    fn read_names(&self, disk: &Path) -> Result<GptNames, String> {
-        Err(format!(
-            "{} belongs to a sysfs tree that is not this machine's, so its GPT is not read",
-            disk.display()
-        ))
+    fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError> {
+        Err(GptReadError::NotThisMachine {
+            disk: disk.to_owned(),
+        })
     }
 }
 
@@ -123,12 +153,35 @@ fn disk_node(devices: &[BlockDevice], disk: &str) -> PathBuf {
 }
 
 /// Why the GPT name of one partition could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EntryUnreadable {
+    #[error("sysfs does not show which disk {} belongs to", partition.display())]
+    NoDisk { partition: PathBuf },
+    /// The disk's GPT could not be read (shared by its partitions).
+    #[error(transparent)]
+    Gpt(Arc<GptReadError>),
+    #[error("sysfs gives {} no partition number", partition.display())]
+    NoPartitionNumber { partition: PathBuf },
+    #[error(
+        "its GPT has no entry {number}, though the kernel has a partition {}: \
+         the kernel's partition table is out of date (run `partprobe {}`)",
+        partition.display(),
+        disk.display()
+    )]
+    NoEntry {
+        number: u32,
+        partition: PathBuf,
+        disk: PathBuf,
+    },
+}
+
+/// A partition whose GPT name could not be read.
+#[derive(Debug, Clone)]
 pub(crate) struct Unreadable {
     /// Index into the device list.
     pub index: usize,
     pub disk: PathBuf,
-    pub detail: String,
+    pub cause: EntryUnreadable,
 }
 
 /// Replaces the label of every partition that `wanted` selects by its GPT
@@ -154,44 +207,44 @@ pub(crate) fn relabel_from_gpt(
             unreadable.push(Unreadable {
                 index,
                 disk: PathBuf::new(),
-                detail: format!(
-                    "sysfs does not show which disk {} belongs to",
-                    device.devnode.display()
-                ),
+                cause: EntryUnreadable::NoDisk {
+                    partition: device.devnode.clone(),
+                },
             });
         }
     }
     for (disk, indices) in by_disk {
         let node = disk_node(devices, &disk);
-        let names = reader.read_names(&node);
+        let names = reader.read_names(&node).map_err(Arc::new);
         for index in indices {
             let Some(device) = devices.get_mut(index) else {
                 continue;
             };
             let found = match (&names, device.partition_number) {
-                (Err(detail), _) => Err(detail.clone()),
-                (Ok(_), None) => Err(format!(
-                    "sysfs gives {} no partition number",
-                    device.devnode.display()
-                )),
-                (Ok(names), Some(number)) => names.get(&number).cloned().ok_or_else(|| {
-                    format!(
-                        "its GPT has no entry {number}, though the kernel has a partition {}: \
-                         the kernel's partition table is out of date (run `partprobe {}`)",
-                        device.devnode.display(),
-                        node.display()
-                    )
+                (Err(gpt), _) => Err(EntryUnreadable::Gpt(Arc::clone(gpt))),
+                (Ok(_), None) => Err(EntryUnreadable::NoPartitionNumber {
+                    partition: device.devnode.clone(),
                 }),
+                (Ok(names), Some(number)) => {
+                    names
+                        .get(&number)
+                        .cloned()
+                        .ok_or_else(|| EntryUnreadable::NoEntry {
+                            number,
+                            partition: device.devnode.clone(),
+                            disk: node.clone(),
+                        })
+                }
             };
             match found {
                 Ok(name) => {
                     device.label_source = name.as_ref().map(|_| LabelSource::GptEntry);
                     device.partition_label = name;
                 }
-                Err(detail) => unreadable.push(Unreadable {
+                Err(cause) => unreadable.push(Unreadable {
                     index,
                     disk: node.clone(),
-                    detail,
+                    cause,
                 }),
             }
         }
@@ -227,7 +280,8 @@ mod tests {
         let image = dos_image(&dir);
         match Libblkid.read_names(&image) {
             Ok(names) => panic!("a DOS table read as GPT: {names:?}"),
-            Err(why) => assert!(why.contains("\"dos\""), "{why}"),
+            Err(GptReadError::NotGpt { table_type }) => assert_eq!(table_type, "dos"),
+            Err(other) => panic!("expected NotGpt naming \"dos\", got {other:?}"),
         }
     }
 }

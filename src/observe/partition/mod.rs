@@ -59,7 +59,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use gpt_entries::{GptEntryReader, Libblkid, NoGptAccess};
+pub use gpt_entries::{EntryUnreadable, GptEntryReader, GptReadError, Libblkid, NoGptAccess};
 pub use sysfs_backend::SysfsBackend;
 
 use gpt_entries::relabel_from_gpt;
@@ -248,7 +248,7 @@ pub enum ResolveError {
     },
     #[error(
         "{}: its kernel partition name (PARTNAME) matches {label:?}, but its GPT entry on {} \
-         could not be read to confirm the name ({detail}). The kernel reduces GPT names to \
+         could not be read to confirm the name ({source}). The kernel reduces GPT names to \
          7-bit ASCII (\"stockage-é\" becomes \"stockage-i\"), so its name alone may belong to \
          a differently named partition; refusing to guess. Make sure the disk is readable and \
          holds a GPT, or give this tool udev's database (mount the host's /run/udev) so udev's \
@@ -260,7 +260,9 @@ pub enum ResolveError {
         label: String,
         device: PathBuf,
         disk: PathBuf,
-        detail: String,
+        /// Boxed: the cause is large and this error travels on every `?`.
+        #[source]
+        source: Box<EntryUnreadable>,
     },
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -354,7 +356,7 @@ fn relabel_kernel_named(devices: &mut [BlockDevice], reader: &dyn GptEntryReader
                 partition = %d.devnode.display(),
                 "cannot read the GPT entry on {} to {why}: {}; the kernel's name stays",
                 u.disk.display(),
-                u.detail
+                u.cause
             );
         }
     }
@@ -373,7 +375,7 @@ pub(crate) fn relabel_lossy(devices: &mut [BlockDevice], reader: &dyn GptEntryRe
                 "the kernel could not represent this partition's GPT name, and the GPT \
                  entry could not be read from {}: {}; its label is not matched",
                 u.disk.display(),
-                u.detail
+                u.cause
             );
         }
     }
@@ -434,7 +436,7 @@ fn find_by_label_with(
             label: label.to_owned(),
             device,
             disk: u.disk,
-            detail: u.detail,
+            source: Box::new(u.cause),
         });
     }
     let mut matches: Vec<BlockDevice> = devices

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::gpt_entries::{GptEntryReader, GptNames};
+use super::gpt_entries::{GptEntryReader, GptNames, GptReadError};
+use libblkid_rs::BlkidErr;
 
 /// A temporary folder removed on drop.
 pub(crate) struct TempDir(PathBuf);
@@ -65,19 +66,21 @@ impl FakeGpts {
 }
 
 impl GptEntryReader for FakeGpts {
-    fn read_names(&self, disk: &Path) -> Result<GptNames, String> {
+    fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError> {
         let name = disk
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         Self::lock(&self.reads).push(name.clone());
         if Self::lock(&self.unreadable).contains(&name) {
-            return Err(format!("{}: Input/output error", disk.display()));
+            return Err(GptReadError::Open(BlkidErr::IO(
+                std::io::Error::from_raw_os_error(5),
+            )));
         }
         Self::lock(&self.names)
             .get(&name)
             .cloned()
-            .ok_or_else(|| "libblkid found no partition table".to_owned())
+            .ok_or(GptReadError::NoTable(BlkidErr::LibErr(-22)))
     }
 }
 

@@ -276,34 +276,43 @@ fn steady_resolution_reads_only_the_matched_disk_or_none() {
     assert!(fake.gpts.reads().is_empty());
 }
 
+/// The cause of an `Unconfirmed` refusal, and the refusal's text.
+fn unconfirmed(result: Result<BlockDevice, ResolveError>) -> (EntryUnreadable, String) {
+    match result {
+        Err(e) => {
+            let text = e.to_string();
+            match e {
+                ResolveError::Unconfirmed { source, .. } => (*source, text),
+                other => panic!("expected Unconfirmed, got {other:?}"),
+            }
+        }
+        Ok(device) => panic!("expected Unconfirmed, got {device:?}"),
+    }
+}
+
 #[test]
 fn unconfirmable_kernel_match_is_refused() {
     let fake = machine();
     fake.make_gpt_unreadable("vda");
-    match fake.backend().resolve_partition_by_label("boot") {
-        Err(e @ ResolveError::Unconfirmed { .. }) => {
-            let text = e.to_string();
-            assert!(
-                text.contains("/dev/vda1") && text.contains("/dev/vda "),
-                "{text}"
-            );
-            assert!(text.contains("Input/output error"), "{text}");
-            assert!(text.contains("refusing to guess"), "{text}");
-            assert!(text.contains("/run/udev"), "{text}");
-        }
-        other => panic!("expected Unconfirmed, got {other:?}"),
-    }
+    let (cause, text) = unconfirmed(fake.backend().resolve_partition_by_label("boot"));
+    assert!(matches!(cause, EntryUnreadable::Gpt(_)), "{cause:?}");
+    assert!(
+        text.contains("/dev/vda1") && text.contains("/dev/vda "),
+        "{text}"
+    );
+    assert!(text.contains("Input/output error"), "{text}");
+    assert!(text.contains("refusing to guess"), "{text}");
+    assert!(text.contains("/run/udev"), "{text}");
     // A stale kernel table (the GPT has no such entry) is not confirmation either.
     let fake = FakeSysfs::new();
     fake.add_disk("vda", 254, 0, 1000);
     fake.add_partition_bytes("vda", "vda2", (254, 2), 2, 500, Some(b"data"));
     fake.set_gpt_name("vda", 1, Some("data"));
-    let text = fake
-        .backend()
-        .resolve_partition_by_label("data")
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let (cause, text) = unconfirmed(fake.backend().resolve_partition_by_label("data"));
+    assert!(
+        matches!(cause, EntryUnreadable::NoEntry { number: 2, .. }),
+        "{cause:?}"
+    );
     assert!(
         text.contains("no entry 2") && text.contains("partprobe"),
         "{text}"
