@@ -27,14 +27,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use linstor_provision_disk::observe::lvm::{self, mda, parse_physical_volume};
+use linstor_provision_disk::observe::lvm::{self, mda, parse_pv_on_disk};
 
 mod lvm_images;
 use linstor_provision_disk::observe::partition::parsers::{
     decode_udev_escapes, parse_udev_db, parse_uevent,
 };
 use linstor_provision_disk::observe::partition::SysfsBackend;
-use linstor_provision_disk::observe::satellite_id::{decode_tag, encode_tag, TAG_PREFIX};
+use linstor_provision_disk::satellite_id::{decode_tag, encode_tag, TAG_PREFIX};
 use lvm_images::{fix_checksums, load_image, FIXTURES};
 
 // ---------------------------------------------------------------------------
@@ -449,7 +449,7 @@ fn fix_pv_checksums(rng: &mut Rng, img: &mut [u8]) {
 }
 
 fn run_pv(input: &[u8]) -> String {
-    match parse_physical_volume(Cursor::new(input)) {
+    match parse_pv_on_disk(Cursor::new(input)) {
         Ok(None) => "no label".into(),
         Ok(Some(pv)) => format!(
             "pv mdas={} areas={} committed={:?} ext={}",
@@ -764,7 +764,7 @@ fn derived_seeds() -> BTreeMap<String, Vec<u8>> {
     for name in FIXTURES {
         let img = load_image(name);
         let head = img[..img.len().min(64 << 10)].to_vec();
-        let pv = parse_physical_volume(Cursor::new(&img)).unwrap().unwrap();
+        let pv = parse_pv_on_disk(Cursor::new(&img)).unwrap().unwrap();
         out.insert(format!("pv/{name}.pv"), head);
         if let Some(st) = pv.metadata_area_states.first() {
             if let Some(l) = st.committed {

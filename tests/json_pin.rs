@@ -10,7 +10,7 @@ use linstor_provision_disk::apply::command::command_line;
 use linstor_provision_disk::apply::thin_check::ThinCheck;
 use linstor_provision_disk::config::{ProvisionConfig, ProvisionInputs};
 use linstor_provision_disk::observe::live::{parse_lvm_dm_uuid, ActiveLv};
-use linstor_provision_disk::observe::lvm::{parse_physical_volume, PhysicalVolume};
+use linstor_provision_disk::observe::lvm::{parse_pv_on_disk, PvOnDisk};
 use linstor_provision_disk::observe::snapshot::{pv_facts, OtherDevices};
 use linstor_provision_disk::observe::state::{
     LvKind, ObservedPartition, PartitionFacts, SatelliteIdReading,
@@ -39,8 +39,8 @@ fn check(name: &str, actual: &str) {
     );
 }
 
-fn read(name: &str) -> PhysicalVolume {
-    parse_physical_volume(Cursor::new(load_image(name)))
+fn read(name: &str) -> PvOnDisk {
+    parse_pv_on_disk(Cursor::new(load_image(name)))
         .unwrap()
         .unwrap()
 }
@@ -63,8 +63,8 @@ fn config(volume_group: &str, satellite_id: &str) -> ProvisionConfig {
 
 /// The dm devices LVM makes for `pv`'s VG: every LV by its own uuid, the pool's
 /// `-tpool` layer and its `-tdata`/`-tmeta` parts active on their own.
-fn active_devices(pv: &PhysicalVolume, pool_live: bool) -> Vec<ActiveLv> {
-    let vg = pv.metadata.as_ref().unwrap();
+fn active_devices(pv: &PvOnDisk, pool_live: bool) -> Vec<ActiveLv> {
+    let vg = pv.vg_metadata.as_ref().unwrap();
     let mut out = Vec::new();
     for (minor, lv) in vg.logical_volumes.iter().enumerate() {
         let base = format!("LVM-{}{}", vg.id.undashed(), lv.id.undashed());
@@ -91,7 +91,7 @@ fn active_devices(pv: &PhysicalVolume, pool_live: bool) -> Vec<ActiveLv> {
     out
 }
 
-fn observed_from(pv: &PhysicalVolume, active: &[ActiveLv], size_bytes: u64) -> ObservedPartition {
+fn observed_from(pv: &PvOnDisk, active: &[ActiveLv], size_bytes: u64) -> ObservedPartition {
     let devnode = PathBuf::from("/dev/vda1");
     let facts = pv_facts(&devnode, pv, &Ok(active.to_vec()), OtherDevices::default()).unwrap();
     ObservedPartition {
@@ -158,7 +158,7 @@ fn observed_state_and_devices_json_is_pinned() {
 #[test]
 fn plans_are_pinned() {
     let pv = read("vg-thin");
-    let vg_name = pv.metadata.as_ref().unwrap().name.clone();
+    let vg_name = pv.vg_metadata.as_ref().unwrap().name.clone();
     let mut out = String::new();
     // A VG of another satellite: reset, with the suspended pool refreshed first.
     let mut suspended = observed_from(&pv, &active_devices(&pv, true), 128 * MIB);

@@ -7,7 +7,7 @@
 use std::io::Cursor;
 
 use linstor_provision_disk::observe::lvm::{
-    label, lvm_crc, mda, parse_metadata_text, parse_physical_volume, pv_header, text,
+    label, lvm_crc, mda, parse_metadata_text, parse_pv_on_disk, pv_header, text,
 };
 use proptest::prelude::*;
 
@@ -20,7 +20,7 @@ fn images() -> Vec<Vec<u8>> {
 
 fn read(img: Vec<u8>) {
     // Either answer is fine; what matters is that it returns.
-    let _ = parse_physical_volume(Cursor::new(img));
+    let _ = parse_pv_on_disk(Cursor::new(img));
 }
 
 /// Offsets of the fields a hostile device would tamper with.
@@ -67,7 +67,7 @@ fn fixtures_read_cleanly_and_fix_checksums_is_identity() {
         fix_checksums(&mut fixed);
         assert_eq!(fixed, img, "{name}: checksum helper changed a good image");
         assert!(
-            parse_physical_volume(Cursor::new(img)).unwrap().is_some(),
+            parse_pv_on_disk(Cursor::new(img)).unwrap().is_some(),
             "{name}"
         );
     }
@@ -159,7 +159,7 @@ proptest! {
     #[test]
     fn mutated_metadata_text(which in 1..FIXTURES.len(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6)) {
         let img = load_image(FIXTURES[which]);
-        let pv = parse_physical_volume(Cursor::new(img.clone())).unwrap().unwrap();
+        let pv = parse_pv_on_disk(Cursor::new(img.clone())).unwrap().unwrap();
         let Some(st) = pv.metadata_area_states.first() else { return Ok(()) };
         let Some(l) = st.committed else { return Ok(()) };
         // Reassemble the text (it may wrap), then damage it.

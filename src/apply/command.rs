@@ -4,6 +4,7 @@
 //! wait for udev: in a container (another IPC namespace) or a host without udevd
 //! nothing would ever answer.
 use super::thin_check::ThinCheck;
+use crate::observe::seed_layout::SEED_ID_LV;
 use crate::plan::Action;
 use crate::units::WholeBinaryUnits;
 use std::path::Path;
@@ -30,9 +31,10 @@ fn devices_file_edit(args: &[&str]) -> Vec<String> {
     line
 }
 
-/// The LVM command line (program name first) for `action` on `partition`; when
-/// no thin_check can run, LVM is told to activate pools without it (see
-/// [`super::thin_check`]).
+/// The LVM command line (program name first) for `action`, scoped to `partition`
+/// with `--devices`; an action that names a device (always the partition, as the
+/// planner makes them) is carried out on the device it names. When no thin_check
+/// can run, LVM is told to activate pools without it (see [`super::thin_check`]).
 ///
 /// Arguments never contain whitespace: names are
 /// [`VgName`](crate::config::names::VgName)s and
@@ -45,13 +47,17 @@ pub fn command_line(
     partition: &Path,
     thin_check: &ThinCheck,
 ) -> Option<Vec<String>> {
-    let device = partition.display().to_string();
+    let scope = partition.display().to_string();
     let mut args: Vec<String> = match action {
         Action::RemoveStaleDevices { .. } | Action::RemoveStaleVolumeGroupPath { .. } => {
             return None
         }
-        Action::AddToDevicesFile { .. } => {
-            return Some(devices_file_edit(&["lvmdevices", "--adddev", &device]))
+        Action::AddToDevicesFile { device } => {
+            return Some(devices_file_edit(&[
+                "lvmdevices",
+                "--adddev",
+                &device_arg(device),
+            ]))
         }
         // `--yes`: lvmdevices asks before dropping a PV that holds an active LV.
         Action::RemoveFromDevicesFile { pvid } => {
@@ -84,12 +90,12 @@ pub fn command_line(
             "--refresh".into(),
             format!("{volume_group}/{pool}"),
         ],
-        Action::ActivateSeedMetadataLv { volume_group } => {
+        Action::ActivateSeedIdLv { volume_group } => {
             vec![
                 "lvchange".into(),
                 "--activate".into(),
                 "y".into(),
-                format!("{volume_group}/metadata"),
+                format!("{volume_group}/{SEED_ID_LV}"),
             ]
         }
         Action::RemoveLogicalVolumes { volume_group, .. } => {
@@ -106,12 +112,12 @@ pub fn command_line(
                 volume_group.to_string(),
             ]
         }
-        Action::RemovePhysicalVolume { .. } => {
-            vec!["pvremove".into(), "--yes".into(), device.clone()]
+        Action::RemovePhysicalVolume { device } => {
+            vec!["pvremove".into(), "--yes".into(), device_arg(device)]
         }
         Action::CreatePhysicalVolume {
+            device,
             overwrite_signature,
-            ..
         } => {
             // The planner decided; the command states the decision and never
             // leaves it to LVM's "Wipe it? [y/n]" prompt (which reads stdin: a
@@ -129,15 +135,15 @@ pub fn command_line(
             };
             let mut args = vec!["pvcreate".to_owned()];
             args.extend(decision.iter().map(|a| (*a).to_owned()));
-            args.push(device.clone());
+            args.push(device_arg(device));
             args
         }
-        Action::ReinitializePhysicalVolume { .. } => {
+        Action::ReinitializePhysicalVolume { device } => {
             vec![
                 "pvcreate".into(),
                 "-ff".into(),
                 "--yes".into(),
-                device.clone(),
+                device_arg(device),
             ]
         }
         Action::RemoveIncompleteSpare { volume_group, name } => vec![
@@ -150,17 +156,17 @@ pub fn command_line(
             "--force".into(),
             format!("{volume_group}/{pool}"),
         ],
-        Action::ResizePhysicalVolume { .. } => vec!["pvresize".into(), device.clone()],
+        Action::ResizePhysicalVolume { device, .. } => vec!["pvresize".into(), device_arg(device)],
         Action::CreateVolumeGroup {
             volume_group,
             satellite_id_tag,
-            ..
+            device,
         } => vec![
             "vgcreate".into(),
             "--addtag".into(),
             satellite_id_tag.clone(),
             volume_group.to_string(),
-            device.clone(),
+            device_arg(device),
         ],
         Action::TagVolumeGroup {
             volume_group,
@@ -214,16 +220,21 @@ pub fn command_line(
     if let Some(extra) = thin_check.config_override() {
         config.push_str(extra);
     }
-    args.extend(["--devices".into(), device, "--config".into(), config]);
+    args.extend(["--devices".into(), scope, "--config".into(), config]);
     Some(args)
+}
+
+/// A device path as an argument (kernel device names are plain text).
+fn device_arg(device: &Path) -> String {
+    device.display().to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::{Bytes, Extents};
     use crate::config::names::test_names::{lv, vg};
     use crate::observe::lvm::LvmUuid;
+    use crate::units::{Bytes, Extents};
     use std::path::PathBuf;
 
     fn line(action: Action) -> String {

@@ -163,7 +163,7 @@ pub fn converge_on<M: Machine>(
                 return Err(ConvergeError::ActivityUnknown(e.clone()));
             }
             tracing::warn!(
-                existing = %reset.existing,
+                existing = %reset.existing_shown(),
                 expected = %reset.expected,
                 "satellite id mismatch, resetting lvm configuration"
             );
@@ -192,6 +192,6 @@ fn is_activation(action: &crate::plan::Action) -> bool {
         action,
         Action::ActivateThinPool { .. }
             | Action::RefreshThinPool { .. }
-            | Action::ActivateSeedMetadataLv { .. }
+            | Action::ActivateSeedIdLv { .. }
     )
 }

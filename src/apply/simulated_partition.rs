@@ -10,7 +10,7 @@ use super::{command, ApplyError, LvmExecutor};
 use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::partition::{BlockDevice, DeviceKind, DiscoveryBackend, LabelSource};
 use crate::observe::phase_timer::PhaseTimer;
-use crate::observe::satellite_id;
+use crate::satellite_id;
 use crate::observe::snapshot::{Expectations, ObserveError, Resolved, Snapshot};
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PartitionFacts,

@@ -97,7 +97,7 @@ pub fn may_activate_existing_pool(action: &Action) -> bool {
         action,
         Action::ExtendThinPool { .. }
             | Action::ExtendPoolMetadata { .. }
-            | Action::ActivateSeedMetadataLv { .. }
+            | Action::ActivateSeedIdLv { .. }
             | Action::ActivateThinPool { .. }
             | Action::RefreshThinPool { .. }
             | Action::RemoveLogicalVolumes { .. }

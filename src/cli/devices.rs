@@ -36,9 +36,9 @@ fn inspect(device: BlockDevice) -> DeviceReport {
     };
     let (mut pv_uuid, mut volume_group) = (None, None);
     if signatures.iter().any(Signature::is_lvm_label) {
-        match lvm::read_physical_volume(&device.devnode) {
+        match lvm::read_pv_on_disk(&device.devnode) {
             Ok(Some(pv)) => {
-                volume_group = pv.metadata.as_ref().map(|vg| vg.name.clone());
+                volume_group = pv.vg_metadata.as_ref().map(|vg| vg.name.clone());
                 pv_uuid = Some(pv.pv_uuid);
             }
             Ok(None) => {}

@@ -4,7 +4,7 @@ use super::CliError;
 use crate::observe::lvm;
 
 pub fn run(args: &MetadataArgs) -> Result<(), CliError> {
-    let pv = lvm::read_physical_volume(&args.device).map_err(|e| {
+    let pv = lvm::read_pv_on_disk(&args.device).map_err(|e| {
         CliError::Failed(format!(
             "reading LVM metadata from {}: {e}",
             args.device.display()
@@ -25,7 +25,7 @@ pub fn run(args: &MetadataArgs) -> Result<(), CliError> {
         "device size   {} (as recorded in the PV header)",
         pv.device_size
     );
-    match &pv.metadata {
+    match &pv.vg_metadata {
         None => println!("volume group  none (orphan PV)"),
         Some(vg) => {
             println!(

@@ -149,7 +149,7 @@ fn print_plan(plan: &Plan, config: &ProvisionConfig, json: bool) -> Result<(), C
     if let Some(reset) = &plan.reset {
         println!(
             "satellite id mismatch: existing={:?} expected={:?} — the LVM objects on this partition will be removed",
-            reset.existing, reset.expected
+            reset.existing_shown(), reset.expected
         );
     }
     println!("plan (dry run, nothing was changed):");
@@ -164,7 +164,7 @@ mod tests {
     use crate::apply::converge::ConvergeError;
     use crate::observe::live::{DmUnavailable, LiveError};
     use crate::observe::snapshot::{LeftoversError, ObserveError};
-    use crate::observe::{blockdev, lvm, signature};
+    use crate::observe::{device_size, lvm, signature};
     use std::path::{Path, PathBuf};
 
     /// What `run` logs and writes to the termination log for a failure: the error's
@@ -174,10 +174,10 @@ mod tests {
     fn failure_text_is_pinned() {
         let missing = Path::new("/nonexistent/lpd-pin");
         let device = PathBuf::from("/dev/vda1");
-        let Err(size) = blockdev::size_and_logical_sector(missing) else {
+        let Err(size) = device_size::size_and_logical_sector(missing) else {
             panic!("a missing path has a size");
         };
-        let Err(lvm) = lvm::read_physical_volume(missing) else {
+        let Err(lvm) = lvm::read_pv_on_disk(missing) else {
             panic!("a missing path was read");
         };
         let Err(probe) = signature::probe_signatures(missing) else {

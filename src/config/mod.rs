@@ -4,7 +4,7 @@ pub mod names;
 pub mod size;
 pub mod vg_path;
 
-use crate::observe::satellite_id::{self, SatelliteIdError};
+use crate::satellite_id::{self, SatelliteIdError};
 use crate::units::Bytes;
 use names::{LvName, PartitionLabel, VgName};
 use serde::Serialize;

@@ -3,8 +3,9 @@
 use ext4_view::{Ext4, Ext4Error};
 use std::path::{Path, PathBuf};
 
-/// Name of the seed tool's metadata LV.
-pub const SEED_METADATA_LV: &str = "metadata";
+/// Name of the seed tool's LV that holds the satellite-ID file (the seed names it
+/// `metadata`; no relation to LVM's or a thin pool's metadata).
+pub const SEED_ID_LV: &str = "metadata";
 /// The file on it that holds the satellite ID.
 pub const SEED_ID_FILE: &str = "/satellite-id";
 /// Far above any real ID; a bigger file is not the seed's.

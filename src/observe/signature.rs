@@ -483,7 +483,7 @@ mod tests {
         sector[20..24].copy_from_slice(&32u32.to_le_bytes());
         sector[24..32].copy_from_slice(b"LVM2 001");
         sector[32..64].copy_from_slice(b"Xq3cN1m0a2b3c4d5e6f7g8h9i0j1k2l3");
-        let crc = lvm_crc(&sector[20..]);
+        let crc = crate::observe::lvm::lvm_crc(&sector[20..]);
         sector[16..20].copy_from_slice(&crc.to_le_bytes());
         let written = std::fs::OpenOptions::new()
             .write(true)
@@ -509,21 +509,5 @@ mod tests {
         };
         assert!(!other.is_lvm_label());
         assert_eq!(other.to_string(), "linux_raid_member (raid) at byte 4096");
-    }
-
-    /// LVM2's label checksum (lib/misc/crc.c: CRC-32, reflected 0xEDB88320,
-    /// initial value 0xf597a6cf, no final inversion).
-    fn lvm_crc(bytes: &[u8]) -> u32 {
-        bytes.iter().fold(0xf597_a6cf_u32, |mut crc, &byte| {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-            crc
-        })
     }
 }

@@ -1,22 +1,22 @@
 //! One read-only pass over the labeled partition: resolve it, size it, probe its
 //! signatures, read its LVM metadata, match it with device-mapper, and read the
 //! satellite ID. Nothing is written and nothing is activated.
-use super::blockdev::BlockDevError;
+use super::device_size::DeviceSizeError;
 use super::host_lvm::ETC_LVM;
 use super::host_lvm_facts::read_host_lvm_facts;
 use super::live::{self, ActiveLv, LiveError, LvmLayer, ThinPoolUsage};
-use super::lvm::{self, LvmReadError, LvmUuid, PhysicalVolume, SegmentKind, VolumeGroupMetadata};
+use super::lvm::{self, LvmReadError, LvmUuid, PvOnDisk, SegmentKind, VgMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
 use super::phase_timer::PhaseTimer;
-use super::satellite_id;
-use super::seed_layout::{read_seed_satellite_id, SEED_METADATA_LV};
+use super::seed_layout::{read_seed_satellite_id, SEED_ID_LV};
 use super::signature::{self, ProbeError, Signature};
 use super::state::{
     InUseWithoutMetadata, Leftovers, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas,
     PartitionFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts, VgListingPv,
 };
 use super::vg_dev_dir::{read_vg_dev_dir, VgDevDir};
-use super::{blockdev, live::holders};
+use super::{device_size, live::holders};
+use crate::satellite_id;
 use crate::units::{Bytes, Extents, Sectors};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ pub enum ObserveError {
     Size {
         device: PathBuf,
         #[source]
-        source: BlockDevError,
+        source: DeviceSizeError,
     },
     #[error("cannot probe {} for signatures: {source}", device.display())]
     Probe {
@@ -98,7 +98,7 @@ pub struct Snapshot {
     pub device: BlockDevice,
     pub logical_sector_size: u32,
     pub signatures: Vec<Signature>,
-    pub physical_volume: Option<PhysicalVolume>,
+    pub physical_volume: Option<PvOnDisk>,
     /// This VG's active device-mapper devices, or why they could not be listed.
     #[serde(serialize_with = "error_text")]
     pub active_volumes: Result<Vec<ActiveLv>, Arc<LiveError>>,
@@ -172,17 +172,16 @@ pub fn observe_resolved(
     };
     let label = device.partition_label.as_deref().unwrap_or_default();
     let devnode = device.devnode.clone();
-    let (size_bytes, logical_sector_size) =
-        blockdev::size_and_logical_sector(&devnode).map_err(|source| ObserveError::Size {
+    let (size_bytes, logical_sector_size) = device_size::size_and_logical_sector(&devnode)
+        .map_err(|source| ObserveError::Size {
             device: devnode.clone(),
             source,
         })?;
     timer.lap("size");
-    let physical_volume =
-        lvm::read_physical_volume(&devnode).map_err(|source| ObserveError::Lvm {
-            device: devnode.clone(),
-            source: Box::new(source),
-        })?;
+    let physical_volume = lvm::read_pv_on_disk(&devnode).map_err(|source| ObserveError::Lvm {
+        device: devnode.clone(),
+        source: Box::new(source),
+    })?;
     timer.lap("read_pv");
     // Beside an LVM label, other signatures are stale (pvcreate wiped the start) and
     // the planner ignores them; only `status` shows them.
@@ -195,7 +194,9 @@ pub fn observe_resolved(
         })?
     };
     timer.lap("probe_signatures");
-    let vg = physical_volume.as_ref().and_then(|pv| pv.metadata.as_ref());
+    let vg = physical_volume
+        .as_ref()
+        .and_then(|pv| pv.vg_metadata.as_ref());
     let stacked = live::stacked_on(&live::HoldersReader::default(), &device.name).map_err(|e| {
         ObserveError::Leftovers {
             device: devnode.clone(),
@@ -259,7 +260,7 @@ pub fn observe_resolved(
         Some(pv) => {
             // Only a PV marked in use without VG metadata here needs the other
             // devices: they decide whether its VG lives on elsewhere.
-            let others = if pv.is_in_vg() && pv.metadata.is_none() {
+            let others = if pv.is_in_vg() && pv.vg_metadata.is_none() {
                 vgs_listing_pv(&all_devices()?, device, &pv.pv_uuid)
             } else {
                 OtherDevices::default()
@@ -344,9 +345,9 @@ fn vgs_listing_pv(devices: &[BlockDevice], own: &BlockDevice, pv_uuid: &LvmUuid)
         .filter(|d| d.devnode != own.devnode && d.size_bytes > 0)
         .filter(|d| !is_lvm_lv(d))
     {
-        match lvm::read_physical_volume(&d.devnode) {
+        match lvm::read_pv_on_disk(&d.devnode) {
             Ok(Some(pv)) => {
-                let Some(vg) = pv.metadata.filter(|vg| vg.pv_by_id(pv_uuid).is_some()) else {
+                let Some(vg) = pv.vg_metadata.filter(|vg| vg.pv_by_id(pv_uuid).is_some()) else {
                     continue;
                 };
                 match found
@@ -377,7 +378,7 @@ fn is_lvm_lv(d: &BlockDevice) -> bool {
 /// given what device-mapper has active and what the other devices say about it.
 pub fn pv_facts(
     devnode: &Path,
-    pv: &PhysicalVolume,
+    pv: &PvOnDisk,
     active_volumes: &Result<Vec<ActiveLv>, Arc<LiveError>>,
     others: OtherDevices,
 ) -> Result<PvFacts, ObserveError> {
@@ -394,7 +395,7 @@ pub fn pv_facts(
             sum.checked_add(Bytes::from(area.size))
         })
         .ok_or_else(|| impossible("metadata areas whose sizes add up past 2^128 bytes".into()))?;
-    let in_use_without_metadata = (pv.is_in_vg() && pv.metadata.is_none()).then(|| {
+    let in_use_without_metadata = (pv.is_in_vg() && pv.vg_metadata.is_none()).then(|| {
         let states = &pv.metadata_area_states;
         InUseWithoutMetadata {
             own_areas: if states.is_empty() {
@@ -413,7 +414,7 @@ pub fn pv_facts(
         recorded_device_size: pv.device_size,
         metadata_bytes_at_end,
         in_use_without_metadata,
-        volume_group: match &pv.metadata {
+        volume_group: match &pv.vg_metadata {
             None => None,
             Some(vg) => Some(vg_facts(devnode, pv, vg, active_volumes)?),
         },
@@ -427,8 +428,8 @@ fn vg_name_holders(devices: &[BlockDevice], own: &BlockDevice, name: &str) -> Ve
         .iter()
         .filter(|d| d.devnode != own.devnode && d.size_bytes > 0)
         .filter(|d| !is_lvm_lv(d))
-        .filter(|d| match lvm::read_physical_volume(&d.devnode) {
-            Ok(Some(pv)) => pv.metadata.is_some_and(|vg| vg.name == name),
+        .filter(|d| match lvm::read_pv_on_disk(&d.devnode) {
+            Ok(Some(pv)) => pv.vg_metadata.is_some_and(|vg| vg.name == name),
             Ok(None) => false,
             Err(e) => {
                 tracing::debug!(device = %d.devnode.display(), error = %e, "skipping unreadable device");
@@ -441,8 +442,8 @@ fn vg_name_holders(devices: &[BlockDevice], own: &BlockDevice, name: &str) -> Ve
 
 fn vg_facts(
     devnode: &Path,
-    pv: &PhysicalVolume,
-    vg: &VolumeGroupMetadata,
+    pv: &PvOnDisk,
+    vg: &VgMetadata,
     active_volumes: &Result<Vec<ActiveLv>, Arc<LiveError>>,
 ) -> Result<VgFacts, ObserveError> {
     let impossible = |detail: String| ObserveError::ImpossibleNumber {
@@ -452,7 +453,7 @@ fn vg_facts(
     // The extent size was checked when the metadata was read (non-zero, 32 bits).
     let extent = vg.extent_size;
     let own = vg.pv_by_id(&pv.pv_uuid);
-    let own_key = own.map(|entry| entry.key.as_str()).unwrap_or_default();
+    let own_key = own.map(|entry| entry.key.as_str());
     let pv_extent_count = own.map_or(Extents::ZERO, |entry| entry.pe_count);
     let pe_start_bytes = own.map_or(Bytes(0), |entry| entry.pe_start.bytes());
     let allocated = vg
@@ -462,7 +463,10 @@ fn vg_facts(
         .try_fold(Extents::ZERO, |sum, segment| match &segment.kind {
             SegmentKind::Striped { stripes, .. } => {
                 // Stripes share the segment's extents evenly.
-                let mine = stripes.iter().filter(|(key, _)| key == own_key).count() as u64;
+                let mine = stripes
+                    .iter()
+                    .filter(|(key, _)| Some(key.as_str()) == own_key)
+                    .count() as u64;
                 if mine == 0 {
                     return Some(sum);
                 }
@@ -619,13 +623,13 @@ fn describe_holders(active: &ActiveLv) -> String {
 }
 
 /// The satellite ID: this tool's VG tag, else the seed tool's metadata LV.
-fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> SatelliteIdReading {
+fn read_satellite_id(vg: &VgMetadata, active: Option<&[ActiveLv]>) -> SatelliteIdReading {
     match satellite_id::from_vg_tags(&vg.tags) {
         Ok(Some(id)) => return SatelliteIdReading::Tag(id),
         Ok(None) => {}
         Err(e) => return SatelliteIdReading::Unreadable(e.to_string()),
     }
-    let Some(seed_lv) = vg.lv(SEED_METADATA_LV) else {
+    let Some(seed_lv) = vg.lv(SEED_ID_LV) else {
         return SatelliteIdReading::Absent;
     };
     let Some(active) = active else {
@@ -664,7 +668,7 @@ fn read_satellite_id(vg: &VolumeGroupMetadata, active: Option<&[ActiveLv]>) -> S
         }
         Some(device) if !device.serving => SatelliteIdReading::Unreadable(format!(
             "its device {} is suspended; resume it (`lvchange --refresh {}/{}`) and rerun",
-            device.dm_name, vg.name, SEED_METADATA_LV
+            device.dm_name, vg.name, SEED_ID_LV
         )),
         Some(device) => match read_seed_satellite_id(&device_node(device)) {
             Ok(id) => SatelliteIdReading::SeedFile(id),
@@ -720,7 +724,7 @@ fn without_stale_openers(
 /// the LVM device under them held.
 fn stale_devices(
     stacked: &[live::StackedDevice],
-    vg: Option<&VolumeGroupMetadata>,
+    vg: Option<&VgMetadata>,
     all_active: &Result<Vec<ActiveLv>, Arc<LiveError>>,
 ) -> Result<Vec<StaleDevice>, LeftoversError> {
     let listed = |vg_uuid: &LvmUuid, lv_uuid: &LvmUuid| {
@@ -842,7 +846,7 @@ mod tests {
             // A device of a VG that was on this partition before a reset.
             device("dm-5", format!("LVM-{OLD_VG}{}", lv('o')), true, &[]),
         ];
-        let metadata = VolumeGroupMetadata {
+        let metadata = VgMetadata {
             name: "linstor-vg".to_owned(),
             id: id(VG),
             seqno: 1,
@@ -856,7 +860,7 @@ mod tests {
             system_id: None,
             lock_type: None,
             physical_volumes: Vec::new(),
-            logical_volumes: vec![crate::observe::lvm::LvEntry {
+            logical_volumes: vec![crate::observe::lvm::LvInMetadata {
                 name: "thin".to_owned(),
                 id: id(&lv('t')),
                 status: Vec::new(),

@@ -1,5 +1,5 @@
 //! The plain-data picture of one partition that the planner works from. Built by
-//! [`super::observe_partition`] from the native readers; built by hand in tests.
+//! [`super::snapshot::observe_partition`] from the native readers; built by hand in tests.
 pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts};
 use super::lvm::LvmUuid;
 use super::vg_dev_dir::VgDevDir;

@@ -1,8 +1,9 @@
 //! The steps a plan is made of. Each is one LVM command when applied, and each is
 //! safe to repeat: a run killed between two steps converges when rerun.
-use crate::units::{Bytes, Extents, WholeBinaryUnits};
 use crate::config::names::{LvName, VgName};
 use crate::observe::lvm::LvmUuid;
+use crate::observe::seed_layout::SEED_ID_LV;
+use crate::units::{Bytes, Extents, WholeBinaryUnits};
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// Activate the seed tool's `metadata` LV so its satellite-ID file can be read.
-    ActivateSeedMetadataLv {
+    #[serde(rename = "activate-seed-metadata-lv")]
+    ActivateSeedIdLv {
         volume_group: VgName,
     },
     RemoveLogicalVolumes {
@@ -121,9 +123,9 @@ pub enum Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::ActivateSeedMetadataLv { volume_group } => write!(
+            Action::ActivateSeedIdLv { volume_group } => write!(
                 f,
-                "activate {volume_group}/metadata to read the satellite ID the seed tool stored"
+                "activate {volume_group}/{SEED_ID_LV} to read the satellite ID the seed tool stored"
             ),
             Action::RemoveLogicalVolumes { volume_group, names } => {
                 write!(f, "remove logical volumes {} of {volume_group}", joined(names))

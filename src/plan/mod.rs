@@ -30,9 +30,25 @@ const METADATA_BYTES_PER_CHUNK: u128 = 64;
 /// identity and will be reset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reset {
-    /// The ID recorded on disk; empty when the VG records none.
-    pub existing: String,
+    /// The ID recorded on disk; `None` when the VG records none (JSON: `""`).
+    #[serde(serialize_with = "serialize_none_as_empty")]
+    pub existing: Option<String>,
     pub expected: String,
+}
+
+impl Reset {
+    /// The recorded ID as logs and JSON show it: empty when there is none.
+    pub fn existing_shown(&self) -> &str {
+        self.existing.as_deref().unwrap_or_default()
+    }
+}
+
+/// Plans' JSON predates `Option` here and spelled "none recorded" as `""`.
+fn serialize_none_as_empty<S: serde::Serializer>(
+    value: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.as_deref().unwrap_or_default())
 }
 
 /// What to do, in order. An empty plan means the partition is already as wanted.
@@ -222,7 +238,7 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             for pool in idle_pools(vg) {
                 actions.extend(unblock_idle_pool(observed, vg, &vg_name, pool)?);
             }
-            actions.push(Action::ActivateSeedMetadataLv {
+            actions.push(Action::ActivateSeedIdLv {
                 volume_group: vg_name,
             });
             return Ok(Plan {
@@ -244,7 +260,7 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
     };
     match recorded {
         Some(id) if id == config.satellite_id => keep_and_grow(observed, pv, vg, &vg_name, config),
-        Some(id) => reset(observed, vg, &vg_name, config, id),
+        Some(id) => reset(observed, vg, &vg_name, config, Some(id)),
         // A VG of the configured name that records no ID, empty or holding only the
         // pool, is the one this partition was dedicated to (the seed tool left such
         // VGs behind): reset it as the seed would. One holding other volumes, or a
@@ -258,9 +274,9 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
                     volumes,
                 });
             }
-            reset(observed, vg, &vg_name, config, "")
+            reset(observed, vg, &vg_name, config, None)
         }
-        None if config.force => reset(observed, vg, &vg_name, config, ""),
+        None if config.force => reset(observed, vg, &vg_name, config, None),
         None => Err(Refusal::ForeignVolumeGroup {
             volume_group: vg.name.clone(),
             device: observed.partition.devnode.clone(),
@@ -402,7 +418,7 @@ fn reset(
     vg: &VgFacts,
     vg_name: &VgName,
     config: &ProvisionConfig,
-    existing: &str,
+    existing: Option<&str>,
 ) -> Result<Plan, Refusal> {
     if let Some(lv) = vg.logical_volumes.iter().find(|lv| lv.open_by.is_some()) {
         return Err(Refusal::LogicalVolumeOpen {
@@ -473,7 +489,7 @@ fn reset(
     actions.extend(create_vg_and_pool(observed, config));
     Ok(Plan {
         reset: Some(Reset {
-            existing: existing.to_owned(),
+            existing: existing.map(str::to_owned),
             expected: config.satellite_id.clone(),
         }),
         actions,

@@ -182,7 +182,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
     plan.actions
         .iter()
         .map(|action| match action {
-            Action::ActivateSeedMetadataLv { .. } => "activate-seed-lv",
+            Action::ActivateSeedIdLv { .. } => "activate-seed-lv",
             Action::RemoveLogicalVolumes { .. } => "lvremove",
             Action::RemoveVolumeGroup { .. } => "vgremove",
             Action::RemovePhysicalVolume { .. } => "pvremove",
@@ -315,7 +315,7 @@ fn reset_reports_both_ids_and_removes_only_this_vg() {
     assert_eq!(
         plan.reset,
         Some(Reset {
-            existing: "node-02".into(),
+            existing: Some("node-02".into()),
             expected: "node-01".into()
         })
     );
@@ -809,13 +809,13 @@ fn names_read_from_disk_never_reach_a_command_line_unchecked() {
 /// turned into the planner's facts and planned, as a start of the tool would.
 mod from_lvm_images {
     use super::*;
-    use crate::observe::lvm::{parse_physical_volume, tests::load_image};
+    use crate::observe::lvm::{parse_pv_on_disk, tests::load_image};
     use crate::observe::snapshot::{pv_facts, OtherDevices};
     use std::io::Cursor;
 
     fn observed_from(image: &str, others: OtherDevices) -> ObservedPartition {
         let bytes = load_image(image);
-        let pv = match parse_physical_volume(Cursor::new(&bytes)) {
+        let pv = match parse_pv_on_disk(Cursor::new(&bytes)) {
             Ok(Some(pv)) => pv,
             other => panic!("{image}: {other:?}"),
         };

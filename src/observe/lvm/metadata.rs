@@ -26,7 +26,7 @@ use crate::units::{ExtentSize, Extents, Sectors};
 
 /// One volume group's metadata, as committed in a metadata area.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VolumeGroupMetadata {
+pub struct VgMetadata {
     /// VG name (the name of the top-level section).
     pub name: String,
     /// VG uuid.
@@ -51,9 +51,9 @@ pub struct VolumeGroupMetadata {
     /// Lock type (shared VGs), when set.
     pub lock_type: Option<String>,
     /// The VG's PVs, in text order (`pv0`, `pv1`, ...).
-    pub physical_volumes: Vec<PvEntry>,
+    pub physical_volumes: Vec<PvInMetadata>,
     /// All LVs, hidden sub-LVs included, in text order.
-    pub logical_volumes: Vec<LvEntry>,
+    pub logical_volumes: Vec<LvInMetadata>,
     /// `creation_host` of this metadata text (the host that last wrote it).
     pub creation_host: Option<String>,
     /// `creation_time` of this metadata text (Unix seconds).
@@ -64,10 +64,10 @@ pub struct VolumeGroupMetadata {
 
 /// One PV of a VG, as the VG metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PvEntry {
+pub struct PvInMetadata {
     /// Key that segments use to refer to this PV (`pv0`, `pv1`, ...).
     pub key: String,
-    /// PV uuid; matches [`super::PhysicalVolume::pv_uuid`].
+    /// PV uuid; matches [`super::PvOnDisk::pv_uuid`].
     pub id: LvmUuid,
     /// Device path where LVM last saw the PV (`device = ...`). A hint only:
     /// it may be stale; identify PVs by [`Self::id`].
@@ -92,7 +92,7 @@ pub struct PvEntry {
 
 /// One logical volume (visible or hidden).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LvEntry {
+pub struct LvInMetadata {
     /// LV name.
     pub name: String,
     /// LV uuid.
@@ -178,14 +178,14 @@ impl SegmentKind {
     }
 }
 
-impl VolumeGroupMetadata {
+impl VgMetadata {
     /// The LV named `name` (hidden sub-LVs included).
-    pub fn lv(&self, name: &str) -> Option<&LvEntry> {
+    pub fn lv(&self, name: &str) -> Option<&LvInMetadata> {
         self.logical_volumes.iter().find(|l| l.name == name)
     }
 
     /// The PV entry with uuid `id`.
-    pub fn pv_by_id(&self, id: &LvmUuid) -> Option<&PvEntry> {
+    pub fn pv_by_id(&self, id: &LvmUuid) -> Option<&PvInMetadata> {
         self.physical_volumes.iter().find(|p| p.id == *id)
     }
 
@@ -195,14 +195,17 @@ impl VolumeGroupMetadata {
     }
 
     /// Thin LVs that live in pool `pool`.
-    pub fn thin_volumes_of<'a>(&'a self, pool: &'a str) -> impl Iterator<Item = &'a LvEntry> + 'a {
+    pub fn thin_volumes_of<'a>(
+        &'a self,
+        pool: &'a str,
+    ) -> impl Iterator<Item = &'a LvInMetadata> + 'a {
         self.logical_volumes
             .iter()
             .filter(move |l| l.thin_pool_name() == Some(pool))
     }
 }
 
-impl LvEntry {
+impl LvInMetadata {
     /// True when `VISIBLE` is among the status words (hidden sub-LVs such as
     /// `pool_tdata`, `pool_tmeta`, `lvol0_pmspare` lack it).
     pub fn is_visible(&self) -> bool {
@@ -257,7 +260,7 @@ impl LvEntry {
 }
 
 /// Builds typed metadata from a parsed text tree.
-pub fn from_tree(root: &Section) -> Result<VolumeGroupMetadata, LvmReadError> {
+pub fn from_tree(root: &Section) -> Result<VgMetadata, LvmReadError> {
     let top = Ctx {
         path: String::new(),
         s: root,
@@ -288,16 +291,16 @@ pub fn from_tree(root: &Section) -> Result<VolumeGroupMetadata, LvmReadError> {
     let mut physical_volumes = Vec::new();
     if let Some(pvs) = vg.opt_section("physical_volumes")? {
         for (key, s) in pvs.s.sections() {
-            physical_volumes.push(pv_entry(&pvs.child(key, s), key)?);
+            physical_volumes.push(pv_in_metadata(&pvs.child(key, s), key)?);
         }
     }
     let mut logical_volumes = Vec::new();
     if let Some(lvs) = vg.opt_section("logical_volumes")? {
         for (key, s) in lvs.s.sections() {
-            logical_volumes.push(lv_entry(&lvs.child(key, s), key)?);
+            logical_volumes.push(lv_in_metadata(&lvs.child(key, s), key)?);
         }
     }
-    Ok(VolumeGroupMetadata {
+    Ok(VgMetadata {
         name: name.to_owned(),
         id: vg.uuid("id")?,
         seqno: vg.uint("seqno")?,
@@ -317,8 +320,8 @@ pub fn from_tree(root: &Section) -> Result<VolumeGroupMetadata, LvmReadError> {
     })
 }
 
-fn pv_entry(c: &Ctx, key: &str) -> Result<PvEntry, LvmReadError> {
-    Ok(PvEntry {
+fn pv_in_metadata(c: &Ctx, key: &str) -> Result<PvInMetadata, LvmReadError> {
+    Ok(PvInMetadata {
         key: key.to_owned(),
         id: c.uuid("id")?,
         device_hint: c.opt_string("device")?,
@@ -333,7 +336,7 @@ fn pv_entry(c: &Ctx, key: &str) -> Result<PvEntry, LvmReadError> {
     })
 }
 
-fn lv_entry(c: &Ctx, name: &str) -> Result<LvEntry, LvmReadError> {
+fn lv_in_metadata(c: &Ctx, name: &str) -> Result<LvInMetadata, LvmReadError> {
     let count = c.opt_uint("segment_count")?;
     let mut segments = Vec::new();
     for (key, s) in c.s.sections() {
@@ -353,7 +356,7 @@ fn lv_entry(c: &Ctx, name: &str) -> Result<LvEntry, LvmReadError> {
             ));
         }
     }
-    Ok(LvEntry {
+    Ok(LvInMetadata {
         name: name.to_owned(),
         id: c.uuid("id")?,
         status: c.words("status")?,

@@ -14,18 +14,18 @@
 //! ```
 //!
 //! Facts a consumer (the planner) can rely on:
-//! - The VG `seqno` is in the VG text ([`VolumeGroupMetadata::seqno`]); every
+//! - The VG `seqno` is in the VG text ([`VgMetadata::seqno`]); every
 //!   metadata change increments it, so an unchanged seqno proves nothing was
-//!   written. VG tags are [`VolumeGroupMetadata::tags`], verbatim.
+//!   written. VG tags are [`VgMetadata::tags`], verbatim.
 //! - A PV is identified by its uuid; the `device` path in the VG text
-//!   ([`PvEntry::device_hint`]) is only where LVM last saw it.
+//!   ([`PvInMetadata::device_hint`]) is only where LVM last saw it.
 //! - Thin pool `P` is an LV with a `thin-pool` segment naming its hidden
 //!   sub-LVs `P_tdata` (data) and `P_tmeta` (metadata); a VG with a pool also
 //!   has the hidden spare `lvol0_pmspare`. Hidden LVs lack `VISIBLE` in their
-//!   status ([`LvEntry::is_visible`]). Thin LVs have a `thin` segment naming
+//!   status ([`LvInMetadata::is_visible`]). Thin LVs have a `thin` segment naming
 //!   the pool.
-//! - A PV made with `--pvmetadatacopies 0` carries no VG text: `metadata` is
-//!   `None` although [`PhysicalVolume::is_in_vg`] is true.
+//! - A PV made with `--pvmetadatacopies 0` carries no VG text:
+//!   [`PvOnDisk::vg_metadata`] is `None` although [`PvOnDisk::is_in_vg`] is true.
 //! - The text is read from the committed location only; with several copies
 //!   the highest seqno wins and every copy must verify.
 //!
@@ -52,7 +52,7 @@ use serde::Serialize;
 pub use crc::{calc_crc, lvm_crc, INITIAL_CRC};
 pub use error::LvmReadError;
 pub use mda::{MdaHeader, RawLocn};
-pub use metadata::{LvEntry, PvEntry, Segment, SegmentKind, VolumeGroupMetadata};
+pub use metadata::{LvInMetadata, PvInMetadata, Segment, SegmentKind, VgMetadata};
 pub use pv_header::{Area, PV_EXT_USED};
 pub use uuid::{LvmUuid, UuidError};
 
@@ -61,7 +61,7 @@ use label::{LABEL_SCAN_SECTORS, SECTOR_SIZE};
 
 /// Everything LVM keeps on one PV.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PhysicalVolume {
+pub struct PvOnDisk {
     /// Sector (0..4) holding the label; LVM writes it to sector 1.
     pub label_sector: u64,
     /// PV uuid (shown as LVM prints it, 6-4-4-4-4-4-6).
@@ -83,8 +83,10 @@ pub struct PhysicalVolume {
     /// The VG metadata: the newest (highest seqno) copy among the metadata
     /// areas. `None` when no area holds any: an orphan PV, or a PV of a VG
     /// created with `--pvmetadatacopies 0` (then [`Self::is_in_vg`] is true).
-    pub metadata: Option<VolumeGroupMetadata>,
-    /// `seqno` of [`Self::metadata`].
+    /// Serialised as `metadata`: the `metadata` subcommand's JSON shape.
+    #[serde(rename = "metadata")]
+    pub vg_metadata: Option<VgMetadata>,
+    /// `seqno` of [`Self::vg_metadata`].
     pub mda_seqno: Option<u64>,
 }
 
@@ -103,7 +105,7 @@ pub struct MetadataAreaState {
     pub seqno: Option<u64>,
 }
 
-impl PhysicalVolume {
+impl PvOnDisk {
     /// Where the first extent starts.
     pub fn pe_start_bytes(&self) -> Option<Bytes> {
         self.data_areas.first().map(|a| Bytes::from(a.offset))
@@ -112,18 +114,18 @@ impl PhysicalVolume {
     /// True when this PV belongs to a VG: it holds VG metadata, or its
     /// header's extension flag says so (a PV without metadata copies).
     pub fn is_in_vg(&self) -> bool {
-        self.metadata.is_some() || self.extension_flags & PV_EXT_USED != 0
+        self.vg_metadata.is_some() || self.extension_flags & PV_EXT_USED != 0
     }
 
     /// This PV's own entry in its VG's metadata.
-    pub fn vg_entry(&self) -> Option<&PvEntry> {
-        self.metadata.as_ref()?.pv_by_id(&self.pv_uuid)
+    pub fn in_vg_metadata(&self) -> Option<&PvInMetadata> {
+        self.vg_metadata.as_ref()?.pv_by_id(&self.pv_uuid)
     }
 }
 
 /// Reads the LVM state of the block device (or image file) at `dev`.
 /// `Ok(None)`: the device carries no LVM label.
-pub fn read_physical_volume(dev: &Path) -> Result<Option<PhysicalVolume>, LvmReadError> {
+pub fn read_pv_on_disk(dev: &Path) -> Result<Option<PvOnDisk>, LvmReadError> {
     let device = dev.display().to_string();
     let mut file = crate::ffi::open::open_read_only(dev, 0)
         .map(io::PositionedReader::new)
@@ -133,7 +135,7 @@ pub fn read_physical_volume(dev: &Path) -> Result<Option<PhysicalVolume>, LvmRea
             offset: 0,
             source,
         })?;
-    parse_physical_volume(&mut file).map_err(|e| match e {
+    parse_pv_on_disk(&mut file).map_err(|e| match e {
         LvmReadError::Io {
             what,
             offset,
@@ -151,9 +153,7 @@ pub fn read_physical_volume(dev: &Path) -> Result<Option<PhysicalVolume>, LvmRea
 
 /// Reads the LVM state from any seekable byte source (a device, an image
 /// file, a `Cursor` over bytes). `Ok(None)`: no LVM label.
-pub fn parse_physical_volume<R: Read + Seek>(
-    mut reader: R,
-) -> Result<Option<PhysicalVolume>, LvmReadError> {
+pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk>, LvmReadError> {
     let r = &mut reader;
     let head = io::read_up_to(
         r,
@@ -168,7 +168,7 @@ pub fn parse_physical_volume<R: Read + Seek>(
     let header = pv_header::parse_pv_header(sector, label.contents_offset as usize, sector_offset)?;
 
     let mut states = Vec::with_capacity(header.metadata_areas.len());
-    let mut best: Option<(u64, VolumeGroupMetadata)> = None;
+    let mut best: Option<(u64, VgMetadata)> = None;
     for area in &header.metadata_areas {
         let raw = io::read_exact_at(r, area.offset, mda::MDA_HEADER_SIZE, "metadata area header")?;
         let mdah = mda::parse_mda_header(&raw, area.offset, area.size)?;
@@ -207,8 +207,8 @@ pub fn parse_physical_volume<R: Read + Seek>(
         }
         states.push(state);
     }
-    let metadata = best.map(|(_, vg)| vg);
-    Ok(Some(PhysicalVolume {
+    let vg_metadata = best.map(|(_, vg)| vg);
+    Ok(Some(PvOnDisk {
         label_sector: label.sector,
         pv_uuid: header.pv_uuid,
         device_size: Bytes::from(header.device_size),
@@ -218,14 +218,14 @@ pub fn parse_physical_volume<R: Read + Seek>(
         extension_version: header.extension_version,
         extension_flags: header.extension_flags,
         metadata_area_states: states,
-        mda_seqno: metadata.as_ref().map(|m| m.seqno),
-        metadata,
+        mda_seqno: vg_metadata.as_ref().map(|m| m.seqno),
+        vg_metadata,
     }))
 }
 
 /// Parses a VG metadata text (as stored in a metadata area or written by
 /// `vgcfgbackup`) into typed metadata.
-pub fn parse_metadata_text(text: &[u8]) -> Result<VolumeGroupMetadata, LvmReadError> {
+pub fn parse_metadata_text(text: &[u8]) -> Result<VgMetadata, LvmReadError> {
     let tree = text::parse(text)?;
     metadata::from_tree(&tree)
 }

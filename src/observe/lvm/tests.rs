@@ -35,8 +35,8 @@ fn report(name: &str) -> Json {
     v["report"][0].clone()
 }
 
-fn read(name: &str) -> Option<PhysicalVolume> {
-    parse_physical_volume(Cursor::new(load_image(name))).unwrap()
+fn read(name: &str) -> Option<PvOnDisk> {
+    parse_pv_on_disk(Cursor::new(load_image(name))).unwrap()
 }
 
 fn s<'a>(j: &'a Json, k: &str) -> &'a str {
@@ -60,7 +60,7 @@ fn list(j: &Json, k: &str) -> Vec<String> {
 }
 
 /// Checks one PV against the report's row for it.
-fn check_pv(pv: &PhysicalVolume, rep: &Json) {
+fn check_pv(pv: &PvOnDisk, rep: &Json) {
     let row = rep["pv"]
         .as_array()
         .unwrap()
@@ -86,8 +86,8 @@ fn check_pv(pv: &PhysicalVolume, rep: &Json) {
             }]
         );
     }
-    if let Some(vg) = &pv.metadata {
-        let entry = pv.vg_entry().expect("PV listed in its own VG");
+    if let Some(vg) = &pv.vg_metadata {
+        let entry = pv.in_vg_metadata().expect("PV listed in its own VG");
         assert_eq!(entry.pe_count, Extents::new(n(row, "pv_pe_count")));
         assert_eq!(entry.pe_start.bytes(), Bytes::from(n(row, "pe_start")));
         assert_eq!(
@@ -104,7 +104,7 @@ fn check_pv(pv: &PhysicalVolume, rep: &Json) {
 }
 
 /// Checks VG metadata against the report.
-fn check_vg(vg: &VolumeGroupMetadata, rep: &Json) {
+fn check_vg(vg: &VgMetadata, rep: &Json) {
     let row = &rep["vg"][0];
     assert_eq!(vg.name, s(row, "vg_name"));
     assert_eq!(vg.id.dashed(), s(row, "vg_uuid"));
@@ -235,14 +235,8 @@ fn blank_device_has_no_label() {
 
 #[test]
 fn empty_and_tiny_sources_have_no_label() {
-    assert_eq!(
-        parse_physical_volume(Cursor::new(Vec::new())).unwrap(),
-        None
-    );
-    assert_eq!(
-        parse_physical_volume(Cursor::new(vec![0u8; 700])).unwrap(),
-        None
-    );
+    assert_eq!(parse_pv_on_disk(Cursor::new(Vec::new())).unwrap(), None);
+    assert_eq!(parse_pv_on_disk(Cursor::new(vec![0u8; 700])).unwrap(), None);
 }
 
 #[test]
@@ -250,7 +244,7 @@ fn orphan_pv() {
     let pv = read("pv-only").unwrap();
     check_pv(&pv, &report("pv-only"));
     assert_eq!(pv.label_sector, 1);
-    assert!(pv.metadata.is_none());
+    assert!(pv.vg_metadata.is_none());
     assert_eq!(pv.mda_seqno, None);
     assert!(!pv.is_in_vg());
     assert_eq!(pv.metadata_area_states.len(), 1);
@@ -262,7 +256,7 @@ fn vg_with_tags() {
     let pv = read("vg-tags").unwrap();
     let rep = report("vg-tags");
     check_pv(&pv, &rep);
-    let vg = pv.metadata.as_ref().unwrap();
+    let vg = pv.vg_metadata.as_ref().unwrap();
     check_vg(vg, &rep);
     assert!(vg.has_tag("linstor-satellite-id=node-1.example"));
     assert!(vg.has_tag("a+b/c:d&e"));
@@ -282,7 +276,7 @@ fn vg_with_thin_pool() {
     let pv = read("vg-thin").unwrap();
     let rep = report("vg-thin");
     check_pv(&pv, &rep);
-    let vg = pv.metadata.as_ref().unwrap();
+    let vg = pv.vg_metadata.as_ref().unwrap();
     check_vg(vg, &rep);
     let pool = vg.lv("linstor-pool").unwrap();
     assert_eq!(
@@ -311,11 +305,11 @@ fn vg_on_two_pvs() {
     let b = read("vg-two-b").unwrap();
     for pv in [&a, &b] {
         check_pv(pv, &rep);
-        check_vg(pv.metadata.as_ref().unwrap(), &rep);
+        check_vg(pv.vg_metadata.as_ref().unwrap(), &rep);
     }
     assert_ne!(a.pv_uuid, b.pv_uuid);
-    assert_eq!(a.metadata, b.metadata);
-    let vg = a.metadata.as_ref().unwrap();
+    assert_eq!(a.vg_metadata, b.vg_metadata);
+    let vg = a.vg_metadata.as_ref().unwrap();
     assert_eq!(vg.physical_volumes.len(), 2);
     assert_eq!(vg.lv("span").unwrap().pv_keys(), ["pv0", "pv1"]);
 }
@@ -330,11 +324,11 @@ fn vg_with_two_and_zero_metadata_copies() {
     assert_eq!(a.metadata_areas.len(), 2);
     let seqnos: Vec<Option<u64>> = a.metadata_area_states.iter().map(|s| s.seqno).collect();
     assert_eq!(seqnos, [a.mda_seqno, a.mda_seqno]);
-    let vg = a.metadata.as_ref().unwrap();
+    let vg = a.vg_metadata.as_ref().unwrap();
     check_vg(vg, &rep);
     // B holds no VG text, yet belongs to the VG: not an orphan.
     assert!(b.metadata_areas.is_empty());
-    assert!(b.metadata.is_none());
+    assert!(b.vg_metadata.is_none());
     assert!(b.is_in_vg());
     let b_key = &vg.pv_by_id(&b.pv_uuid).unwrap().key;
     assert_eq!(vg.lv("on-b").unwrap().pv_keys(), [b_key.as_str()]);
@@ -359,9 +353,9 @@ fn ignored_metadata_area_is_read_as_ignored() {
     assert_eq!(a.metadata_area_states.len(), 1);
     assert!(a.metadata_area_states[0].ignored);
     assert!(a.metadata_area_states[0].committed.is_none());
-    assert!(a.metadata.is_none() && a.is_in_vg());
+    assert!(a.vg_metadata.is_none() && a.is_in_vg());
     // The other PV carries othervg, which lists A and holds A's LV.
-    let vg = b.metadata.as_ref().unwrap();
+    let vg = b.vg_metadata.as_ref().unwrap();
     check_vg(vg, &rep);
     assert_eq!(vg.name, "othervg");
     let a_key = &vg.pv_by_id(&a.pv_uuid).unwrap().key;
@@ -390,7 +384,7 @@ fn second_area_at_the_end_is_left_out_of_the_extents() {
     let rep = report("two-mdas");
     let pv = read("two-mdas").unwrap();
     check_pv(&pv, &rep);
-    let vg = pv.metadata.as_ref().unwrap();
+    let vg = pv.vg_metadata.as_ref().unwrap();
     let pe_start = pv.pe_start_bytes().unwrap();
     let at_end: u64 = pv
         .metadata_areas
@@ -401,7 +395,7 @@ fn second_area_at_the_end_is_left_out_of_the_extents() {
     assert!(at_end > 0);
     let at_end = Bytes::from(at_end);
     let extent = vg.extent_size;
-    let entry = pv.vg_entry().unwrap();
+    let entry = pv.in_vg_metadata().unwrap();
     assert_eq!(
         Some(entry.pe_count),
         extent.extents_in(pv.device_size - pe_start - at_end)
@@ -415,14 +409,14 @@ fn second_area_at_the_end_is_left_out_of_the_extents() {
 #[test]
 fn second_metadata_copy_is_verified_too() {
     let good = load_image("vg-mdas-a");
-    let pv = parse_physical_volume(Cursor::new(good.clone()))
+    let pv = parse_pv_on_disk(Cursor::new(good.clone()))
         .unwrap()
         .unwrap();
     let st = &pv.metadata_area_states[1];
     let locn = st.committed.unwrap();
     let mut img = good;
     img[(st.start + locn.offset + 5) as usize] ^= 0x20;
-    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
     assert!(
         matches!(e, LvmReadError::MetadataChecksum { offset, .. } if offset == st.start + locn.offset),
         "{e}"
@@ -434,7 +428,7 @@ fn wrapped_metadata_buffer() {
     let pv = read("vg-wrap").unwrap();
     let rep = report("vg-wrap");
     check_pv(&pv, &rep);
-    check_vg(pv.metadata.as_ref().unwrap(), &rep);
+    check_vg(pv.vg_metadata.as_ref().unwrap(), &rep);
     let st = &pv.metadata_area_states[0];
     let locn = st.committed.unwrap();
     assert!(
@@ -462,7 +456,7 @@ fn damaged_checksums_are_errors_not_blank() {
     // label: flip a byte inside the CRC-covered part of sector 1
     let mut img = good.clone();
     img[512 + 40] ^= 0x01;
-    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
     assert!(
         matches!(e, LvmReadError::LabelChecksum { offset: 512, .. }),
         "{e}"
@@ -470,23 +464,23 @@ fn damaged_checksums_are_errors_not_blank() {
     // mda header
     let mut img = good.clone();
     img[4096 + 100] ^= 0x01;
-    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
     assert!(
         matches!(e, LvmReadError::MdaHeaderChecksum { offset: 4096, .. }),
         "{e}"
     );
     // metadata text: find it via the header and damage it
-    let pv = parse_physical_volume(Cursor::new(good.clone()))
+    let pv = parse_pv_on_disk(Cursor::new(good.clone()))
         .unwrap()
         .unwrap();
     let locn = pv.metadata_area_states[0].committed.unwrap();
     let mut img = good.clone();
     img[(4096 + locn.offset + 10) as usize] ^= 0x01;
-    let e = parse_physical_volume(Cursor::new(img)).unwrap_err();
+    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
     assert!(matches!(e, LvmReadError::MetadataChecksum { .. }), "{e}");
     assert!(e.to_string().contains("checksum"), "{e}");
     // a device cut short inside the metadata area
-    let e = parse_physical_volume(Cursor::new(good[..4096 + 256].to_vec())).unwrap_err();
+    let e = parse_pv_on_disk(Cursor::new(good[..4096 + 256].to_vec())).unwrap_err();
     assert!(
         matches!(e, LvmReadError::Truncated { offset: 4096, .. }),
         "{e}"
@@ -499,11 +493,9 @@ fn read_physical_volume_opens_files() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vg-tags.img");
     std::fs::write(&path, load_image("vg-tags")).unwrap();
-    let pv = read_physical_volume(&path).unwrap().unwrap();
-    assert_eq!(pv.metadata.unwrap().name, "vg-tags");
-    let missing = read_physical_volume(&dir.join("nope"))
-        .unwrap_err()
-        .to_string();
+    let pv = read_pv_on_disk(&path).unwrap().unwrap();
+    assert_eq!(pv.vg_metadata.unwrap().name, "vg-tags");
+    let missing = read_pv_on_disk(&dir.join("nope")).unwrap_err().to_string();
     assert!(missing.contains("nope"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,12 +2,12 @@
 //!
 //! Two backends read the same facts: libudev (feature `udev`) and plain sysfs
 //! plus udev's database files (always available; the static build's only one).
-//! They differ only in enumeration; [`raw`] turns what either reads into a
+//! They differ only in enumeration; `raw` turns what either reads into a
 //! [`BlockDevice`], and [`find_by_label`] does the matching for both.
 //!
 //! # Where a label comes from, and when a GPT is read
 //!
-//! Labels compare by the rule in [`label`]: the GPT name as libblkid decodes
+//! Labels compare by the rule in `label`: the GPT name as libblkid decodes
 //! it, trailing whitespace removed, on both sides. udev's `ID_PART_ENTRY_NAME`
 //! is that name already. Without udev's database (a container without the
 //! host's `/run/udev`, a host without udevd) only the kernel's `PARTNAME` is
@@ -400,7 +400,7 @@ impl SysfsBackend {
 /// Picks the device labelled `label` out of `devices`, reading GPT entries
 /// with libblkid where the kernel's name cannot be trusted (module docs).
 /// Labels compare after trailing whitespace is removed from both (the rule of
-/// [`label`]); nothing else is folded. Never guesses: zero or several matches
+/// `label`); nothing else is folded. Never guesses: zero or several matches
 /// are errors that list what was found, and a match known only from the
 /// kernel's 7-bit name is confirmed against the GPT before it is returned.
 pub fn find_by_label(devices: &[BlockDevice], label: &str) -> Result<BlockDevice, ResolveError> {

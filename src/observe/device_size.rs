@@ -13,7 +13,7 @@ use crate::units::Bytes;
 
 /// A size query on a block device failed.
 #[derive(Debug, thiserror::Error)]
-pub enum BlockDevError {
+pub enum DeviceSizeError {
     #[error("cannot open {} read-only to ask its {what}: {source}", path.display())]
     Open {
         path: PathBuf,
@@ -35,8 +35,8 @@ pub enum BlockDevError {
     },
 }
 
-fn open_read_only(path: &Path, what: &'static str) -> Result<File, BlockDevError> {
-    crate::ffi::open::open_read_only(path, 0).map_err(|source| BlockDevError::Open {
+fn open_read_only(path: &Path, what: &'static str) -> Result<File, DeviceSizeError> {
+    crate::ffi::open::open_read_only(path, 0).map_err(|source| DeviceSizeError::Open {
         path: path.to_path_buf(),
         what,
         source,
@@ -48,8 +48,8 @@ fn ioctl_error(
     what: &'static str,
     ioctl: &'static str,
     e: nix::Error,
-) -> BlockDevError {
-    BlockDevError::Ioctl {
+) -> DeviceSizeError {
+    DeviceSizeError::Ioctl {
         path: path.to_path_buf(),
         what,
         ioctl,
@@ -59,7 +59,7 @@ fn ioctl_error(
 
 /// Exact size (`BLKGETSIZE64`) and logical sector size (`BLKSSZGET`, bytes) of
 /// the block device at `path`, asked through one open.
-pub fn size_and_logical_sector(path: &Path) -> Result<(Bytes, u32), BlockDevError> {
+pub fn size_and_logical_sector(path: &Path) -> Result<(Bytes, u32), DeviceSizeError> {
     let file = open_read_only(path, "size")?;
     let size =
         blkdev::size_bytes(&file).map_err(|e| ioctl_error(path, "size", "BLKGETSIZE64", e))?;
@@ -69,7 +69,7 @@ pub fn size_and_logical_sector(path: &Path) -> Result<(Bytes, u32), BlockDevErro
 }
 
 /// Exact size of the block device at `path` (`BLKGETSIZE64`).
-pub fn device_size_bytes(path: &Path) -> Result<Bytes, BlockDevError> {
+pub fn device_size_bytes(path: &Path) -> Result<Bytes, DeviceSizeError> {
     const WHAT: &str = "size";
     let file = open_read_only(path, WHAT)?;
     blkdev::size_bytes(&file)
@@ -79,14 +79,14 @@ pub fn device_size_bytes(path: &Path) -> Result<Bytes, BlockDevError> {
 
 /// Logical sector size of the block device at `path` (`BLKSSZGET`), usually
 /// 512 or 4096: the unit partition tables and LVM's label sector are counted in.
-pub fn logical_sector_size(path: &Path) -> Result<u32, BlockDevError> {
+pub fn logical_sector_size(path: &Path) -> Result<u32, DeviceSizeError> {
     const WHAT: &str = "logical sector size";
     let file = open_read_only(path, WHAT)?;
     blkdev::logical_sector_size(&file).map_err(|e| ioctl_error(path, WHAT, "BLKSSZGET", e))
 }
 
 /// Physical block size of the block device at `path` (`BLKPBSZGET`).
-pub fn physical_block_size(path: &Path) -> Result<u32, BlockDevError> {
+pub fn physical_block_size(path: &Path) -> Result<u32, DeviceSizeError> {
     const WHAT: &str = "physical block size";
     let file = open_read_only(path, WHAT)?;
     blkdev::physical_block_size(&file).map_err(|e| ioctl_error(path, WHAT, "BLKPBSZGET", e))
@@ -173,6 +173,6 @@ mod tests {
         );
 
         let missing = device_size_bytes(Path::new("/nonexistent/dev/xyz"));
-        assert!(matches!(missing, Err(BlockDevError::Open { .. })));
+        assert!(matches!(missing, Err(DeviceSizeError::Open { .. })));
     }
 }
