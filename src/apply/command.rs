@@ -221,9 +221,9 @@ pub fn command_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::{Bytes, Extents};
     use crate::config::names::test_names::{lv, vg};
     use crate::observe::lvm::LvmUuid;
+    use crate::units::{Bytes, Extents};
     use std::path::PathBuf;
 
     fn line(action: Action) -> String {

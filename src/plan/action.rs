@@ -1,8 +1,8 @@
 //! The steps a plan is made of. Each is one LVM command when applied, and each is
 //! safe to repeat: a run killed between two steps converges when rerun.
-use crate::units::{Bytes, Extents, WholeBinaryUnits};
 use crate::config::names::{LvName, VgName};
 use crate::observe::lvm::LvmUuid;
+use crate::units::{Bytes, Extents, WholeBinaryUnits};
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
