@@ -100,7 +100,7 @@ fn observed_from(pv: &PvOnDisk, active: &[ActiveLv], size_bytes: u64) -> Observe
             major: 254,
             minor: 1,
             label: "linstor-storage".into(),
-            size_bytes,
+            size_bytes: linstor_provision_disk::units::Bytes::from(size_bytes),
         },
         foreign_signature: None,
         physical_volume: Some(facts),

@@ -2,14 +2,16 @@
 //! runs, what it leaves, and how it stops when it cannot finish.
 use super::converge::{converge_on, ConvergeError, Outcome, MAX_ROUNDS};
 use super::simulated_partition::{
-    config, config_for, PoolActivity, RecordingLvm, SimulatedMachine, SimulatedPartition, DEVNODE,
-    EXTENT, GIB, POOL, POOL_DM, SEED_LV, VG,
+    bytes, config, config_for, whole, PoolActivity, RecordingLvm, SimulatedMachine,
+    SimulatedPartition, DEVNODE, EXTENT, GIB, POOL, POOL_DM, SEED_LV, VG,
 };
 use crate::config::ProvisionConfig;
+use crate::observe::live::LiveError;
 use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::state::{DevicesFileFacts, LvKind, SatelliteIdReading};
 use crate::observe::vg_dev_dir::VgDevEntry;
 use crate::plan::{plan, Refusal};
+use crate::units::Extents;
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -100,11 +102,11 @@ fn assert_provisioned(sim: &SimulatedPartition, config: &ProvisionConfig) {
         vg.satellite_id,
         SatelliteIdReading::Tag(config.satellite_id.clone())
     );
-    assert_eq!(vg.free_extents, 0, "{vg:?}");
+    assert_eq!(vg.free_extents, Extents::ZERO, "{vg:?}");
     let size = sim.observed.partition.size_bytes;
     assert_eq!(
-        vg.pv_extent_count,
-        (size - vg.pe_start_bytes) / vg.extent_size_bytes
+        vg.pv_extent_count.count(),
+        whole(size - vg.pe_start_bytes) / whole(vg.extent_size.bytes())
     );
     assert_eq!(sim.pool_state(), Some((true, true)), "{vg:?}");
     assert!(sim.observed.leftovers.stale_devices.is_empty());
@@ -154,7 +156,7 @@ fn another_satellite_id_resets_the_partition() {
 #[test]
 fn a_grown_partition_grows_the_pool() {
     let mut start = SimulatedPartition::provisioned(GIB, "node-01");
-    start.observed.partition.size_bytes = 4 * GIB;
+    start.observed.partition.size_bytes = bytes(4 * GIB);
     let mut bed = Bed::new(start);
     assert_eq!(converged(bed.converge(&config())), (2, 1));
     assert_eq!(bed.log(), ["pvresize /dev/vda1", POOL_EXTEND]);
@@ -163,7 +165,7 @@ fn a_grown_partition_grows_the_pool() {
     assert!(state.lv("pvc-1").is_some());
     // Huge growth needs more pool metadata first (and as much spare).
     let mut start = SimulatedPartition::provisioned(GIB, "node-01");
-    start.observed.partition.size_bytes = 4096 * GIB;
+    start.observed.partition.size_bytes = bytes(4096 * GIB);
     let mut bed = Bed::new(start);
     assert_eq!(converged(bed.converge(&config())), (3, 1));
     let log = bed.log();
@@ -281,11 +283,12 @@ fn an_idle_pool_is_activated_and_an_ignored_activation_is_named() {
 #[test]
 fn a_reset_needs_to_know_what_is_open() {
     let mut start = SimulatedPartition::provisioned(GIB, "node-02");
-    start.device_mapper_error = Some("permission denied".into());
+    start.device_mapper_unavailable = true;
     let mut bed = Bed::new(start);
     assert!(matches!(
         bed.converge(&config()),
-        Err(ConvergeError::ActivityUnknown(e)) if e == "permission denied"
+        Err(ConvergeError::ActivityUnknown(e))
+            if matches!(*e, LiveError::DeviceMapperUnavailable { .. })
     ));
     assert!(bed.log().is_empty());
 }
@@ -536,7 +539,7 @@ fn the_devices_file_is_kept_in_step() {
     bed.lvm.ignore_commands_starting = None;
     // First provisioning step of the old PV's life: enter it.
     let old_pvid = match &bed.state().observed.physical_volume {
-        Some(pv) => pv.uuid.clone(),
+        Some(pv) => pv.uuid,
         None => panic!("no PV"),
     };
     if let Err(e) =
@@ -548,7 +551,10 @@ fn the_devices_file_is_kept_in_step() {
     }
     assert_eq!(converged(bed.converge(&config())), (8, 1));
     let log = bed.log();
-    assert_eq!(log[2], format!("lvmdevices --yes --delpvid {old_pvid}"));
+    assert_eq!(
+        log[2],
+        format!("lvmdevices --yes --delpvid {}", old_pvid.undashed())
+    );
     assert_eq!(log[3], RESET[2]);
     assert_eq!(log[7], "lvmdevices --adddev /dev/vda1");
     let state = bed.state();
@@ -713,7 +719,8 @@ fn build(start: &Start) -> SimulatedPartition {
     {
         sim.vg_mut().satellite_id = SatelliteIdReading::Absent;
     }
-    sim.observed.partition.size_bytes += start.grown_gib * GIB;
+    sim.observed.partition.size_bytes =
+        bytes(whole(sim.observed.partition.size_bytes) + start.grown_gib * GIB);
     if let Some(held) = start.stale_device {
         sim.add_stale_device("linstor--vg-old", held.then_some("held by drbd1001"));
     }
@@ -726,7 +733,7 @@ fn build(start: &Start) -> SimulatedPartition {
             .physical_volume
             .as_ref()
             .filter(|_| listed)
-            .map(|pv| pv.uuid.clone());
+            .map(|pv| pv.uuid);
         sim.observed.host_lvm.devices_file = DevicesFileFacts::InUse {
             path: PathBuf::from("/etc/lvm/devices/system.devices"),
             listed: listed_pvid.is_some(),
@@ -746,9 +753,9 @@ fn pool_fills_the_vg(sim: &SimulatedPartition) -> bool {
         .logical_volumes
         .iter()
         .filter(|lv| matches!(lv.kind, LvKind::Other { .. }))
-        .map(|lv| lv.size_bytes / EXTENT)
+        .map(|lv| whole(lv.size_bytes) / EXTENT)
         .sum();
-    allocated == vg.pv_extent_count
+    allocated == vg.pv_extent_count.count()
 }
 
 proptest! {

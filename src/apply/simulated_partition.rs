@@ -7,7 +7,10 @@ use super::converge::Machine;
 use super::lock::LockError;
 use super::thin_check::ThinCheck;
 use super::{command, ApplyError, LvmExecutor};
+use crate::config::names::test_names::{lv, vg};
 use crate::config::{ProvisionConfig, ProvisionInputs};
+use crate::observe::live::{DmUnavailable, LiveError};
+use crate::observe::lvm::LvmUuid;
 use crate::observe::partition::{BlockDevice, DeviceKind, DiscoveryBackend, LabelSource};
 use crate::observe::phase_timer::PhaseTimer;
 use crate::satellite_id;
@@ -18,9 +21,11 @@ use crate::observe::state::{
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::plan::{required_metadata_bytes, Action};
+use crate::units::{Bytes, CheckedSub, ExtentSize, Extents, Sectors};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
@@ -76,7 +81,7 @@ pub struct SimulatedPartition {
     /// What the seed tool's `satellite-id` file holds, readable once its LV is active.
     pub seed_file_id: Option<String>,
     /// Device-mapper cannot be listed: the snapshot's `active_volumes` error.
-    pub device_mapper_error: Option<String>,
+    pub device_mapper_unavailable: bool,
     next_uuid: u32,
 }
 
@@ -90,7 +95,7 @@ impl SimulatedPartition {
                     major: 254,
                     minor: 1,
                     label: "linstor-storage".into(),
-                    size_bytes: size,
+                    size_bytes: bytes(size),
                 },
                 foreign_signature: None,
                 physical_volume: None,
@@ -99,7 +104,7 @@ impl SimulatedPartition {
                 host_lvm: Default::default(),
             },
             seed_file_id: None,
-            device_mapper_error: None,
+            device_mapper_unavailable: false,
             next_uuid: 0,
         }
     }
@@ -136,7 +141,7 @@ impl SimulatedPartition {
             Err(e) => panic!("{e}"),
         };
         sim.apply(&Action::CreateVolumeGroup {
-            volume_group: name.to_owned(),
+            volume_group: vg(name),
             device: PathBuf::from(DEVNODE),
             satellite_id_tag: tag,
         });
@@ -149,8 +154,8 @@ impl SimulatedPartition {
         let mut sim = Self::volume_group(size, VG, satellite_id);
         let defaults = config();
         sim.apply(&Action::CreateThinPool {
-            volume_group: VG.to_owned(),
-            pool: POOL.to_owned(),
+            volume_group: vg(VG),
+            pool: lv(POOL),
             chunk_size_bytes: defaults.chunk_size_bytes,
             zero_new_blocks: defaults.zero_new_blocks,
         });
@@ -307,9 +312,12 @@ impl SimulatedPartition {
             logical_sector_size: 512,
             signatures: Vec::new(),
             physical_volume: None,
-            active_volumes: match &self.device_mapper_error {
-                Some(e) => Err(e.clone()),
-                None => Ok(Vec::new()),
+            active_volumes: if self.device_mapper_unavailable {
+                Err(Arc::new(LiveError::DeviceMapperUnavailable {
+                    source: DmUnavailable::NoControlNode,
+                }))
+            } else {
+                Ok(Vec::new())
             },
             pool_usage: None,
             observed: self.observed.clone(),
@@ -325,7 +333,7 @@ impl SimulatedPartition {
             minor: partition.minor,
             kind: DeviceKind::Partition,
             parent: Some("vda".into()),
-            size_bytes: partition.size_bytes,
+            size_bytes: whole(partition.size_bytes),
             partition_label: Some(partition.label.clone()),
             label_source: Some(LabelSource::Udev),
             partition_uuid: None,
@@ -335,9 +343,14 @@ impl SimulatedPartition {
         }
     }
 
-    fn new_uuid(&mut self, what: &str) -> String {
+    fn new_uuid(&mut self, what: &str) -> LvmUuid {
         self.next_uuid += 1;
-        format!("sim{what}{:04}", self.next_uuid)
+        let text = format!(
+            "sim{what}{:0>width$}",
+            self.next_uuid,
+            width = 29 - what.len()
+        );
+        LvmUuid::parse(&text).unwrap_or_else(|e| panic!("simulated uuid {text}: {e}"))
     }
 
     /// Runs one LVM command line (program first; the `--devices`/`--config` scope
@@ -446,7 +459,7 @@ impl SimulatedPartition {
             ["lvmdevices", "--adddev", device] => {
                 self.check_device(device)?;
                 let uuid = match &self.observed.physical_volume {
-                    Some(pv) => pv.uuid.clone(),
+                    Some(pv) => pv.uuid,
                     None => return Err(format!("{device} is not a PV")),
                 };
                 match &mut self.observed.host_lvm.devices_file {
@@ -469,7 +482,7 @@ impl SimulatedPartition {
                     ..
                 } = &mut self.observed.host_lvm.devices_file
                 {
-                    if listed_pvid.as_deref() == Some(*pvid) {
+                    if listed_pvid.as_ref().map(LvmUuid::undashed) == Some(*pvid) {
                         *listed = false;
                         *listed_pvid = None;
                     }
@@ -534,7 +547,7 @@ impl SimulatedPartition {
         self.observed.physical_volume = Some(PvFacts {
             uuid,
             recorded_device_size: self.observed.partition.size_bytes,
-            metadata_bytes_at_end: 0,
+            metadata_bytes_at_end: Bytes(0),
             in_use_without_metadata: None,
             volume_group: None,
         });
@@ -565,7 +578,7 @@ impl SimulatedPartition {
         } = &mut self.observed.host_lvm.devices_file
         {
             if let Some(pvid) = listed_pvid.take() {
-                dead_pvids.push(pvid);
+                dead_pvids.push(pvid.undashed().to_owned());
             }
             *listed = false;
         }
@@ -578,8 +591,9 @@ impl SimulatedPartition {
         };
         pv.recorded_device_size = size;
         if let Some(vg) = pv.volume_group.as_mut() {
-            let count = usable_extents(size, vg.pe_start_bytes, vg.extent_size_bytes);
-            if count < vg.pv_extent_count - vg.free_extents {
+            let count = usable_extents(size, vg.pe_start_bytes, vg.extent_size);
+            let allocated = vg.pv_extent_count.checked_sub(vg.free_extents);
+            if Some(count) < allocated {
                 return Err("cannot shrink below allocated extents".into());
             }
             vg.pv_extent_count = count;
@@ -604,14 +618,14 @@ impl SimulatedPartition {
         if pv.volume_group.is_some() || pv.in_use_without_metadata.is_some() {
             return Err("the PV is already in a volume group".into());
         }
-        let count = usable_extents(size, PE_START, EXTENT);
+        let count = usable_extents(size, bytes(PE_START), extent_size());
         pv.recorded_device_size = size;
         pv.volume_group = Some(VgFacts {
             name: name.to_owned(),
             uuid,
             seqno: 1,
-            extent_size_bytes: EXTENT,
-            pe_start_bytes: PE_START,
+            extent_size: extent_size(),
+            pe_start_bytes: bytes(PE_START),
             pv_extent_count: count,
             free_extents: count,
             other_pvs: Vec::new(),
@@ -687,18 +701,20 @@ impl SimulatedPartition {
         if vg.logical_volumes.iter().any(|lv| lv.name == pool) {
             return Err(format!("logical volume {pool} already exists"));
         }
-        let extent = vg.extent_size_bytes;
-        let free = vg.free_extents;
-        let metadata = required_metadata_bytes(free * extent, chunk_size_bytes)
-            .ok_or("metadata size overflows")?
-            .div_ceil(extent)
+        let extent = whole(vg.extent_size.bytes());
+        let free = vg.free_extents.count();
+        let metadata = whole(
+            required_metadata_bytes(bytes(free * extent), bytes(chunk_size_bytes))
+                .ok_or("metadata size overflows")?,
+        )
+        .div_ceil(extent)
             * extent;
         // LVM keeps one spare as large as the largest pool metadata.
         let spare_now = vg
             .logical_volumes
             .iter()
             .find(|lv| lv.name.ends_with("_pmspare"))
-            .map(|lv| lv.size_bytes);
+            .map(|lv| whole(lv.size_bytes));
         let spare_growth = metadata.saturating_sub(spare_now.unwrap_or(0)) / extent;
         let data = free
             .checked_sub(metadata / extent + spare_growth)
@@ -710,7 +726,7 @@ impl SimulatedPartition {
             .iter_mut()
             .find(|lv| lv.name.ends_with("_pmspare"))
         {
-            Some(spare) => spare.size_bytes = spare.size_bytes.max(metadata),
+            Some(spare) => spare.size_bytes = spare.size_bytes.max(bytes(metadata)),
             None => vg
                 .logical_volumes
                 .push(plain_lv("lvol0_pmspare", false, metadata)),
@@ -718,8 +734,8 @@ impl SimulatedPartition {
         vg.logical_volumes.push(LvFacts {
             name: pool.to_owned(),
             kind: LvKind::ThinPool {
-                metadata_size_bytes: metadata,
-                chunk_size_bytes,
+                metadata_size_bytes: bytes(metadata),
+                chunk_size_bytes: bytes(chunk_size_bytes),
                 zero_new_blocks: zero,
                 serving: true,
                 pool_device_present: true,
@@ -727,7 +743,7 @@ impl SimulatedPartition {
                 unheld_pool_device: None,
             },
             visible: true,
-            size_bytes: data,
+            size_bytes: bytes(data),
             active: true,
             open_by: None,
         });
@@ -772,15 +788,15 @@ impl SimulatedPartition {
     fn extend_metadata(&mut self, pool: &str, to_bytes: u64) -> Result<(), String> {
         self.check_pool_unblocked(pool)?;
         let vg = self.vg_mut();
-        let extent = vg.extent_size_bytes;
+        let extent = whole(vg.extent_size.bytes());
         let to_bytes = to_bytes.div_ceil(extent) * extent;
-        let free = vg.free_extents;
+        let free = vg.free_extents.count();
         let mut grown = 0;
         for lv in &mut vg.logical_volumes {
             let is_metadata = lv.name == format!("{pool}_tmeta") || lv.name.ends_with("_pmspare");
-            if is_metadata && lv.size_bytes < to_bytes {
-                grown += (to_bytes - lv.size_bytes) / extent;
-                lv.size_bytes = to_bytes;
+            if is_metadata && whole(lv.size_bytes) < to_bytes {
+                grown += (to_bytes - whole(lv.size_bytes)) / extent;
+                lv.size_bytes = bytes(to_bytes);
             }
             if let LvKind::ThinPool {
                 metadata_size_bytes,
@@ -788,10 +804,10 @@ impl SimulatedPartition {
             } = &mut lv.kind
             {
                 if lv.name == pool {
-                    if to_bytes <= *metadata_size_bytes {
+                    if to_bytes <= whole(*metadata_size_bytes) {
                         return Err("new metadata size is not larger".into());
                     }
-                    *metadata_size_bytes = to_bytes;
+                    *metadata_size_bytes = bytes(to_bytes);
                 }
             }
         }
@@ -807,13 +823,13 @@ impl SimulatedPartition {
     fn extend_pool(&mut self, pool: &str) -> Result<(), String> {
         self.check_pool_unblocked(pool)?;
         let vg = self.vg_mut();
-        let grow = vg.free_extents * vg.extent_size_bytes;
+        let grow = vg.free_extents.count() * whole(vg.extent_size.bytes());
         if grow == 0 {
             return Err("new size is not larger than the existing size".into());
         }
         for lv in &mut vg.logical_volumes {
             if lv.name == pool || lv.name == format!("{pool}_tdata") {
-                lv.size_bytes += grow;
+                lv.size_bytes = bytes(whole(lv.size_bytes) + grow);
             }
         }
         self.settle();
@@ -967,16 +983,16 @@ impl SimulatedPartition {
         else {
             return;
         };
-        let extent = vg.extent_size_bytes;
+        let extent = whole(vg.extent_size.bytes());
         let allocated: u64 = vg
             .logical_volumes
             .iter()
             .filter(|lv| matches!(lv.kind, LvKind::Other { .. }))
-            .map(|lv| lv.size_bytes / extent)
+            .map(|lv| whole(lv.size_bytes) / extent)
             .sum();
         vg.free_extents = vg
             .pv_extent_count
-            .checked_sub(allocated)
+            .checked_sub(Extents::new(allocated))
             .unwrap_or_else(|| panic!("the LVs allocate more than the PV has: {vg:?}"));
         vg.seqno += 1;
     }
@@ -990,7 +1006,7 @@ pub fn plain_lv(name: &str, visible: bool, size_bytes: u64) -> LvFacts {
             segment_type: "striped".into(),
         },
         visible,
-        size_bytes,
+        size_bytes: bytes(size_bytes),
         active: false,
         open_by: None,
     }
@@ -1002,7 +1018,7 @@ pub fn thin_volume(name: &str) -> LvFacts {
         name: name.to_owned(),
         kind: LvKind::Thin { pool: POOL.into() },
         visible: true,
-        size_bytes: 10 * GIB,
+        size_bytes: bytes(10 * GIB),
         active: false,
         open_by: None,
     }
@@ -1028,8 +1044,27 @@ fn decode(tag: &str) -> Result<String, String> {
 }
 
 /// Extents LVM gives a PV on `size` bytes (no metadata area at the end).
-fn usable_extents(size: u64, pe_start: u64, extent: u64) -> u64 {
-    size.saturating_sub(pe_start) / extent
+fn usable_extents(size: Bytes, pe_start: Bytes, extent: ExtentSize) -> Extents {
+    let usable = size.checked_sub(pe_start).unwrap_or(Bytes(0));
+    extent
+        .extents_in(usable)
+        .unwrap_or_else(|| panic!("{usable} holds more extents than a u64 counts"))
+}
+
+/// A byte count the simulation computes with as a plain number.
+pub fn bytes(count: u64) -> Bytes {
+    Bytes::from(count)
+}
+
+/// The simulation's sizes fit in a u64: the test states are a few TiB at most.
+pub fn whole(size: Bytes) -> u64 {
+    u64::try_from(*size).unwrap_or_else(|_| panic!("simulated size {size} beyond u64"))
+}
+
+/// LVM's default extent size ([`EXTENT`]).
+pub fn extent_size() -> ExtentSize {
+    ExtentSize::from_sectors(Sectors(EXTENT / 512))
+        .unwrap_or_else(|| panic!("{EXTENT} bytes is not an extent size"))
 }
 
 /// The observing side of the simulation.

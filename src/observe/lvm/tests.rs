@@ -522,7 +522,7 @@ fn metadata_json_is_pinned() {
 fn impossible_extent_sizes_are_read_errors() {
     let text = |extent_size: &str| {
         format!(
-            "vg {{\nid = \"abc\"\nseqno = 1\nstatus = [\"READ\"]\nextent_size = {extent_size}\n}}\n\
+            "vg {{\nid = \"Dpy7Vo-YKkR-w5nA-h5WA-Lmf5-Sxnr-bQnBd9\"\nseqno = 1\nstatus = [\"READ\"]\nextent_size = {extent_size}\n}}\n\
              contents = \"Text Format Volume Group\"\nversion = 1\n"
         )
     };
