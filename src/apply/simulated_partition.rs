@@ -20,7 +20,7 @@ use crate::observe::state::{
     PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
-use crate::plan::{required_metadata_bytes, Action};
+use crate::plan::{required_pool_metadata_bytes, Action};
 use crate::units::{Bytes, CheckedSub, ExtentSize, Extents, Sectors};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -423,7 +423,7 @@ impl SimulatedPartition {
                     .ok_or_else(|| format!("bad metadata size {size}"))?
                     * 1024;
                 let pool = self.pool_target(target)?;
-                self.extend_metadata(&pool, bytes)
+                self.extend_pool_metadata(&pool, bytes)
             }
             ["lvextend", "--extents", "+100%FREE", target] => {
                 let pool = self.pool_target(target)?;
@@ -704,7 +704,7 @@ impl SimulatedPartition {
         let extent = whole(vg.extent_size.bytes());
         let free = vg.free_extents.count();
         let metadata = whole(
-            required_metadata_bytes(bytes(free * extent), bytes(chunk_size_bytes))
+            required_pool_metadata_bytes(bytes(free * extent), bytes(chunk_size_bytes))
                 .ok_or("metadata size overflows")?,
         )
         .div_ceil(extent)
@@ -785,7 +785,7 @@ impl SimulatedPartition {
         Ok(())
     }
 
-    fn extend_metadata(&mut self, pool: &str, to_bytes: u64) -> Result<(), String> {
+    fn extend_pool_metadata(&mut self, pool: &str, to_bytes: u64) -> Result<(), String> {
         self.check_pool_unblocked(pool)?;
         let vg = self.vg_mut();
         let extent = whole(vg.extent_size.bytes());
@@ -793,8 +793,8 @@ impl SimulatedPartition {
         let free = vg.free_extents.count();
         let mut grown = 0;
         for lv in &mut vg.logical_volumes {
-            let is_metadata = lv.name == format!("{pool}_tmeta") || lv.name.ends_with("_pmspare");
-            if is_metadata && whole(lv.size_bytes) < to_bytes {
+            let is_pool_metadata = lv.name == format!("{pool}_tmeta") || lv.name.ends_with("_pmspare");
+            if is_pool_metadata && whole(lv.size_bytes) < to_bytes {
                 grown += (to_bytes - whole(lv.size_bytes)) / extent;
                 lv.size_bytes = bytes(to_bytes);
             }

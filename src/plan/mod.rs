@@ -24,7 +24,7 @@ use serde::Serialize;
 /// LVM's smallest thin pool metadata size.
 const MIN_POOL_METADATA_BYTES: Bytes = Bytes(2 << 20);
 /// Thin pool metadata needs about 64 bytes per data chunk (LVM's own estimate).
-const METADATA_BYTES_PER_CHUNK: u128 = 64;
+const POOL_METADATA_BYTES_PER_CHUNK: u128 = 64;
 
 /// A satellite-ID change: the storage on the partition was made for another node
 /// identity and will be reset.
@@ -420,11 +420,15 @@ fn reset(
     config: &ProvisionConfig,
     existing: Option<&str>,
 ) -> Result<Plan, Refusal> {
-    if let Some(lv) = vg.logical_volumes.iter().find(|lv| lv.open_by.is_some()) {
+    let open = vg
+        .logical_volumes
+        .iter()
+        .find_map(|lv| Some((lv, lv.open_by.as_ref()?)));
+    if let Some((lv, holder)) = open {
         return Err(Refusal::LogicalVolumeOpen {
             volume_group: vg.name.clone(),
             logical_volume: lv.name.clone(),
-            holder: lv.open_by.clone().unwrap_or_default(),
+            holder: holder.clone(),
         });
     }
     if vg.name != config.volume_group {
@@ -581,8 +585,8 @@ fn keep_and_grow(
                     .checked_mul(extent)
                     .and_then(|grow| size_bytes.checked_add(grow))
                     .ok_or_else(too_big)?;
-                let needed =
-                    required_metadata_bytes(data_after, *chunk_size_bytes).ok_or_else(too_big)?;
+                let needed = required_pool_metadata_bytes(data_after, *chunk_size_bytes)
+                    .ok_or_else(too_big)?;
                 if needed > *metadata_size_bytes {
                     let to_bytes = extent
                         .extents_covering(needed)
@@ -785,10 +789,10 @@ fn interrupted_spare_creations(vg: &VgFacts) -> impl Iterator<Item = &str> {
 
 /// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs;
 /// `None` for chunks of 0 bytes or metadata past 2^128 bytes.
-pub fn required_metadata_bytes(data_bytes: Bytes, chunk_size_bytes: Bytes) -> Option<Bytes> {
+pub fn required_pool_metadata_bytes(data_bytes: Bytes, chunk_size_bytes: Bytes) -> Option<Bytes> {
     let chunks = data_bytes.0.checked_div(chunk_size_bytes.0)?;
     chunks
-        .checked_mul(METADATA_BYTES_PER_CHUNK)
+        .checked_mul(POOL_METADATA_BYTES_PER_CHUNK)
         .map(|bytes| Bytes(bytes).max(MIN_POOL_METADATA_BYTES))
 }
 

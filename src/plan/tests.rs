@@ -367,7 +367,8 @@ fn huge_growth_grows_pool_metadata_first() {
         kinds(&plan),
         vec!["pvresize", "pool-metadata-extend", "pool-extend"]
     );
-    let needed = required_metadata_bytes(gib(4096), Bytes(512 << 10)).unwrap_or(Bytes(u128::MAX));
+    let needed =
+        required_pool_metadata_bytes(gib(4096), Bytes(512 << 10)).unwrap_or(Bytes(u128::MAX));
     assert!(plan.actions.iter().any(|a| matches!(a,
         Action::ExtendPoolMetadata { to_bytes, .. } if *to_bytes >= needed && *to_bytes % EXTENT == Bytes(0))));
 }
@@ -789,8 +790,11 @@ fn impossible_numbers_are_refused_not_wrapped() {
     assert!(refusal(&huge_partition, &config()).contains("impossible number"));
     // A zero extent size is not representable: the metadata reader refuses it
     // (observe::lvm::tests::impossible_extent_sizes_are_read_errors).
-    assert_eq!(required_metadata_bytes(Bytes(u128::MAX), Bytes(1)), None);
-    assert_eq!(required_metadata_bytes(GIB, Bytes(0)), None);
+    assert_eq!(
+        required_pool_metadata_bytes(Bytes(u128::MAX), Bytes(1)),
+        None
+    );
+    assert_eq!(required_pool_metadata_bytes(GIB, Bytes(0)), None);
 }
 
 #[test]
