@@ -309,6 +309,21 @@ fn every_partition_state_gets_the_right_plan() {
     }
 }
 
+/// A VG that records no ID resets with `existing: None`, which plans' JSON and
+/// the dry-run line have always shown as an empty string.
+#[test]
+fn reset_without_a_recorded_id_shows_it_empty() {
+    let reset = Reset {
+        existing: None,
+        expected: "node-01".into(),
+    };
+    assert_eq!(reset.existing_shown(), "");
+    assert_eq!(
+        serde_json::to_string(&reset).ok().as_deref(),
+        Some(r#"{"existing":"","expected":"node-01"}"#)
+    );
+}
+
 #[test]
 fn reset_reports_both_ids_and_removes_only_this_vg() {
     let plan = planned(&provisioned(tag("node-02")), &config());
