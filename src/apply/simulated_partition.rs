@@ -13,7 +13,6 @@ use crate::observe::live::{DmUnavailable, LiveError};
 use crate::observe::lvm::LvmUuid;
 use crate::observe::partition::{BlockDevice, DeviceKind, DiscoveryBackend, LabelSource};
 use crate::observe::phase_timer::PhaseTimer;
-use crate::satellite_id;
 use crate::observe::snapshot::{Expectations, ObserveError, Resolved, Snapshot};
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PartitionFacts,
@@ -21,6 +20,7 @@ use crate::observe::state::{
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::plan::{required_pool_metadata_bytes, Action};
+use crate::satellite_id;
 use crate::units::{Bytes, CheckedSub, ExtentSize, Extents, Sectors};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -793,7 +793,8 @@ impl SimulatedPartition {
         let free = vg.free_extents.count();
         let mut grown = 0;
         for lv in &mut vg.logical_volumes {
-            let is_pool_metadata = lv.name == format!("{pool}_tmeta") || lv.name.ends_with("_pmspare");
+            let is_pool_metadata =
+                lv.name == format!("{pool}_tmeta") || lv.name.ends_with("_pmspare");
             if is_pool_metadata && whole(lv.size_bytes) < to_bytes {
                 grown += (to_bytes - whole(lv.size_bytes)) / extent;
                 lv.size_bytes = bytes(to_bytes);
