@@ -333,7 +333,7 @@ impl SimulatedPartition {
             minor: partition.minor,
             kind: DeviceKind::Partition,
             parent: Some("vda".into()),
-            size_bytes: whole(partition.size_bytes),
+            size_bytes: partition.size_bytes,
             partition_label: Some(partition.label.clone()),
             label_source: Some(LabelSource::Udev),
             partition_uuid: None,

@@ -71,7 +71,7 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
     // Unattached loop devices (size 0) are noise.
     let reports: Vec<DeviceReport> = devices
         .into_iter()
-        .filter(|d| !(d.size_bytes == 0 && d.name.starts_with("loop")))
+        .filter(|d| !(d.size_bytes == Bytes(0) && d.name.starts_with("loop")))
         .map(inspect)
         .collect();
     if args.json {
@@ -98,7 +98,7 @@ pub fn run(args: &DevicesArgs, backend: DiscoveryBackend) -> Result<(), CliError
             vec![
                 d.devnode.display().to_string(),
                 format!("{}:{}", d.major, d.minor),
-                human_size(Bytes::from(d.size_bytes)),
+                human_size(d.size_bytes),
                 match d.kind {
                     DeviceKind::Disk => "disk",
                     DeviceKind::Partition => "part",

@@ -227,10 +227,10 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
             "pool usage",
             format!(
                 "data {} of {}, metadata {} of {}",
-                percent(usage.data_used_bytes, usage.data_total_bytes),
-                human_size(Bytes::from(usage.data_total_bytes)),
-                percent(usage.metadata_used_bytes, usage.metadata_total_bytes),
-                human_size(Bytes::from(usage.metadata_total_bytes))
+                percent(usage.data_used_blocks, usage.data_total_blocks),
+                human_size(usage.data_total_bytes),
+                percent(usage.metadata_used_blocks, usage.metadata_total_blocks),
+                human_size(usage.metadata_total_bytes)
             ),
         );
     } else if let Some(error) = &report.pool_usage_error {

@@ -342,7 +342,7 @@ fn vgs_listing_pv(devices: &[BlockDevice], own: &BlockDevice, pv_uuid: &LvmUuid)
     let mut found = OtherDevices::default();
     for d in devices
         .iter()
-        .filter(|d| d.devnode != own.devnode && d.size_bytes > 0)
+        .filter(|d| d.devnode != own.devnode && d.size_bytes > Bytes(0))
         .filter(|d| !is_lvm_lv(d))
     {
         match lvm::read_pv_on_disk(&d.devnode) {
@@ -426,7 +426,7 @@ pub fn pv_facts(
 fn vg_name_holders(devices: &[BlockDevice], own: &BlockDevice, name: &str) -> Vec<PathBuf> {
     devices
         .iter()
-        .filter(|d| d.devnode != own.devnode && d.size_bytes > 0)
+        .filter(|d| d.devnode != own.devnode && d.size_bytes > Bytes(0))
         .filter(|d| !is_lvm_lv(d))
         .filter(|d| match lvm::read_pv_on_disk(&d.devnode) {
             Ok(Some(pv)) => pv.vg_metadata.is_some_and(|vg| vg.name == name),

@@ -14,12 +14,12 @@ use serde::{Serialize, Serializer};
 
 use super::{DmUnavailable, LiveError};
 use crate::observe::lvm::uuid::{LvmUuid, LVM_UUID_LEN};
+use crate::units::{Bytes, Sectors};
 
 /// Where the device-mapper control node lives.
 pub(super) const DM_CONTROL: &str = "/dev/mapper/control";
 /// dm-thin metadata blocks are always 4 KiB.
-const THIN_METADATA_BLOCK_BYTES: u64 = 4096;
-const SECTOR_BYTES: u64 = 512;
+const THIN_METADATA_BLOCK_BYTES: Bytes = Bytes(4096);
 
 /// An active device-mapper device that belongs to LVM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -279,7 +279,7 @@ pub fn parse_thin_pool_status(line: &str) -> Result<ThinPoolStatus, DmParseError
 /// Parses a thin-pool table line (`<metadata dev> <data dev> <data block size
 /// in sectors> <low water mark> [features…]`) and returns the data block size
 /// in bytes.
-pub fn parse_thin_pool_table(params: &str) -> Result<u64, DmParseError> {
+pub fn parse_thin_pool_table(params: &str) -> Result<Bytes, DmParseError> {
     const WHAT: &str = "thin-pool table";
     let fields: Vec<&str> = params.split_whitespace().collect();
     let Some(block) = fields.get(2) else {
@@ -293,7 +293,7 @@ pub fn parse_thin_pool_table(params: &str) -> Result<u64, DmParseError> {
     if sectors == 0 {
         return Err(parse_err(WHAT, params, "data block size is 0"));
     }
-    Ok(sectors * SECTOR_BYTES)
+    Ok(Sectors(sectors).bytes())
 }
 
 /// How full a thin pool is, in blocks and bytes.
@@ -303,16 +303,23 @@ pub struct ThinPoolUsage {
     pub transaction_id: u64,
     pub mode: ThinPoolMode,
     pub needs_check: bool,
-    pub data_block_size_bytes: u64,
+    pub data_block_size_bytes: Bytes,
     pub data_used_blocks: u64,
     pub data_total_blocks: u64,
-    pub data_used_bytes: u64,
-    pub data_total_bytes: u64,
-    pub metadata_block_size_bytes: u64,
+    pub data_used_bytes: Bytes,
+    pub data_total_bytes: Bytes,
+    pub metadata_block_size_bytes: Bytes,
     pub metadata_used_blocks: u64,
     pub metadata_total_blocks: u64,
-    pub metadata_used_bytes: u64,
-    pub metadata_total_bytes: u64,
+    pub metadata_used_bytes: Bytes,
+    pub metadata_total_bytes: Bytes,
+}
+
+/// `count` blocks of `size` each. Exact for every block size the kernel allows
+/// (dm-thin data blocks are at most 1 GiB); a table claiming more saturates
+/// rather than wraps.
+fn blocks_of(count: u64, size: Bytes) -> Bytes {
+    Bytes(u128::from(count).saturating_mul(size.0))
 }
 
 impl ThinPoolUsage {
@@ -320,7 +327,7 @@ impl ThinPoolUsage {
     pub fn from_parts(
         dm_name: &str,
         counters: &ThinPoolCounters,
-        data_block_size_bytes: u64,
+        data_block_size_bytes: Bytes,
     ) -> Self {
         let meta = THIN_METADATA_BLOCK_BYTES;
         ThinPoolUsage {
@@ -331,17 +338,13 @@ impl ThinPoolUsage {
             data_block_size_bytes,
             data_used_blocks: counters.data_used_blocks,
             data_total_blocks: counters.data_total_blocks,
-            data_used_bytes: counters
-                .data_used_blocks
-                .saturating_mul(data_block_size_bytes),
-            data_total_bytes: counters
-                .data_total_blocks
-                .saturating_mul(data_block_size_bytes),
+            data_used_bytes: blocks_of(counters.data_used_blocks, data_block_size_bytes),
+            data_total_bytes: blocks_of(counters.data_total_blocks, data_block_size_bytes),
             metadata_block_size_bytes: meta,
             metadata_used_blocks: counters.metadata_used_blocks,
             metadata_total_blocks: counters.metadata_total_blocks,
-            metadata_used_bytes: counters.metadata_used_blocks.saturating_mul(meta),
-            metadata_total_bytes: counters.metadata_total_blocks.saturating_mul(meta),
+            metadata_used_bytes: blocks_of(counters.metadata_used_blocks, meta),
+            metadata_total_bytes: blocks_of(counters.metadata_total_blocks, meta),
         }
     }
 }
@@ -561,11 +564,11 @@ mod tests {
         assert_eq!(c.mode, ThinPoolMode::ReadWrite);
         assert!(!c.needs_check);
 
-        let usage = ThinPoolUsage::from_parts("vg-pool-tpool", &c, 65536);
-        assert_eq!(usage.data_used_bytes, 1234 * 65536);
-        assert_eq!(usage.data_total_bytes, 81920 * 65536);
-        assert_eq!(usage.metadata_used_bytes, 280 * 4096);
-        assert_eq!(usage.metadata_total_bytes, 4096 * 4096);
+        let usage = ThinPoolUsage::from_parts("vg-pool-tpool", &c, Bytes(65536));
+        assert_eq!(usage.data_used_bytes, Bytes(1234 * 65536));
+        assert_eq!(usage.data_total_bytes, Bytes(81920 * 65536));
+        assert_eq!(usage.metadata_used_bytes, Bytes(280 * 4096));
+        assert_eq!(usage.metadata_total_bytes, Bytes(4096 * 4096));
     }
 
     #[test]
@@ -608,9 +611,12 @@ mod tests {
     fn table_gives_data_block_size() {
         assert_eq!(
             parse_thin_pool_table("253:0 253:1 128 0 1 skip_block_zeroing"),
-            Ok(65536)
+            Ok(Bytes(65536))
         );
-        assert_eq!(parse_thin_pool_table("253:0 253:1 1024 0"), Ok(524288));
+        assert_eq!(
+            parse_thin_pool_table("253:0 253:1 1024 0"),
+            Ok(Bytes(524288))
+        );
         assert!(parse_thin_pool_table("253:0 253:1").is_err());
         assert!(parse_thin_pool_table("253:0 253:1 0 0").is_err());
     }

@@ -57,6 +57,7 @@ use std::io;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::units::Bytes;
 use serde::Serialize;
 
 pub use gpt_entries::{EntryUnreadable, GptEntryReader, GptReadError, Libblkid, NoGptAccess};
@@ -192,8 +193,8 @@ pub struct BlockDevice {
     pub kind: DeviceKind,
     /// For partitions, the kernel name of the disk they are on (`vda`).
     pub parent: Option<String>,
-    /// Size from sysfs (512-byte units × 512).
-    pub size_bytes: u64,
+    /// Size from sysfs (its `size` counts 512-byte sectors).
+    pub size_bytes: Bytes,
     /// GPT partition name, decoded (may contain spaces and any UTF-8).
     pub partition_label: Option<String>,
     pub label_source: Option<LabelSource>,
@@ -293,7 +294,7 @@ fn not_found_message(label: &str, existing: &[(String, PathBuf)]) -> String {
 fn ambiguous_message(label: &str, devices: &[BlockDevice]) -> String {
     let list: Vec<String> = devices
         .iter()
-        .map(|d| format!("{} ({} bytes)", d.devnode.display(), d.size_bytes))
+        .map(|d| format!("{} ({} bytes)", d.devnode.display(), d.size_bytes.0))
         .collect();
     format!(
         "{} devices have the GPT partition label {label:?}: {}; refusing to pick one. Give \

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::label::{kernel_name, trim_label, KernelName};
 use super::udev_db::decode_udev_escapes;
 use super::{BlockDevice, DeviceKind, DiscoveryError, LabelSource};
+use crate::units::Sectors;
 
 /// Unprocessed facts about one block device.
 #[derive(Debug, Default)]
@@ -136,7 +137,7 @@ impl RawDevice {
             } else {
                 None
             },
-            size_bytes: sectors.saturating_mul(512),
+            size_bytes: Sectors(sectors).bytes(),
             partition_label,
             label_source,
             partition_uuid: self.partition_uuid(),

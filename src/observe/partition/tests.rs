@@ -51,7 +51,7 @@ fn lists_devices_with_kinds_sizes_and_parents() {
     assert_eq!((vda2.major, vda2.minor), (254, 2));
     assert_eq!(vda2.kind, DeviceKind::Partition);
     assert_eq!(vda2.parent.as_deref(), Some("vda"));
-    assert_eq!(vda2.size_bytes, 10_000 * 512);
+    assert_eq!(vda2.size_bytes, Bytes(10_000 * 512));
     assert_eq!(vda2.partition_number, Some(2));
     assert_eq!(
         vda2.partition_uuid.as_deref(),
@@ -89,8 +89,11 @@ fn the_label_listing_skips_only_unlabeled_device_mapper_details() {
         assert_eq!(whole.kind, light.kind, "{}", whole.name);
         if whole.name == "dm-0" {
             // An LVM volume: no label, so only what finding a label needs.
-            assert_eq!((light.size_bytes, light.dm_name.as_deref()), (0, None));
-            assert!(whole.size_bytes > 0 && whole.dm_name.is_some());
+            assert_eq!(
+                (light.size_bytes, light.dm_name.as_deref()),
+                (Bytes(0), None)
+            );
+            assert!(whole.size_bytes > Bytes(0) && whole.dm_name.is_some());
         } else {
             assert_eq!(whole, light, "{}", whole.name);
         }
@@ -115,7 +118,7 @@ fn a_device_mapper_device_with_any_label_is_listed_in_full_for_labels() {
     let full = ok(fake.backend().list_block_devices());
     let for_labels = ok(fake.backend().list_for_labels());
     let dm2 = |list: &[BlockDevice]| list.iter().find(|d| d.name == "dm-2").cloned();
-    assert!(dm2(&full).is_some_and(|d| d.size_bytes > 0));
+    assert!(dm2(&full).is_some_and(|d| d.size_bytes > Bytes(0)));
     assert_eq!(dm2(&full), dm2(&for_labels));
 }
 
