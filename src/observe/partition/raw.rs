@@ -47,6 +47,26 @@ fn non_empty(v: Option<&String>) -> Option<String> {
 }
 
 impl RawDevice {
+    /// A device listed only so that a label search sees it: no partition name, and
+    /// no size (0), `partition`, `dm/*` or parent read.
+    pub fn listed_for_labels_only(
+        name: &str,
+        origin: PathBuf,
+        properties: BTreeMap<String, String>,
+    ) -> Self {
+        RawDevice {
+            name: name.to_owned(),
+            origin,
+            properties,
+            partname: None,
+            size: Some("0".to_owned()),
+            partition: None,
+            dm_name: None,
+            dm_uuid: None,
+            parent: None,
+        }
+    }
+
     fn prop(&self, key: &str) -> Option<&String> {
         self.properties.get(key)
     }

@@ -169,6 +169,18 @@ impl SysfsBackend {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
+        // Only partitions have `partition`, only device-mapper devices (always
+        // named dm-N by the kernel) have `dm/`: skip the opens that must fail.
+        let device_mapper = name.starts_with("dm-");
+        // A whole disk other than device-mapper (kpartx maps partitions as dm-N
+        // disks) is no GPT entry: neither the kernel nor udev gives it a partition
+        // name, so finding a label needs nothing more of it.
+        let whole_disk = properties.get("DEVTYPE").is_some_and(|t| t == "disk");
+        if depth == Depth::Labels && whole_disk && !device_mapper && partname.is_none() {
+            return Ok(Some(RawDevice::listed_for_labels_only(
+                name, dev_dir, properties,
+            )));
+        }
         if let (Some(major), Some(minor)) = (properties.get("MAJOR"), properties.get("MINOR")) {
             let db = self.run_udev.join("data").join(format!("b{major}:{minor}"));
             let entry = read_small_file(&db).map_err(|source| DiscoveryError::Io {
@@ -181,24 +193,13 @@ impl SysfsBackend {
                 }
             }
         }
-        // Only partitions have `partition`, only device-mapper devices (always
-        // named dm-N by the kernel) have `dm/`: skip the opens that must fail.
-        let device_mapper = name.starts_with("dm-");
         let labeled = properties.contains_key("ID_PART_ENTRY_NAME")
             || partname.is_some()
             || properties.contains_key("PARTNAME");
         if depth == Depth::Labels && device_mapper && !labeled {
-            return Ok(Some(RawDevice {
-                name: name.to_owned(),
-                origin: dev_dir,
-                properties,
-                partname,
-                size: Some("0".to_owned()),
-                partition: None,
-                dm_name: None,
-                dm_uuid: None,
-                parent: None,
-            }));
+            return Ok(Some(RawDevice::listed_for_labels_only(
+                name, dev_dir, properties,
+            )));
         }
         let Some(size) = read_optional(&dev_dir.join("size"))? else {
             tracing::debug!(device = name, "block device vanished during discovery");

@@ -69,7 +69,7 @@ fn lists_devices_with_kinds_sizes_and_parents() {
 }
 
 #[test]
-fn the_label_listing_skips_only_unlabeled_device_mapper_details() {
+fn the_label_listing_skips_only_details_of_devices_without_a_partition_name() {
     let fake = machine();
     // A kpartx-style mapping of a GPT partition: udev gives it a partition label.
     fake.add_dm("dm-1", 1, "loop0p1", "part1-loop0");
@@ -94,6 +94,16 @@ fn the_label_listing_skips_only_unlabeled_device_mapper_details() {
                 (Bytes(0), None)
             );
             assert!(whole.size_bytes > Bytes(0) && whole.dm_name.is_some());
+        } else if whole.kind == DeviceKind::Disk && whole.dm_name.is_none() {
+            // A whole disk is no GPT entry: listed, its size not read.
+            assert_eq!(light.size_bytes, Bytes(0), "{}", whole.name);
+            assert_eq!(
+                BlockDevice {
+                    size_bytes: whole.size_bytes,
+                    ..light.clone()
+                },
+                *whole
+            );
         } else {
             assert_eq!(whole, light, "{}", whole.name);
         }
