@@ -2,8 +2,10 @@
 //! arithmetic on numbers read from disk can't wrap.
 //!
 //! [`Sectors`] (512-byte units, `u64`) and [`Bytes`] (`u128`) come from the
-//! devicemapper crate: `Sectors::bytes` cannot overflow, `Bytes::sectors` rounds
-//! down. [`Extents`] counts LVM extents and [`ExtentSize`] is the non-zero size of
+//! devicemapper crate: `Sectors::bytes` cannot overflow (`Bytes::sectors` wraps
+//! past 2^64 sectors; this crate does not use it). A byte count is 128 bits wide,
+//! but a size a block device, LV or metadata area can have fits 64 bits
+//! ([`DeviceRange`]). [`Extents`] counts LVM extents and [`ExtentSize`] is the non-zero size of
 //! one, checked when the VG metadata is read. Conversions go through named methods;
 //! every method that can overflow returns `Option`. (The devicemapper types also
 //! implement unchecked `+ - *`; this crate uses the checked methods here instead.)
@@ -27,6 +29,23 @@ impl CheckedSub for Bytes {
 impl CheckedSub for Sectors {
     fn checked_sub(self, other: Sectors) -> Option<Sectors> {
         self.0.checked_sub(other.0).map(Sectors)
+    }
+}
+
+/// The largest size a block device can have: the kernel reports sizes as 64-bit
+/// byte counts (`BLKGETSIZE64`), so no device, LV or metadata area is larger.
+pub const MAX_DEVICE_BYTES: Bytes = Bytes(u64::MAX as u128);
+
+/// A byte count checked against [`MAX_DEVICE_BYTES`]: sizes read from disk or
+/// planned past it are impossible numbers, not sizes to act on.
+pub trait DeviceRange: Sized {
+    /// `self`, or `None` past 2^64 - 1 bytes.
+    fn within_device_range(self) -> Option<Self>;
+}
+
+impl DeviceRange for Bytes {
+    fn within_device_range(self) -> Option<Bytes> {
+        (self <= MAX_DEVICE_BYTES).then_some(self)
     }
 }
 

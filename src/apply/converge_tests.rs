@@ -661,6 +661,22 @@ prop_compose! {
 
 /// A state a partition can be found in: a stage of provisioning, with what
 /// interrupted commands, other tools and a grown partition add to it.
+/// Starts only a refusal may answer are those with something not this tool's to
+/// touch: a held stale device, a VG of another name, a foreign signature without
+/// FORCE, an open volume in storage to reset, or an untagged VG (whose owner is
+/// unknown). Every other start must end provisioned, so a planner that refused
+/// too much fails the property test.
+fn must_converge(start: &Start) -> bool {
+    let blank_with_signature =
+        matches!(start.stage, Stage::Blank) && start.foreign_signature && !start.force;
+    let open_volume_to_reset = start.open_thin_volume && matches!(start.identity, Identity::Other);
+    start.stale_device != Some(true)
+        && !start.foreign_vg_name
+        && !blank_with_signature
+        && !open_volume_to_reset
+        && !matches!(start.identity, Identity::Absent)
+}
+
 fn build(start: &Start) -> SimulatedPartition {
     let size = GIB;
     let id = match start.identity {
@@ -787,6 +803,10 @@ proptest! {
                 prop_assert!(pool_fills_the_vg(&state));
             }
             Err(ConvergeError::Refused(refusal)) => {
+                prop_assert!(
+                    !must_converge(&start),
+                    "refused a start this tool must serve: {refusal} from {start:?}"
+                );
                 let again = plan(&state.observed, &config);
                 prop_assert!(
                     again.as_ref().err().map(ToString::to_string) == Some(refusal.to_string()),

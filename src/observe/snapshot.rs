@@ -17,7 +17,7 @@ use super::state::{
 use super::vg_dev_dir::{read_vg_dev_dir, VgDevDir};
 use super::{device_size, live::holders};
 use crate::satellite_id;
-use crate::units::{Bytes, Extents, Sectors};
+use crate::units::{Bytes, DeviceRange, Extents, Sectors};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -392,9 +392,10 @@ pub fn pv_facts(
         .iter()
         .filter(|area| pe_start > Bytes(0) && Bytes::from(area.offset) >= pe_start)
         .try_fold(Bytes(0), |sum, area| {
-            sum.checked_add(Bytes::from(area.size))
+            sum.checked_add(Bytes::from(area.size))?
+                .within_device_range()
         })
-        .ok_or_else(|| impossible("metadata areas whose sizes add up past 2^128 bytes".into()))?;
+        .ok_or_else(|| impossible("metadata areas whose sizes add up past 2^64 bytes".into()))?;
     let in_use_without_metadata = (pv.is_in_vg() && pv.vg_metadata.is_none()).then(|| {
         let states = &pv.metadata_area_states;
         InUseWithoutMetadata {
@@ -455,7 +456,16 @@ fn vg_facts(
     let own = vg.pv_by_id(&pv.pv_uuid);
     let own_key = own.map(|entry| entry.key.as_str());
     let pv_extent_count = own.map_or(Extents::ZERO, |entry| entry.pe_count);
-    let pe_start_bytes = own.map_or(Bytes(0), |entry| entry.pe_start.bytes());
+    let pe_start_bytes = own
+        .map_or(Some(Bytes(0)), |entry| {
+            entry.pe_start.bytes().within_device_range()
+        })
+        .ok_or_else(|| {
+            impossible(format!(
+                "this PV's pe_start in volume group {} is past 2^64 bytes",
+                vg.name
+            ))
+        })?;
     let allocated = vg
         .logical_volumes
         .iter()
@@ -489,12 +499,17 @@ fn vg_facts(
         ))
     })?;
     let bytes_of = |extents: Option<Extents>, lv: &str| {
-        extents.and_then(|n| n.checked_mul(extent)).ok_or_else(|| {
-            impossible(format!(
-                "LV {}/{lv} has more than 2^64 extents (its segments add up past it)",
-                vg.name
-            ))
-        })
+        extents
+            .and_then(|n| n.checked_mul(extent))
+            .and_then(DeviceRange::within_device_range)
+            .ok_or_else(|| {
+                impossible(format!(
+                    "LV {}/{lv} is larger than 2^64 bytes ({} extents of {})",
+                    vg.name,
+                    extents.map_or_else(|| "more than 2^64".to_owned(), |n| n.count().to_string()),
+                    extent.bytes()
+                ))
+            })
     };
     // LVM keeps a chunk size as 32 bits of sectors, and a pool of zero-byte
     // chunks is no pool: neither can be planned with.
@@ -808,6 +823,74 @@ fn device_node(device: &ActiveLv) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The PV `PPPP…` on /dev/vda1, in a VG whose text says `pe_start` (sectors),
+    /// `extent_size` (sectors) and a pool of `pool_extents` extents.
+    fn facts_of(
+        pe_start: u64,
+        extent_size: u64,
+        pool_extents: u64,
+    ) -> Result<crate::observe::state::PvFacts, ObserveError> {
+        let text = format!(
+            "linstor-vg {{\nid = \"{VG}\"\nseqno = 1\nstatus = [\"READ\", \"WRITE\"]\n\
+             extent_size = {extent_size}\nphysical_volumes {{\npv0 {{\n\
+             id = \"PPPPPP-PPPP-PPPP-PPPP-PPPP-PPPP-PPPPPP\"\nstatus = [\"ALLOCATABLE\"]\n\
+             pe_start = {pe_start}\npe_count = 100\n}}\n}}\nlogical_volumes {{\npool {{\n\
+             id = \"LLLLLL-LLLL-LLLL-LLLL-LLLL-LLLL-LLLLLL\"\n\
+             status = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment_count = 1\nsegment1 {{\n\
+             start_extent = 0\nextent_count = {pool_extents}\ntype = \"thin-pool\"\n\
+             metadata = \"pool_tmeta\"\npool = \"pool_tdata\"\ntransaction_id = 0\n\
+             chunk_size = 128\n}}\n}}\n}}\n}}\n\
+             contents = \"Text Format Volume Group\"\nversion = 1\n"
+        );
+        let vg_metadata = match lvm::parse_metadata_text(text.as_bytes()) {
+            Ok(metadata) => metadata,
+            Err(e) => panic!("{e}"),
+        };
+        let pv = PvOnDisk {
+            label_sector: 1,
+            pv_uuid: id("PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPP"),
+            device_size: Bytes(1 << 30),
+            data_areas: vec![lvm::Area {
+                offset: 1 << 20,
+                size: 0,
+            }],
+            metadata_areas: vec![lvm::Area {
+                offset: 4096,
+                size: 1 << 20,
+            }],
+            bootloader_areas: Vec::new(),
+            extension_version: 2,
+            extension_flags: lvm::PV_EXT_USED,
+            metadata_area_states: Vec::new(),
+            vg_metadata: Some(vg_metadata),
+            mda_seqno: Some(1),
+        };
+        pv_facts(
+            Path::new("/dev/vda1"),
+            &pv,
+            &Ok(Vec::new()),
+            OtherDevices::default(),
+        )
+    }
+
+    /// Sizes past what a block device can hold are refused even where 128-bit
+    /// byte counts would not wrap.
+    #[test]
+    fn sizes_past_a_device_are_impossible_numbers() {
+        assert!(facts_of(2048, 8192, 10).is_ok());
+        let detail = |result: Result<crate::observe::state::PvFacts, ObserveError>| match result {
+            Err(ObserveError::ImpossibleNumber { detail, .. }) => detail,
+            other => panic!("expected an impossible number, got {other:?}"),
+        };
+        assert!(detail(facts_of(1 << 56, 8192, 10))
+            .contains("pe_start in volume group linstor-vg is past 2^64 bytes"));
+        let lv = detail(facts_of(2048, u64::from(u32::MAX), 1 << 24));
+        assert!(
+            lv.contains("LV linstor-vg/pool is larger than 2^64 bytes"),
+            "{lv}"
+        );
+    }
 
     const VG: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const OLD_VG: &str = "OOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOO";

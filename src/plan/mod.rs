@@ -18,7 +18,7 @@ use crate::observe::state::{
     SatelliteIdReading, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
-use crate::units::{Bytes, CheckedSub, Extents};
+use crate::units::{Bytes, CheckedSub, DeviceRange, Extents};
 use serde::Serialize;
 
 /// LVM's smallest thin pool metadata size.
@@ -575,7 +575,7 @@ fn keep_and_grow(
             if !free_extents.is_zero() {
                 let too_big = || {
                     impossible(format!(
-                        "thin pool {}/{} of {size_bytes} grown by {free_extents} of {} is past 2^128 bytes",
+                        "thin pool {}/{} of {size_bytes} grown by {free_extents} of {} is past 2^64 bytes",
                         vg.name,
                         config.pool,
                         extent.bytes()
@@ -584,6 +584,7 @@ fn keep_and_grow(
                 let data_after = free_extents
                     .checked_mul(extent)
                     .and_then(|grow| size_bytes.checked_add(grow))
+                    .and_then(DeviceRange::within_device_range)
                     .ok_or_else(too_big)?;
                 let needed = required_pool_metadata_bytes(data_after, *chunk_size_bytes)
                     .ok_or_else(too_big)?;

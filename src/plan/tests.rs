@@ -799,6 +799,16 @@ fn impossible_numbers_are_refused_not_wrapped() {
     vg_mut(&mut huge_pool).free_extents = Extents::new(3);
     vg_mut(&mut huge_pool).logical_volumes[0].size_bytes = Bytes(u128::MAX) - EXTENT;
     assert!(refusal(&huge_pool, &config()).contains("impossible number"));
+    // Past what any block device can hold, though 128-bit arithmetic would not wrap.
+    let mut past_device_range = provisioned(tag("node-01"));
+    vg_mut(&mut past_device_range).free_extents = Extents::new(3);
+    vg_mut(&mut past_device_range).logical_volumes[0].size_bytes =
+        Bytes(u128::from(u64::MAX)) - EXTENT;
+    let text = refusal(&past_device_range, &config());
+    assert!(
+        text.contains("impossible number") && text.contains("past 2^64 bytes"),
+        "{text}"
+    );
     // A partition of more than 2^64 extents.
     let mut huge_partition = provisioned(tag("node-01"));
     huge_partition.partition.size_bytes = Bytes(u128::MAX);
