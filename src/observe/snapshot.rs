@@ -124,7 +124,8 @@ pub struct Expectations<'a> {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     /// The partition carrying the label. The listing it was found in is not kept:
-    /// it lacks unlabeled device-mapper devices' sizes and dm names (see
+    /// it lacks unlabeled device-mapper devices' sizes and dm names and whole
+    /// disks' sizes (see
     /// [`partition::list_block_devices_for_labels`]), so decisions about the other
     /// devices list them in full when they need them.
     pub device: BlockDevice,

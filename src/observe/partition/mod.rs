@@ -321,8 +321,9 @@ pub fn list_block_devices(backend: DiscoveryBackend) -> Result<Vec<BlockDevice>,
 }
 
 /// [`list_block_devices`] as finding a partition by its label needs it: with the
-/// sysfs backend, unlabeled device-mapper devices come without size and dm name
-/// (see [`SysfsBackend::list_for_labels`]); libudev hands out everything anyway.
+/// sysfs backend, unlabeled device-mapper devices come without size and dm name,
+/// whole disks without size (see [`SysfsBackend::list_for_labels`]); libudev
+/// hands out everything anyway.
 pub fn list_block_devices_for_labels(
     backend: DiscoveryBackend,
 ) -> Result<Vec<BlockDevice>, DiscoveryError> {
@@ -392,9 +393,10 @@ pub fn resolve_partition_by_label(
 }
 
 impl SysfsBackend {
-    /// [`resolve_partition_by_label`] against this backend's tree.
+    /// [`resolve_partition_by_label`] against this backend's tree, over the
+    /// listing a start resolves with ([`SysfsBackend::list_for_labels`]).
     pub fn resolve_partition_by_label(&self, label: &str) -> Result<BlockDevice, ResolveError> {
-        find_by_label_with(&self.list_block_devices()?, label, self.gpt_reader())
+        find_by_label_with(&self.list_for_labels()?, label, self.gpt_reader())
     }
 }
 

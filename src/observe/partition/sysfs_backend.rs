@@ -119,8 +119,9 @@ impl SysfsBackend {
 
     /// [`Self::list_block_devices`] as finding a partition by label needs it: a
     /// device-mapper device without a partition label (every LVM volume) is listed
-    /// without its size (0), `dm/name` or `dm/uuid`. A host with many volumes has
-    /// many such devices, and a start reads them all.
+    /// without its size (0), `dm/name` or `dm/uuid`, and a whole disk without its
+    /// udev entry or size (0). A host with many volumes and disks has many such
+    /// devices, and a start reads them all. Nothing may trust these sizes.
     pub fn list_for_labels(&self) -> Result<Vec<BlockDevice>, DiscoveryError> {
         self.list(Depth::Labels)
     }
@@ -173,8 +174,10 @@ impl SysfsBackend {
         // named dm-N by the kernel) have `dm/`: skip the opens that must fail.
         let device_mapper = name.starts_with("dm-");
         // A whole disk other than device-mapper (kpartx maps partitions as dm-N
-        // disks) is no GPT entry: neither the kernel nor udev gives it a partition
-        // name, so finding a label needs nothing more of it.
+        // disks) is no GPT entry: the kernel adds PARTNAME only to partitions, and
+        // libblkid (udev's ID_PART_ENTRY_*) finds an entry only for a device with a
+        // sysfs `partition` file or a `part*` dm uuid. Finding a label needs
+        // nothing more of it; a local udev rule naming a disk does not make it one.
         let whole_disk = properties.get("DEVTYPE").is_some_and(|t| t == "disk");
         if depth == Depth::Labels && whole_disk && !device_mapper && partname.is_none() {
             return Ok(Some(RawDevice::listed_for_labels_only(

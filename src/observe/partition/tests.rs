@@ -132,6 +132,28 @@ fn a_device_mapper_device_with_any_label_is_listed_in_full_for_labels() {
     assert_eq!(dm2(&full), dm2(&for_labels));
 }
 
+/// Only a partition (or a kpartx mapping) is a GPT entry: udev's blkid sets
+/// ID_PART_ENTRY_NAME for nothing else, so a whole disk's udev entry is not read
+/// when searching for a label. A local rule that names a disk anyway shows in the
+/// full listing, never as a candidate.
+#[test]
+fn a_whole_disk_is_never_a_label_candidate() {
+    let fake = machine();
+    fake.add_udev_db(7, 0, &[("ID_PART_ENTRY_NAME", "boot")]);
+    let full = ok(fake.backend().list_block_devices());
+    let loop0 = |list: &[BlockDevice]| list.iter().find(|d| d.name == "loop0").cloned();
+    assert_eq!(
+        loop0(&full).and_then(|d| d.partition_label),
+        Some("boot".to_owned())
+    );
+    let for_labels = ok(fake.backend().list_for_labels());
+    assert_eq!(loop0(&for_labels).map(|d| d.partition_label), Some(None));
+    assert_eq!(
+        ok(fake.backend().resolve_partition_by_label("boot")).name,
+        "vda1"
+    );
+}
+
 #[test]
 fn label_only_in_kernel_partname_is_confirmed_by_the_gpt() {
     let fake = machine();
