@@ -3,7 +3,7 @@
 //! `--devices`, so LVM neither scans nor touches other disks, and is told never to
 //! wait for udev: in a container (another IPC namespace) or a host without udevd
 //! nothing would ever answer.
-use super::thin_check::ThinCheck;
+use super::thin_check::{ThinCheck, SKIP_OVERRIDE};
 use crate::observe::seed_layout::SEED_ID_LV;
 use crate::plan::Action;
 use crate::units::WholeBinaryUnits;
@@ -29,6 +29,20 @@ fn devices_file_edit(args: &[&str]) -> Vec<String> {
         format!("{CONFIG_OVERRIDE}{USE_DEVICES_FILE}"),
     ]);
     line
+}
+
+/// LVM runs thin_check on a pool's metadata when it deactivates the pool, and fails
+/// the command when the check fails (`_pool_callback`, lib/activate/dev_manager.c in
+/// LVM2 2.03.16). A command that removes the pool gains nothing from checking
+/// metadata it is about to discard, and must not be blocked by damage in it: it
+/// runs without the check. Every other command follows [`ThinCheck`].
+fn thin_check_override(action: &Action, thin_check: &ThinCheck) -> Option<&'static str> {
+    match action {
+        Action::RemoveLogicalVolumes { .. } | Action::RemoveIncompletePool { .. } => {
+            Some(SKIP_OVERRIDE)
+        }
+        _ => thin_check.config_override(),
+    }
 }
 
 /// The LVM command line (program name first) for `action`, scoped to `partition`
@@ -217,7 +231,7 @@ pub fn command_line(
         ],
     };
     let mut config = CONFIG_OVERRIDE.to_owned();
-    if let Some(extra) = thin_check.config_override() {
+    if let Some(extra) = thin_check_override(action, thin_check) {
         config.push_str(extra);
     }
     args.extend(["--devices".into(), scope, "--config".into(), config]);
@@ -269,13 +283,6 @@ mod tests {
                 "pvcreate -ff --yes /dev/vda1",
             ),
             (
-                Action::RemoveIncompletePool {
-                    volume_group: vg("vg"),
-                    pool: lv("pool"),
-                },
-                "lvremove --force vg/pool",
-            ),
-            (
                 Action::CreateVolumeGroup {
                     volume_group: vg("vg"),
                     device: PathBuf::from("/dev/vda1"),
@@ -291,13 +298,6 @@ mod tests {
                     zero_new_blocks: false,
                 },
                 "lvcreate --yes --type thin-pool --extents 100%FREE --chunksize 512k --zero n --name pool vg",
-            ),
-            (
-                Action::RemoveLogicalVolumes {
-                    volume_group: vg("vg"),
-                    names: vec![lv("pool")],
-                },
-                "lvremove --force vg",
             ),
             (Action::RemoveVolumeGroup { volume_group: vg("vg") }, "vgremove --force vg"),
             (
@@ -325,6 +325,44 @@ mod tests {
         ];
         for (action, expected) in cases {
             assert_eq!(line(action), format!("{expected} {SCOPE}"));
+        }
+    }
+
+    /// Removing the pool never waits on, or fails by, a check of its metadata,
+    /// whatever the host's thin_check.
+    #[test]
+    fn removing_the_pool_skips_its_metadata_check() {
+        let cases = [
+            (
+                Action::RemoveIncompletePool {
+                    volume_group: vg("vg"),
+                    pool: lv("pool"),
+                },
+                "lvremove --force vg/pool",
+            ),
+            (
+                Action::RemoveLogicalVolumes {
+                    volume_group: vg("vg"),
+                    names: vec![lv("pool")],
+                },
+                "lvremove --force vg",
+            ),
+        ];
+        for (action, expected) in cases {
+            for thin_check in [
+                ThinCheck::Installed,
+                ThinCheck::ConfiguredInLvmConf,
+                ThinCheck::Missing,
+            ] {
+                let line = command_line(&action, Path::new("/dev/vda1"), &thin_check)
+                    .unwrap_or_default()
+                    .join(" ");
+                assert_eq!(
+                    line,
+                    format!("{expected} {SCOPE}global{{thin_check_executable=\"\"}}"),
+                    "{thin_check:?}"
+                );
+            }
         }
     }
 
