@@ -48,6 +48,7 @@ step dry-reset $LPD $P --satellite-id node-02 --dry-run
 step reset env LINSTOR_PROVISION_DISK_TEST_KILL_AFTER=1 LINSTOR_PROVISION_DISK_TEST_POWERCUT_DURING=1:0 $LPD $P --satellite-id node-02
 step vgs-reset $VGS linstor-vg
 step lvs-reset $LVS linstor-vg
+step reset-debug env LOG_LEVEL=debug $LPD $P --satellite-id node-05
 step thin-open lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-open
 step mkfs mkfs.ext4 -q /dev/mapper/linstor--vg-pvc--open
 step mount mount /dev/mapper/linstor--vg-pvc--open /mnt
@@ -159,6 +160,25 @@ step devices-text $LPD devices
         "{after_reset:?}"
     );
     assert!(after_reset.contains(&"linstor-pool".to_owned()));
+
+    // Removing the active pool on a reset runs no thin_check: LVM would check the
+    // metadata it is about to discard after deactivating the pool (one process per
+    // reset; LVM's `Executing:` line shows at LOG_LEVEL=debug, as in vm_image_runc).
+    let reset_debug = expect_provisioned(&run, "reset-debug");
+    assert!(
+        reset_debug.stderr.contains("lvremove --force linstor-vg")
+            && reset_debug.stderr.contains("existing=node-02"),
+        "{}",
+        reset_debug.stderr
+    );
+    assert!(
+        !reset_debug
+            .stderr
+            .lines()
+            .any(|line| line.contains("Executing:") && line.contains("thin_check")),
+        "LVM ran thin_check while removing the pool:\n{}",
+        reset_debug.stderr
+    );
 
     // An open LV blocks a reset: refused, named, nothing removed, reason for Kubernetes.
     let refused = expect_exit(&run, "open-refused", 1);

@@ -31,16 +31,15 @@ fn devices_file_edit(args: &[&str]) -> Vec<String> {
     line
 }
 
-/// LVM runs thin_check on a pool's metadata when it deactivates the pool, and fails
-/// the command when the check fails (`_pool_callback`, lib/activate/dev_manager.c in
-/// LVM2 2.03.16). A command that removes the pool gains nothing from checking
-/// metadata it is about to discard, and must not be blocked by damage in it: it
-/// runs without the check. Every other command follows [`ThinCheck`].
+/// LVM runs thin_check on an active pool's metadata right after deactivating it
+/// (`_pool_callback`, lib/activate/dev_manager.c in LVM2 2.03.16), also when the
+/// command removes the pool: a process per reset, checking metadata about to be
+/// discarded, and one more process a kill can orphan while it holds `_tmeta` open.
+/// The reset's removal runs without it (a failed check there only warns); every
+/// other command follows [`ThinCheck`].
 fn thin_check_override(action: &Action, thin_check: &ThinCheck) -> Option<&'static str> {
     match action {
-        Action::RemoveLogicalVolumes { .. } | Action::RemoveIncompletePool { .. } => {
-            Some(SKIP_OVERRIDE)
-        }
+        Action::RemoveLogicalVolumes { .. } => Some(SKIP_OVERRIDE),
         _ => thin_check.config_override(),
     }
 }
@@ -283,6 +282,13 @@ mod tests {
                 "pvcreate -ff --yes /dev/vda1",
             ),
             (
+                Action::RemoveIncompletePool {
+                    volume_group: vg("vg"),
+                    pool: lv("pool"),
+                },
+                "lvremove --force vg/pool",
+            ),
+            (
                 Action::CreateVolumeGroup {
                     volume_group: vg("vg"),
                     device: PathBuf::from("/dev/vda1"),
@@ -328,39 +334,70 @@ mod tests {
         }
     }
 
-    /// Removing the pool never waits on, or fails by, a check of its metadata,
-    /// whatever the host's thin_check.
+    /// The reset's removal of the pool never runs a check of its metadata,
+    /// whatever the host's thin_check; no other command loses the check.
     #[test]
-    fn removing_the_pool_skips_its_metadata_check() {
-        let cases = [
-            (
-                Action::RemoveIncompletePool {
-                    volume_group: vg("vg"),
-                    pool: lv("pool"),
-                },
-                "lvremove --force vg/pool",
-            ),
-            (
-                Action::RemoveLogicalVolumes {
-                    volume_group: vg("vg"),
-                    names: vec![lv("pool")],
-                },
-                "lvremove --force vg",
-            ),
+    fn only_the_reset_removal_skips_the_metadata_check() {
+        let skip = "global{thin_check_executable=\"\"}";
+        let removal = Action::RemoveLogicalVolumes {
+            volume_group: vg("vg"),
+            names: vec![lv("pool")],
+        };
+        let others = [
+            Action::RemoveIncompletePool {
+                volume_group: vg("vg"),
+                pool: lv("pool"),
+            },
+            Action::RemoveIncompleteSpare {
+                volume_group: vg("vg"),
+                name: lv("lvol0"),
+            },
+            Action::RefreshThinPool {
+                volume_group: vg("vg"),
+                pool: lv("pool"),
+            },
+            Action::ActivateThinPool {
+                volume_group: vg("vg"),
+                pool: lv("pool"),
+            },
+            Action::ActivateSeedIdLv {
+                volume_group: vg("vg"),
+            },
+            Action::DeactivatePoolComponents {
+                volume_group: vg("vg"),
+                names: vec![lv("pool_tmeta")],
+            },
+            Action::ExtendPoolMetadata {
+                volume_group: vg("vg"),
+                pool: lv("pool"),
+                to_bytes: Bytes(8 << 20),
+            },
+            Action::ExtendThinPool {
+                volume_group: vg("vg"),
+                pool: lv("pool"),
+                by_extents: Extents::new(3),
+            },
         ];
-        for (action, expected) in cases {
-            for thin_check in [
-                ThinCheck::Installed,
-                ThinCheck::ConfiguredInLvmConf,
-                ThinCheck::Missing,
-            ] {
-                let line = command_line(&action, Path::new("/dev/vda1"), &thin_check)
+        for thin_check in [
+            ThinCheck::Installed,
+            ThinCheck::ConfiguredInLvmConf,
+            ThinCheck::Missing,
+        ] {
+            let line = |action: &Action| {
+                command_line(action, Path::new("/dev/vda1"), &thin_check)
                     .unwrap_or_default()
-                    .join(" ");
+                    .join(" ")
+            };
+            assert_eq!(
+                line(&removal),
+                format!("lvremove --force vg {SCOPE}{skip}"),
+                "{thin_check:?}"
+            );
+            for action in &others {
                 assert_eq!(
-                    line,
-                    format!("{expected} {SCOPE}global{{thin_check_executable=\"\"}}"),
-                    "{thin_check:?}"
+                    line(action).ends_with(skip),
+                    thin_check == ThinCheck::Missing,
+                    "{action:?} with {thin_check:?}"
                 );
             }
         }

@@ -1,15 +1,17 @@
 //! `thin_check` (thin-provisioning-tools): LVM runs it on a thin pool's metadata
-//! every time it activates an existing pool (extending an inactive pool, activating
-//! a thin LV in it, removing thin LVs), never when creating one. When it is
-//! configured but not installed, LVM refuses to activate the pool, so a node
-//! without thin-provisioning-tools could never grow or reset its pool.
+//! when it activates an existing pool (extending an inactive pool, activating a thin
+//! LV in it) and right after deactivating an active one, never when creating one.
+//! When the executable is missing, LVM 2.03.16 warns "Check is skipped" and goes on
+//! (`_pool_callback`, lib/activate/dev_manager.c).
 //!
 //! The deliberate behaviour: when LVM's compiled-in default executable
 //! ([`DEFAULT_EXECUTABLE`]) is missing and `/etc/lvm/lvm.conf` does not choose one,
 //! every LVM command gets `global{thin_check_executable=""}` (LVM then activates
-//! without the check), and each action that may activate an existing pool logs a
-//! warning saying so and how to install the tool. An lvm.conf that sets
-//! `thin_check_executable` is left to LVM: it is the operator's choice.
+//! without the check, and without trying to run it), and each action that may
+//! activate an existing pool logs a warning saying so and how to install the tool.
+//! An lvm.conf that sets `thin_check_executable` is left to LVM: it is the
+//! operator's choice — except for the reset's removal of the pool, which never
+//! checks metadata it is about to discard (see `command_line`).
 use crate::plan::Action;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -90,8 +92,8 @@ impl ThinCheck {
 }
 
 /// Actions during which LVM activates a pool that already exists: resizing an
-/// inactive pool activates it temporarily, a thin LV needs its pool, removing thin
-/// LVs sends messages to the pool.
+/// inactive pool activates it temporarily, a thin LV needs its pool. (Removing every
+/// LV of the VG removes the pool first and sends it no messages.)
 pub fn may_activate_existing_pool(action: &Action) -> bool {
     matches!(
         action,
@@ -100,7 +102,6 @@ pub fn may_activate_existing_pool(action: &Action) -> bool {
             | Action::ActivateSeedIdLv { .. }
             | Action::ActivateThinPool { .. }
             | Action::RefreshThinPool { .. }
-            | Action::RemoveLogicalVolumes { .. }
     )
 }
 
