@@ -48,7 +48,7 @@ pub enum DevicesFileFacts {
         /// The partition's current PVID (shown undashed, as in the file) when any
         /// entry carries it: what `lvmdevices --delpvid` removes before that PV is
         /// destroyed.
-        #[serde(serialize_with = "undashed_pvid")]
+        #[serde(serialize_with = "LvmUuid::serialize_undashed_option")]
         listed_pvid: Option<LvmUuid>,
         /// `VERSION=` as written.
         version: Option<String>,
@@ -59,13 +59,6 @@ pub enum DevicesFileFacts {
         /// dead lines a reset made behind the host's back leaves.
         dead_pvids: Vec<String>,
     },
-}
-
-fn undashed_pvid<S: serde::Serializer>(pvid: &Option<LvmUuid>, s: S) -> Result<S::Ok, S::Error> {
-    match pvid {
-        Some(pvid) => s.serialize_some(pvid.undashed()),
-        None => s.serialize_none(),
-    }
 }
 
 impl DevicesFileFacts {

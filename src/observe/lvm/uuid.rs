@@ -90,6 +90,17 @@ impl LvmUuid {
     pub fn serialize_undashed<S: Serializer>(id: &LvmUuid, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(id.undashed())
     }
+
+    /// [`Self::serialize_undashed`] for an optional id (`null` when absent).
+    pub fn serialize_undashed_option<S: Serializer>(
+        id: &Option<LvmUuid>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => s.serialize_some(id.undashed()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 impl fmt::Display for LvmUuid {
