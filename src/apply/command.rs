@@ -190,6 +190,19 @@ pub fn command_line(
             satellite_id_tag.clone(),
             volume_group.to_string(),
         ],
+        // One command: vgchange applies both and commits once (one seqno).
+        Action::RetagVolumeGroup {
+            volume_group,
+            old_tag,
+            new_tag,
+        } => vec![
+            "vgchange".into(),
+            "--deltag".into(),
+            old_tag.clone(),
+            "--addtag".into(),
+            new_tag.clone(),
+            volume_group.to_string(),
+        ],
         Action::CreateThinPool {
             volume_group,
             pool,
@@ -295,6 +308,14 @@ mod tests {
                     satellite_id_tag: "linstor-satellite-id=a&20b".into(),
                 },
                 "vgcreate --addtag linstor-satellite-id=a&20b vg /dev/vda1",
+            ),
+            (
+                Action::RetagVolumeGroup {
+                    volume_group: vg("vg"),
+                    old_tag: "linstor-satellite-id=a&0A".into(),
+                    new_tag: "linstor-satellite-id=a".into(),
+                },
+                "vgchange --deltag linstor-satellite-id=a&0A --addtag linstor-satellite-id=a vg",
             ),
             (
                 Action::CreateThinPool {

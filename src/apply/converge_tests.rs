@@ -821,3 +821,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_id_recorded_with_a_trailing_newline_is_re_tagged_once_and_the_volumes_kept() {
+    let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-01\n"));
+    let seqno = bed.state().vg().map(|vg| vg.seqno);
+    assert_eq!(converged(bed.converge(&config())), (1, 1));
+    assert_eq!(
+        bed.log(),
+        ["vgchange --deltag linstor-satellite-id=node-01&0A --addtag linstor-satellite-id=node-01 linstor-vg"]
+    );
+    let state = bed.state();
+    assert_provisioned(&state, &config());
+    assert_eq!(state.vg().map(|vg| vg.seqno), seqno.map(|s| s + 1));
+    assert!(state.lv("pvc-1").is_some(), "LINSTOR's volume is gone");
+    // The next start writes nothing.
+    bed.restart();
+    assert_eq!(converged(bed.converge(&config())), (0, 0));
+}
+
+#[test]
+fn a_re_tag_killed_before_its_commit_is_re_tagged_on_the_next_start() {
+    let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, " node-01"));
+    bed.lvm.ignore_commands_starting = Some("vgchange --deltag");
+    assert!(matches!(
+        bed.converge(&config()),
+        Err(ConvergeError::NotConverged(_))
+    ));
+    bed.restart();
+    assert_eq!(converged(bed.converge(&config())), (1, 1));
+    assert_provisioned(&bed.state(), &config());
+}
+
+#[test]
+fn a_seed_node_whose_file_ends_in_a_newline_is_adopted() {
+    let start = SimulatedPartition::seed_layout(
+        GIB,
+        "node-01\n",
+        SatelliteIdReading::SeedFile("node-01\n".into()),
+    );
+    let mut bed = Bed::new(start);
+    assert_eq!(converged(bed.converge(&config())), (1, 1));
+    assert_eq!(bed.log(), [VGTAG]);
+    let state = bed.state();
+    assert_provisioned(&state, &config());
+    assert!(state.lv("pvc-1").is_some());
+}

@@ -40,6 +40,17 @@ pub fn apply_action(
         Action::RemovePhysicalVolume { device } => {
             tracing::info!(device = %device.display(), action = %action, "removing physical volume")
         }
+        Action::RetagVolumeGroup {
+            volume_group,
+            old_tag,
+            new_tag,
+        } => tracing::info!(
+            volume_group = %volume_group,
+            old_tag = %old_tag,
+            new_tag = %new_tag,
+            action = %action,
+            "re-tagging volume group: same satellite ID but for stray characters"
+        ),
         other => tracing::info!("{other}"),
     }
     match action {

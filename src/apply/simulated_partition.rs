@@ -173,6 +173,7 @@ impl SimulatedPartition {
         }
         sim.seed_file_id = Some(seed_id.to_owned());
         sim.vg_mut().satellite_id = reading;
+        sim.vg_mut().satellite_id_tag = None;
         sim
     }
 
@@ -387,6 +388,22 @@ impl SimulatedPartition {
                     }
                     _ => SatelliteIdReading::Tag(id),
                 };
+                vg.satellite_id_tag = Some((*tag).to_owned());
+                vg.seqno += 1;
+                Ok(())
+            }
+            // LVM removes a tag the VG does not carry silently and adds the new
+            // one: a wrong old tag leaves two ID tags.
+            ["vgchange", "--deltag", old, "--addtag", new, name] => {
+                let id = decode(new)?;
+                let vg = self.vg_named(name)?;
+                vg.satellite_id = if vg.satellite_id_tag.as_deref() == Some(*old) {
+                    SatelliteIdReading::Tag(id)
+                } else {
+                    SatelliteIdReading::Unreadable("the VG carries several ID tags".into())
+                };
+                vg.satellite_id_tag = Some((*new).to_owned());
+                vg.seqno += 1;
                 Ok(())
             }
             ["vgremove", "--force", name] => {
@@ -630,6 +647,7 @@ impl SimulatedPartition {
             free_extents: count,
             other_pvs: Vec::new(),
             satellite_id: SatelliteIdReading::Tag(id),
+            satellite_id_tag: Some(tag.to_owned()),
             logical_volumes: Vec::new(),
         });
         Ok(())

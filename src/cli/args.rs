@@ -55,9 +55,17 @@ pub struct Cli {
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Log verbosity: error, warn, info, debug or trace.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
-    pub log_level: String,
+    /// Log verbosity, in any case (`warning` means warn). Any other word is refused
+    /// (exit 2).
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        value_enum,
+        default_value_t = LogLevel::Info,
+        ignore_case = true,
+        global = true
+    )]
+    pub log_level: LogLevel,
 
     /// Log line format: `text` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -82,6 +90,11 @@ pub struct ProvisionArgs {
 
     /// Stable ID of this satellite, usually the node name. When it differs from the
     /// one recorded on the volume group, the partition's LVM objects are reset.
+    /// Any characters are allowed (spaces, quotes, `&`, non-ASCII, emoji) except
+    /// leading or trailing whitespace and control characters anywhere (exit 2;
+    /// a Secret made from a file keeps its trailing newline: trim it). A VG
+    /// recorded under this ID plus such characters (by an earlier version or the
+    /// seed tool) is the same node: its tag is replaced, nothing is reset.
     #[arg(long, env = "SATELLITE_ID", required = true)]
     pub satellite_id: Option<String>,
 
@@ -144,6 +157,31 @@ pub struct ProvisionArgs {
 pub enum OnFailure {
     Hold,
     Exit,
+}
+
+/// How much is logged. Unknown words are refused at argument parsing: a filter
+/// built from one (tracing's target syntax) would silence every line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    #[value(alias = "warning")]
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn filter(self) -> tracing::level_filters::LevelFilter {
+        use tracing::level_filters::LevelFilter;
+        match self {
+            LogLevel::Error => LevelFilter::ERROR,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Trace => LevelFilter::TRACE,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -288,6 +326,48 @@ mod tests {
             normalize_invocation(os(&["linstor-provision-disk", "status"])),
             os(&["linstor-provision-disk", "status"])
         );
+    }
+
+    fn log_level(args: &[&str]) -> Result<LogLevel, clap::Error> {
+        let mut argv = vec!["linstor-provision-disk"];
+        argv.extend(args);
+        argv.push("status");
+        argv.extend(["--partition-label", "x"]);
+        Cli::try_parse_from(argv).map(|cli| cli.global.log_level)
+    }
+
+    #[test]
+    fn log_levels_are_the_five_words_in_any_case_and_warning() {
+        for (word, level) in [
+            ("error", LogLevel::Error),
+            ("warn", LogLevel::Warn),
+            ("warning", LogLevel::Warn),
+            ("WARNING", LogLevel::Warn),
+            ("info", LogLevel::Info),
+            ("Debug", LogLevel::Debug),
+            ("DEBUG", LogLevel::Debug),
+            ("trace", LogLevel::Trace),
+        ] {
+            assert_eq!(log_level(&["--log-level", word]).ok(), Some(level), "{word}");
+        }
+        assert_eq!(log_level(&[]).ok(), Some(LogLevel::Info));
+    }
+
+    #[test]
+    fn an_unknown_log_level_is_a_usage_error_listing_the_levels() {
+        for word in ["verbose", "linstor_provision_disk=debug", "5", ""] {
+            match log_level(&["--log-level", word]) {
+                Ok(level) => panic!("{word:?} accepted as {level:?}"),
+                Err(e) => {
+                    assert_eq!(e.exit_code(), 2, "{word:?}");
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("error, warn, info, debug, trace"),
+                        "{word:?}: {text}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn main() -> ExitCode {
     let argv = args::normalize_invocation(argv);
     let cli = Cli::parse_from(argv);
     timer.lap("parse_args");
-    logging::init(&cli.global.log_level, cli.global.log_format);
+    logging::init(cli.global.log_level, cli.global.log_format);
     timer.lap("logging");
     let backend = cli.global.discovery.backend();
     let outcome = match cli.command {

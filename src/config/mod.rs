@@ -88,6 +88,7 @@ impl ProvisionConfig {
             VgName::wanted(&inputs.volume_group).map_err(ConfigError::VolumeGroup)?;
         let pool = LvName::wanted_pool(&inputs.pool).map_err(ConfigError::Pool)?;
         vg_path::check_vg_path_free(dev, &volume_group).map_err(ConfigError::VolumeGroupPath)?;
+        satellite_id::check_configured(&inputs.satellite_id).map_err(ConfigError::SatelliteId)?;
         let satellite_id_tag =
             satellite_id::encode_tag(&inputs.satellite_id).map_err(ConfigError::SatelliteId)?;
         let chunk_size_bytes =
@@ -132,6 +133,10 @@ mod tests {
             Box::new(|i| i.pool = "pool_tmeta".into()),
             Box::new(|i| i.satellite_id.clear()),
             Box::new(|i| i.satellite_id = "x".repeat(5000)),
+            Box::new(|i| i.satellite_id = "node-01\n".into()),
+            Box::new(|i| i.satellite_id = "node-01 ".into()),
+            Box::new(|i| i.satellite_id = " node-01".into()),
+            Box::new(|i| i.satellite_id = "node\u{1b}-01".into()),
             Box::new(|i| i.chunk_size = "100K".into()),
             Box::new(|i| i.volume_group = "vg.data".into()),
             Box::new(|i| i.pool = "pool+1".into()),

@@ -616,6 +616,7 @@ fn vg_facts(
         free_extents,
         other_pvs,
         satellite_id: read_satellite_id(vg, active.map(Vec::as_slice)),
+        satellite_id_tag: satellite_id::recorded_tag(&vg.tags).map(str::to_owned),
         logical_volumes,
     })
 }

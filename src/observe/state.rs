@@ -133,6 +133,10 @@ pub struct VgFacts {
     /// PVs of the VG other than the partition (uuid and last known device).
     pub other_pvs: Vec<String>,
     pub satellite_id: SatelliteIdReading,
+    /// The tag recording the satellite ID exactly as stored, for replacing it (not
+    /// part of the JSON: `satellite_id` shows what it says).
+    #[serde(skip)]
+    pub satellite_id_tag: Option<String>,
     pub logical_volumes: Vec<LvFacts>,
 }
 

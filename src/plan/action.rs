@@ -61,6 +61,14 @@ pub enum Action {
         volume_group: VgName,
         satellite_id_tag: String,
     },
+    /// Replace the satellite-ID tag of a VG whose recorded ID differs from the
+    /// configured one only by surrounding whitespace or control characters (the same
+    /// node): one `vgchange`, one metadata write.
+    RetagVolumeGroup {
+        volume_group: VgName,
+        old_tag: String,
+        new_tag: String,
+    },
     CreateThinPool {
         volume_group: VgName,
         pool: LvName,
@@ -184,6 +192,14 @@ impl fmt::Display for Action {
                 volume_group,
                 satellite_id_tag,
             } => write!(f, "tag volume group {volume_group} with {satellite_id_tag}"),
+            Action::RetagVolumeGroup {
+                volume_group,
+                old_tag,
+                new_tag,
+            } => write!(
+                f,
+                "re-tag volume group {volume_group}: replace {old_tag} with {new_tag} (the recorded satellite ID differs only by surrounding whitespace or control characters: the same node)"
+            ),
             Action::CreateThinPool {
                 volume_group,
                 pool,

@@ -18,6 +18,7 @@ use crate::observe::state::{
     SatelliteIdReading, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
+use crate::satellite_id;
 use crate::units::{Bytes, CheckedSub, DeviceRange, Extents};
 use serde::Serialize;
 
@@ -259,7 +260,9 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         SatelliteIdReading::Absent => None,
     };
     match recorded {
-        Some(id) if id == config.satellite_id => keep_and_grow(observed, pv, vg, &vg_name, config),
+        Some(id) if satellite_id::same_node(id, &config.satellite_id) => {
+            keep_and_grow(observed, pv, vg, &vg_name, config)
+        }
         Some(id) => reset(observed, vg, &vg_name, config, Some(id)),
         // A VG of the configured name that records no ID, empty or holding only the
         // pool, is the one this partition was dedicated to (the seed tool left such
@@ -518,13 +521,9 @@ fn keep_and_grow(
         device: observed.partition.devnode.clone(),
         what,
     };
-    let mut actions = Vec::new();
-    if !matches!(vg.satellite_id, SatelliteIdReading::Tag(_)) {
-        actions.push(Action::TagVolumeGroup {
-            volume_group: vg_name.clone(),
-            satellite_id_tag: config.satellite_id_tag.clone(),
-        });
-    }
+    let mut actions: Vec<Action> = record_satellite_id(vg, vg_name, config)?
+        .into_iter()
+        .collect();
     let mut free_extents = vg.free_extents;
     let extent = vg.extent_size;
     let possible_extents =
@@ -671,6 +670,40 @@ fn keep_and_grow(
         reset: None,
         actions,
     })
+}
+
+/// The write that makes the VG record the configured ID, on a VG that names the same
+/// node: the tag added to a seed node, or a tag recorded with stray characters
+/// (surrounding whitespace, control characters) replaced in one command.
+fn record_satellite_id(
+    vg: &VgFacts,
+    vg_name: &VgName,
+    config: &ProvisionConfig,
+) -> Result<Option<Action>, Refusal> {
+    let SatelliteIdReading::Tag(recorded) = &vg.satellite_id else {
+        return Ok(Some(Action::TagVolumeGroup {
+            volume_group: vg_name.clone(),
+            satellite_id_tag: config.satellite_id_tag.clone(),
+        }));
+    };
+    if *recorded == config.satellite_id {
+        return Ok(None);
+    }
+    // The tag exactly as stored: `--deltag` of any other spelling removes nothing.
+    let old_tag = match &vg.satellite_id_tag {
+        Some(tag) => tag.clone(),
+        None => satellite_id::encode_tag(recorded).map_err(|e| {
+            Refusal::SatelliteIdUnreadable {
+                volume_group: vg.name.clone(),
+                reason: e.to_string(),
+            }
+        })?,
+    };
+    Ok(Some(Action::RetagVolumeGroup {
+        volume_group: vg_name.clone(),
+        old_tag,
+        new_tag: config.satellite_id_tag.clone(),
+    }))
 }
 
 /// Thin pools of the VG with no pool device at all (components may be stranded).

@@ -151,6 +151,7 @@ fn provisioned(id: SatelliteIdReading) -> ObservedPartition {
             free_extents: Extents::ZERO,
             other_pvs: Vec::new(),
             satellite_id: id,
+            satellite_id_tag: None,
             logical_volumes: vec![
                 pool(EXTENT * (pe_count.count() - 2), EXTENT),
                 hidden("linstor-pool_tdata"),
@@ -193,6 +194,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::RemoveIncompleteSpare { .. } => "lvremove-spare",
             Action::CreateVolumeGroup { .. } => "vgcreate",
             Action::TagVolumeGroup { .. } => "vgtag",
+            Action::RetagVolumeGroup { .. } => "vgretag",
             Action::CreateThinPool { .. } => "pool-create",
             Action::ExtendPoolMetadata { .. } => "pool-metadata-extend",
             Action::ExtendThinPool { .. } => "pool-extend",
@@ -1367,4 +1369,83 @@ fn observed_and_plan_json_are_pinned() {
     assert_eq!(observed, "{\"partition\":{\"devnode\":\"/dev/vda1\",\"major\":254,\"minor\":1,\"label\":\"linstor-storage\",\"size_bytes\":4398046511104},\"foreign_signature\":null,\"physical_volume\":{\"uuid\":\"pvuuid-pvuu-idpv-uuid-pvuu-idpv-uuidpv\",\"recorded_device_size\":1073741824,\"metadata_bytes_at_end\":1048576,\"in_use_without_metadata\":null,\"volume_group\":{\"name\":\"linstor-vg\",\"uuid\":\"vguuid-vguu-idvg-uuid-vguu-idvg-uuidvg\",\"seqno\":7,\"extent_size_bytes\":4194304,\"pe_start_bytes\":1048576,\"pv_extent_count\":255,\"free_extents\":3,\"other_pvs\":[],\"satellite_id\":{\"source\":\"tag\",\"value\":\"node-01\"},\"logical_volumes\":[{\"name\":\"linstor-pool\",\"kind\":{\"type\":\"thin-pool\",\"metadata_size_bytes\":4194304,\"chunk_size_bytes\":524288,\"zero_new_blocks\":false,\"serving\":true,\"pool_device_present\":true,\"unloaded_pool_device\":null,\"unheld_pool_device\":null},\"visible\":true,\"size_bytes\":1061158912,\"active\":true,\"open_by\":null},{\"name\":\"linstor-pool_tdata\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"linstor-pool_tmeta\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"lvol0_pmspare\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"pvc-1\",\"kind\":{\"type\":\"thin\",\"pool\":\"linstor-pool\"},\"visible\":true,\"size_bytes\":10737418240,\"active\":false,\"open_by\":null}]}},\"wanted_vg_name_elsewhere\":[],\"leftovers\":{\"stale_devices\":[],\"vg_dev_dir\":{\"state\":\"absent\"}},\"host_lvm\":{\"devices_file\":{\"state\":\"not-in-use\"},\"global_filter_rejects\":null,\"filter_rejects\":null,\"error\":null}}");
     assert_eq!(plan, "{\"reset\":null,\"actions\":[{\"action\":\"resize-physical-volume\",\"device\":\"/dev/vda1\",\"from_bytes\":1073741824,\"to_bytes\":4398046511104},{\"action\":\"extend-pool-metadata\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"to_bytes\":536870912},{\"action\":\"extend-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"by_extents\":1048069}]}");
     assert_eq!(fresh, "{\"reset\":null,\"actions\":[{\"action\":\"create-physical-volume\",\"device\":\"/dev/vda1\",\"overwrite_signature\":null},{\"action\":\"create-volume-group\",\"volume_group\":\"linstor-vg\",\"device\":\"/dev/vda1\",\"satellite_id_tag\":\"linstor-satellite-id=node-01\"},{\"action\":\"create-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"chunk_size_bytes\":524288,\"zero_new_blocks\":false}]}");
+}
+
+#[test]
+fn an_id_recorded_with_stray_characters_is_re_tagged_in_one_step_not_reset() {
+    for recorded in ["node-01\n", "node-01 ", " node-01", "node-01\r\n", "node\u{7}-01"] {
+        let plan = planned(&provisioned(tag(recorded)), &config());
+        assert_eq!(plan.reset, None, "{recorded:?}");
+        let old_tag = match crate::satellite_id::encode_tag(recorded) {
+            Ok(tag) => tag,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            plan.actions,
+            [Action::RetagVolumeGroup {
+                volume_group: vg("linstor-vg"),
+                old_tag,
+                new_tag: "linstor-satellite-id=node-01".into(),
+            }],
+            "{recorded:?}"
+        );
+    }
+    // The tag as stored is the one removed, whatever its spelling.
+    let mut observed = provisioned(tag("node-01\n"));
+    vg_mut(&mut observed).satellite_id_tag = Some("linstor-satellite-id=node-01&0a".into());
+    assert!(matches!(
+        &planned(&observed, &config()).actions[..],
+        [Action::RetagVolumeGroup { old_tag, .. }] if old_tag == "linstor-satellite-id=node-01&0a"
+    ));
+    // Re-tagging goes with whatever else the VG needs, before it.
+    let mut observed = provisioned(tag("node-01\n"));
+    observed.partition.size_bytes = gib(2);
+    assert_eq!(
+        kinds(&planned(&observed, &config())),
+        ["vgretag", "pvresize", "pool-extend"]
+    );
+}
+
+#[test]
+fn an_id_that_differs_by_more_than_stray_characters_is_still_another_node() {
+    for recorded in ["node-01x", "node -01", "node-0", "Node-01", "node-01\u{a0}x"] {
+        let plan = planned(&provisioned(tag(recorded)), &config());
+        assert_eq!(
+            plan.reset.as_ref().and_then(|r| r.existing.as_deref()),
+            Some(recorded),
+            "{recorded:?}"
+        );
+    }
+}
+
+#[test]
+fn a_seed_file_id_with_a_trailing_newline_is_adopted_with_the_tag_added() {
+    let plan = planned(
+        &provisioned(SatelliteIdReading::SeedFile("node-01\n".into())),
+        &config(),
+    );
+    assert_eq!(plan.reset, None);
+    assert_eq!(kinds(&plan), ["vgtag"]);
+}
+
+#[test]
+fn a_re_tag_prints_both_tags() {
+    let action = Action::RetagVolumeGroup {
+        volume_group: vg("linstor-vg"),
+        old_tag: "linstor-satellite-id=node-01&0A".into(),
+        new_tag: "linstor-satellite-id=node-01".into(),
+    };
+    assert_eq!(
+        action.to_string(),
+        "re-tag volume group linstor-vg: replace linstor-satellite-id=node-01&0A with linstor-satellite-id=node-01 (the recorded satellite ID differs only by surrounding whitespace or control characters: the same node)"
+    );
+    assert_eq!(
+        serde_json::to_value(&action).ok(),
+        Some(serde_json::json!({
+            "action": "retag-volume-group",
+            "volume_group": "linstor-vg",
+            "old_tag": "linstor-satellite-id=node-01&0A",
+            "new_tag": "linstor-satellite-id=node-01",
+        }))
+    );
 }
