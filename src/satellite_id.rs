@@ -345,8 +345,12 @@ mod tests {
         );
         // Byte offsets count UTF-8 bytes, characters count characters.
         let after_umlaut = stray("ü\u{85}x");
-        assert!(after_umlaut.contains("U+0085 at character 2 (byte offset 2)"), "{after_umlaut}");
-        assert!(stray("ü\u{a0}").contains("U+00A0 (no-break space) at the end (character 2, byte offset 2)"));
+        assert!(
+            after_umlaut.contains("U+0085 at character 2 (byte offset 2)"),
+            "{after_umlaut}"
+        );
+        assert!(stray("ü\u{a0}")
+            .contains("U+00A0 (no-break space) at the end (character 2, byte offset 2)"));
         assert!(stray("\u{3000}x").contains("U+3000 at the start"));
         assert!(stray("x\u{7f}").contains("U+007F (delete) at the end"));
         assert!(!stray(&format!("{}\n", "x".repeat(200))).contains("xxx"));
@@ -354,14 +358,29 @@ mod tests {
 
     #[test]
     fn ordinary_odd_ids_stay_valid() {
-        for id in ["node-01", "node 01", "a \"b\" & 'c'", "ünïcödé", "🚀 rocket", "x"] {
+        for id in [
+            "node-01",
+            "node 01",
+            "a \"b\" & 'c'",
+            "ünïcödé",
+            "🚀 rocket",
+            "x",
+        ] {
             assert_eq!(check_configured(id), Ok(()), "{id:?}");
         }
     }
 
     #[test]
     fn a_recorded_id_with_stray_characters_is_the_same_node() {
-        for recorded in ["node-01", "node-01\n", "node-01\r\n", " node-01", "\tnode-01 \n", "node\u{0}-01", "node-01\u{85}"] {
+        for recorded in [
+            "node-01",
+            "node-01\n",
+            "node-01\r\n",
+            " node-01",
+            "\tnode-01 \n",
+            "node\u{0}-01",
+            "node-01\u{85}",
+        ] {
             assert!(same_node(recorded, "node-01"), "{recorded:?}");
         }
         for recorded in ["node-02", "node-01x", "node -01", "node-0", "", "\n"] {

@@ -348,7 +348,11 @@ mod tests {
             ("DEBUG", LogLevel::Debug),
             ("trace", LogLevel::Trace),
         ] {
-            assert_eq!(log_level(&["--log-level", word]).ok(), Some(level), "{word}");
+            assert_eq!(
+                log_level(&["--log-level", word]).ok(),
+                Some(level),
+                "{word}"
+            );
         }
         assert_eq!(log_level(&[]).ok(), Some(LogLevel::Info));
     }

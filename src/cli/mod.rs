@@ -7,6 +7,7 @@ mod provision;
 mod release;
 mod render;
 mod status;
+mod termination_log;
 
 use args::{Cli, Command};
 use clap::Parser;

@@ -87,7 +87,11 @@ pub fn run(
             Err(error) => {
                 let message = error.to_string();
                 tracing::error!("{message}");
-                write_termination_message(&args.termination_log, &message);
+                super::termination_log::write(&args.termination_log, &message);
+                // A dry run reports; only a real run waits for someone to fix things.
+                if args.dry_run {
+                    return Err(CliError::Reported);
+                }
                 match args.on_failure {
                     OnFailure::Exit => return Err(CliError::Reported),
                     OnFailure::Hold => {
@@ -100,31 +104,34 @@ pub fn run(
     }
 }
 
-/// Kubernetes shows this file's content in `kubectl describe pod`.
-fn write_termination_message(path: &Path, message: &str) {
-    if !path.exists() {
-        return;
-    }
-    let one_line: String = message.replace('\n', " ");
-    if let Err(e) = std::fs::write(path, one_line) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
-    }
-}
-
-/// Creates the marker and waits until someone removes it.
+/// Creates the marker and waits until someone removes it. The marker is created
+/// with `O_CREAT|O_EXCL`: an existing file there (a hold by an earlier run, or a file
+/// HOLD_MARKER names by mistake) is never truncated; it means "still held".
 fn hold(marker: &Path) -> Result<(), CliError> {
-    std::fs::write(marker, b"").map_err(|e| {
-        CliError::Failed(format!(
-            "cannot create the hold marker {}: {e}; use --on-failure exit or set HOLD_MARKER to a writable path",
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(marker);
+    match created {
+        Ok(_) => tracing::warn!(
+            marker = %marker.display(),
+            "provisioning failed; holding. Fix the cause, then `rm {}` to retry",
             marker.display()
-        ))
-    })?;
-    tracing::warn!(
-        marker = %marker.display(),
-        "provisioning failed; holding. Fix the cause, then `rm {}` to retry",
-        marker.display()
-    );
-    while marker.exists() {
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => tracing::warn!(
+            marker = %marker.display(),
+            "provisioning failed; holding on the existing {} (left as it is). Fix the cause, then remove it to retry",
+            marker.display()
+        ),
+        Err(e) => {
+            return Err(CliError::Failed(format!(
+                "cannot create the hold marker {}: {e}; use --on-failure exit or set HOLD_MARKER to a writable path",
+                marker.display()
+            )))
+        }
+    }
+    // lstat: a symlink there holds too, even when it points nowhere.
+    while std::fs::symlink_metadata(marker).is_ok() {
         std::thread::sleep(HOLD_POLL);
     }
     tracing::info!("hold marker removed; retrying");
@@ -161,11 +168,35 @@ fn print_plan(plan: &Plan, config: &ProvisionConfig, json: bool) -> Result<(), C
 
 #[cfg(test)]
 mod tests {
+    use super::hold;
     use crate::apply::converge::ConvergeError;
     use crate::observe::live::{DmUnavailable, LiveError};
     use crate::observe::snapshot::{LeftoversError, ObserveError};
     use crate::observe::{device_size, lvm, signature};
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn a_hold_leaves_an_existing_marker_as_it_is_and_waits_for_its_removal() {
+        let dir = crate::observe::partition::test_tree::TempDir::new("hold-existing");
+        let marker = dir.path().join("wait");
+        if let Err(e) = std::fs::write(&marker, b"precious") {
+            panic!("{e}");
+        }
+        let waiting = {
+            let marker = marker.clone();
+            std::thread::spawn(move || hold(&marker).is_ok())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!waiting.is_finished(), "the hold did not wait");
+        assert_eq!(
+            std::fs::read(&marker).ok().as_deref(),
+            Some(&b"precious"[..])
+        );
+        if let Err(e) = std::fs::remove_file(&marker) {
+            panic!("{e}");
+        }
+        assert!(waiting.join().unwrap_or(false));
+    }
 
     /// What `run` logs and writes to the termination log for a failure: the error's
     /// Display. These pins keep the operator's text identical while the causes

@@ -10,8 +10,39 @@ use std::process::ExitCode;
 /// The marker a hold waits on when `HOLD_MARKER` is not set.
 const DEFAULT_HOLD_MARKER: &str = "/tmp/.disk-provisioner-wait";
 
-/// Removes the hold marker; a missing marker is an error (nothing was holding there).
+/// The largest file taken for a hold marker: the tool creates it empty; an operator
+/// may have `echo`ed into it. Anything larger is someone's data HOLD_MARKER names.
+const MAX_MARKER_BYTES: u64 = 8;
+
+/// Why the file at `marker` is not one to remove: it must be a regular file (found
+/// without following a symlink) of at most [`MAX_MARKER_BYTES`]. `Ok` also when
+/// nothing is there (removing it then says so).
+fn check_removable(marker: &Path) -> Result<(), String> {
+    let Ok(found) = std::fs::symlink_metadata(marker) else {
+        return Ok(());
+    };
+    let kind = found.file_type();
+    let what = if kind.is_symlink() {
+        "a symlink".to_owned()
+    } else if kind.is_dir() {
+        "a folder".to_owned()
+    } else if !kind.is_file() {
+        "not a regular file (a device, FIFO or socket)".to_owned()
+    } else if found.len() > MAX_MARKER_BYTES {
+        format!("a file of {} bytes", found.len())
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "refusing to remove {}: it is {what}, not a hold marker (an empty file this tool creates, at most {MAX_MARKER_BYTES} bytes); check HOLD_MARKER, and remove the file yourself if it is one",
+        marker.display()
+    ))
+}
+
+/// Removes the hold marker; a missing marker is an error (nothing was holding there),
+/// and so is anything that is not a small regular file.
 pub fn run(marker: &Path) -> Result<(), CliError> {
+    check_removable(marker).map_err(CliError::Failed)?;
     match std::fs::remove_file(marker) {
         Ok(()) => {
             tracing::info!(marker = %marker.display(), "hold released; the holding run retries");
@@ -59,6 +90,10 @@ pub fn run_as_rm(argv: &[OsString]) -> ExitCode {
     if paths.is_empty() {
         eprintln!("rm: missing operand; usage: rm {}", marker.display());
         return ExitCode::from(super::EXIT_USAGE);
+    }
+    if let Err(message) = check_removable(&marker) {
+        eprintln!("rm: {message}");
+        return ExitCode::FAILURE;
     }
     match std::fs::remove_file(&marker) {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,5 +169,36 @@ mod tests {
             other => panic!("expected an error, got {other:?}"),
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_a_small_regular_file_is_removed() {
+        let dir = crate::observe::partition::test_tree::TempDir::new("release-kinds");
+        let big = dir.path().join("big");
+        std::fs::write(&big, b"precious data").unwrap_or_else(|e| panic!("{e}"));
+        let folder = dir.path().join("folder");
+        std::fs::create_dir(&folder).unwrap_or_else(|e| panic!("{e}"));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("small"), &link)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (path, says) in [
+            (&big, "a file of 13 bytes"),
+            (&folder, "a folder"),
+            (&link, "a symlink"),
+        ] {
+            match run(path) {
+                Err(CliError::Failed(message)) => {
+                    assert!(message.contains(says), "{message}");
+                    assert!(message.contains(&path.display().to_string()), "{message}");
+                }
+                other => panic!("{} removed: {other:?}", path.display()),
+            }
+            assert!(std::fs::symlink_metadata(path).is_ok());
+        }
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"held\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(run(&small).is_ok());
+        assert!(std::fs::symlink_metadata(&small).is_err());
+        assert!(check_removable(Path::new("/dev/null")).is_err());
     }
 }

@@ -692,11 +692,9 @@ fn record_satellite_id(
     // The tag exactly as stored: `--deltag` of any other spelling removes nothing.
     let old_tag = match &vg.satellite_id_tag {
         Some(tag) => tag.clone(),
-        None => satellite_id::encode_tag(recorded).map_err(|e| {
-            Refusal::SatelliteIdUnreadable {
-                volume_group: vg.name.clone(),
-                reason: e.to_string(),
-            }
+        None => satellite_id::encode_tag(recorded).map_err(|e| Refusal::SatelliteIdUnreadable {
+            volume_group: vg.name.clone(),
+            reason: e.to_string(),
         })?,
     };
     Ok(Some(Action::RetagVolumeGroup {

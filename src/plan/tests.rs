@@ -1373,7 +1373,13 @@ fn observed_and_plan_json_are_pinned() {
 
 #[test]
 fn an_id_recorded_with_stray_characters_is_re_tagged_in_one_step_not_reset() {
-    for recorded in ["node-01\n", "node-01 ", " node-01", "node-01\r\n", "node\u{7}-01"] {
+    for recorded in [
+        "node-01\n",
+        "node-01 ",
+        " node-01",
+        "node-01\r\n",
+        "node\u{7}-01",
+    ] {
         let plan = planned(&provisioned(tag(recorded)), &config());
         assert_eq!(plan.reset, None, "{recorded:?}");
         let old_tag = match crate::satellite_id::encode_tag(recorded) {
@@ -1408,7 +1414,13 @@ fn an_id_recorded_with_stray_characters_is_re_tagged_in_one_step_not_reset() {
 
 #[test]
 fn an_id_that_differs_by_more_than_stray_characters_is_still_another_node() {
-    for recorded in ["node-01x", "node -01", "node-0", "Node-01", "node-01\u{a0}x"] {
+    for recorded in [
+        "node-01x",
+        "node -01",
+        "node-0",
+        "Node-01",
+        "node-01\u{a0}x",
+    ] {
         let plan = planned(&provisioned(tag(recorded)), &config());
         assert_eq!(
             plan.reset.as_ref().and_then(|r| r.existing.as_deref()),
