@@ -2,15 +2,17 @@
 //! the whole table): a corrupted metadata area (header, then text), a foreign
 //! swap signature, bad names (LVM's rules, LINSTOR's, a VG name whose /dev path is
 //! taken or reserved) and IDs at and over the size limit, and odd IDs
-//! (spaces, a tab, quotes, a backslash, `&`, non-ASCII) that must round-trip
-//! exactly through a real provision, `status` and a reset.
+//! (spaces, quotes, a backslash, `&`, non-ASCII) that must round-trip
+//! exactly through a real provision and `status`; the same ID plus a trailing space
+//! is refused with exit 2.
 mod common;
 
 use common::*;
 use vmtest::DiskSpec;
 
-/// `node 01<TAB>ü "q" \ & 🚀`: every class of byte the tag encoding escapes.
-const ODD_ID: &str = "node 01\tü \"q\" \\ & 🚀";
+/// `node 01 ü "q" \ & 🚀`: every class of byte the tag encoding escapes that a
+/// configured ID may hold (a tab is a control character: refused since issue 18).
+const ODD_ID: &str = "node 01 ü \"q\" \\ & 🚀";
 
 fn tool(label: &str, id: &str) -> String {
     format!(
@@ -66,14 +68,15 @@ fn corrupted_metadata_odd_ids_and_bad_names() {
     script.push_str(&sum("sum-before-swap", "/dev/vde1"));
     script.push_str(&format!("step swap-refused {}\n", tool("swap", "node-01")));
     script.push_str(&sum("sum-after-swap", "/dev/vde1"));
-    // Odd IDs round-trip exactly; one more trailing space is another node.
+    // Odd IDs round-trip exactly; one more trailing space is refused (exit 2), the
+    // node left as it is.
     script.push_str(&format!(
-        "ODD=$(printf 'node 01\\tü \"q\" \\\\ & 🚀')\n\
+        "ODD=$(printf 'node 01 ü \"q\" \\\\ & 🚀')\n\
          step odd-prov {odd}\n\
          step odd-steady {odd}\n\
          step odd-status $LPD status --partition-label odd --volume-group odd --pool pool --json\n\
          step odd-tags vgs --devices /dev/vdc1 --noheadings -o vg_tags odd\n\
-         step odd-reset {odd_space}\n\
+         step odd-space {odd_space}\n\
          step odd-status-2 $LPD status --partition-label odd --volume-group odd --pool pool --json\n",
         odd = tool("odd", "\"$ODD\""),
         odd_space = tool("odd", "\"$ODD \""),
@@ -200,19 +203,19 @@ fn corrupted_metadata_odd_ids_and_bad_names() {
         .unwrap_or_else(|| panic!("no tag in {out:?}"))
         .to_owned();
     assert!(
-        tags.starts_with("linstor-satellite-id=node&2001&09&C3&BC&20&22q&22&20&5C&20&26&20&F0"),
+        tags.starts_with("linstor-satellite-id=node&2001&20&C3&BC&20&22q&22&20&5C&20&26&20&F0"),
         "{tags}"
     );
-    let reset = expect_provisioned(&run, "odd-reset");
+    let space = expect_exit(&run, "odd-space", 2);
     assert!(
-        reset.stderr.contains("satellite id mismatch"),
-        "a trailing space is another ID:\n{}",
-        reset.stderr
+        space.stderr.contains("U+0020 (space) at the end")
+            && !space.stderr.contains("satellite id mismatch"),
+        "a trailing space is not refused:\n{}",
+        space.stderr
     );
     let status = json(&run, "odd-status-2");
     assert_eq!(
-        status["physical_volume"]["volume_group"]["satellite_id"]["value"],
-        format!("{ODD_ID} "),
+        status["physical_volume"]["volume_group"]["satellite_id"]["value"], ODD_ID,
         "{status}"
     );
 

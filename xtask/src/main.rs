@@ -90,6 +90,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_kill_torture",
     "vm_leftovers",
     "vm_linstor",
+    "vm_operator_inputs",
     "vm_partition_labels",
     "vm_signatures",
 ];
