@@ -6,7 +6,7 @@
 //! - a node recorded under `node-01\n` (tag written with LVM's own `vgchange`, as an
 //!   earlier version wrote it) and started with `node-01` is re-tagged in one
 //!   metadata write (seqno + 1), its data kept, and the next start writes nothing;
-//!   a seed node whose `satellite-id` file ends in a newline is adopted, not reset;
+//!   a seed node whose `satellite-id` file ends in `\r\n` is adopted, not reset;
 //! - an unknown LOG_LEVEL is exit 2 listing the levels; `warning` works as warn;
 //! - a file already at HOLD_MARKER is waited on and never truncated; `release` and
 //!   the image's `rm` refuse anything but a small regular file; the termination log
@@ -65,12 +65,13 @@ step retag-vgs-again sh -c "$VGS_RETAG"
 "#;
 
 const SCRIPT_SEED: &str = r#"
-# The seed tool's layout, its satellite-id file written from a Secret with a newline.
+# The seed tool's layout, its satellite-id file written from a Secret with a CRLF
+# ending (a lone trailing newline was tolerated already).
 step seed-layout sh -c 'pvcreate -q /dev/vdd1 && vgcreate -q seed /dev/vdd1 &&
   lvcreate -q --type thin-pool -l 100%FREE -n pool seed &&
   lvcreate -q --type thin --virtualsize 100M --thinpool pool --name metadata seed &&
   mkfs.ext4 -q /dev/mapper/seed-metadata && mount /dev/mapper/seed-metadata /mnt &&
-  printf "node-01\n" > /mnt/satellite-id && umount /mnt &&
+  printf "node-01\r\n" > /mnt/satellite-id && umount /mnt &&
   lvcreate -q -V 8M -T seed/pool -n data &&
   dd if=/dev/urandom of=/dev/mapper/seed-data bs=1M count=8 conv=fsync 2>/dev/null'
 step seed-sum-before sha256sum /dev/mapper/seed-data
