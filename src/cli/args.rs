@@ -55,14 +55,13 @@ pub struct Cli {
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Log verbosity, in any case (`warning` means warn). Any other word is refused
-    /// (exit 2).
+    /// Log verbosity: error, warn (or warning), info, debug or trace, in any case;
+    /// empty means info. Any other word is refused (exit 2).
     #[arg(
         long,
         env = "LOG_LEVEL",
-        value_enum,
-        default_value_t = LogLevel::Info,
-        ignore_case = true,
+        default_value = "info",
+        value_parser = LogLevel::parse,
         global = true
     )]
     pub log_level: LogLevel,
@@ -161,10 +160,9 @@ pub enum OnFailure {
 
 /// How much is logged. Unknown words are refused at argument parsing: a filter
 /// built from one (tracing's target syntax) would silence every line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
     Error,
-    #[value(alias = "warning")]
     Warn,
     Info,
     Debug,
@@ -172,6 +170,22 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The level `word` names, in any case; `warning` is warn, and an empty value
+    /// (`LOG_LEVEL=` from a template with no value) the default, info.
+    pub fn parse(word: &str) -> Result<LogLevel, String> {
+        match word.to_ascii_lowercase().as_str() {
+            "error" => Ok(LogLevel::Error),
+            "warn" | "warning" => Ok(LogLevel::Warn),
+            "info" | "" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            "trace" => Ok(LogLevel::Trace),
+            _ => Err(
+                "unknown log level; valid values: error, warn, info, debug, trace (any case; warning = warn)"
+                    .to_owned(),
+            ),
+        }
+    }
+
     pub fn filter(self) -> tracing::level_filters::LevelFilter {
         use tracing::level_filters::LevelFilter;
         match self {
@@ -355,18 +369,19 @@ mod tests {
             );
         }
         assert_eq!(log_level(&[]).ok(), Some(LogLevel::Info));
+        assert_eq!(log_level(&["--log-level", ""]).ok(), Some(LogLevel::Info));
     }
 
     #[test]
     fn an_unknown_log_level_is_a_usage_error_listing_the_levels() {
-        for word in ["verbose", "linstor_provision_disk=debug", "5", ""] {
+        for word in ["verbose", "linstor_provision_disk=debug", "5", "info,debug"] {
             match log_level(&["--log-level", word]) {
                 Ok(level) => panic!("{word:?} accepted as {level:?}"),
                 Err(e) => {
                     assert_eq!(e.exit_code(), 2, "{word:?}");
                     let text = e.to_string();
                     assert!(
-                        text.contains("error, warn, info, debug, trace"),
+                        text.contains("error, warn, info, debug, trace") && text.contains(word),
                         "{word:?}: {text}"
                     );
                 }
