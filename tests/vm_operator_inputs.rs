@@ -141,6 +141,32 @@ fn operator_inputs_never_cost_a_node_its_data() {
         tool("seed"),
     );
     let run = boot(&bed, false, &script);
+    // For the record: what the operator sees (the line naming `needle`, else the last).
+    for (step, needle) in [
+        ("id-newline", ""),
+        ("id-leading-space", ""),
+        ("id-control", ""),
+        ("retag-run", "re-tagging"),
+        ("log-verbose", "invalid value"),
+        ("release-big", ""),
+        ("hold-existing", "holding"),
+    ] {
+        let s = run.step(step);
+        let mut lines = s.stderr.lines().filter(|l| !l.trim().is_empty());
+        let line = lines
+            .clone()
+            .find(|l| !needle.is_empty() && l.contains(needle))
+            .or_else(|| lines.next_back())
+            .unwrap_or_default();
+        eprintln!("{step} (exit {}): {line}", s.exit_code);
+    }
+    for step in ["retag-vgs-before", "retag-vgs-after", "retag-vgs-again"] {
+        eprintln!(
+            "{step}: seqno {} tags {}",
+            seqno(&run, step),
+            tags(&run, step)
+        );
+    }
     let mut checks = Checks::default();
     stray_ids_are_refused_before_anything_is_read(&run, &mut checks);
     a_recorded_id_with_a_newline_is_re_tagged_once(&run, &mut checks);
