@@ -54,9 +54,10 @@ pub trait Machine {
     fn resolve(&mut self, label: &str, timer: &mut PhaseTimer) -> Result<Resolved, ObserveError>;
     /// One run at a time per partition: waits while another instance holds it.
     fn lock(&mut self, devnode: &Path) -> Result<Self::Lock, LockError>;
-    /// Fails unless `devnode` still names the device `lock` holds: checked before
-    /// every round and every step, since every write reaches the partition by name.
-    fn reidentify(&mut self, lock: &Self::Lock, devnode: &Path) -> Result<(), LockError>;
+    /// Fails unless the resolved node still names the device `lock` holds, and that
+    /// is the resolved partition: checked before every round and every step, since
+    /// every write reaches the partition by name.
+    fn reidentify(&mut self, lock: &Self::Lock, resolved: &Resolved) -> Result<(), LockError>;
     /// One read-only pass over the resolved partition.
     fn observe(
         &mut self,
@@ -82,8 +83,10 @@ impl Machine for RealMachine {
         PartitionLock::acquire(devnode)
     }
 
-    fn reidentify(&mut self, lock: &PartitionLock, devnode: &Path) -> Result<(), LockError> {
-        lock.still_names_locked_device(devnode)
+    fn reidentify(&mut self, lock: &PartitionLock, resolved: &Resolved) -> Result<(), LockError> {
+        let device = &resolved.device;
+        lock.holds_device(&device.devnode, device.major, device.minor)?;
+        lock.still_names_locked_device(&device.devnode)
     }
 
     fn observe(
@@ -138,7 +141,7 @@ pub fn converge_on<M: Machine>(
     let mut applied: Vec<crate::plan::Action> = Vec::new();
     'rounds: for round in 0..MAX_ROUNDS {
         if let Some(lock) = &lock {
-            machine.reidentify(lock, &devnode)?;
+            machine.reidentify(lock, &resolved)?;
         }
         let snapshot = machine.observe(&resolved, &expect, timer)?;
         if round == 0 {
@@ -182,7 +185,7 @@ pub fn converge_on<M: Machine>(
         let removal = RemovalContext::of(&snapshot);
         for action in &plan.actions {
             if let Some(lock) = &lock {
-                machine.reidentify(lock, &devnode)?;
+                machine.reidentify(lock, &resolved)?;
             }
             match apply_action(executor, action, &devnode, &removal) {
                 // The plan no longer fits what is there: plan again from a new look.

@@ -31,6 +31,33 @@ pub struct PartitionLock {
 }
 
 impl PartitionLock {
+    /// Fails unless the locked descriptor is the block device `major:minor` (the
+    /// partition as resolved): a node swapped before the lock was taken.
+    pub fn holds_device(&self, path: &Path, major: u32, minor: u32) -> Result<(), LockError> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let locked = self.lock.metadata().map_err(|source| LockError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let wanted = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
+        if locked.file_type().is_block_device() && locked.rdev() == wanted {
+            return Ok(());
+        }
+        Err(LockError::Swapped {
+            path: path.to_owned(),
+            locked: format!("resolved as block device {major}:{minor}"),
+            now: if locked.file_type().is_block_device() {
+                format!(
+                    "block device {}:{}",
+                    nix::sys::stat::major(locked.rdev()),
+                    nix::sys::stat::minor(locked.rdev())
+                )
+            } else {
+                "not a block device".to_owned()
+            },
+        })
+    }
+
     /// Fails unless `path` still names the device this lock holds: `st_rdev` of the
     /// node at the path against `fstat` of the locked descriptor. Every later write
     /// goes to `path` (LVM opens it by name), so a device swapped in under that name
@@ -153,6 +180,11 @@ mod tests {
         assert!(matches!(
             lock.still_names_locked_device(&path),
             Err(LockError::Swapped { .. })
+        ));
+        // What was locked is not the block device the partition resolved to.
+        assert!(matches!(
+            lock.holds_device(&path, 254, 1),
+            Err(LockError::Swapped { now, .. }) if now == "not a block device"
         ));
     }
 }

@@ -1113,11 +1113,11 @@ impl Machine for SimulatedMachine {
         Ok(())
     }
 
-    fn reidentify(&mut self, _lock: &(), devnode: &Path) -> Result<(), LockError> {
+    fn reidentify(&mut self, _lock: &(), resolved: &Resolved) -> Result<(), LockError> {
         self.identity_checks += 1;
         match self.node_swapped_at_check {
             Some(at) if self.identity_checks >= at => Err(LockError::Swapped {
-                path: devnode.to_owned(),
+                path: resolved.device.devnode.clone(),
                 locked: "block device 254:1".to_owned(),
                 now: "block device 254:17".to_owned(),
             }),
