@@ -17,7 +17,7 @@ pub enum LockError {
     },
     #[error("cannot lock {}: {errno}", path.display())]
     Lock { path: PathBuf, errno: Errno },
-    #[error("{} is no longer the partition this run resolved and locked (device {locked}); it is now {now}: something replaced the device node while the tool was working. Nothing more was written. Check what changed /dev (a bind mount, mknod, a container runtime) and rerun", path.display())]
+    #[error("{} is no longer the partition this run resolved and locked ({locked}); it is now {now}: something replaced the device node while the tool was working. Nothing more was written. Check what changed /dev (a bind mount, mknod, a container runtime) and rerun", path.display())]
     Swapped {
         path: PathBuf,
         locked: String,
@@ -77,7 +77,7 @@ impl PartitionLock {
         };
         let swapped = |locked: &std::fs::Metadata, now: String| LockError::Swapped {
             path: path.to_owned(),
-            locked: show(locked),
+            locked: format!("locked as {}", show(locked)),
             now,
         };
         let locked = self.lock.metadata().map_err(|source| LockError::Open {
