@@ -8,7 +8,11 @@
 //! - a pool device a killed removal left live but held by nothing (LVM then counts
 //!   the pool inactive and cannot deactivate its components) is cleared by a reset,
 //!   also when a stale thin device (removed first) is what still holds it, and
-//!   only once LVM's lock of the VG is free (an LVM command may be building it).
+//!   only once LVM's lock of the VG is free (an LVM command may be building it);
+//! - what a removal finds once it holds that lock is re-checked: a device made again
+//!   under the planned name, a device that gained a holder, a partition node swapped
+//!   underneath; the lock is the one in the host's `global/locking_dir`, and under
+//!   lvmlockd nothing is removed natively.
 mod common;
 
 use common::*;
@@ -230,4 +234,228 @@ step locked-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "
         run.expect_success("locked-lvs").stdout.trim(),
         "pool linstor-satellite-id=node-04"
     );
+}
+
+/// Shell helpers for steps that run the tool while the test changes the machine: the
+/// tool waits for LVM's lock of the VG (held here by `flock`), the test changes what
+/// the plan was made from, then lets go of the lock.
+const RECHECK_HELPERS: &str = r#"
+# bg NAME CMD...: runs CMD in the background; output in /tmp/NAME.out/.err, exit code in /tmp/NAME.rc.
+bg() { _n=$1; shift; ( "$@" >/tmp/$_n.out 2>/tmp/$_n.err </dev/null; echo $? >/tmp/$_n.rc.new; mv /tmp/$_n.rc.new /tmp/$_n.rc ) >/dev/null 2>&1 & }
+# await TEXT FILE: waits up to 120 s for TEXT to appear in FILE.
+await() { _i=0; while ! grep -q "$1" "$2" 2>/dev/null; do _i=$((_i+1)); [ $_i -gt 1200 ] && { echo "no '$1' in $2 after 120 s" >&2; cat "$2" >&2; return 1; }; sleep 0.1; done; }
+# finish NAME: waits for bg NAME to end and reports its output and exit code as its own.
+finish() { _i=0; while [ ! -e /tmp/$1.rc ]; do _i=$((_i+1)); [ $_i -gt 3000 ] && { echo "still running after 300 s" >&2; return 124; }; sleep 0.1; done; cat /tmp/$1.out; cat /tmp/$1.err >&2; return "$(cat /tmp/$1.rc)"; }
+# hold LOCKFILE RELEASEFILE: holds LOCKFILE (flock, as an LVM command holds V_<vg>) until RELEASEFILE exists.
+hold() { mkdir -p "$(dirname "$1")"; ( flock "$1" sh -c 'while [ ! -e "$0" ]; do sleep 0.1; done' "$2" ) >/dev/null 2>&1 </dev/null & sleep 1; ! flock -n "$1" true; }
+# ghost NAME: a device-mapper device under NAME with an LVM uuid of linstor-vg's that
+# the VG does not list, mapping the partition: what a killed LVM command leaves.
+ghost() { _u=$(vgs --noheadings -o vg_uuid linstor-vg | tr -d ' -') && dmsetup create "$1" -u "LVM-${_u}$2" --table "0 2048 linear /dev/vda1 0"; }
+"#;
+
+/// Boots a bed with our partition provisioned (step `prov`), a blank partition
+/// labeled `swapped` (vdb1) and a bystander partition (vdc1), and runs `script`.
+fn recheck_boot(script: &str) -> vmtest::GuestRun {
+    let bed = bed(vec![
+        DiskSpec::new("storage", 512).partition("linstor-storage", None),
+        DiskSpec::new("swapped", 256).partition("swapped", None),
+        DiskSpec::new("bystander", 256).partition("bystander", None),
+    ]);
+    let script = format!("{RECHECK_HELPERS}step prov $LPD $P --satellite-id node-01\n{script}");
+    let run = boot(&bed, false, &script);
+    expect_provisioned(&run, "prov");
+    run
+}
+
+/// The tool's log of `name`, shown with the test's output.
+fn shown<'a>(run: &'a vmtest::GuestRun, name: &str) -> &'a vmtest::Step {
+    let step = run.step(name);
+    eprintln!("--- {name} (exit {}) ---\n{}", step.exit_code, step.stderr);
+    step
+}
+
+#[test]
+fn a_device_made_again_under_the_planned_name_with_another_uuid_is_not_removed() {
+    let run = recheck_boot(
+        r#"
+step ghost ghost linstor--vg-ghost ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ
+step hold hold /run/lock/lvm/V_linstor-vg /tmp/run.release
+step start bg run $LPD $P --satellite-id node-01
+step waits await "waiting for it" /tmp/run.err
+step swap sh -c 'dmsetup remove linstor--vg-ghost && dmsetup create linstor--vg-ghost -u OTHER-TOOL-0001 --table "0 2048 zero"'
+step release touch /tmp/run.release
+step run finish run
+step other dmsetup info -c --noheadings -o name,uuid linstor--vg-ghost
+"#,
+    );
+    for s in ["ghost", "hold", "start", "waits", "swap", "release"] {
+        run.expect_success(s);
+    }
+    // The planned name now belongs to another tool's device (another uuid): it is
+    // not removed, and the new look finds nothing of ours to remove.
+    let renamed = shown(&run, "run");
+    assert_eq!(
+        run.step("other").stdout.trim(),
+        "linstor--vg-ghost:OTHER-TOOL-0001",
+        "the other tool's device under the planned name was removed"
+    );
+    expect_provisioned(&run, "run");
+    run.check(
+        renamed.stderr.contains("changed since it was observed")
+            && renamed.stderr.contains("no device has uuid"),
+        &format!(
+            "expected the removal to find the uuid gone:\n{}",
+            renamed.stderr
+        ),
+    );
+}
+
+#[test]
+fn a_leftover_that_gains_a_holder_while_the_tool_waits_is_not_removed() {
+    let run = recheck_boot(
+        r#"
+step ghost ghost linstor--vg-ghost YYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYY
+step hold hold /run/lock/lvm/V_linstor-vg /tmp/run.release
+step start bg run $LPD $P --satellite-id node-01
+step waits await "waiting for it" /tmp/run.err
+step user sh -c 'dmsetup create ghost-user --table "0 2048 linear $(dmsetup info -c --noheadings --separator : -o major,minor linstor--vg-ghost) 0"'
+step release touch /tmp/run.release
+step run finish run
+step still dmsetup info -c --noheadings -o name linstor--vg-ghost
+"#,
+    );
+    for s in ["ghost", "hold", "start", "waits", "user", "release"] {
+        run.expect_success(s);
+    }
+    // Not removed; the new look refuses it, naming the holder.
+    let held = shown(&run, "run");
+    expect_exit(&run, "run", 1);
+    run.check(
+        held.stderr.contains("changed since it was observed")
+            && held.stderr.contains("it is now held by dm-")
+            && held
+                .stderr
+                .contains("linstor--vg-ghost is stacked on /dev/vda1"),
+        &format!(
+            "expected a re-check, then a refusal naming the holder:\n{}",
+            held.stderr
+        ),
+    );
+    assert_eq!(
+        run.expect_success("still").stdout.trim(),
+        "linstor--vg-ghost"
+    );
+}
+
+#[test]
+fn the_removal_waits_for_lvms_lock_in_the_hosts_locking_dir() {
+    let run = recheck_boot(
+        r#"
+step ghost ghost linstor--vg-ghost XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX
+step conf sh -c 'printf "global {\n    locking_dir = \"/run/lvm-locks-test\"\n}\n" >> /etc/lvm/lvm.conf'
+step hold hold /run/lvm-locks-test/V_linstor-vg /tmp/run.release
+step start bg run $LPD $P --satellite-id node-01
+step waits await "waiting for it" /tmp/run.err
+step kept dmsetup info -c --noheadings -o name linstor--vg-ghost
+step release touch /tmp/run.release
+step run finish run
+step gone sh -c 'dmsetup info -c --noheadings -o name | grep -c ghost || true'
+"#,
+    );
+    for s in ["ghost", "conf", "hold", "start"] {
+        run.expect_success(s);
+    }
+    // Still there while an LVM command (here `flock`) holds the lock in the folder
+    // the host's lvm.conf names; removed once it is free.
+    run.expect_success("waits");
+    run.expect_success("kept");
+    run.expect_success("release");
+    let moved = shown(&run, "run");
+    expect_provisioned(&run, "run");
+    run.check(
+        moved
+            .stderr
+            .contains("lock=/run/lvm-locks-test/V_linstor-vg")
+            && moved.stderr.contains("removed a device-mapper device"),
+        &format!(
+            "expected the wait on the host's locking_dir:\n{}",
+            moved.stderr
+        ),
+    );
+    assert_eq!(run.expect_success("gone").stdout.trim(), "0");
+}
+
+#[test]
+fn native_removals_are_refused_when_the_host_uses_lvmlockd() {
+    let run = recheck_boot(
+        r#"
+step ghost ghost linstor--vg-ghost WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW
+step conf sh -c 'cp /etc/lvm/lvm.conf /tmp/lvm.conf.orig && printf "global {\n    use_lvmlockd = 1\n}\n" >> /etc/lvm/lvm.conf'
+step run $LPD $P --satellite-id node-01
+step still dmsetup info -c --noheadings -o name linstor--vg-ghost
+step restore cp /tmp/lvm.conf.orig /etc/lvm/lvm.conf
+step after $LPD $P --satellite-id node-01
+"#,
+    );
+    run.expect_success("ghost");
+    run.expect_success("conf");
+    let lockd = shown(&run, "run");
+    assert_eq!(
+        run.step("still").stdout.trim(),
+        "linstor--vg-ghost",
+        "the leftover was removed natively although the host uses lvmlockd"
+    );
+    expect_exit(&run, "run", 1);
+    run.check(
+        lockd.stderr.contains("use_lvmlockd = 1") && lockd.stderr.contains("linstor--vg-ghost"),
+        &format!("expected a refusal naming lvmlockd:\n{}", lockd.stderr),
+    );
+    run.expect_success("restore");
+    let after = expect_provisioned(&run, "after");
+    run.check(
+        after.stderr.contains("removed a device-mapper device"),
+        &format!(
+            "expected the leftover removed once lvmlockd is off:\n{}",
+            after.stderr
+        ),
+    );
+}
+
+#[test]
+fn a_partition_node_swapped_underneath_stops_the_run_before_the_next_write() {
+    let run = recheck_boot(
+        r#"
+S='--partition-label swapped --volume-group swapped-vg --pool pool --on-failure exit'
+step ghost dmsetup create swapped--vg-ghost -u LVM-SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGG --table "0 2048 linear /dev/vdb1 0"
+step hold hold /run/lock/lvm/V_swapped-vg /tmp/run.release
+step start bg run $LPD $S --satellite-id node-01
+step waits await "waiting for it" /tmp/run.err
+step node sh -c 'n=$(tr : " " </sys/class/block/vdc1/dev) && rm /dev/vdb1 && mknod /dev/vdb1 b $n && ls -l /dev/vdb1'
+step release touch /tmp/run.release
+step run finish run
+step restore sh -c 'n=$(tr : " " </sys/class/block/vdb1/dev) && rm -f /dev/vdb1 && mknod /dev/vdb1 b $n'
+step bystander sh -c 'dd if=/dev/vdc1 bs=512 count=8 2>/dev/null | grep -c LABELONE || true'
+step after $LPD $S --satellite-id node-01
+"#,
+    );
+    for s in ["ghost", "hold", "start", "waits", "node", "release"] {
+        run.expect_success(s);
+    }
+    // The leftover is removed while /dev/vdb1 names the bystander's device; the
+    // next step (pvcreate) would write there: refused, nothing written.
+    let swapped = shown(&run, "run");
+    assert_eq!(
+        run.expect_success("bystander").stdout.trim(),
+        "0",
+        "an LVM label was written to the device swapped in"
+    );
+    expect_exit(&run, "run", 1);
+    run.check(
+        swapped
+            .stderr
+            .contains("/dev/vdb1 is no longer the partition this run resolved"),
+        &format!("expected the swapped node refused:\n{}", swapped.stderr),
+    );
+    run.expect_success("restore");
+    expect_provisioned(&run, "after");
 }

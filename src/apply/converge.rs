@@ -1,6 +1,7 @@
 //! The main loop: observe → plan → apply, then observe again until the plan is
 //! empty. Re-planning after every applied plan both verifies the result and lets a
 //! plan that needed more facts (the seed LV's ID) continue once they are readable.
+use super::leftovers::RemovalContext;
 use super::lock::{LockError, PartitionLock};
 use super::{apply_action, ApplyError, LvmExecutor};
 use crate::config::ProvisionConfig;
@@ -53,6 +54,10 @@ pub trait Machine {
     fn resolve(&mut self, label: &str, timer: &mut PhaseTimer) -> Result<Resolved, ObserveError>;
     /// One run at a time per partition: waits while another instance holds it.
     fn lock(&mut self, devnode: &Path) -> Result<Self::Lock, LockError>;
+    /// Fails unless the resolved node still names the device `lock` holds, and that
+    /// is the resolved partition: checked before every round and every step, since
+    /// every write reaches the partition by name.
+    fn reidentify(&mut self, lock: &Self::Lock, resolved: &Resolved) -> Result<(), LockError>;
     /// One read-only pass over the resolved partition.
     fn observe(
         &mut self,
@@ -76,6 +81,12 @@ impl Machine for RealMachine {
 
     fn lock(&mut self, devnode: &Path) -> Result<PartitionLock, LockError> {
         PartitionLock::acquire(devnode)
+    }
+
+    fn reidentify(&mut self, lock: &PartitionLock, resolved: &Resolved) -> Result<(), LockError> {
+        let device = &resolved.device;
+        lock.holds_device(&device.devnode, device.major, device.minor)?;
+        lock.still_names_locked_device(&device.devnode)
     }
 
     fn observe(
@@ -115,7 +126,7 @@ pub fn converge_on<M: Machine>(
     let resolved = machine.resolve(&config.partition_label, timer)?;
     let devnode = resolved.device.devnode.clone();
     tracing::info!(partition = %devnode.display(), label = %config.partition_label, "resolved partition");
-    let _lock = if dry_run {
+    let lock = if dry_run {
         None
     } else {
         Some(machine.lock(&devnode)?)
@@ -128,7 +139,10 @@ pub fn converge_on<M: Machine>(
         signatures_beside_lvm_label: false,
     };
     let mut applied: Vec<crate::plan::Action> = Vec::new();
-    for round in 0..MAX_ROUNDS {
+    'rounds: for round in 0..MAX_ROUNDS {
+        if let Some(lock) = &lock {
+            machine.reidentify(lock, &resolved)?;
+        }
         let snapshot = machine.observe(&resolved, &expect, timer)?;
         if round == 0 {
             for warning in host_lvm_warnings(&snapshot.observed, config) {
@@ -168,10 +182,21 @@ pub fn converge_on<M: Machine>(
                 "satellite id mismatch, resetting lvm configuration"
             );
         }
+        let removal = RemovalContext::of(&snapshot);
         for action in &plan.actions {
-            apply_action(executor, action, &devnode)?;
+            if let Some(lock) = &lock {
+                machine.reidentify(lock, &resolved)?;
+            }
+            match apply_action(executor, action, &devnode, &removal) {
+                // The plan no longer fits what is there: plan again from a new look.
+                Err(e) if e.is_changed_since_observed() => {
+                    tracing::warn!("{e}");
+                    continue 'rounds;
+                }
+                result => result?,
+            }
+            applied.push(action.clone());
         }
-        applied.extend(plan.actions);
     }
     let snapshot = machine.observe(&resolved, &expect, timer)?;
     let leftover = plan(&snapshot.observed, config)?;

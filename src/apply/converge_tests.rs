@@ -1,6 +1,7 @@
 //! `converge` driven end to end on a simulated partition: which commands each start
 //! runs, what it leaves, and how it stops when it cannot finish.
 use super::converge::{converge_on, ConvergeError, Outcome, MAX_ROUNDS};
+use super::lock::LockError;
 use super::simulated_partition::{
     bytes, config, config_for, whole, PoolActivity, RecordingLvm, SimulatedMachine,
     SimulatedPartition, DEVNODE, EXTENT, GIB, POOL, POOL_DM, SEED_LV, VG,
@@ -866,4 +867,67 @@ fn a_seed_node_whose_file_ends_in_a_newline_is_adopted() {
     let state = bed.state();
     assert_provisioned(&state, &config());
     assert!(state.lv("pvc-1").is_some());
+}
+
+#[test]
+fn a_removal_finding_its_device_changed_observes_again_before_anything_else() {
+    let mut start = SimulatedPartition::blank(GIB);
+    start.add_stale_device("linstor--vg-lvol0", None);
+    let mut bed = Bed::new(start);
+    bed.lvm.removals_finding_changes = 1;
+    let (_, rounds) = converged(bed.converge(&config()));
+    // Nothing after the refused removal ran in that round; the next round removed it.
+    assert_eq!(
+        bed.log(),
+        [
+            "remove-stale-devices linstor--vg-lvol0",
+            "remove-stale-devices linstor--vg-lvol0",
+            PVCREATE,
+            VGCREATE,
+            POOL_CREATE
+        ]
+    );
+    assert_eq!(rounds, 2);
+    assert_provisioned(&bed.state(), &config());
+}
+
+#[test]
+fn a_removal_that_keeps_finding_changes_ends_in_not_converged() {
+    let mut start = SimulatedPartition::blank(GIB);
+    start.add_stale_device("linstor--vg-lvol0", None);
+    let mut bed = Bed::new(start);
+    bed.lvm.removals_finding_changes = usize::MAX;
+    let result = bed.converge(&config());
+    assert!(
+        matches!(&result, Err(ConvergeError::NotConverged(left)) if left.contains("linstor--vg-lvol0")),
+        "{result:?}"
+    );
+    assert!(bed
+        .log()
+        .iter()
+        .all(|l| l.starts_with("remove-stale-devices")));
+}
+
+#[test]
+fn a_partition_node_swapped_between_steps_stops_the_run_before_the_next_write() {
+    let mut start = SimulatedPartition::blank(GIB);
+    start.add_stale_device("linstor--vg-lvol0", None);
+    let mut bed = Bed::new(start);
+    // Check 1 opens the round, check 2 precedes the removal, check 3 pvcreate.
+    bed.machine.node_swapped_at_check = Some(3);
+    let result = bed.converge(&config());
+    assert!(
+        matches!(&result, Err(ConvergeError::Lock(LockError::Swapped { path, .. })) if path == &PathBuf::from(DEVNODE)),
+        "{result:?}"
+    );
+    assert_eq!(bed.log(), ["remove-stale-devices linstor--vg-lvol0"]);
+    // Swapped before the first round: nothing at all.
+    let mut bed = Bed::new(SimulatedPartition::blank(GIB));
+    bed.machine.node_swapped_at_check = Some(1);
+    assert!(matches!(
+        bed.converge(&config()),
+        Err(ConvergeError::Lock(LockError::Swapped { .. }))
+    ));
+    assert!(bed.log().is_empty());
+    assert_eq!(bed.machine.observations, 0);
 }

@@ -1,5 +1,6 @@
 //! Runs LVM command lines. [`InProcessLvm`] opens liblvm2cmd lazily, so a run with
 //! nothing to do never initialises LVM at all.
+use super::leftovers::RemovalContext;
 #[cfg(feature = "lvm2cmd")]
 use crate::ffi::lvm2cmd::{Lvm2Context, RunStatus};
 use std::path::Path;
@@ -24,6 +25,14 @@ pub enum ApplyError {
     Leftover(#[from] super::leftovers::LeftoverError),
 }
 
+impl ApplyError {
+    /// A removal found the device changed since the plan's observation: observe
+    /// again instead of failing.
+    pub fn is_changed_since_observed(&self) -> bool {
+        matches!(self, ApplyError::Leftover(e) if e.is_changed_since_observed())
+    }
+}
+
 /// Something that runs LVM commands (program name first).
 pub trait LvmExecutor {
     fn run(&mut self, args: &[String]) -> Result<(), ApplyError>;
@@ -31,8 +40,12 @@ pub trait LvmExecutor {
     fn commands_run(&self) -> usize;
     /// Removes device-mapper devices an interrupted LVM command left (not an LVM
     /// command: see [`super::leftovers`]).
-    fn remove_stale_devices(&mut self, dm_names: &[String]) -> Result<(), ApplyError> {
-        super::leftovers::remove_stale_devices(dm_names).map_err(ApplyError::from)
+    fn remove_stale_devices(
+        &mut self,
+        dm_names: &[String],
+        context: &RemovalContext<'_>,
+    ) -> Result<(), ApplyError> {
+        super::leftovers::remove_stale_devices(dm_names, context).map_err(ApplyError::from)
     }
     /// Removes `/dev/<vg>` when it holds only links an interrupted LVM command left.
     fn remove_stale_volume_group_path(&mut self, path: &Path) -> Result<(), ApplyError> {

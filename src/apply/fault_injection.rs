@@ -4,6 +4,7 @@
 //! variables and act only on a machine whose kernel command line carries
 //! [`VM_KEY`], which only the VM test bed passes — so a stray variable on a real
 //! node can never kill the tool or reset the machine.
+use super::leftovers::RemovalContext;
 use super::{ApplyError, LvmExecutor};
 use std::path::Path;
 use std::time::Duration;
@@ -129,8 +130,12 @@ impl<E: LvmExecutor> LvmExecutor for FaultInjecting<E> {
         self.inner.commands_run()
     }
 
-    fn remove_stale_devices(&mut self, dm_names: &[String]) -> Result<(), ApplyError> {
-        self.inner.remove_stale_devices(dm_names)
+    fn remove_stale_devices(
+        &mut self,
+        dm_names: &[String],
+        context: &RemovalContext<'_>,
+    ) -> Result<(), ApplyError> {
+        self.inner.remove_stale_devices(dm_names, context)
     }
 
     fn remove_stale_volume_group_path(&mut self, path: &Path) -> Result<(), ApplyError> {

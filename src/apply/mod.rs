@@ -23,6 +23,7 @@ pub fn apply_action(
     executor: &mut dyn LvmExecutor,
     action: &Action,
     partition: &Path,
+    removal: &leftovers::RemovalContext<'_>,
 ) -> Result<(), ApplyError> {
     match action {
         Action::RemoveLogicalVolumes {
@@ -54,7 +55,9 @@ pub fn apply_action(
         other => tracing::info!("{other}"),
     }
     match action {
-        Action::RemoveStaleDevices { dm_names } => return executor.remove_stale_devices(dm_names),
+        Action::RemoveStaleDevices { dm_names } => {
+            return executor.remove_stale_devices(dm_names, removal)
+        }
         Action::RemoveStaleVolumeGroupPath { path } => {
             return executor.remove_stale_volume_group_path(path)
         }

@@ -4,6 +4,7 @@
 //! [`RecordingLvm`] runs commands on it, so `converge` runs end to end without a
 //! machine. Every test state is built here, through a few builders.
 use super::converge::Machine;
+use super::leftovers::RemovalContext;
 use super::lock::LockError;
 use super::thin_check::ThinCheck;
 use super::{command, ApplyError, LvmExecutor};
@@ -322,6 +323,7 @@ impl SimulatedPartition {
             },
             pool_usage: None,
             observed: self.observed.clone(),
+            lvm_devices: Vec::new(),
         }
     }
 
@@ -1093,6 +1095,10 @@ pub struct SimulatedMachine {
     pub locks_taken: usize,
     /// Observation passes made.
     pub observations: usize,
+    /// Identity checks of the locked partition made.
+    pub identity_checks: usize,
+    /// From this identity check on (1-based), the device node names another device.
+    pub node_swapped_at_check: Option<usize>,
 }
 
 impl SimulatedMachine {
@@ -1101,6 +1107,8 @@ impl SimulatedMachine {
             partition: Rc::clone(partition),
             locks_taken: 0,
             observations: 0,
+            identity_checks: 0,
+            node_swapped_at_check: None,
         }
     }
 }
@@ -1121,6 +1129,18 @@ impl Machine for SimulatedMachine {
         assert_eq!(devnode, Path::new(DEVNODE));
         self.locks_taken += 1;
         Ok(())
+    }
+
+    fn reidentify(&mut self, _lock: &(), resolved: &Resolved) -> Result<(), LockError> {
+        self.identity_checks += 1;
+        match self.node_swapped_at_check {
+            Some(at) if self.identity_checks >= at => Err(LockError::Swapped {
+                path: resolved.device.devnode.clone(),
+                locked: "block device 254:1".to_owned(),
+                now: "block device 254:17".to_owned(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn observe(
@@ -1148,6 +1168,9 @@ pub struct RecordingLvm {
     /// LVM commands starting with this succeed and change nothing, as activations do
     /// that `activation/volume_list` filters out.
     pub ignore_commands_starting: Option<&'static str>,
+    /// This many native removals find their device changed since it was observed
+    /// (another device under its name, a new holder) and remove nothing.
+    pub removals_finding_changes: usize,
 }
 
 impl RecordingLvm {
@@ -1158,6 +1181,7 @@ impl RecordingLvm {
             commands_run: 0,
             fail_command: None,
             ignore_commands_starting: None,
+            removals_finding_changes: 0,
         }
     }
 }
@@ -1200,9 +1224,22 @@ impl LvmExecutor for RecordingLvm {
         self.commands_run
     }
 
-    fn remove_stale_devices(&mut self, dm_names: &[String]) -> Result<(), ApplyError> {
+    fn remove_stale_devices(
+        &mut self,
+        dm_names: &[String],
+        _context: &RemovalContext<'_>,
+    ) -> Result<(), ApplyError> {
         let line = format!("remove-stale-devices {}", dm_names.join(","));
         self.log.push(line.clone());
+        if self.removals_finding_changes > 0 {
+            self.removals_finding_changes -= 1;
+            return Err(ApplyError::Leftover(
+                super::leftovers::LeftoverError::ChangedSinceObserved {
+                    dm_name: dm_names.join(","),
+                    why: "simulated: another device under that name".to_owned(),
+                },
+            ));
+        }
         self.partition
             .borrow_mut()
             .remove_stale_devices(dm_names)

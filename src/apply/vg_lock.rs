@@ -5,15 +5,13 @@
 //! `pvscan --cache -aay`, `vgchange -ay` at boot) never sees its half-made devices
 //! removed under it, and this tool never mistakes them for leftovers. Our in-process
 //! LVM commands take the same lock themselves, so it is held only around a removal.
-//! The file is left in place when released; LVM's next locker reuses it.
+//! The file is left in place when released; LVM's next locker reuses it. The folder
+//! is the host's `global/locking_dir` (observed with its lvm.conf).
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// LVM's default `global/locking_dir` (the manifests share it with the host).
-pub const LVM_LOCK_DIR: &str = "/run/lock/lvm";
 
 #[derive(Debug, thiserror::Error)]
 pub enum VgLockError {

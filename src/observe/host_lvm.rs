@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 /// The host's LVM configuration directory.
 pub const ETC_LVM: &str = "/etc/lvm";
+/// LVM's default `global/locking_dir` (the manifests share it with the host).
+pub const DEFAULT_LOCKING_DIR: &str = "/run/lock/lvm";
 /// LVM's default devices file name (`devices/devicesfile`).
 pub const DEFAULT_DEVICES_FILE: &str = "system.devices";
 /// Largest lvm.conf / lvmlocal.conf / devices file read (Debian's fully commented
@@ -95,6 +97,11 @@ pub struct HostLvm {
     /// `devices/filter`, in order. Hides the VG from the host's own commands but not
     /// from a satellite, which passes its own `filter` with `--config`.
     pub filter: Vec<FilterRule>,
+    /// `global/locking_dir`: where LVM's per-VG lock files live (`None`: LVM's
+    /// default, `/run/lock/lvm`).
+    pub locking_dir: Option<PathBuf>,
+    /// `global/use_lvmlockd`: VG locks are lvmlockd's (a shared VG), not flock files.
+    pub use_lvmlockd: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,6 +422,31 @@ impl HostLvm {
             .get("devices/global_filter")
             .map(|(_, path)| path.clone());
         let filter = settings.filter_rules("devices/filter", "filter")?;
+        let locking_dir = match settings.get("global/locking_dir") {
+            None => None,
+            Some((value, path)) => match value.as_str() {
+                Some(dir) if dir.starts_with('/') && !dir.contains('\0') => {
+                    Some(PathBuf::from(dir))
+                }
+                _ => {
+                    return Err(HostLvmError::BadSetting {
+                        path: path.clone(),
+                        setting: "global/locking_dir",
+                        found: value.describe(),
+                        expected: "an absolute path",
+                    })
+                }
+            },
+        };
+        let use_lvmlockd = match settings.get("global/use_lvmlockd") {
+            None => false,
+            Some((value, path)) => value.as_bool().ok_or_else(|| HostLvmError::BadSetting {
+                path: path.clone(),
+                setting: "global/use_lvmlockd",
+                found: value.describe(),
+                expected: "0 or 1",
+            })?,
+        };
         Ok(HostLvm {
             config_files,
             use_devicesfile,
@@ -422,6 +454,8 @@ impl HostLvm {
             global_filter,
             global_filter_file,
             filter,
+            locking_dir,
+            use_lvmlockd,
         })
     }
 
@@ -1115,6 +1149,8 @@ mod tests {
             global_filter: vec![],
             global_filter_file: None,
             filter: vec![],
+            locking_dir: None,
+            use_lvmlockd: false,
         };
         assert!(!host.is_listed("6WD02yOe07ph7unIIO1aeqYITr1Qakd1", Path::new("/dev/loop0")));
         assert!(host.is_listed("fS5LNqX2LN8UfRfPmjR8aSb3KsUAvO0w", Path::new("/dev/loop0")));
@@ -1452,6 +1488,54 @@ mod tests {
                 .collect(),
             global_filter_file: None,
             filter: vec![],
+            locking_dir: None,
+            use_lvmlockd: false,
+        }
+    }
+
+    #[test]
+    fn the_locking_dir_and_lvmlockd_are_read_and_lvmlocal_wins() {
+        let default = HostLvm::read(&etc("locking-default", &[])).unwrap();
+        assert_eq!(default.locking_dir, None);
+        assert!(!default.use_lvmlockd);
+        let dir = etc(
+            "locking-set",
+            &[
+                (
+                    "lvm.conf",
+                    "global {\n locking_dir = \"/run/lvm-locks-test\"\n use_lvmlockd = 0\n}\n",
+                ),
+                ("lvmlocal.conf", "global/use_lvmlockd = 1\n"),
+            ],
+        );
+        let host = HostLvm::read(&dir).unwrap();
+        assert_eq!(host.locking_dir, Some(PathBuf::from("/run/lvm-locks-test")));
+        assert!(host.use_lvmlockd);
+    }
+
+    #[test]
+    fn a_relative_locking_dir_or_a_word_for_use_lvmlockd_is_an_error() {
+        for (test, text, setting) in [
+            (
+                "locking-relative",
+                "global { locking_dir = \"lock\" }\n",
+                "global/locking_dir",
+            ),
+            (
+                "locking-number",
+                "global { locking_dir = 5 }\n",
+                "global/locking_dir",
+            ),
+            (
+                "lvmlockd-word",
+                "global { use_lvmlockd = \"maybe\" }\n",
+                "global/use_lvmlockd",
+            ),
+        ] {
+            match HostLvm::read(&etc(test, &[("lvm.conf", text)])) {
+                Err(HostLvmError::BadSetting { setting: s, .. }) => assert_eq!(s, setting),
+                other => panic!("{test}: {other:?}"),
+            }
         }
     }
 }

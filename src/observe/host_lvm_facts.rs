@@ -3,7 +3,7 @@
 //! and would the host's filters hide the partition. Read from
 //! [`super::host_lvm::HostLvm`] once per observation; `/etc/lvm` and `/dev` are
 //! parameters so tests can point them at scratch folders.
-use super::host_lvm::{lvm_device_names, HostLvm, IdType, DEVICES_FILE_MAJOR};
+use super::host_lvm::{lvm_device_names, HostLvm, IdType, DEFAULT_LOCKING_DIR, DEVICES_FILE_MAJOR};
 use super::lvm::LvmUuid;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,44 @@ pub struct HostLvmFacts {
     /// Why the host's configuration could not be read; the other fields are then
     /// their defaults and mean nothing.
     pub error: Option<String>,
+    /// How the host's LVM locks a VG: what a removal this tool does itself (not
+    /// through LVM) must take first. Shown only when it is not LVM's default.
+    #[serde(skip_serializing_if = "VgLocking::is_default")]
+    pub vg_locking: VgLocking,
+}
+
+/// How LVM on the host serialises commands on one VG.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum VgLocking {
+    /// An exclusive `flock` on `V_<vg>` in `dir` (`global/locking_dir`).
+    Files { dir: PathBuf },
+    /// lvmlockd (`global/use_lvmlockd = 1`): its locks are not files this tool can
+    /// take, so it cannot keep its own removals from racing an LVM command.
+    Lvmlockd,
+}
+
+impl Default for VgLocking {
+    fn default() -> Self {
+        VgLocking::Files {
+            dir: PathBuf::from(DEFAULT_LOCKING_DIR),
+        }
+    }
+}
+
+impl VgLocking {
+    /// What `host`'s settings say.
+    pub fn of(host: &HostLvm) -> VgLocking {
+        match (&host.locking_dir, host.use_lvmlockd) {
+            (_, true) => VgLocking::Lvmlockd,
+            (Some(dir), false) => VgLocking::Files { dir: dir.clone() },
+            (None, false) => VgLocking::default(),
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == VgLocking::default()
+    }
 }
 
 /// A filter pattern that rejects the partition, and where it is set.
@@ -81,7 +119,10 @@ pub fn read_host_lvm_facts(
     pv_uuid: Option<&LvmUuid>,
 ) -> HostLvmFacts {
     match HostLvm::read(etc_lvm) {
-        Ok(host) => summarise(&host, dev_dir, devnode, pv_uuid),
+        Ok(host) => HostLvmFacts {
+            vg_locking: VgLocking::of(&host),
+            ..summarise(&host, dev_dir, devnode, pv_uuid)
+        },
         Err(e) => HostLvmFacts {
             error: Some(e.to_string()),
             ..HostLvmFacts::default()

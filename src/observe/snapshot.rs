@@ -107,6 +107,10 @@ pub struct Snapshot {
     pub pool_usage: Option<Result<ThinPoolUsage, Arc<LiveError>>>,
     /// The planner's view.
     pub observed: ObservedPartition,
+    /// Every LVM device-mapper device this pass saw (any VG): what a planned
+    /// removal of a device by name is bound to, by uuid and device number.
+    #[serde(skip)]
+    pub lvm_devices: Vec<ActiveLv>,
 }
 
 /// What the caller wants to manage there (for name checks and pool usage).
@@ -324,6 +328,7 @@ pub fn observe_resolved(
         active_volumes,
         pool_usage,
         observed,
+        lvm_devices: all_active.unwrap_or_default(),
     })
 }
 

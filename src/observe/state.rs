@@ -1,6 +1,6 @@
 //! The plain-data picture of one partition that the planner works from. Built by
 //! [`super::snapshot::observe_partition`] from the native readers; built by hand in tests.
-pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts};
+pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts, VgLocking};
 use super::lvm::LvmUuid;
 use super::vg_dev_dir::VgDevDir;
 use crate::units::{Bytes, ExtentSize, Extents};

@@ -15,7 +15,7 @@ use crate::config::names::{LvName, NameError, VgName};
 use crate::config::ProvisionConfig;
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PvFacts,
-    SatelliteIdReading, VgFacts,
+    SatelliteIdReading, VgFacts, VgLocking,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::satellite_id;
@@ -72,7 +72,35 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
     clear_volume_group_path(observed, config, &mut plan.actions)?;
     plan.actions.splice(0..0, cleanup);
     host_lvm::integrate(observed, config, &mut plan)?;
+    refuse_native_removals_under_lvmlockd(observed, &plan)?;
     Ok(plan)
+}
+
+/// A native device removal is safe only under LVM's lock of the VG, which under
+/// lvmlockd is no file this tool can take.
+fn refuse_native_removals_under_lvmlockd(
+    observed: &ObservedPartition,
+    plan: &Plan,
+) -> Result<(), Refusal> {
+    if observed.host_lvm.vg_locking != VgLocking::Lvmlockd {
+        return Ok(());
+    }
+    let dm_names: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RemoveStaleDevices { dm_names } => Some(dm_names.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if dm_names.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal::NativeRemovalUnderLvmlockd {
+        device: observed.partition.devnode.clone(),
+        dm_names,
+    })
 }
 
 /// Device-mapper devices an interrupted command left stacked on the partition go

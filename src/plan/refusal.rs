@@ -87,6 +87,11 @@ pub enum Refusal {
         dm_name: String,
         holder: String,
     },
+    #[error("device-mapper devices {} on {} must be removed, and this tool removes them itself (LVM has no command for devices its metadata does not list) under LVM's lock of their volume group; but the host's LVM uses lvmlockd (global/use_lvmlockd = 1), whose locks this tool cannot take, so an LVM command on another node or process could be building them. Nothing was written. Remove them by hand once no LVM command runs (`dmsetup remove <name>`), then rerun", dm_names.join(", "), show(device))]
+    NativeRemovalUnderLvmlockd {
+        device: PathBuf,
+        dm_names: Vec<String>,
+    },
     #[error("{} exists and is not a leftover of LVM's ({found}); vgcreate would refuse the name {volume_group}. Remove or rename it, or choose another VOLUME_GROUP", show(path))]
     VolumeGroupPathTaken {
         volume_group: String,

@@ -596,6 +596,29 @@ fn devices_left_by_an_interrupted_command_are_removed_first_unless_held() {
     ));
 }
 
+#[test]
+fn native_removals_are_refused_when_the_host_locks_with_lvmlockd() {
+    use crate::observe::state::{StaleDevice, VgLocking};
+    let mut observed = provisioned(tag("node-01"));
+    observed.host_lvm.vg_locking = VgLocking::Lvmlockd;
+    // Nothing to remove natively: lvmlockd changes nothing.
+    assert!(planned(&observed, &config()).is_empty());
+    observed.leftovers.stale_devices = vec![StaleDevice {
+        dm_name: "linstor--vg-ghost".into(),
+        held_by: None,
+    }];
+    let why = refusal(&observed, &config());
+    assert!(
+        why.contains("linstor--vg-ghost") && why.contains("use_lvmlockd = 1"),
+        "{why}"
+    );
+    // A locking folder of the host's own is no reason to refuse.
+    observed.host_lvm.vg_locking = VgLocking::Files {
+        dir: PathBuf::from("/run/lvm-locks-test"),
+    };
+    assert_eq!(kinds(&planned(&observed, &config())), ["dm-remove-stale"]);
+}
+
 fn plan_result(observed: &ObservedPartition) -> Result<Plan, Refusal> {
     plan(observed, &config())
 }

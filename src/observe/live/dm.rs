@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::Path;
 
-use devicemapper::{DevId, DmFlags, DmName, DmOptions, DM};
+use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DmUuid, DM};
 use serde::{Serialize, Serializer};
 
 use super::{DmUnavailable, LiveError};
@@ -383,6 +383,41 @@ fn dm_error(op: &'static str, device: Option<&str>, source: devicemapper::DmErro
         device: device.map(str::to_owned),
         source,
     }
+}
+
+/// A device-mapper device found by its DM uuid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceByUuid {
+    pub dm_name: String,
+    pub major: u32,
+    pub minor: u32,
+    pub open_count: u32,
+}
+
+/// The device whose DM uuid is `uuid` (`DM_DEV_STATUS` by uuid), or `None` when no
+/// device has it.
+pub fn device_by_uuid(uuid: &str) -> Result<Option<DeviceByUuid>, LiveError> {
+    let dm_uuid = DmUuid::new(uuid).map_err(|source| LiveError::InvalidName {
+        dm_name: uuid.to_owned(),
+        source,
+    })?;
+    let dm = open_dm()?;
+    let info = match dm.device_info(&DevId::Uuid(dm_uuid)) {
+        Ok(info) => info,
+        Err(DmError::Core(errors::Error::Ioctl(_, _, _, errno)))
+            if *errno as i32 == nix::libc::ENXIO =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(dm_error("status", Some(uuid), e)),
+    };
+    let device = info.device();
+    Ok(Some(DeviceByUuid {
+        dm_name: info.name().map(ToString::to_string).unwrap_or_default(),
+        major: device.major,
+        minor: device.minor,
+        open_count: u32::try_from(info.open_count()).unwrap_or(u32::MAX),
+    }))
 }
 
 /// Every active DM device whose uuid marks it as LVM's, sorted by DM name.
