@@ -16,7 +16,7 @@ use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::snapshot::{Expectations, ObserveError, Resolved, Snapshot};
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PartitionFacts,
-    PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
+    PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::plan::{required_pool_metadata_bytes, Action};
@@ -82,6 +82,8 @@ pub struct SimulatedPartition {
     pub seed_file_id: Option<String>,
     /// Device-mapper cannot be listed: the snapshot's `active_volumes` error.
     pub device_mapper_unavailable: bool,
+    /// What the preflight pass reads (a clean, writable partition by default).
+    pub preflight: PreflightFacts,
     next_uuid: u32,
 }
 
@@ -102,9 +104,11 @@ impl SimulatedPartition {
                 wanted_vg_name_elsewhere: Vec::new(),
                 leftovers: Default::default(),
                 host_lvm: Default::default(),
+                preflight: Default::default(),
             },
             seed_file_id: None,
             device_mapper_unavailable: false,
+            preflight: PreflightFacts::default(),
             next_uuid: 0,
         }
     }
@@ -1075,6 +1079,8 @@ pub struct SimulatedMachine {
     pub locks_taken: usize,
     /// Observation passes made.
     pub observations: usize,
+    /// Preflight passes made (each before a plan that writes).
+    pub preflights: usize,
 }
 
 impl SimulatedMachine {
@@ -1083,6 +1089,7 @@ impl SimulatedMachine {
             partition: Rc::clone(partition),
             locks_taken: 0,
             observations: 0,
+            preflights: 0,
         }
     }
 }
@@ -1113,6 +1120,15 @@ impl Machine for SimulatedMachine {
     ) -> Result<Snapshot, ObserveError> {
         self.observations += 1;
         Ok(self.partition.borrow().snapshot())
+    }
+
+    fn preflight(
+        &mut self,
+        _resolved: &Resolved,
+        _timer: &mut PhaseTimer,
+    ) -> Result<PreflightFacts, ObserveError> {
+        self.preflights += 1;
+        Ok(self.partition.borrow().preflight.clone())
     }
 }
 
