@@ -58,8 +58,9 @@ pub enum ObserveError {
     #[error("cannot establish that {} may be written ({source}); nothing was written", device.display())]
     Preflight {
         device: PathBuf,
+        /// Boxed: it carries a device-mapper error, and this one travels on every `?`.
         #[source]
-        source: PreflightError,
+        source: Box<PreflightError>,
     },
 }
 
@@ -386,7 +387,7 @@ fn preflight_facts(
     preflight::gather(&target, signatures, stacked, Path::new("/sys")).map_err(|source| {
         ObserveError::Preflight {
             device: device.devnode.clone(),
-            source,
+            source: Box::new(source),
         }
     })
 }
