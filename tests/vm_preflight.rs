@@ -155,6 +155,10 @@ fn grow_script() -> String {
 fn refused(checks: &mut Checks, run: &GuestRun, step: &str, needles: &[&str]) {
     checks.exit(run, step, 1);
     let stderr = &run.step(step).stderr;
+    eprintln!(
+        "{step}: {}",
+        stderr.trim_end().lines().last().unwrap_or_default()
+    );
     checks.that(
         !stderr.contains("running lvm command"),
         format!("{step}: an LVM command ran before the refusal:\n{stderr}"),
