@@ -62,6 +62,7 @@ fn a_reset_beside_an_md_superblock_is_refused_even_with_force() {
             "/dev/vda1 carries this tool's LVM label",
             "linux_raid_member (raid) at byte 1073733632",
             "md component",
+            "in this reset that refusal would come after lvremove and vgremove",
             "--force does not override",
             "wipefs --all --types linux_raid_member /dev/vda1",
         ] {
@@ -81,6 +82,7 @@ fn any_foreign_signature_beside_the_label_stops_a_grow_and_a_reset() {
         } => {
             assert_eq!(types, ["swap"]);
             assert!(consequence.contains("swap and LUKS"), "{consequence}");
+            assert!(!consequence.contains("reset"), "a grow is no reset: {consequence}");
         }
         other => panic!("{other:?}"),
     }

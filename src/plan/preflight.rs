@@ -80,14 +80,21 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
     }
     let found = &facts.foreign_signatures;
     let md = found.iter().any(|s| s.type_name == MD_MEMBER);
-    let consequence = if md {
-        "an md raid superblock makes the partition an md component, which LVM's pvremove and \
-         pvcreate refuse (a reset would have removed the volume group before that)"
+    let mut consequence = if md {
+        "an md raid superblock makes the partition an md component, which LVM refuses once it \
+         checks the whole device (pvremove, pvcreate, and pvresize of a grown partition)"
+            .to_owned()
     } else {
-        "it claims the partition for something other than LVM, which the plan's writes \
-         would overwrite (and LVM's pvcreate refuses swap and LUKS signatures, after a \
-         reset has removed the volume group)"
+        "it claims the partition for something other than LVM, which the plan's writes would \
+         overwrite (LVM's pvcreate also refuses swap and LUKS signatures)"
+            .to_owned()
     };
+    if plan.reset.is_some() {
+        consequence.push_str(
+            "; in this reset that refusal would come after lvremove and vgremove had removed the \
+             volume group",
+        );
+    }
     let mut types: Vec<String> = found.iter().map(|s| s.type_name.clone()).collect();
     types.dedup();
     Err(Refusal::SignatureBesideLvmLabel {
@@ -98,6 +105,6 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
             .collect::<Vec<_>>()
             .join("; "),
         types,
-        consequence: consequence.to_owned(),
+        consequence,
     })
 }
