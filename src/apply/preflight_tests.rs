@@ -82,7 +82,10 @@ fn any_foreign_signature_beside_the_label_stops_a_grow_and_a_reset() {
         } => {
             assert_eq!(types, ["swap"]);
             assert!(consequence.contains("swap and LUKS"), "{consequence}");
-            assert!(!consequence.contains("reset"), "a grow is no reset: {consequence}");
+            assert!(
+                !consequence.contains("reset"),
+                "a grow is no reset: {consequence}"
+            );
         }
         other => panic!("{other:?}"),
     }

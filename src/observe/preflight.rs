@@ -16,7 +16,9 @@
 //! | multipath component (`mpath` filter: an `mpath-` holder of the disk) | holders of the partition and of its disk |
 //! | exclusive open (`label_scan_devs_excl`): an assembled md array, a dm-crypt or other device-mapper mapping, a mount, active swap | sysfs holders that LVM did not make; with no holders, an `O_EXCL` open |
 //! | read-only device (the write fails with `EROFS`) | `BLKROGET` and sysfs `ro` of the partition and its disk |
-//! | devices file, `filter`/`global_filter`, duplicates | every command is scoped with `--devices`, which bypasses them |
+//! | devices file, `filter`/`global_filter`, duplicate PVs | every command is scoped with `--devices`, which bypasses them (the host's `global_filter` is the planner's own refusal) |
+//! | `pv_min_size` (`usable` filter, 2 MiB by default) | not checked: only a blank partition can be that small, and there `pvcreate` is the first command |
+//! | multipath `wwids` file (a disk multipathd would claim but has not yet) | not checked: no holder exists yet; the static LVM reads that file only if the host's is mounted in |
 use super::live::{HoldersReader, LiveError, StackedDevice};
 use super::signature::{Signature, Usage};
 use crate::ffi::blkdev;
