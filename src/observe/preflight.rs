@@ -98,12 +98,45 @@ pub fn gather(
             described: s.to_string(),
         })
         .collect();
+    let mut users = users(stacked, target.parent, sys)?;
+    // Nothing stacked: an exclusive opener can only be a mount, active swap or a
+    // program (device-mapper's own claim would show as a holder).
+    if stacked.iter().all(|d| !d.on_partition) && exclusively_open(target.devnode)? {
+        users.push(
+            "an exclusive opener (a mounted filesystem, active swap, or a program such as mdadm)"
+                .to_owned(),
+        );
+    }
+    let mut read_only = Vec::new();
+    let device =
+        crate::ffi::open::open_read_only(target.devnode, 0).map_err(PreflightError::Open)?;
+    if blkdev::is_read_only(&device).map_err(PreflightError::ReadOnlyFlag)? {
+        read_only.push("the kernel's read-only flag is set (BLKROGET)".to_owned());
+    }
+    read_only.extend(sysfs_read_only(
+        std::iter::once(target.name).chain(target.parent),
+        sys,
+    )?);
+    Ok(PreflightFacts {
+        foreign_signatures,
+        users,
+        read_only,
+    })
+}
+
+/// Devices stacked directly on the partition that LVM did not make, and whatever
+/// holds its whole disk (a multipath map, an md array of whole disks).
+fn users(
+    stacked: &[StackedDevice],
+    disk: Option<&str>,
+    sys: &Path,
+) -> Result<Vec<String>, PreflightError> {
     let mut users: Vec<String> = stacked
         .iter()
         .filter(|d| d.on_partition && d.lvm_ids().is_none())
         .map(|d| describe_user(&d.kernel_name, d.dm_name.as_deref(), d.dm_uuid.as_deref()))
         .collect();
-    if let Some(disk) = target.parent {
+    if let Some(disk) = disk {
         let reader = HoldersReader::with_root(sys);
         for holder in reader.holders(disk).map_err(PreflightError::Holders)? {
             users.push(format!(
@@ -116,19 +149,7 @@ pub fn gather(
             ));
         }
     }
-    // Nothing stacked: an exclusive opener can only be a mount, active swap or a
-    // program (device-mapper's own claim would show as a holder).
-    if stacked.iter().all(|d| !d.on_partition) && exclusively_open(target.devnode)? {
-        users.push(
-            "an exclusive opener (a mounted filesystem, active swap, or a program such as mdadm)"
-                .to_owned(),
-        );
-    }
-    Ok(PreflightFacts {
-        foreign_signatures,
-        users,
-        read_only: read_only(target, sys)?,
-    })
+    Ok(users)
 }
 
 /// `md0 (an md array)`, `mpatha (a multipath map)`, … in words an operator knows.
@@ -155,15 +176,12 @@ fn exclusively_open(devnode: &Path) -> Result<bool, PreflightError> {
     }
 }
 
-/// Why writes to the partition would fail: its own flag and its disk's.
-fn read_only(target: &Target<'_>, sys: &Path) -> Result<Vec<String>, PreflightError> {
+/// The block devices among `names` whose sysfs `ro` flag is set.
+fn sysfs_read_only<'a>(
+    names: impl Iterator<Item = &'a str>,
+    sys: &Path,
+) -> Result<Vec<String>, PreflightError> {
     let mut why = Vec::new();
-    let device =
-        crate::ffi::open::open_read_only(target.devnode, 0).map_err(PreflightError::Open)?;
-    if blkdev::is_read_only(&device).map_err(PreflightError::ReadOnlyFlag)? {
-        why.push("the kernel's read-only flag is set (BLKROGET)".to_owned());
-    }
-    let names = std::iter::once(target.name).chain(target.parent);
     for name in names {
         let path = sys.join("class/block").join(name).join("ro");
         match read_attribute_line(&path) {
@@ -178,6 +196,56 @@ fn read_only(target: &Target<'_>, sys: &Path) -> Result<Vec<String>, PreflightEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::live::stacked_on;
+    use crate::observe::partition::test_tree::FakeSysfs;
+
+    #[test]
+    fn users_are_what_lvm_did_not_make_on_the_partition_or_its_disk() {
+        let fake = FakeSysfs::new();
+        fake.add_disk("vda", 254, 0, 1000);
+        fake.add_partition("vda", "vda1", (254, 1), 1, 900, Some("linstor-storage"));
+        let vg = "A".repeat(32);
+        let lv = "B".repeat(32);
+        fake.add_dm("dm-0", 0, "vg-pool_tdata", &format!("LVM-{vg}{lv}"));
+        fake.add_holder("vda/vda1", "dm-0");
+        let stacked =
+            |fake: &FakeSysfs| match stacked_on(&HoldersReader::with_root(fake.sys()), "vda1") {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            };
+        // Our own LVM device: not a user.
+        let ours = users(&stacked(&fake), Some("vda"), &fake.sys());
+        assert!(matches!(&ours, Ok(u) if u.is_empty()), "{ours:?}");
+        // An md array on the partition and a multipath map over the whole disk are.
+        fake.add_disk("md0", 9, 0, 800);
+        fake.add_holder("vda/vda1", "md0");
+        fake.add_dm("dm-7", 7, "mpatha", "mpath-3600a0b8");
+        fake.add_holder("vda", "dm-7");
+        let found = users(&stacked(&fake), Some("vda"), &fake.sys());
+        assert_eq!(
+            found.ok(),
+            Some(vec![
+                "md0 (an assembled md raid array)".to_owned(),
+                "mpatha (a multipath map) holds the whole disk vda".to_owned(),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_read_only_flag_of_the_partition_or_its_disk_is_reported() {
+        let fake = FakeSysfs::new();
+        fake.add_disk("vda", 254, 0, 1000);
+        fake.add_partition("vda", "vda1", (254, 1), 1, 900, Some("linstor-storage"));
+        let names = || ["vda1", "vda"].into_iter();
+        // No `ro` file (an old kernel) or `0`: writable.
+        assert!(matches!(sysfs_read_only(names(), &fake.sys()), Ok(w) if w.is_empty()));
+        let ro = fake.sys().join("class/block/vda/ro");
+        if let Err(e) = std::fs::write(&ro, "1\n") {
+            panic!("{e}");
+        }
+        let why = sysfs_read_only(names(), &fake.sys());
+        assert_eq!(why.ok(), Some(vec![format!("{} is 1", ro.display())]));
+    }
 
     #[test]
     fn users_are_named_as_an_operator_knows_them() {

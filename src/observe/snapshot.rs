@@ -192,10 +192,9 @@ pub fn observe_resolved(
         source: Box::new(source),
     })?;
     timer.lap("read_pv");
-    // Beside an LVM label, other signatures are stale (pvcreate wiped the start) and
-    // the planner ignores them; only `status` shows them.
-    // A plan that writes asks for them beside the label too (see
-    // [`observe_preflight`]); a steady start never probes.
+    // Beside an LVM label the signatures matter only to a plan that writes, which
+    // asks for them separately ([`observe_preflight`]), and to `status`: a steady
+    // start never probes.
     let probed = physical_volume.is_none() || expect.signatures_beside_lvm_label;
     let signatures = if probed {
         let found = probe(&devnode)?;
@@ -323,7 +322,8 @@ pub fn observe_resolved(
             label: label.to_owned(),
             size_bytes,
         },
-        // An LVM label wins: pvcreate overwrote the start, deeper superblocks are stale.
+        // With an LVM label there, the preflight (for plans that write) judges the
+        // other signatures; this field is the rule for a partition without one.
         foreign_signature: if physical_volume.is_some() {
             None
         } else {
