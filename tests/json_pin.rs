@@ -107,6 +107,7 @@ fn observed_from(pv: &PvOnDisk, active: &[ActiveLv], size_bytes: u64) -> Observe
         wanted_vg_name_elsewhere: Vec::new(),
         leftovers: Default::default(),
         host_lvm: Default::default(),
+        preflight: Default::default(),
     }
 }
 

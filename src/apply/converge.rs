@@ -8,9 +8,10 @@ use crate::config::ProvisionConfig;
 use crate::observe::partition::DiscoveryBackend;
 use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::snapshot::{
-    observe_resolved, resolve, Expectations, ObserveError, Resolved, Snapshot,
+    observe_preflight, observe_resolved, resolve, Expectations, ObserveError, Resolved, Snapshot,
 };
-use crate::plan::{host_lvm_warnings, plan, Plan, Refusal};
+use crate::observe::state::{Preflight, PreflightFacts};
+use crate::plan::{host_lvm_warnings, needs_preflight, plan, Plan, Refusal};
 use std::path::Path;
 use thiserror::Error;
 
@@ -65,6 +66,13 @@ pub trait Machine {
         expect: &Expectations<'_>,
         timer: &mut PhaseTimer,
     ) -> Result<Snapshot, ObserveError>;
+    /// What a plan that writes needs established first: the full signature probe,
+    /// the partition's users, whether it is read-only.
+    fn preflight(
+        &mut self,
+        resolved: &Resolved,
+        timer: &mut PhaseTimer,
+    ) -> Result<PreflightFacts, ObserveError>;
 }
 
 /// This machine: block devices from `backend`, LVM metadata, device-mapper.
@@ -96,6 +104,14 @@ impl Machine for RealMachine {
         timer: &mut PhaseTimer,
     ) -> Result<Snapshot, ObserveError> {
         observe_resolved(resolved, expect, timer)
+    }
+
+    fn preflight(
+        &mut self,
+        resolved: &Resolved,
+        timer: &mut PhaseTimer,
+    ) -> Result<PreflightFacts, ObserveError> {
+        observe_preflight(resolved, timer)
     }
 }
 
@@ -143,13 +159,19 @@ pub fn converge_on<M: Machine>(
         if let Some(lock) = &lock {
             machine.reidentify(lock, &resolved)?;
         }
-        let snapshot = machine.observe(&resolved, &expect, timer)?;
+        let mut snapshot = machine.observe(&resolved, &expect, timer)?;
         if round == 0 {
             for warning in host_lvm_warnings(&snapshot.observed, config) {
                 tracing::warn!("{warning}");
             }
         }
-        let plan = plan(&snapshot.observed, config)?;
+        let mut plan = plan(&snapshot.observed, config)?;
+        // Preflight, then destroy: a plan that writes is decided again with what
+        // every one of its steps needs (a steady start never gets here).
+        if needs_preflight(&snapshot.observed, &plan) {
+            snapshot.observed.preflight = Preflight::Gathered(machine.preflight(&resolved, timer)?);
+            plan = crate::plan::plan(&snapshot.observed, config)?;
+        }
         timer.lap("plan");
         if round == 0 {
             timer.log();

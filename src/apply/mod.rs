@@ -9,6 +9,8 @@ pub mod fault_injection;
 pub mod leftovers;
 pub mod lock;
 #[cfg(test)]
+mod preflight_tests;
+#[cfg(test)]
 mod simulated_partition;
 pub mod thin_check;
 pub mod vg_lock;

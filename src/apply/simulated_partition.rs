@@ -17,7 +17,7 @@ use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::snapshot::{Expectations, ObserveError, Resolved, Snapshot};
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PartitionFacts,
-    PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
+    PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::plan::{required_pool_metadata_bytes, Action};
@@ -83,6 +83,8 @@ pub struct SimulatedPartition {
     pub seed_file_id: Option<String>,
     /// Device-mapper cannot be listed: the snapshot's `active_volumes` error.
     pub device_mapper_unavailable: bool,
+    /// What the preflight pass reads (a clean, writable partition by default).
+    pub preflight: PreflightFacts,
     next_uuid: u32,
 }
 
@@ -103,9 +105,11 @@ impl SimulatedPartition {
                 wanted_vg_name_elsewhere: Vec::new(),
                 leftovers: Default::default(),
                 host_lvm: Default::default(),
+                preflight: Default::default(),
             },
             seed_file_id: None,
             device_mapper_unavailable: false,
+            preflight: PreflightFacts::default(),
             next_uuid: 0,
         }
     }
@@ -1099,6 +1103,8 @@ pub struct SimulatedMachine {
     pub identity_checks: usize,
     /// From this identity check on (1-based), the device node names another device.
     pub node_swapped_at_check: Option<usize>,
+    /// Preflight passes made (each before a plan that writes).
+    pub preflights: usize,
 }
 
 impl SimulatedMachine {
@@ -1109,6 +1115,7 @@ impl SimulatedMachine {
             observations: 0,
             identity_checks: 0,
             node_swapped_at_check: None,
+            preflights: 0,
         }
     }
 }
@@ -1151,6 +1158,15 @@ impl Machine for SimulatedMachine {
     ) -> Result<Snapshot, ObserveError> {
         self.observations += 1;
         Ok(self.partition.borrow().snapshot())
+    }
+
+    fn preflight(
+        &mut self,
+        _resolved: &Resolved,
+        _timer: &mut PhaseTimer,
+    ) -> Result<PreflightFacts, ObserveError> {
+        self.preflights += 1;
+        Ok(self.partition.borrow().preflight.clone())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Block-device ioctls (size, logical and physical sector size).
+//! Block-device ioctls (size, logical and physical sector size, read-only flag).
 //!
 //! The raw ioctl wrappers are `unsafe` because the kernel writes through a raw
 //! pointer; the functions exported here hand it a properly sized, owned
@@ -19,6 +19,10 @@ const BLKPBSZGET: ioctl_num_type = nix::request_code_none!(0x12, 123);
 const BLKGETSIZE64: ioctl_num_type =
     nix::request_code_read!(0x12, 114, std::mem::size_of::<usize>());
 
+/// `_IO(0x12, 94)`: the read-only flag, written as a C `int` (non-zero: read-only).
+const BLKROGET: ioctl_num_type = nix::request_code_none!(0x12, 94);
+
+nix::ioctl_read_bad!(raw_blkroget, BLKROGET, c_int);
 nix::ioctl_read_bad!(raw_blkgetsize64, BLKGETSIZE64, u64);
 nix::ioctl_read_bad!(raw_blksszget, BLKSSZGET, c_int);
 nix::ioctl_read_bad!(raw_blkpbszget, BLKPBSZGET, c_uint);
@@ -48,4 +52,14 @@ pub fn physical_block_size(fd: impl AsFd) -> nix::Result<u32> {
     // call, and `size` is a live, writable C unsigned int — what BLKPBSZGET writes.
     unsafe { raw_blkpbszget(fd.as_fd().as_raw_fd(), &mut size) }?;
     Ok(size)
+}
+
+/// Whether the kernel refuses writes to the block device open as `fd` (`BLKROGET`:
+/// `blockdev --setro`, a write-protected disk, a read-only partition).
+pub fn is_read_only(fd: impl AsFd) -> nix::Result<bool> {
+    let mut flag: c_int = 0;
+    // SAFETY: `fd` is a valid open descriptor borrowed for the duration of the
+    // call, and `flag` is a live, writable C int — what BLKROGET writes.
+    unsafe { raw_blkroget(fd.as_fd().as_raw_fd(), &mut flag) }?;
+    Ok(flag != 0)
 }

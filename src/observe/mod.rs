@@ -25,6 +25,7 @@ pub mod live;
 pub mod lvm;
 pub mod partition;
 pub mod phase_timer;
+pub mod preflight;
 pub mod seed_layout;
 pub mod signature;
 pub mod snapshot;

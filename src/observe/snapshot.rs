@@ -8,6 +8,7 @@ use super::live::{self, ActiveLv, LiveError, LvmLayer, ThinPoolUsage};
 use super::lvm::{self, LvmReadError, LvmUuid, PvOnDisk, SegmentKind, VgMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
 use super::phase_timer::PhaseTimer;
+use super::preflight::{self, Preflight, PreflightError, PreflightFacts};
 use super::seed_layout::{read_seed_satellite_id, SEED_ID_LV};
 use super::signature::{self, ProbeError, Signature};
 use super::state::{
@@ -54,6 +55,13 @@ pub enum ObserveError {
     },
     #[error("the LVM metadata on {} holds an impossible number: {detail}; nothing was written. Inspect it with `pvck {}` and `vgcfgbackup`", device.display(), device.display())]
     ImpossibleNumber { device: PathBuf, detail: String },
+    #[error("cannot establish that {} may be written ({source}); nothing was written", device.display())]
+    Preflight {
+        device: PathBuf,
+        /// Boxed: it carries a device-mapper error, and this one travels on every `?`.
+        #[source]
+        source: Box<PreflightError>,
+    },
 }
 
 /// Why the devices interrupted LVM commands may have left could not be read.
@@ -188,17 +196,17 @@ pub fn observe_resolved(
         source: Box::new(source),
     })?;
     timer.lap("read_pv");
-    // Beside an LVM label, other signatures are stale (pvcreate wiped the start) and
-    // the planner ignores them; only `status` shows them.
-    let signatures = if physical_volume.is_some() && !expect.signatures_beside_lvm_label {
-        Vec::new()
+    // Beside an LVM label the signatures matter only to a plan that writes, which
+    // asks for them separately ([`observe_preflight`]), and to `status`: a steady
+    // start never probes.
+    let probed = physical_volume.is_none() || expect.signatures_beside_lvm_label;
+    let signatures = if probed {
+        let found = probe(&devnode)?;
+        timer.lap("probe_signatures");
+        found
     } else {
-        signature::probe_signatures(&devnode).map_err(|source| ObserveError::Probe {
-            device: devnode.clone(),
-            source,
-        })?
+        Vec::new()
     };
-    timer.lap("probe_signatures");
     let vg = physical_volume
         .as_ref()
         .and_then(|pv| pv.vg_metadata.as_ref());
@@ -209,6 +217,15 @@ pub fn observe_resolved(
         }
     })?;
     timer.lap("holders");
+    // Probed anyway (a partition without an LVM label, which every plan writes to):
+    // the other preflight facts cost a few system calls more.
+    let preflight = if physical_volume.is_none() {
+        let facts = preflight_facts(device, &signatures, &stacked)?;
+        timer.lap("preflight");
+        Preflight::Gathered(facts)
+    } else {
+        Preflight::NotGathered
+    };
     // Device-mapper is asked only when something could be active: a VG is there, or
     // devices are stacked on the partition.
     let all_active: Result<Vec<ActiveLv>, Arc<LiveError>> = if vg.is_none() && stacked.is_empty() {
@@ -309,7 +326,8 @@ pub fn observe_resolved(
             label: label.to_owned(),
             size_bytes,
         },
-        // An LVM label wins: pvcreate overwrote the start, deeper superblocks are stale.
+        // With an LVM label there, the preflight (for plans that write) judges the
+        // other signatures; this field is the rule for a partition without one.
         foreign_signature: if physical_volume.is_some() {
             None
         } else {
@@ -319,6 +337,7 @@ pub fn observe_resolved(
         wanted_vg_name_elsewhere,
         leftovers,
         host_lvm,
+        preflight,
     };
     Ok(Snapshot {
         device: device.clone(),
@@ -329,6 +348,52 @@ pub fn observe_resolved(
         pool_usage,
         observed,
         lvm_devices: all_active.unwrap_or_default(),
+    })
+}
+
+/// What a plan that writes needs established first (see [`preflight`]): the full
+/// signature probe (beside our LVM label too), the partition's users and whether it
+/// is read-only. Read only once a first plan writes, so steady starts never probe.
+pub fn observe_preflight(
+    resolved: &Resolved,
+    timer: &mut PhaseTimer,
+) -> Result<PreflightFacts, ObserveError> {
+    let device = &resolved.device;
+    let signatures = probe(&device.devnode)?;
+    timer.lap("probe_signatures");
+    let stacked = live::stacked_on(&live::HoldersReader::default(), &device.name).map_err(|e| {
+        ObserveError::Leftovers {
+            device: device.devnode.clone(),
+            source: LeftoversError::Stacked(e),
+        }
+    })?;
+    let facts = preflight_facts(device, &signatures, &stacked)?;
+    timer.lap("preflight");
+    Ok(facts)
+}
+
+fn probe(devnode: &Path) -> Result<Vec<Signature>, ObserveError> {
+    signature::probe_signatures(devnode).map_err(|source| ObserveError::Probe {
+        device: devnode.to_path_buf(),
+        source,
+    })
+}
+
+fn preflight_facts(
+    device: &BlockDevice,
+    signatures: &[Signature],
+    stacked: &[live::StackedDevice],
+) -> Result<PreflightFacts, ObserveError> {
+    let target = preflight::Target {
+        devnode: &device.devnode,
+        name: &device.name,
+        parent: device.parent.as_deref(),
+    };
+    preflight::gather(&target, signatures, stacked, Path::new("/sys")).map_err(|source| {
+        ObserveError::Preflight {
+            device: device.devnode.clone(),
+            source: Box::new(source),
+        }
     })
 }
 

@@ -2,6 +2,7 @@
 //! [`super::snapshot::observe_partition`] from the native readers; built by hand in tests.
 pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts, VgLocking};
 use super::lvm::LvmUuid;
+pub use super::preflight::{ForeignSignature, Preflight, PreflightFacts};
 use super::vg_dev_dir::VgDevDir;
 use crate::units::{Bytes, ExtentSize, Extents};
 use serde::Serialize;
@@ -22,6 +23,10 @@ pub struct ObservedPartition {
     /// What the host's LVM configuration (devices file, filters) means for the
     /// partition: whether the host will see the VG.
     pub host_lvm: HostLvmFacts,
+    /// What must hold before a plan writes (read only for plans that write; not
+    /// part of `status`'s JSON, which lists the signatures itself).
+    #[serde(skip)]
+    pub preflight: Preflight,
 }
 
 /// State outside LVM's metadata that a command killed midway leaves behind.

@@ -3,12 +3,14 @@
 //! nothing may be written. Almost all decisions of the tool live here.
 mod action;
 mod host_lvm;
+mod preflight;
 mod refusal;
 #[cfg(test)]
 mod tests;
 
 pub use action::Action;
 pub use host_lvm::host_lvm_warnings;
+pub use preflight::{needs_facts as needs_preflight, writes};
 pub use refusal::Refusal;
 
 use crate::config::names::{LvName, NameError, VgName};
@@ -73,6 +75,7 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
     plan.actions.splice(0..0, cleanup);
     host_lvm::integrate(observed, config, &mut plan)?;
     refuse_native_removals_under_lvmlockd(observed, &plan)?;
+    preflight::check(observed, &plan)?;
     Ok(plan)
 }
 

@@ -106,6 +106,20 @@ pub enum Refusal {
         version: String,
         device: PathBuf,
     },
+    #[error("{} carries this tool's LVM label and beside it {signatures}; {consequence}. Nothing was written, and --force does not override this: erase only that signature if it is stale (`wipefs --all --types {} {}`), or check PARTITION_LABEL", show(device), types.join(","), show(device))]
+    SignatureBesideLvmLabel {
+        device: PathBuf,
+        /// libblkid's descriptions, `; `-separated.
+        signatures: String,
+        /// libblkid's TYPEs, for `wipefs --types`.
+        types: Vec<String>,
+        /// What the signature means for the plan's LVM commands.
+        consequence: String,
+    },
+    #[error("{} is in use by {}, which LVM did not make; LVM's pvremove/pvcreate would refuse it (they open it exclusively) after earlier steps had already written. Nothing was written, and --force does not override this: stop that user if it is not needed (`mdadm --stop`, `cryptsetup close`, `umount`, `swapoff`), or check PARTITION_LABEL", show(device), users.join(", "))]
+    PartitionInUse { device: PathBuf, users: Vec<String> },
+    #[error("{} is read-only ({}); every LVM write would fail, so nothing was written. Make it writable (`blockdev --setrw {}`, or the disk's or hypervisor's write protection) and rerun", show(device), why.join("; "), show(device))]
+    PartitionReadOnly { device: PathBuf, why: Vec<String> },
     #[error("the host's global_filter rule `{rule}` in {file} rejects {} (or one of its /dev/disk names): the host's LVM and a satellite using the host's LVM configuration would not see volume group {volume_group}; nothing was written. Change the filter to accept the partition, or rerun with --force (FORCE=true)", show(device))]
     HostGlobalFilterRejects {
         device: PathBuf,

@@ -75,6 +75,7 @@ fn blank(size: Bytes) -> ObservedPartition {
         wanted_vg_name_elsewhere: Vec::new(),
         leftovers: Default::default(),
         host_lvm: Default::default(),
+        preflight: Default::default(),
     }
 }
 
