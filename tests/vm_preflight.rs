@@ -199,7 +199,9 @@ fn plans_that_write_are_refused_before_anything_is_written() {
     ] {
         run.expect_success(step);
     }
-    for step in ["md-prov", "arr-prov", "ro-prov", "sw-prov", "gr-prov", "st-prov"] {
+    for step in [
+        "md-prov", "arr-prov", "ro-prov", "sw-prov", "gr-prov", "st-prov",
+    ] {
         expect_provisioned(&run, step);
     }
     let mut checks = Checks::default();
@@ -255,7 +257,10 @@ fn plans_that_write_are_refused_before_anything_is_written() {
             &mut checks,
             &run,
             step,
-            &["md1 (an assembled md raid array)", "--force does not override"],
+            &[
+                "md1 (an assembled md raid array)",
+                "--force does not override",
+            ],
         );
     }
     checks.same(&run, "arr-vgs-before", "arr-vgs-after");
@@ -272,7 +277,9 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         &["/dev/vdc1 is read-only (", "blockdev --setrw /dev/vdc1"],
     );
     checks.that(
-        run.expect_success("ro-dm").stdout.contains("pf--ro-pool-tpool"),
+        run.expect_success("ro-dm")
+            .stdout
+            .contains("pf--ro-pool-tpool"),
         format!(
             "ro-dm: the pool is no longer active:\n{}",
             run.step("ro-dm").stdout
@@ -290,7 +297,10 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         &mut checks,
         &run,
         "sw-reset",
-        &["swap (other) at byte 4086", "wipefs --all --types swap /dev/vdd1"],
+        &[
+            "swap (other) at byte 4086",
+            "wipefs --all --types swap /dev/vdd1",
+        ],
     );
     checks.same(&run, "sw-vgs-before", "sw-vgs-after");
 
@@ -306,7 +316,12 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         ),
     );
     checks.that(
-        run.expect_success("gr-size").stdout.trim().parse::<u64>().ok() > Some(400 << 20),
+        run.expect_success("gr-size")
+            .stdout
+            .trim()
+            .parse::<u64>()
+            .ok()
+            > Some(400 << 20),
         format!(
             "gr-size: the partition did not grow: {}",
             run.step("gr-size").stdout
@@ -316,7 +331,10 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         &mut checks,
         &run,
         "gr-run",
-        &["linux_raid_member", "/dev/vde1 carries this tool's LVM label"],
+        &[
+            "linux_raid_member",
+            "/dev/vde1 carries this tool's LVM label",
+        ],
     );
     checks.same(&run, "gr-vgs-before", "gr-vgs-after");
     checks.same(&run, "gr-pvs-before", "gr-pvs-after");

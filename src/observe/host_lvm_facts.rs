@@ -3,7 +3,9 @@
 //! and would the host's filters hide the partition. Read from
 //! [`super::host_lvm::HostLvm`] once per observation; `/etc/lvm` and `/dev` are
 //! parameters so tests can point them at scratch folders.
-use super::host_lvm::{lvm_device_names, HostLvm, IdType, DEVICES_FILE_MAJOR};
+use super::host_lvm::{
+    lvm_device_names, HostLvm, IdType, PoolCreationSettings, DEVICES_FILE_MAJOR,
+};
 use super::lvm::LvmUuid;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,9 @@ pub struct HostLvmFacts {
     /// Why the host's configuration could not be read; the other fields are then
     /// their defaults and mean nothing.
     pub error: Option<String>,
+    /// What decides whether LVM can build the thin pool (not in `status`'s JSON).
+    #[serde(skip)]
+    pub pool_creation: PoolCreationSettings,
 }
 
 /// A filter pattern that rejects the partition, and where it is set.
@@ -81,7 +86,10 @@ pub fn read_host_lvm_facts(
     pv_uuid: Option<&LvmUuid>,
 ) -> HostLvmFacts {
     match HostLvm::read(etc_lvm) {
-        Ok(host) => summarise(&host, dev_dir, devnode, pv_uuid),
+        Ok(host) => HostLvmFacts {
+            pool_creation: host.pool_creation.clone(),
+            ..summarise(&host, dev_dir, devnode, pv_uuid)
+        },
         Err(e) => HostLvmFacts {
             error: Some(e.to_string()),
             ..HostLvmFacts::default()

@@ -18,6 +18,7 @@
 //! | read-only device (the write fails with `EROFS`) | `BLKROGET` and sysfs `ro` of the partition and its disk |
 //! | devices file, `filter`/`global_filter`, duplicates | every command is scoped with `--devices`, which bypasses them |
 use super::live::{HoldersReader, LiveError, StackedDevice};
+use super::md_magic::{self, MdMagic};
 use super::signature::{Signature, Usage};
 use crate::ffi::blkdev;
 use crate::observe::attribute_file::read_attribute_line;
@@ -44,6 +45,9 @@ pub struct PreflightFacts {
     pub users: Vec<String>,
     /// Why writes would fail with `EROFS`; empty when the device is writable.
     pub read_only: Vec<String>,
+    /// md metadata where LVM's full md check finds it (magic only, no checksum):
+    /// `pvremove`/`pvcreate`/`vgcreate` refuse the device then.
+    pub lvm_md_component: Option<MdMagic>,
 }
 
 /// One signature that is not our LVM label.
@@ -70,6 +74,10 @@ pub enum PreflightError {
     Open(#[source] io::Error),
     #[error("BLKROGET failed: {0}")]
     ReadOnlyFlag(#[source] nix::Error),
+    #[error("cannot read its size or block size: {0}")]
+    Size(#[source] nix::Error),
+    #[error("cannot read the bytes where LVM looks for md metadata: {0}")]
+    MdMagic(#[source] io::Error),
 }
 
 /// Where the facts are read from: the device node, its kernel name and its disk's.
@@ -126,7 +134,16 @@ pub fn gather(
         foreign_signatures,
         users,
         read_only: read_only(target, sys)?,
+        lvm_md_component: lvm_md_component(target.devnode)?,
     })
+}
+
+/// What LVM's full md check would find on the device ([`super::md_magic`]).
+fn lvm_md_component(devnode: &Path) -> Result<Option<MdMagic>, PreflightError> {
+    let device = crate::ffi::open::open_read_only(devnode, 0).map_err(PreflightError::Open)?;
+    let size = blkdev::size_bytes(&device).map_err(PreflightError::Size)?;
+    let block = blkdev::logical_sector_size(&device).map_err(PreflightError::Size)?;
+    md_magic::find(&device, size / 512, u64::from(block)).map_err(PreflightError::MdMagic)
 }
 
 /// `md0 (an md array)`, `mpatha (a multipath map)`, … in words an operator knows.
