@@ -57,20 +57,31 @@ pub enum PoolObstacle {
     ReadOnlyVolumeList { volume_group: String, entry: String },
     #[error("the host's lvm.conf sets allocation/thin_pool_metadata_require_separate_pvs = 1: LVM would place the pool's metadata on another PV, and this volume group has only the one partition. Set it to 0 (or override it for this VG with a profile)")]
     MetadataNeedsSeparatePv,
-    #[error("a chunk size of {chunk} is larger than the {data} the partition leaves for pool data; choose a smaller CHUNK_SIZE")]
+    #[error("a chunk size of {} is larger than the {} the partition leaves for pool data; choose a smaller CHUNK_SIZE", shown(*chunk), shown(*data))]
     ChunkLargerThanData { chunk: Bytes, data: Bytes },
-    #[error("the partition has room for {free} extents of {extent}, and the pool's metadata and its spare need {needed} of them and more for data: grow the partition or lower allocation/physical_extent_size in the host's lvm.conf")]
+    #[error("the partition has room for {free} extents of {}, and the pool's metadata, its spare and its data need at least {needed}: grow the partition or lower allocation/physical_extent_size in the host's lvm.conf", shown(*extent))]
     PartitionTooSmall {
         free: u128,
         extent: Bytes,
         needed: u128,
     },
-    #[error("with chunks of {chunk}, the largest pool metadata LVM makes maps at most {most} of data, and the partition gives the pool {data}; choose a larger CHUNK_SIZE")]
+    #[error("with chunks of {}, the largest pool metadata LVM makes maps at most {} of data, and the partition gives the pool {}; choose a larger CHUNK_SIZE", shown(*chunk), shown(*most), shown(*data))]
     ChunkTooSmallForPool {
         chunk: Bytes,
         data: Bytes,
         most: Bytes,
     },
+}
+
+/// `1 GiB`, `252 MiB`, `4 KiB`: the largest binary unit that divides the size.
+fn shown(size: Bytes) -> String {
+    let units = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    for (shift, unit) in units {
+        if size.0 >= 1 << shift && size.0 % (1 << shift) == 0 {
+            return format!("{} {unit}", size.0 >> shift);
+        }
+    }
+    format!("{} bytes", size.0)
 }
 
 /// Refuses a plan that creates the thin pool when LVM could not create it.
@@ -223,6 +234,23 @@ mod tests {
             ..PoolCreationSettings::default()
         };
         capacity_obstacle(Bytes(partition), &settings, &config(chunk))
+    }
+
+    #[test]
+    fn sizes_read_as_an_operator_writes_them() {
+        assert_eq!(shown(Bytes(GIB)), "1 GiB");
+        assert_eq!(shown(Bytes(252 * MIB)), "252 MiB");
+        assert_eq!(shown(Bytes(3 * TIB)), "3 TiB");
+        assert_eq!(shown(Bytes(1536)), "1536 bytes");
+        let message = PoolObstacle::ChunkLargerThanData {
+            chunk: Bytes(GIB),
+            data: Bytes(252 * MIB),
+        }
+        .to_string();
+        assert!(
+            message.starts_with("a chunk size of 1 GiB is larger than the 252 MiB"),
+            "{message}"
+        );
     }
 
     #[test]

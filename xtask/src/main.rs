@@ -91,6 +91,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_leftovers",
     "vm_linstor",
     "vm_partition_labels",
+    "vm_pool_preflight",
     "vm_preflight",
     "vm_signatures",
 ];
