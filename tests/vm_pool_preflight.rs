@@ -12,6 +12,8 @@
 //! - an extent size (`allocation/physical_extent_size`) that leaves no room for
 //!   the pool's metadata, its spare and data;
 //!
+//! - no thin-pool target in the kernel and no modprobe where LVM runs it;
+//!
 //! and a `volume_list` that names the VG still provisions (no refusal where LVM
 //! would succeed). The settings go into `/etc/lvm/lvmlocal.conf`, which both LVM and
 //! the tool read, and are removed before the guest's own LVM checks the result.
@@ -122,6 +124,20 @@ fn script() -> String {
     s += &run_line("ok-prov", "pp-ok", "A", "");
     s += &format!("step ok-unconf {NO_LOCAL_CONF}\n");
     s += &format!("step ok-vgs {VGS} pp-ok\n");
+
+    // No thin-pool target and no modprobe (a container image): every pool in the
+    // guest deactivated, the module unloaded, modprobe moved away.
+    s += &run_line("tt-prov", "pp-target", "A", "");
+    s += "step tt-all-off vgchange -an\n";
+    s += "step tt-rmmod rmmod dm_thin_pool\n";
+    s += "step tt-hide sh -c 'for p in /usr/sbin/modprobe /sbin/modprobe; do \
+          if [ -e $p ]; then mv $p $p.off; fi; done'\n";
+    s += "step tt-targets dmsetup targets\n";
+    s += &format!("step tt-vgs-before {VGS} pp-target\n");
+    s += &run_line("tt-reset", "pp-target", "B", "");
+    s += "step tt-unhide sh -c 'for p in /usr/sbin/modprobe /sbin/modprobe; do \
+          if [ -e $p.off ]; then mv $p.off $p; fi; done'\n";
+    s += &format!("step tt-vgs-after {VGS} pp-target\n");
     s
 }
 
@@ -167,6 +183,7 @@ fn a_reset_lvm_could_not_finish_is_refused_before_it_starts() {
         DiskSpec::new("pp-chunk", 256).partition("pp-chunk", None),
         DiskSpec::new("pp-ext", 256).partition("pp-ext", None),
         DiskSpec::new("pp-ok", 256).partition("pp-ok", None),
+        DiskSpec::new("pp-target", 256).partition("pp-target", None),
     ]);
     let run = boot(&bed, false, &script());
     for prefix in ["md", "vl", "sp", "ch", "ex"] {
@@ -254,6 +271,28 @@ fn a_reset_lvm_could_not_finish_is_refused_before_it_starts() {
         &["room for 1 extents of 128 MiB", "physical_extent_size"],
     );
     untouched(&mut checks, &run, "ex");
+
+    // No thin-pool target LVM could load.
+    expect_provisioned(&run, "tt-prov");
+    for step in ["tt-all-off", "tt-rmmod", "tt-hide", "tt-unhide"] {
+        run.expect_success(step);
+    }
+    checks.that(
+        !run.expect_success("tt-targets")
+            .stdout
+            .contains("thin-pool"),
+        format!(
+            "tt-targets: thin-pool still registered:\n{}",
+            run.step("tt-targets").stdout
+        ),
+    );
+    refused(
+        &mut checks,
+        &run,
+        "tt-reset",
+        &["no device-mapper thin-pool target", "modprobe dm_thin_pool"],
+    );
+    checks.same(&run, "tt-vgs-before", "tt-vgs-after");
 
     // Admitted by name: provisioned and tagged.
     expect_provisioned(&run, "ok-prov");

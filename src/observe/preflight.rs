@@ -48,7 +48,28 @@ pub struct PreflightFacts {
     /// md metadata where LVM's full md check finds it (magic only, no checksum):
     /// `pvremove`/`pvcreate`/`vgcreate` refuse the device then.
     pub lvm_md_component: Option<MdMagic>,
+    /// Whether LVM will find the kernel's thin-pool target when it creates a pool.
+    pub thin_pool_target: ThinPoolTarget,
 }
+
+/// How LVM's `lvcreate` will find the thin-pool target (`target_present_version`
+/// in lib/activate/activate.c: the kernel's target list, then
+/// `/sys/module/dm_thin_pool`, then its compiled-in `modprobe dm-thin-pool`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThinPoolTarget {
+    /// Registered with device-mapper, or its module is loaded.
+    #[default]
+    Loaded,
+    /// Not loaded, but a `modprobe` is where LVM runs it from.
+    Loadable,
+    /// Neither: LVM's `lvcreate` would fail ("Required device-mapper target(s) not
+    /// detected") — in a container image without modprobe, after a reset.
+    Unavailable,
+}
+
+/// Where LVM runs modprobe from: the static build's configure found
+/// `/usr/sbin/modprobe`; distribution builds use that or `/sbin/modprobe`.
+const MODPROBE_PATHS: [&str; 2] = ["/usr/sbin/modprobe", "/sbin/modprobe"];
 
 /// One signature that is not our LVM label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +95,8 @@ pub enum PreflightError {
     Open(#[source] io::Error),
     #[error("BLKROGET failed: {0}")]
     ReadOnlyFlag(#[source] nix::Error),
+    #[error("cannot list device-mapper's targets: {0}")]
+    Targets(#[source] LiveError),
     #[error("cannot read its size or block size: {0}")]
     Size(#[source] nix::Error),
     #[error("cannot read the bytes where LVM looks for md metadata: {0}")]
@@ -135,6 +158,19 @@ pub fn gather(
         users,
         read_only: read_only(target, sys)?,
         lvm_md_component: lvm_md_component(target.devnode)?,
+        thin_pool_target: thin_pool_target(sys)?,
+    })
+}
+
+fn thin_pool_target(sys: &Path) -> Result<ThinPoolTarget, PreflightError> {
+    let targets = super::live::dm::target_names().map_err(PreflightError::Targets)?;
+    if targets.iter().any(|t| t == "thin-pool") || sys.join("module/dm_thin_pool").is_dir() {
+        return Ok(ThinPoolTarget::Loaded);
+    }
+    Ok(if MODPROBE_PATHS.iter().any(|p| Path::new(p).exists()) {
+        ThinPoolTarget::Loadable
+    } else {
+        ThinPoolTarget::Unavailable
     })
 }
 

@@ -24,7 +24,8 @@
 use super::{Action, Plan, Refusal};
 use crate::config::ProvisionConfig;
 use crate::observe::host_lvm::PoolCreationSettings;
-use crate::observe::state::ObservedPartition;
+use crate::observe::preflight::ThinPoolTarget;
+use crate::observe::state::{ObservedPartition, Preflight};
 use crate::units::Bytes;
 use thiserror::Error;
 
@@ -65,6 +66,8 @@ pub enum PoolObstacle {
         extent: Bytes,
         needed: u128,
     },
+    #[error("the kernel has no device-mapper thin-pool target loaded, and there is no modprobe where LVM runs it (/usr/sbin/modprobe): load it on the host (`modprobe dm_thin_pool`, and list it in /etc/modules-load.d/ so every boot does)")]
+    ThinPoolTargetMissing,
     #[error("with chunks of {}, the largest pool metadata LVM makes maps at most {} of data, and the partition gives the pool {}; choose a larger CHUNK_SIZE", shown(*chunk), shown(*most), shown(*data))]
     ChunkTooSmallForPool {
         chunk: Bytes,
@@ -102,11 +105,17 @@ pub(super) fn check(
         .actions
         .iter()
         .any(|a| matches!(a, Action::CreateVolumeGroup { .. }));
-    let obstacle = host_settings_obstacle(settings, config).or_else(|| {
-        creates_vg
-            .then(|| capacity_obstacle(observed.partition.size_bytes, settings, config))
-            .flatten()
-    });
+    let target_missing = matches!(
+        &observed.preflight,
+        Preflight::Gathered(facts) if facts.thin_pool_target == ThinPoolTarget::Unavailable
+    );
+    let obstacle = host_settings_obstacle(settings, config)
+        .or(target_missing.then_some(PoolObstacle::ThinPoolTargetMissing))
+        .or_else(|| {
+            creates_vg
+                .then(|| capacity_obstacle(observed.partition.size_bytes, settings, config))
+                .flatten()
+        });
     match obstacle {
         None => Ok(()),
         Some(why) => Err(Refusal::PoolCannotBeCreated {

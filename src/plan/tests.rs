@@ -1452,3 +1452,26 @@ fn md_magic_where_lvm_looks_refuses_plans_that_write_a_label() {
         vec!["pvresize", "pool-extend"]
     );
 }
+
+#[test]
+fn a_missing_thin_pool_target_is_refused_only_when_lvm_could_not_load_it() {
+    use crate::observe::preflight::ThinPoolTarget;
+    use crate::observe::state::{Preflight, PreflightFacts};
+    let with = |target: ThinPoolTarget, id: &str| {
+        let mut observed = provisioned(tag(id));
+        observed.preflight = Preflight::Gathered(PreflightFacts {
+            thin_pool_target: target,
+            ..PreflightFacts::default()
+        });
+        plan(&observed, &config())
+    };
+    let refused = match with(ThinPoolTarget::Unavailable, "node-00") {
+        Err(refusal) => refusal.to_string(),
+        Ok(plan) => panic!("a reset without a thin-pool target was planned: {plan:?}"),
+    };
+    assert!(refused.contains("modprobe dm_thin_pool"), "{refused}");
+    assert!(with(ThinPoolTarget::Loadable, "node-00").is_ok());
+    assert!(with(ThinPoolTarget::Loaded, "node-00").is_ok());
+    // Nothing to create: a steady node is not refused for it.
+    assert!(matches!(with(ThinPoolTarget::Unavailable, "node-01"), Ok(p) if p.is_empty()));
+}
