@@ -102,6 +102,27 @@ pub struct HostLvm {
     pub locking_dir: Option<PathBuf>,
     /// `global/use_lvmlockd`: VG locks are lvmlockd's (a shared VG), not flock files.
     pub use_lvmlockd: bool,
+    /// The settings that decide whether LVM can build a thin pool at all.
+    pub pool_creation: PoolCreationSettings,
+}
+
+/// Settings of the host's lvm.conf that this tool's own LVM obeys (it reads the same
+/// files) and that only `vgcreate`/`lvcreate` act on — after a reset has already
+/// removed the old volume group — so the planner must weigh them first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PoolCreationSettings {
+    /// `activation/volume_list` when set: LVM activates only what it names, and a
+    /// thin pool's `lvcreate` must activate the new metadata volume to zero it.
+    pub volume_list: Option<Vec<String>>,
+    /// `activation/read_only_volume_list` when set: what it names is activated
+    /// read-only, so the metadata cannot be zeroed either.
+    pub read_only_volume_list: Option<Vec<String>>,
+    /// `allocation/thin_pool_metadata_require_separate_pvs`: the pool metadata needs
+    /// a PV of its own, which a one-partition VG never has.
+    pub metadata_requires_separate_pvs: bool,
+    /// `allocation/physical_extent_size` (KiB) when set: the extent size `vgcreate`
+    /// gives a new VG (LVM's default is 4 MiB).
+    pub physical_extent_size_kib: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,6 +468,7 @@ impl HostLvm {
                 expected: "0 or 1",
             })?,
         };
+        let pool_creation = settings.pool_creation()?;
         Ok(HostLvm {
             config_files,
             use_devicesfile,
@@ -456,6 +478,7 @@ impl HostLvm {
             filter,
             locking_dir,
             use_lvmlockd,
+            pool_creation,
         })
     }
 
@@ -707,6 +730,48 @@ impl Settings {
 
     fn get(&self, key: &str) -> Option<(&Value, &PathBuf)> {
         self.values.get(key).map(|(v, p)| (v, p))
+    }
+
+    fn pool_creation(&self) -> Result<PoolCreationSettings, HostLvmError> {
+        let string_list = |key: &str| {
+            self.get(key).map(|(value, _)| {
+                scalars(value)
+                    .into_iter()
+                    .filter_map(|s| match s {
+                        Scalar::Str(text) => Some(text),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let metadata_requires_separate_pvs =
+            match self.get("allocation/thin_pool_metadata_require_separate_pvs") {
+                None => false,
+                Some((value, path)) => value.as_bool().ok_or_else(|| HostLvmError::BadSetting {
+                    path: path.clone(),
+                    setting: "allocation/thin_pool_metadata_require_separate_pvs",
+                    found: value.describe(),
+                    expected: "0 or 1",
+                })?,
+            };
+        let physical_extent_size_kib = match self.get("allocation/physical_extent_size") {
+            None => None,
+            Some((Value::Scalar(Scalar::Int(kib)), _)) if *kib > 0 => u64::try_from(*kib).ok(),
+            Some((value, path)) => {
+                return Err(HostLvmError::BadSetting {
+                    path: path.clone(),
+                    setting: "allocation/physical_extent_size",
+                    found: value.describe(),
+                    expected: "a size in KiB",
+                })
+            }
+        };
+        Ok(PoolCreationSettings {
+            volume_list: string_list("activation/volume_list"),
+            read_only_volume_list: string_list("activation/read_only_volume_list"),
+            metadata_requires_separate_pvs,
+            physical_extent_size_kib,
+        })
     }
 
     fn filter_rules(
@@ -1151,6 +1216,7 @@ mod tests {
             filter: vec![],
             locking_dir: None,
             use_lvmlockd: false,
+            pool_creation: PoolCreationSettings::default(),
         };
         assert!(!host.is_listed("6WD02yOe07ph7unIIO1aeqYITr1Qakd1", Path::new("/dev/loop0")));
         assert!(host.is_listed("fS5LNqX2LN8UfRfPmjR8aSb3KsUAvO0w", Path::new("/dev/loop0")));
@@ -1490,6 +1556,7 @@ mod tests {
             filter: vec![],
             locking_dir: None,
             use_lvmlockd: false,
+            pool_creation: PoolCreationSettings::default(),
         }
     }
 
@@ -1537,5 +1604,53 @@ mod tests {
                 other => panic!("{test}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn pool_creation_settings_are_read_from_both_files() {
+        let dir = etc(
+            "pool-creation",
+            &[
+                (
+                    "lvm.conf",
+                    "activation {\n volume_list = [ \"vg0\", \"@keep\" ]\n}\nallocation { physical_extent_size = 65536 }\n",
+                ),
+                (
+                    "lvmlocal.conf",
+                    "allocation/thin_pool_metadata_require_separate_pvs = 1\nactivation { read_only_volume_list = [] }\n",
+                ),
+            ],
+        );
+        let host = match HostLvm::read(&dir) {
+            Ok(host) => host,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            host.pool_creation,
+            PoolCreationSettings {
+                volume_list: Some(vec!["vg0".into(), "@keep".into()]),
+                read_only_volume_list: Some(vec![]),
+                metadata_requires_separate_pvs: true,
+                physical_extent_size_kib: Some(65536),
+            }
+        );
+        let defaults = etc("pool-creation-defaults", &[("lvm.conf", "devices { }\n")]);
+        assert!(
+            matches!(HostLvm::read(&defaults), Ok(h) if h.pool_creation == PoolCreationSettings::default())
+        );
+        let bad = etc(
+            "pool-creation-bad",
+            &[(
+                "lvm.conf",
+                "allocation { physical_extent_size = \"big\" }\n",
+            )],
+        );
+        assert!(matches!(
+            HostLvm::read(&bad),
+            Err(HostLvmError::BadSetting {
+                setting: "allocation/physical_extent_size",
+                ..
+            })
+        ));
     }
 }

@@ -3,7 +3,10 @@
 //! and would the host's filters hide the partition. Read from
 //! [`super::host_lvm::HostLvm`] once per observation; `/etc/lvm` and `/dev` are
 //! parameters so tests can point them at scratch folders.
-use super::host_lvm::{lvm_device_names, HostLvm, IdType, DEFAULT_LOCKING_DIR, DEVICES_FILE_MAJOR};
+use super::host_lvm::{
+    lvm_device_names, HostLvm, IdType, PoolCreationSettings, DEFAULT_LOCKING_DIR,
+    DEVICES_FILE_MAJOR,
+};
 use super::lvm::LvmUuid;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,9 @@ pub struct HostLvmFacts {
     /// through LVM) must take first. Shown only when it is not LVM's default.
     #[serde(skip_serializing_if = "VgLocking::is_default")]
     pub vg_locking: VgLocking,
+    /// What decides whether LVM can build the thin pool (not in `status`'s JSON).
+    #[serde(skip)]
+    pub pool_creation: PoolCreationSettings,
 }
 
 /// How LVM on the host serialises commands on one VG.
@@ -121,6 +127,7 @@ pub fn read_host_lvm_facts(
     match HostLvm::read(etc_lvm) {
         Ok(host) => HostLvmFacts {
             vg_locking: VgLocking::of(&host),
+            pool_creation: host.pool_creation.clone(),
             ..summarise(&host, dev_dir, devnode, pv_uuid)
         },
         Err(e) => HostLvmFacts {

@@ -23,6 +23,7 @@ pub mod host_lvm;
 pub mod host_lvm_facts;
 pub mod live;
 pub mod lvm;
+pub mod md_magic;
 pub mod partition;
 pub mod phase_timer;
 pub mod preflight;

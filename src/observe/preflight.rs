@@ -20,6 +20,7 @@
 //! | `pv_min_size` (`usable` filter, 2 MiB by default) | not checked: only a blank partition can be that small, and there `pvcreate` is the first command |
 //! | multipath `wwids` file (a disk multipathd would claim but has not yet) | not checked: no holder exists yet; the static LVM reads that file only if the host's is mounted in |
 use super::live::{HoldersReader, LiveError, StackedDevice};
+use super::md_magic::{self, MdMagic};
 use super::signature::{Signature, Usage};
 use crate::ffi::blkdev;
 use crate::observe::attribute_file::read_attribute_line;
@@ -46,7 +47,31 @@ pub struct PreflightFacts {
     pub users: Vec<String>,
     /// Why writes would fail with `EROFS`; empty when the device is writable.
     pub read_only: Vec<String>,
+    /// md metadata where LVM's full md check finds it (magic only, no checksum):
+    /// `pvremove`/`pvcreate`/`vgcreate` refuse the device then.
+    pub lvm_md_component: Option<MdMagic>,
+    /// Whether LVM will find the kernel's thin-pool target when it creates a pool.
+    pub thin_pool_target: ThinPoolTarget,
 }
+
+/// How LVM's `lvcreate` will find the thin-pool target (`target_present_version`
+/// in lib/activate/activate.c: the kernel's target list, then
+/// `/sys/module/dm_thin_pool`, then its compiled-in `modprobe dm-thin-pool`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThinPoolTarget {
+    /// Registered with device-mapper, or its module is loaded.
+    #[default]
+    Loaded,
+    /// Not loaded, but a `modprobe` is where LVM runs it from.
+    Loadable,
+    /// Neither: LVM's `lvcreate` would fail ("Required device-mapper target(s) not
+    /// detected") — in a container image without modprobe, after a reset.
+    Unavailable,
+}
+
+/// Where LVM runs modprobe from: the static build's configure found
+/// `/usr/sbin/modprobe`; distribution builds use that or `/sbin/modprobe`.
+const MODPROBE_PATHS: [&str; 2] = ["/usr/sbin/modprobe", "/sbin/modprobe"];
 
 /// One signature that is not our LVM label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +97,12 @@ pub enum PreflightError {
     Open(#[source] io::Error),
     #[error("BLKROGET failed: {0}")]
     ReadOnlyFlag(#[source] nix::Error),
+    #[error("cannot list device-mapper's targets: {0}")]
+    Targets(#[source] LiveError),
+    #[error("cannot read its size or block size: {0}")]
+    Size(#[source] nix::Error),
+    #[error("cannot read the bytes where LVM looks for md metadata: {0}")]
+    MdMagic(#[source] io::Error),
 }
 
 /// Where the facts are read from: the device node, its kernel name and its disk's.
@@ -121,6 +152,8 @@ pub fn gather(
         foreign_signatures,
         users,
         read_only,
+        lvm_md_component: lvm_md_component(target.devnode)?,
+        thin_pool_target: thin_pool_target(sys)?,
     })
 }
 
@@ -150,6 +183,26 @@ fn users(
         }
     }
     Ok(users)
+}
+
+fn thin_pool_target(sys: &Path) -> Result<ThinPoolTarget, PreflightError> {
+    let targets = super::live::dm::target_names().map_err(PreflightError::Targets)?;
+    if targets.iter().any(|t| t == "thin-pool") || sys.join("module/dm_thin_pool").is_dir() {
+        return Ok(ThinPoolTarget::Loaded);
+    }
+    Ok(if MODPROBE_PATHS.iter().any(|p| Path::new(p).exists()) {
+        ThinPoolTarget::Loadable
+    } else {
+        ThinPoolTarget::Unavailable
+    })
+}
+
+/// What LVM's full md check would find on the device ([`super::md_magic`]).
+fn lvm_md_component(devnode: &Path) -> Result<Option<MdMagic>, PreflightError> {
+    let device = crate::ffi::open::open_read_only(devnode, 0).map_err(PreflightError::Open)?;
+    let size = blkdev::size_bytes(&device).map_err(PreflightError::Size)?;
+    let block = blkdev::logical_sector_size(&device).map_err(PreflightError::Size)?;
+    md_magic::find(&device, size / 512, u64::from(block)).map_err(PreflightError::MdMagic)
 }
 
 /// `md0 (an md array)`, `mpatha (a multipath map)`, … in words an operator knows.

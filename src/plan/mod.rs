@@ -3,6 +3,7 @@
 //! nothing may be written. Almost all decisions of the tool live here.
 mod action;
 mod host_lvm;
+pub(crate) mod pool_preconditions;
 mod preflight;
 mod refusal;
 #[cfg(test)]
@@ -76,6 +77,7 @@ pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
     host_lvm::integrate(observed, config, &mut plan)?;
     refuse_native_removals_under_lvmlockd(observed, &plan)?;
     preflight::check(observed, &plan)?;
+    pool_preconditions::check(observed, config, &plan)?;
     Ok(plan)
 }
 
@@ -618,11 +620,19 @@ fn keep_and_grow(
                     .ok_or_else(too_big)?;
                 let needed = required_pool_metadata_bytes(data_after, *chunk_size_bytes)
                     .ok_or_else(too_big)?;
-                if needed > *metadata_size_bytes {
-                    let to_bytes = extent
-                        .extents_covering(needed)
-                        .and_then(|extents| extents.checked_mul(extent))
-                        .ok_or_else(too_big)?;
+                // LVM stops at its largest pool metadata (asked for more, it
+                // clamps, and the next start would ask again): never plan past it.
+                let most = extent
+                    .extents_in(pool_preconditions::MAX_POOL_METADATA_BYTES)
+                    .and_then(|extents| extents.checked_mul(extent))
+                    .ok_or_else(too_big)?;
+                let wanted = extent
+                    .extents_covering(needed)
+                    .and_then(|extents| extents.checked_mul(extent))
+                    .ok_or_else(too_big)?
+                    .min(most);
+                if wanted > *metadata_size_bytes {
+                    let to_bytes = wanted;
                     // The pool's spare metadata LV grows along with the metadata.
                     let grown = to_bytes
                         .checked_sub(*metadata_size_bytes)

@@ -75,6 +75,24 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
             why: facts.read_only.clone(),
         });
     }
+    // LVM's full md check runs in the commands that write a label or a new VG.
+    if let Some(md) = facts.lvm_md_component {
+        if plan.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::RemovePhysicalVolume { .. }
+                    | Action::CreatePhysicalVolume { .. }
+                    | Action::ReinitializePhysicalVolume { .. }
+                    | Action::CreateVolumeGroup { .. }
+            )
+        }) {
+            return Err(Refusal::LvmSeesMdComponent {
+                device,
+                format: md.format,
+                offset: md.offset,
+            });
+        }
+    }
     // Without our label the planner's foreign-signature rule (and --force) decides.
     if observed.physical_volume.is_none() || facts.foreign_signatures.is_empty() {
         return Ok(());

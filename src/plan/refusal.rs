@@ -127,4 +127,16 @@ pub enum Refusal {
         rule: String,
         file: String,
     },
+    #[error("LVM would take {} for an md raid member: {format} metadata magic at byte {offset}, where LVM's pvremove/pvcreate look for it (without the checksum libblkid checks), so they would refuse the partition after earlier steps had already written. Nothing was written, and --force does not override this: check with `mdadm --examine {}`; if no array uses it, zero those 4 bytes (`dd if=/dev/zero of={} bs=1 count=4 seek={offset} conv=notrunc`) and rerun", show(device), show(device), show(device))]
+    LvmSeesMdComponent {
+        device: PathBuf,
+        format: &'static str,
+        offset: u64,
+    },
+    #[error("LVM could not create the thin pool on {} in volume group {volume_group}: {why}. Nothing was written (LVM finds this out only in the pool's lvcreate, after a reset has removed the old volume group)", show(device))]
+    PoolCannotBeCreated {
+        device: PathBuf,
+        volume_group: String,
+        why: super::pool_preconditions::PoolObstacle,
+    },
 }

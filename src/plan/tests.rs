@@ -1485,3 +1485,107 @@ fn a_re_tag_prints_both_tags() {
         }))
     );
 }
+fn pool_metadata_growth_stops_at_lvms_largest() {
+    // 200 TiB at 512 KiB chunks wants ~25 GiB of metadata; LVM makes at most 15.81 GiB.
+    let mut grown = provisioned(tag("node-01"));
+    grown.partition.size_bytes = gib(200 << 10);
+    let plan = planned(&grown, &config());
+    let most = crate::plan::pool_preconditions::MAX_POOL_METADATA_BYTES;
+    assert!(plan.actions.iter().any(|a| matches!(a,
+        Action::ExtendPoolMetadata { to_bytes, .. } if *to_bytes <= most && *to_bytes > most - EXTENT)));
+    // Once there, later starts ask for no more (they did, forever, before).
+    let at_most = whole_extents(most);
+    if let Some(vg) = grown
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.volume_group.as_mut())
+    {
+        let pe_count = whole_extents(gib(200 << 10) - PE_START);
+        vg.pv_extent_count = pe_count;
+        vg.free_extents = Extents::new(1);
+        vg.logical_volumes[0] = pool(
+            EXTENT * (pe_count.count() - 1 - 2 * at_most.count()),
+            EXTENT * at_most.count(),
+        );
+    }
+    assert_eq!(kinds(&planned(&grown, &config())), vec!["pool-extend"]);
+}
+
+#[test]
+fn a_pool_lvm_could_not_create_is_refused_before_a_reset_destroys_anything() {
+    use crate::observe::host_lvm::PoolCreationSettings;
+    let mut observed = provisioned(tag("node-00"));
+    observed.host_lvm.pool_creation = PoolCreationSettings {
+        volume_list: Some(vec!["nosuchvg".into()]),
+        ..PoolCreationSettings::default()
+    };
+    let refused = refusal(&observed, &config());
+    assert!(
+        refused.contains("volume_list") && refused.contains("Nothing was written"),
+        "{refused}"
+    );
+    // The same node with its own ID keeps its pool: nothing to create, nothing refused.
+    let mut steady = provisioned(tag("node-01"));
+    steady.host_lvm.pool_creation = observed.host_lvm.pool_creation.clone();
+    assert!(planned(&steady, &config()).is_empty());
+    // A chunk larger than the partition's data space.
+    let mut small = provisioned(tag("node-00"));
+    small.partition.size_bytes = Bytes(600 << 20);
+    let big_chunk = ProvisionConfig {
+        chunk_size_bytes: Bytes(1 << 30),
+        ..config()
+    };
+    let refused = refusal(&small, &big_chunk);
+    assert!(refused.contains("chunk size of"), "{refused}");
+}
+
+#[test]
+fn md_magic_where_lvm_looks_refuses_plans_that_write_a_label() {
+    use crate::observe::md_magic::MdMagic;
+    use crate::observe::state::{Preflight, PreflightFacts};
+    let magic = PreflightFacts {
+        lvm_md_component: Some(MdMagic {
+            format: "md 1.0",
+            offset: 1_073_733_632,
+        }),
+        ..PreflightFacts::default()
+    };
+    let mut reset = provisioned(tag("node-00"));
+    reset.preflight = Preflight::Gathered(magic.clone());
+    let refused = refusal(&reset, &config());
+    assert!(
+        refused.contains("md 1.0") && refused.contains("1073733632"),
+        "{refused}"
+    );
+    // A grow writes no label: pvresize and lvextend do not run LVM's full md check.
+    let mut grown = provisioned(tag("node-01"));
+    grown.partition.size_bytes = gib(2);
+    grown.preflight = Preflight::Gathered(magic);
+    assert_eq!(
+        kinds(&planned(&grown, &config())),
+        vec!["pvresize", "pool-extend"]
+    );
+}
+
+#[test]
+fn a_missing_thin_pool_target_is_refused_only_when_lvm_could_not_load_it() {
+    use crate::observe::preflight::ThinPoolTarget;
+    use crate::observe::state::{Preflight, PreflightFacts};
+    let with = |target: ThinPoolTarget, id: &str| {
+        let mut observed = provisioned(tag(id));
+        observed.preflight = Preflight::Gathered(PreflightFacts {
+            thin_pool_target: target,
+            ..PreflightFacts::default()
+        });
+        plan(&observed, &config())
+    };
+    let refused = match with(ThinPoolTarget::Unavailable, "node-00") {
+        Err(refusal) => refusal.to_string(),
+        Ok(plan) => panic!("a reset without a thin-pool target was planned: {plan:?}"),
+    };
+    assert!(refused.contains("modprobe dm_thin_pool"), "{refused}");
+    assert!(with(ThinPoolTarget::Loadable, "node-00").is_ok());
+    assert!(with(ThinPoolTarget::Loaded, "node-00").is_ok());
+    // Nothing to create: a steady node is not refused for it.
+    assert!(matches!(with(ThinPoolTarget::Unavailable, "node-01"), Ok(p) if p.is_empty()));
+}

@@ -92,6 +92,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_linstor",
     "vm_operator_inputs",
     "vm_partition_labels",
+    "vm_pool_preflight",
     "vm_preflight",
     "vm_signatures",
 ];

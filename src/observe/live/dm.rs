@@ -365,6 +365,16 @@ pub fn thin_pool_device<'a>(
         .or_else(|| volumes.iter().filter(of_pool).find(|v| v.layer.is_none()))
 }
 
+/// The device-mapper targets the kernel has registered (`DM_LIST_VERSIONS`): a
+/// target whose module is not loaded is absent.
+pub fn target_names() -> Result<Vec<String>, LiveError> {
+    let dm = open_dm()?;
+    let versions = dm
+        .list_versions()
+        .map_err(|source| dm_error("list target versions", None, source))?;
+    Ok(versions.into_iter().map(|(name, ..)| name).collect())
+}
+
 /// Opens the DM control node, or says clearly why there is none.
 fn open_dm() -> Result<DM, LiveError> {
     if !Path::new(DM_CONTROL).exists() {
