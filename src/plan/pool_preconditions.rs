@@ -80,7 +80,7 @@ pub enum PoolObstacle {
 fn shown(size: Bytes) -> String {
     let units = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
     for (shift, unit) in units {
-        if size.0 >= 1 << shift && size.0 % (1 << shift) == 0 {
+        if size.0 >= 1 << shift && size.0.is_multiple_of(1 << shift) {
             return format!("{} {unit}", size.0 >> shift);
         }
     }
@@ -121,7 +121,7 @@ pub(super) fn check(
         Some(why) => Err(Refusal::PoolCannotBeCreated {
             device: observed.partition.devnode.clone(),
             volume_group: config.volume_group.to_string(),
-            why,
+            why: Box::new(why),
         }),
     }
 }

@@ -137,6 +137,6 @@ pub enum Refusal {
     PoolCannotBeCreated {
         device: PathBuf,
         volume_group: String,
-        why: super::pool_preconditions::PoolObstacle,
+        why: Box<super::pool_preconditions::PoolObstacle>,
     },
 }

@@ -1485,6 +1485,8 @@ fn a_re_tag_prints_both_tags() {
         }))
     );
 }
+
+#[test]
 fn pool_metadata_growth_stops_at_lvms_largest() {
     // 200 TiB at 512 KiB chunks wants ~25 GiB of metadata; LVM makes at most 15.81 GiB.
     let mut grown = provisioned(tag("node-01"));
