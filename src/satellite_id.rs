@@ -99,9 +99,26 @@ impl fmt::Display for Place {
 /// Longest ID an error message quotes.
 const MAX_SHOWN_ID_BYTES: usize = 80;
 
-/// A stray character: surrounding whitespace or a control character anywhere.
+/// A stray character at either end: whitespace, a control character, or an
+/// invisible format character (a byte-order mark from a file saved on Windows, a
+/// zero-width space, a direction mark) that no operator types on purpose. Inside an
+/// ID only control characters are stray: emoji sequences join with U+200D.
 fn is_stray(character: char) -> bool {
-    character.is_whitespace() || character.is_control()
+    character.is_whitespace() || character.is_control() || is_invisible_format(character)
+}
+
+/// Unicode's default-ignorable format characters that can end up around an ID.
+fn is_invisible_format(character: char) -> bool {
+    matches!(
+        character,
+        '\u{00AD}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Rejects a configured ID with leading or trailing whitespace (Unicode
@@ -139,7 +156,7 @@ pub fn check_configured(id: &str) -> Result<(), SatelliteIdError> {
             "surrounding whitespace and control characters are not part of an ID; trim it"
         }
         (Place::Inside { .. }, _) => {
-            "control characters are not allowed in a satellite ID; remove it"
+            "control characters are not allowed in a satellite ID; remove it (do not replace it: a node recorded under this ID is recognised under the ID without it, and keeps its storage)"
         }
     };
     Err(SatelliteIdError::StrayCharacter {
@@ -161,7 +178,7 @@ pub fn check_configured(id: &str) -> Result<(), SatelliteIdError> {
 pub fn same_node(recorded: &str, configured: &str) -> bool {
     recorded == configured || {
         let kept: String = recorded.chars().filter(|c| !c.is_control()).collect();
-        kept.trim_matches(char::is_whitespace) == configured
+        kept.trim_matches(is_stray) == configured
     }
 }
 
@@ -354,6 +371,10 @@ mod tests {
         assert!(stray("\u{3000}x").contains("U+3000 at the start"));
         assert!(stray("x\u{7f}").contains("U+007F (delete) at the end"));
         assert!(!stray(&format!("{}\n", "x".repeat(200))).contains("xxx"));
+        // Invisible at either end: a byte-order mark, a zero-width space.
+        assert!(stray("\u{FEFF}node-01").contains("U+FEFF"));
+        assert!(stray("node-01\u{200B}").contains("at the end"));
+        assert!(stray("rack\t01").contains("do not replace it"));
     }
 
     #[test]
@@ -364,6 +385,7 @@ mod tests {
             "a \"b\" & 'c'",
             "ünïcödé",
             "🚀 rocket",
+            "👨\u{200D}👩\u{200D}👧 family",
             "x",
         ] {
             assert_eq!(check_configured(id), Ok(()), "{id:?}");
@@ -380,6 +402,8 @@ mod tests {
             "\tnode-01 \n",
             "node\u{0}-01",
             "node-01\u{85}",
+            "\u{FEFF}node-01",
+            "node-01\u{200B}\n",
         ] {
             assert!(same_node(recorded, "node-01"), "{recorded:?}");
         }

@@ -90,10 +90,14 @@ step log-debug-upper env LOG_LEVEL=DEBUG $IDS --satellite-id node-01
 "#;
 
 const SCRIPT_FILES: &str = r#"
-# A file already at HOLD_MARKER: waited on, never truncated.
+# A file already at HOLD_MARKER: never truncated. A marker-sized one is waited on;
+# someone's larger file is no hold marker (rm/release would refuse it): exit 1.
 printf 'precious data\n' > /tmp/held
 step hold-existing timeout 20 env HOLD_MARKER=/tmp/held $LPD $NO_LABEL
 step held-content cat /tmp/held
+printf 'x\n' > /tmp/held-small
+step hold-small timeout 20 env HOLD_MARKER=/tmp/held-small $LPD $NO_LABEL
+step held-small-content cat /tmp/held-small
 # release / rm remove only a small regular file.
 ln -s $LPD /tmp/rm
 step release-big env HOLD_MARKER=/tmp/held $LPD release
@@ -149,7 +153,8 @@ fn operator_inputs_never_cost_a_node_its_data() {
         ("retag-run", "re-tagging"),
         ("log-verbose", "invalid value"),
         ("release-big", ""),
-        ("hold-existing", "holding"),
+        ("hold-existing", "not holding on"),
+        ("hold-small", "holding"),
     ] {
         let s = run.step(step);
         let mut lines = s.stderr.lines().filter(|l| !l.trim().is_empty());
@@ -299,15 +304,26 @@ fn log_levels_are_checked(run: &GuestRun, checks: &mut Checks) {
 
 fn files_the_tool_did_not_create_are_left_alone(run: &GuestRun, checks: &mut Checks) {
     // busybox timeout: 124, or the TERM signal's 143 when the child is killed.
-    let hold = run.step("hold-existing");
+    let hold = run.step("hold-small");
     checks.that(
         matches!(hold.exit_code, 124 | 143),
         format!(
-            "hold-existing did not hold (exit {}):\n{}",
+            "hold-small did not hold (exit {}):\n{}",
             hold.exit_code, hold.stderr
         ),
     );
-    checks.says(run, "hold-existing", "holding on the existing /tmp/held");
+    checks.says(run, "hold-small", "holding on the existing /tmp/held-small");
+    checks.that(
+        run.step("held-small-content").stdout == "x\n",
+        "held-small-content: the marker-sized file at HOLD_MARKER changed",
+    );
+    // A larger file is no marker: no hold that nothing in the image could release.
+    checks.exit(run, "hold-existing", 1);
+    checks.says(
+        run,
+        "hold-existing",
+        "not holding on /tmp/held, which `rm` and `release` would not remove: refusing to remove /tmp/held: it is a file of 14 bytes",
+    );
     for step in ["held-content", "held-still"] {
         checks.that(
             run.step(step).stdout == "precious data\n",

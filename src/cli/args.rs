@@ -90,7 +90,8 @@ pub struct ProvisionArgs {
     /// Stable ID of this satellite, usually the node name. When it differs from the
     /// one recorded on the volume group, the partition's LVM objects are reset.
     /// Any characters are allowed (spaces, quotes, `&`, non-ASCII, emoji) except
-    /// leading or trailing whitespace and control characters anywhere (exit 2;
+    /// leading or trailing whitespace or invisible characters (a byte-order mark, a
+    /// zero-width space) and control characters anywhere (exit 2;
     /// a Secret made from a file keeps its trailing newline: trim it). A VG
     /// recorded under this ID plus such characters (by an earlier version or the
     /// seed tool) is the same node: its tag is replaced, nothing is reset.

@@ -118,11 +118,21 @@ fn hold(marker: &Path) -> Result<(), CliError> {
             "provisioning failed; holding. Fix the cause, then `rm {}` to retry",
             marker.display()
         ),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => tracing::warn!(
-            marker = %marker.display(),
-            "provisioning failed; holding on the existing {} (left as it is). Fix the cause, then remove it to retry",
-            marker.display()
-        ),
+        // Only on what `rm`/`release` would remove: a hold on anything else (a
+        // folder, someone's file) could never be released from inside the image.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            super::release::check_removable(marker).map_err(|why| {
+                CliError::Failed(format!(
+                    "provisioning failed; not holding on {}, which `rm` and `release` would not remove: {why}",
+                    marker.display()
+                ))
+            })?;
+            tracing::warn!(
+                marker = %marker.display(),
+                "provisioning failed; holding on the existing {} (left as it is). Fix the cause, then remove it to retry",
+                marker.display()
+            )
+        }
         Err(e) => {
             return Err(CliError::Failed(format!(
                 "cannot create the hold marker {}: {e}; use --on-failure exit or set HOLD_MARKER to a writable path",
@@ -196,6 +206,29 @@ mod tests {
             panic!("{e}");
         }
         assert!(waiting.join().unwrap_or(false));
+    }
+
+    #[test]
+    fn no_hold_on_a_file_that_is_no_marker() {
+        let dir = crate::observe::partition::test_tree::TempDir::new("hold-no-marker");
+        let marker = dir.path().join("notes");
+        if let Err(e) = std::fs::write(&marker, b"someone's notes\n") {
+            panic!("{e}");
+        }
+        let refused = match hold(&marker) {
+            Err(crate::cli::CliError::Failed(message)) => message,
+            other => panic!("expected a refusal to hold, got {other:?}"),
+        };
+        assert!(refused.contains("a file of 16 bytes"), "{refused}");
+        assert_eq!(
+            std::fs::read(&marker).ok().as_deref(),
+            Some(&b"someone's notes\n"[..])
+        );
+        let folder = dir.path().join("folder");
+        if let Err(e) = std::fs::create_dir(&folder) {
+            panic!("{e}");
+        }
+        assert!(hold(&folder).is_err());
     }
 
     /// What `run` logs and writes to the termination log for a failure: the error's

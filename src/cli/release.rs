@@ -17,7 +17,7 @@ const MAX_MARKER_BYTES: u64 = 8;
 /// Why the file at `marker` is not one to remove: it must be a regular file (found
 /// without following a symlink) of at most [`MAX_MARKER_BYTES`]. `Ok` also when
 /// nothing is there (removing it then says so).
-fn check_removable(marker: &Path) -> Result<(), String> {
+pub(super) fn check_removable(marker: &Path) -> Result<(), String> {
     let Ok(found) = std::fs::symlink_metadata(marker) else {
         return Ok(());
     };
