@@ -151,6 +151,34 @@ fn integration_tests() -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// Clippy and the unit tests on what ships: the musl target with the dist build's
+/// features and environment (no libudev, liblvm2cmd and libblkid linked
+/// statically), so code only that build compiles (the sysfs-only discovery, the
+/// musl allocator) is linted and tested too, not only the glibc build's.
+fn shipped_feature_checks(extra: &[String]) -> Result<(), String> {
+    let shipped = dist::StaticBuild::ensure(dist::Arch::X86_64)?;
+    run(shipped
+        .cargo(&[
+            "clippy",
+            "--package",
+            "linstor-provision-disk",
+            "--all-targets",
+            "--locked",
+        ])?
+        .args(["--", "-D", "warnings"]))?;
+    // A static musl executable runs on this (glibc) host as it is.
+    run(shipped
+        .cargo(&[
+            "test",
+            "--package",
+            "linstor-provision-disk",
+            "--lib",
+            "--bins",
+            "--locked",
+        ])?
+        .args(extra))
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     let started = std::time::Instant::now();
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -205,6 +233,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
         .env("LINSTOR_PROVISION_DISK_DIST", &artifact))?;
+    let debug_done = started.elapsed();
+    shipped_feature_checks(extra)?;
     let tests_done = started.elapsed();
     let mut again = cargo();
     again.args(["test", "--package", "linstor-provision-disk"]);
@@ -242,10 +272,11 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("LINSTOR_PROVISION_DISK_IMAGE_DIR", &image_dir))?;
     let all_done = started.elapsed();
     eprintln!(
-        "xtask: test timings: fmt+clippy {:.0?}, dist and image twice {:.0?}, unit and debug-build tests {:.0?}, VM tests with the dist artifact {:.0?}, image VM tests {:.0?}; total {:.0?}",
+        "xtask: test timings: fmt+clippy {:.0?}, dist and image twice {:.0?}, unit and debug-build tests {:.0?}, clippy and unit tests of the shipped feature set {:.0?}, VM tests with the dist artifact {:.0?}, image VM tests {:.0?}; total {:.0?}",
         lint_done,
         dist_done - lint_done,
-        tests_done - dist_done,
+        debug_done - dist_done,
+        tests_done - debug_done,
         artifact_done - tests_done,
         all_done - artifact_done,
         all_done
