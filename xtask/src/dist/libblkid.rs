@@ -131,6 +131,8 @@ pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, Stri
                 dir.display()
             );
             result.debian_version = version.trim().to_owned();
+            // A cache written by an older recipe named its own folder in the file.
+            write_pkgconfig(&result.pkgconfig_dir, &result.debian_version, toolchain)?;
             return Ok(result);
         }
         eprintln!(
@@ -177,21 +179,7 @@ pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, Stri
     )?;
     mkdir(&result.header_dir)?;
     copy(&source.dir.join(HEADER), &result.header_dir.join("blkid.h"))?;
-    mkdir(&result.pkgconfig_dir)?;
-    write(
-        &result.pkgconfig_dir.join("blkid.pc"),
-        &format!(
-            "Name: blkid\n\
-             Description: libblkid from util-linux {}, static, built with {}\n\
-             Version: {UTIL_LINUX_UPSTREAM}\n\
-             Cflags: -I{}\n\
-             Libs: -L{} -lblkid\n",
-            source.debian_version,
-            toolchain.cc,
-            result.header_dir.display(),
-            result.lib_dir.display()
-        ),
-    )?;
+    write_pkgconfig(&result.pkgconfig_dir, &source.debian_version, toolchain)?;
     // The sources and objects are large and no longer needed.
     let _ = std::fs::remove_dir_all(&work);
     write(&stamp, &source.debian_version)?;
@@ -203,6 +191,25 @@ pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, Stri
     );
     result.debian_version = source.debian_version;
     Ok(result)
+}
+
+/// Writes `blkid.pc` into `dir` (`<cache>/pkgconfig`), naming the header and library
+/// folders relative to the file (`${pcfiledir}`): a cache copied to another checkout
+/// then answers with its own folders, never with the ones it was built in.
+fn write_pkgconfig(dir: &Path, debian_version: &str, toolchain: &CToolchain) -> Result<(), String> {
+    mkdir(dir)?;
+    write(
+        &dir.join("blkid.pc"),
+        &format!(
+            "prefix=${{pcfiledir}}/..\n\
+             Name: blkid\n\
+             Description: libblkid from util-linux {debian_version}, static, built with {}\n\
+             Version: {UTIL_LINUX_UPSTREAM}\n\
+             Cflags: -I${{prefix}}/include/blkid\n\
+             Libs: -L${{prefix}}/lib -lblkid\n",
+            toolchain.cc
+        ),
+    )
 }
 
 /// Dates every autotools input to one second before the oldest shipped output

@@ -157,6 +157,8 @@ pub fn ensure(
             version.trim(),
             dir.display()
         );
+        // A cache written by an older recipe named its own folder in the file.
+        write_pkgconfig(&result.pkgconfig_dir)?;
         return Ok(StaticLvm {
             debian_version: version.trim().to_owned(),
             ..result
@@ -201,19 +203,7 @@ pub fn ensure(
         &sources.lvm2.join("libdm/libdevmapper.h"),
         &include_out.join("libdevmapper.h"),
     )?;
-    mkdir(&result.pkgconfig_dir)?;
-    write(
-        &result.pkgconfig_dir.join("devmapper.pc"),
-        &format!(
-            "Name: devmapper\n\
-             Description: libdevmapper's header from the static LVM2 build. Nothing to link: \
-             devicemapper-sys only takes ioctl definitions from it, and liblvm2cmd brings its own copy\n\
-             Version: {DM_VERSION}\n\
-             Cflags: -I{}\n\
-             Libs:\n",
-            include_out.display()
-        ),
-    )?;
+    write_pkgconfig(&result.pkgconfig_dir)?;
     // The sources and objects are large and no longer needed.
     let _ = std::fs::remove_dir_all(&work);
     write(&stamp, &sources.debian_version)?;
@@ -227,6 +217,25 @@ pub fn ensure(
         debian_version: sources.debian_version,
         ..result
     })
+}
+
+/// Writes `devmapper.pc` into `dir` (`<cache>/pkgconfig`), naming the header folder
+/// relative to the file (`${pcfiledir}`): a cache copied to another checkout then
+/// answers with its own folder, never with the one it was built in.
+fn write_pkgconfig(dir: &Path) -> Result<(), String> {
+    mkdir(dir)?;
+    write(
+        &dir.join("devmapper.pc"),
+        &format!(
+            "prefix=${{pcfiledir}}/..\n\
+             Name: devmapper\n\
+             Description: libdevmapper's header from the static LVM2 build. Nothing to link: \
+             devicemapper-sys only takes ioctl definitions from it, and liblvm2cmd brings its own copy\n\
+             Version: {DM_VERSION}\n\
+             Cflags: -I${{prefix}}/include\n\
+             Libs:\n"
+        ),
+    )
 }
 
 struct Sources {
