@@ -22,7 +22,7 @@ fn tool(label: &str, id: &str) -> String {
 
 /// sha256 of the partition's first 4 MiB (label, metadata area, start of data).
 fn sum(step: &str, dev: &str) -> String {
-    format!("step {step} sh -c 'head -c 4194304 {dev} | sha256sum'\n")
+    sum_step(step, dev)
 }
 
 #[test]

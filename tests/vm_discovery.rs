@@ -43,12 +43,12 @@ step seed-alias env PARTITION_LABEL='linstor storage' VOLUME_GROUP=vgu POOL=pool
 step seed-alias-vgs vgs --reportformat json -o vg_name,vg_seqno,vg_tags vgu
 step span-vg vgcreate vgspan /dev/vde1 /dev/vde2
 step span-vgs-before vgs --reportformat json -o vg_name,vg_seqno,pv_count vgspan
-step span-sum-before sh -c 'head -c 4194304 /dev/vde1 | sha256sum'
+step span-sum-before sum_head 4194304 /dev/vde1
 step spans $LPD --partition-label span-here --volume-group vgspan --pool pool --satellite-id n --on-failure exit
-step blank-sum-before sh -c 'head -c 4194304 /dev/vde3 | sha256sum'
+step blank-sum-before sum_head 4194304 /dev/vde3
 step name-taken $LPD --partition-label blank --volume-group vgspan --pool pool --satellite-id n --on-failure exit
-step blank-sum-after sh -c 'head -c 4194304 /dev/vde3 | sha256sum'
-step span-sum-after sh -c 'head -c 4194304 /dev/vde1 | sha256sum'
+step blank-sum-after sum_head 4194304 /dev/vde3
+step span-sum-after sum_head 4194304 /dev/vde1
 step span-vgs-after vgs --reportformat json -o vg_name,vg_seqno,pv_count vgspan
 Q='--partition-label blank --volume-group vgblank --pool pool --satellite-id n --on-failure exit'
 ($LPD $Q >/tmp/first.log 2>&1; echo $? >/tmp/first.rc) &

@@ -92,10 +92,10 @@ step m-pv-ours pvcreate --metadataignore y /dev/vda1
 step m-pv-other pvcreate /dev/vdb1
 step m-vg vgcreate othervg /dev/vdb1 /dev/vda1
 step m-lv lvcreate -an -Zn -l100%PVS -n data othervg /dev/vda1
-step m-sum-before sh -c 'head -c 4194304 /dev/vda1 | sha256sum'
+step m-sum-before sum_head 4194304 /dev/vda1
 step m-vgs-before $VGS othervg
 step m-refused $LPD $P --satellite-id node-01
-step m-sum-after sh -c 'head -c 4194304 /dev/vda1 | sha256sum'
+step m-sum-after sum_head 4194304 /dev/vda1
 step m-vgs-after $VGS othervg
 step m-lvs $LVS othervg
 
@@ -105,10 +105,10 @@ step d-pv-other pvcreate /dev/vdf1
 step d-vg vgcreate othervg2 /dev/vdf1 /dev/vde1
 step d-lv lvcreate -an -Zn -l100%PVS -n data othervg2 /dev/vde1
 step d-vgs-before $VGS othervg2
-step d-sum-before sh -c 'head -c 4194304 /dev/vde1 | sha256sum'
+step d-sum-before sum_head 4194304 /dev/vde1
 step d-detach sh -c 'v=$(basename "$(readlink -f /sys/block/vdf/device)"); echo "$v" > /tmp/vdf-virtio; echo "$v" > /sys/bus/virtio/drivers/virtio_blk/unbind; [ ! -e /sys/block/vdf ] && echo detached'
 step d-refused $LPD --partition-label det-ours --volume-group linstor-vg2 --pool pool --satellite-id node-01 --on-failure exit
-step d-sum-after sh -c 'head -c 4194304 /dev/vde1 | sha256sum'
+step d-sum-after sum_head 4194304 /dev/vde1
 step d-attach sh -c 'cat /tmp/vdf-virtio > /sys/bus/virtio/drivers/virtio_blk/bind; n=0; while [ ! -e /dev/vdf1 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done; ls /dev/vdf1'
 step d-vgs-after $VGS othervg2
 
@@ -164,14 +164,14 @@ step c-recovered $LPD --partition-label cut --volume-group cutvg --pool pool --s
 step c-vgs vgs --reportformat json -o vg_name,vg_tags --devices /dev/vdi1 cutvg
 
 # 6. A VG named `-ff` on disk.
-step n-sum-before sh -c 'head -c 4194304 /dev/vdg1 | sha256sum'
+step n-sum-before sum_head 4194304 /dev/vdg1
 step n-refused $LPD --partition-label names --volume-group vgn --pool pool --satellite-id node-01 --on-failure exit --force
-step n-sum-after sh -c 'head -c 4194304 /dev/vdg1 | sha256sum'
+step n-sum-after sum_head 4194304 /dev/vdg1
 
 # 7. A chunk size past 2^64 bytes.
-step h-sum-before sh -c 'head -c 4194304 /dev/vdh1 | sha256sum'
+step h-sum-before sum_head 4194304 /dev/vdh1
 step h-refused $LPD --partition-label huge --volume-group vgh --pool pool --satellite-id node-01 --on-failure exit
-step h-sum-after sh -c 'head -c 4194304 /dev/vdh1 | sha256sum'
+step h-sum-after sum_head 4194304 /dev/vdh1
 "#;
 
 fn vg_field(run: &GuestRun, step: &str, field: &str) -> String {

@@ -3,37 +3,58 @@
 //! seed-tool adoption and growth; part of it with udevd running, as on a real host.
 //! After every kill the next start must converge to a correct, active pool, and with
 //! a matching satellite ID no thin volume and no byte of its data may be lost.
+//! Where each kill landed is read from LVM's own log of every command's start and
+//! end, and each scenario must have a required number of kills inside a command.
 mod common;
 
 use common::*;
+use serde_json::Value;
 use vmtest::{BootOptions, DiskSpec, GuestRun};
 
-/// Guest helpers. `timed KIND CMD…` runs a command and keeps how long it took (ms) as
-/// the reference for KIND. `killat KIND NUM DEN ARGS…` starts the tool in the
-/// background, SIGKILLs it after NUM/DEN of KIND's reference time and prints
-/// `rc=<exit status>` (137: killed; 0: it had finished first) and the last lines it
-/// logged (which step the kill interrupted). Instants relative to a measured run
-/// keep landing inside the run on a faster or slower machine.
+/// Guest helpers. The tool runs that measure and the runs that are killed log at
+/// trace level as JSON into /tmp/lpd.log: liblvm2cmd logs `Parsing: <command line>`
+/// as each LVM command starts and `Completed: <command line>` as it ends, which
+/// tells whether a kill landed inside a command. `summary` prints those lines, the
+/// success line, errors and warnings (the whole trace log is too large for the
+/// console). `traced ARGS…` runs the tool so; `timed KIND ARGS…` also keeps how long
+/// the tool ran (ms, without the summary: reading the trace log under TCG takes
+/// about as long as the run), the shortest of KIND's timed runs being its
+/// reference (the warm-up runs are timed too). `killat KIND NUM DEN ARGS…` starts the
+/// tool in the background, SIGKILLs it after NUM/DEN of KIND's reference time and
+/// prints `rc=<exit status>` (137: killed; 0: it had finished first) and the
+/// summary. Instants relative to a measured run keep landing inside the run on a
+/// faster or slower machine.
 const HELPERS: &str = r#"
+TRACE='--log-level trace --log-format json'
 now_ms() { read up _ </proc/uptime; cs=$(echo "$up" | tr -d .); echo $((cs * 10)); }
+summary() {
+  grep -e '"message":"Parsing: ' -e '"message":"Completed: ' \
+    -e 'disk provisioning completed successfully' -e '"level":"ERROR"' -e '"level":"WARN"' /tmp/lpd.log
+  return 0
+}
+traced() { $LPD "$@" $TRACE >/tmp/lpd.log 2>&1; rc=$?; summary; return $rc; }
 timed() {
   kind=$1; shift
-  t0=$(now_ms); "$@"; rc=$?; t1=$(now_ms)
-  echo $((t1 - t0)) >/tmp/ref-$kind
+  t0=$(now_ms); $LPD "$@" $TRACE >/tmp/lpd.log 2>&1; rc=$?; t1=$(now_ms)
+  ms=$((t1 - t0))
+  # The shortest run of KIND is its reference: a run slowed by the machine's load
+  # would put the later instants after the end of a typical run.
+  if [ ! -e /tmp/ref-$kind ] || [ "$ms" -lt "$(cat /tmp/ref-$kind)" ]; then echo $ms >/tmp/ref-$kind; fi
+  echo "ms=$ms"
+  summary
   return $rc
 }
 killat() {
   ref=$(cat /tmp/ref-$1); ms=$((ref * $2 / $3)); shift 3
   d=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
   echo "delay=${d}s of ${ref}ms"
-  $LPD "$@" >/tmp/killed.log 2>&1 &
+  $LPD "$@" $TRACE >/tmp/lpd.log 2>&1 &
   pid=$!
   sleep "$d"
   kill -9 "$pid" 2>/dev/null
   wait "$pid"
   echo "rc=$?"
-  tail -n 2 /tmp/killed.log
-  return 0
+  summary
 }
 marker() { printf "precious-$2" | dd of="/dev/mapper/$1" conv=fsync 2>/dev/null; }
 read_marker() { lvchange -ay "$1" && head -c "$3" "/dev/mapper/$2"; }
@@ -67,6 +88,17 @@ const RESET_KILLS: usize = 12;
 const SIDE_KILLS: usize = 6;
 const UDEV_KILLS: usize = 3;
 
+/// Kills of each scenario required to land inside an LVM command: about half of
+/// the fewest that landed there in three measured runs on a loaded machine (first
+/// provision 11, 11, 5 of 12; activation 7, 2, 7 of 8; reset 12, 6, 10 of 12; seed
+/// adoption 4, 3, 3 of 6; grow 3, 5, 3 of 6; with udevd 1 or 2 of 3 each), as the
+/// load moves the instants.
+const INSIDE_FRESH: usize = 3;
+const INSIDE_ACTIVATION: usize = 2;
+const INSIDE_RESET: usize = 4;
+const INSIDE_SIDE: usize = 2;
+const INSIDE_UDEV: usize = 1;
+
 /// The `n`th of `count` instants, in percent of the reference run.
 fn percent(n: usize, count: usize) -> usize {
     20 + 65 * n / count.saturating_sub(1).max(1)
@@ -78,14 +110,202 @@ fn run_args(label: &str, vg: &str, id: &str) -> String {
     )
 }
 
-/// The result of one `killat` step: whether the kill landed while the tool ran.
-fn was_killed(run: &GuestRun, step: &str) -> bool {
-    let out = &run.expect_success(step).stdout;
-    match out.lines().find(|l| l.starts_with("rc=")) {
+/// Where one SIGKILL landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Landing {
+    /// The tool had exited (0) before the kill.
+    Finished,
+    /// While the tool ran, outside every LVM command, after `completed` of them.
+    Outside { completed: usize },
+    /// Inside LVM command number `command` (1-based): LVM logged its start
+    /// (`Parsing: …`) and not its end (`Completed: …`).
+    Inside { command: usize, line: String },
+}
+
+impl Landing {
+    fn while_running(&self) -> bool {
+        !matches!(self, Landing::Finished)
+    }
+}
+
+impl std::fmt::Display for Landing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Landing::Finished => write!(f, "after the tool finished"),
+            Landing::Outside { completed } => {
+                write!(f, "outside LVM commands, after {completed} of them")
+            }
+            Landing::Inside { command, line } => {
+                write!(f, "inside LVM command {command} ({line})")
+            }
+        }
+    }
+}
+
+/// LVM's log of one command starting or ending.
+enum LvmMark {
+    Start(String),
+    End(String),
+}
+
+/// The `Parsing: …`/`Completed: …` lines liblvm2cmd logged (the tool forwards
+/// them at trace level; `summary` printed them as JSON lines), in order.
+fn lvm_marks(out: &str) -> Vec<LvmMark> {
+    out.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| {
+            let message = line.get("message")?.as_str()?;
+            if let Some(command) = message.strip_prefix("Parsing: ") {
+                Some(LvmMark::Start(command.to_owned()))
+            } else {
+                message
+                    .strip_prefix("Completed: ")
+                    .map(|command| LvmMark::End(command.to_owned()))
+            }
+        })
+        .collect()
+}
+
+/// Where the SIGKILL of a `killat` step landed, from what it printed: the exit
+/// status, then LVM's marks. A command that ends without having started, or starts
+/// while another runs, fails the step (the log is not what this reading assumes).
+fn landing_in(step: &str, out: &str) -> Landing {
+    let killed = match out.lines().find(|l| l.starts_with("rc=")) {
         Some("rc=137") => true,
         Some("rc=0") => false,
         other => panic!("{step}: the tool neither was killed nor succeeded ({other:?}):\n{out}"),
+    };
+    let mut running: Option<String> = None;
+    let (mut started, mut completed) = (0, 0);
+    for mark in lvm_marks(out) {
+        match (mark, &running) {
+            (LvmMark::Start(command), None) => {
+                started += 1;
+                running = Some(command);
+            }
+            (LvmMark::End(command), Some(open)) if command == *open => {
+                completed += 1;
+                running = None;
+            }
+            (LvmMark::Start(command), Some(open)) => {
+                panic!("{step}: LVM started `{command}` while `{open}` ran:\n{out}")
+            }
+            (LvmMark::End(command), _) => {
+                panic!("{step}: LVM completed `{command}`, which had not started:\n{out}")
+            }
+        }
     }
+    match (killed, running) {
+        (false, None) => Landing::Finished,
+        (false, Some(open)) => {
+            panic!("{step}: the tool exited 0 with `{open}` never completed:\n{out}")
+        }
+        (true, None) => Landing::Outside { completed },
+        (true, Some(line)) => Landing::Inside {
+            command: started,
+            line,
+        },
+    }
+}
+
+/// The landing of `killat` step `step`.
+fn landing(run: &GuestRun, step: &str) -> Landing {
+    landing_in(step, &run.expect_success(step).stdout)
+}
+
+/// The kills of one scenario and what each must show.
+struct Scenario {
+    name: String,
+    /// (step, where its kill landed)
+    landings: Vec<(String, Landing)>,
+}
+
+impl Scenario {
+    fn new(name: &str) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            landings: Vec::new(),
+        }
+    }
+
+    /// Reads `step`'s landing and keeps it.
+    fn read(&mut self, run: &GuestRun, step: &str) {
+        let landed = landing(run, step);
+        eprintln!("{step}: SIGKILL landed {landed}");
+        self.landings.push((step.to_owned(), landed));
+    }
+
+    fn inside(&self) -> usize {
+        self.landings
+            .iter()
+            .filter(|(_, l)| matches!(l, Landing::Inside { .. }))
+            .count()
+    }
+
+    fn while_running(&self) -> usize {
+        self.landings
+            .iter()
+            .filter(|(_, l)| l.while_running())
+            .count()
+    }
+
+    /// At least `inside` kills landed inside an LVM command (a kill between
+    /// commands is the easy case: every command before it had finished).
+    fn check_inside(&self, inside: usize) -> Result<(), String> {
+        eprintln!(
+            "{}: {} of {} kills inside an LVM command (required: {inside}), {} while the tool ran",
+            self.name,
+            self.inside(),
+            self.landings.len(),
+            self.while_running()
+        );
+        if self.inside() >= inside {
+            return Ok(());
+        }
+        let listed: Vec<String> = self
+            .landings
+            .iter()
+            .map(|(step, landed)| format!("  {step}: {landed}"))
+            .collect();
+        Err(format!(
+            "{}: only {} of {} kills landed inside an LVM command, {inside} required:\n{}",
+            self.name,
+            self.inside(),
+            self.landings.len(),
+            listed.join("\n")
+        ))
+    }
+}
+
+/// Fails listing every scenario with fewer kills inside LVM commands than it
+/// requires (`(scenario, required)`).
+fn require_inside(scenarios: &[(&Scenario, usize)]) {
+    let failed: Vec<String> = scenarios
+        .iter()
+        .filter_map(|(scenario, required)| scenario.check_inside(*required).err())
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+/// A traced tool run (`traced` or `timed`) that succeeded.
+fn expect_traced_success(run: &GuestRun, step: &str) {
+    let out = &run.expect_success(step).stdout;
+    assert!(
+        out.contains("disk provisioning completed successfully"),
+        "step {step} did not log success:\n{out}"
+    );
+}
+
+/// A reference run (`timed`): it succeeded and ran LVM commands for kills to land in.
+fn expect_reference(run: &GuestRun, step: &str) {
+    expect_traced_success(run, step);
+    let out = &run.step(step).stdout;
+    assert!(
+        lvm_marks(out)
+            .iter()
+            .any(|m| matches!(m, LvmMark::Start(_))),
+        "reference {step} ran no LVM command (nothing for a kill to land in):\n{out}"
+    );
 }
 
 /// Checks a `pool_state` line: the thin pool reports its data usage (it is active:
@@ -131,9 +351,9 @@ fn main_disk_loops(tag: &str, fresh: usize, activation: usize, reset: usize) -> 
     // The first run in a boot is slower (the emulator translates the binary's code
     // anew): warm up, then measure.
     let mut s = format!(
-        "step {tag}-fresh-warm $LPD {args}\n\
+        "step {tag}-fresh-warm timed fresh {args}\n\
          step {tag}-fresh-warm-wipe wipe_storage\n\
-         step {tag}-fresh-ref timed fresh $LPD {args}\n\
+         step {tag}-fresh-ref timed fresh {args}\n\
          step {tag}-fresh-ref-wipe wipe_storage\n",
         args = main("node-01"),
     );
@@ -153,9 +373,9 @@ fn main_disk_loops(tag: &str, fresh: usize, activation: usize, reset: usize) -> 
          step {tag}-thin lvcreate -q -V 32m -T linstor-vg/linstor-pool -n keep\n\
          step {tag}-marker marker linstor--vg-keep {tag}\n\
          step {tag}-act-warm-off vgchange -an linstor-vg\n\
-         step {tag}-act-warm $LPD {args}\n\
+         step {tag}-act-warm timed act {args}\n\
          step {tag}-act-ref-off vgchange -an linstor-vg\n\
-         step {tag}-act-ref timed act $LPD {args}\n",
+         step {tag}-act-ref timed act {args}\n",
         args = main("node-01"),
     ));
     for n in 0..activation {
@@ -172,7 +392,7 @@ fn main_disk_loops(tag: &str, fresh: usize, activation: usize, reset: usize) -> 
     }
     s.push_str(&format!(
         "step {tag}-reset-ref-thin lvcreate -q -V 32m -T linstor-vg/linstor-pool -n pvc-ref\n\
-         step {tag}-reset-ref timed reset $LPD {args}\n",
+         step {tag}-reset-ref timed reset {args}\n",
         args = main("node-02"),
     ));
     for n in 0..reset {
@@ -199,21 +419,32 @@ fn reset_target(n: usize) -> &'static str {
     }
 }
 
-/// Checks the loops of [`main_disk_loops`]; returns the number of landed kills.
+/// The scenarios of [`main_disk_loops`]: fresh provision, activation, reset.
+struct MainDiskScenarios {
+    fresh: Scenario,
+    activation: Scenario,
+    reset: Scenario,
+}
+
+/// Checks the loops of [`main_disk_loops`] and reads where each kill landed.
 fn check_main_disk_loops(
     run: &GuestRun,
     tag: &str,
     fresh: usize,
     activation: usize,
     reset: usize,
-) -> usize {
-    let mut killed = 0;
-    expect_provisioned(run, &format!("{tag}-fresh-warm"));
+) -> MainDiskScenarios {
+    let mut found = MainDiskScenarios {
+        fresh: Scenario::new(&format!("{tag} first provision")),
+        activation: Scenario::new(&format!("{tag} activation")),
+        reset: Scenario::new(&format!("{tag} reset")),
+    };
+    expect_traced_success(run, &format!("{tag}-fresh-warm"));
     run.expect_success(&format!("{tag}-fresh-warm-wipe"));
-    expect_provisioned(run, &format!("{tag}-fresh-ref"));
+    expect_reference(run, &format!("{tag}-fresh-ref"));
     run.expect_success(&format!("{tag}-fresh-ref-wipe"));
     for n in 0..fresh {
-        killed += usize::from(was_killed(run, &format!("{tag}-fresh-{n}-kill")));
+        found.fresh.read(run, &format!("{tag}-fresh-{n}-kill"));
         assert_converged(
             run,
             &format!("{tag}-fresh-{n}-rerun"),
@@ -222,20 +453,14 @@ fn check_main_disk_loops(
         );
         run.expect_success(&format!("{tag}-fresh-{n}-wipe"));
     }
-    for s in [
-        "setup",
-        "thin",
-        "marker",
-        "act-warm-off",
-        "act-warm",
-        "act-ref-off",
-    ] {
+    for s in ["setup", "thin", "marker", "act-warm-off", "act-ref-off"] {
         run.expect_success(&format!("{tag}-{s}"));
     }
-    expect_provisioned(run, &format!("{tag}-act-ref"));
+    expect_traced_success(run, &format!("{tag}-act-warm"));
+    expect_reference(run, &format!("{tag}-act-ref"));
     for n in 0..activation {
         run.expect_success(&format!("{tag}-act-{n}-off"));
-        killed += usize::from(was_killed(run, &format!("{tag}-act-{n}-kill")));
+        found.activation.read(run, &format!("{tag}-act-{n}-kill"));
         assert_converged(
             run,
             &format!("{tag}-act-{n}-rerun"),
@@ -249,10 +474,10 @@ fn check_main_disk_loops(
         );
     }
     run.expect_success(&format!("{tag}-reset-ref-thin"));
-    expect_provisioned(run, &format!("{tag}-reset-ref"));
+    expect_reference(run, &format!("{tag}-reset-ref"));
     for n in 0..reset {
         run.expect_success(&format!("{tag}-reset-{n}-thin"));
-        killed += usize::from(was_killed(run, &format!("{tag}-reset-{n}-kill")));
+        found.reset.read(run, &format!("{tag}-reset-{n}-kill"));
         assert_converged(
             run,
             &format!("{tag}-reset-{n}-rerun"),
@@ -267,7 +492,7 @@ fn check_main_disk_loops(
             "{tag}-reset-{n}: after a reset only the new pool is left"
         );
     }
-    killed
+    found
 }
 
 /// Steps on the seed-tool disks (`seed0` is the reference): build the seed's layout,
@@ -281,7 +506,7 @@ fn seed_steps(dev: &dyn Fn(usize) -> String) -> String {
             d = dev(n)
         ));
     }
-    s.push_str(&format!("step seed-ref timed seed $LPD {}\n", args(0)));
+    s.push_str(&format!("step seed-ref timed seed {}\n", args(0)));
     for n in 1..=SIDE_KILLS {
         s.push_str(&format!(
             "step seed-{n}-kill killat seed {p} 100 {args}\n\
@@ -296,14 +521,14 @@ fn seed_steps(dev: &dyn Fn(usize) -> String) -> String {
     s
 }
 
-fn check_seed_steps(run: &GuestRun) -> usize {
-    let mut killed = 0;
+fn check_seed_steps(run: &GuestRun) -> Scenario {
+    let mut found = Scenario::new("seed adoption");
     for n in 0..=SIDE_KILLS {
         run.expect_success(&format!("seed-{n}-layout"));
     }
-    expect_provisioned(run, "seed-ref");
+    expect_reference(run, "seed-ref");
     for n in 1..=SIDE_KILLS {
-        killed += usize::from(was_killed(run, &format!("seed-{n}-kill")));
+        found.read(run, &format!("seed-{n}-kill"));
         expect_provisioned(run, &format!("seed-{n}-rerun"));
         let step = format!("seed-{n}-state");
         assert_pool_state(&step, &run.expect_success(&step).stdout, "node-01");
@@ -313,7 +538,7 @@ fn check_seed_steps(run: &GuestRun) -> usize {
             "seed{n}: adoption lost data"
         );
     }
-    killed
+    found
 }
 
 /// Provisions the grow disks (`grow0` is the reference) with a thin volume holding
@@ -335,7 +560,19 @@ fn grow_setup_steps() -> String {
 /// After the grow disks doubled: the reference grow, then one kill per disk.
 fn grow_steps() -> String {
     let args = |n: usize| run_args(&format!("grow{n}"), &format!("grow{n}"), "node-01");
-    let mut s = format!("step grow-ref timed grow $LPD {}\n", args(0));
+    // The first run in a boot is slower (the emulator translates the code anew):
+    // warm up with the main disk's pool, inactive after the reboot and still
+    // provisioned for the ID of the last reset, before measuring.
+    let mut s = format!(
+        "step grow-warm traced {}\n\
+         step grow-ref timed grow {}\n",
+        run_args(
+            "linstor-storage",
+            "linstor-vg",
+            reset_target(RESET_KILLS - 1)
+        ),
+        args(0)
+    );
     for n in 1..=SIDE_KILLS {
         s.push_str(&format!(
             "step grow-{n}-kill killat grow {p} 100 {args}\n\
@@ -351,11 +588,12 @@ fn grow_steps() -> String {
     s
 }
 
-fn check_grow_steps(run: &GuestRun) -> usize {
-    let mut killed = 0;
-    expect_provisioned(run, "grow-ref");
+fn check_grow_steps(run: &GuestRun) -> Scenario {
+    let mut found = Scenario::new("grow");
+    expect_traced_success(run, "grow-warm");
+    expect_reference(run, "grow-ref");
     for n in 1..=SIDE_KILLS {
-        killed += usize::from(was_killed(run, &format!("grow-{n}-kill")));
+        found.read(run, &format!("grow-{n}-kill"));
         expect_provisioned(run, &format!("grow-{n}-rerun"));
         let step = format!("grow-{n}-state");
         assert_pool_state(&step, &run.expect_success(&step).stdout, "node-01");
@@ -377,7 +615,7 @@ fn check_grow_steps(run: &GuestRun) -> usize {
             "grow{n}: the thin volume's data changed"
         );
     }
-    killed
+    found
 }
 
 #[test]
@@ -401,9 +639,8 @@ fn kills_at_any_instant_converge_and_keep_matching_data() {
         grow_setup_steps()
     );
     let first = boot_torture(&bed, false, &script);
-    let mut killed =
-        check_main_disk_loops(&first, "b1", FRESH_KILLS, ACTIVATION_KILLS, RESET_KILLS);
-    killed += check_seed_steps(&first);
+    let b1 = check_main_disk_loops(&first, "b1", FRESH_KILLS, ACTIVATION_KILLS, RESET_KILLS);
+    let seed = check_seed_steps(&first);
     for n in 0..=SIDE_KILLS {
         for s in ["setup", "thin", "marker", "off"] {
             first.expect_success(&format!("grow-{n}-{s}"));
@@ -416,7 +653,7 @@ fn kills_at_any_instant_converge_and_keep_matching_data() {
         grow_disk(&bed.disk_path(&name), "512M", &name);
     }
     let second = boot_torture(&bed, false, &grow_steps());
-    killed += check_grow_steps(&second);
+    let grow = check_grow_steps(&second);
 
     // Boot 3: udevd running (it races LVM for /dev entries, as on a real host).
     let script = format!(
@@ -425,12 +662,116 @@ fn kills_at_any_instant_converge_and_keep_matching_data() {
     );
     let third = boot_torture(&bed, true, &script);
     third.expect_success("b3-pre");
-    killed += check_main_disk_loops(&third, "b3", UDEV_KILLS, UDEV_KILLS, UDEV_KILLS);
+    let b3 = check_main_disk_loops(&third, "b3", UDEV_KILLS, UDEV_KILLS, UDEV_KILLS);
 
-    let instants = FRESH_KILLS + ACTIVATION_KILLS + RESET_KILLS + 2 * SIDE_KILLS + 3 * UDEV_KILLS;
-    eprintln!("{killed} of {instants} kills landed while the tool was running");
+    let scenarios = [
+        (&b1.fresh, INSIDE_FRESH),
+        (&b1.activation, INSIDE_ACTIVATION),
+        (&b1.reset, INSIDE_RESET),
+        (&seed, INSIDE_SIDE),
+        (&grow, INSIDE_SIDE),
+        (&b3.fresh, INSIDE_UDEV),
+        (&b3.activation, INSIDE_UDEV),
+        (&b3.reset, INSIDE_UDEV),
+    ];
+    let running: usize = scenarios.iter().map(|(s, _)| s.while_running()).sum();
+    let inside: usize = scenarios.iter().map(|(s, _)| s.inside()).sum();
+    let instants: usize = scenarios.iter().map(|(s, _)| s.landings.len()).sum();
+    eprintln!(
+        "{running} of {instants} kills landed while the tool was running, {inside} inside an LVM command"
+    );
     assert!(
-        killed >= 40,
-        "only {killed} of {instants} kills landed while the tool ran"
+        running >= 40,
+        "only {running} of {instants} kills landed while the tool ran"
+    );
+    require_inside(&scenarios);
+}
+
+/// A `killat` step's output: the exit status, then LVM's marks as the tool logs
+/// them (JSON, trace level), around other lines.
+fn killat_output(rc: u32, marks: &[(&str, &str)]) -> String {
+    let mut out = format!("delay=1.200s of 4000ms\nrc={rc}\n");
+    for (kind, command) in marks {
+        out.push_str(&format!(
+            "{{\"timestamp\":\"2026-12-06T20:00:00.000000Z\",\"level\":\"TRACE\",\"message\":\"{kind}: {command}\",\"file\":\"lvmcmdline.c\",\"line\":3141}}\n"
+        ));
+        out.push_str("{\"timestamp\":\"2026-12-06T20:00:00.000001Z\",\"level\":\"TRACE\",\"message\":\"Processing command: a debug line\"}\n");
+    }
+    out
+}
+
+const PVCREATE: &str = "pvcreate --devices /dev/vda1 /dev/vda1";
+const VGCREATE: &str = "vgcreate --devices /dev/vda1 linstor-vg /dev/vda1";
+
+#[test]
+fn a_kill_between_a_commands_start_and_end_is_inside_it() {
+    let out = killat_output(
+        137,
+        &[
+            ("Parsing", PVCREATE),
+            ("Completed", PVCREATE),
+            ("Parsing", VGCREATE),
+        ],
+    );
+    assert_eq!(
+        landing_in("k", &out),
+        Landing::Inside {
+            command: 2,
+            line: VGCREATE.to_owned()
+        }
+    );
+}
+
+#[test]
+fn a_kill_after_a_commands_end_or_before_the_first_is_outside() {
+    let out = killat_output(137, &[("Parsing", PVCREATE), ("Completed", PVCREATE)]);
+    assert_eq!(landing_in("k", &out), Landing::Outside { completed: 1 });
+    assert_eq!(
+        landing_in("k", &killat_output(137, &[])),
+        Landing::Outside { completed: 0 }
+    );
+    assert_eq!(
+        landing_in(
+            "k",
+            &killat_output(0, &[("Parsing", PVCREATE), ("Completed", PVCREATE)])
+        ),
+        Landing::Finished
+    );
+}
+
+#[test]
+#[should_panic(expected = "which had not started")]
+fn an_end_without_its_start_is_not_read_as_a_landing() {
+    landing_in("k", &killat_output(137, &[("Completed", PVCREATE)]));
+}
+
+#[test]
+#[should_panic(expected = "never completed")]
+fn a_finished_run_with_an_unfinished_command_is_not_read_as_a_landing() {
+    landing_in("k", &killat_output(0, &[("Parsing", PVCREATE)]));
+}
+
+/// What the test on main counted (every kill that found the tool running, exit
+/// 137) is not what it claims: kills that all landed between commands passed it.
+/// The per-scenario requirement fails such a run.
+#[test]
+fn a_scenario_whose_kills_all_landed_between_commands_fails() {
+    let mut scenario = Scenario::new("reset");
+    for n in 0..12 {
+        let out = killat_output(137, &[("Parsing", PVCREATE), ("Completed", PVCREATE)]);
+        scenario
+            .landings
+            .push((format!("reset-{n}-kill"), landing_in("k", &out)));
+    }
+    assert_eq!(scenario.while_running(), 12);
+    let failed = scenario.check_inside(INSIDE_RESET).unwrap_err();
+    assert!(
+        failed.contains("only 0 of 12 kills landed inside an LVM command"),
+        "{failed}"
+    );
+    let result = std::panic::catch_unwind(|| require_inside(&[(&scenario, INSIDE_RESET)]));
+    assert!(
+        result.is_err(),
+        "require_inside passed a scenario with no kill inside LVM"
     );
 }

@@ -82,7 +82,7 @@ fn provision(label: &str) -> String {
 }
 
 fn sum(step: &str, dev: &str) -> String {
-    format!("step {step} sh -c 'head -c 4194304 {dev} | sha256sum'\n")
+    sum_step(step, dev)
 }
 
 fn script() -> String {

@@ -50,10 +50,29 @@ pub fn binary_has_udev() -> bool {
     }
 }
 
-/// Shell prelude for guest scripts: `$LPD` is the binary, `$P` the common flags.
+/// Shell prelude for guest scripts: `$LPD` is the binary, `$P` the common flags;
+/// `sum_head BYTES FILE` prints the sha256 of FILE's first BYTES bytes and fails,
+/// printing no sum, unless all of them were read (the guest's dash has no
+/// `pipefail`: `head … | sha256sum` succeeds with the empty input's sum when the
+/// read fails, so two failed reads compare equal).
 pub const PRELUDE: &str = "LPD=/usr/local/bin/linstor-provision-disk\n\
 P='--partition-label linstor-storage --volume-group linstor-vg --pool linstor-pool --on-failure exit'\n\
-mkdir -p /mnt\n";
+mkdir -p /mnt\n\
+sum_head() {\n\
+  head -c \"$1\" \"$2\" >/tmp/sum-head || { echo \"sum_head: cannot read $2\" >&2; return 1; }\n\
+  _sum_n=$(wc -c </tmp/sum-head)\n\
+  [ \"$_sum_n\" -eq \"$1\" ] || { echo \"sum_head: read $_sum_n of $1 bytes of $2\" >&2; return 1; }\n\
+  sha256sum </tmp/sum-head && rm -f /tmp/sum-head\n\
+}\n";
+
+/// Bytes [`sum_step`] sums: the label, the metadata area and the start of the data.
+pub const SUM_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A guest step printing the sha256 of `dev`'s first [`SUM_BYTES`]; it fails when
+/// the device cannot be read in full.
+pub fn sum_step(step: &str, dev: &str) -> String {
+    format!("step {step} sum_head {SUM_BYTES} {dev}\n")
+}
 
 pub fn bed(disks: Vec<DiskSpec>) -> TestBed {
     match TestBed::new(disks) {
@@ -278,11 +297,25 @@ impl Checks {
         );
     }
 
+    /// Both steps succeeded and printed the same: a failed read is never "unchanged".
     pub fn same(&mut self, run: &GuestRun, before: &str, after: &str) {
-        let (a, b) = (&run.step(before).stdout, &run.step(after).stdout);
+        let (a, b) = (run.step(before), run.step(after));
         self.that(
-            run.step(before).exit_code == 0 && a == b,
-            format!("{before} → {after} changed:\n{a}\n---\n{b}"),
+            a.exit_code == 0 && b.exit_code == 0,
+            format!(
+                "{before} exited {}, {after} exited {}: cannot compare them\n{}\n---\n{}",
+                a.exit_code,
+                b.exit_code,
+                a.stderr.trim_end(),
+                b.stderr.trim_end()
+            ),
+        );
+        self.that(
+            a.stdout == b.stdout,
+            format!(
+                "{before} → {after} changed:\n{}\n---\n{}",
+                a.stdout, b.stdout
+            ),
         );
     }
 

@@ -171,76 +171,219 @@ pub fn run() -> Result<PathBuf, String> {
     run_for(Arch::X86_64)
 }
 
+/// What a cargo invocation on the shipped configuration needs: the static LVM2 and
+/// libblkid builds for one architecture and the environment that points the Rust
+/// build at them (the dist build, and the musl clippy and unit tests of `cargo
+/// xtask test`).
+pub struct StaticBuild {
+    pub arch: Arch,
+    lvm: lvm2::StaticLvm,
+    blkid: libblkid::StaticBlkid,
+}
+
+/// The feature set that ships: no libudev, liblvm2cmd and libblkid linked statically.
+pub const SHIPPED_FEATURES: &str = "lvm2cmd,static-blkid";
+
+impl StaticBuild {
+    /// Builds (or finds cached) the static LVM2 and libblkid for `arch`, installing
+    /// the musl standard library first if needed.
+    pub fn ensure(arch: Arch) -> Result<StaticBuild, String> {
+        ensure_rust_target(arch.rust_target())?;
+        let target = target_dir();
+        let c_toolchain = toolchain::for_arch(arch);
+        let blkid = libblkid::ensure(&target, &c_toolchain)?;
+        let lvm = lvm2::ensure(&target, &c_toolchain, &blkid)?;
+        Ok(StaticBuild { arch, lvm, blkid })
+    }
+
+    /// `cargo <args…> --target <musl> --no-default-features --features
+    /// lvm2cmd,static-blkid` with the environment of the dist build: pkg-config
+    /// answers from the static builds only, the static link flags, the paths
+    /// remapped (see [`remap_path_flags`]), the aarch64 linker and headers.
+    pub fn cargo(&self, args: &[&str]) -> Result<Command, String> {
+        let rust_target = self.arch.rust_target();
+        // devicemapper-sys asks pkg-config for libdevmapper, libblkid-rs-sys for blkid:
+        // answer from the static builds only, never from the host's glibc libraries.
+        // devicemapper's build script also links devicemapper-sys built for the host,
+        // which sees these folders too: switching between architectures reruns that
+        // probe and recompiles the Rust part (about a minute); the output is the same.
+        let pkg_config_dirs =
+            std::env::join_paths([&self.lvm.pkgconfig_dir, &self.blkid.pkgconfig_dir]).map_err(
+                |e| {
+                    format!(
+                        "cannot put the static builds' pkgconfig folders in PKG_CONFIG_LIBDIR: {e}"
+                    )
+                },
+            )?;
+        let remap = remap_path_flags(&build_paths());
+        if let Some(flag) = remap.iter().find(|f| f.contains(char::is_whitespace)) {
+            return Err(format!(
+                "cannot pass `{flag}` to rustc through CARGO_TARGET_*_RUSTFLAGS (space-separated): \
+                 build from a checkout, target folder and cargo home without whitespace in their paths"
+            ));
+        }
+        let mut cargo = crate::cargo();
+        cargo
+            .current_dir(workspace_root())
+            .args(args)
+            .args(["--target", rust_target])
+            .args(["--no-default-features", "--features", SHIPPED_FEATURES])
+            .env("LVM2CMD_STATIC_DIR", &self.lvm.lib_dir)
+            .env("BLKID_STATIC_DIR", &self.blkid.lib_dir)
+            .env("PKG_CONFIG_ALLOW_CROSS", "1")
+            .env("PKG_CONFIG_LIBDIR", &pkg_config_dirs)
+            .env("PKG_CONFIG_PATH", "")
+            .env("PKG_CONFIG_SYSROOT_DIR", "/")
+            // A plain static executable (not static-pie), symbols stripped by rustc,
+            // and no path of this machine in it.
+            .env(
+                format!("{}_RUSTFLAGS", cargo_target_env(rust_target)),
+                format!(
+                    "-C target-feature=+crt-static -C relocation-model=static -C strip=symbols {}",
+                    remap.join(" ")
+                ),
+            );
+        if self.arch == Arch::Aarch64 {
+            cargo.env(
+                format!("{}_LINKER", cargo_target_env(rust_target)),
+                toolchain::AARCH64_RUST_LINKER,
+            );
+            // bindgen's clang gets `--target` from cargo; it must also read musl's
+            // aarch64 headers, not the host's x86_64 glibc ones.
+            let includes: Vec<String> = toolchain::AARCH64_BINDGEN_INCLUDES
+                .iter()
+                .map(|dir| format!("-isystem{dir}"))
+                .collect();
+            cargo.env(
+                format!("BINDGEN_EXTRA_CLANG_ARGS_{}", rust_target.replace('-', "_")),
+                includes.join(" "),
+            );
+        }
+        for overriding in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+            if std::env::var_os(overriding).is_some() {
+                eprintln!("xtask: ignoring ${overriding} for the static build (it would replace the static-link flags)");
+                cargo.env_remove(overriding);
+            }
+        }
+        Ok(cargo)
+    }
+}
+
+/// The folders of this machine a build may see and must not leave in the artifact.
+#[derive(Debug)]
+pub struct BuildPaths {
+    /// The checkout.
+    pub workspace: PathBuf,
+    /// `target/` (or `$CARGO_TARGET_DIR`): the LVM2 and libblkid builds, OUT_DIR.
+    pub target: PathBuf,
+    /// `$CARGO_HOME` (default `~/.cargo`): the registry's sources.
+    pub cargo_home: Option<PathBuf>,
+    /// `$RUSTUP_HOME` (default `~/.rustup`): the toolchain.
+    pub rustup_home: Option<PathBuf>,
+}
+
+/// This build's [`BuildPaths`].
+pub fn build_paths() -> BuildPaths {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    let from_env = |name: &str, default: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(default)))
+    };
+    BuildPaths {
+        workspace: workspace_root(),
+        target: target_dir(),
+        cargo_home: from_env("CARGO_HOME", ".cargo"),
+        rustup_home: from_env("RUSTUP_HOME", ".rustup"),
+    }
+}
+
+/// rustc flags that replace this machine's folders in every path the artifact keeps
+/// (panic locations of registry crates, files included from OUT_DIR) with fixed
+/// names, so the artifact is the same from any checkout and any cargo home. rustc
+/// applies the last matching mapping, so the most specific comes last.
+pub fn remap_path_flags(paths: &BuildPaths) -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut remap = |from: &Path, to: &str| {
+        flags.push(format!("--remap-path-prefix={}={to}", from.display()));
+    };
+    if let Some(rustup) = &paths.rustup_home {
+        remap(rustup, "/rustup");
+    }
+    if let Some(cargo) = &paths.cargo_home {
+        remap(cargo, "/cargo");
+    }
+    remap(&paths.workspace, "/build");
+    remap(&paths.target, "/build/target");
+    flags
+}
+
+/// Fails when `bytes` contain one of `paths`' folders (the checkout, the target
+/// folder with the LVM2 and libblkid builds, the cargo and rustup homes): the
+/// artifact would then differ between checkouts and tell where it was built.
+pub fn check_no_build_paths(bytes: &[u8], paths: &BuildPaths) -> Result<(), String> {
+    let folders = [
+        ("the checkout", Some(&paths.workspace)),
+        ("the target folder", Some(&paths.target)),
+        ("the cargo home", paths.cargo_home.as_ref()),
+        ("the rustup home", paths.rustup_home.as_ref()),
+    ];
+    let mut found = Vec::new();
+    for (what, folder) in folders {
+        let Some(folder) = folder else { continue };
+        // "/" alone would match every path; such a folder cannot be told apart.
+        if folder.parent().is_none() {
+            continue;
+        }
+        let needle = folder.as_os_str().as_encoded_bytes();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            let end = bytes[at..]
+                .iter()
+                .position(|&b| b == 0 || b == b'\n')
+                .map_or(bytes.len(), |n| at + n.min(200));
+            found.push(format!(
+                "{what} {} at byte {at}: {:?}",
+                folder.display(),
+                String::from_utf8_lossy(&bytes[at..end])
+            ));
+        }
+    }
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "it embeds a folder of the machine that built it (so it is not the same from \
+             another checkout): {}",
+            found.join("; ")
+        ))
+    }
+}
+
 /// Builds the artifact for `arch`, checks that it is a static executable for that
-/// machine within [`SIZE_BUDGET_BYTES`], and returns its path. For aarch64 it first
-/// installs the cross toolchain's packages (as the x86_64 build's are installed by
-/// its callers).
+/// machine within [`SIZE_BUDGET_BYTES`] that names no folder of the build machine,
+/// and returns its path. For aarch64 it first installs the cross toolchain's
+/// packages (as the x86_64 build's are installed by its callers).
 pub fn run_for(arch: Arch) -> Result<PathBuf, String> {
     let started = std::time::Instant::now();
     if arch != Arch::X86_64 {
         install_packages_for(arch)?;
     }
     let rust_target = arch.rust_target();
-    ensure_rust_target(rust_target)?;
     let target = target_dir();
-    let c_toolchain = toolchain::for_arch(arch);
-    let blkid = libblkid::ensure(&target, &c_toolchain)?;
-    let lvm = lvm2::ensure(&target, &c_toolchain, &blkid)?;
+    let build = StaticBuild::ensure(arch)?;
     let lvm_ready = started.elapsed();
-    // devicemapper-sys asks pkg-config for libdevmapper, libblkid-rs-sys for blkid:
-    // answer from the static builds only, never from the host's glibc libraries.
-    // devicemapper's build script also links devicemapper-sys built for the host,
-    // which sees these folders too: switching between architectures reruns that
-    // probe and recompiles the Rust part (about a minute); the output is the same.
-    let pkg_config_dirs = std::env::join_paths([&lvm.pkgconfig_dir, &blkid.pkgconfig_dir])
-        .map_err(|e| {
-            format!("cannot put the static builds' pkgconfig folders in PKG_CONFIG_LIBDIR: {e}")
-        })?;
-
-    let mut cargo = crate::cargo();
-    cargo
-        .current_dir(workspace_root())
-        .args(["build", "--release", "--locked", "--package"])
-        .arg("linstor-provision-disk")
-        .args(["--bin", "linstor-provision-disk", "--target", rust_target])
-        .args([
-            "--no-default-features",
-            "--features",
-            "lvm2cmd,static-blkid",
-        ])
-        .env("LVM2CMD_STATIC_DIR", &lvm.lib_dir)
-        .env("BLKID_STATIC_DIR", &blkid.lib_dir)
-        .env("PKG_CONFIG_ALLOW_CROSS", "1")
-        .env("PKG_CONFIG_LIBDIR", &pkg_config_dirs)
-        .env("PKG_CONFIG_PATH", "")
-        .env("PKG_CONFIG_SYSROOT_DIR", "/")
-        // A plain static executable (not static-pie), symbols stripped by rustc.
-        .env(
-            format!("{}_RUSTFLAGS", cargo_target_env(rust_target)),
-            "-C target-feature=+crt-static -C relocation-model=static -C strip=symbols",
-        );
-    if arch == Arch::Aarch64 {
-        cargo.env(
-            format!("{}_LINKER", cargo_target_env(rust_target)),
-            toolchain::AARCH64_RUST_LINKER,
-        );
-        // bindgen's clang gets `--target` from cargo; it must also read musl's
-        // aarch64 headers, not the host's x86_64 glibc ones.
-        let includes: Vec<String> = toolchain::AARCH64_BINDGEN_INCLUDES
-            .iter()
-            .map(|dir| format!("-isystem{dir}"))
-            .collect();
-        cargo.env(
-            format!("BINDGEN_EXTRA_CLANG_ARGS_{}", rust_target.replace('-', "_")),
-            includes.join(" "),
-        );
-    }
-    for overriding in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
-        if std::env::var_os(overriding).is_some() {
-            eprintln!("xtask: ignoring ${overriding} for the dist build (it would replace the static-link flags)");
-            cargo.env_remove(overriding);
-        }
-    }
+    let mut cargo = build.cargo(&[
+        "build",
+        "--release",
+        "--locked",
+        "--package",
+        "linstor-provision-disk",
+        "--bin",
+        "linstor-provision-disk",
+    ])?;
     crate::run(&mut cargo)?;
 
     let built = target
@@ -267,14 +410,15 @@ pub fn run_for(arch: Arch) -> Result<PathBuf, String> {
     let bytes =
         std::fs::read(&artifact).map_err(|e| format!("cannot read {}: {e}", artifact.display()))?;
     check_static(&bytes, arch)
+        .and_then(|()| check_no_build_paths(&bytes, &build_paths()))
         .map_err(|why| format!("{} is not usable: {why}", artifact.display()))?;
     let size = bytes.len() as u64;
     eprintln!(
         "xtask: {} — static {rust_target}, stripped, LVM2 {} and libblkid {} linked in, {} bytes \
          ({:.2} MiB of the {:.2} MiB budget); LVM2 and libblkid ready after {:.1?}, total {:.1?}",
         artifact.display(),
-        lvm.debian_version,
-        blkid.debian_version,
+        build.lvm.debian_version,
+        build.blkid.debian_version,
         size,
         size as f64 / 1048576.0,
         SIZE_BUDGET_BYTES as f64 / 1048576.0,

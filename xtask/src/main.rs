@@ -4,6 +4,8 @@
 //! - `test`  runs every check and test: fmt, clippy, unit tests, fuzz-style tests,
 //!   and the VM tests (a VM that cannot start fails the run, it never skips);
 //! - `demo`  boots a throwaway VM with a labeled virtual disk and runs the tool in it;
+//! - `shipped-checks` runs clippy and the unit tests on the shipped build's target
+//!   and features alone (`test` runs them too);
 //! - `dist`  builds the shipping artifact `target/dist/linstor-provision-disk`: one
 //!   static musl executable with LVM2's liblvm2cmd linked in;
 //! - `image` builds the container image for amd64 and arm64 from the artifacts, as a
@@ -25,15 +27,19 @@ fn main() -> ExitCode {
         Some("bench") => deps::install().and_then(|()| bench::run(&args[1..])),
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
         Some("dist") => dist::command(&args[1..]),
+        Some("shipped-checks") => dist::install_packages_for(dist::Arch::X86_64)
+            .and_then(|()| shipped_feature_checks(&args[1..])),
         Some("image") => {
             deps::install_packages(dist::PACKAGES).and_then(|()| image::run(&args[1..]))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <deps|test|demo|dist|image>\n\
+                "usage: cargo xtask <deps|test|demo|shipped-checks|dist|image>\n\
                  \x20 deps   install the Debian packages needed to build and test (needs root)\n\
                  \x20 test   fmt + clippy + unit tests + VM tests (everything CI runs)\n\
                  \x20 demo   boot a throwaway VM with a disk labeled linstor-storage and run the tool\n\
+                 \x20 shipped-checks  clippy and unit tests of the shipped build alone (musl, no udev,\n\
+                 \x20        static LVM2 and libblkid; part of `test`)\n\
                  \x20 dist   build target/dist/linstor-provision-disk (static musl, LVM2 linked in);\n\
                  \x20        `dist --target aarch64` (or arm64) builds target/dist/aarch64/linstor-provision-disk,\n\
                  \x20        `--target all` both\n\
@@ -154,6 +160,34 @@ fn integration_tests() -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// Clippy and the unit tests on what ships: the musl target with the dist build's
+/// features and environment (no libudev, liblvm2cmd and libblkid linked
+/// statically), so code only that build compiles (the sysfs-only discovery, the
+/// musl allocator) is linted and tested too, not only the glibc build's.
+fn shipped_feature_checks(extra: &[String]) -> Result<(), String> {
+    let shipped = dist::StaticBuild::ensure(dist::Arch::X86_64)?;
+    run(shipped
+        .cargo(&[
+            "clippy",
+            "--package",
+            "linstor-provision-disk",
+            "--all-targets",
+            "--locked",
+        ])?
+        .args(["--", "-D", "warnings"]))?;
+    // A static musl executable runs on this (glibc) host as it is.
+    run(shipped
+        .cargo(&[
+            "test",
+            "--package",
+            "linstor-provision-disk",
+            "--lib",
+            "--bins",
+            "--locked",
+        ])?
+        .args(extra))
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     let started = std::time::Instant::now();
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -208,6 +242,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
         .env("LINSTOR_PROVISION_DISK_DIST", &artifact))?;
+    let debug_done = started.elapsed();
+    shipped_feature_checks(extra)?;
     let tests_done = started.elapsed();
     let mut again = cargo();
     again.args(["test", "--package", "linstor-provision-disk"]);
@@ -245,10 +281,11 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("LINSTOR_PROVISION_DISK_IMAGE_DIR", &image_dir))?;
     let all_done = started.elapsed();
     eprintln!(
-        "xtask: test timings: fmt+clippy {:.0?}, dist and image twice {:.0?}, unit and debug-build tests {:.0?}, VM tests with the dist artifact {:.0?}, image VM tests {:.0?}; total {:.0?}",
+        "xtask: test timings: fmt+clippy {:.0?}, dist and image twice {:.0?}, unit and debug-build tests {:.0?}, clippy and unit tests of the shipped feature set {:.0?}, VM tests with the dist artifact {:.0?}, image VM tests {:.0?}; total {:.0?}",
         lint_done,
         dist_done - lint_done,
-        tests_done - dist_done,
+        debug_done - dist_done,
+        tests_done - debug_done,
         artifact_done - tests_done,
         all_done - artifact_done,
         all_done

@@ -8,7 +8,7 @@
 //! `complete` stamp written last. A folder without the stamp (a build that stopped
 //! half-way) is rebuilt from scratch; changing the recipe below changes the hash.
 use super::source_build::{
-    cache_key, copy, fetch, fresh_dir, kernel_header_dir, mkdir, run_logged, write,
+    cache_key, cflags_for, copy, fetch, fresh_dir, kernel_header_dir, mkdir, run_logged, write,
 };
 use super::toolchain::CToolchain;
 use std::path::{Path, PathBuf};
@@ -74,7 +74,8 @@ fn is_autotools_input(name: &str) -> bool {
 }
 
 /// Bumped by hand when the steps below change in a way the constants don't show.
-const RECIPE_REVISION: u32 = 1;
+/// 2: configure run as `./configure`, build paths mapped away ([`cflags_for`]).
+const RECIPE_REVISION: u32 = 2;
 
 /// What the static build left for the links (LVM2's and the tool's).
 pub struct StaticBlkid {
@@ -130,6 +131,8 @@ pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, Stri
                 dir.display()
             );
             result.debian_version = version.trim().to_owned();
+            // A cache written by an older recipe named its own folder in the file.
+            write_pkgconfig(&result.pkgconfig_dir, &result.debian_version, toolchain)?;
             return Ok(result);
         }
         eprintln!(
@@ -161,7 +164,13 @@ pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, Stri
         ));
     }
     let kernel_headers = kernel_header_dir(&work, toolchain)?;
-    build(&source.dir, toolchain, &kernel_headers, &work)?;
+    build(
+        &source.dir,
+        toolchain,
+        &kernel_headers,
+        &cflags_for(CFLAGS, target),
+        &work,
+    )?;
 
     mkdir(&result.lib_dir)?;
     copy(
@@ -170,21 +179,7 @@ pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, Stri
     )?;
     mkdir(&result.header_dir)?;
     copy(&source.dir.join(HEADER), &result.header_dir.join("blkid.h"))?;
-    mkdir(&result.pkgconfig_dir)?;
-    write(
-        &result.pkgconfig_dir.join("blkid.pc"),
-        &format!(
-            "Name: blkid\n\
-             Description: libblkid from util-linux {}, static, built with {}\n\
-             Version: {UTIL_LINUX_UPSTREAM}\n\
-             Cflags: -I{}\n\
-             Libs: -L{} -lblkid\n",
-            source.debian_version,
-            toolchain.cc,
-            result.header_dir.display(),
-            result.lib_dir.display()
-        ),
-    )?;
+    write_pkgconfig(&result.pkgconfig_dir, &source.debian_version, toolchain)?;
     // The sources and objects are large and no longer needed.
     let _ = std::fs::remove_dir_all(&work);
     write(&stamp, &source.debian_version)?;
@@ -196,6 +191,25 @@ pub fn ensure(target: &Path, toolchain: &CToolchain) -> Result<StaticBlkid, Stri
     );
     result.debian_version = source.debian_version;
     Ok(result)
+}
+
+/// Writes `blkid.pc` into `dir` (`<cache>/pkgconfig`), naming the header and library
+/// folders relative to the file (`${pcfiledir}`): a cache copied to another checkout
+/// then answers with its own folders, never with the ones it was built in.
+fn write_pkgconfig(dir: &Path, debian_version: &str, toolchain: &CToolchain) -> Result<(), String> {
+    mkdir(dir)?;
+    write(
+        &dir.join("blkid.pc"),
+        &format!(
+            "prefix=${{pcfiledir}}/..\n\
+             Name: blkid\n\
+             Description: libblkid from util-linux {debian_version}, static, built with {}\n\
+             Version: {UTIL_LINUX_UPSTREAM}\n\
+             Cflags: -I${{prefix}}/include/blkid\n\
+             Libs: -L${{prefix}}/lib -lblkid\n",
+            toolchain.cc
+        ),
+    )
 }
 
 /// Dates every autotools input to one second before the oldest shipped output
@@ -242,11 +256,13 @@ fn build(
     util_linux: &Path,
     toolchain: &CToolchain,
     kernel_headers: &Path,
+    cflags: &str,
     work: &Path,
 ) -> Result<(), String> {
     date_back_autotools_inputs(util_linux)?;
-    let mut configure = Command::new(util_linux.join("configure"));
-    configure.args(CONFIGURE_FLAGS);
+    // By a relative name, as LVM2's (a configure may record its command line).
+    let mut configure = Command::new("sh");
+    configure.arg("./configure").args(CONFIGURE_FLAGS);
     configure
         .args(toolchain.configure_args())
         .envs(toolchain.env());
@@ -256,7 +272,7 @@ fn build(
                 "CC",
                 format!("{} -I{}", toolchain.cc, kernel_headers.display()),
             )
-            .env("CFLAGS", CFLAGS)
+            .env("CFLAGS", cflags)
             // configure must not find the host's glibc libraries through pkg-config.
             .env("PKG_CONFIG_LIBDIR", work.join("no-pkgconfig"))
             .env("PKG_CONFIG_PATH", "")

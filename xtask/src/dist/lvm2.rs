@@ -11,7 +11,7 @@
 //! from musl-tools (or its aarch64 counterpart, see [`super::toolchain`]).
 use super::libblkid::StaticBlkid;
 use super::source_build::{
-    cache_key, copy, fetch, fresh_dir, kernel_header_dir, mkdir, run_logged, write,
+    cache_key, cflags_for, copy, fetch, fresh_dir, kernel_header_dir, mkdir, run_logged, write,
 };
 use super::toolchain::CToolchain;
 use std::path::{Path, PathBuf};
@@ -94,7 +94,9 @@ const FIXES: &[SourceFix] = &[
 ];
 
 /// Bumped by hand when the steps below change in a way the constants don't show.
-const RECIPE_REVISION: u32 = 2;
+/// 3: configure run as `./configure` (LVM keeps its command line in the library),
+/// build paths mapped away ([`cflags_for`]).
+const RECIPE_REVISION: u32 = 3;
 
 /// What the static build left for the Rust link.
 pub struct StaticLvm {
@@ -155,6 +157,8 @@ pub fn ensure(
             version.trim(),
             dir.display()
         );
+        // A cache written by an older recipe named its own folder in the file.
+        write_pkgconfig(&result.pkgconfig_dir)?;
         return Ok(StaticLvm {
             debian_version: version.trim().to_owned(),
             ..result
@@ -171,12 +175,14 @@ pub fn ensure(
         include.display(),
         sources.libaio.join("src").display()
     );
-    build_libaio(&sources.libaio, toolchain, &include, &work)?;
+    let cflags = cflags_for(CFLAGS, target);
+    build_libaio(&sources.libaio, toolchain, &include, &cflags, &work)?;
     apply_fixes(&sources.lvm2)?;
     build_lvm2(
         &sources.lvm2,
         toolchain,
         &cc,
+        &cflags,
         &sources.libaio.join("src"),
         blkid,
         &work,
@@ -197,19 +203,7 @@ pub fn ensure(
         &sources.lvm2.join("libdm/libdevmapper.h"),
         &include_out.join("libdevmapper.h"),
     )?;
-    mkdir(&result.pkgconfig_dir)?;
-    write(
-        &result.pkgconfig_dir.join("devmapper.pc"),
-        &format!(
-            "Name: devmapper\n\
-             Description: libdevmapper's header from the static LVM2 build. Nothing to link: \
-             devicemapper-sys only takes ioctl definitions from it, and liblvm2cmd brings its own copy\n\
-             Version: {DM_VERSION}\n\
-             Cflags: -I{}\n\
-             Libs:\n",
-            include_out.display()
-        ),
-    )?;
+    write_pkgconfig(&result.pkgconfig_dir)?;
     // The sources and objects are large and no longer needed.
     let _ = std::fs::remove_dir_all(&work);
     write(&stamp, &sources.debian_version)?;
@@ -223,6 +217,25 @@ pub fn ensure(
         debian_version: sources.debian_version,
         ..result
     })
+}
+
+/// Writes `devmapper.pc` into `dir` (`<cache>/pkgconfig`), naming the header folder
+/// relative to the file (`${pcfiledir}`): a cache copied to another checkout then
+/// answers with its own folder, never with the one it was built in.
+fn write_pkgconfig(dir: &Path) -> Result<(), String> {
+    mkdir(dir)?;
+    write(
+        &dir.join("devmapper.pc"),
+        &format!(
+            "prefix=${{pcfiledir}}/..\n\
+             Name: devmapper\n\
+             Description: libdevmapper's header from the static LVM2 build. Nothing to link: \
+             devicemapper-sys only takes ioctl definitions from it, and liblvm2cmd brings its own copy\n\
+             Version: {DM_VERSION}\n\
+             Cflags: -I${{prefix}}/include\n\
+             Libs:\n"
+        ),
+    )
 }
 
 struct Sources {
@@ -255,13 +268,14 @@ fn build_libaio(
     libaio: &Path,
     toolchain: &CToolchain,
     include: &Path,
+    cflags: &str,
     work: &Path,
 ) -> Result<(), String> {
     let mut make = Command::new("make");
     make.arg("-C")
         .arg(libaio.join("src"))
         .arg(format!("CC={} -I{}", toolchain.cc, include.display()))
-        .arg(format!("CFLAGS={CFLAGS} -Wall"));
+        .arg(format!("CFLAGS={cflags} -Wall"));
     // libaio's Makefile has no configure: the cross binutils go on make's command line.
     make.args(
         toolchain
@@ -301,19 +315,22 @@ fn build_lvm2(
     lvm2: &Path,
     toolchain: &CToolchain,
     cc: &str,
+    cflags: &str,
     libaio_dir: &Path,
     blkid: &StaticBlkid,
     work: &Path,
 ) -> Result<(), String> {
-    let mut configure = Command::new(lvm2.join("configure"));
-    configure.args(CONFIGURE_FLAGS);
+    // configure records its command line ("$0 $@") in the library (LVM_CONFIGURE_LINE,
+    // `lvm version`): run it by a relative name, so the line names no folder here.
+    let mut configure = Command::new("sh");
+    configure.arg("./configure").args(CONFIGURE_FLAGS);
     configure
         .args(toolchain.configure_args())
         .envs(toolchain.env());
     run_logged(
         configure
             .env("CC", cc)
-            .env("CFLAGS", CFLAGS)
+            .env("CFLAGS", cflags)
             .env("LDFLAGS", format!("-L{}", libaio_dir.display()))
             // configure takes these instead of asking pkg-config (whose answer
             // would be the host's glibc libblkid).

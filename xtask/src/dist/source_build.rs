@@ -61,6 +61,20 @@ pub(super) fn fetch(work: &Path, names: &[&str]) -> Result<Vec<SourcePackage>, S
     Ok(unpacked)
 }
 
+/// `cflags` plus a mapping of `target` (where the sources are unpacked and built,
+/// and where the headers of the static libblkid live) to a fixed name, for every
+/// path the compiler writes into an object (`__FILE__`, `assert`, debug info): the
+/// archives are then the same whatever the checkout's path, as is the artifact
+/// (the Rust side maps the same folder to the same name, see
+/// `super::remap_path_flags`). Not part of the cache keys: it names this machine's
+/// folder, and a cache copied to another checkout stays valid.
+pub(super) fn cflags_for(cflags: &str, target: &Path) -> String {
+    format!(
+        "{cflags} -ffile-prefix-map={}=/build/target",
+        target.display()
+    )
+}
+
 /// FNV-1a of `text`: a cache key, not a security boundary.
 pub(super) fn cache_key(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {

@@ -1,4 +1,8 @@
-use super::{artifact_path_for, check_static, parse_targets, toolchain, Arch};
+use super::{
+    artifact_path_for, check_no_build_paths, check_static, parse_targets, remap_path_flags,
+    toolchain, Arch, BuildPaths,
+};
+use std::path::PathBuf;
 
 /// A minimal 64-bit little-endian ELF header for `machine` of type `kind`, with one
 /// program header of type `segment`.
@@ -84,4 +88,76 @@ fn static_pie_dynamic_and_truncated_files_are_refused() {
     let truncated = &elf(183, ET_EXEC, PT_LOAD)[..66];
     assert!(check_static(truncated, Arch::Aarch64).is_err());
     assert!(check_static(b"#!/bin/sh\n", Arch::Aarch64).is_err());
+}
+
+fn paths() -> BuildPaths {
+    BuildPaths {
+        workspace: PathBuf::from("/work/checkout"),
+        target: PathBuf::from("/work/checkout/target"),
+        cargo_home: Some(PathBuf::from("/root/.cargo")),
+        rustup_home: Some(PathBuf::from("/root/.rustup")),
+    }
+}
+
+#[test]
+fn an_artifact_naming_the_checkout_the_cargo_home_or_a_c_build_folder_is_refused() {
+    let leaks = [
+        (
+            "the target folder",
+            "/work/checkout/target/lvm2-musl/2.03.16-7fe8b500f54da652/work/lvm2/configure --enable-static_link",
+        ),
+        (
+            "the cargo home",
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/uuid-1.29.3/src/error.rs",
+        ),
+        ("the checkout", "/work/checkout/src/main.rs"),
+        (
+            "the rustup home",
+            "/root/.rustup/toolchains/stable/lib/rustlib/src/rust/library/core/src/lib.rs",
+        ),
+    ];
+    for (what, leak) in leaks {
+        let mut bytes = b"\x7fELF\0some code\0".to_vec();
+        bytes.extend_from_slice(leak.as_bytes());
+        bytes.extend_from_slice(b"\0more\0");
+        let refused = check_no_build_paths(&bytes, &paths()).unwrap_err();
+        assert!(
+            refused.contains(what) && refused.contains(leak),
+            "{what}: {refused}"
+        );
+    }
+}
+
+#[test]
+fn an_artifact_with_only_remapped_and_fixed_paths_passes() {
+    let bytes = b"\0/build/target/x86_64-unknown-linux-musl/release/build/out/lvm2cmd.rs\0\
+/cargo/registry/src/index.crates.io-1949cf8c6b5b557f/uuid-1.29.3/src/error.rs\0\
+/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/str/mod.rs\0\
+./configure --enable-static_link\0/etc/lvm/lvm.conf\0/work/checkou\0";
+    assert_eq!(check_no_build_paths(bytes, &paths()), Ok(()));
+}
+
+#[test]
+fn the_root_folder_is_never_taken_for_a_build_folder() {
+    let root = BuildPaths {
+        workspace: PathBuf::from("/"),
+        target: PathBuf::from("/target"),
+        cargo_home: None,
+        rustup_home: None,
+    };
+    assert_eq!(check_no_build_paths(b"\0/etc/lvm\0", &root), Ok(()));
+}
+
+#[test]
+fn every_build_folder_is_remapped_the_most_specific_last() {
+    let flags = remap_path_flags(&paths());
+    assert_eq!(
+        flags,
+        [
+            "--remap-path-prefix=/root/.rustup=/rustup",
+            "--remap-path-prefix=/root/.cargo=/cargo",
+            "--remap-path-prefix=/work/checkout=/build",
+            "--remap-path-prefix=/work/checkout/target=/build/target",
+        ]
+    );
 }
