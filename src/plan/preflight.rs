@@ -75,8 +75,15 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
             why: facts.read_only.clone(),
         });
     }
-    // LVM's full md check runs in the commands that write a label or a new VG.
-    if let Some(md) = facts.lvm_md_component {
+    // LVM's full md check runs in the commands that write a label, a new VG or a
+    // new PV size. A
+    // raid superblock libblkid reports is refused below, with its `wipefs` advice;
+    // this catches what only LVM's magic-only check sees.
+    let raid_reported = facts
+        .foreign_signatures
+        .iter()
+        .any(|s| s.usage == crate::observe::signature::Usage::Raid);
+    if let Some(md) = facts.lvm_md_component.filter(|_| !raid_reported) {
         if plan.actions.iter().any(|a| {
             matches!(
                 a,
@@ -84,6 +91,9 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
                     | Action::CreatePhysicalVolume { .. }
                     | Action::ReinitializePhysicalVolume { .. }
                     | Action::CreateVolumeGroup { .. }
+                    // A grown PV's recorded size differs from the device's, which
+                    // makes LVM run the full check there too (lvmcache.c).
+                    | Action::ResizePhysicalVolume { .. }
             )
         }) {
             return Err(Refusal::LvmSeesMdComponent {

@@ -1559,14 +1559,33 @@ fn md_magic_where_lvm_looks_refuses_plans_that_write_a_label() {
         refused.contains("md 1.0") && refused.contains("1073733632"),
         "{refused}"
     );
-    // A grow writes no label: pvresize and lvextend do not run LVM's full md check.
+    // A superblock libblkid reports too: its refusal, with the wipefs advice.
+    let mut both = provisioned(tag("node-00"));
+    if let Preflight::Gathered(facts) = &reset.preflight {
+        both.preflight = Preflight::Gathered(PreflightFacts {
+            foreign_signatures: vec![crate::observe::preflight::ForeignSignature {
+                type_name: "linux_raid_member".into(),
+                usage: crate::observe::signature::Usage::Raid,
+                described: "linux_raid_member (raid) at byte 1073733632".into(),
+            }],
+            ..facts.clone()
+        });
+    }
+    let refused = refusal(&both, &config());
+    assert!(
+        refused.contains("wipefs --all --types linux_raid_member"),
+        "{refused}"
+    );
+    // A grow: LVM checks the whole device once the PV's size and the device's
+    // differ, so pvresize would refuse too.
     let mut grown = provisioned(tag("node-01"));
     grown.partition.size_bytes = gib(2);
-    grown.preflight = Preflight::Gathered(magic);
-    assert_eq!(
-        kinds(&planned(&grown, &config())),
-        vec!["pvresize", "pool-extend"]
-    );
+    grown.preflight = Preflight::Gathered(magic.clone());
+    assert!(refusal(&grown, &config()).contains("md 1.0 metadata magic"));
+    // A re-tag or an activation writes no label: nothing refused.
+    let mut retag = provisioned(tag("node-01\n"));
+    retag.preflight = Preflight::Gathered(magic);
+    assert_eq!(kinds(&planned(&retag, &config())).len(), 1);
 }
 
 #[test]
