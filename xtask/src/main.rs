@@ -90,6 +90,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_kill_torture",
     "vm_leftovers",
     "vm_linstor",
+    "vm_ours_only",
     "vm_partition_labels",
     "vm_signatures",
 ];
