@@ -12,8 +12,9 @@ mod common;
 use common::*;
 use vmtest::DiskSpec;
 
-const OURS: &str =
-    "--volume-group linstor-vg --pool linstor-pool --satellite-id node-01 --on-failure exit";
+/// The tool's settings for cases (a) and (b), each given its own VOLUME_GROUP
+/// after them, so that what one case does cannot decide another's outcome.
+const OURS: &str = "--pool linstor-pool --satellite-id node-01 --on-failure exit --volume-group";
 
 const SCRIPT: &str = r#"
 # A seed-like layout (thin pool, thin LV `metadata` with ext4 holding another
@@ -29,6 +30,19 @@ seed_like() {
   echo precious > /mnt/file && umount /mnt &&
   vgchange -an "$2"
 }
+# What an activation killed after loading the pool's components leaves: the
+# component LV $2 of VG $1 live on its own (LVM refuses to activate components of
+# a pool with thin volumes, so its device is made here as LVM would: its DM uuid,
+# a linear table over its extents on PV $3).
+strand() {
+  u=$(lvs --noheadings -o vg_uuid,lv_uuid "$1/$2" | tr -d ' -')
+  size=$(lvs --noheadings --units s --nosuffix -o lv_size "$1/$2" | tr -d ' ')
+  first=$(lvs --noheadings -o seg_pe_ranges "$1/$2" | tr -d ' ' | sed 's/.*://; s/-.*//')
+  start=$(pvs --noheadings --units s --nosuffix -o pe_start "$3" | tr -d ' ')
+  extent=$(vgs --noheadings --units s --nosuffix -o vg_extent_size "$1" | tr -d ' ')
+  dmsetup create "$(echo "$1" | sed 's/-/--/g')-$(echo "$2" | sed 's/-/--/g')" -u "LVM-$u" \
+    --table "0 $size linear $3 $((start + first * extent))"
+}
 dm_state() { dmsetup info -c --noheadings -o name,attr,open --sort name; ls /sys/block | grep dm- | sort; }
 seqno() { vgs --devices "$1" --noheadings -o vg_seqno "$2" | tr -d ' '; }
 read_data() { lvchange -ay "$1/data" && mount -o ro "/dev/mapper/$1-data" /mnt && cat /mnt/file; umount /mnt; }
@@ -37,17 +51,18 @@ read_data() { lvchange -ay "$1/data" && mount -o ro "/dev/mapper/$1-data" /mnt &
 step a-make seed_like /dev/vda1 othera
 step a-dm-before dm_state
 step a-seqno-before seqno /dev/vda1 othera
-step a-run $LPD --partition-label seed-a $OURS
+step a-run $LPD --partition-label seed-a $OURS vg-a
 step a-dm-after dm_state
 step a-seqno-after seqno /dev/vda1 othera
 step a-data read_data othera
 
 # (b) components active on their own (an activation cut off midway)
 step b-make seed_like /dev/vdb1 otherb
-step b-components lvchange -ay otherb/linstor-pool_tmeta
+strand_components() { strand otherb linstor-pool_tmeta /dev/vdb1 && strand otherb linstor-pool_tdata /dev/vdb1; }
+step b-components strand_components
 step b-dm-before dm_state
 step b-seqno-before seqno /dev/vdb1 otherb
-step b-run $LPD --partition-label seed-b $OURS
+step b-run $LPD --partition-label seed-b $OURS vg-b
 step b-dm-after dm_state
 step b-seqno-after seqno /dev/vdb1 otherb
 
@@ -57,7 +72,7 @@ step s-activate lvchange -ay others/metadata
 step s-suspend dmsetup suspend others-linstor--pool-tpool
 step s-dm-before dm_state
 step s-seqno-before seqno /dev/vdc1 others
-step s-run timeout 300 $LPD --partition-label seed-s $OURS
+step s-run timeout 300 $LPD --partition-label seed-s $OURS vg-s
 step s-dm-after dm_state
 step s-seqno-after seqno /dev/vdc1 others
 step s-resume dmsetup resume others-linstor--pool-tpool
@@ -118,8 +133,27 @@ fn only_our_volume_group_and_lvms_own_spare_are_touched() {
     let mut checks = Checks::default();
 
     // (a), (b): refused before anything of the other VG is activated or changed.
+    for step in [
+        "a-make",
+        "b-make",
+        "b-components",
+        "s-make",
+        "s-activate",
+        "s-suspend",
+    ] {
+        run.expect_success(step);
+    }
+    // The states were reached: components active, the pool suspended.
+    checks.that(
+        run.step("b-dm-before")
+            .stdout
+            .contains("otherb-linstor--pool_tmeta:"),
+        format!(
+            "otherb's component is not active:\n{}",
+            run.step("b-dm-before").stdout
+        ),
+    );
     for (case, vg) in [("a", "othera"), ("b", "otherb"), ("s", "others")] {
-        run.expect_success(&format!("{case}-make"));
         let go = format!("{case}-run");
         checks.exit(&run, &go, 1);
         checks.says(
@@ -128,9 +162,10 @@ fn only_our_volume_group_and_lvms_own_spare_are_touched() {
             &format!("volume group {vg} with the seed tool's layout"),
         );
         checks.says(&run, &go, "nothing was activated or written");
+        // No step was planned on it: each would be logged naming `vg/lv`.
         checks.that(
-            !run.step(&go).stderr.contains("running lvm command"),
-            format!("{go} ran an LVM command:\n{}", run.step(&go).stderr),
+            !run.step(&go).stderr.contains(&format!(" {vg}/")),
+            format!("{go} acted on {vg}:\n{}", run.step(&go).stderr),
         );
         checks.same(
             &run,
@@ -202,6 +237,7 @@ fn only_our_volume_group_and_lvms_own_spare_are_touched() {
         names == ["lvol0"],
         format!("the kill did not leave only the spare as lvol0: {state:?}"),
     );
+    eprintln!("after the kill: {state:?}\n{}", killed.stdout);
     let spare_size = state.first().map(|(_, _, size)| size.clone());
     let recovered = expect_provisioned(&run, "d-recover");
     checks.that(
@@ -211,6 +247,7 @@ fn only_our_volume_group_and_lvms_own_spare_are_touched() {
         format!("lvol0 was not removed as the spare:\n{}", recovered.stderr),
     );
     let after = lv_table(&run, "d-after");
+    eprintln!("after the recovery: {after:?}");
     let pmspare = after.iter().find(|(n, _, _)| n == "[lvol0_pmspare]");
     checks.that(
         after.iter().any(|(n, _, _)| n == "linstor-pool")
