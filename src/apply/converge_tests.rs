@@ -246,6 +246,85 @@ fn a_refusal_mid_way_stops_after_the_steps_that_read_more() {
     assert!(bed.log().is_empty());
 }
 
+/// A seed-like VG of another name, untagged, in every state the seed's LV and pool
+/// can be found in: refused, and not one command (activation, refresh, component
+/// deactivation, device removal) runs on it.
+#[test]
+fn a_seed_layout_of_another_name_is_refused_with_nothing_run() {
+    let seed = |reading: SatelliteIdReading, activity: PoolActivity| {
+        let mut sim = SimulatedPartition::seed_layout(GIB, "node-01", reading);
+        sim.set_pool_activity(activity);
+        sim.vg_mut().name = "data".into();
+        sim
+    };
+    let starts = [
+        seed(SatelliteIdReading::SeedLvInactive, PoolActivity::Idle),
+        seed(
+            SatelliteIdReading::SeedLvInactive,
+            PoolActivity::IdleComponentsActive,
+        ),
+        seed(SatelliteIdReading::SeedLvInactive, PoolActivity::Unloaded),
+        seed(
+            SatelliteIdReading::SeedLvUnloaded {
+                dm_name: "data-metadata".into(),
+            },
+            PoolActivity::Serving,
+        ),
+        seed(
+            SatelliteIdReading::SeedPoolSuspended { pool: POOL.into() },
+            PoolActivity::Suspended,
+        ),
+    ];
+    for start in starts {
+        let mut bed = Bed::new(start.clone());
+        let outcome = bed.converge(&config());
+        assert!(
+            matches!(
+                outcome,
+                Err(ConvergeError::Refused(Refusal::ForeignSeedLayout { .. }))
+            ),
+            "{outcome:?} from {:?}",
+            start.vg().map(|vg| &vg.satellite_id)
+        );
+        assert!(bed.log().is_empty(), "{:?}", bed.log());
+        assert_eq!(bed.state().observed, start.observed);
+    }
+}
+
+/// A user's 12 MiB `lvol0` in our tagged VG without a pool is refused by name and
+/// kept; LVM's own spare left by a killed pool `lvcreate` is still removed.
+#[test]
+fn only_the_exact_spare_is_removed() {
+    let mut users = SimulatedPartition::volume_group(GIB, VG, "node-01");
+    users.add_lv(super::simulated_partition::plain_lv(
+        "lvol0",
+        true,
+        3 * EXTENT,
+    ));
+    let mut bed = Bed::new(users.clone());
+    match bed.converge(&config()) {
+        Err(ConvergeError::Refused(Refusal::NotAnInterruptedSpare { logical_volume, .. })) => {
+            assert_eq!(logical_volume, "lvol0")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(bed.log().is_empty(), "{:?}", bed.log());
+    assert_eq!(bed.state().observed, users.observed);
+    // The genuine state, also after the partition grew: removed first, then the pool.
+    let mut interrupted = SimulatedPartition::interrupted_spare_creation(GIB, "node-01");
+    interrupted.observed.partition.size_bytes = bytes(2 * GIB);
+    let mut bed = Bed::new(interrupted);
+    assert!(bed.converge(&config()).is_ok());
+    assert_eq!(
+        bed.log(),
+        [
+            "lvremove --force linstor-vg/lvol0",
+            "pvresize /dev/vda1",
+            POOL_CREATE
+        ]
+    );
+}
+
 #[test]
 fn an_idle_pool_is_activated_and_an_ignored_activation_is_named() {
     let mut start = SimulatedPartition::provisioned(GIB, "node-01");
@@ -708,6 +787,9 @@ fn build(start: &Start) -> SimulatedPartition {
             },
         ),
     };
+    if start.foreign_vg_name && matches!(start.stage, Stage::Seed) {
+        sim.vg_mut().name = "data".into();
+    }
     if has_pool {
         // An active seed LV keeps its pool serving.
         let seed_active = sim.lv(SEED_LV).is_some_and(|lv| lv.active);

@@ -17,7 +17,7 @@ use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::snapshot::{Expectations, ObserveError, Resolved, Snapshot};
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PartitionFacts,
-    PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
+    PeRange, PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::plan::{required_pool_metadata_bytes, Action};
@@ -655,6 +655,7 @@ impl SimulatedPartition {
             satellite_id: SatelliteIdReading::Tag(id),
             satellite_id_tag: Some(tag.to_owned()),
             logical_volumes: Vec::new(),
+            free_areas: Vec::new(),
         });
         Ok(())
     }
@@ -770,6 +771,7 @@ impl SimulatedPartition {
             size_bytes: bytes(data),
             active: true,
             open_by: None,
+            plain_linear_at: None,
         });
         for (suffix, size) in [("_tdata", data), ("_tmeta", metadata)] {
             let mut component = plain_lv(&format!("{pool}{suffix}"), false, size);
@@ -1009,16 +1011,25 @@ impl SimulatedPartition {
             return;
         };
         let extent = whole(vg.extent_size.bytes());
-        let allocated: u64 = vg
-            .logical_volumes
-            .iter()
-            .filter(|lv| matches!(lv.kind, LvKind::Other { .. }))
-            .map(|lv| whole(lv.size_bytes) / extent)
-            .sum();
+        // Plain LVs lie one after the other from the first extent, in list order.
+        let mut allocated = 0;
+        for lv in &mut vg.logical_volumes {
+            if matches!(lv.kind, LvKind::Other { .. }) {
+                lv.plain_linear_at = Some(allocated);
+                allocated += whole(lv.size_bytes) / extent;
+            }
+        }
         vg.free_extents = vg
             .pv_extent_count
             .checked_sub(Extents::new(allocated))
             .unwrap_or_else(|| panic!("the LVs allocate more than the PV has: {vg:?}"));
+        vg.free_areas = [PeRange {
+            start: allocated,
+            count: vg.free_extents.count(),
+        }]
+        .into_iter()
+        .filter(|area| area.count > 0)
+        .collect();
         vg.seqno += 1;
     }
 }
@@ -1034,6 +1045,7 @@ pub fn plain_lv(name: &str, visible: bool, size_bytes: u64) -> LvFacts {
         size_bytes: bytes(size_bytes),
         active: false,
         open_by: None,
+        plain_linear_at: None,
     }
 }
 
@@ -1046,6 +1058,7 @@ pub fn thin_volume(name: &str) -> LvFacts {
         size_bytes: bytes(10 * GIB),
         active: false,
         open_by: None,
+        plain_linear_at: None,
     }
 }
 

@@ -13,7 +13,7 @@ use super::seed_layout::{read_seed_satellite_id, SEED_ID_LV};
 use super::signature::{self, ProbeError, Signature};
 use super::state::{
     InUseWithoutMetadata, Leftovers, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas,
-    PartitionFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts, VgListingPv,
+    PartitionFacts, PeRange, PvFacts, SatelliteIdReading, StaleDevice, VgFacts, VgListingPv,
 };
 use super::vg_dev_dir::{read_vg_dev_dir, VgDevDir};
 use super::{device_size, live::holders};
@@ -673,6 +673,7 @@ fn vg_facts(
                 open_by: top
                     .filter(|a| a.open_count > 0)
                     .map(|a| describe_holders(a)),
+                plain_linear_at: plain_linear_at(lv, own_key),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -688,7 +689,76 @@ fn vg_facts(
         satellite_id: read_satellite_id(vg, active.map(Vec::as_slice)),
         satellite_id_tag: satellite_id::recorded_tag(&vg.tags).map(str::to_owned),
         logical_volumes,
+        free_areas: free_areas(vg, own_key, pv_extent_count),
     })
+}
+
+/// The first PE of `lv` when its metadata is exactly what `lvcreate` writes for a
+/// new linear LV on this PV (LVM2 2.03: status `READ, WRITE, VISIBLE`, nothing in
+/// `flags` or `tags`, one `striped` segment of one stripe).
+fn plain_linear_at(lv: &lvm::LvInMetadata, own_key: Option<&str>) -> Option<u64> {
+    let mut status: Vec<&str> = lv.status.iter().map(String::as_str).collect();
+    status.sort_unstable();
+    if status != ["READ", "VISIBLE", "WRITE"] || !lv.flags.is_empty() || !lv.tags.is_empty() {
+        return None;
+    }
+    match lv.segments.as_slice() {
+        [segment] => match &segment.kind {
+            SegmentKind::Striped {
+                stripe_size: None,
+                stripes,
+            } => match stripes.as_slice() {
+                [(key, first)] if Some(key.as_str()) == own_key && segment.start_extent == 0 => {
+                    Some(*first)
+                }
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// This PV's unallocated extent ranges, in PE order. Ranges past 2^64 (metadata
+/// the reader let through but no PV holds) count as allocated to the end.
+fn free_areas(vg: &VgMetadata, own_key: Option<&str>, pv_extents: Extents) -> Vec<PeRange> {
+    let end = pv_extents.count();
+    let mut used: Vec<(u64, u64)> = Vec::new();
+    for segment in vg.logical_volumes.iter().flat_map(|lv| &lv.segments) {
+        let SegmentKind::Striped { stripes, .. } = &segment.kind else {
+            continue;
+        };
+        let Some(per_stripe) = segment.extent_count.checked_share(stripes.len() as u64) else {
+            continue;
+        };
+        for (_, first) in stripes
+            .iter()
+            .filter(|(key, _)| Some(key.as_str()) == own_key)
+        {
+            let last = first.checked_add(per_stripe.count()).unwrap_or(end);
+            used.push((*first, last));
+        }
+    }
+    used.sort_unstable();
+    let mut areas = Vec::new();
+    let mut next = 0;
+    for (first, last) in used {
+        if first > next {
+            areas.push(PeRange {
+                start: next,
+                count: first.min(end).saturating_sub(next),
+            });
+        }
+        next = next.max(last);
+    }
+    if next < end {
+        areas.push(PeRange {
+            start: next,
+            count: end - next,
+        });
+    }
+    areas.retain(|a| a.count > 0);
+    areas
 }
 
 /// Who holds an open LV: its sysfs holders by name, or at least the open count.

@@ -143,6 +143,16 @@ pub struct VgFacts {
     #[serde(skip)]
     pub satellite_id_tag: Option<String>,
     pub logical_volumes: Vec<LvFacts>,
+    /// This PV's unallocated extents, in PE order: where LVM allocates next.
+    #[serde(skip)]
+    pub free_areas: Vec<PeRange>,
+}
+
+/// A run of physical extents on the partition's PV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeRange {
+    pub start: u64,
+    pub count: u64,
 }
 
 /// What the disk says about the satellite ID the storage was made for.
@@ -179,6 +189,11 @@ pub struct LvFacts {
     pub active: bool,
     /// Who holds it open (DM holders or an open count), when someone does.
     pub open_by: Option<String>,
+    /// Its first physical extent, when the metadata records the LV exactly as
+    /// `lvcreate` writes a new linear LV: one `striped` segment of one stripe on
+    /// this PV, status `READ, WRITE, VISIBLE`, no flags, no tags.
+    #[serde(skip)]
+    pub plain_linear_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

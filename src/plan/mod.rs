@@ -6,6 +6,7 @@ mod host_lvm;
 pub(crate) mod pool_preconditions;
 mod preflight;
 mod refusal;
+mod spare;
 #[cfg(test)]
 mod tests;
 
@@ -260,6 +261,9 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             other_pvs: vg.other_pvs.clone(),
         });
     }
+    if !is_ours(vg, config) {
+        return not_ours(observed, vg, &vg_name, config);
+    }
     let recorded = match &vg.satellite_id {
         SatelliteIdReading::Unreadable(reason) => {
             return Err(Refusal::SatelliteIdUnreadable {
@@ -316,6 +320,51 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         None => Err(Refusal::ForeignVolumeGroup {
             volume_group: vg.name.clone(),
             device: observed.partition.devnode.clone(),
+        }),
+    }
+}
+
+/// A VG this tool may act on: the configured one, or one it tagged. Every step
+/// that activates, refreshes or removes anything runs only on such a VG.
+fn is_ours(vg: &VgFacts, config: &ProvisionConfig) -> bool {
+    vg.name == config.volume_group || matches!(vg.satellite_id, SatelliteIdReading::Tag(_))
+}
+
+/// Another VG on the partition: nothing of it is activated to read an ID (the
+/// seed tool's `metadata` LV included); refused, or wiped whole under --force.
+fn not_ours(
+    observed: &ObservedPartition,
+    vg: &VgFacts,
+    vg_name: &VgName,
+    config: &ProvisionConfig,
+) -> Result<Plan, Refusal> {
+    let device = observed.partition.devnode.clone();
+    match &vg.satellite_id {
+        SatelliteIdReading::SeedFile(id) if *id == config.satellite_id => {
+            Err(Refusal::VolumeGroupNameMismatch {
+                found: vg.name.clone(),
+                wanted: config.volume_group.to_string(),
+                device,
+            })
+        }
+        SatelliteIdReading::Unreadable(reason) => Err(Refusal::SatelliteIdUnreadable {
+            volume_group: vg.name.clone(),
+            reason: reason.clone(),
+        }),
+        SatelliteIdReading::SeedFile(id) if config.force => {
+            reset(observed, vg, vg_name, config, Some(id))
+        }
+        _ if config.force => reset(observed, vg, vg_name, config, None),
+        SatelliteIdReading::Absent | SatelliteIdReading::Tag(_) => {
+            Err(Refusal::ForeignVolumeGroup {
+                volume_group: vg.name.clone(),
+                device,
+            })
+        }
+        _ => Err(Refusal::ForeignSeedLayout {
+            volume_group: vg.name.clone(),
+            wanted: config.volume_group.to_string(),
+            device,
         }),
     }
 }
@@ -557,6 +606,15 @@ fn keep_and_grow(
     let mut actions: Vec<Action> = record_satellite_id(vg, vg_name, config)?
         .into_iter()
         .collect();
+    if !vg.logical_volumes.iter().any(|lv| lv.name == config.pool) {
+        // Judged against the VG as the killed `lvcreate` saw it: before a pvresize.
+        for name in spare::interrupted_spare_creations(vg, config)? {
+            actions.push(Action::RemoveIncompleteSpare {
+                volume_group: vg_name.clone(),
+                name: check_name_on_disk(observed, "logical volume", name, LvName::on_disk)?,
+            });
+        }
+    }
     let mut free_extents = vg.free_extents;
     let extent = vg.extent_size;
     let possible_extents =
@@ -585,15 +643,7 @@ fn keep_and_grow(
         })?;
     }
     match vg.logical_volumes.iter().find(|lv| lv.name == config.pool) {
-        None => {
-            for name in interrupted_spare_creations(vg) {
-                actions.push(Action::RemoveIncompleteSpare {
-                    volume_group: vg_name.clone(),
-                    name: check_name_on_disk(observed, "logical volume", name, LvName::on_disk)?,
-                });
-            }
-            actions.push(create_pool(config));
-        }
+        None => actions.push(create_pool(config)),
         Some(LvFacts {
             kind:
                 LvKind::ThinPool {
@@ -829,35 +879,6 @@ fn is_interrupted_pool_creation(vg: &VgFacts, lv: &LvFacts) -> bool {
             .logical_volumes
             .iter()
             .any(|other| other.name == "lvol0_pmspare")
-}
-
-/// LVM's pool metadata spare is never larger than this (lib/metadata/pool_manip.c).
-const MAX_POOL_METADATA_SPARE_BYTES: Bytes = Bytes(16 << 30);
-
-/// What a thin-pool `lvcreate` killed while preparing the pool metadata spare leaves
-/// in a VG this tool made, before any pool exists: LVM creates the spare as a plain,
-/// visible `lvol<N>` (committed, activated, zeroed) and renames it `lvol<N>_pmspare`
-/// only with the pool's own commit. Left alone it stays forever, outside the pool.
-fn interrupted_spare_creations(vg: &VgFacts) -> impl Iterator<Item = &str> {
-    let ours_without_pool = matches!(vg.satellite_id, SatelliteIdReading::Tag(_))
-        && !vg
-            .logical_volumes
-            .iter()
-            .any(|lv| matches!(lv.kind, LvKind::ThinPool { .. }) || lv.name.ends_with("_pmspare"));
-    vg.logical_volumes
-        .iter()
-        .filter(move |lv| {
-            ours_without_pool
-                && lv.visible
-                && lv.open_by.is_none()
-                && lv.size_bytes <= MAX_POOL_METADATA_SPARE_BYTES
-                && matches!(&lv.kind, LvKind::Other { segment_type } if segment_type == "striped")
-                && lv
-                    .name
-                    .strip_prefix("lvol")
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(|lv| lv.name.as_str())
 }
 
 /// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs;

@@ -69,6 +69,19 @@ pub enum Refusal {
         volume_group: String,
         device: PathBuf,
     },
+    #[error("{} holds volume group {volume_group} with the seed tool's layout (an LV named `metadata`), but VOLUME_GROUP is {wanted} and the VG carries no satellite-ID tag of this tool's; only the configured VG or one this tool tagged is adopted, so nothing was activated or written. If it is this node's storage from the seed tool, set VOLUME_GROUP={volume_group}; if it is disposable, rerun with --force (FORCE=true); otherwise check PARTITION_LABEL", show(device))]
+    ForeignSeedLayout {
+        volume_group: String,
+        wanted: String,
+        device: PathBuf,
+    },
+    #[error("{volume_group}/{logical_volume} ({size}) is in volume group {volume_group}, made for this satellite ID and still without its thin pool, but it is not the metadata spare an interrupted `lvcreate --type thin-pool` leaves: {why}. It may hold someone's data, so it was not removed and nothing was written. If it is disposable, remove it (`lvremove {volume_group}/{logical_volume}`); otherwise move it off this partition or rename it (`lvrename {volume_group} {logical_volume} NEW`) and rerun")]
+    NotAnInterruptedSpare {
+        volume_group: String,
+        logical_volume: String,
+        size: crate::units::Bytes,
+        why: String,
+    },
     #[error("{} holds volume group {found} made for this satellite ID, but VOLUME_GROUP is {wanted}; set VOLUME_GROUP={found}, or rename it with `vgrename {found} {wanted}`", show(device))]
     VolumeGroupNameMismatch {
         found: String,

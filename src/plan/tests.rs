@@ -4,7 +4,7 @@ use crate::config::names::test_names::{lv, vg};
 use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::lvm::LvmUuid;
 use crate::observe::state::{
-    InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PvFacts, VgListingPv,
+    InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PvFacts, StaleDevice, VgListingPv,
 };
 use crate::units::{ExtentSize, Sectors};
 use std::path::PathBuf;
@@ -107,6 +107,7 @@ fn pool(data: Bytes, metadata: Bytes) -> LvFacts {
         size_bytes: data,
         active: true,
         open_by: None,
+        plain_linear_at: None,
     }
 }
 
@@ -120,6 +121,7 @@ fn thin(name: &str) -> LvFacts {
         size_bytes: gib(10),
         active: false,
         open_by: None,
+        plain_linear_at: None,
     }
 }
 
@@ -133,6 +135,7 @@ fn hidden(name: &str) -> LvFacts {
         size_bytes: EXTENT,
         active: false,
         open_by: None,
+        plain_linear_at: None,
     }
 }
 
@@ -153,6 +156,7 @@ fn provisioned(id: SatelliteIdReading) -> ObservedPartition {
             other_pvs: Vec::new(),
             satellite_id: id,
             satellite_id_tag: None,
+            free_areas: Vec::new(),
             logical_volumes: vec![
                 pool(EXTENT * (pe_count.count() - 2), EXTENT),
                 hidden("linstor-pool_tdata"),
@@ -955,32 +959,103 @@ fn a_seed_adoption_killed_inside_its_activation_is_unblocked_first() {
     assert_eq!(kinds(&planned(&observed, &config())), ["activate-seed-lv"]);
 }
 
-#[test]
-fn a_pool_creation_killed_while_making_its_spare_is_cleaned_up() {
+/// Our tagged 1 GiB VG with no pool and one plain visible LV `name` of `extents`
+/// at PE `at`, the rest free: what a thin-pool `lvcreate` killed after making its
+/// spare leaves when `extents` is the spare's size and `at` is 0.
+fn vg_with_plain_lv(name: &str, extents: u64, at: u64) -> ObservedPartition {
     let mut observed = provisioned(tag("node-01"));
-    vg_mut(&mut observed).logical_volumes = vec![LvFacts {
-        name: "lvol0".into(),
+    let vg = vg_mut(&mut observed);
+    let total = vg.pv_extent_count.count();
+    vg.logical_volumes = vec![LvFacts {
+        name: name.into(),
         kind: LvKind::Other {
             segment_type: "striped".into(),
         },
         visible: true,
-        size_bytes: EXTENT,
+        size_bytes: EXTENT * extents,
         active: true,
         open_by: None,
+        plain_linear_at: Some(at),
     }];
+    vg.free_extents = Extents::new(total - extents);
+    vg.free_areas = [(0, at), (at + extents, total - at - extents)]
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(start, count)| crate::observe::state::PeRange { start, count })
+        .collect();
+    observed
+}
+
+#[test]
+fn a_pool_creation_killed_while_making_its_spare_is_cleaned_up() {
+    // 254 free + 1 extents of 4 MiB with 512 KiB chunks: LVM's spare is one extent.
+    let observed = vg_with_plain_lv("lvol0", 1, 0);
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["lvremove-spare", "pool-create"]);
+    assert!(matches!(
+        &plan.actions[0],
+        Action::RemoveIncompleteSpare { name, .. } if name.as_str() == "lvol0"
+    ));
+    // The partition grew since: judged before the pvresize changes the VG.
+    let mut grown = observed.clone();
+    grown.partition.size_bytes = gib(2);
     assert_eq!(
-        kinds(&planned(&observed, &config())),
-        ["lvremove-spare", "pool-create"]
+        kinds(&planned(&grown, &config())),
+        ["lvremove-spare", "pvresize", "pool-create"]
     );
-    // Someone else's volume: too big for a spare, open, or in a VG without our tag.
-    let mut big = observed.clone();
-    vg_mut(&mut big).logical_volumes[0].size_bytes = gib(17);
-    assert_eq!(kinds(&planned(&big, &config())), ["pool-create"]);
-    let mut open = observed.clone();
+    // Not in a VG we tagged, or beside a pool: not looked at as a spare.
+    let mut untagged_seed = observed.clone();
+    vg_mut(&mut untagged_seed).satellite_id = SatelliteIdReading::SeedFile("node-01".into());
+    assert_eq!(
+        kinds(&planned(&untagged_seed, &config())),
+        ["vgtag", "pool-create"]
+    );
+}
+
+#[test]
+fn an_lvol_that_is_not_exactly_the_spare_is_refused_by_name() {
+    let refused = |observed: &ObservedPartition, why: &str| match plan(observed, &config()) {
+        Err(Refusal::NotAnInterruptedSpare {
+            logical_volume,
+            why: found,
+            ..
+        }) => {
+            assert_eq!(logical_volume, "lvol0");
+            assert!(found.contains(why), "{found} lacks {why}");
+        }
+        other => panic!("expected a refusal naming lvol0 ({why}), got {other:?}"),
+    };
+    // A user's 12 MiB lvol0: three extents where LVM makes a spare of one.
+    let users = vg_with_plain_lv("lvol0", 3, 0);
+    refused(&users, "it has 3 extents");
+    let text = plan(&users, &config()).err().map(|r| r.to_string());
+    assert!(
+        text.as_deref()
+            .is_some_and(|t| t.contains("linstor-vg/lvol0")
+                && t.contains("not removed")
+                && t.contains("lvremove linstor-vg/lvol0")),
+        "{text:?}"
+    );
+    // The right size, somewhere LVM would not have put it.
+    refused(&vg_with_plain_lv("lvol0", 1, 7), "starts at extent 7");
+    // Open, or not recorded as a new linear LV (several segments, flags, tags).
+    let mut open = vg_with_plain_lv("lvol0", 1, 0);
     vg_mut(&mut open).logical_volumes[0].open_by = Some("mounted".into());
-    assert_eq!(kinds(&planned(&open, &config())), ["pool-create"]);
-    let mut named = observed.clone();
-    vg_mut(&mut named).logical_volumes[0].name = "lvolx".into();
+    refused(&open, "open");
+    let mut shaped = vg_with_plain_lv("lvol0", 1, 0);
+    vg_mut(&mut shaped).logical_volumes[0].plain_linear_at = None;
+    refused(&shaped, "not that of a new linear LV");
+    // Sized for another chunk size than the one configured.
+    let mut other_chunk = vg_with_plain_lv("lvol0", 1, 0);
+    vg_mut(&mut other_chunk).logical_volumes[0].size_bytes = EXTENT * 2u64;
+    vg_mut(&mut other_chunk).free_extents = Extents::new(253);
+    vg_mut(&mut other_chunk).free_areas = vec![crate::observe::state::PeRange {
+        start: 2,
+        count: 253,
+    }];
+    refused(&other_chunk, "it has 2 extents");
+    // Not an automatic name: someone's volume beside which the pool is made.
+    let named = vg_with_plain_lv("lvolx", 3, 0);
     assert_eq!(kinds(&planned(&named, &config())), ["pool-create"]);
 }
 
@@ -1609,4 +1684,90 @@ fn a_missing_thin_pool_target_is_refused_only_when_lvm_could_not_load_it() {
     assert!(with(ThinPoolTarget::Loaded, "node-00").is_ok());
     // Nothing to create: a steady node is not refused for it.
     assert!(matches!(with(ThinPoolTarget::Unavailable, "node-01"), Ok(p) if p.is_empty()));
+}
+
+/// A seed-like VG of another name, untagged: every reading of the seed layout is
+/// refused before anything of it is activated, refreshed or deactivated.
+#[test]
+fn a_seed_layout_in_a_vg_of_another_name_is_refused_before_anything_is_activated() {
+    let readings = [
+        SatelliteIdReading::SeedLvInactive,
+        SatelliteIdReading::SeedLvUnloaded {
+            dm_name: "data-metadata".into(),
+        },
+        SatelliteIdReading::SeedPoolSuspended {
+            pool: "linstor-pool".into(),
+        },
+        SatelliteIdReading::SeedFile("node-02".into()),
+    ];
+    for reading in readings {
+        let mut observed = provisioned(reading.clone());
+        vg_mut(&mut observed).name = "data".into();
+        // Stranded components and a leftover device would each be a first step.
+        set_pool_serving(&mut observed, false);
+        for lv in &mut vg_mut(&mut observed).logical_volumes {
+            lv.active = lv.name == "linstor-pool_tmeta";
+        }
+        observed.leftovers.stale_devices.push(StaleDevice {
+            dm_name: "data-old".into(),
+            held_by: None,
+        });
+        match plan(&observed, &config()) {
+            Err(Refusal::ForeignSeedLayout {
+                volume_group,
+                wanted,
+                ..
+            }) => {
+                assert_eq!(
+                    (volume_group.as_str(), wanted.as_str()),
+                    ("data", "linstor-vg")
+                );
+            }
+            other => panic!("{reading:?}: expected a refusal, got {other:?}"),
+        }
+        // --force wipes it whole, without reading (activating) the seed's LV first.
+        let forced = planned(&observed, &config_with(true));
+        assert!(forced.reset.is_some(), "{reading:?}");
+        assert!(
+            !kinds(&forced).contains(&"activate-seed-lv")
+                && !kinds(&forced).contains(&"components-deactivate"),
+            "{reading:?}: {:?}",
+            kinds(&forced)
+        );
+    }
+    // Its ID already readable and ours: the name mismatch is named, nothing else.
+    let mut same = provisioned(SatelliteIdReading::SeedFile("node-01".into()));
+    vg_mut(&mut same).name = "data".into();
+    assert!(matches!(
+        plan(&same, &config_with(true)),
+        Err(Refusal::VolumeGroupNameMismatch { found, .. }) if found == "data"
+    ));
+}
+
+/// The configured VG (or one we tagged) is still adopted, recovered and reset.
+#[test]
+fn only_the_configured_or_tagged_vg_is_adopted() {
+    let mut seed = provisioned(SatelliteIdReading::SeedLvInactive);
+    assert_eq!(kinds(&planned(&seed, &config())), ["activate-seed-lv"]);
+    vg_mut(&mut seed).name = "other".into();
+    assert!(plan(&seed, &config()).is_err());
+    // Tagged by this tool under another name: ours (a reset for another ID).
+    let mut tagged = provisioned(tag("node-02"));
+    vg_mut(&mut tagged).name = "other".into();
+    let plan_tagged = planned(&tagged, &config());
+    assert_eq!(
+        plan_tagged
+            .actions
+            .first()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("remove logical volumes linstor-pool, pvc-1 of other")
+    );
+    // Untagged, another name, no seed layout: someone else's.
+    let mut foreign = provisioned(SatelliteIdReading::Absent);
+    vg_mut(&mut foreign).name = "other".into();
+    assert!(matches!(
+        plan(&foreign, &config()),
+        Err(Refusal::ForeignVolumeGroup { .. })
+    ));
 }

@@ -97,6 +97,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_leftovers",
     "vm_linstor",
     "vm_operator_inputs",
+    "vm_ours_only",
     "vm_partition_labels",
     "vm_pool_preflight",
     "vm_preflight",
