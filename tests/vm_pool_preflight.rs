@@ -141,19 +141,6 @@ fn script() -> String {
     s
 }
 
-/// Exit 1, no LVM command ran, the message says each of `needles`.
-fn refused(checks: &mut Checks, run: &GuestRun, step: &str, needles: &[&str]) {
-    checks.exit(run, step, 1);
-    let stderr = &run.step(step).stderr;
-    checks.that(
-        !stderr.contains("running lvm command"),
-        format!("{step}: an LVM command ran before the refusal:\n{stderr}"),
-    );
-    for needle in needles {
-        checks.says(run, step, needle);
-    }
-}
-
 /// The VG, its LVs and the thin LV's data are as they were before `prefix`'s run.
 fn untouched(checks: &mut Checks, run: &GuestRun, prefix: &str) {
     checks.same(
@@ -228,16 +215,14 @@ fn a_reset_lvm_could_not_finish_is_refused_before_it_starts() {
         listed.contains("LVM2_member") && !listed.contains("linux_raid_member"),
         format!("md-wipefs: expected only our label:\n{listed}"),
     );
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &run,
         "md-reset",
         &["md 1.0 metadata magic at byte", "mdadm --examine /dev/vda1"],
     );
     untouched(&mut checks, &run, "md");
 
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &run,
         "vl-reset",
         &[
@@ -248,24 +233,17 @@ fn a_reset_lvm_could_not_finish_is_refused_before_it_starts() {
     );
     untouched(&mut checks, &run, "vl");
 
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &run,
         "sp-reset",
         &["thin_pool_metadata_require_separate_pvs"],
     );
     untouched(&mut checks, &run, "sp");
 
-    refused(
-        &mut checks,
-        &run,
-        "ch-reset",
-        &["a chunk size of 1 GiB is larger than"],
-    );
+    checks.refused_before_lvm(&run, "ch-reset", &["a chunk size of 1 GiB is larger than"]);
     untouched(&mut checks, &run, "ch");
 
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &run,
         "ex-reset",
         &["room for 1 extents of 128 MiB", "physical_extent_size"],
@@ -286,8 +264,7 @@ fn a_reset_lvm_could_not_finish_is_refused_before_it_starts() {
             run.step("tt-targets").stdout
         ),
     );
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &run,
         "tt-reset",
         &["no device-mapper thin-pool target", "modprobe dm_thin_pool"],

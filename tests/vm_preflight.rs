@@ -151,23 +151,6 @@ fn grow_script() -> String {
     s
 }
 
-/// A refused run: exit 1, no LVM command ran, the message names each of `needles`.
-fn refused(checks: &mut Checks, run: &GuestRun, step: &str, needles: &[&str]) {
-    checks.exit(run, step, 1);
-    let stderr = &run.step(step).stderr;
-    eprintln!(
-        "{step}: {}",
-        stderr.trim_end().lines().last().unwrap_or_default()
-    );
-    checks.that(
-        !stderr.contains("running lvm command"),
-        format!("{step}: an LVM command ran before the refusal:\n{stderr}"),
-    );
-    for needle in needles {
-        checks.says(run, step, needle);
-    }
-}
-
 /// The start timings line a debug run logs.
 fn timings(run: &GuestRun, step: &str) -> String {
     run.step(step)
@@ -226,8 +209,7 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         format!("md-wipefs: expected both signatures:\n{listed}"),
     );
     for step in ["md-reset", "md-forced"] {
-        refused(
-            &mut checks,
+        checks.refused_before_lvm(
             &run,
             step,
             &[
@@ -267,8 +249,7 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         ),
     );
     for step in ["arr-reset", "arr-forced"] {
-        refused(
-            &mut checks,
+        checks.refused_before_lvm(
             &run,
             step,
             &[
@@ -284,8 +265,7 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         run.expect_success("ro-get").stdout.trim() == "1",
         "ro-get: blockdev --setro did not take",
     );
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &run,
         "ro-reset",
         &["/dev/vdc1 is read-only (", "blockdev --setrw /dev/vdc1"],
@@ -308,8 +288,7 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         listed.contains("LVM2_member") && listed.contains("swap"),
         format!("sw-wipefs: expected both signatures:\n{listed}"),
     );
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &run,
         "sw-reset",
         &[
@@ -359,8 +338,7 @@ fn plans_that_write_are_refused_before_anything_is_written() {
         );
     }
     checks.exit(&second, "gr-dry", 1);
-    refused(
-        &mut checks,
+    checks.refused_before_lvm(
         &second,
         "gr-run",
         &[

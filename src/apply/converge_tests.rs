@@ -35,15 +35,16 @@ const RESET: [&str; 6] = [
     POOL_CREATE,
 ];
 
-/// A simulated partition with the machine observing it and the executor writing it.
-struct Bed {
+/// A simulated partition with the machine observing it and the executor writing it
+/// (shared with the preflight tests).
+pub(super) struct Bed {
     partition: Rc<RefCell<SimulatedPartition>>,
-    machine: SimulatedMachine,
-    lvm: RecordingLvm,
+    pub(super) machine: SimulatedMachine,
+    pub(super) lvm: RecordingLvm,
 }
 
 impl Bed {
-    fn new(start: SimulatedPartition) -> Bed {
+    pub(super) fn new(start: SimulatedPartition) -> Bed {
         let partition = Rc::new(RefCell::new(start));
         Bed {
             machine: SimulatedMachine::new(&partition),
@@ -56,7 +57,11 @@ impl Bed {
         self.run(config, false)
     }
 
-    fn run(&mut self, config: &ProvisionConfig, dry_run: bool) -> Result<Outcome, ConvergeError> {
+    pub(super) fn run(
+        &mut self,
+        config: &ProvisionConfig,
+        dry_run: bool,
+    ) -> Result<Outcome, ConvergeError> {
         converge_on(
             &mut self.machine,
             config,

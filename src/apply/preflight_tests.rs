@@ -1,18 +1,15 @@
 //! Preflight, then destroy: the planner's refusals when a later step of a writing
 //! plan would be refused, and `converge` reading the preflight facts only for plans
 //! that write — and writing nothing when they refuse.
-use super::converge::{converge_on, ConvergeError, Outcome};
+use super::converge::{ConvergeError, Outcome};
+use super::converge_tests::Bed;
 use super::simulated_partition::{
-    bytes, config, config_for, PoolActivity, RecordingLvm, SimulatedMachine, SimulatedPartition,
-    DEVNODE, GIB,
+    bytes, config, config_for, PoolActivity, SimulatedPartition, DEVNODE, GIB,
 };
-use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::signature::Usage;
 use crate::observe::state::{ForeignSignature, Preflight, PreflightFacts};
 use crate::plan::{needs_preflight, plan, writes, Action, Refusal};
-use std::cell::RefCell;
 use std::path::PathBuf;
-use std::rc::Rc;
 
 fn md_1_0() -> ForeignSignature {
     ForeignSignature {
@@ -175,37 +172,12 @@ fn plans_that_write_nothing_need_no_preflight_and_are_not_refused() {
     );
 }
 
-struct Bed {
-    machine: SimulatedMachine,
-    lvm: RecordingLvm,
-}
-
-impl Bed {
-    fn new(start: SimulatedPartition) -> Bed {
-        let partition = Rc::new(RefCell::new(start));
-        Bed {
-            machine: SimulatedMachine::new(&partition),
-            lvm: RecordingLvm::new(&partition),
-        }
-    }
-
-    fn run(&mut self, satellite_id: &str, dry_run: bool) -> Result<Outcome, ConvergeError> {
-        converge_on(
-            &mut self.machine,
-            &config_for(satellite_id, false),
-            &mut self.lvm,
-            dry_run,
-            &mut PhaseTimer::start("test"),
-        )
-    }
-}
-
 #[test]
 fn converge_reads_the_facts_only_for_a_plan_that_writes_and_then_writes_nothing() {
     // Steady: no preflight pass (no probe), nothing run.
     let mut steady = Bed::new(SimulatedPartition::provisioned(GIB, "node-01"));
     assert!(matches!(
-        steady.run("node-01", false),
+        steady.run(&config_for("node-01", false), false),
         Ok(Outcome::Converged { commands: 0, .. })
     ));
     assert_eq!(steady.machine.preflights, 0);
@@ -214,7 +186,7 @@ fn converge_reads_the_facts_only_for_a_plan_that_writes_and_then_writes_nothing(
     let mut start = SimulatedPartition::provisioned(GIB, "node-02");
     start.preflight = with_signatures(vec![md_1_0()]);
     let mut reset = Bed::new(start);
-    match reset.run("node-01", false) {
+    match reset.run(&config_for("node-01", false), false) {
         Err(ConvergeError::Refused(Refusal::SignatureBesideLvmLabel { .. })) => {}
         other => panic!("{other:?}"),
     }
@@ -222,7 +194,7 @@ fn converge_reads_the_facts_only_for_a_plan_that_writes_and_then_writes_nothing(
     assert!(reset.lvm.log.is_empty(), "{:?}", reset.lvm.log);
 
     // A dry run refuses as the real run would.
-    match reset.run("node-01", true) {
+    match reset.run(&config_for("node-01", false), true) {
         Err(ConvergeError::Refused(Refusal::SignatureBesideLvmLabel { .. })) => {}
         other => panic!("{other:?}"),
     }
@@ -231,7 +203,7 @@ fn converge_reads_the_facts_only_for_a_plan_that_writes_and_then_writes_nothing(
     // round that writes.
     let mut clean = Bed::new(SimulatedPartition::provisioned(GIB, "node-02"));
     assert!(matches!(
-        clean.run("node-01", false),
+        clean.run(&config_for("node-01", false), false),
         Ok(Outcome::Converged { commands: 6, .. })
     ));
     assert_eq!(clean.machine.preflights, 1);

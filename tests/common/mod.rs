@@ -297,6 +297,24 @@ impl Checks {
         );
     }
 
+    /// A refused run: exit 1, no LVM command ran before the refusal (the tool logs
+    /// each at debug), and its message says each of `needles`.
+    pub fn refused_before_lvm(&mut self, run: &GuestRun, step: &str, needles: &[&str]) {
+        self.exit(run, step, 1);
+        let stderr = &run.step(step).stderr;
+        eprintln!(
+            "{step}: {}",
+            stderr.trim_end().lines().last().unwrap_or_default()
+        );
+        self.that(
+            !stderr.contains("running lvm command"),
+            format!("{step}: an LVM command ran before the refusal:\n{stderr}"),
+        );
+        for needle in needles {
+            self.says(run, step, needle);
+        }
+    }
+
     /// Both steps succeeded and printed the same: a failed read is never "unchanged".
     pub fn same(&mut self, run: &GuestRun, before: &str, after: &str) {
         let (a, b) = (run.step(before), run.step(after));
