@@ -602,6 +602,7 @@ fn the_devices_file_is_kept_in_step() {
         listed_pvid: None,
         version: Some("1.1.7".into()),
         version_too_new: false,
+        folder_read_only: false,
         dead_pvids: Vec::new(),
     };
     let mut fresh = SimulatedPartition::blank(GIB);
@@ -844,6 +845,7 @@ fn build(start: &Start) -> SimulatedPartition {
             listed_pvid,
             version: Some("1.1.7".into()),
             version_too_new: false,
+            folder_read_only: false,
             dead_pvids: Vec::new(),
         };
     }

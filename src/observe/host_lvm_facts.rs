@@ -96,6 +96,10 @@ pub enum DevicesFileFacts {
         listed_pvid: Option<LvmUuid>,
         /// `VERSION=` as written.
         version: Option<String>,
+        /// The file's folder cannot be written (a read-only mount): `lvmdevices`
+        /// would fail after a reset had removed the old PV.
+        #[serde(skip)]
+        folder_read_only: bool,
         /// The file's major version is newer than the one this tool's LVM writes:
         /// LVM would refuse to edit it.
         version_too_new: bool,
@@ -137,6 +141,14 @@ pub fn read_host_lvm_facts(
     }
 }
 
+/// `lvmdevices` writes a temporary file beside the devices file and renames it.
+fn is_read_only_folder(folder: &Path) -> bool {
+    matches!(
+        nix::unistd::access(folder, nix::unistd::AccessFlags::W_OK),
+        Err(nix::errno::Errno::EROFS | nix::errno::Errno::EACCES)
+    )
+}
+
 fn summarise(
     host: &HostLvm,
     dev_dir: &Path,
@@ -173,6 +185,7 @@ fn summarise(
                     .version
                     .map(|v| format!("{}.{}.{}", v.major, v.minor, v.counter)),
                 version_too_new: file.version.is_some_and(|v| v.major > DEVICES_FILE_MAJOR),
+                folder_read_only: file.path.parent().is_some_and(is_read_only_folder),
                 dead_pvids,
             },
             ..HostLvmFacts::default()

@@ -62,7 +62,8 @@ pub enum ThinPoolTarget {
     /// Registered with device-mapper, or its module is loaded.
     #[default]
     Loaded,
-    /// Not loaded, but a `modprobe` is where LVM runs it from.
+    /// Not loaded, but a `modprobe` is where LVM runs it from, with the running
+    /// kernel's modules beside it.
     Loadable,
     /// Neither: LVM's `lvcreate` would fail ("Required device-mapper target(s) not
     /// detected") — in a container image without modprobe, after a reset.
@@ -190,11 +191,21 @@ fn thin_pool_target(sys: &Path) -> Result<ThinPoolTarget, PreflightError> {
     if targets.iter().any(|t| t == "thin-pool") || sys.join("module/dm_thin_pool").is_dir() {
         return Ok(ThinPoolTarget::Loaded);
     }
-    Ok(if MODPROBE_PATHS.iter().any(|p| Path::new(p).exists()) {
-        ThinPoolTarget::Loadable
-    } else {
-        ThinPoolTarget::Unavailable
-    })
+    // modprobe needs the running kernel's modules too (a container with kmod but
+    // without the host's /lib/modules cannot load anything).
+    let modules = read_attribute_line(Path::new("/proc/sys/kernel/osrelease"))
+        .ok()
+        .flatten()
+        .map(|release| Path::new("/lib/modules").join(release.trim()));
+    Ok(
+        if MODPROBE_PATHS.iter().any(|p| Path::new(p).exists())
+            && modules.is_some_and(|dir| dir.is_dir())
+        {
+            ThinPoolTarget::Loadable
+        } else {
+            ThinPoolTarget::Unavailable
+        },
+    )
 }
 
 /// What LVM's full md check would find on the device ([`super::md_magic`]).

@@ -32,6 +32,7 @@ pub(super) fn integrate(
         listed_pvid,
         version,
         version_too_new,
+        folder_read_only,
         ..
     } = &host.devices_file
     else {
@@ -73,6 +74,15 @@ pub(super) fn integrate(
     }
     if edits.is_empty() {
         return Ok(());
+    }
+    if *folder_read_only {
+        if config.force {
+            return Ok(());
+        }
+        return Err(Refusal::DevicesFileReadOnly {
+            path: path.clone(),
+            device: device.clone(),
+        });
     }
     if *version_too_new {
         if config.force {
@@ -135,15 +145,23 @@ pub fn host_lvm_warnings(observed: &ObservedPartition, config: &ProvisionConfig)
         listed,
         version,
         version_too_new,
+        folder_read_only,
         dead_pvids,
         ..
     } = &host.devices_file
     {
-        if *version_too_new && !*listed && config.force {
+        if (*version_too_new || *folder_read_only) && !*listed && config.force {
             warnings.push(format!(
-                "--force: the host's devices file {} has VERSION={}, newer than this tool's LVM writes; the PV is not entered in it — run the host's `lvmdevices --adddev {device}`",
+                "--force: the host's devices file {} {}; the PV is not entered in it — run the host's `lvmdevices --adddev {device}`",
                 path.display(),
-                version.as_deref().unwrap_or_default()
+                if *folder_read_only {
+                    "is in a read-only folder".to_owned()
+                } else {
+                    format!(
+                        "has VERSION={}, newer than this tool's LVM writes",
+                        version.as_deref().unwrap_or_default()
+                    )
+                }
             ));
         }
         for pvid in dead_pvids {

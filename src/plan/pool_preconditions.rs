@@ -109,11 +109,18 @@ pub(super) fn check(
         &observed.preflight,
         Preflight::Gathered(facts) if facts.thin_pool_target == ThinPoolTarget::Unavailable
     );
-    let obstacle = host_settings_obstacle(settings, config)
-        .or(target_missing.then_some(PoolObstacle::ThinPoolTargetMissing))
+    // The host's lists and the capacity are judged for a new VG only (fresh or
+    // reset): an existing VG may carry tags of the operator's that volume_list
+    // names, and where the VG stays, LVM's own refusal destroys nothing.
+    let obstacle = target_missing
+        .then_some(PoolObstacle::ThinPoolTargetMissing)
         .or_else(|| {
             creates_vg
-                .then(|| capacity_obstacle(observed.partition.size_bytes, settings, config))
+                .then(|| {
+                    host_settings_obstacle(settings, config).or_else(|| {
+                        capacity_obstacle(observed.partition.size_bytes, settings, config)
+                    })
+                })
                 .flatten()
         });
     match obstacle {
@@ -165,12 +172,10 @@ fn names_whole_vg(entry: &str, vg: &str, tag: &str) -> bool {
     entry == vg || entry.strip_prefix('@') == Some(tag)
 }
 
-/// A read_only_volume_list entry that reaches an LV of the VG.
+/// A read_only_volume_list entry that makes the new pool's metadata LV read-only:
+/// one naming the whole VG (a `vg/lv` entry names an LV `lvcreate` does not zero).
 fn names_any_of_vg(entry: &str, vg: &str, tag: &str) -> bool {
     names_whole_vg(entry, vg, tag)
-        || entry
-            .strip_prefix(vg)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// What the pool's `lvcreate` would refuse on a new VG of the whole partition.
@@ -344,9 +349,10 @@ mod tests {
             );
         }
         assert!(matches!(
-            with(None, Some(vec!["linstor-vg/linstor-pool"])),
+            with(None, Some(vec!["linstor-vg"])),
             Some(PoolObstacle::ReadOnlyVolumeList { .. })
         ));
+        assert_eq!(with(None, Some(vec!["linstor-vg/other-lv"])), None);
         assert_eq!(with(None, Some(vec!["linstor-vgx", "other/lv"])), None);
         assert_eq!(
             host_settings_obstacle(

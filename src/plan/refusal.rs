@@ -119,6 +119,8 @@ pub enum Refusal {
         version: String,
         device: PathBuf,
     },
+    #[error("the host's LVM devices file {} is in use and must be edited for {}, but its folder is read-only (in a pod, mount the host's /etc/lvm read-write); nothing was written — a reset would otherwise stop after removing the old PV. Rerun with --force (FORCE=true) to provision without editing it, then enter the PV with the host's own `lvmdevices --adddev {}`", show(path), show(device), show(device))]
+    DevicesFileReadOnly { path: PathBuf, device: PathBuf },
     #[error("{} carries this tool's LVM label and beside it {signatures}; {consequence}. Nothing was written, and --force does not override this: erase only that signature if it is stale (`wipefs --all --types {} {}`), or check PARTITION_LABEL", show(device), types.join(","), show(device))]
     SignatureBesideLvmLabel {
         device: PathBuf,

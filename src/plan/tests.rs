@@ -1073,6 +1073,7 @@ mod host_lvm_integration {
                 listed_pvid: listed_pvid.map(uuid),
                 version: Some("1.1.7".into()),
                 version_too_new: false,
+                folder_read_only: false,
                 dead_pvids: Vec::new(),
             },
             ..HostLvmFacts::default()
@@ -1333,6 +1334,35 @@ mod host_lvm_integration {
         assert!(Action::RemoveFromDevicesFile { pvid: uuid(PVID) }
             .to_string()
             .contains("remove PVID pvuuidpvuuidpvuuidpvuuidpvuuid00,"));
+    }
+
+    #[test]
+    fn a_read_only_devices_file_folder_is_refused_before_a_reset_unless_forced() {
+        let read_only = |mut host: HostLvmFacts| {
+            if let DevicesFileFacts::InUse {
+                folder_read_only, ..
+            } = &mut host.devices_file
+            {
+                *folder_read_only = true;
+            }
+            host
+        };
+        let reset = with_host(
+            provisioned(tag("node-00")),
+            read_only(devices_file(true, Some(PVID))),
+        );
+        assert!(matches!(
+            plan(&reset, &config()),
+            Err(Refusal::DevicesFileReadOnly { .. })
+        ));
+        let forced = planned(&reset, &config_with(true));
+        assert!(!kinds(&forced).iter().any(|k| k.starts_with("devices-")));
+        // Nothing to edit (a steady, listed node): nothing refused.
+        let steady = with_host(
+            provisioned(tag("node-01")),
+            read_only(devices_file(true, Some(PVID))),
+        );
+        assert!(planned(&steady, &config()).is_empty());
     }
 }
 
