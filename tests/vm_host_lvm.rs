@@ -70,6 +70,15 @@ step a-vgs-reset $VGS
 step a-file-reset-after-host sh -c 'cat {file} 2>/dev/null || echo NO-DEVICES-FILE'
 step a-steady-reset env LOG_LEVEL=debug $LPD $P --satellite-id node-02
 
+# 1b. The devices file's folder read-only (a pod mounting /etc/lvm read-only): a
+# reset would stop at lvmdevices after removing the old PV; refused first.
+step ro-bind sh -c 'mount --bind /etc/lvm/devices /etc/lvm/devices && mount -o remount,bind,ro /etc/lvm/devices'
+step ro-check sh -c 'touch /etc/lvm/devices/x 2>&1; test ! -e /etc/lvm/devices/x'
+step ro-vgs-before $VGS
+step ro-reset env LOG_LEVEL=debug $LPD $P --satellite-id node-03
+step ro-vgs-after $VGS
+step ro-unbind umount /etc/lvm/devices
+
 # 3. No devices file, a global_filter rejecting the partition.
 rm -f {file}
 {filtered}
@@ -294,6 +303,17 @@ fn the_host_sees_the_volume_group_through_its_devices_file_and_filters() {
         ),
     );
     checks.steady(&run, "a-steady-reset");
+
+    // 1b. A read-only devices-file folder: the reset is refused before LVM runs.
+    for step in ["ro-bind", "ro-check", "ro-unbind"] {
+        run.expect_success(step);
+    }
+    checks.refused_before_lvm(
+        &run,
+        "ro-reset",
+        &["its folder is read-only", "lvmdevices --adddev"],
+    );
+    checks.same(&run, "ro-vgs-before", "ro-vgs-after");
 
     // 3. Refused, naming the rule; nothing written. --force provisions, warning.
     checks.exit(&run, "f-refused", 1);

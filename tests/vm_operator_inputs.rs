@@ -30,6 +30,8 @@ const SCRIPT_IDS: &str = r#"
 # IDs with stray characters. $(...) drops trailing newlines: keep them with a sentinel.
 ID_NL=$(printf 'node-01\n.'); ID_NL=${ID_NL%.}
 ID_CTRL=$(printf 'node\001-01')
+ID_BOM=$(printf '\357\273\277node-01')
+ID_ZWSP=$(printf 'node-01\342\200\213')
 VGS_IDS='vgs --devices /dev/vda1 --reportformat json -o vg_name,vg_seqno,vg_tags ids'
 step ids-prov $IDS --satellite-id node-01
 step ids-thin lvcreate -q --type thin --virtualsize 8M --thinpool pool --name data ids
@@ -41,6 +43,8 @@ step id-newline-env env SATELLITE_ID="$ID_NL" $IDS
 step id-trailing-space $IDS --satellite-id 'node-01 '
 step id-leading-space $IDS --satellite-id ' node-01'
 step id-control $IDS --satellite-id "$ID_CTRL"
+step id-bom env SATELLITE_ID="$ID_BOM" $IDS
+step id-zwsp $IDS --satellite-id "$ID_ZWSP"
 step ids-vgs-after sh -c "$VGS_IDS"
 step ids-sum-after sha256sum /dev/mapper/ids-data
 step ids-steady $IDS --satellite-id node-01
@@ -200,6 +204,8 @@ fn stray_ids_are_refused_before_anything_is_read(run: &GuestRun, checks: &mut Ch
         ("id-trailing-space", "U+0020 (space) at the end"),
         ("id-leading-space", "U+0020 (space) at the start"),
         ("id-control", "U+0001 at character 5 (byte offset 4)"),
+        ("id-bom", "U+FEFF"),
+        ("id-zwsp", "U+200B"),
     ] {
         checks.exit(run, step, 2);
         checks.says(run, step, says);
