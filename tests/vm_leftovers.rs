@@ -459,3 +459,42 @@ step after $LPD $S --satellite-id node-01
     run.expect_success("restore");
     expect_provisioned(&run, "after");
 }
+
+/// A kill between LVM's `DM_DEV_CREATE` and its first table load of the pool's
+/// device leaves it with no table, which the kernel has not yet added as a block
+/// device (no `/sys/class/block/dm-N`): nothing can hold it; it is removed and the
+/// pool activated. `vm_kill_torture` first met it; the uuid re-check then failed
+/// every rerun ("cannot read /sys/class/block/dm-N").
+#[test]
+fn a_pool_device_that_never_had_a_table_is_removed() {
+    let run = recheck_boot(
+        r#"
+step off lvchange -an linstor-vg/linstor-pool
+step notable sh -c '_v=$(vgs --noheadings -o vg_uuid linstor-vg | tr -d " -") && _l=$(lvs --noheadings -o lv_uuid linstor-vg/linstor-pool | tr -d " -") && dmsetup create --notable linstor--vg-linstor--pool -u "LVM-${_v}${_l}-tpool"'
+step sysfs sh -c 'm=$(dmsetup info -c --noheadings -o minor linstor--vg-linstor--pool | tr -d " ") && test ! -e /sys/class/block/dm-$m && echo "dm-$m has no block device"'
+step run $LPD $P --satellite-id node-01
+step table dmsetup table linstor--vg-linstor--pool
+step steady $LPD $P --satellite-id node-01
+"#,
+    );
+    for s in ["off", "notable", "sysfs"] {
+        run.expect_success(s);
+    }
+    let ran = shown(&run, "run");
+    run.check(
+        ran.exit_code == 0 && ran.stderr.contains("left by an interrupted LVM command"),
+        &format!(
+            "expected the table-less pool device removed:\n{}",
+            ran.stderr
+        ),
+    );
+    run.check(
+        run.expect_success("table").stdout.contains("thin-pool"),
+        "the pool was not activated after the table-less device was removed",
+    );
+    let steady = run.step("steady");
+    run.check(
+        steady.exit_code == 0 && steady.stderr.contains("lvm_commands=0"),
+        &format!("the next start was not steady:\n{}", steady.stderr),
+    );
+}

@@ -236,11 +236,18 @@ fn current_device(expected: &ExpectedDevice) -> Result<Option<CurrentDevice>, Le
     else {
         return Ok(None);
     };
-    let holders = live::holders(&format!("dm-{}", info.minor))
-        .map_err(|e| recheck(e.to_string()))?
-        .into_iter()
-        .map(|h| h.name)
-        .collect();
+    let holders = match live::holders(&format!("dm-{}", info.minor)) {
+        Ok(holders) => holders.into_iter().map(|h| h.name).collect(),
+        // A device-mapper device that never had a table loaded has no block device
+        // in sysfs yet (the kernel adds its disk with the first table): nothing can
+        // be stacked on it. A kill between LVM's create and load leaves one.
+        Err(live::LiveError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Vec::new()
+        }
+        Err(e) => return Err(recheck(e.to_string())),
+    };
     Ok(Some(CurrentDevice {
         dm_name: info.dm_name,
         major: info.major,
