@@ -123,9 +123,9 @@ ln -s /tmp/term-target /tmp/term-link
 step term-link $LPD $NO_LABEL --on-failure exit --termination-log /tmp/term-link
 step term-target cat /tmp/term-target
 mknod /tmp/term-disk b $(cut -d: -f1 /sys/class/block/vdc1/dev) $(cut -d: -f2 /sys/class/block/vdc1/dev)
-step disk-sum-before sh -c 'head -c 1048576 /dev/vdc1 | sha256sum'
+step disk-sum-before sum_head 1048576 /dev/vdc1
 step term-disk $LPD $NO_LABEL --on-failure exit --termination-log /tmp/term-disk
-step disk-sum-after sh -c 'head -c 1048576 /dev/vdc1 | sha256sum'
+step disk-sum-after sum_head 1048576 /dev/vdc1
 : > /tmp/term-file
 step term-file $LPD $NO_LABEL --on-failure exit --termination-log /tmp/term-file
 step term-file-content cat /tmp/term-file
@@ -195,6 +195,8 @@ fn tags(run: &GuestRun, step: &str) -> String {
 
 fn stray_ids_are_refused_before_anything_is_read(run: &GuestRun, checks: &mut Checks) {
     expect_provisioned(run, "ids-prov");
+    run.expect_success("ids-thin");
+    run.expect_success("ids-fill");
     for (step, says) in [
         (
             "id-newline",
@@ -233,6 +235,8 @@ fn stray_ids_are_refused_before_anything_is_read(run: &GuestRun, checks: &mut Ch
 fn a_recorded_id_with_a_newline_is_re_tagged_once(run: &GuestRun, checks: &mut Checks) {
     expect_provisioned(run, "retag-prov");
     run.expect_success("retag-tag");
+    run.expect_success("retag-thin");
+    run.expect_success("retag-fill");
     let before = json(run, "retag-status-before");
     checks.that(
         before["physical_volume"]["volume_group"]["satellite_id"]["value"] == "node-01\n",

@@ -140,6 +140,7 @@ fn only_our_volume_group_and_lvms_own_spare_are_touched() {
         "s-make",
         "s-activate",
         "s-suspend",
+        "s-resume",
     ] {
         run.expect_success(step);
     }

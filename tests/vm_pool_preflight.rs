@@ -36,7 +36,7 @@ fn provision_with_data(prefix: &str, vg: &str) -> String {
     s += &format!(
         "step {prefix}-thin lvcreate -V 64m -T {vg}/pool -n data\n\
          step {prefix}-write dd if=/dev/urandom of={dm} bs=1M count=8 conv=fsync\n\
-         step {prefix}-sum-before sh -c 'head -c 8388608 {dm} > /tmp/{prefix}.data && sha256sum < /tmp/{prefix}.data'\n\
+         step {prefix}-sum-before sum_head 8388608 {dm}\n\
          step {prefix}-vgs-before {VGS} {vg}\n\
          step {prefix}-lvs-before {LVS} {vg}\n"
     );
@@ -50,7 +50,7 @@ fn after(prefix: &str, vg: &str) -> String {
         "step {prefix}-vgs-after {VGS} {vg}\n\
          step {prefix}-lvs-after {LVS} {vg}\n\
          step {prefix}-on lvchange -ay {vg}/data\n\
-         step {prefix}-sum-after sh -c 'rm -f /tmp/{prefix}.data && head -c 8388608 {dm} > /tmp/{prefix}.data && sha256sum < /tmp/{prefix}.data'\n"
+         step {prefix}-sum-after sum_head 8388608 {dm}\n"
     )
 }
 

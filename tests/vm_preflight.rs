@@ -34,7 +34,7 @@ fn thin_data(prefix: &str, vg: &str) -> String {
     format!(
         "step {prefix}-thin lvcreate -V 64m -T {vg}/pool -n data\n\
          step {prefix}-write dd if=/dev/urandom of={dm} bs=1M count=8 conv=fsync\n\
-         step {prefix}-sum-before sh -c 'head -c 8388608 {dm} | sha256sum'\n\
+         step {prefix}-sum-before sum_head 8388608 {dm}\n\
          step {prefix}-off vgchange -an {vg}\n"
     )
 }
@@ -44,7 +44,7 @@ fn thin_sum_after(prefix: &str, vg: &str) -> String {
     let dm = format!("/dev/mapper/{}-data", vg.replace('-', "--"));
     format!(
         "step {prefix}-on lvchange -ay {vg}/data\n\
-         step {prefix}-sum-after sh -c 'head -c 8388608 {dm} | sha256sum'\n"
+         step {prefix}-sum-after sum_head 8388608 {dm}\n"
     )
 }
 
@@ -147,7 +147,7 @@ fn grow_script() -> String {
     s += &format!("step gr-vgs-after {VGS} {NO_MD_CHECK} pf-grow\n");
     s += &format!("step gr-pvs-after {PVS} {NO_MD_CHECK} /dev/vde1\n");
     s += "step gr-on lvchange -ay --config devices{md_component_detection=0} pf-grow/data\n";
-    s += "step gr-sum-after sh -c 'head -c 8388608 /dev/mapper/pf--grow-data | sha256sum'\n";
+    s += "step gr-sum-after sum_head 8388608 /dev/mapper/pf--grow-data\n";
     s
 }
 
