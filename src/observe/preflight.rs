@@ -153,7 +153,7 @@ pub fn gather(
         foreign_signatures,
         users,
         read_only,
-        lvm_md_component: lvm_md_component(target.devnode)?,
+        lvm_md_component: lvm_md_component(&device)?,
         thin_pool_target: thin_pool_target(sys)?,
     })
 }
@@ -209,11 +209,10 @@ fn thin_pool_target(sys: &Path) -> Result<ThinPoolTarget, PreflightError> {
 }
 
 /// What LVM's full md check would find on the device ([`super::md_magic`]).
-fn lvm_md_component(devnode: &Path) -> Result<Option<MdMagic>, PreflightError> {
-    let device = crate::ffi::open::open_read_only(devnode, 0).map_err(PreflightError::Open)?;
-    let size = blkdev::size_bytes(&device).map_err(PreflightError::Size)?;
-    let block = blkdev::logical_sector_size(&device).map_err(PreflightError::Size)?;
-    md_magic::find(&device, size / 512, u64::from(block)).map_err(PreflightError::MdMagic)
+fn lvm_md_component(device: &std::fs::File) -> Result<Option<MdMagic>, PreflightError> {
+    let size = blkdev::size_bytes(device).map_err(PreflightError::Size)?;
+    let block = blkdev::logical_sector_size(device).map_err(PreflightError::Size)?;
+    md_magic::find(device, size / 512, u64::from(block)).map_err(PreflightError::MdMagic)
 }
 
 /// `md0 (an md array)`, `mpatha (a multipath map)`, … in words an operator knows.

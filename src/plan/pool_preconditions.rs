@@ -21,29 +21,25 @@
 //! partition or a reset), with the extent size the host's lvm.conf gives `vgcreate`
 //! and the smallest `pe_start` LVM uses (1 MiB): the most room LVM could find, so a
 //! refusal here is a pool LVM surely could not create.
+use super::spare::{pool_metadata_extents, CHUNKS_PER_METADATA_SECTOR, MAX_METADATA_SECTORS};
 use super::{Action, Plan, Refusal};
 use crate::config::ProvisionConfig;
 use crate::observe::host_lvm::PoolCreationSettings;
 use crate::observe::preflight::ThinPoolTarget;
 use crate::observe::state::{ObservedPartition, Preflight};
-use crate::units::Bytes;
+use crate::units::{Bytes, ExtentSize, Extents, Sectors};
 use thiserror::Error;
 
 /// LVM's default extent size (`allocation/physical_extent_size`, 4 MiB).
 const DEFAULT_EXTENT_BYTES: u128 = 4 << 20;
 /// The least `pe_start` LVM gives a new PV (`default_data_alignment`, 1 MiB).
 const MIN_PE_START_BYTES: u128 = 1 << 20;
-/// The least pool metadata `lvcreate` makes (2 × DEFAULT_THIN_POOL_MIN_METADATA_SIZE).
-const MIN_POOL_METADATA_BYTES: u128 = 2 << 20;
 /// The most pool metadata LVM gives a pool with `thin_pool_crop_metadata` on: the
 /// kernel's limit (DM_THIN_MAX_METADATA_SIZE, 33161216 sectors). Growth stops
 /// here, or LVM would clamp every request and the planner ask again forever.
+/// Refusals use LVM's default, slightly larger maximum
+/// ([`super::spare::MAX_METADATA_SECTORS`]), so they never depend on the setting.
 pub const MAX_POOL_METADATA_BYTES: Bytes = Bytes(33_161_216 * 512);
-/// The most with `thin_pool_crop_metadata` off (LVM's default): 255 × 16320 × 4 KiB
-/// × 2. Refusals use this larger one, so they never depend on the setting.
-const LARGEST_POOL_METADATA_BYTES: u128 = 33_292_800 * 512;
-/// Bytes of pool metadata LVM estimates per data chunk.
-const METADATA_BYTES_PER_CHUNK: u128 = 64;
 
 /// Why the thin pool could not be built, in the words of the fix.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -152,7 +148,7 @@ fn host_settings_obstacle(
         .read_only_volume_list
         .iter()
         .flatten()
-        .find(|entry| names_any_of_vg(entry, vg, tag))
+        .find(|entry| names_whole_vg(entry, vg, tag))
     {
         return Some(PoolObstacle::ReadOnlyVolumeList {
             volume_group: vg.to_owned(),
@@ -170,12 +166,6 @@ fn host_settings_obstacle(
 /// host tags, which a VG made by this tool never carries.
 fn names_whole_vg(entry: &str, vg: &str, tag: &str) -> bool {
     entry == vg || entry.strip_prefix('@') == Some(tag)
-}
-
-/// A read_only_volume_list entry that makes the new pool's metadata LV read-only:
-/// one naming the whole VG (a `vg/lv` entry names an LV `lvcreate` does not zero).
-fn names_any_of_vg(entry: &str, vg: &str, tag: &str) -> bool {
-    names_whole_vg(entry, vg, tag)
 }
 
 /// What the pool's `lvcreate` would refuse on a new VG of the whole partition.
@@ -196,12 +186,14 @@ fn capacity_obstacle(
             data: Bytes(data),
         });
     }
-    let max_metadata = LARGEST_POOL_METADATA_BYTES.div_ceil(extent) * extent;
-    let estimate = (data / chunk * METADATA_BYTES_PER_CHUNK).clamp(
-        MIN_POOL_METADATA_BYTES.div_ceil(extent) * extent,
-        max_metadata,
-    );
-    let metadata_extents = estimate.div_ceil(extent);
+    let metadata_extents = u64::try_from(extent / 512)
+        .ok()
+        .and_then(|sectors| ExtentSize::from_sectors(Sectors(sectors)))
+        .and_then(|size| {
+            let free = Extents::new(u64::try_from(free).ok()?);
+            pool_metadata_extents(free, size, Bytes(chunk))
+        })
+        .map_or(0, |extents| u128::from(extents.count()));
     if free <= 2 * metadata_extents {
         return Some(PoolObstacle::PartitionTooSmall {
             free,
@@ -210,8 +202,7 @@ fn capacity_obstacle(
         });
     }
     // LVM compares in whole extents: max_data / extent < free extents.
-    let most =
-        LARGEST_POOL_METADATA_BYTES / 512 * (chunk / 512) * 512 / METADATA_BYTES_PER_CHUNK * 512;
+    let most = MAX_METADATA_SECTORS * (chunk / 512) * CHUNKS_PER_METADATA_SECTOR * 512;
     if most / extent < free {
         return Some(PoolObstacle::ChunkTooSmallForPool {
             chunk: Bytes(chunk),

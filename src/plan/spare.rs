@@ -19,11 +19,11 @@ use crate::units::{Bytes, ExtentSize, Extents};
 const MIN_METADATA_SECTORS: u128 = 2 * 2048;
 /// LVM's largest thin-pool metadata without `allocation/thin_pool_crop_metadata`
 /// (its default): `2 * DEFAULT_THIN_POOL_MAX_METADATA_SIZE_V1_KB` sectors.
-const MAX_METADATA_SECTORS: u128 = 2 * 255 * ((1 << 14) - 64) * 4;
+pub(super) const MAX_METADATA_SECTORS: u128 = 2 * 255 * ((1 << 14) - 64) * 4;
 /// A spare is never larger than 16 GiB (`handle_pool_metadata_spare`'s `MAX_SIZE`).
 const MAX_SPARE_SECTORS: u128 = 2 * 16 * 1024 * 1024;
 /// Pool metadata takes 64 bytes per data chunk: 8 per 512-byte sector.
-const CHUNKS_PER_METADATA_SECTOR: u128 = 512 / 64;
+pub(super) const CHUNKS_PER_METADATA_SECTOR: u128 = 512 / 64;
 
 /// What to do with the `lvol<N>` LVs of a VG this tool tagged that has no thin pool
 /// yet: the names to remove (each exactly the spare LVM would have made), or a
@@ -110,11 +110,15 @@ fn why_not_the_spare(vg: &VgFacts, lv: &LvFacts, config: &ProvisionConfig) -> Op
     None
 }
 
-/// The extents LVM 2.03.16 gives the metadata spare of a new thin pool over
-/// `data` extents with chunks of `chunk`: the pool's metadata estimate (64 bytes per
-/// chunk) rounded up to whole extents and clamped to LVM's minimum and maximum,
-/// at most 16 GiB. `None` for a chunk of under a sector or sizes past 2^128.
-pub(super) fn spare_extents(data: Extents, extent: ExtentSize, chunk: Bytes) -> Option<Extents> {
+/// The extents LVM 2.03.16 gives the metadata of a new thin pool over `data`
+/// extents with chunks of `chunk` (`update_thin_pool_params`): its estimate of 64
+/// bytes per chunk, rounded up to whole extents and clamped to LVM's minimum and
+/// maximum. `None` for a chunk of under a sector or sizes past 2^128.
+pub(super) fn pool_metadata_extents(
+    data: Extents,
+    extent: ExtentSize,
+    chunk: Bytes,
+) -> Option<Extents> {
     let extent_sectors = u128::from(extent.sectors().0);
     let chunk_sectors = chunk.0 / 512;
     let round_up = |sectors: u128| -> Option<u128> {
@@ -129,9 +133,19 @@ pub(super) fn spare_extents(data: Extents, extent: ExtentSize, chunk: Bytes) -> 
         round_up(MIN_METADATA_SECTORS)?,
         round_up(MAX_METADATA_SECTORS)?,
     );
-    let max_spare = MAX_SPARE_SECTORS.div_ceil(extent_sectors);
-    let extents = (metadata / extent_sectors).min(max_spare);
-    u64::try_from(extents).ok().map(Extents::new)
+    u64::try_from(metadata / extent_sectors)
+        .ok()
+        .map(Extents::new)
+}
+
+/// The extents LVM gives the metadata spare of that pool: as many as the
+/// metadata, at most 16 GiB.
+pub(super) fn spare_extents(data: Extents, extent: ExtentSize, chunk: Bytes) -> Option<Extents> {
+    let metadata = pool_metadata_extents(data, extent, chunk)?;
+    let max_spare = MAX_SPARE_SECTORS.div_ceil(u128::from(extent.sectors().0));
+    Some(Extents::new(
+        u64::try_from(max_spare).map_or(metadata.count(), |m| metadata.count().min(m)),
+    ))
 }
 
 /// Where LVM's normal allocation puts a new linear LV of `taken.count` extents,
