@@ -14,6 +14,7 @@
 //!   converges: observe and plan again until nothing is left to do;
 //! - [`cli`] parses arguments, runs the subcommands and turns observed data into
 //!   what an operator reads;
+//! - [`metrics`] turns observed data and a run's outcome into Prometheus text;
 //! - [`satellite_id`] encodes the satellite ID into a VG tag (config) and decodes it
 //!   (observe);
 //! - [`units`] holds sectors, bytes and extents as types;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod satellite_id;

@@ -23,7 +23,8 @@ that file is removed (--on-failure exit exits 1 instead). Bad names or IDs exit 
 before the disk is touched. --dry-run prints the plan and changes nothing.
 
 Subcommands:
-  status    show what is on the partition (PV, VG, thin pool, satellite ID, usage)
+  status    show what is on the partition (PV, VG, thin pool, satellite ID, usage);
+            --format openmetrics prints it for Prometheus
   devices   list every disk and partition with label, signature and LVM membership
   metadata  print the LVM metadata read natively off one device
   release   remove the hold marker, so that a run holding after a failure retries
@@ -32,7 +33,9 @@ Examples:
   export PARTITION_LABEL=linstor-storage VOLUME_GROUP=linstor-vg POOL=linstor-pool
   SATELLITE_ID=node-01 linstor-provision-disk --dry-run
   linstor-provision-disk status --partition-label linstor-storage
-  linstor-provision-disk devices --json";
+  linstor-provision-disk devices --json
+  linstor-provision-disk status --partition-label linstor-storage --volume-group linstor-vg \\
+      --pool linstor-pool --format openmetrics";
 
 /// `linstor-provision-disk`: the whole command line.
 #[derive(Debug, Parser)]
@@ -151,6 +154,18 @@ pub struct ProvisionArgs {
     /// failure when it exists.
     #[arg(long, env = "TERMINATION_LOG", default_value = "/dev/termination-log")]
     pub termination_log: std::path::PathBuf,
+
+    /// Write Prometheus metrics to this file when the run ends (success, refusal or
+    /// error, and when it starts holding): the pool's and the VG's figures as
+    /// `status --format openmetrics` prints them, plus the run's outcome, exit code,
+    /// duration and number of LVM commands. For node_exporter's textfile collector
+    /// (name it `*.prom` in the collector's folder, e.g.
+    /// /var/lib/node_exporter/textfile_collector/linstor-provision-disk.prom). Written
+    /// atomically (temporary file in the same folder, fsync, rename); a failure to
+    /// write it is logged and does not fail the run. Empty: no file. --dry-run
+    /// writes none.
+    #[arg(long, env = "METRICS_FILE", value_name = "PATH")]
+    pub metrics_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -289,9 +304,34 @@ pub struct StatusArgs {
     #[arg(long, env = "POOL")]
     pub pool: Option<String>,
 
-    /// Print JSON instead of a table.
+    /// Print JSON instead of a table (the same as --format json).
     #[arg(long)]
     pub json: bool,
+
+    /// Output format: `text` (a table), `json`, or `openmetrics`: Prometheus text for
+    /// node_exporter's textfile collector (pool data and metadata, VG metadata area,
+    /// free extents, the satellite ID as an info metric; ends with `# EOF`).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<StatusFormat>,
+}
+
+/// What `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+    Openmetrics,
+}
+
+impl StatusArgs {
+    /// `--format`, or `json` for `--json`; a table by default.
+    pub fn output_format(&self) -> StatusFormat {
+        match (self.format, self.json) {
+            (Some(format), _) => format,
+            (None, true) => StatusFormat::Json,
+            (None, false) => StatusFormat::Text,
+        }
+    }
 }
 
 /// `devices`: read-only enumeration for debugging.

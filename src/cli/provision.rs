@@ -2,15 +2,20 @@
 //! seed tool's behaviour) or exit — telling Kubernetes why either way.
 use super::args::{OnFailure, ProvisionArgs};
 use super::CliError;
-use crate::apply::converge::{converge, Outcome};
+use crate::apply::converge::{converge, ConvergeError, Outcome};
 use crate::apply::fault_injection::{self, FaultInjecting, FaultSettings};
-use crate::apply::InProcessLvm;
+use crate::apply::{InProcessLvm, LvmExecutor};
 use crate::config::{ProvisionConfig, ProvisionInputs};
+use crate::metrics::partition::add_partition_samples;
+use crate::metrics::run::{add_run_samples, RunOutcome, RunReport};
+use crate::metrics::textfile::write_atomically;
+use crate::metrics::Samples;
 use crate::observe::partition::DiscoveryBackend;
 use crate::observe::phase_timer::PhaseTimer;
+use crate::observe::snapshot::{observe_partition, Expectations};
 use crate::plan::Plan;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often a hold checks whether its marker was removed.
 const HOLD_POLL: Duration = Duration::from_secs(2);
@@ -42,11 +47,18 @@ pub fn run(
     backend: DiscoveryBackend,
     mut timer: PhaseTimer,
 ) -> Result<(), CliError> {
-    let config = config_from(args)?;
+    let metrics = MetricsFile::from_args(args, backend);
+    let mut started = Instant::now();
+    let config = config_from(args).inspect_err(|_| metrics.usage_refusal(started))?;
     timer.lap("validate_config");
-    let faults = match fault_injection::from_environment()
-        .map_err(|e| CliError::Usage(e.to_string()))?
-    {
+    let faults = match fault_injection::from_environment() {
+        Ok(settings) => settings,
+        Err(e) => {
+            metrics.usage_refusal(started);
+            return Err(CliError::Usage(e.to_string()));
+        }
+    };
+    let faults = match faults {
         FaultSettings::Armed(plan) => Some(plan),
         FaultSettings::NotAllowed => {
             tracing::warn!(
@@ -58,22 +70,20 @@ pub fn run(
         FaultSettings::Unset => None,
     };
     loop {
-        let outcome = match faults {
-            Some(plan) => converge(
-                &config,
-                backend,
-                &mut FaultInjecting::new(InProcessLvm::default(), plan),
-                args.dry_run,
-                &mut timer,
-            ),
-            None => converge(
-                &config,
-                backend,
-                &mut InProcessLvm::default(),
-                args.dry_run,
-                &mut timer,
-            ),
+        let mut executor: Box<dyn LvmExecutor> = match faults {
+            Some(plan) => Box::new(FaultInjecting::new(InProcessLvm::default(), plan)),
+            None => Box::new(InProcessLvm::default()),
         };
+        let outcome = converge(
+            &config,
+            backend,
+            executor.as_mut(),
+            args.dry_run,
+            &mut timer,
+        );
+        let lvm_commands = executor.commands_run();
+        // Close LVM before the metrics' read-only look at the partition.
+        drop(executor);
         match outcome {
             Ok(Outcome::Planned(plan)) => return print_plan(&plan, &config, args.json),
             Ok(Outcome::Converged { commands, rounds }) => {
@@ -82,6 +92,13 @@ pub fn run(
                     rounds,
                     "disk provisioning completed successfully"
                 );
+                metrics.write(&RunReport {
+                    outcome: RunOutcome::Success,
+                    exit_code: 0,
+                    holding: false,
+                    duration: started.elapsed(),
+                    lvm_commands: commands,
+                });
                 return Ok(());
             }
             Err(error) => {
@@ -92,14 +109,126 @@ pub fn run(
                 if args.dry_run {
                     return Err(CliError::Reported);
                 }
-                match args.on_failure {
-                    OnFailure::Exit => return Err(CliError::Reported),
-                    OnFailure::Hold => {
-                        hold(&args.hold_marker)?;
-                        timer = PhaseTimer::start("retry");
-                    }
+                let holding = args.on_failure == OnFailure::Hold;
+                let report = RunReport {
+                    outcome: outcome_of(&error),
+                    exit_code: 1,
+                    holding,
+                    duration: started.elapsed(),
+                    lvm_commands,
+                };
+                metrics.write(&report);
+                if !holding {
+                    return Err(CliError::Reported);
                 }
+                hold(&args.hold_marker).inspect_err(|_| {
+                    metrics.write(&RunReport {
+                        holding: false,
+                        ..report
+                    })
+                })?;
+                timer = PhaseTimer::start("retry");
+                started = Instant::now();
             }
+        }
+    }
+}
+
+/// A refusal is what the safety rules refuse, with nothing written: the planner's
+/// refusals, and a label that names no partition, several, or one that cannot be
+/// confirmed. Everything else failed while reading or writing.
+fn outcome_of(error: &ConvergeError) -> RunOutcome {
+    use crate::observe::partition::ResolveError;
+    use crate::observe::snapshot::ObserveError;
+    match error {
+        ConvergeError::Refused(_)
+        | ConvergeError::Observe(ObserveError::Resolve(
+            ResolveError::NotFound { .. }
+            | ResolveError::Ambiguous { .. }
+            | ResolveError::Unconfirmed { .. },
+        )) => RunOutcome::Refusal,
+        _ => RunOutcome::Error,
+    }
+}
+
+/// `--metrics-file`: where a run's metrics go, and the labels they carry (the
+/// settings as given, so a run refused for a bad setting is labeled too).
+struct MetricsFile<'a> {
+    path: Option<&'a Path>,
+    partition_label: &'a str,
+    volume_group: &'a str,
+    pool: &'a str,
+    backend: DiscoveryBackend,
+}
+
+impl<'a> MetricsFile<'a> {
+    fn from_args(args: &'a ProvisionArgs, backend: DiscoveryBackend) -> Self {
+        let path = args
+            .metrics_file
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(Path::new);
+        if args.dry_run {
+            if let Some(path) = path {
+                tracing::info!(path = %path.display(), "a dry run writes no metrics file");
+            }
+        }
+        MetricsFile {
+            path: path.filter(|_| !args.dry_run),
+            partition_label: args.partition_label.as_deref().unwrap_or_default(),
+            volume_group: args.volume_group.as_deref().unwrap_or_default(),
+            pool: args.pool.as_deref().unwrap_or_default(),
+            backend,
+        }
+    }
+
+    /// A setting was refused before anything was read (exit 2).
+    fn usage_refusal(&self, started: Instant) {
+        self.write(&RunReport {
+            outcome: RunOutcome::Refusal,
+            exit_code: super::EXIT_USAGE,
+            holding: false,
+            duration: started.elapsed(),
+            lvm_commands: 0,
+        });
+    }
+
+    /// Writes the run's metrics and what the partition holds now. Metrics are for
+    /// watching the node: a folder that cannot be written is logged, and the run's
+    /// result stays what provisioning decided (a monitoring fault must not keep the
+    /// satellite from starting).
+    fn write(&self, report: &RunReport) {
+        let Some(path) = self.path else { return };
+        let labels = [
+            ("partition_label", self.partition_label),
+            ("vg", self.volume_group),
+            ("pool", self.pool),
+        ];
+        let mut samples = Samples::default();
+        add_run_samples(&mut samples, report, &labels);
+        let expect = Expectations {
+            volume_group: Some(self.volume_group),
+            pool: Some(self.pool).filter(|p| !p.is_empty()),
+            signatures_beside_lvm_label: false,
+        };
+        // The same look `status` takes; a partition that cannot be read (the reason
+        // of a refusal, often) leaves only the run's samples.
+        match observe_partition(self.partition_label, self.backend, &expect) {
+            Ok(snapshot) => {
+                add_partition_samples(&mut samples, &snapshot, self.partition_label, expect.pool)
+            }
+            Err(e) => tracing::debug!(error = %e, "metrics: the partition's figures are left out"),
+        }
+        if !path.as_os_str().to_string_lossy().ends_with(".prom") {
+            tracing::warn!(path = %path.display(), "the metrics file's name does not end in .prom: node_exporter's textfile collector reads only *.prom");
+        }
+        match write_atomically(path, &samples.render()) {
+            Ok(()) => tracing::debug!(path = %path.display(), "metrics written"),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "cannot write the metrics file (the run's result is unaffected); check that its folder exists and is writable"
+            ),
         }
     }
 }

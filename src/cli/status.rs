@@ -1,5 +1,5 @@
 //! `status`: what is on the labeled partition, read natively; writes nothing.
-use super::args::StatusArgs;
+use super::args::{StatusArgs, StatusFormat};
 use super::render::{human_size, percent};
 use super::CliError;
 use crate::observe::live::ThinPoolUsage;
@@ -50,6 +50,17 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
     };
     let snapshot =
         observe_partition(&args.partition_label, backend, &expect).map_err(CliError::failed)?;
+    if args.output_format() == StatusFormat::Openmetrics {
+        let mut samples = crate::metrics::Samples::default();
+        crate::metrics::partition::add_partition_samples(
+            &mut samples,
+            &snapshot,
+            &args.partition_label,
+            args.pool.as_deref(),
+        );
+        print!("{}", samples.render());
+        return Ok(());
+    }
     let pv = snapshot.observed.physical_volume.as_ref();
     let report = StatusReport {
         partition: &snapshot.device,
@@ -91,7 +102,7 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
         },
         host_lvm: &snapshot.observed.host_lvm,
     };
-    if args.json {
+    if args.output_format() == StatusFormat::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(CliError::failed)?
