@@ -1043,3 +1043,179 @@ fn env_example_names_only_variables_the_binary_reads() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------
+// metrics: the textfile collector folder and the alert rules
+
+const PROMTOOL_INSTALL: &str = "apt-get install prometheus (or `cargo xtask deps`)";
+
+/// The provisioner writes its metrics file into a folder mounted from the same host
+/// path (where the host's node_exporter reads it), writable, and named `*.prom`.
+#[test]
+fn manifests_mount_the_folder_the_metrics_file_is_written_to() {
+    for file in ["daemonset.yaml", "linstor-satellite-configuration.yaml"] {
+        let manifest = yaml(file);
+        let container = provisioner(&manifest);
+        let path = Path::new(str_at(env_entry(container, "METRICS_FILE"), "/value"));
+        assert_eq!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("prom"),
+            "{file}: node_exporter's textfile collector reads only *.prom"
+        );
+        let folder = path
+            .parent()
+            .and_then(Path::to_str)
+            .unwrap_or_else(|| panic!("{file}: {} has no folder", path.display()));
+        let m = mount(container, folder);
+        assert_ne!(
+            m.get("readOnly"),
+            Some(&Value::Bool(true)),
+            "{file}: {folder} must be writable"
+        );
+        assert_eq!(
+            host_path_of_volume(pod_spec(&manifest), str_at(m, "/name")),
+            folder,
+            "{file}: {folder} must be the host's, where node_exporter reads it"
+        );
+    }
+    let help = output_text(
+        &Command::new(env!("CARGO_BIN_EXE_linstor-provision-disk"))
+            .arg("--help")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run --help: {e}")),
+    );
+    assert!(
+        help.contains("--metrics-file") && help.contains("[env: METRICS_FILE"),
+        "the binary does not read METRICS_FILE:\n{help}"
+    );
+}
+
+/// The rule groups of deploy/prometheus-rule.yaml (a PrometheusRule).
+fn rule_groups() -> Value {
+    let rule = yaml("prometheus-rule.yaml");
+    assert_eq!(str_at(&rule, "/apiVersion"), "monitoring.coreos.com/v1");
+    assert_eq!(str_at(&rule, "/kind"), "PrometheusRule");
+    rule.pointer("/spec")
+        .cloned()
+        .unwrap_or_else(|| panic!("PrometheusRule without spec"))
+}
+
+/// `alert name → expr` of every rule.
+fn rule_exprs(groups: &Value) -> Vec<(String, String)> {
+    array_at(groups, "/groups")
+        .iter()
+        .flat_map(|g| array_at(g, "/rules"))
+        .map(|r| {
+            (
+                str_at(r, "/alert").to_owned(),
+                str_at(r, "/expr").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Words of `expr` that name one of our metrics (`linstor_provision_disk_…`).
+fn our_metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("linstor_provision_disk_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every metric an alert uses is one the tool emits: the names come from the
+/// code's list of families, not from a copy.
+#[test]
+fn alert_rules_use_only_metrics_the_tool_emits() {
+    let emitted: BTreeSet<&str> = linstor_provision_disk::metrics::ALL_FAMILIES
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    let rules = rule_exprs(&rule_groups());
+    assert!(!rules.is_empty(), "no rules");
+    for (alert, expr) in &rules {
+        let used = our_metric_names(expr);
+        assert!(
+            !used.is_empty(),
+            "{alert} uses none of the tool's metrics: {expr}"
+        );
+        for name in used {
+            assert!(
+                emitted.contains(name.as_str()),
+                "{alert} uses {name}, which the tool does not emit (it emits {emitted:?})"
+            );
+        }
+    }
+    // The check itself: a misspelt name is caught.
+    assert!(!emitted.contains("linstor_provision_disk_pool_metadata_percent"));
+}
+
+fn promtool(args: &[&str], dir: &Path) -> Output {
+    Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run promtool ({e}); install it: {PROMTOOL_INSTALL}"))
+}
+
+/// `promtool check rules` accepts the rule group, and `promtool test rules` shows
+/// that each threshold alert's expression (read from the file) selects a pool at
+/// 80% metadata and a metadata area at 50%, and not one just below.
+#[test]
+fn alert_rules_pass_promtool_and_fire_at_their_thresholds() {
+    let dir = scratch("prometheus-rules");
+    let groups = rule_groups();
+    write(&dir.join("rules.json"), &groups.to_string());
+    let check = promtool(&["check", "rules", "rules.json"], &dir);
+    assert!(
+        check.status.success(),
+        "promtool check rules:\n{}",
+        output_text(&check)
+    );
+    let exprs: std::collections::BTreeMap<String, String> =
+        rule_exprs(&groups).into_iter().collect();
+    let expr = |alert: &str| {
+        exprs
+            .get(alert)
+            .cloned()
+            .unwrap_or_else(|| panic!("no alert {alert}"))
+    };
+    let series = |name: &str, labels: &str, value: u64| json!({ "series": format!("linstor_provision_disk_{name}{{{labels}}}"), "values": format!("{value}x10") });
+    let pool = |p: &str| format!("partition_label=\"l\",vg=\"vg\",pool=\"{p}\"");
+    let vg = |v: &str| format!("partition_label=\"l\",vg=\"{v}\"");
+    let tests = json!({
+        "rule_files": ["rules.json"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                series("pool_metadata_used_bytes", &pool("at80"), 80),
+                series("pool_metadata_size_bytes", &pool("at80"), 100),
+                series("pool_metadata_used_bytes", &pool("at79"), 79),
+                series("pool_metadata_size_bytes", &pool("at79"), 100),
+                series("vg_metadata_area_used_bytes", &vg("at50"), 5000),
+                series("vg_metadata_area_free_bytes", &vg("at50"), 5000),
+                series("vg_metadata_area_used_bytes", &vg("at49"), 4900),
+                series("vg_metadata_area_free_bytes", &vg("at49"), 5100),
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": expr("LinstorThinPoolMetadataHigh"),
+                    "eval_time": "5m",
+                    "exp_samples": [{ "labels": format!("{{{}}}", pool("at80")), "value": 0.8 }]
+                },
+                {
+                    "expr": expr("LinstorVgMetadataAreaHigh"),
+                    "eval_time": "5m",
+                    "exp_samples": [{ "labels": format!("{{{}}}", vg("at50")), "value": 0.5 }]
+                }
+            ]
+        }]
+    });
+    write(&dir.join("tests.json"), &tests.to_string());
+    let test = promtool(&["test", "rules", "tests.json"], &dir);
+    assert!(
+        test.status.success(),
+        "promtool test rules:\n{}",
+        output_text(&test)
+    );
+}

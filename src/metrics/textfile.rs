@@ -10,7 +10,7 @@
 //! reads a half-written file.
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Writes `text` to `path` atomically (see the module docs).
@@ -58,6 +58,9 @@ fn write_then_rename(temp: &Path, path: &Path, text: &str) -> std::io::Result<()
         }
         other => other?,
     };
+    // Readable by a node_exporter that is not root, whatever the umask: LVM's
+    // initialisation sets its global/umask (0077 by default) for the whole process.
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     drop(file);
@@ -90,6 +93,12 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some(text));
         }
         assert_eq!(entries(dir.path()), vec!["lpd.prom".to_owned()]);
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(
+            mode.ok(),
+            Some(0o644),
+            "readable by a node_exporter that is not root"
+        );
     }
 
     #[test]

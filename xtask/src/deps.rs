@@ -25,6 +25,9 @@ pub const PACKAGES: &[&str] = &[
     "gnuplot-nox",
     // xtask's image tests run the arm64 image's thin_check (qemu-aarch64-static).
     "qemu-user-static",
+    // promtool: tests/vm_metrics.rs and tests/deploy_manifests.rs check the metrics
+    // text and the alert rules with it.
+    "prometheus",
 ];
 
 /// Offline Kubernetes schema validator (ships the published JSON schemas), from PyPI.

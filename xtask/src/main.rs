@@ -94,6 +94,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_foreign_lvm",
     "vm_host_lvm",
     "vm_kill_torture",
+    "vm_metrics",
     "vm_leftovers",
     "vm_linstor",
     "vm_operator_inputs",
