@@ -172,6 +172,9 @@ step vgs vgs --reportformat json --units b --nosuffix -o vg_name,vg_free_count,v
 step mkfs mkfs.ext4 -q /dev/vdb1
 step refused $LPD --partition-label other-storage --volume-group other-vg --pool other-pool --satellite-id n --on-failure exit --metrics-file /tmp/textfile/refused.prom
 step refused-prom cat /tmp/textfile/refused.prom
+step hold sh -c '/usr/local/bin/linstor-provision-disk --partition-label other-storage --volume-group other-vg --pool other-pool --satellite-id n --on-failure hold --metrics-file /tmp/textfile/held.prom >/tmp/held.log 2>&1 & echo $! >/tmp/held.pid; i=0; until [ -e /tmp/.disk-provisioner-wait ] || [ $i -ge 300 ]; do sleep 1; i=$((i+1)); done; [ -e /tmp/.disk-provisioner-wait ]'
+step held-prom cat /tmp/textfile/held.prom
+step held-stop sh -c 'kill $(cat /tmp/held.pid)'
 step final-ls ls -A /tmp/textfile
 "#
     );
@@ -230,6 +233,14 @@ step final-ls ls -A /tmp/textfile
         0.0
     );
     assert_eq!(outcomes(&steady)["success"], 1.0);
+    eprintln!(
+        "run_duration_seconds: fresh {duration}, steady {}",
+        value(
+            &steady,
+            "linstor_provision_disk_run_duration_seconds",
+            "steady"
+        )
+    );
 
     // status --format openmetrics against LVM's own numbers.
     let status = metrics_of(&run, "status");
@@ -345,6 +356,20 @@ step final-ls ls -A /tmp/textfile
         only(&refusal, "linstor_provision_disk_run_exit_code", what).labels["partition_label"],
         "other-storage"
     );
+    // A run that holds after the refusal has written its file before waiting.
+    run.expect_success("hold");
+    let held = metrics_of(&run, "held-prom");
+    let what = "held run's file";
+    assert_eq!(outcomes(&held)["refusal"], 1.0);
+    assert_eq!(
+        value(&held, "linstor_provision_disk_run_holding", what),
+        1.0
+    );
+    assert_eq!(
+        value(&held, "linstor_provision_disk_run_exit_code", what),
+        1.0
+    );
+    run.expect_success("held-stop");
     let mut names: Vec<&str> = run
         .expect_success("final-ls")
         .stdout
@@ -353,7 +378,7 @@ step final-ls ls -A /tmp/textfile
     names.sort_unstable();
     assert_eq!(
         names,
-        ["lpd.prom", "refused.prom"],
+        ["held.prom", "lpd.prom", "refused.prom"],
         "no temporary file left"
     );
 }

@@ -360,6 +360,35 @@ mod tests {
         assert!(hold(&folder).is_err());
     }
 
+    #[test]
+    fn refusals_are_what_the_safety_rules_refuse_and_the_rest_are_errors() {
+        use super::outcome_of;
+        use crate::metrics::run::RunOutcome;
+        use crate::observe::partition::ResolveError;
+        let refused = ConvergeError::Refused(crate::plan::Refusal::ForeignSignature {
+            device: PathBuf::from("/dev/vda1"),
+            signature: "ext4".to_owned(),
+        });
+        let no_label = ConvergeError::Observe(ObserveError::Resolve(ResolveError::NotFound {
+            label: "linstor-storage".to_owned(),
+            existing_labels: Vec::new(),
+        }));
+        let size = ObserveError::Size {
+            device: PathBuf::from("/dev/vda1"),
+            source: match device_size::size_and_logical_sector(Path::new("/nonexistent/lpd")) {
+                Err(e) => e,
+                Ok(_) => panic!("a missing path has a size"),
+            },
+        };
+        assert_eq!(outcome_of(&refused), RunOutcome::Refusal);
+        assert_eq!(outcome_of(&no_label), RunOutcome::Refusal);
+        assert_eq!(outcome_of(&ConvergeError::Observe(size)), RunOutcome::Error);
+        assert_eq!(
+            outcome_of(&ConvergeError::NotConverged("x".to_owned())),
+            RunOutcome::Error
+        );
+    }
+
     /// What `run` logs and writes to the termination log for a failure: the error's
     /// Display. These pins keep the operator's text identical while the causes
     /// travel as typed errors.
