@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 use crate::write_log::{LogEntry, WriteLog};
 
 /// LVM's metadata-area header magic (`FMTT_MAGIC`, bytes 4..20 of the header sector).
-pub const MDA_HEADER_MAGIC: &[u8; 16] = b"\x20\x4c\x56\x4d\x32\x20\x78\x5b\x35\x41\x25\x72\x30\x4e\x2a\x3e";
+pub const MDA_HEADER_MAGIC: &[u8; 16] =
+    b"\x20\x4c\x56\x4d\x32\x20\x78\x5b\x35\x41\x25\x72\x30\x4e\x2a\x3e";
 
 /// Sectors after a metadata-area header where LVM's metadata text may lie (the
 /// default area is 1 MiB, the text buffer follows the header's sector).
@@ -250,9 +251,11 @@ pub fn crash_states(log: &WriteLog, window: Range<usize>, params: Exploration) -
             let Some(header) = mda_header_sector(&log.entries[entry], log.sector_size) else {
                 continue;
             };
+            // LVM writes whole bcache blocks: the text's write may start before the
+            // header's sector (and carry the old header); it overlaps the text area.
             let text = (0..h).rev().find(|&t| {
                 let e = &log.entries[epoch[t]];
-                e.sector > header && e.sector <= header + MDA_TEXT_SECTORS
+                e.sector <= header + MDA_TEXT_SECTORS && e.sector + e.nr_sectors > header + 1
             });
             if let Some(t) = text {
                 let positions: Vec<usize> = (0..=h).filter(|&p| p != t).collect();
@@ -353,7 +356,11 @@ mod tests {
 
     #[test]
     fn a_fua_write_is_never_lost_once_a_later_write_landed() {
-        let log = log_of(&[(1, 0, sector(1)), (2, FLAG_FUA, sector(2)), (3, 0, sector(3))]);
+        let log = log_of(&[
+            (1, 0, sector(1)),
+            (2, FLAG_FUA, sector(2)),
+            (3, 0, sector(3)),
+        ]);
         let states = crash_states(&log, all(&log), Exploration::default());
         for s in &states {
             if s.entries.contains(&2) {

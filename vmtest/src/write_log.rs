@@ -65,7 +65,9 @@ pub struct WriteLog {
 pub enum LogError {
     #[error("the write log is {0} bytes, shorter than its 28-byte superblock")]
     Short(usize),
-    #[error("the write log's magic is {found:#x}, expected {LOG_MAGIC:#x} (not a dm-log-writes log)")]
+    #[error(
+        "the write log's magic is {found:#x}, expected {LOG_MAGIC:#x} (not a dm-log-writes log)"
+    )]
     Magic { found: u64 },
     #[error("the write log has version {0}, expected {LOG_VERSION}")]
     Version(u64),
