@@ -35,7 +35,8 @@
 //! `LINSTOR_PROVISION_DISK_ARM64_BIN`), `CRASH_SCENARIOS` (comma list; default all),
 //! `CRASH_ARM64_SCENARIOS` (default `fresh`), `CRASH_BATCH` states per replay
 //! boot (default 40), `CRASH_JOBS` replay boots at once (default 1),
-//! `CRASH_REPORT_DIR` (default `target/crash`; the recordings are kept there), and
+//! `CRASH_REPORT_DIR` (default `target/crash/sample`; `cargo xtask crash`: `target/crash`;
+//! the recordings are kept there), and
 //! `CRASH_REPLAY=<recording folder>` with `CRASH_STATE=<index>` to replay one state
 //! of a kept recording (the index the report names).
 mod common;
@@ -217,7 +218,7 @@ impl Settings {
         let report_dir = std::env::var_os("CRASH_REPORT_DIR")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/crash"));
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/crash/sample"));
         Settings {
             states: env_or("CRASH_STATES", 2),
             seed: env_or("CRASH_SEED", 19),
