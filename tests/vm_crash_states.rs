@@ -952,6 +952,8 @@ struct ScenarioReport {
     fua: usize,
     epochs: usize,
     distinct_states: usize,
+    /// Distinct states by how they were chosen (prefix, header-without-text, …).
+    kinds: BTreeMap<String, usize>,
     replayed: usize,
     converged: usize,
     refused_safely: usize,
@@ -1002,6 +1004,10 @@ fn write_report(settings: &Settings, reports: &[ScenarioReport], wall: Duration)
                 .map(|(i, s)| format!("#{i} {s:.1} s"))
                 .unwrap_or_default()
         );
+    }
+    let _ = writeln!(md, "\nDistinct states by kind:\n");
+    for r in reports {
+        let _ = writeln!(md, "- {} {}: {:?}", r.arch, r.scenario, r.kinds);
     }
     for r in reports {
         for (title, list) in [("Refused safely", &r.refusals), ("Failed", &r.failures)] {
@@ -1059,6 +1065,10 @@ fn explore(settings: &Settings) -> Vec<ScenarioReport> {
                 fua: window.iter().filter(|e| e.is_fua()).count(),
                 epochs: vmtest::crash_states::epochs(log, meta.window.0..meta.window.1).len(),
                 distinct_states: states.len(),
+                kinds: states.iter().fold(BTreeMap::new(), |mut m, s| {
+                    *m.entry(s.kind.name().to_owned()).or_insert(0) += 1;
+                    m
+                }),
                 replayed: chosen.len(),
                 ..ScenarioReport::default()
             });

@@ -295,14 +295,16 @@ pub fn crash_states(log: &WriteLog, window: Range<usize>, params: Exploration) -
     states
 }
 
-/// A fixed seeded selection of at most `limit` states: every "header written, text
-/// not" state first, then the rest in a seeded shuffle. Returns indices into `states`,
-/// ascending.
+/// A fixed seeded selection of at most `limit` states: the "header written, text
+/// not" states first, the last metadata commit's first (a run's final commit is the
+/// one a power cut right after the tool exits tears), then the rest in a seeded
+/// shuffle. Returns indices into `states`, ascending.
 pub fn sample(states: &[CrashState], limit: usize, seed: u64) -> Vec<usize> {
     if states.len() <= limit {
         return (0..states.len()).collect();
     }
     let mut chosen: Vec<usize> = (0..states.len())
+        .rev()
         .filter(|&i| states[i].kind == StateKind::HeaderWithoutText)
         .take(limit)
         .collect();
