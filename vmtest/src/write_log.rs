@@ -12,7 +12,7 @@
 //! (the superblock's sector size, 512 unless the log was made otherwise).
 
 /// `WRITE_LOG_MAGIC` of dm-log-writes.
-pub const LOG_MAGIC: u64 = 0x6a73_6677_7368_72;
+pub const LOG_MAGIC: u64 = 0x006a_7366_7773_6872;
 /// The only version dm-log-writes and QEMU write.
 pub const LOG_VERSION: u64 = 1;
 /// A cache flush: every write completed before it is durable.
