@@ -971,8 +971,8 @@ fn write_report(settings: &Settings, reports: &[ScenarioReport], wall: Duration)
     let mut md = format!(
         "# Crash-state exploration\n\nBinary: {}\nSeed {}, up to {} states per scenario and \
          architecture, {} random subsets per large epoch; wall clock {:.0} s.\n\n\
-         | arch | scenario | log entries (writes/flushes/FUA) | epochs | distinct states | replayed | converged | refused safely | failed | s/state (mean) | slowest state |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         | arch | scenario | log entries (writes/flushes/FUA) | epochs | distinct states | replayed | converged | refused safely | failed | s/state (mean) | s (all states) | slowest state |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         binary_under_test().display(),
         settings.seed,
         settings.states,
@@ -982,7 +982,7 @@ fn write_report(settings: &Settings, reports: &[ScenarioReport], wall: Duration)
     for r in reports {
         let _ = writeln!(
             md,
-            "| {} | {} | {} ({}/{}/{}) | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+            "| {} | {} | {} ({}/{}/{}) | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {} |",
             r.arch,
             r.scenario,
             r.entries,
@@ -1000,6 +1000,7 @@ fn write_report(settings: &Settings, reports: &[ScenarioReport], wall: Duration)
             } else {
                 0.0
             },
+            r.seconds_total,
             r.slowest_state
                 .map(|(i, s)| format!("#{i} {s:.1} s"))
                 .unwrap_or_default()
