@@ -698,6 +698,7 @@ check_state() {
   lvcreate $D -q -V 65536k -T $vg/pool -n crash_00000 >/tmp/l.out 2>&1; echo "LINSTOR create $?"
   lvcreate $D -q --snapshot --setactivationskip y --ignoreactivationskip --activate y --name $vg/crash_00000_snap $vg/crash_00000 -pr >>/tmp/l.out 2>&1; echo "LINSTOR snapshot $?"
   lvremove $D -q -f $vg/crash_00000_snap $vg/crash_00000 >>/tmp/l.out 2>&1; echo "LINSTOR remove $?"
+  grep -v '^ *WARNING' /tmp/l.out | head -n 2 | sed 's/^/LOGL /'
   if [ -n "$keep" ]; then
     lvchange $D -q -ay -K $vg/$keep >/dev/null 2>&1
     echo "KEEP $(sum_head 4194304 /dev/$vg/$keep 2>/dev/null)"
@@ -730,7 +731,7 @@ impl Outcome {
         let mut logs = Vec::new();
         for line in out.lines() {
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
-            if key == "LOG1" || key == "LOG2" {
+            if key == "LOG1" || key == "LOG2" || key == "LOGL" {
                 logs.push(rest.trim().to_owned());
             } else if key == "LINSTOR" {
                 fields.insert(
@@ -810,7 +811,11 @@ impl Outcome {
             let key = format!("LINSTOR_{step}");
             fail(
                 get(&key, 0) == "0",
-                format!("LINSTOR's thin {step} exited {:?}", get(&key, 0)),
+                format!(
+                    "LINSTOR's thin {step} exited {:?} ({})",
+                    get(&key, 0),
+                    logs.join(" | ")
+                ),
             );
         }
         if let Some(expected) = &meta.keep_sum {
