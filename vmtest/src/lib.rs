@@ -49,6 +49,11 @@
 //! taken from a Debian arm64 root that `mmdebstrap --variant=extract` unpacks once
 //! into the cache; no udevd and no container tooling there.
 //!
+//! `BootOptions::log_writes` attaches disks through QEMU's `blklogwrites` driver for
+//! one boot: every write, flush and FUA is logged on the host in dm-log-writes'
+//! format ([`write_log`]); [`crash_states`] builds the states a volatile write
+//! cache may leave from such a log (tests/vm_crash_states.rs replays them).
+//!
 //! Everything downloaded or built is cached under `target/vmtest-cache`
 //! (or `$VMTEST_CACHE_DIR`); `$VMTEST_KERNEL_DEB` may name a local
 //! linux-image .deb to use instead of downloading one. Set `VMTEST_KEEP=1`
