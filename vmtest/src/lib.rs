@@ -49,6 +49,11 @@
 //! taken from a Debian arm64 root that `mmdebstrap --variant=extract` unpacks once
 //! into the cache; no udevd and no container tooling there.
 //!
+//! `BootOptions::log_writes` attaches disks through QEMU's `blklogwrites` driver for
+//! one boot: every write, flush and FUA is logged on the host in dm-log-writes'
+//! format ([`write_log`]); [`crash_states`] builds the states a volatile write
+//! cache may leave from such a log (tests/vm_crash_states.rs replays them).
+//!
 //! Everything downloaded or built is cached under `target/vmtest-cache`
 //! (or `$VMTEST_CACHE_DIR`); `$VMTEST_KERNEL_DEB` may name a local
 //! linux-image .deb to use instead of downloading one. Set `VMTEST_KEEP=1`
@@ -57,6 +62,7 @@
 mod aarch64;
 mod arch;
 mod cpio;
+pub mod crash_states;
 pub mod elf;
 mod guest;
 mod host;
@@ -64,6 +70,7 @@ mod initramfs;
 mod kernel;
 mod sysroot;
 mod system_boot;
+pub mod write_log;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -342,6 +349,11 @@ pub struct BootOptions {
     /// cgroup v1 controllers are mounted under /sys/fs/cgroup. Costs boot time
     /// and memory: give the guest 1.5 GiB or more.
     pub containers: bool,
+    /// Disks (by name) attached through QEMU's `blklogwrites` driver this boot:
+    /// every write, flush and FUA the guest sends them is logged on the host in
+    /// dm-log-writes' format to [`TestBed::write_log_path`] (see [`write_log`]),
+    /// while the guest sees the same plain virtio disk.
+    pub log_writes: Vec<String>,
 }
 
 impl Default for BootOptions {
@@ -359,6 +371,7 @@ impl Default for BootOptions {
             thin_tools: true,
             containers: false,
             arch: Arch::X86_64,
+            log_writes: Vec::new(),
         }
     }
 }
@@ -532,6 +545,12 @@ impl TestBed {
         self.path.join(format!("{name}.img"))
     }
 
+    /// The write log of disk `name`, rewritten by each boot that lists it in
+    /// [`BootOptions::log_writes`].
+    pub fn write_log_path(&self, name: &str) -> PathBuf {
+        self.path.join(format!("{name}.wlog"))
+    }
+
     /// The folder holding images and per-boot logs.
     pub fn dir(&self) -> &Path {
         &self.path
@@ -626,12 +645,38 @@ impl TestBed {
             .arg("-append")
             .arg(&cmdline)
             .args(["-device", "virtio-rng-pci"]);
+        for name in &opts.log_writes {
+            if !self.disks.iter().any(|d| &d.name == name) {
+                return Err(VmError::Spec(format!(
+                    "BootOptions::log_writes names {name:?}, which is no disk of this bed"
+                )));
+            }
+        }
         for (i, d) in self.disks.iter().enumerate() {
             let img = self.disk_path(&d.name);
-            cmd.arg("-drive").arg(format!(
-                "file={},if=none,id=disk{i},format=raw,cache=unsafe,discard=unmap",
-                img.display().to_string().replace(',', ",,")
-            ));
+            let escaped = |p: &Path| p.display().to_string().replace(',', ",,");
+            if opts.log_writes.contains(&d.name) {
+                // The log file must exist; blklogwrites writes a fresh superblock.
+                let log = self.write_log_path(&d.name);
+                std::fs::File::create(&log)
+                    .map_err(io_err(format!("creating {}", log.display())))?;
+                cmd.arg("-blockdev").arg(format!(
+                    "driver=file,filename={},node-name=disk{i}f,cache.direct=off,cache.no-flush=on,discard=unmap",
+                    escaped(&img)
+                ));
+                cmd.arg("-blockdev").arg(format!(
+                    "driver=file,filename={},node-name=disk{i}l,cache.no-flush=on",
+                    escaped(&log)
+                ));
+                cmd.arg("-blockdev").arg(format!(
+                    "driver=blklogwrites,file=disk{i}f,log=disk{i}l,node-name=disk{i},discard=unmap"
+                ));
+            } else {
+                cmd.arg("-drive").arg(format!(
+                    "file={},if=none,id=disk{i},format=raw,cache=unsafe,discard=unmap",
+                    escaped(&img)
+                ));
+            }
             cmd.arg("-device")
                 .arg(format!("virtio-blk-pci,drive=disk{i},serial={}", d.name));
         }

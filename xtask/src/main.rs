@@ -8,10 +8,13 @@
 //!   and features alone (`test` runs them too);
 //! - `dist`  builds the shipping artifact `target/dist/linstor-provision-disk`: one
 //!   static musl executable with LVM2's liblvm2cmd linked in;
+//! - `crash` runs the full crash-state exploration (tests/vm_crash_states.rs) and
+//!   writes its report to `target/crash/`;
 //! - `image` builds the container image for amd64 and arm64 from the artifacts, as a
 //!   multi-arch OCI archive and one docker-archive per architecture in
 //!   `target/image/` (no daemon).
 mod bench;
+mod crash;
 mod demo;
 mod deps;
 mod dist;
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("test") => deps::install().and_then(|()| test(&args[1..])),
         Some("bench") => deps::install().and_then(|()| bench::run(&args[1..])),
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
+        Some("crash") => deps::install().and_then(|()| crash::run_crash(&args[1..])),
         Some("dist") => dist::command(&args[1..]),
         Some("shipped-checks") => dist::install_packages_for(dist::Arch::X86_64)
             .and_then(|()| shipped_feature_checks(&args[1..])),
@@ -34,10 +38,12 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <deps|test|demo|shipped-checks|dist|image>\n\
+                "usage: cargo xtask <deps|test|demo|crash|shipped-checks|dist|image>\n\
                  \x20 deps   install the Debian packages needed to build and test (needs root)\n\
                  \x20 test   fmt + clippy + unit tests + VM tests (everything CI runs)\n\
                  \x20 demo   boot a throwaway VM with a disk labeled linstor-storage and run the tool\n\
+                 \x20 crash  explore crash states of every scenario (x86_64, arm64), report in target/crash/:\n\
+                 \x20        [--seed N] [--states N] [--jobs N] [--arches x86_64,arm64], or --replay DIR --state N\n\
                  \x20 shipped-checks  clippy and unit tests of the shipped build alone (musl, no udev,\n\
                  \x20        static LVM2 and libblkid; part of `test`)\n\
                  \x20 dist   build target/dist/linstor-provision-disk (static musl, LVM2 linked in);\n\
@@ -91,6 +97,8 @@ const ENGINE_VM_TESTS: &[&str] = &[
 /// the one whose refusals, recovery and LINSTOR-readiness they prove.
 const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_bad_inputs",
+    // A seeded sample (2 states per scenario; arm64: fresh provision only).
+    "vm_crash_states",
     "vm_foreign_lvm",
     "vm_host_lvm",
     "vm_kill_torture",
@@ -256,7 +264,11 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("LINSTOR_PROVISION_DISK_REQUIRE_VM", "1")
         .env("LINSTOR_PROVISION_DISK_DIST", &artifact)
-        .env("LINSTOR_PROVISION_DISK_BIN", &artifact))?;
+        .env("LINSTOR_PROVISION_DISK_BIN", &artifact)
+        .env(
+            "LINSTOR_PROVISION_DISK_ARM64_BIN",
+            dist::artifact_path_for(dist::Arch::Aarch64),
+        ))?;
     // The arm64 artifact (built for the image above) in an arm64 guest.
     let mut arm64_pass = cargo();
     arm64_pass.args(["test", "--package", "linstor-provision-disk"]);
