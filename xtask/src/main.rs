@@ -16,8 +16,13 @@ mod demo;
 mod deps;
 mod dist;
 mod image;
+mod image_name;
+mod packages;
+#[cfg(test)]
+mod module_graph;
 
-use std::process::{Command, ExitCode};
+use packages::{cargo, run};
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,10 +32,11 @@ fn main() -> ExitCode {
         Some("bench") => deps::install().and_then(|()| bench::run(&args[1..])),
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
         Some("dist") => dist::command(&args[1..]),
-        Some("shipped-checks") => dist::install_packages_for(dist::Arch::X86_64)
+        Some("render") => image_name::command(&args[1..]),
+        Some("shipped-checks") => packages::install_for_dist(packages::Arch::X86_64)
             .and_then(|()| shipped_feature_checks(&args[1..])),
         Some("image") => {
-            deps::install_packages(dist::PACKAGES).and_then(|()| image::run(&args[1..]))
+            packages::install_packages(packages::DIST).and_then(|()| image::run(&args[1..]))
         }
         _ => {
             eprintln!(
@@ -59,22 +65,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a command, failing with its name when it does not succeed.
-pub fn run(command: &mut Command) -> Result<(), String> {
-    eprintln!("xtask: running {command:?}");
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?} failed with {status}"))
-    }
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
 
 /// The VM scenarios that run a second time with the dist artifact as the binary
 /// under test (tests/common/mod.rs reads `LINSTOR_PROVISION_DISK_BIN`). The static

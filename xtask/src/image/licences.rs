@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use super::debs::PackageRoot;
 use super::libraries;
 use super::rootfs::{Tree, BINARY};
-use super::{Metadata, SOURCE_URL};
-use crate::dist::Arch;
+use super::Metadata;
+use crate::packages::Arch;
 
 const DOC: &str = "/usr/share/doc";
 const COMMON_LICENSES: &str = "/usr/share/common-licenses/";
@@ -171,12 +171,13 @@ pub fn cited_licences(text: &str) -> Vec<String> {
 
 fn own_copyright(meta: &Metadata) -> String {
     let mut text = format!(
-        "{name} {version}\n{SOURCE_URL}\n\n\
+        "{name} {version}\n{source}\n\n\
          {BINARY} is free software under the GNU General Public License version 2 only\n\
          (GPL-2.0-only); the licence text is {COMMON_LICENSES}GPL-2.\n\n\
          It is one static executable that also holds:\n",
         name = super::NAME,
         version = meta.version,
+        source = meta.source,
     );
     for (name, _, what) in STATIC_PARTS {
         text.push_str(&format!(" - {what}: {DOC}/{name}/copyright\n"));
