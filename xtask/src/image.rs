@@ -21,6 +21,7 @@
 //! timestamps (`SOURCE_DATE_EPOCH`, else the last commit's time), owner 0:0, sorted
 //! entries and a fixed gzip header give the same digests on every build.
 mod crate_licences;
+pub use crate_licences::linked_crates;
 mod debs;
 mod libraries;
 mod licences;
@@ -287,6 +288,62 @@ pub fn build(artifacts: &[(Arch, PathBuf)], dir: &Path) -> Result<Built, String>
             .collect(),
         oci_archive,
     })
+}
+
+/// A Debian package whose files the image ships (thin_check, its libraries, loader).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DebianPackage {
+    pub name: String,
+    pub version: String,
+    /// dpkg's architecture of the variant that ships it.
+    pub arch: String,
+}
+
+/// The Debian packages the `arch` variant's files come from (the owners of thin_check
+/// and the libraries it loads, as the image build finds them), with versions.
+pub fn debian_packages(arch: Arch) -> Result<Vec<DebianPackage>, String> {
+    let packages = debs::for_arch(arch)?;
+    let thin_check = Path::new(rootfs::THIN_CHECK);
+    let mut shipped = vec![thin_check.to_path_buf()];
+    shipped.extend(libraries::closure(&packages, thin_check, arch)?);
+    let mut owners = std::collections::BTreeSet::new();
+    for path in &shipped {
+        owners.insert(licences::owning_package(&packages, path)?);
+    }
+    let recorded: BTreeMap<&str, &str> = packages
+        .versions
+        .iter()
+        .filter_map(|line| line.split_once(' '))
+        .collect();
+    owners
+        .into_iter()
+        .map(|name| {
+            let version = match recorded.get(name.as_str()) {
+                Some(version) => version.to_string(),
+                None => installed_version(&name, arch.debian_arch())?,
+            };
+            Ok(DebianPackage {
+                name,
+                version,
+                arch: arch.debian_arch().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The version of `package` installed on this machine for `arch` (dpkg-query).
+pub fn installed_version(package: &str, arch: &str) -> Result<String, String> {
+    for query in [format!("{package}:{arch}"), package.to_string()] {
+        let out = Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", &query])
+            .output()
+            .map_err(|e| format!("cannot run dpkg-query: {e}"))?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !version.is_empty() {
+            return Ok(version);
+        }
+    }
+    Err(format!("dpkg-query knows no installed {package} ({arch})"))
 }
 
 /// Writes under a temporary name and renames, so a reader never sees half a file.

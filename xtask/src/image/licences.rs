@@ -80,7 +80,7 @@ pub fn add(
 
 /// The Debian package that installed image path `path` in `packages` (or the file
 /// its links lead to).
-fn owning_package(packages: &PackageRoot, path: &Path) -> Result<String, String> {
+pub fn owning_package(packages: &PackageRoot, path: &Path) -> Result<String, String> {
     let mut tried = vec![path.to_path_buf()];
     if let Ok(target) = libraries::resolve(packages, path) {
         tried.push(target);
