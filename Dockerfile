@@ -3,7 +3,7 @@
 #   docker build -t ghcr.io/linstor-provision-disk/linstor-provision-disk:0.1.0 .
 #
 # The same image, without Docker: `cargo xtask image` writes it as an OCI archive and
-# a docker-archive to target/image/ (see README, "Install").
+# a docker-archive to target/image/ (see docs/install.md).
 #
 # Stage 1 runs `cargo xtask image --rootfs-only`: it builds the fully static musl
 # binary (`cargo xtask dist`: LVM2's liblvm2cmd and libblkid linked in, no libudev),

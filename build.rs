@@ -17,10 +17,14 @@ fn main() {
     println!(
         "cargo:rustc-env=LINSTOR_PROVISION_DISK_LVM_LINK={}",
         if env::var_os("LVM2CMD_STATIC_DIR").is_some() {
-            "static liblvm2cmd"
+            "linked statically"
         } else {
-            "shared libdevmapper's version; liblvm2cmd shared"
+            "shared libraries"
         }
+    );
+    println!(
+        "cargo:rustc-env=LINSTOR_PROVISION_DISK_LVM_RELEASE={}",
+        lvm_release()
     );
     println!("cargo:rerun-if-changed=vendor-headers/lvm2cmd.h");
     println!("cargo:rerun-if-env-changed=LVM2CMD_STATIC_DIR");
@@ -85,6 +89,24 @@ fn main() {
             println!("cargo:rustc-link-lib=dylib=devmapper");
         }
     }
+}
+
+/// The LVM2 release built against: `LVM2CMD_VERSION` (xtask sets it to the Debian
+/// source version its static build compiled), else the installed `liblvm2-dev`
+/// (dpkg), else "unknown". LVM exports no call that returns its own release; its
+/// device-mapper library's version is asked at run time.
+fn lvm_release() -> String {
+    println!("cargo:rerun-if-env-changed=LVM2CMD_VERSION");
+    if let Some(version) = env::var_os("LVM2CMD_VERSION") {
+        return version.to_string_lossy().into_owned();
+    }
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "liblvm2-dev"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success() && !out.stdout.is_empty())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The commit being built: the override, else `git rev-parse HEAD` (12 hex digits),

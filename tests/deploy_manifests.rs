@@ -645,7 +645,11 @@ fn the_image_setting_is_the_release_version_and_the_only_image_named() {
     let (repository, tag) = image
         .rsplit_once(':')
         .unwrap_or_else(|| panic!("IMAGE {image} has no tag"));
-    assert_eq!(tag, env!("CARGO_PKG_VERSION"), "IMAGE's tag is not Cargo.toml's version");
+    assert_eq!(
+        tag,
+        env!("CARGO_PKG_VERSION"),
+        "IMAGE's tag is not Cargo.toml's version"
+    );
     assert!(
         repository.ends_with("/linstor-provision-disk") && repository == repository.to_lowercase(),
         "IMAGE {image}: expected <registry>/<owner>/linstor-provision-disk in lower case"
@@ -675,12 +679,20 @@ fn the_image_setting_is_the_release_version_and_the_only_image_named() {
             "{} names a placeholder organisation",
             file.display()
         );
-        for line in text.lines().filter(|l| l.contains("linstor-provision-disk:")) {
+        for line in text
+            .lines()
+            .filter(|l| l.contains("linstor-provision-disk:"))
+        {
             let named = line
                 .split(|c: char| c.is_whitespace() || c == '=')
                 .find(|w| w.contains("/linstor-provision-disk:"));
             if let Some(named) = named {
-                assert_eq!(named, image, "{}: `{line}` names another image", file.display());
+                assert_eq!(
+                    named,
+                    image,
+                    "{}: `{line}` names another image",
+                    file.display()
+                );
             }
         }
     }

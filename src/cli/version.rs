@@ -16,7 +16,11 @@ pub fn long_version() -> String {
 #[cfg(feature = "lvm2cmd")]
 fn lvm_version() -> String {
     let library = crate::ffi::lvm2cmd::library_version().unwrap_or_else(|| "unknown".into());
-    format!("{library} [{}]", env!("LINSTOR_PROVISION_DISK_LVM_LINK"))
+    format!(
+        "{} (device-mapper library {library}; {})",
+        env!("LINSTOR_PROVISION_DISK_LVM_RELEASE"),
+        env!("LINSTOR_PROVISION_DISK_LVM_LINK")
+    )
 }
 
 #[cfg(not(feature = "lvm2cmd"))]
@@ -38,7 +42,10 @@ mod tests {
         let text = super::long_version();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], env!("CARGO_PKG_VERSION"), "{text}");
-        assert!(lines[1].starts_with("commit: ") && lines[1].len() > 8, "{text}");
+        assert!(
+            lines[1].starts_with("commit: ") && lines[1].len() > 8,
+            "{text}"
+        );
         assert!(lines[2].starts_with("LVM: "), "{text}");
         assert!(lines[3].starts_with("libblkid: 2."), "{text}");
         #[cfg(feature = "lvm2cmd")]

@@ -167,8 +167,8 @@ extern "C" {
 }
 
 /// The version LVM's device-mapper library reports, as linked into this binary
-/// (`1.02.185 (2022-05-18)` from Debian's shared libdevmapper; the static LVM2 build's
-/// internal copy reports LVM's own, `2.03.16(2) (2022-05-18)`). `None` if it fails.
+/// (`1.02.185 (2022-05-18)` for LVM2 2.03.16, from Debian's shared libdevmapper or the
+/// static build's copy inside liblvm2cmd.a). `None` if it fails.
 pub fn library_version() -> Option<String> {
     let mut buffer = [0u8; 128];
     // SAFETY: the buffer is writable for `buffer.len()` bytes and outlives the call;

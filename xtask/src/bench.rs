@@ -153,7 +153,12 @@ phases() {
 "#;
 
 fn build_release() -> Result<PathBuf, String> {
-    crate::packages::run(crate::packages::cargo().args(["build", "--release", "--bin", "linstor-provision-disk"]))?;
+    crate::packages::run(crate::packages::cargo().args([
+        "build",
+        "--release",
+        "--bin",
+        "linstor-provision-disk",
+    ]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));

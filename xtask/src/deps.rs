@@ -45,14 +45,30 @@ fn install_schema_validator() -> Result<(), String> {
     ]))
 }
 
-/// Lints the GitHub workflows with actionlint (installed by [`install`]).
+/// Lints the GitHub workflows with actionlint (installed by [`install`]), after
+/// checking that it rejects a broken workflow (a linter that passes anything fails).
 pub fn actionlint() -> Result<(), String> {
     let root = crate::packages::workspace_root();
-    crate::packages::run(
-        Command::new(root.join(VALIDATOR_VENV).join("bin/actionlint"))
-            .args(WORKFLOWS)
-            .current_dir(&root),
+    let linter = root.join(VALIDATOR_VENV).join("bin/actionlint");
+    let broken = crate::packages::target_dir().join("deploy-check/broken-workflow.yml");
+    std::fs::write(
+        &broken,
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.no_such_context }}\n",
     )
+    .map_err(|e| format!("cannot write {}: {e}", broken.display()))?;
+    let rejected = Command::new(&linter).arg(&broken).output().map_err(|e| {
+        format!(
+            "cannot run {}: {e} (`cargo xtask deps` installs it)",
+            linter.display()
+        )
+    })?;
+    if rejected.status.success() {
+        return Err(format!(
+            "actionlint accepted the broken {}",
+            broken.display()
+        ));
+    }
+    crate::packages::run(Command::new(&linter).args(WORKFLOWS).current_dir(&root))
 }
 
 /// Everything: these, the VM bed's, and those `cargo xtask dist` (for every
@@ -70,4 +86,3 @@ fn install_debian_packages() -> Result<(), String> {
     install_packages(packages::IMAGE)?;
     install_packages(packages::IMAGE_ARCHIVES)
 }
-

@@ -136,6 +136,8 @@ impl StaticBuild {
             .args(["--target", rust_target])
             .args(["--no-default-features", "--features", SHIPPED_FEATURES])
             .env("LVM2CMD_STATIC_DIR", &self.lvm.lib_dir)
+            // `--version` names the LVM2 release linked in (build.rs).
+            .env("LVM2CMD_VERSION", &self.lvm.debian_version)
             .env("BLKID_STATIC_DIR", &self.blkid.lib_dir)
             .env("PKG_CONFIG_ALLOW_CROSS", "1")
             .env("PKG_CONFIG_LIBDIR", &pkg_config_dirs)

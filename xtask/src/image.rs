@@ -56,7 +56,6 @@ pub const SIZE_BUDGET_BYTES: u64 = 12 * 1024 * 1024;
 pub const ENV: &[&str] = &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
 pub const ENTRYPOINT: &[&str] = &[rootfs::BINARY];
 
-
 /// SPDX expression for everything the image ships: this tool and LVM2's command
 /// library (GPL-2.0-only), libdevmapper (LGPL-2.1-only), thin-provisioning-tools
 /// (GPL-3.0-or-later), glibc, libaio and libblkid (LGPL-2.1-or-later), libstdc++ and

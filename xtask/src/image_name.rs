@@ -49,7 +49,9 @@ impl ImageName {
 
     /// `registry/owner/linstor-provision-disk` without the tag.
     pub fn repository(&self) -> &str {
-        self.image.rsplit_once(':').map_or(&self.image, |(repo, _)| repo)
+        self.image
+            .rsplit_once(':')
+            .map_or(&self.image, |(repo, _)| repo)
     }
 
     pub fn tag(&self) -> &str {
@@ -59,7 +61,10 @@ impl ImageName {
     fn check(&self) -> Result<(), String> {
         let valid = is_this_image(&self.image)
             && !self.tag().is_empty()
-            && !self.repository().chars().any(|c| c.is_ascii_uppercase() || c.is_whitespace());
+            && !self
+                .repository()
+                .chars()
+                .any(|c| c.is_ascii_uppercase() || c.is_whitespace());
         if !valid {
             return Err(format!(
                 "IMAGE `{}` must be `<registry>/<path>/{NAME}:<tag>` in lower case (registries \
@@ -85,7 +90,11 @@ pub fn parse(text: &str) -> Result<ImageName, String> {
         match line.split_once('=') {
             Some(("IMAGE", value)) => image = Some(value.trim().to_string()),
             Some(("SOURCE", value)) => source = Some(value.trim().to_string()),
-            _ => return Err(format!("unexpected line `{line}` (only IMAGE= and SOURCE=)")),
+            _ => {
+                return Err(format!(
+                    "unexpected line `{line}` (only IMAGE= and SOURCE=)"
+                ))
+            }
         }
     }
     Ok(ImageName {
@@ -197,7 +206,11 @@ mod tests {
         let name = parse(&text).unwrap_or_else(|e| panic!("{SETTING_FILE}: {e}"));
         name.check().unwrap_or_else(|e| panic!("{e}"));
         let version = crate::packages::package_version().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(name.tag(), version, "{SETTING_FILE}'s tag is not Cargo.toml's version");
+        assert_eq!(
+            name.tag(),
+            version,
+            "{SETTING_FILE}'s tag is not Cargo.toml's version"
+        );
         for relative in MANIFESTS.iter().chain([&DOCKERFILE]) {
             let text = std::fs::read_to_string(root.join(relative)).unwrap_or_default();
             assert_eq!(
@@ -240,8 +253,16 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
-        for image in ["linstor-provision-disk:1", "ghcr.io/Owner/linstor-provision-disk:1", "ghcr.io/o/other:1", "ghcr.io/o/linstor-provision-disk"] {
-            let name = ImageName { image: image.into(), source: "https://x".into() };
+        for image in [
+            "linstor-provision-disk:1",
+            "ghcr.io/Owner/linstor-provision-disk:1",
+            "ghcr.io/o/other:1",
+            "ghcr.io/o/linstor-provision-disk",
+        ] {
+            let name = ImageName {
+                image: image.into(),
+                source: "https://x".into(),
+            };
             assert!(name.check().is_err(), "{image} accepted");
         }
         assert!(parse("IMAGE=a\n").is_err());

@@ -20,10 +20,10 @@ mod deps;
 mod dist;
 mod image;
 mod image_name;
-mod packages;
-mod release;
 #[cfg(test)]
 mod module_graph;
+mod packages;
+mod release;
 
 use packages::{cargo, run};
 use std::process::ExitCode;
@@ -37,8 +37,9 @@ fn main() -> ExitCode {
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
         Some("dist") => dist::command(&args[1..]),
         Some("render") => image_name::command(&args[1..]),
-        Some("release") => packages::install_packages(packages::DIST)
-            .and_then(|()| release::command(&args[1..])),
+        Some("release") => {
+            packages::install_packages(packages::DIST).and_then(|()| release::command(&args[1..]))
+        }
         Some("shipped-checks") => packages::install_for_dist(packages::Arch::X86_64)
             .and_then(|()| shipped_feature_checks(&args[1..])),
         Some("image") => {
@@ -74,7 +75,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
 
 /// The VM scenarios that run a second time with the dist artifact as the binary
 /// under test (tests/common/mod.rs reads `LINSTOR_PROVISION_DISK_BIN`). The static

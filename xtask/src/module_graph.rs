@@ -16,7 +16,12 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         let first = relative
             .components()
             .next()
-            .map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string())
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
             .unwrap_or_default();
         if first == "main" {
             continue; // the crate root declares every module; nothing names it back
@@ -75,11 +80,17 @@ fn cycle_from(
 fn module_graph_has_no_cycle() {
     let graph = imports();
     for module in ["deps", "dist", "image", "packages", "release"] {
-        assert!(graph.contains_key(module), "no module {module} in {graph:?}");
+        assert!(
+            graph.contains_key(module),
+            "no module {module} in {graph:?}"
+        );
     }
     for module in graph.keys() {
         if let Some(cycle) = cycle_from(module, &graph, &mut Vec::new()) {
-            panic!("xtask modules import each other in a cycle: {}", cycle.join(" → "));
+            panic!(
+                "xtask modules import each other in a cycle: {}",
+                cycle.join(" → ")
+            );
         }
     }
     assert!(

@@ -210,12 +210,10 @@ pub fn install_packages(packages: &[&'static str]) -> Result<(), String> {
     }
     eprintln!("xtask: installing {}", missing.join(" "));
     run(Command::new("apt-get").arg("update").arg("-q"))?;
-    run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 /// The workspace's root folder (this crate's parent).
@@ -272,7 +270,6 @@ pub fn package_field(cargo_toml: &str, name: &str) -> Option<String> {
     }
     None
 }
-
 
 /// The main package's version (Cargo.toml's `[package] version`): the release's.
 pub fn package_version() -> Result<String, String> {

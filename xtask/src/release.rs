@@ -36,7 +36,11 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let dry_run = match args {
         [] => false,
         [flag] if flag == "--dry-run" => true,
-        _ => return Err(format!("release takes no arguments or `--dry-run`, got {args:?}")),
+        _ => {
+            return Err(format!(
+                "release takes no arguments or `--dry-run`, got {args:?}"
+            ))
+        }
     };
     let version = packages::package_version()?;
     check_git_tag(&version)?;
@@ -105,7 +109,11 @@ pub fn assemble(
         "xtask: release {version}: assets in {}, image {} {}",
         dir.display(),
         name.image,
-        if dry_run { "(dry run: pushed to the local OCI layout only)" } else { "pushed" }
+        if dry_run {
+            "(dry run: pushed to the local OCI layout only)"
+        } else {
+            "pushed"
+        }
     );
     Ok(())
 }
@@ -120,7 +128,8 @@ fn sbom_asset(version: &str) -> String {
 
 fn fresh_dir(dir: &Path) -> Result<(), String> {
     if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
@@ -161,10 +170,26 @@ fn sbom_document(
     let mut binary = BTreeMap::new();
     let mut image = BTreeMap::new();
     let static_parts = [
-        ("lvm2", crate::dist::LVM2_UPSTREAM.to_string(), "GPL-2.0-only AND LGPL-2.1-only"),
-        ("util-linux-libblkid", crate::dist::UTIL_LINUX_UPSTREAM.to_string(), "LGPL-2.1-or-later"),
-        ("libaio", crate::image::installed_version("libaio1", "amd64")?, "LGPL-2.1-or-later"),
-        ("musl", crate::image::installed_version("musl", "amd64")?, "MIT"),
+        (
+            "lvm2",
+            crate::dist::LVM2_UPSTREAM.to_string(),
+            "GPL-2.0-only AND LGPL-2.1-only",
+        ),
+        (
+            "util-linux-libblkid",
+            crate::dist::UTIL_LINUX_UPSTREAM.to_string(),
+            "LGPL-2.1-or-later",
+        ),
+        (
+            "libaio",
+            crate::image::installed_version("libaio1", "amd64")?,
+            "LGPL-2.1-or-later",
+        ),
+        (
+            "musl",
+            crate::image::installed_version("musl", "amd64")?,
+            "MIT",
+        ),
     ];
     for (arch, _) in artifacts {
         let mut components: Vec<sbom::Component> =
@@ -191,7 +216,10 @@ fn sbom_document(
         name: NAME.into(),
         version: version.into(),
         license: "GPL-2.0-only".into(),
-        purl: format!("pkg:oci/{NAME}@{version}?repository_url={}", name.repository()),
+        purl: format!(
+            "pkg:oci/{NAME}@{version}?repository_url={}",
+            name.repository()
+        ),
     };
     let created = rfc3339(crate::image::Metadata::of_workspace()?.epoch)?;
     Ok(sbom::document(
@@ -222,7 +250,9 @@ fn sha256_hex(path: &Path) -> Result<String, String> {
 /// Every asset's name, sorted (SHA256SUMS excluded).
 fn asset_names(dir: &Path) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+    {
         let name = entry
             .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
             .file_name()
@@ -311,10 +341,17 @@ fn verify_checksums(dir: &Path) -> Result<(), String> {
         listed.push(file.to_string());
     }
     if listed != asset_names(dir)? {
-        return Err(format!("{CHECKSUMS} lists {listed:?}, the assets are {:?}", asset_names(dir)?));
+        return Err(format!(
+            "{CHECKSUMS} lists {listed:?}, the assets are {:?}",
+            asset_names(dir)?
+        ));
     }
     // And as a user checks them.
-    packages::run(Command::new("sha256sum").args(["--check", "--quiet", "--strict", CHECKSUMS]).current_dir(dir))
+    packages::run(
+        Command::new("sha256sum")
+            .args(["--check", "--quiet", "--strict", CHECKSUMS])
+            .current_dir(dir),
+    )
 }
 
 fn verify_sbom(path: &Path, artifacts: &[(Arch, PathBuf)]) -> Result<(), String> {
@@ -326,7 +363,10 @@ fn verify_sbom(path: &Path, artifacts: &[(Arch, PathBuf)]) -> Result<(), String>
     for (arch, _) in artifacts {
         let linked = crate::image::linked_crates(&packages::workspace_root(), arch.rust_target())?;
         if linked.is_empty() {
-            return Err(format!("cargo resolves no crates for the {} binary", arch.name()));
+            return Err(format!(
+                "cargo resolves no crates for the {} binary",
+                arch.name()
+            ));
         }
         let missing: Vec<String> = linked
             .iter()
@@ -334,7 +374,10 @@ fn verify_sbom(path: &Path, artifacts: &[(Arch, PathBuf)]) -> Result<(), String>
             .map(|c| format!("{} {}", c.name, c.version))
             .collect();
         if !missing.is_empty() {
-            return Err(format!("the SBOM does not list the {} binary's crates {missing:?}", arch.name()));
+            return Err(format!(
+                "the SBOM does not list the {} binary's crates {missing:?}",
+                arch.name()
+            ));
         }
     }
     Ok(())
@@ -359,11 +402,22 @@ fn verify_index(reference: &str) -> Result<String, String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap_or("?"), m["platform"]["architecture"].as_str().unwrap_or("?")))
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or("?"),
+                m["platform"]["architecture"].as_str().unwrap_or("?")
+            )
+        })
         .collect();
-    let expected: BTreeSet<String> = Arch::ALL.iter().map(|a| format!("linux/{}", a.oci_arch())).collect();
+    let expected: BTreeSet<String> = Arch::ALL
+        .iter()
+        .map(|a| format!("linux/{}", a.oci_arch()))
+        .collect();
     if platforms != expected {
-        return Err(format!("{reference} is an index of {platforms:?}, expected {expected:?}"));
+        return Err(format!(
+            "{reference} is an index of {platforms:?}, expected {expected:?}"
+        ));
     }
     Ok(format!("sha256:{:x}", Sha256::digest(&out.stdout)))
 }
@@ -372,7 +426,8 @@ fn verify_index(reference: &str) -> Result<String, String> {
 fn verify_manifests(dir: &Path, name: &ImageName) -> Result<(), String> {
     let mut checked = 0;
     for file in asset_names(dir)?.iter().filter(|n| n.ends_with(".yaml")) {
-        let text = std::fs::read_to_string(dir.join(file)).map_err(|e| format!("cannot read {file}: {e}"))?;
+        let text = std::fs::read_to_string(dir.join(file))
+            .map_err(|e| format!("cannot read {file}: {e}"))?;
         let images: Vec<&str> = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("image: "))
@@ -385,7 +440,10 @@ fn verify_manifests(dir: &Path, name: &ImageName) -> Result<(), String> {
         checked += 1;
     }
     if checked != image_name::MANIFESTS.len() {
-        return Err(format!("{checked} manifests in the assets, expected {}", image_name::MANIFESTS.len()));
+        return Err(format!(
+            "{checked} manifests in the assets, expected {}",
+            image_name::MANIFESTS.len()
+        ));
     }
     Ok(())
 }

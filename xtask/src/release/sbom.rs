@@ -84,7 +84,13 @@ pub struct Contents {
 fn spdx_id(kind: &str, component: &Component) -> String {
     let raw = format!("SPDXRef-{kind}-{}-{}", component.name, component.version);
     raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -135,7 +141,11 @@ pub fn document(
     };
     for (arch, components) in &contents.binary {
         for component in components {
-            let kind = if component.purl.starts_with("pkg:cargo/") { "crate" } else { "lib" };
+            let kind = if component.purl.starts_with("pkg:cargo/") {
+                "crate"
+            } else {
+                "lib"
+            };
             let mut relationship = add(kind, root, component, &mut packages);
             relationship["comment"] = json!(format!("linked into the {arch} binary"));
             relationships.push(relationship);
@@ -159,7 +169,9 @@ pub fn document(
             "relatedSpdxElement": root,
         }));
         for component in components {
-            relationships.push(add("deb", &variant, component, &mut packages));
+            // One package per architecture: the same version differs per arch.
+            let kind = format!("deb-{arch}");
+            relationships.push(add(&kind, &variant, component, &mut packages));
         }
     }
     json!({
@@ -242,7 +254,13 @@ mod tests {
             binary: BTreeMap::from([("amd64", vec![serde.clone()]), ("arm64", vec![serde])]),
             image: BTreeMap::from([("arm64", vec![libc])]),
         };
-        let doc = document(&tool, "https://x/y", "r/y:1.0.0", "2026-01-01T00:00:00Z", &contents);
+        let doc = document(
+            &tool,
+            "https://x/y",
+            "r/y:1.0.0",
+            "2026-01-01T00:00:00Z",
+            &contents,
+        );
         assert_eq!(listed_crates(&doc), vec![("serde".into(), "1.0.0".into())]);
         let names: Vec<&str> = doc["packages"]
             .as_array()
@@ -250,6 +268,9 @@ mod tests {
             .flatten()
             .filter_map(|p| p["name"].as_str())
             .collect();
-        assert!(names.contains(&"libc6") && names.contains(&"r/y:1.0.0 (arm64)"), "{names:?}");
+        assert!(
+            names.contains(&"libc6") && names.contains(&"r/y:1.0.0 (arm64)"),
+            "{names:?}"
+        );
     }
 }
