@@ -81,6 +81,7 @@ pub fn assemble(
     oci_archive: &Path,
     dry_run: bool,
 ) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let version = packages::package_version()?;
     let name = ImageName::configured()?;
     if name.tag() != version {
@@ -106,14 +107,16 @@ pub fn assemble(
     let references = publish(oci_archive, &name, &version, dry_run)?;
     verify(&dir, &name, &version, artifacts, &references)?;
     eprintln!(
-        "xtask: release {version}: assets in {}, image {} {}",
+        "xtask: release {version}: assets in {}, image {} {}; assembled, published and \
+         verified in {:.1?}",
         dir.display(),
         name.image,
         if dry_run {
             "(dry run: pushed to the local OCI layout only)"
         } else {
             "pushed"
-        }
+        },
+        started.elapsed()
     );
     Ok(())
 }
