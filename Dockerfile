@@ -1,9 +1,9 @@
 # Container image for linstor-provision-disk.
 #
-#   docker build -t ghcr.io/your-org/linstor-provision-disk:latest .
+#   docker build -t ghcr.io/linstor-provision-disk/linstor-provision-disk:0.1.0 .
 #
 # The same image, without Docker: `cargo xtask image` writes it as an OCI archive and
-# a docker-archive to target/image/ (see README, "Install").
+# a docker-archive to target/image/ (see docs/install.md).
 #
 # Stage 1 runs `cargo xtask image --rootfs-only`: it builds the fully static musl
 # binary (`cargo xtask dist`: LVM2's liblvm2cmd and libblkid linked in, no libudev),
@@ -37,5 +37,5 @@ ENTRYPOINT ["/usr/local/bin/linstor-provision-disk"]
 LABEL org.opencontainers.image.title="linstor-provision-disk" \
       org.opencontainers.image.description="Prepares a node's GPT partition as an LVM thin pool for a LINSTOR satellite" \
       org.opencontainers.image.version="0.1.0" \
-      org.opencontainers.image.source="https://github.com/your-org/linstor-provision-disk" \
+      org.opencontainers.image.source="https://github.com/linstor-provision-disk/linstor-provision-disk" \
       org.opencontainers.image.licenses="GPL-2.0-only AND LGPL-2.1-only AND GPL-3.0-or-later AND LGPL-2.1-or-later AND GPL-3.0-or-later WITH GCC-exception-3.1 AND MIT AND MPL-2.0"

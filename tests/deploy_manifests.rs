@@ -16,8 +16,18 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The one image name every manifest uses.
-const IMAGE: &str = "ghcr.io/your-org/linstor-provision-disk:latest";
+/// The one image reference every manifest uses: `IMAGE=` of `deploy/image.env`
+/// (`cargo xtask render` writes it into the manifests and the Dockerfile).
+fn image() -> String {
+    let text = read(&deploy("image.env"));
+    let image = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("IMAGE="))
+        .unwrap_or_else(|| panic!("deploy/image.env has no IMAGE= line:\n{text}"))
+        .trim()
+        .to_string();
+    image
+}
 
 /// Kubernetes releases the manifests are validated against: the oldest and the
 /// newest whose schemas `kubernetes-validate` 1.37 ships.
@@ -128,12 +138,13 @@ fn pod_spec(manifest: &Value) -> &Value {
 fn provisioner(manifest: &Value) -> &Value {
     let found: Vec<&Value> = array_at(pod_spec(manifest), "/initContainers")
         .iter()
-        .filter(|c| c.get("image").and_then(Value::as_str) == Some(IMAGE))
+        .filter(|c| c.get("image").and_then(Value::as_str) == Some(image().as_str()))
         .collect();
     assert_eq!(
         found.len(),
         1,
-        "expected exactly one init container with image {IMAGE} in {manifest:#}"
+        "expected exactly one init container with image {} in {manifest:#}",
+        image()
     );
     found[0]
 }
@@ -618,11 +629,73 @@ fn every_manifest_uses_the_same_image() {
     ] {
         provisioner(&yaml(file));
     }
+    let image = image();
     let dockerfile = read(&root().join("Dockerfile"));
     assert!(
-        dockerfile.contains(IMAGE),
-        "the Dockerfile's build comment should name the image the manifests use ({IMAGE})"
+        dockerfile.contains(&format!("docker build -t {image} .")),
+        "the Dockerfile's build comment should name the image the manifests use ({image})"
     );
+}
+
+/// The image's tag is the release version, and no file names a placeholder
+/// organisation or an image other than the configured one.
+#[test]
+fn the_image_setting_is_the_release_version_and_the_only_image_named() {
+    let image = image();
+    let (repository, tag) = image
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("IMAGE {image} has no tag"));
+    assert_eq!(
+        tag,
+        env!("CARGO_PKG_VERSION"),
+        "IMAGE's tag is not Cargo.toml's version"
+    );
+    assert!(
+        repository.ends_with("/linstor-provision-disk") && repository == repository.to_lowercase(),
+        "IMAGE {image}: expected <registry>/<owner>/linstor-provision-disk in lower case"
+    );
+    let source = read(&deploy("image.env"));
+    let source = source
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("SOURCE="))
+        .unwrap_or_else(|| panic!("deploy/image.env has no SOURCE= line"));
+    let dockerfile = read(&root().join("Dockerfile"));
+    assert!(
+        dockerfile.contains(&format!("org.opencontainers.image.source=\"{source}\"")),
+        "the Dockerfile's source label is not SOURCE={source}"
+    );
+    assert!(
+        dockerfile.contains(&format!("org.opencontainers.image.version=\"{tag}\"")),
+        "the Dockerfile's version label is not {tag}"
+    );
+    let mut files = vec![root().join("Dockerfile")];
+    for entry in std::fs::read_dir(root().join("deploy")).expect("deploy/ is listable") {
+        files.push(entry.expect("deploy/ entry").path());
+    }
+    for file in files {
+        let text = read(&file);
+        assert!(
+            !text.to_lowercase().contains(concat!("your", "-org")),
+            "{} names a placeholder organisation",
+            file.display()
+        );
+        for line in text
+            .lines()
+            .filter(|l| l.contains("linstor-provision-disk:"))
+        {
+            let named = line
+                .split(|c: char| c.is_whitespace() || c == '=')
+                .find(|w| w.contains("/linstor-provision-disk:"));
+            if let Some(named) = named {
+                assert_eq!(
+                    named,
+                    image,
+                    "{}: `{line}` names another image",
+                    file.display()
+                );
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------

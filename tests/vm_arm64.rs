@@ -452,7 +452,19 @@ fn check_first(run: &GuestRun) -> String {
         "aarch64",
         "the guest is not arm64"
     );
-    run.expect_success("version");
+    // --version names the commit and the LVM and libblkid linked into the artifact.
+    let version = &run.expect_success("version").stdout;
+    for expected in [
+        concat!("linstor-provision-disk ", env!("CARGO_PKG_VERSION"), "\n"),
+        "\ncommit: ",
+        "\nLVM: 2.03.16-2 (device-mapper library 1.02.185 (2022-05-18); linked statically)\n",
+        "\nlibblkid: 2.38.1 (04-Aug-2022)",
+    ] {
+        assert!(
+            version.contains(expected),
+            "--version lacks {expected:?}:\n{version}"
+        );
+    }
 
     // Fresh: PV, tagged VG and the pool on all free space, active.
     expect_commands(run, "fresh", 3);

@@ -38,7 +38,7 @@ const STAND_IN: &str = r#"      image: localhost/satellite-stand-in:1
 const REWRITE: &str = r#"
 awk -v image=localhost/linstor-provision-disk:under-test -v standin=/tmp/stand-in.yaml '
   /^spec:$/ { print; print "  restartPolicy: Never"; next }
-  /^ *image: ghcr\.io\/your-org\/linstor-provision-disk:latest$/ { sub(/ghcr\.io\/your-org\/linstor-provision-disk:latest/, image) }
+  /^ *image: [^ ]*\/linstor-provision-disk:[^ ]*$/ { sub(/[^ ]*\/linstor-provision-disk:[^ ]*$/, image) }
   /^ *image: drbd\.io\/linstor-satellite:latest$/ { while ((getline line < standin) > 0) print line; next }
   { print }
   END {

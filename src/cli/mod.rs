@@ -8,9 +8,10 @@ mod release;
 mod render;
 mod status;
 mod termination_log;
+mod version;
 
 use args::{Cli, Command};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 /// Exit code for bad input (invalid flags, names or IDs): nothing was touched.
@@ -24,7 +25,7 @@ pub fn main() -> ExitCode {
         return release::run_as_rm(&argv);
     }
     let argv = args::normalize_invocation(argv);
-    let cli = Cli::parse_from(argv);
+    let cli = parse(argv);
     timer.lap("parse_args");
     logging::init(cli.global.log_level, cli.global.log_format);
     timer.lap("logging");
@@ -48,6 +49,19 @@ pub fn main() -> ExitCode {
         }
         Err(CliError::Reported) => ExitCode::FAILURE,
     }
+}
+
+/// Clap's parse, with the library versions in `--version` (asked of the libraries
+/// only when `--version` is on the command line; clap exits after printing it).
+fn parse(argv: Vec<std::ffi::OsString>) -> Cli {
+    let mut command = Cli::command();
+    if argv.iter().skip(1).any(|arg| arg == "--version") {
+        // Clap takes a 'static text; the process prints it and exits.
+        let text: &'static str = Box::leak(version::long_version().into_boxed_str());
+        command = command.long_version(text);
+    }
+    let matches = command.get_matches_from(argv);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
 /// How a subcommand failed: bad input (exit 2) or a failure while working (exit 1).

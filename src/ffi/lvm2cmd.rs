@@ -158,3 +158,26 @@ extern "C" fn forward_log(
         }
     }
 }
+
+extern "C" {
+    /// Part of LVM's device-mapper library: libdevmapper in the shared build, LVM's
+    /// internal copy inside liblvm2cmd.a in the static one. Copies a NUL-terminated
+    /// version string into `version` (at most `size` bytes); 1 on success.
+    fn dm_get_library_version(version: *mut c_char, size: usize) -> c_int;
+}
+
+/// The version LVM's device-mapper library reports, as linked into this binary
+/// (`1.02.185 (2022-05-18)` for LVM2 2.03.16, from Debian's shared libdevmapper or the
+/// static build's copy inside liblvm2cmd.a). `None` if it fails.
+pub fn library_version() -> Option<String> {
+    let mut buffer = [0u8; 128];
+    // SAFETY: the buffer is writable for `buffer.len()` bytes and outlives the call;
+    // the library writes at most that many bytes, NUL-terminated, and keeps no pointer.
+    let ok = unsafe { dm_get_library_version(buffer.as_mut_ptr().cast::<c_char>(), buffer.len()) };
+    if ok != 1 {
+        return None;
+    }
+    CStr::from_bytes_until_nul(&buffer)
+        .ok()
+        .map(|text| text.to_string_lossy().into_owned())
+}

@@ -153,7 +153,12 @@ phases() {
 "#;
 
 fn build_release() -> Result<PathBuf, String> {
-    crate::run(crate::cargo().args(["build", "--release", "--bin", "linstor-provision-disk"]))?;
+    crate::packages::run(crate::packages::cargo().args([
+        "build",
+        "--release",
+        "--bin",
+        "linstor-provision-disk",
+    ]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));
@@ -646,7 +651,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
          '' using 0:2:(sprintf('%.1fx', $2)) with labels offset 0,1\n"
     );
     std::fs::write(out_dir.join("ratios.gp"), plot).map_err(|e| e.to_string())?;
-    crate::run(Command::new(gnuplot).arg(out_dir.join("ratios.gp")))?;
+    crate::packages::run(Command::new(gnuplot).arg(out_dir.join("ratios.gp")))?;
     eprintln!("xtask: wrote target/bench/results.md and docs/bench-ratios.png");
     Ok(())
 }

@@ -11,7 +11,11 @@ const LABEL: &str = "linstor-storage";
 const STEPS: [&str; 5] = ["devices", "dry-run", "provision", "status", "rerun"];
 
 fn build_binary() -> Result<PathBuf, String> {
-    crate::run(crate::cargo().args(["build", "--bin", "linstor-provision-disk"]))?;
+    crate::packages::run(crate::packages::cargo().args([
+        "build",
+        "--bin",
+        "linstor-provision-disk",
+    ]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));

@@ -10,69 +10,13 @@ mod lvm2;
 mod source_build;
 mod toolchain;
 
+pub use libblkid::UTIL_LINUX_UPSTREAM;
+pub use lvm2::LVM2_UPSTREAM;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The architectures the artifact ships for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
-
-    /// Rust's target triple.
-    pub fn rust_target(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-unknown-linux-musl",
-            Arch::Aarch64 => "aarch64-unknown-linux-musl",
-        }
-    }
-
-    /// Debian's name (dpkg architecture).
-    pub fn debian_arch(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "amd64",
-            Arch::Aarch64 => "arm64",
-        }
-    }
-
-    /// The OCI image platform's `architecture`.
-    #[allow(dead_code)] // for the multi-arch image (xtask/src/image.rs)
-    pub fn oci_arch(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "amd64",
-            Arch::Aarch64 => "arm64",
-        }
-    }
-
-    /// The ELF header's e_machine (EM_X86_64, EM_AARCH64).
-    fn elf_machine(self) -> u16 {
-        match self {
-            Arch::X86_64 => 62,
-            Arch::Aarch64 => 183,
-        }
-    }
-
-    /// The name `--target` takes; the artifact's folder below `target/dist/`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-
-    /// One architecture by any of its usual names (Rust's, Debian's, the kernel's).
-    pub fn parse(name: &str) -> Option<Arch> {
-        match name {
-            "x86_64" | "amd64" | "x86_64-unknown-linux-musl" => Some(Arch::X86_64),
-            "aarch64" | "arm64" | "aarch64-unknown-linux-musl" => Some(Arch::Aarch64),
-            _ => None,
-        }
-    }
-}
+pub use crate::packages::Arch;
 
 /// The value of `dist --target`: one architecture by name, or `all`.
 pub fn parse_targets(value: &str) -> Result<Vec<Arch>, String> {
@@ -102,23 +46,10 @@ pub fn command(args: &[String]) -> Result<(), String> {
         }
     };
     for arch in arches {
-        install_packages_for(arch)?;
+        crate::packages::install_for_dist(arch)?;
         run_for(arch)?;
     }
     Ok(())
-}
-
-/// Installs (as root) the Debian packages the build for `arch` needs, adding the
-/// arm64 dpkg architecture first for aarch64 (`musl-dev:arm64`).
-pub fn install_packages_for(arch: Arch) -> Result<(), String> {
-    crate::deps::install_packages(PACKAGES)?;
-    match arch {
-        Arch::X86_64 => Ok(()),
-        Arch::Aarch64 => {
-            crate::deps::ensure_foreign_architecture(arch.debian_arch())?;
-            crate::deps::install_packages(toolchain::AARCH64_PACKAGES)
-        }
-    }
 }
 
 /// The artifact may not grow beyond this (checked after every build): 5.25 MiB.
@@ -128,20 +59,6 @@ pub fn install_packages_for(arch: Arch) -> Result<(), String> {
 /// The same budget holds for aarch64: 4,707,192 bytes (4.49 MiB) against x86_64's
 /// 5,065,000 from the same source.
 pub const SIZE_BUDGET_BYTES: u64 = 5 * 1024 * 1024 + 256 * 1024;
-
-/// Debian packages the static build needs (`cargo xtask deps` installs them too;
-/// `cargo xtask dist` alone, e.g. in a container build, installs only these). The
-/// aarch64 build adds [`toolchain::AARCH64_PACKAGES`].
-pub const PACKAGES: &[&str] = &[
-    "musl-tools",
-    "gcc",
-    "make",
-    "dpkg-dev",
-    "xz-utils",
-    "linux-libc-dev",
-    "libclang-dev",
-    "pkg-config",
-];
 
 /// Where the artifact for `arch` lands: `target/dist/linstor-provision-disk` for
 /// x86_64 (the path everything else has always used), `target/dist/<arch>/…` for
@@ -154,17 +71,7 @@ pub fn artifact_path_for(arch: Arch) -> PathBuf {
     }
 }
 
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => workspace_root().join(dir),
-        None => workspace_root().join("target"),
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
+pub use crate::packages::{target_dir, workspace_root};
 
 /// Builds the x86_64 artifact and returns its path.
 pub fn run() -> Result<PathBuf, String> {
@@ -222,13 +129,15 @@ impl StaticBuild {
                  build from a checkout, target folder and cargo home without whitespace in their paths"
             ));
         }
-        let mut cargo = crate::cargo();
+        let mut cargo = crate::packages::cargo();
         cargo
             .current_dir(workspace_root())
             .args(args)
             .args(["--target", rust_target])
             .args(["--no-default-features", "--features", SHIPPED_FEATURES])
             .env("LVM2CMD_STATIC_DIR", &self.lvm.lib_dir)
+            // `--version` names the LVM2 release linked in (build.rs).
+            .env("LVM2CMD_VERSION", &self.lvm.debian_version)
             .env("BLKID_STATIC_DIR", &self.blkid.lib_dir)
             .env("PKG_CONFIG_ALLOW_CROSS", "1")
             .env("PKG_CONFIG_LIBDIR", &pkg_config_dirs)
@@ -369,7 +278,7 @@ pub fn check_no_build_paths(bytes: &[u8], paths: &BuildPaths) -> Result<(), Stri
 pub fn run_for(arch: Arch) -> Result<PathBuf, String> {
     let started = std::time::Instant::now();
     if arch != Arch::X86_64 {
-        install_packages_for(arch)?;
+        crate::packages::install_for_dist(arch)?;
     }
     let rust_target = arch.rust_target();
     let target = target_dir();
@@ -384,7 +293,7 @@ pub fn run_for(arch: Arch) -> Result<PathBuf, String> {
         "--bin",
         "linstor-provision-disk",
     ])?;
-    crate::run(&mut cargo)?;
+    crate::packages::run(&mut cargo)?;
 
     let built = target
         .join(rust_target)
@@ -456,7 +365,7 @@ fn ensure_rust_target(rust_target: &str) -> Result<(), String> {
             {
                 return Ok(());
             }
-            crate::run(Command::new("rustup").args(["target", "add", rust_target]))
+            crate::packages::run(Command::new("rustup").args(["target", "add", rust_target]))
         }
         _ => {
             // No rustup: the toolchain may still ship the target (a distribution's rustc).

@@ -21,6 +21,7 @@
 //! timestamps (`SOURCE_DATE_EPOCH`, else the last commit's time), owner 0:0, sorted
 //! entries and a fixed gzip header give the same digests on every build.
 mod crate_licences;
+pub use crate_licences::linked_crates;
 mod debs;
 mod libraries;
 mod licences;
@@ -33,19 +34,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::dist::Arch;
+use crate::packages::Arch;
 
 /// The architectures the image index lists, in its order.
 pub const ARCHES: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
-
-/// Debian packages the image's files come from: this machine's thin_check (with the
-/// libraries it loads) and the copyright files of what the static binary links
-/// (dmsetup carries LVM2's, musl its own). The other architecture's thin_check comes
-/// from the Debian archive through apt-get and dpkg-deb, which every Debian has.
-pub const PACKAGES: &[&str] = &["thin-provisioning-tools", "dmsetup", "musl"];
-
-/// Debian packages the archives need besides: skopeo writes the docker-archive.
-pub const ARCHIVE_PACKAGES: &[&str] = &["skopeo"];
 
 /// The image's name; the tag is the package version.
 pub const NAME: &str = "linstor-provision-disk";
@@ -64,10 +56,6 @@ pub const SIZE_BUDGET_BYTES: u64 = 12 * 1024 * 1024;
 pub const ENV: &[&str] = &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
 pub const ENTRYPOINT: &[&str] = &[rootfs::BINARY];
 
-/// Where the sources are published (the deploy/ manifests' image names use the same
-/// placeholder organisation).
-const SOURCE_URL: &str = "https://github.com/your-org/linstor-provision-disk";
-
 /// SPDX expression for everything the image ships: this tool and LVM2's command
 /// library (GPL-2.0-only), libdevmapper (LGPL-2.1-only), thin-provisioning-tools
 /// (GPL-3.0-or-later), glibc, libaio and libblkid (LGPL-2.1-or-later), libstdc++ and
@@ -82,6 +70,8 @@ pub const LICENSES: &str = "GPL-2.0-only AND LGPL-2.1-only AND GPL-3.0-or-later 
 pub struct Metadata {
     pub version: String,
     pub description: String,
+    /// Where the sources are published (`SOURCE` of deploy/image.env).
+    pub source: String,
     /// Seconds since 1970 for every timestamp in the image.
     pub epoch: u64,
 }
@@ -103,6 +93,7 @@ impl Metadata {
         Ok(Metadata {
             version: field("version")?,
             description: field("description")?,
+            source: crate::image_name::ImageName::configured()?.source,
             epoch: source_date_epoch()?,
         })
     }
@@ -118,7 +109,7 @@ impl Metadata {
             ("org.opencontainers.image.title", NAME),
             ("org.opencontainers.image.description", &self.description),
             ("org.opencontainers.image.version", &self.version),
-            ("org.opencontainers.image.source", SOURCE_URL),
+            ("org.opencontainers.image.source", &self.source),
             ("org.opencontainers.image.licenses", LICENSES),
         ]
         .into_iter()
@@ -127,28 +118,7 @@ impl Metadata {
     }
 }
 
-/// A `name = "value"` line of the `[package]` section (the values this reads hold no
-/// escapes).
-fn package_field(cargo_toml: &str, name: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in cargo_toml.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if in_package && key.trim() == name {
-            let value = value.trim();
-            return value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .map(str::to_owned);
-        }
-    }
-    None
-}
+pub use crate::packages::package_field;
 
 /// `SOURCE_DATE_EPOCH` if set, else the last commit's time, else 0 (a source tree
 /// without git, e.g. inside `docker build`).
@@ -186,14 +156,11 @@ fn source_date_epoch() -> Result<u64, String> {
     })
 }
 
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
+pub use crate::packages::workspace_root;
 
 /// `target/image/`, or another folder below the target folder.
 pub fn image_dir(subdir: &str) -> PathBuf {
-    crate::dist::target_dir().join(subdir)
+    crate::packages::target_dir().join(subdir)
 }
 
 pub fn oci_archive_path(dir: &Path) -> PathBuf {
@@ -219,7 +186,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ))
         }
     };
-    crate::deps::install_packages(PACKAGES)?;
+    crate::packages::install_packages(crate::packages::IMAGE)?;
     if rootfs_only {
         let artifact = crate::dist::run()?;
         let meta = Metadata::of_workspace()?;
@@ -234,7 +201,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
         return Ok(());
     }
-    crate::deps::install_packages(ARCHIVE_PACKAGES)?;
+    crate::packages::install_packages(crate::packages::IMAGE_ARCHIVES)?;
     let mut artifacts = Vec::new();
     for arch in ARCHES {
         artifacts.push((arch, crate::dist::run_for(arch)?));
@@ -320,6 +287,62 @@ pub fn build(artifacts: &[(Arch, PathBuf)], dir: &Path) -> Result<Built, String>
             .collect(),
         oci_archive,
     })
+}
+
+/// A Debian package whose files the image ships (thin_check, its libraries, loader).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DebianPackage {
+    pub name: String,
+    pub version: String,
+    /// dpkg's architecture of the variant that ships it.
+    pub arch: String,
+}
+
+/// The Debian packages the `arch` variant's files come from (the owners of thin_check
+/// and the libraries it loads, as the image build finds them), with versions.
+pub fn debian_packages(arch: Arch) -> Result<Vec<DebianPackage>, String> {
+    let packages = debs::for_arch(arch)?;
+    let thin_check = Path::new(rootfs::THIN_CHECK);
+    let mut shipped = vec![thin_check.to_path_buf()];
+    shipped.extend(libraries::closure(&packages, thin_check, arch)?);
+    let mut owners = std::collections::BTreeSet::new();
+    for path in &shipped {
+        owners.insert(licences::owning_package(&packages, path)?);
+    }
+    let recorded: BTreeMap<&str, &str> = packages
+        .versions
+        .iter()
+        .filter_map(|line| line.split_once(' '))
+        .collect();
+    owners
+        .into_iter()
+        .map(|name| {
+            let version = match recorded.get(name.as_str()) {
+                Some(version) => version.to_string(),
+                None => installed_version(&name, arch.debian_arch())?,
+            };
+            Ok(DebianPackage {
+                name,
+                version,
+                arch: arch.debian_arch().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The version of `package` installed on this machine for `arch` (dpkg-query).
+pub fn installed_version(package: &str, arch: &str) -> Result<String, String> {
+    for query in [format!("{package}:{arch}"), package.to_string()] {
+        let out = Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", &query])
+            .output()
+            .map_err(|e| format!("cannot run dpkg-query: {e}"))?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !version.is_empty() {
+            return Ok(version);
+        }
+    }
+    Err(format!("dpkg-query knows no installed {package} ({arch})"))
 }
 
 /// Writes under a temporary name and renames, so a reader never sees half a file.

@@ -10,6 +10,9 @@
 //!   static musl executable with LVM2's liblvm2cmd linked in;
 //! - `crash` runs the full crash-state exploration (tests/vm_crash_states.rs) and
 //!   writes its report to `target/crash/`;
+//! - `render` writes the image reference of `deploy/image.env` into the manifests and
+//!   the Dockerfile;
+//! - `release [--dry-run]` builds and verifies a release's assets (see `release.rs`);
 //! - `image` builds the container image for amd64 and arm64 from the artifacts, as a
 //!   multi-arch OCI archive and one docker-archive per architecture in
 //!   `target/image/` (no daemon).
@@ -19,8 +22,14 @@ mod demo;
 mod deps;
 mod dist;
 mod image;
+mod image_name;
+#[cfg(test)]
+mod module_graph;
+mod packages;
+mod release;
 
-use std::process::{Command, ExitCode};
+use packages::{cargo, run};
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,14 +40,18 @@ fn main() -> ExitCode {
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
         Some("crash") => deps::install().and_then(|()| crash::run_crash(&args[1..])),
         Some("dist") => dist::command(&args[1..]),
-        Some("shipped-checks") => dist::install_packages_for(dist::Arch::X86_64)
+        Some("render") => image_name::command(&args[1..]),
+        Some("release") => {
+            packages::install_packages(packages::DIST).and_then(|()| release::command(&args[1..]))
+        }
+        Some("shipped-checks") => packages::install_for_dist(packages::Arch::X86_64)
             .and_then(|()| shipped_feature_checks(&args[1..])),
         Some("image") => {
-            deps::install_packages(dist::PACKAGES).and_then(|()| image::run(&args[1..]))
+            packages::install_packages(packages::DIST).and_then(|()| image::run(&args[1..]))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <deps|test|demo|crash|shipped-checks|dist|image>\n\
+                "usage: cargo xtask <deps|test|demo|crash|shipped-checks|dist|image|render|release>\n\
                  \x20 deps   install the Debian packages needed to build and test (needs root)\n\
                  \x20 test   fmt + clippy + unit tests + VM tests (everything CI runs)\n\
                  \x20 demo   boot a throwaway VM with a disk labeled linstor-storage and run the tool\n\
@@ -51,7 +64,11 @@ fn main() -> ExitCode {
                  \x20        `--target all` both\n\
                  \x20 image  build the amd64 + arm64 container image: target/image/linstor-provision-disk.oci.tar\n\
                  \x20        (multi-arch index), .docker.tar (amd64) and .arm64.docker.tar;\n\
-                 \x20        `image --rootfs-only` writes only the amd64 image's files to target/image/rootfs/"
+                 \x20        `image --rootfs-only` writes only the amd64 image's files to target/image/rootfs/\n\
+                 \x20 render  write deploy/image.env's IMAGE and SOURCE into deploy/*.yaml and the Dockerfile\n\
+                 \x20 release [--dry-run]  build both binaries and the image, write target/release-assets/\n\
+                 \x20        (binaries, OCI archive, SBOM, manifests, SHA256SUMS), push the image index with\n\
+                 \x20        skopeo (--dry-run: to the OCI layout target/release-oci/) and verify them"
             );
             return ExitCode::from(2);
         }
@@ -63,23 +80,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Runs a command, failing with its name when it does not succeed.
-pub fn run(command: &mut Command) -> Result<(), String> {
-    eprintln!("xtask: running {command:?}");
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?} failed with {status}"))
-    }
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 /// The VM scenarios that run a second time with the dist artifact as the binary
@@ -201,6 +201,7 @@ fn shipped_feature_checks(extra: &[String]) -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     let started = std::time::Instant::now();
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    deps::actionlint()?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -213,10 +214,14 @@ fn test(extra: &[String]) -> Result<(), String> {
     // The shipping artifact first: tests/vm_static.rs boots it in a VM without any
     // lvm2 userspace, and the engine scenarios run again with it below.
     let artifact = dist::run()?;
-    let image_dir = reproducible_image(&[
+    let artifacts = [
         (dist::Arch::X86_64, artifact.clone()),
         (dist::Arch::Aarch64, dist::run_for(dist::Arch::Aarch64)?),
-    ])?;
+    ];
+    let image_dir = reproducible_image(&artifacts)?;
+    // The release's assets from the binaries and image just built (nothing is built
+    // again), pushed to a local OCI layout instead of the registry, and verified.
+    release::assemble(&artifacts, &image::oci_archive_path(&image_dir), true)?;
     let dist_done = started.elapsed();
     let tests = integration_tests()?;
     for name in ARTIFACT_VM_TESTS

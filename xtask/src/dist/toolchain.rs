@@ -180,15 +180,6 @@ const AARCH64_KERNEL_HEADERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Debian packages the aarch64 build needs on top of [`super::PACKAGES`];
-/// `musl-dev:arm64` needs the arm64 architecture added to dpkg.
-pub const AARCH64_PACKAGES: &[&str] = &[
-    "gcc-aarch64-linux-gnu",
-    "binutils-aarch64-linux-gnu",
-    "musl-dev:arm64",
-    "linux-libc-dev-arm64-cross",
-];
-
 /// Rust's linker for the aarch64 musl target (Rust brings its own musl start files
 /// and libc.a; the gcc driver finds the cross libgcc and binutils).
 pub const AARCH64_RUST_LINKER: &str = "aarch64-linux-gnu-gcc";

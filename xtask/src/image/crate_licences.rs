@@ -24,7 +24,7 @@ pub struct Crate {
 /// The crates the shipped binary links (normal dependencies, transitively, for the
 /// musl target `target` and the dist features), without the workspace's own packages.
 pub fn linked_crates(workspace: &Path, target: &str) -> Result<Vec<Crate>, String> {
-    let output = crate::cargo()
+    let output = crate::packages::cargo()
         .current_dir(workspace)
         .args(["metadata", "--format-version", "1", "--locked"])
         .args(["--filter-platform", target])

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::dist::Arch;
+use crate::packages::Arch;
 
 /// The package whose `thin_check` the image ships; its `Depends` are followed.
 pub const THIN_CHECK_PACKAGE: &str = "thin-provisioning-tools";
@@ -100,7 +100,7 @@ pub fn for_arch(arch: Arch) -> Result<PackageRoot, String> {
     if native_debian_arch()? == arch.debian_arch() {
         return Ok(PackageRoot::this_machine());
     }
-    unpacked(arch, &crate::dist::target_dir().join("image-debs"))
+    unpacked(arch, &crate::packages::target_dir().join("image-debs"))
 }
 
 /// [`THIN_CHECK_PACKAGE`] of `arch` and every package it depends on, unpacked into
@@ -164,7 +164,7 @@ fn fetch(arch: Arch, dir: &Path) -> Result<(), String> {
     write_sources(&apt_dir)?;
     write(&apt_dir.join("status"), "")?;
     let apt = private_apt(&apt_dir, arch);
-    crate::run(Command::new("apt-get").args(&apt).arg("update"))
+    crate::packages::run(Command::new("apt-get").args(&apt).arg("update"))
         .map_err(|e| format!("{e}; is the Debian archive reachable?"))?;
 
     // Breadth-first over `Pre-Depends`/`Depends`, one apt-get download per round.
@@ -172,7 +172,7 @@ fn fetch(arch: Arch, dir: &Path) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     let mut debs = BTreeMap::new();
     while !wanted.is_empty() {
-        crate::run(
+        crate::packages::run(
             Command::new("apt-get")
                 .args(&apt)
                 .arg("download")
@@ -205,7 +205,7 @@ fn fetch(arch: Arch, dir: &Path) -> Result<(), String> {
     let mut owners = String::new();
     let mut versions = String::new();
     for (package, deb) in &debs {
-        crate::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
+        crate::packages::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
         for path in deb_paths(deb)? {
             owners.push_str(&format!("{path}\t{package}\n"));
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use super::debs::PackageRoot;
-use crate::dist::Arch;
+use crate::packages::Arch;
 use vmtest::elf;
 
 /// `e_machine` of `arch`'s executables.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use super::debs::PackageRoot;
 use super::libraries;
 use super::rootfs::{Tree, BINARY};
-use super::{Metadata, SOURCE_URL};
-use crate::dist::Arch;
+use super::Metadata;
+use crate::packages::Arch;
 
 const DOC: &str = "/usr/share/doc";
 const COMMON_LICENSES: &str = "/usr/share/common-licenses/";
@@ -80,7 +80,7 @@ pub fn add(
 
 /// The Debian package that installed image path `path` in `packages` (or the file
 /// its links lead to).
-fn owning_package(packages: &PackageRoot, path: &Path) -> Result<String, String> {
+pub fn owning_package(packages: &PackageRoot, path: &Path) -> Result<String, String> {
     let mut tried = vec![path.to_path_buf()];
     if let Ok(target) = libraries::resolve(packages, path) {
         tried.push(target);
@@ -171,12 +171,13 @@ pub fn cited_licences(text: &str) -> Vec<String> {
 
 fn own_copyright(meta: &Metadata) -> String {
     let mut text = format!(
-        "{name} {version}\n{SOURCE_URL}\n\n\
+        "{name} {version}\n{source}\n\n\
          {BINARY} is free software under the GNU General Public License version 2 only\n\
          (GPL-2.0-only); the licence text is {COMMON_LICENSES}GPL-2.\n\n\
          It is one static executable that also holds:\n",
         name = super::NAME,
         version = meta.version,
+        source = meta.source,
     );
     for (name, _, what) in STATIC_PARTS {
         text.push_str(&format!(" - {what}: {DOC}/{name}/copyright\n"));

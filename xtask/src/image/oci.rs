@@ -26,13 +26,13 @@ const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 
 /// One architecture's image: its platform and its layer (an uncompressed tar).
 pub struct Variant<'a> {
-    pub arch: crate::dist::Arch,
+    pub arch: crate::packages::Arch,
     pub layer: &'a [u8],
 }
 
 /// One variant as written.
 pub struct Written {
-    pub arch: crate::dist::Arch,
+    pub arch: crate::packages::Arch,
     /// `sha256:…` of its image manifest.
     pub manifest_digest: String,
     pub layer_compressed_size: u64,
@@ -120,7 +120,7 @@ pub fn archive(variants: &[Variant], meta: &Metadata) -> Result<Image, String> {
 }
 
 /// The OCI platform of `arch`.
-fn platform(arch: crate::dist::Arch) -> Result<Platform, String> {
+fn platform(arch: crate::packages::Arch) -> Result<Platform, String> {
     PlatformBuilder::default()
         .architecture(Arch::from(arch.oci_arch()))
         .os(Os::Linux)
@@ -264,7 +264,7 @@ pub fn docker_archive(
     oci: &Path,
     docker: &Path,
     meta: &Metadata,
-    arch: crate::dist::Arch,
+    arch: crate::packages::Arch,
 ) -> Result<(), String> {
     let partial = docker.with_extension("partial");
     // skopeo refuses to add to an existing docker-archive.
@@ -274,7 +274,7 @@ pub fn docker_archive(
                 .map_err(|e| format!("cannot remove the old {}: {e}", stale.display()))?;
         }
     }
-    crate::run(
+    crate::packages::run(
         Command::new("skopeo")
             // Local file to local file: no registry, so no signature policy to consult.
             .args(["--insecure-policy", "--override-os", "linux"])

@@ -7,7 +7,7 @@ use std::path::{Component, Path};
 
 use super::libraries::{self, normalize};
 use super::{debs, licences, Metadata};
-use crate::dist::Arch;
+use crate::packages::Arch;
 use vmtest::elf;
 
 pub const BINARY: &str = "/usr/local/bin/linstor-provision-disk";

@@ -6,7 +6,7 @@ use super::rootfs::{self, Files};
 use super::{
     debs, libraries, licences, oci, Metadata, ENTRYPOINT, ENV, IMAGE_SUBDIR, ROOTFS_SUBDIR,
 };
-use crate::dist::Arch;
+use crate::packages::Arch;
 
 /// The Dockerfile's instructions: comments dropped, continuation lines joined.
 fn dockerfile_instructions() -> Vec<(String, String)> {
@@ -207,6 +207,7 @@ fn test_metadata() -> Metadata {
     Metadata {
         version: "0.0.0-test".into(),
         description: "a test image".into(),
+        source: "https://example.org/linstor-provision-disk".into(),
         epoch: 1_700_000_000,
     }
 }
@@ -618,7 +619,7 @@ fn upstream_version(debian: &str) -> &str {
 
 #[test]
 fn cargo_xtask_deps_installs_qemu_user() {
-    assert!(crate::deps::PACKAGES.contains(&QEMU_USER_PACKAGE));
+    assert!(crate::packages::DEV.contains(&QEMU_USER_PACKAGE));
 }
 
 #[test]
