@@ -488,9 +488,7 @@ mod tests {
             .join(" ");
         assert_eq!(
             with,
-            format!(
-                "lvextend --extents +3 vg/pool {SCOPE}global{{thin_check_executable=\"\"}}"
-            )
+            format!("lvextend --extents +3 vg/pool {SCOPE}global{{thin_check_executable=\"\"}}")
         );
         let configured = command_line(
             &action,
@@ -499,10 +497,7 @@ mod tests {
         )
         .unwrap_or_default()
         .join(" ");
-        assert_eq!(
-            configured,
-            format!("lvextend --extents +3 vg/pool {SCOPE}")
-        );
+        assert_eq!(configured, format!("lvextend --extents +3 vg/pool {SCOPE}"));
     }
 
     #[test]

@@ -165,8 +165,12 @@ impl SimulatedPartition {
         let defaults = config();
         let vg_facts = sim.vg();
         let layout = vg_facts.and_then(|vg| {
-            crate::plan::sizing::pool_layout(vg.free_extents, vg.extent_size, defaults.chunk_size_bytes)
-                .map(|l| (l, l.metadata.checked_mul(vg.extent_size)))
+            crate::plan::sizing::pool_layout(
+                vg.free_extents,
+                vg.extent_size,
+                defaults.chunk_size_bytes,
+            )
+            .map(|l| (l, l.metadata.checked_mul(vg.extent_size)))
         });
         let Some((layout, Some(metadata_bytes))) = layout else {
             panic!("no pool fits {size} bytes");

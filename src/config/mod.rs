@@ -11,7 +11,6 @@ use serde::Serialize;
 use std::path::Path;
 use thiserror::Error;
 
-
 /// A validated provisioning request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProvisionConfig {

@@ -339,13 +339,12 @@ pub fn observe_resolved(
         leftovers,
         host_lvm,
         preflight,
-        pool_metadata_usage: pool_usage
-            .as_ref()
-            .and_then(|u| u.as_ref().ok())
-            .map(|u| PoolMetadataUsage {
+        pool_metadata_usage: pool_usage.as_ref().and_then(|u| u.as_ref().ok()).map(|u| {
+            PoolMetadataUsage {
                 used_bytes: u.metadata_used_bytes,
                 total_bytes: u.metadata_total_bytes,
-            }),
+            }
+        }),
     };
     Ok(Snapshot {
         device: device.clone(),

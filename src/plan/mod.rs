@@ -700,7 +700,14 @@ fn keep_and_grow(
                 kind: LvKind::ThinPool { .. },
                 ..
             },
-        ) => actions.extend(grow_pool(observed, vg, vg_name, config, pool, free_extents)?),
+        ) => actions.extend(grow_pool(
+            observed,
+            vg,
+            vg_name,
+            config,
+            pool,
+            free_extents,
+        )?),
         Some(other) if is_interrupted_pool_creation(vg, other) => {
             actions.push(Action::RemoveIncompletePool {
                 volume_group: vg_name.clone(),
@@ -886,7 +893,9 @@ fn extents_of(vg: &VgFacts, names: &[&str]) -> Extents {
         .logical_volumes
         .iter()
         .filter(|lv| names.contains(&lv.name.as_str()))
-        .fold(Bytes(0), |sum, lv| Bytes(sum.0.saturating_add(lv.size_bytes.0)));
+        .fold(Bytes(0), |sum, lv| {
+            Bytes(sum.0.saturating_add(lv.size_bytes.0))
+        });
     vg.extent_size.extents_in(bytes).unwrap_or(Extents::ZERO)
 }
 
@@ -930,15 +939,19 @@ fn grow_pool(
     };
     let extent = vg.extent_size;
     let free_seen = free;
-    let too_big = || Refusal::ImpossibleNumber {
+    let too_big = || {
+        Refusal::ImpossibleNumber {
         device: observed.partition.devnode.clone(),
         what: format!(
             "thin pool {}/{} of {} with {} metadata and {free_seen} free grown is past 2^64 bytes or LVM's limits",
             vg.name, config.pool, pool.size_bytes, metadata_size_bytes
         ),
+    }
     };
     let mut actions = Vec::new();
-    let mut metadata = extent.extents_covering(*metadata_size_bytes).ok_or_else(too_big)?;
+    let mut metadata = extent
+        .extents_covering(*metadata_size_bytes)
+        .ok_or_else(too_big)?;
     let mut spare = existing_spare(vg);
     // What LVM grows when the metadata goes to `to`: the metadata and the spare.
     let growth = |metadata: Extents, spare: Extents, to: Extents| {
@@ -978,7 +991,9 @@ fn grow_pool(
     let wanted =
         sizing::lifetime_metadata(data_after, *chunk_size_bytes, extent).ok_or_else(too_big)?;
     if wanted > metadata {
-        if let Some((cost, spare_after)) = growth(metadata, spare, wanted).filter(|(c, _)| *c <= free) {
+        if let Some((cost, spare_after)) =
+            growth(metadata, spare, wanted).filter(|(c, _)| *c <= free)
+        {
             actions.push(Action::ExtendPoolMetadata {
                 volume_group: vg_name.clone(),
                 pool: config.pool.clone(),

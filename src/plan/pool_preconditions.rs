@@ -183,7 +183,10 @@ pub(super) fn new_vg_extents(
         .ok()
         .and_then(|sectors| ExtentSize::from_sectors(Sectors(sectors)))
         .unwrap_or(ExtentSize::DEFAULT);
-    (extent, Extents::new(u64::try_from(free).unwrap_or(u64::MAX)))
+    (
+        extent,
+        Extents::new(u64::try_from(free).unwrap_or(u64::MAX)),
+    )
 }
 
 /// What the pool's `lvcreate` would refuse on a new VG of the whole partition.
@@ -206,9 +209,8 @@ fn capacity_obstacle(
             data: Bytes(data),
         });
     }
-    let metadata_extents =
-        super::sizing::lifetime_metadata(Bytes(data), Bytes(chunk), extent_size)
-            .map_or(0, |extents| u128::from(extents.count()));
+    let metadata_extents = super::sizing::lifetime_metadata(Bytes(data), Bytes(chunk), extent_size)
+        .map_or(0, |extents| u128::from(extents.count()));
     if free <= 2 * metadata_extents {
         return Some(PoolObstacle::PartitionTooSmall {
             free,

@@ -161,7 +161,10 @@ pub fn spare_for(metadata: Extents, extent: ExtentSize) -> Option<Extents> {
 /// Twice `metadata`, within LVM's maximum.
 pub fn doubled(metadata: Extents, extent: ExtentSize) -> Option<Extents> {
     Some(Extents::new(
-        metadata.checked_times(2)?.count().min(max_metadata(extent)?.count()),
+        metadata
+            .checked_times(2)?
+            .count()
+            .min(max_metadata(extent)?.count()),
     ))
 }
 
@@ -179,7 +182,9 @@ pub fn doubling_room(metadata: Extents, spare: Extents, extent: ExtentSize) -> O
 pub fn lifetime_metadata(data: Bytes, chunk: Bytes, extent: ExtentSize) -> Option<Extents> {
     let twice = Bytes(lvm_metadata_estimate(data, chunk)?.0.checked_mul(2)?);
     let wanted = extent.extents_covering(twice)?;
-    Some(Extents::new(wanted.count().min(max_metadata(extent)?.count())))
+    Some(Extents::new(
+        wanted.count().min(max_metadata(extent)?.count()),
+    ))
 }
 
 /// How a new pool divides the VG's free extents.
@@ -267,7 +272,10 @@ mod tests {
         let small = metadata_area_use(1_044_480, 10_000, 3, Bytes(TIB));
         assert!(small.warning.is_some_and(|w| w.contains("reset")));
         // A small partition is not expected to have the sized area.
-        assert_eq!(metadata_area_use(1_044_480, 10_000, 3, Bytes(GIB)).warning, None);
+        assert_eq!(
+            metadata_area_use(1_044_480, 10_000, 3, Bytes(GIB)).warning,
+            None
+        );
     }
 
     #[test]
@@ -291,19 +299,44 @@ mod tests {
         };
         // 100 GiB: 64 KiB chunks, estimate 100 MiB → 200 MiB (50 extents).
         let l = layout(100 * GIB);
-        assert_eq!((l.chunk, l.metadata, l.spare, l.reserve), (Bytes(64 << 10), Extents::new(50), Extents::new(50), Extents::new(100)));
+        assert_eq!(
+            (l.chunk, l.metadata, l.spare, l.reserve),
+            (
+                Bytes(64 << 10),
+                Extents::new(50),
+                Extents::new(50),
+                Extents::new(100)
+            )
+        );
         // 1 TiB: 512 KiB chunks, estimate 128 MiB → 256 MiB.
         let l = layout(TIB);
-        assert_eq!((l.chunk, l.metadata, l.reserve), (Bytes(512 << 10), Extents::new(64), Extents::new(128)));
+        assert_eq!(
+            (l.chunk, l.metadata, l.reserve),
+            (Bytes(512 << 10), Extents::new(64), Extents::new(128))
+        );
         // 8 TiB: 4 MiB chunks, estimate 128 MiB → 256 MiB.
         let l = layout(8 * TIB);
-        assert_eq!((l.chunk, l.metadata, l.reserve), (Bytes(4 << 20), Extents::new(64), Extents::new(128)));
+        assert_eq!(
+            (l.chunk, l.metadata, l.reserve),
+            (Bytes(4 << 20), Extents::new(64), Extents::new(128))
+        );
         // 1 GiB: the 2 MiB minimum, twice, in one extent; doubling needs two more.
         let l = layout(GIB);
-        assert_eq!((l.metadata, l.spare, l.reserve, l.data), (Extents::new(1), Extents::new(1), Extents::new(2), Extents::new(252)));
+        assert_eq!(
+            (l.metadata, l.spare, l.reserve, l.data),
+            (
+                Extents::new(1),
+                Extents::new(1),
+                Extents::new(2),
+                Extents::new(252)
+            )
+        );
         // Too small for the doubling room: none; too small for the pool: None.
         let tiny = pool_layout(Extents::new(3), e, Some(Bytes(512 << 10)));
-        assert_eq!(tiny.map(|l| (l.reserve, l.data)), Some((Extents::ZERO, Extents::new(1))));
+        assert_eq!(
+            tiny.map(|l| (l.reserve, l.data)),
+            Some((Extents::ZERO, Extents::new(1)))
+        );
         assert_eq!(pool_layout(Extents::new(2), e, None), None);
     }
 
@@ -315,7 +348,10 @@ mod tests {
             None => panic!("max"),
         };
         assert_eq!(doubled(most, e), Some(most));
-        assert_eq!(doubling_room(most, Extents::new(4096), e), Some(Extents::ZERO));
+        assert_eq!(
+            doubling_room(most, Extents::new(4096), e),
+            Some(Extents::ZERO)
+        );
         // 3 GiB metadata with a 3 GiB spare: +3 GiB metadata, +3 GiB spare.
         assert_eq!(
             doubling_room(Extents::new(768), Extents::new(768), e),

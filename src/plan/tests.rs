@@ -4,7 +4,8 @@ use crate::config::names::test_names::{lv, vg};
 use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::lvm::LvmUuid;
 use crate::observe::state::{
-    InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PvFacts, StaleDevice, VgListingPv,
+    InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PoolMetadataUsage, PvFacts,
+    StaleDevice, VgListingPv,
 };
 use crate::units::{ExtentSize, Sectors};
 use std::path::PathBuf;
@@ -1807,4 +1808,47 @@ fn only_the_configured_or_tagged_vg_is_adopted() {
         plan(&foreign, &config()),
         Err(Refusal::ForeignVolumeGroup { .. })
     ));
+}
+
+/// At 75% used the pool's metadata is doubled — when the VG has the room (the
+/// metadata's growth and its spare's); without room, or below 75%, a start writes
+/// nothing (a pool an older version made, with no free extents, stays as it is).
+#[test]
+fn full_pool_metadata_is_doubled_only_with_room() {
+    let used = |percent: u128| {
+        Some(PoolMetadataUsage {
+            used_bytes: Bytes((EXTENT.0 * percent).div_ceil(100)),
+            total_bytes: EXTENT,
+        })
+    };
+    let mut full = provisioned(tag("node-01"));
+    full.pool_metadata_usage = used(80);
+    assert!(planned(&full, &config()).is_empty());
+    vg_mut(&mut full).free_extents = Extents::new(2);
+    let plan = planned(&full, &config());
+    assert_eq!(
+        plan.actions,
+        vec![Action::GrowFullPoolMetadata {
+            volume_group: vg("linstor-vg"),
+            pool: lv("linstor-pool"),
+            from_bytes: EXTENT,
+            to_bytes: EXTENT * 2u64,
+            used_percent: 80,
+        }]
+    );
+    assert!(plan.actions[0].to_string().contains("it is 80% used"));
+    // One extent is not room for the metadata and its spare: nothing.
+    vg_mut(&mut full).free_extents = Extents::new(1);
+    assert!(planned(&full, &config()).is_empty());
+    // Below 75%, the room stays free.
+    vg_mut(&mut full).free_extents = Extents::new(2);
+    full.pool_metadata_usage = used(74);
+    assert!(planned(&full, &config()).is_empty());
+    // Doubled and grown in one start: the rest beyond the new room goes to data.
+    full.pool_metadata_usage = used(90);
+    vg_mut(&mut full).free_extents = Extents::new(10);
+    assert_eq!(
+        kinds(&planned(&full, &config())),
+        vec!["lvextend-full-metadata", "pool-extend"]
+    );
 }
