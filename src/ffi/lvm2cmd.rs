@@ -161,7 +161,8 @@ extern "C" fn forward_log(
             ERROR_LINES.with(|lines| lines.borrow_mut().push(message));
         }
         bindings::LVM2_LOG_PRINT if to_stderr && is_zeroing_advice(&message) => {
-            tracing::info!(target: "lvm", "LVM notes: {message} (zeroing stays on: LINSTOR turns it on for every pool, and a new volume must never read a deleted one's data; ZERO=false creates the pool without it)");
+            let advice = message.trim_start_matches("WARNING: ");
+            tracing::info!(target: "lvm", "LVM's advice, not a problem of this node: {advice} (zeroing stays on by default: LINSTOR turns it on for every pool, and a new volume never reads a deleted one's data; ZERO=false creates the pool without it)");
         }
         bindings::LVM2_LOG_PRINT if to_stderr => tracing::warn!(target: "lvm", "{message}"),
         bindings::LVM2_LOG_PRINT => tracing::info!(target: "lvm", "{message}"),

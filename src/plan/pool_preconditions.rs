@@ -20,9 +20,9 @@
 //! The capacity rules are checked where the plan also creates the VG (a fresh
 //! partition or a reset), with the extent size the host's lvm.conf gives `vgcreate`
 //! and the `pe_start` LVM gives the PV this tool creates (after the metadata area
-//! `plan::sizing` chooses, at LVM's 1 MiB alignment). The pool's metadata is
-//! twice LVM's estimate (`--poolmetadatasize`), so `M` above is that size.
-use super::spare::{CHUNKS_PER_METADATA_SECTOR, MAX_METADATA_SECTORS};
+//! `plan::sizing` chooses, at LVM's 1 MiB alignment). `M` is LVM's estimate: the
+//! least `plan::sizing::pool_layout` falls back to on a small partition.
+use super::spare::{pool_metadata_extents, CHUNKS_PER_METADATA_SECTOR, MAX_METADATA_SECTORS};
 use super::{Action, Plan, Refusal};
 use crate::config::ProvisionConfig;
 use crate::observe::host_lvm::PoolCreationSettings;
@@ -209,7 +209,8 @@ fn capacity_obstacle(
             data: Bytes(data),
         });
     }
-    let metadata_extents = super::sizing::lifetime_metadata(Bytes(data), Bytes(chunk), extent_size)
+    // The least `plan::sizing::pool_layout` falls back to: LVM's own estimate.
+    let metadata_extents = pool_metadata_extents(free_extents, extent_size, Bytes(chunk))
         .map_or(0, |extents| u128::from(extents.count()));
     if free <= 2 * metadata_extents {
         return Some(PoolObstacle::PartitionTooSmall {
