@@ -155,13 +155,16 @@ pub fn command_line(
             args.push(device_arg(device));
             args
         }
-        Action::ReinitializePhysicalVolume { device } => {
-            vec![
-                "pvcreate".into(),
-                "-ff".into(),
-                "--yes".into(),
-                device_arg(device),
-            ]
+        Action::ReinitializePhysicalVolume {
+            device,
+            metadata_area_bytes,
+        } => {
+            let mut args: Vec<String> = vec!["pvcreate".into(), "-ff".into(), "--yes".into()];
+            if let Some(area) = metadata_area_bytes {
+                args.extend(["--metadatasize".into(), format!("{}k", area.whole_kib())]);
+            }
+            args.push(device_arg(device));
+            args
         }
         Action::RemoveIncompleteSpare { volume_group, name } => vec![
             "lvremove".into(),
@@ -317,6 +320,7 @@ mod tests {
             (
                 Action::ReinitializePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
+                    metadata_area_bytes: None,
                 },
                 "pvcreate -ff --yes /dev/vda1",
             ),

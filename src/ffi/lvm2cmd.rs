@@ -138,7 +138,8 @@ fn lossy_text(text: *const c_char) -> String {
 /// LVM 2.03.16's advice when a new pool zeroes chunks of 512 KiB or more
 /// (`update_thin_pool_params`, lib/metadata/thin_manip.c: "Pool zeroing and …
 /// large chunk size slows down thin provisioning." then "Consider disabling
-/// zeroing (-Zn) or using smaller chunk size …"), printed through `log_warn`.
+/// zeroing (-Zn) or using smaller chunk size …"), printed through `log_warn`
+/// (it reaches the callback at print level; seen in the VM without the stderr flag).
 /// Zeroing on is this tool's deliberate default; the advice is not a warning
 /// about the node, so it is logged as a note, and nothing else is.
 fn is_zeroing_advice(message: &str) -> bool {
@@ -160,7 +161,7 @@ extern "C" fn forward_log(
             tracing::error!(target: "lvm", "{message}");
             ERROR_LINES.with(|lines| lines.borrow_mut().push(message));
         }
-        bindings::LVM2_LOG_PRINT if to_stderr && is_zeroing_advice(&message) => {
+        bindings::LVM2_LOG_PRINT if is_zeroing_advice(&message) => {
             let advice = message.trim_start_matches("WARNING: ");
             tracing::info!(target: "lvm", "LVM's advice, not a problem of this node: {advice} (zeroing stays on by default: LINSTOR turns it on for every pool, and a new volume never reads a deleted one's data; ZERO=false creates the pool without it)");
         }

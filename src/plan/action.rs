@@ -38,6 +38,9 @@ pub enum Action {
     /// `pvcreate` again over a PV an interrupted `vgcreate` left marked in use.
     ReinitializePhysicalVolume {
         device: PathBuf,
+        /// As for [`Action::CreatePhysicalVolume`].
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_area_bytes: Option<Bytes>,
     },
     /// Remove one LV: what an interrupted thin-pool `lvcreate` left under the pool's name.
     RemoveIncompletePool {
@@ -172,7 +175,7 @@ impl fmt::Display for Action {
                 ),
                 None => write!(f, "create physical volume on {}", device.display()),
             },
-            Action::ReinitializePhysicalVolume { device } => write!(
+            Action::ReinitializePhysicalVolume { device, .. } => write!(
                 f,
                 "re-create physical volume on {} (an interrupted vgcreate left it marked in use, with no volume group)",
                 device.display()

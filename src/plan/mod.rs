@@ -236,6 +236,7 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         if pv.in_use_without_metadata.is_some() {
             actions.push(Action::ReinitializePhysicalVolume {
                 device: observed.partition.devnode.clone(),
+                metadata_area_bytes: sizing::metadata_area_request(observed.partition.size_bytes),
             });
         }
         if observed.partition.size_bytes > pv.recorded_device_size {
