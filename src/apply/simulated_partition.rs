@@ -612,6 +612,7 @@ impl SimulatedPartition {
             uuid,
             recorded_device_size: self.observed.partition.size_bytes,
             metadata_bytes_at_end: Bytes(0),
+            pe_start_bytes: bytes(self.pe_start),
             in_use_without_metadata: None,
             volume_group: None,
         });

@@ -492,6 +492,7 @@ pub fn pv_facts(
         uuid: pv.pv_uuid,
         recorded_device_size: pv.device_size,
         metadata_bytes_at_end,
+        pe_start_bytes: pe_start,
         in_use_without_metadata,
         volume_group: match &pv.vg_metadata {
             None => None,

@@ -86,6 +86,10 @@ pub struct PvFacts {
     /// the end of the device, `--pvmetadatacopies 2`): LVM subtracts them from the
     /// space extents may use, and moves them to the new end on `pvresize`.
     pub metadata_bytes_at_end: Bytes,
+    /// Where its extents start (`pe_start`, the first data area's offset): a VG
+    /// created on an orphan PV counts its extents from here.
+    #[serde(skip)]
+    pub pe_start_bytes: Bytes,
     /// The PV header says "in a VG", yet no metadata area on the partition holds
     /// that VG's metadata.
     pub in_use_without_metadata: Option<InUseWithoutMetadata>,

@@ -246,7 +246,11 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
                 to_bytes: observed.partition.size_bytes,
             });
         }
-        actions.extend(create_vg_and_pool(observed, config)?);
+        // The PV stays (unless re-created just above): its own pe_start and
+        // metadata area at the end decide the VG's extents.
+        let layout = (pv.in_use_without_metadata.is_none())
+            .then_some((pv.pe_start_bytes, pv.metadata_bytes_at_end));
+        actions.extend(create_vg_and_pool_on(observed, config, layout)?);
         return Ok(Plan {
             reset: None,
             actions,
@@ -492,10 +496,29 @@ fn create_vg_and_pool(
     observed: &ObservedPartition,
     config: &ProvisionConfig,
 ) -> Result<[Action; 2], Refusal> {
-    let (extent, free) = pool_preconditions::new_vg_extents(
+    create_vg_and_pool_on(observed, config, None)
+}
+
+/// [`create_vg_and_pool`] on an existing orphan PV whose `pe_start` and metadata
+/// area at the end (`pv`) are known; `None`: the PV the plan creates.
+fn create_vg_and_pool_on(
+    observed: &ObservedPartition,
+    config: &ProvisionConfig,
+    pv: Option<(Bytes, Bytes)>,
+) -> Result<[Action; 2], Refusal> {
+    let (extent, mut free) = pool_preconditions::new_vg_extents(
         observed.partition.size_bytes,
         &observed.host_lvm.pool_creation,
     );
+    if let Some((pe_start, at_end)) = pv.filter(|(pe_start, _)| *pe_start > Bytes(0)) {
+        free = observed
+            .partition
+            .size_bytes
+            .checked_sub(pe_start)
+            .and_then(|rest| rest.checked_sub(at_end))
+            .and_then(|usable| extent.extents_in(usable))
+            .unwrap_or(Extents::ZERO);
+    }
     Ok([
         Action::CreateVolumeGroup {
             volume_group: config.volume_group.clone(),

@@ -87,6 +87,7 @@ fn orphan_pv(size: Bytes) -> ObservedPartition {
         uuid: uuid("pvuuid-pvuu-idpv-uuid-pvuu-idpv-uuidpv"),
         recorded_device_size: size,
         metadata_bytes_at_end: Bytes(0),
+        pe_start_bytes: PE_START,
         in_use_without_metadata: None,
         volume_group: None,
     });
@@ -1851,4 +1852,25 @@ fn full_pool_metadata_is_doubled_only_with_room() {
         kinds(&planned(&full, &config())),
         vec!["lvextend-full-metadata", "pool-extend"]
     );
+}
+
+/// A pool on an orphan PV (made by hand, or left by an interrupted run) counts the
+/// PV's own extents: a second metadata area at the end takes one here, and a pool
+/// planned over the partition's would ask LVM for an extent that is not there.
+#[test]
+fn a_pool_on_an_orphan_pv_counts_its_own_extents() {
+    let size = PE_START + EXTENT * 128u64;
+    let mut observed = orphan_pv(size);
+    if let Some(pv) = observed.physical_volume.as_mut() {
+        pv.metadata_bytes_at_end = MIB;
+    }
+    let data = planned(&observed, &config())
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreateThinPool { data_extents, .. } => Some(*data_extents),
+            _ => None,
+        });
+    // 127 extents: one of metadata, one of spare, two kept to double them.
+    assert_eq!(data, Some(Extents::new(123)));
 }
