@@ -135,7 +135,7 @@ step u-vgs-forced $VGS vgu
 # 6/7. VGs whose metadata the host edits before the second boot.
 step n-pv pvcreate /dev/vdg1
 step n-vg vgcreate --addtag linstor-satellite-id=old vgn /dev/vdg1
-step h-first $LPD --partition-label huge --volume-group vgh --pool pool --satellite-id node-01 --on-failure exit
+step h-first $LPD --partition-label huge --volume-group vgh --pool pool --chunk-size 512K --satellite-id node-01 --on-failure exit
 
 # 1c. A VG whose metadata the host empties: a vgcreate cut off before its commit.
 step c-pv pvcreate /dev/vdi1
