@@ -117,18 +117,20 @@ step read sh -c 'lvchange -ay linstor-vg/pvc-1 && mount -o ro /dev/mapper/linsto
     );
     let planned = dry_run_steps(&second, "dry-grow");
     // After the reboot nothing activated the pool: the start activates it last.
-    assert_eq!(planned.len(), 3, "{planned:?}");
+    // The metadata grows to twice LVM's estimate for the new size first.
+    assert_eq!(planned.len(), 4, "{planned:?}");
     assert!(
         planned[0].starts_with("grow physical volume")
-            && planned[1].starts_with("grow thin pool")
-            && planned[2].starts_with("activate thin pool"),
+            && planned[1].starts_with("grow thin pool metadata")
+            && planned[2].starts_with("grow thin pool linstor-vg/linstor-pool by")
+            && planned[3].starts_with("activate thin pool"),
         "{planned:?}"
     );
     assert_eq!(expect_exit(&second, "killed", 137).exit_code, 137);
     let grow = expect_provisioned(&second, "grow");
     assert!(
-        grow.stderr.contains("lvm_commands=2"),
-        "only the pool extension and its activation were left:\n{}",
+        grow.stderr.contains("lvm_commands=3"),
+        "only the metadata growth, the pool extension and its activation were left:\n{}",
         grow.stderr
     );
     assert!(expect_provisioned(&second, "steady")
