@@ -129,6 +129,8 @@ impl fmt::Display for Extents {
 pub struct ExtentSize(Sectors);
 
 impl ExtentSize {
+    /// LVM's default extent size (`allocation/physical_extent_size`, 4 MiB).
+    pub const DEFAULT: ExtentSize = ExtentSize(Sectors(8192));
     /// LVM's bound: `extent_size` is a 32-bit sector count.
     pub const MAX_SECTORS: u64 = u32::MAX as u64;
 

@@ -52,7 +52,7 @@ fn config(volume_group: &str, satellite_id: &str) -> ProvisionConfig {
             volume_group: volume_group.into(),
             pool: "linstor-pool".into(),
             satellite_id: satellite_id.into(),
-            chunk_size: "512K".into(),
+            chunk_size: Some("512K".into()),
             zero_new_blocks: false,
             force: true,
         },
@@ -108,6 +108,7 @@ fn observed_from(pv: &PvOnDisk, active: &[ActiveLv], size_bytes: u64) -> Observe
         leftovers: Default::default(),
         host_lvm: Default::default(),
         preflight: Default::default(),
+        pool_metadata_usage: None,
     }
 }
 

@@ -173,10 +173,13 @@ fn verify(run: &GuestRun, cut: &Cut) -> Vec<String> {
         format!("linstor-satellite-id={}", cut.id),
         "{n}"
     );
-    assert_eq!(
-        number(&vg["vg_free_count"]),
-        0,
-        "{n}: pool not at full size"
+    // Free: only the room to double the pool's metadata and its spare once
+    // (docs/incoming/wt-sizing.md): 2 extents at 1 GiB, 4–6 at the grown 3–5 GiB;
+    // the steady rerun above proves it is exactly what the planner keeps.
+    let free = number(&vg["vg_free_count"]);
+    assert!(
+        (2..=6).contains(&free),
+        "{n}: pool not at full size: {free} free"
     );
     assert_eq!(number(&vg["pv_count"]), 1, "{n}");
     let lvs = lv_names(run, &format!("{n}-lvs"));

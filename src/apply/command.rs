@@ -131,6 +131,7 @@ pub fn command_line(
         Action::CreatePhysicalVolume {
             device,
             overwrite_signature,
+            metadata_area_bytes,
         } => {
             // The planner decided; the command states the decision and never
             // leaves it to LVM's "Wipe it? [y/n]" prompt (which reads stdin: a
@@ -148,16 +149,22 @@ pub fn command_line(
             };
             let mut args = vec!["pvcreate".to_owned()];
             args.extend(decision.iter().map(|a| (*a).to_owned()));
+            if let Some(area) = metadata_area_bytes {
+                args.extend(["--metadatasize".into(), format!("{}k", area.whole_kib())]);
+            }
             args.push(device_arg(device));
             args
         }
-        Action::ReinitializePhysicalVolume { device } => {
-            vec![
-                "pvcreate".into(),
-                "-ff".into(),
-                "--yes".into(),
-                device_arg(device),
-            ]
+        Action::ReinitializePhysicalVolume {
+            device,
+            metadata_area_bytes,
+        } => {
+            let mut args: Vec<String> = vec!["pvcreate".into(), "-ff".into(), "--yes".into()];
+            if let Some(area) = metadata_area_bytes {
+                args.extend(["--metadatasize".into(), format!("{}k", area.whole_kib())]);
+            }
+            args.push(device_arg(device));
+            args
         }
         Action::RemoveIncompleteSpare { volume_group, name } => vec![
             "lvremove".into(),
@@ -208,13 +215,17 @@ pub fn command_line(
             pool,
             chunk_size_bytes,
             zero_new_blocks,
+            data_extents,
+            metadata_bytes,
         } => vec![
             "lvcreate".into(),
             "--yes".into(),
             "--type".into(),
             "thin-pool".into(),
             "--extents".into(),
-            "100%FREE".into(),
+            data_extents.count().to_string(),
+            "--poolmetadatasize".into(),
+            format!("{}k", metadata_bytes.whole_kib()),
             "--chunksize".into(),
             format!("{}k", chunk_size_bytes.whole_kib()),
             "--zero".into(),
@@ -227,6 +238,12 @@ pub fn command_line(
             volume_group,
             pool,
             to_bytes,
+        }
+        | Action::GrowFullPoolMetadata {
+            volume_group,
+            pool,
+            to_bytes,
+            ..
         } => vec![
             "lvextend".into(),
             "--poolmetadatasize".into(),
@@ -234,11 +251,13 @@ pub fn command_line(
             format!("{volume_group}/{pool}"),
         ],
         Action::ExtendThinPool {
-            volume_group, pool, ..
+            volume_group,
+            pool,
+            by_extents,
         } => vec![
             "lvextend".into(),
             "--extents".into(),
-            "+100%FREE".into(),
+            format!("+{}", by_extents.count()),
             format!("{volume_group}/{pool}"),
         ],
     };
@@ -278,19 +297,30 @@ mod tests {
                 Action::CreatePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
                     overwrite_signature: None,
+                    metadata_area_bytes: None,
                 },
                 "pvcreate --quiet --quiet /dev/vda1",
             ),
             (
                 Action::CreatePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
+                    overwrite_signature: None,
+                    metadata_area_bytes: Some(Bytes(17 << 20)),
+                },
+                "pvcreate --quiet --quiet --metadatasize 17408k /dev/vda1",
+            ),
+            (
+                Action::CreatePhysicalVolume {
+                    device: PathBuf::from("/dev/vda1"),
                     overwrite_signature: Some("ext4".into()),
+                    metadata_area_bytes: None,
                 },
                 "pvcreate --force --force --yes --zero y /dev/vda1",
             ),
             (
                 Action::ReinitializePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
+                    metadata_area_bytes: None,
                 },
                 "pvcreate -ff --yes /dev/vda1",
             ),
@@ -323,8 +353,20 @@ mod tests {
                     pool: lv("pool"),
                     chunk_size_bytes: Bytes(512 << 10),
                     zero_new_blocks: false,
+                    data_extents: Extents::new(250),
+                    metadata_bytes: Bytes(4 << 20),
                 },
-                "lvcreate --yes --type thin-pool --extents 100%FREE --chunksize 512k --zero n --name pool vg",
+                "lvcreate --yes --type thin-pool --extents 250 --poolmetadatasize 4096k --chunksize 512k --zero n --name pool vg",
+            ),
+            (
+                Action::GrowFullPoolMetadata {
+                    volume_group: vg("vg"),
+                    pool: lv("pool"),
+                    from_bytes: Bytes(4 << 20),
+                    to_bytes: Bytes(8 << 20),
+                    used_percent: 80,
+                },
+                "lvextend --poolmetadatasize 8192k vg/pool",
             ),
             (Action::RemoveVolumeGroup { volume_group: vg("vg") }, "vgremove --force vg"),
             (
@@ -347,7 +389,7 @@ mod tests {
                     pool: lv("pool"),
                     by_extents: Extents::new(3),
                 },
-                "lvextend --extents +100%FREE vg/pool",
+                "lvextend --extents +3 vg/pool",
             ),
         ];
         for (action, expected) in cases {
@@ -450,9 +492,7 @@ mod tests {
             .join(" ");
         assert_eq!(
             with,
-            format!(
-                "lvextend --extents +100%FREE vg/pool {SCOPE}global{{thin_check_executable=\"\"}}"
-            )
+            format!("lvextend --extents +3 vg/pool {SCOPE}global{{thin_check_executable=\"\"}}")
         );
         let configured = command_line(
             &action,
@@ -461,10 +501,7 @@ mod tests {
         )
         .unwrap_or_default()
         .join(" ");
-        assert_eq!(
-            configured,
-            format!("lvextend --extents +100%FREE vg/pool {SCOPE}")
-        );
+        assert_eq!(configured, format!("lvextend --extents +3 vg/pool {SCOPE}"));
     }
 
     #[test]

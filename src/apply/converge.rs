@@ -148,10 +148,11 @@ pub fn converge_on<M: Machine>(
         Some(machine.lock(&devnode)?)
     };
     timer.lap("lock");
-    // Pool usage is for `status`; planning needs no extra device-mapper queries.
+    // The pool's usage: the planner doubles its metadata at 75% (one status
+    // query of the pool's device, when it serves I/O).
     let expect = Expectations {
         volume_group: Some(&config.volume_group),
-        pool: None,
+        pool: Some(&config.pool),
         signatures_beside_lvm_label: false,
     };
     let mut applied: Vec<crate::plan::Action> = Vec::new();

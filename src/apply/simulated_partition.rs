@@ -20,7 +20,7 @@ use crate::observe::state::{
     PeRange, PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
-use crate::plan::{required_pool_metadata_bytes, Action};
+use crate::plan::Action;
 use crate::satellite_id;
 use crate::units::{Bytes, CheckedSub, ExtentSize, Extents, Sectors};
 use std::cell::RefCell;
@@ -86,6 +86,8 @@ pub struct SimulatedPartition {
     /// What the preflight pass reads (a clean, writable partition by default).
     pub preflight: PreflightFacts,
     next_uuid: u32,
+    /// Where the extents of the PV `pvcreate` made start (after its metadata area).
+    pe_start: u64,
 }
 
 impl SimulatedPartition {
@@ -106,11 +108,13 @@ impl SimulatedPartition {
                 leftovers: Default::default(),
                 host_lvm: Default::default(),
                 preflight: Default::default(),
+                pool_metadata_usage: None,
             },
             seed_file_id: None,
             device_mapper_unavailable: false,
             preflight: PreflightFacts::default(),
             next_uuid: 0,
+            pe_start: PE_START,
         }
     }
 
@@ -120,6 +124,7 @@ impl SimulatedPartition {
         sim.apply(&Action::CreatePhysicalVolume {
             device: PathBuf::from(DEVNODE),
             overwrite_signature: None,
+            metadata_area_bytes: crate::plan::sizing::metadata_area_request(bytes(size)),
         });
         sim
     }
@@ -158,11 +163,25 @@ impl SimulatedPartition {
     pub fn provisioned(size: u64, satellite_id: &str) -> Self {
         let mut sim = Self::volume_group(size, VG, satellite_id);
         let defaults = config();
+        let vg_facts = sim.vg();
+        let layout = vg_facts.and_then(|vg| {
+            crate::plan::sizing::pool_layout(
+                vg.free_extents,
+                vg.extent_size,
+                defaults.chunk_size_bytes,
+            )
+            .map(|l| (l, l.metadata.checked_mul(vg.extent_size)))
+        });
+        let Some((layout, Some(metadata_bytes))) = layout else {
+            panic!("no pool fits {size} bytes");
+        };
         sim.apply(&Action::CreateThinPool {
             volume_group: vg(VG),
             pool: lv(POOL),
-            chunk_size_bytes: defaults.chunk_size_bytes,
+            chunk_size_bytes: layout.chunk,
             zero_new_blocks: defaults.zero_new_blocks,
+            data_extents: layout.data,
+            metadata_bytes,
         });
         sim.add_lv(thin_volume("pvc-1"));
         sim
@@ -430,14 +449,24 @@ impl SimulatedPartition {
                     self.remove_lvs(Some(lv))
                 }
             },
-            ["lvcreate", "--yes", "--type", "thin-pool", "--extents", "100%FREE", "--chunksize", chunk, "--zero", zero, "--name", pool, vg] =>
+            ["lvcreate", "--yes", "--type", "thin-pool", "--extents", data, "--poolmetadatasize", metadata, "--chunksize", chunk, "--zero", zero, "--name", pool, vg] =>
             {
                 self.vg_named(vg)?;
-                let chunk = chunk
-                    .strip_suffix('k')
-                    .and_then(|k| k.parse::<u64>().ok())
-                    .ok_or_else(|| format!("bad chunk size {chunk}"))?;
-                self.create_pool(pool, chunk * 1024, *zero == "y")
+                let kib = |text: &str| {
+                    text.strip_suffix('k')
+                        .and_then(|k| k.parse::<u64>().ok())
+                        .map(|k| k * 1024)
+                        .ok_or_else(|| format!("bad size {text}"))
+                };
+                let data = data
+                    .parse::<u64>()
+                    .map_err(|e| format!("bad extents {data}: {e}"))?;
+                let sizes = PoolSizes {
+                    data_extents: data,
+                    metadata_bytes: kib(metadata)?,
+                    chunk_bytes: kib(chunk)?,
+                };
+                self.create_pool(pool, sizes, *zero == "y")
             }
             ["lvextend", "--poolmetadatasize", size, target] => {
                 let bytes = size
@@ -448,9 +477,13 @@ impl SimulatedPartition {
                 let pool = self.pool_target(target)?;
                 self.extend_pool_metadata(&pool, bytes)
             }
-            ["lvextend", "--extents", "+100%FREE", target] => {
+            ["lvextend", "--extents", by, target] => {
+                let by = by
+                    .strip_prefix('+')
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| format!("bad extents {by}"))?;
                 let pool = self.pool_target(target)?;
-                self.extend_pool(&pool)
+                self.extend_pool(&pool, by)
             }
             ["lvchange", "--activate", "y", "--ignoreactivationskip", target] => {
                 let pool = self.pool_target(target)?;
@@ -564,6 +597,14 @@ impl SimulatedPartition {
             // `-qq` answers LVM's "Wipe it?" with no.
             return Err("a signature was found and not wiped".into());
         }
+        let area = options
+            .iter()
+            .position(|o| *o == "--metadatasize")
+            .and_then(|at| options.get(at + 1))
+            .and_then(|size| size.strip_suffix('k'))
+            .and_then(|k| k.parse::<u128>().ok())
+            .map(|k| Bytes(k * 1024));
+        self.pe_start = whole(crate::plan::sizing::pe_start_for(area));
         let uuid = self.new_uuid("pv");
         self.forget_devices_file_entry();
         self.observed.foreign_signature = None;
@@ -571,6 +612,7 @@ impl SimulatedPartition {
             uuid,
             recorded_device_size: self.observed.partition.size_bytes,
             metadata_bytes_at_end: Bytes(0),
+            pe_start_bytes: bytes(self.pe_start),
             in_use_without_metadata: None,
             volume_group: None,
         });
@@ -641,14 +683,15 @@ impl SimulatedPartition {
         if pv.volume_group.is_some() || pv.in_use_without_metadata.is_some() {
             return Err("the PV is already in a volume group".into());
         }
-        let count = usable_extents(size, bytes(PE_START), extent_size());
+        let pe_start = bytes(self.pe_start);
+        let count = usable_extents(size, pe_start, extent_size());
         pv.recorded_device_size = size;
         pv.volume_group = Some(VgFacts {
             name: name.to_owned(),
             uuid,
             seqno: 1,
             extent_size: extent_size(),
-            pe_start_bytes: bytes(PE_START),
+            pe_start_bytes: pe_start,
             pv_extent_count: count,
             free_extents: count,
             other_pvs: Vec::new(),
@@ -721,19 +764,17 @@ impl SimulatedPartition {
         Ok(())
     }
 
-    fn create_pool(&mut self, pool: &str, chunk_size_bytes: u64, zero: bool) -> Result<(), String> {
+    /// `lvcreate --type thin-pool` with explicit sizes: the data, the metadata
+    /// and the spare's growth must fit in the free extents.
+    fn create_pool(&mut self, pool: &str, sizes: PoolSizes, zero: bool) -> Result<(), String> {
         let vg = self.vg_mut();
         if vg.logical_volumes.iter().any(|lv| lv.name == pool) {
             return Err(format!("logical volume {pool} already exists"));
         }
         let extent = whole(vg.extent_size.bytes());
         let free = vg.free_extents.count();
-        let metadata = whole(
-            required_pool_metadata_bytes(bytes(free * extent), bytes(chunk_size_bytes))
-                .ok_or("metadata size overflows")?,
-        )
-        .div_ceil(extent)
-            * extent;
+        let metadata = sizes.metadata_bytes.div_ceil(extent) * extent;
+        let chunk_size_bytes = sizes.chunk_bytes;
         // LVM keeps one spare as large as the largest pool metadata.
         let spare_now = vg
             .logical_volumes
@@ -741,11 +782,13 @@ impl SimulatedPartition {
             .find(|lv| lv.name.ends_with("_pmspare"))
             .map(|lv| whole(lv.size_bytes));
         let spare_growth = metadata.saturating_sub(spare_now.unwrap_or(0)) / extent;
-        let data = free
-            .checked_sub(metadata / extent + spare_growth)
-            .filter(|data| *data > 0)
-            .ok_or_else(|| format!("insufficient free space: {free} extents"))?
-            * extent;
+        let needed = sizes.data_extents + metadata / extent + spare_growth;
+        if sizes.data_extents == 0 || needed > free {
+            return Err(format!(
+                "insufficient free space: {free} extents, {needed} needed"
+            ));
+        }
+        let data = sizes.data_extents * extent;
         match vg
             .logical_volumes
             .iter_mut()
@@ -847,10 +890,16 @@ impl SimulatedPartition {
         Ok(())
     }
 
-    fn extend_pool(&mut self, pool: &str) -> Result<(), String> {
+    fn extend_pool(&mut self, pool: &str, by_extents: u64) -> Result<(), String> {
         self.check_pool_unblocked(pool)?;
         let vg = self.vg_mut();
-        let grow = vg.free_extents.count() * whole(vg.extent_size.bytes());
+        if by_extents > vg.free_extents.count() {
+            return Err(format!(
+                "insufficient free space: {} extents, {by_extents} needed",
+                vg.free_extents.count()
+            ));
+        }
+        let grow = by_extents * whole(vg.extent_size.bytes());
         if grow == 0 {
             return Err("new size is not larger than the existing size".into());
         }
@@ -1283,4 +1332,12 @@ impl LvmExecutor for RecordingLvm {
             .remove_volume_group_path(path)
             .map_err(|why| refused(line, why))
     }
+}
+
+/// The sizes of a pool `lvcreate` names.
+#[derive(Debug, Clone, Copy)]
+struct PoolSizes {
+    data_extents: u64,
+    metadata_bytes: u64,
+    chunk_bytes: u64,
 }

@@ -99,6 +99,7 @@ pub fn may_activate_existing_pool(action: &Action) -> bool {
         action,
         Action::ExtendThinPool { .. }
             | Action::ExtendPoolMetadata { .. }
+            | Action::GrowFullPoolMetadata { .. }
             | Action::ActivateSeedIdLv { .. }
             | Action::ActivateThinPool { .. }
             | Action::RefreshThinPool { .. }
@@ -161,10 +162,13 @@ mod tests {
             pool: crate::config::names::test_names::lv("pool"),
             chunk_size_bytes: Bytes(512 << 10),
             zero_new_blocks: false,
+            data_extents: Extents::new(250),
+            metadata_bytes: Bytes(4 << 20),
         };
         let pv = Action::CreatePhysicalVolume {
             device: PathBuf::from("/dev/vda1"),
             overwrite_signature: None,
+            metadata_area_bytes: None,
         };
         assert!(may_activate_existing_pool(&extend));
         assert!(!may_activate_existing_pool(&create));

@@ -105,9 +105,11 @@ pub struct ProvisionArgs {
     #[arg(long, env = "VOLUME_GROUP", required = true)]
     pub volume_group: Option<String>,
 
-    /// Thin pool chunk size (64K..1G, a multiple of 64K).
-    #[arg(long, env = "CHUNK_SIZE", default_value = "512K")]
-    pub chunk_size: String,
+    /// Thin pool chunk size (64K..1G, a multiple of 64K). Unset: chosen for the
+    /// pool's size as LVM's default policy does (64K, doubled while LVM's metadata
+    /// estimate exceeds 128 MiB: 64K for 100 GiB, 512K for 1 TiB, 4M for 8 TiB).
+    #[arg(long, env = "CHUNK_SIZE")]
+    pub chunk_size: Option<String>,
 
     /// Zero newly provisioned thin pool blocks, so a new volume never reads a deleted
     /// volume's data (on by default; LINSTOR turns it on for any pool without it).

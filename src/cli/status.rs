@@ -10,7 +10,8 @@ use crate::observe::state::{
     DevicesFileFacts, HostLvmFacts, InUseWithoutMetadata, LvKind, OwnMetadataAreas,
     SatelliteIdReading, VgFacts,
 };
-use crate::units::Bytes;
+use crate::plan::sizing::{self, metadata_area_use, MetadataAreaUse};
+use crate::units::{Bytes, Extents};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -31,6 +32,24 @@ struct StatusReport<'a> {
     /// configuration could not be read.
     host_devices_file: &'static str,
     host_lvm: &'a HostLvmFacts,
+    /// The PV's metadata area: its size, the largest VG text LVM writes into it
+    /// (two copies must fit), how full it is, and a warning at 50% or for an area
+    /// smaller than this tool makes (the fix is a reset).
+    metadata_area: Option<MetadataAreaUse>,
+    /// The configured pool's metadata against LVM's estimate and the VG's room
+    /// to double it once.
+    pool_metadata: Option<PoolMetadataReport>,
+}
+
+/// The pool's metadata: what it is, what LVM would have given it, and whether the
+/// VG keeps room to double it (a pool made by an older version does not).
+#[derive(Debug, Serialize)]
+struct PoolMetadataReport {
+    size_bytes: Bytes,
+    lvm_estimate_bytes: Bytes,
+    free_extents: u64,
+    doubling_room_extents: u64,
+    warning: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +120,11 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             None => snapshot.observed.host_lvm.devices_file.summary(),
         },
         host_lvm: &snapshot.observed.host_lvm,
+        metadata_area: metadata_area(&snapshot),
+        pool_metadata: args
+            .pool
+            .as_deref()
+            .and_then(|pool| pool_metadata(&snapshot, pool)),
     };
     if args.output_format() == StatusFormat::Json {
         println!(
@@ -150,6 +174,21 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
             human_size(pv.recorded_device_size)
         ),
     );
+    if let Some(area) = &report.metadata_area {
+        line(
+            "metadata area",
+            format!(
+                "{}, largest VG text {}, {} used ({}%)",
+                human_size(Bytes::from(area.size_bytes)),
+                human_size(Bytes::from(area.largest_text_bytes)),
+                human_size(Bytes::from(area.text_bytes)),
+                area.used_percent
+            ),
+        );
+        if let Some(warning) = &area.warning {
+            line("warning", warning.clone());
+        }
+    }
     if let Some(in_use) = pv.in_use_without_metadata {
         line("vg", in_use_text(in_use));
         return out;
@@ -247,7 +286,101 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
     } else if let Some(error) = &report.pool_usage_error {
         line("pool usage", format!("unknown: {error}"));
     }
+    if let Some(meta) = &report.pool_metadata {
+        line(
+            "pool metadata",
+            format!(
+                "{} (LVM's estimate {}), {} free extents, doubling it takes {}",
+                human_size(meta.size_bytes),
+                human_size(meta.lvm_estimate_bytes),
+                meta.free_extents,
+                meta.doubling_room_extents
+            ),
+        );
+        if let Some(warning) = &meta.warning {
+            line("warning", warning.clone());
+        }
+    }
     out
+}
+
+/// The first metadata area that holds the VG's text (LVM writes the same text to
+/// every area), judged by [`metadata_area_use`].
+fn metadata_area(snapshot: &Snapshot) -> Option<MetadataAreaUse> {
+    let pv = snapshot.physical_volume.as_ref()?;
+    let area = pv
+        .metadata_area_states
+        .iter()
+        .find(|a| !a.ignored && a.committed.is_some())
+        .or_else(|| pv.metadata_area_states.iter().find(|a| !a.ignored))?;
+    let text = area.committed.map_or(0, |locn| locn.size);
+    let lvs = pv
+        .vg_metadata
+        .as_ref()
+        .map_or(0, |vg| vg.logical_volumes.len());
+    Some(metadata_area_use(
+        area.size,
+        text,
+        lvs,
+        snapshot.observed.partition.size_bytes,
+    ))
+}
+
+/// The configured pool's metadata: size, LVM's estimate for its data, the VG's
+/// free extents against the room to double it once, and what to watch.
+fn pool_metadata(snapshot: &Snapshot, pool: &str) -> Option<PoolMetadataReport> {
+    let vg = snapshot
+        .observed
+        .physical_volume
+        .as_ref()?
+        .volume_group
+        .as_ref()?;
+    let lv = vg.logical_volumes.iter().find(|lv| lv.name == pool)?;
+    let LvKind::ThinPool {
+        metadata_size_bytes,
+        chunk_size_bytes,
+        ..
+    } = &lv.kind
+    else {
+        return None;
+    };
+    let extent = vg.extent_size;
+    let extents_of = |suffix: &str| {
+        vg.logical_volumes
+            .iter()
+            .find(|l| l.name.ends_with(suffix))
+            .and_then(|l| extent.extents_covering(l.size_bytes))
+            .unwrap_or(Extents::ZERO)
+    };
+    let metadata = extent.extents_covering(*metadata_size_bytes)?;
+    let room = sizing::doubling_room(metadata, extents_of("_pmspare"), extent)?;
+    let estimate = sizing::lvm_metadata_estimate(lv.size_bytes, *chunk_size_bytes)?;
+    let used = snapshot
+        .observed
+        .pool_metadata_usage
+        .map(|u| u.used_percent());
+    let warning = match used {
+        Some(p) if p >= 75 && vg.free_extents < room => Some(format!(
+            "pool metadata is {p}% used and the volume group lacks the {} free extents to double it: when it is full the pool turns read-only. Grow the partition (the next start then doubles the metadata) or free volumes",
+            room.count()
+        )),
+        Some(p) if p >= 75 => Some(format!(
+            "pool metadata is {p}% used: the next start doubles it"
+        )),
+        _ if vg.free_extents < room => Some(format!(
+            "the volume group keeps {} free extents, not the {} that doubling the pool metadata takes (a pool made by an older version); nothing is rewritten for it: the metadata is doubled when it is 75% used and the room exists, e.g. after the partition grows",
+            vg.free_extents.count(),
+            room.count()
+        )),
+        _ => None,
+    };
+    Some(PoolMetadataReport {
+        size_bytes: *metadata_size_bytes,
+        lvm_estimate_bytes: estimate,
+        free_extents: vg.free_extents.count(),
+        doubling_room_extents: room.count(),
+        warning,
+    })
 }
 
 /// The `vg` line of a PV marked in use whose VG metadata is not on the partition.

@@ -11,9 +11,6 @@ use serde::Serialize;
 use std::path::Path;
 use thiserror::Error;
 
-/// Thin pool chunk size the seed tool used.
-pub const DEFAULT_CHUNK_SIZE_BYTES: Bytes = Bytes(512 << 10);
-
 /// A validated provisioning request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProvisionConfig {
@@ -23,7 +20,9 @@ pub struct ProvisionConfig {
     pub satellite_id: String,
     /// The VG tag that records `satellite_id`.
     pub satellite_id_tag: String,
-    pub chunk_size_bytes: Bytes,
+    /// CHUNK_SIZE when set; `None`: chosen for the pool's size as LVM's default
+    /// `thin_pool_chunk_size_policy` ("generic") would (see `plan::sizing`).
+    pub chunk_size_bytes: Option<Bytes>,
     pub zero_new_blocks: bool,
     /// Overwrite a foreign signature or a foreign VG on the partition.
     pub force: bool,
@@ -52,7 +51,8 @@ pub struct ProvisionInputs {
     pub volume_group: String,
     pub pool: String,
     pub satellite_id: String,
-    pub chunk_size: String,
+    /// `None`: not set (the chunk size follows the pool's size).
+    pub chunk_size: Option<String>,
     pub zero_new_blocks: bool,
     pub force: bool,
 }
@@ -66,7 +66,7 @@ impl ProvisionInputs {
             volume_group: "linstor-vg".into(),
             pool: "linstor-pool".into(),
             satellite_id: "node-01".into(),
-            chunk_size: "512K".into(),
+            chunk_size: Some("512K".into()),
             zero_new_blocks: false,
             force: false,
         }
@@ -91,8 +91,12 @@ impl ProvisionConfig {
         satellite_id::check_configured(&inputs.satellite_id).map_err(ConfigError::SatelliteId)?;
         let satellite_id_tag =
             satellite_id::encode_tag(&inputs.satellite_id).map_err(ConfigError::SatelliteId)?;
-        let chunk_size_bytes =
-            size::parse_thin_chunk_size(&inputs.chunk_size).map_err(ConfigError::ChunkSize)?;
+        let chunk_size_bytes = inputs
+            .chunk_size
+            .as_deref()
+            .map(size::parse_thin_chunk_size)
+            .transpose()
+            .map_err(ConfigError::ChunkSize)?;
         Ok(ProvisionConfig {
             partition_label,
             volume_group,
@@ -119,7 +123,7 @@ mod tests {
     fn seed_defaults_validate() {
         let config = ProvisionConfig::from_inputs(inputs());
         assert!(
-            matches!(config, Ok(ref c) if c.chunk_size_bytes == DEFAULT_CHUNK_SIZE_BYTES
+            matches!(config, Ok(ref c) if c.chunk_size_bytes == Some(Bytes(512 << 10))
             && c.satellite_id_tag == "linstor-satellite-id=node-01")
         );
     }
@@ -137,7 +141,7 @@ mod tests {
             Box::new(|i| i.satellite_id = "node-01 ".into()),
             Box::new(|i| i.satellite_id = " node-01".into()),
             Box::new(|i| i.satellite_id = "node\u{1b}-01".into()),
-            Box::new(|i| i.chunk_size = "100K".into()),
+            Box::new(|i| i.chunk_size = Some("100K".into())),
             Box::new(|i| i.volume_group = "vg.data".into()),
             Box::new(|i| i.pool = "pool+1".into()),
             Box::new(|i| i.volume_group = "mapper".into()),

@@ -13,7 +13,8 @@ use super::seed_layout::{read_seed_satellite_id, SEED_ID_LV};
 use super::signature::{self, ProbeError, Signature};
 use super::state::{
     InUseWithoutMetadata, Leftovers, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas,
-    PartitionFacts, PeRange, PvFacts, SatelliteIdReading, StaleDevice, VgFacts, VgListingPv,
+    PartitionFacts, PeRange, PoolMetadataUsage, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
+    VgListingPv,
 };
 use super::vg_dev_dir::{read_vg_dev_dir, VgDevDir};
 use super::{device_size, live::holders};
@@ -338,6 +339,12 @@ pub fn observe_resolved(
         leftovers,
         host_lvm,
         preflight,
+        pool_metadata_usage: pool_usage.as_ref().and_then(|u| u.as_ref().ok()).map(|u| {
+            PoolMetadataUsage {
+                used_bytes: u.metadata_used_bytes,
+                total_bytes: u.metadata_total_bytes,
+            }
+        }),
     };
     Ok(Snapshot {
         device: device.clone(),
@@ -485,6 +492,7 @@ pub fn pv_facts(
         uuid: pv.pv_uuid,
         recorded_device_size: pv.device_size,
         metadata_bytes_at_end,
+        pe_start_bytes: pe_start,
         in_use_without_metadata,
         volume_group: match &pv.vg_metadata {
             None => None,

@@ -27,6 +27,10 @@ pub struct ObservedPartition {
     /// part of `status`'s JSON, which lists the signatures itself).
     #[serde(skip)]
     pub preflight: Preflight,
+    /// How full the configured pool's metadata is, read from its device-mapper
+    /// status when the pool serves I/O (the planner doubles it at 75%).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool_metadata_usage: Option<PoolMetadataUsage>,
 }
 
 /// State outside LVM's metadata that a command killed midway leaves behind.
@@ -57,6 +61,22 @@ pub struct PartitionFacts {
     pub size_bytes: Bytes,
 }
 
+/// Used and total bytes of a thin pool's metadata device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoolMetadataUsage {
+    pub used_bytes: Bytes,
+    pub total_bytes: Bytes,
+}
+
+impl PoolMetadataUsage {
+    /// Whole percent used (100 for an empty total: nothing is known to be free).
+    pub fn used_percent(&self) -> u64 {
+        (self.used_bytes.0.saturating_mul(100))
+            .checked_div(self.total_bytes.0)
+            .map_or(100, |p| u64::try_from(p).unwrap_or(u64::MAX))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PvFacts {
     pub uuid: LvmUuid,
@@ -66,6 +86,10 @@ pub struct PvFacts {
     /// the end of the device, `--pvmetadatacopies 2`): LVM subtracts them from the
     /// space extents may use, and moves them to the new end on `pvresize`.
     pub metadata_bytes_at_end: Bytes,
+    /// Where its extents start (`pe_start`, the first data area's offset): a VG
+    /// created on an orphan PV counts its extents from here.
+    #[serde(skip)]
+    pub pe_start_bytes: Bytes,
     /// The PV header says "in a VG", yet no metadata area on the partition holds
     /// that VG's metadata.
     pub in_use_without_metadata: Option<InUseWithoutMetadata>,

@@ -30,10 +30,17 @@ pub enum Action {
         device: PathBuf,
         /// A foreign signature that `--force` allows to be overwritten.
         overwrite_signature: Option<String>,
+        /// `--metadatasize`: room for the text of 10,000 LVs (see `plan::sizing`);
+        /// `None` keeps LVM's default (a small partition).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_area_bytes: Option<Bytes>,
     },
     /// `pvcreate` again over a PV an interrupted `vgcreate` left marked in use.
     ReinitializePhysicalVolume {
         device: PathBuf,
+        /// As for [`Action::CreatePhysicalVolume`].
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata_area_bytes: Option<Bytes>,
     },
     /// Remove one LV: what an interrupted thin-pool `lvcreate` left under the pool's name.
     RemoveIncompletePool {
@@ -74,13 +81,25 @@ pub enum Action {
         pool: LvName,
         chunk_size_bytes: Bytes,
         zero_new_blocks: bool,
+        /// The data LV's extents and the metadata's size (twice LVM's estimate),
+        /// leaving free the room to double the metadata once (`plan::sizing`).
+        data_extents: Extents,
+        metadata_bytes: Bytes,
     },
     ExtendPoolMetadata {
         volume_group: VgName,
         pool: LvName,
         to_bytes: Bytes,
     },
-    /// Give the pool every free extent of the VG.
+    /// Double the pool's metadata: it is at least 75% used and the VG has room.
+    GrowFullPoolMetadata {
+        volume_group: VgName,
+        pool: LvName,
+        from_bytes: Bytes,
+        to_bytes: Bytes,
+        used_percent: u64,
+    },
+    /// Give the pool the VG's free extents beyond the metadata's doubling room.
     ExtendThinPool {
         volume_group: VgName,
         pool: LvName,
@@ -147,6 +166,7 @@ impl fmt::Display for Action {
             Action::CreatePhysicalVolume {
                 device,
                 overwrite_signature,
+                ..
             } => match overwrite_signature {
                 Some(signature) => write!(
                     f,
@@ -155,7 +175,7 @@ impl fmt::Display for Action {
                 ),
                 None => write!(f, "create physical volume on {}", device.display()),
             },
-            Action::ReinitializePhysicalVolume { device } => write!(
+            Action::ReinitializePhysicalVolume { device, .. } => write!(
                 f,
                 "re-create physical volume on {} (an interrupted vgcreate left it marked in use, with no volume group)",
                 device.display()
@@ -205,11 +225,26 @@ impl fmt::Display for Action {
                 pool,
                 chunk_size_bytes,
                 zero_new_blocks,
+                data_extents,
+                metadata_bytes,
             } => write!(
                 f,
-                "create thin pool {volume_group}/{pool} on all free space (chunk size {} KiB, zeroing {})",
+                "create thin pool {volume_group}/{pool} of {data_extents} (chunk size {} KiB, zeroing {}, metadata {} MiB: twice LVM's estimate, with room left to double it)",
                 chunk_size_bytes.whole_kib(),
-                if *zero_new_blocks { "on" } else { "off" }
+                if *zero_new_blocks { "on" } else { "off" },
+                metadata_bytes.whole_mib()
+            ),
+            Action::GrowFullPoolMetadata {
+                volume_group,
+                pool,
+                from_bytes,
+                to_bytes,
+                used_percent,
+            } => write!(
+                f,
+                "grow thin pool metadata of {volume_group}/{pool} from {} MiB to {} MiB: it is {used_percent}% used (at 75% it is doubled while the volume group has room; full metadata stops the pool)",
+                from_bytes.whole_mib(),
+                to_bytes.whole_mib()
             ),
             Action::ExtendPoolMetadata {
                 volume_group,

@@ -6,6 +6,7 @@ mod host_lvm;
 pub(crate) mod pool_preconditions;
 mod preflight;
 mod refusal;
+pub mod sizing;
 mod spare;
 #[cfg(test)]
 mod tests;
@@ -23,7 +24,7 @@ use crate::observe::state::{
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::satellite_id;
-use crate::units::{Bytes, CheckedSub, DeviceRange, Extents};
+use crate::units::{Bytes, CheckedSub, DeviceRange, ExtentSize, Extents};
 use serde::Serialize;
 
 /// LVM's smallest thin pool metadata size.
@@ -215,11 +216,8 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
             other => other.clone(),
         };
         ensure_vg_name_free(observed, config)?;
-        let mut actions = vec![Action::CreatePhysicalVolume {
-            device: observed.partition.devnode.clone(),
-            overwrite_signature,
-        }];
-        actions.extend(create_vg_and_pool(observed, config));
+        let mut actions = vec![create_pv(observed, overwrite_signature)];
+        actions.extend(create_vg_and_pool(observed, config)?);
         return Ok(Plan {
             reset: None,
             actions,
@@ -238,6 +236,7 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         if pv.in_use_without_metadata.is_some() {
             actions.push(Action::ReinitializePhysicalVolume {
                 device: observed.partition.devnode.clone(),
+                metadata_area_bytes: sizing::metadata_area_request(observed.partition.size_bytes),
             });
         }
         if observed.partition.size_bytes > pv.recorded_device_size {
@@ -247,7 +246,11 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
                 to_bytes: observed.partition.size_bytes,
             });
         }
-        actions.extend(create_vg_and_pool(observed, config));
+        // The PV stays (unless re-created just above): its own pe_start and
+        // metadata area at the end decide the VG's extents.
+        let layout = (pv.in_use_without_metadata.is_none())
+            .then_some((pv.pe_start_bytes, pv.metadata_bytes_at_end));
+        actions.extend(create_vg_and_pool_on(observed, config, layout)?);
         return Ok(Plan {
             reset: None,
             actions,
@@ -478,24 +481,84 @@ fn ensure_vg_name_free(
     })
 }
 
-fn create_vg_and_pool(observed: &ObservedPartition, config: &ProvisionConfig) -> [Action; 2] {
-    [
+/// `pvcreate` with the metadata area this tool sizes for the partition.
+fn create_pv(observed: &ObservedPartition, overwrite_signature: Option<String>) -> Action {
+    Action::CreatePhysicalVolume {
+        device: observed.partition.devnode.clone(),
+        overwrite_signature,
+        metadata_area_bytes: sizing::metadata_area_request(observed.partition.size_bytes),
+    }
+}
+
+/// `vgcreate` and the pool over the extents the new VG will have, computed as LVM
+/// computes them (the host's extent size, `pe_start` after the sized area).
+fn create_vg_and_pool(
+    observed: &ObservedPartition,
+    config: &ProvisionConfig,
+) -> Result<[Action; 2], Refusal> {
+    create_vg_and_pool_on(observed, config, None)
+}
+
+/// [`create_vg_and_pool`] on an existing orphan PV whose `pe_start` and metadata
+/// area at the end (`pv`) are known; `None`: the PV the plan creates.
+fn create_vg_and_pool_on(
+    observed: &ObservedPartition,
+    config: &ProvisionConfig,
+    pv: Option<(Bytes, Bytes)>,
+) -> Result<[Action; 2], Refusal> {
+    let (extent, mut free) = pool_preconditions::new_vg_extents(
+        observed.partition.size_bytes,
+        &observed.host_lvm.pool_creation,
+    );
+    if let Some((pe_start, at_end)) = pv.filter(|(pe_start, _)| *pe_start > Bytes(0)) {
+        free = observed
+            .partition
+            .size_bytes
+            .checked_sub(pe_start)
+            .and_then(|rest| rest.checked_sub(at_end))
+            .and_then(|usable| extent.extents_in(usable))
+            .unwrap_or(Extents::ZERO);
+    }
+    Ok([
         Action::CreateVolumeGroup {
             volume_group: config.volume_group.clone(),
             device: observed.partition.devnode.clone(),
             satellite_id_tag: config.satellite_id_tag.clone(),
         },
-        create_pool(config),
-    ]
+        create_pool(observed, config, extent, free)?,
+    ])
 }
 
-fn create_pool(config: &ProvisionConfig) -> Action {
-    Action::CreateThinPool {
+/// The pool over `available` extents (free ones plus an existing spare's), laid
+/// out by [`sizing::pool_layout`]; refused when not even metadata, spare and one
+/// data extent fit.
+fn create_pool(
+    observed: &ObservedPartition,
+    config: &ProvisionConfig,
+    extent: ExtentSize,
+    available: Extents,
+) -> Result<Action, Refusal> {
+    let layout = sizing::pool_layout(available, extent, config.chunk_size_bytes)
+        .and_then(|l| Some((l, l.metadata.checked_mul(extent)?)));
+    let Some((layout, metadata_bytes)) = layout else {
+        return Err(Refusal::PoolCannotBeCreated {
+            device: observed.partition.devnode.clone(),
+            volume_group: config.volume_group.to_string(),
+            why: Box::new(pool_preconditions::PoolObstacle::PartitionTooSmall {
+                free: u128::from(available.count()),
+                extent: extent.bytes(),
+                needed: 3,
+            }),
+        });
+    };
+    Ok(Action::CreateThinPool {
         volume_group: config.volume_group.clone(),
         pool: config.pool.clone(),
-        chunk_size_bytes: config.chunk_size_bytes,
+        chunk_size_bytes: layout.chunk,
         zero_new_blocks: config.zero_new_blocks,
-    }
+        data_extents: layout.data,
+        metadata_bytes,
+    })
 }
 
 fn reset(
@@ -571,11 +634,8 @@ fn reset(
     actions.push(Action::RemovePhysicalVolume {
         device: device.clone(),
     });
-    actions.push(Action::CreatePhysicalVolume {
-        device,
-        overwrite_signature: None,
-    });
-    actions.extend(create_vg_and_pool(observed, config));
+    actions.push(create_pv(observed, None));
+    actions.extend(create_vg_and_pool(observed, config)?);
     Ok(Plan {
         reset: Some(Reset {
             existing: existing.map(str::to_owned),
@@ -643,76 +703,46 @@ fn keep_and_grow(
         })?;
     }
     match vg.logical_volumes.iter().find(|lv| lv.name == config.pool) {
-        None => actions.push(create_pool(config)),
-        Some(LvFacts {
-            kind:
-                LvKind::ThinPool {
-                    metadata_size_bytes,
-                    chunk_size_bytes,
-                    ..
-                },
-            size_bytes,
-            ..
-        }) => {
-            if !free_extents.is_zero() {
-                let too_big = || {
-                    impossible(format!(
-                        "thin pool {}/{} of {size_bytes} grown by {free_extents} of {} is past 2^64 bytes",
-                        vg.name,
-                        config.pool,
-                        extent.bytes()
-                    ))
-                };
-                let data_after = free_extents
-                    .checked_mul(extent)
-                    .and_then(|grow| size_bytes.checked_add(grow))
-                    .and_then(DeviceRange::within_device_range)
-                    .ok_or_else(too_big)?;
-                let needed = required_pool_metadata_bytes(data_after, *chunk_size_bytes)
-                    .ok_or_else(too_big)?;
-                // LVM stops at its largest pool metadata (asked for more, it
-                // clamps, and the next start would ask again): never plan past it.
-                let most = extent
-                    .extents_in(pool_preconditions::MAX_POOL_METADATA_BYTES)
-                    .and_then(|extents| extents.checked_mul(extent))
-                    .ok_or_else(too_big)?;
-                let wanted = extent
-                    .extents_covering(needed)
-                    .and_then(|extents| extents.checked_mul(extent))
-                    .ok_or_else(too_big)?
-                    .min(most);
-                if wanted > *metadata_size_bytes {
-                    let to_bytes = wanted;
-                    // The pool's spare metadata LV grows along with the metadata.
-                    let grown = to_bytes
-                        .checked_sub(*metadata_size_bytes)
-                        .and_then(|more| extent.extents_in(more))
-                        .and_then(|more| more.checked_times(2))
-                        .ok_or_else(too_big)?;
-                    // Metadata growth may take every free extent: then the data
-                    // LV keeps its size (a clamp by design, not an overflow).
-                    free_extents = free_extents.saturating_sub(grown);
-                    actions.push(Action::ExtendPoolMetadata {
-                        volume_group: vg_name.clone(),
-                        pool: config.pool.clone(),
-                        to_bytes,
-                    });
-                }
-                if !free_extents.is_zero() {
-                    actions.push(Action::ExtendThinPool {
-                        volume_group: vg_name.clone(),
-                        pool: config.pool.clone(),
-                        by_extents: free_extents,
-                    });
-                }
-            }
+        None => {
+            // Interrupted spares are removed above; a pool's spare that stays is
+            // reused (and grown) by LVM.
+            let removed: Vec<&str> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::RemoveIncompleteSpare { name, .. } => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let available = free_extents
+                .checked_add(extents_of(vg, &removed))
+                .and_then(|n| n.checked_add(existing_spare(vg)))
+                .ok_or_else(|| impossible("free extents past 2^64".to_owned()))?;
+            actions.push(create_pool(observed, config, extent, available)?);
         }
+        Some(
+            pool @ LvFacts {
+                kind: LvKind::ThinPool { .. },
+                ..
+            },
+        ) => actions.extend(grow_pool(
+            observed,
+            vg,
+            vg_name,
+            config,
+            pool,
+            free_extents,
+        )?),
         Some(other) if is_interrupted_pool_creation(vg, other) => {
             actions.push(Action::RemoveIncompletePool {
                 volume_group: vg_name.clone(),
                 pool: config.pool.clone(),
             });
-            actions.push(create_pool(config));
+            let freed = extents_of(vg, &[other.name.as_str()]);
+            let available = free_extents
+                .checked_add(freed)
+                .and_then(|n| n.checked_add(existing_spare(vg)))
+                .ok_or_else(|| impossible("free extents past 2^64".to_owned()))?;
+            actions.push(create_pool(observed, config, extent, available)?);
         }
         Some(other) => {
             return Err(Refusal::PoolNameTaken {
@@ -879,6 +909,134 @@ fn is_interrupted_pool_creation(vg: &VgFacts, lv: &LvFacts) -> bool {
             .logical_volumes
             .iter()
             .any(|other| other.name == "lvol0_pmspare")
+}
+
+/// Whole extents of the LVs of `vg` named in `names`.
+fn extents_of(vg: &VgFacts, names: &[&str]) -> Extents {
+    let bytes = vg
+        .logical_volumes
+        .iter()
+        .filter(|lv| names.contains(&lv.name.as_str()))
+        .fold(Bytes(0), |sum, lv| {
+            Bytes(sum.0.saturating_add(lv.size_bytes.0))
+        });
+    vg.extent_size.extents_in(bytes).unwrap_or(Extents::ZERO)
+}
+
+/// The pool metadata spare LVM keeps in the VG (`*_pmspare`), in extents.
+fn existing_spare(vg: &VgFacts) -> Extents {
+    let spares: Vec<&str> = vg
+        .logical_volumes
+        .iter()
+        .filter(|lv| lv.name.ends_with("_pmspare"))
+        .map(|lv| lv.name.as_str())
+        .collect();
+    extents_of(vg, &spares)
+}
+
+/// Steady state, growth and metadata headroom of an existing pool with
+/// `free_extents` free in its VG (after a planned `pvresize`):
+///
+/// 1. metadata at least 75% used and room in the VG: doubled (LVM grows the
+///    spare with it) — the one write a steady start makes unasked, and it says why;
+/// 2. free extents beyond the room to double the metadata once (the partition
+///    grew): the metadata first grows to twice LVM's estimate for the new data
+///    size, the rest goes to the pool's data.
+///
+/// A pool made by an older version (1× metadata, no free extents) is left alone:
+/// status reports it.
+fn grow_pool(
+    observed: &ObservedPartition,
+    vg: &VgFacts,
+    vg_name: &VgName,
+    config: &ProvisionConfig,
+    pool: &LvFacts,
+    mut free: Extents,
+) -> Result<Vec<Action>, Refusal> {
+    let LvKind::ThinPool {
+        metadata_size_bytes,
+        chunk_size_bytes,
+        ..
+    } = &pool.kind
+    else {
+        return Ok(Vec::new());
+    };
+    let extent = vg.extent_size;
+    let free_seen = free;
+    let too_big = || {
+        Refusal::ImpossibleNumber {
+        device: observed.partition.devnode.clone(),
+        what: format!(
+            "thin pool {}/{} of {} with {} metadata and {free_seen} free grown is past 2^64 bytes or LVM's limits",
+            vg.name, config.pool, pool.size_bytes, metadata_size_bytes
+        ),
+    }
+    };
+    let mut actions = Vec::new();
+    let mut metadata = extent
+        .extents_covering(*metadata_size_bytes)
+        .ok_or_else(too_big)?;
+    let mut spare = existing_spare(vg);
+    // What LVM grows when the metadata goes to `to`: the metadata and the spare.
+    let growth = |metadata: Extents, spare: Extents, to: Extents| {
+        let spare_to = sizing::spare_for(to, extent)?;
+        to.checked_sub(metadata)?
+            .checked_add(spare_to.saturating_sub(spare))
+            .map(|n| (n, spare_to.max(spare)))
+    };
+    if let Some(usage) = &observed.pool_metadata_usage {
+        let used_percent = usage.used_percent();
+        let to = sizing::doubled(metadata, extent).ok_or_else(too_big)?;
+        if used_percent >= 75 && to > metadata {
+            let (cost, spare_after) = growth(metadata, spare, to).ok_or_else(too_big)?;
+            if cost <= free {
+                actions.push(Action::GrowFullPoolMetadata {
+                    volume_group: vg_name.clone(),
+                    pool: config.pool.clone(),
+                    from_bytes: *metadata_size_bytes,
+                    to_bytes: to.checked_mul(extent).ok_or_else(too_big)?,
+                    used_percent,
+                });
+                free = free.saturating_sub(cost);
+                metadata = to;
+                spare = spare_after;
+            }
+        }
+    }
+    let room = sizing::doubling_room(metadata, spare, extent).ok_or_else(too_big)?;
+    let Some(grow) = free.checked_sub(room).filter(|n| !n.is_zero()) else {
+        return Ok(actions);
+    };
+    let data_after = grow
+        .checked_mul(extent)
+        .and_then(|more| pool.size_bytes.checked_add(more))
+        .and_then(DeviceRange::within_device_range)
+        .ok_or_else(too_big)?;
+    let wanted =
+        sizing::lifetime_metadata(data_after, *chunk_size_bytes, extent).ok_or_else(too_big)?;
+    if wanted > metadata {
+        if let Some((cost, spare_after)) =
+            growth(metadata, spare, wanted).filter(|(c, _)| *c <= free)
+        {
+            actions.push(Action::ExtendPoolMetadata {
+                volume_group: vg_name.clone(),
+                pool: config.pool.clone(),
+                to_bytes: wanted.checked_mul(extent).ok_or_else(too_big)?,
+            });
+            free = free.saturating_sub(cost);
+            metadata = wanted;
+            spare = spare_after;
+        }
+    }
+    let room = sizing::doubling_room(metadata, spare, extent).ok_or_else(too_big)?;
+    if let Some(by_extents) = free.checked_sub(room).filter(|n| !n.is_zero()) {
+        actions.push(Action::ExtendThinPool {
+            volume_group: vg_name.clone(),
+            pool: config.pool.clone(),
+            by_extents,
+        });
+    }
+    Ok(actions)
 }
 
 /// Metadata a thin pool of `data_bytes` with `chunk_size_bytes` chunks needs;

@@ -19,8 +19,9 @@
 //!
 //! The capacity rules are checked where the plan also creates the VG (a fresh
 //! partition or a reset), with the extent size the host's lvm.conf gives `vgcreate`
-//! and the smallest `pe_start` LVM uses (1 MiB): the most room LVM could find, so a
-//! refusal here is a pool LVM surely could not create.
+//! and the `pe_start` LVM gives the PV this tool creates (after the metadata area
+//! `plan::sizing` chooses, at LVM's 1 MiB alignment). `M` is LVM's estimate: the
+//! least `plan::sizing::pool_layout` falls back to on a small partition.
 use super::spare::{pool_metadata_extents, CHUNKS_PER_METADATA_SECTOR, MAX_METADATA_SECTORS};
 use super::{Action, Plan, Refusal};
 use crate::config::ProvisionConfig;
@@ -32,8 +33,6 @@ use thiserror::Error;
 
 /// LVM's default extent size (`allocation/physical_extent_size`, 4 MiB).
 const DEFAULT_EXTENT_BYTES: u128 = 4 << 20;
-/// The least `pe_start` LVM gives a new PV (`default_data_alignment`, 1 MiB).
-const MIN_PE_START_BYTES: u128 = 1 << 20;
 /// The most pool metadata LVM gives a pool with `thin_pool_crop_metadata` on: the
 /// kernel's limit (DM_THIN_MAX_METADATA_SIZE, 33161216 sectors). Growth stops
 /// here, or LVM would clamp every request and the planner ask again forever.
@@ -168,31 +167,50 @@ fn names_whole_vg(entry: &str, vg: &str, tag: &str) -> bool {
     entry == vg || entry.strip_prefix('@') == Some(tag)
 }
 
+/// The extent size the host's lvm.conf gives `vgcreate` and the extents a new
+/// VG on the whole partition has, with the PV this tool creates (its `pe_start`
+/// after the sized metadata area). Saturates: the refusals below judge the rest.
+pub(super) fn new_vg_extents(
+    partition: Bytes,
+    settings: &PoolCreationSettings,
+) -> (ExtentSize, Extents) {
+    let extent_bytes = settings
+        .physical_extent_size_kib
+        .map_or(DEFAULT_EXTENT_BYTES, |kib| u128::from(kib) * 1024);
+    let pe_start = super::sizing::pe_start_for(super::sizing::metadata_area_request(partition));
+    let free = partition.0.saturating_sub(pe_start.0) / extent_bytes;
+    let extent = u64::try_from(extent_bytes / 512)
+        .ok()
+        .and_then(|sectors| ExtentSize::from_sectors(Sectors(sectors)))
+        .unwrap_or(ExtentSize::DEFAULT);
+    (
+        extent,
+        Extents::new(u64::try_from(free).unwrap_or(u64::MAX)),
+    )
+}
+
 /// What the pool's `lvcreate` would refuse on a new VG of the whole partition.
 fn capacity_obstacle(
     partition: Bytes,
     settings: &PoolCreationSettings,
     config: &ProvisionConfig,
 ) -> Option<PoolObstacle> {
-    let extent = settings
-        .physical_extent_size_kib
-        .map_or(DEFAULT_EXTENT_BYTES, |kib| u128::from(kib) * 1024);
-    let free = partition.0.saturating_sub(MIN_PE_START_BYTES) / extent;
+    let (extent_size, free_extents) = new_vg_extents(partition, settings);
+    let extent = extent_size.bytes().0;
+    let free = u128::from(free_extents.count());
     let data = free * extent;
-    let chunk = config.chunk_size_bytes.0;
+    let chunk = config
+        .chunk_size_bytes
+        .unwrap_or_else(|| super::sizing::policy_chunk_size(Bytes(data)))
+        .0;
     if chunk > data {
         return Some(PoolObstacle::ChunkLargerThanData {
             chunk: Bytes(chunk),
             data: Bytes(data),
         });
     }
-    let metadata_extents = u64::try_from(extent / 512)
-        .ok()
-        .and_then(|sectors| ExtentSize::from_sectors(Sectors(sectors)))
-        .and_then(|size| {
-            let free = Extents::new(u64::try_from(free).ok()?);
-            pool_metadata_extents(free, size, Bytes(chunk))
-        })
+    // The least `plan::sizing::pool_layout` falls back to: LVM's own estimate.
+    let metadata_extents = pool_metadata_extents(free_extents, extent_size, Bytes(chunk))
         .map_or(0, |extents| u128::from(extents.count()));
     if free <= 2 * metadata_extents {
         return Some(PoolObstacle::PartitionTooSmall {
@@ -220,7 +238,7 @@ mod tests {
 
     fn config(chunk: &str) -> ProvisionConfig {
         let inputs = ProvisionInputs {
-            chunk_size: chunk.into(),
+            chunk_size: Some(chunk.into()),
             ..ProvisionInputs::example()
         };
         match ProvisionConfig::from_inputs_with_dev(inputs, std::path::Path::new("/nonexistent")) {

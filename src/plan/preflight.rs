@@ -29,6 +29,7 @@ pub fn writes(action: &Action) -> bool {
         | Action::RetagVolumeGroup { .. }
         | Action::CreateThinPool { .. }
         | Action::ExtendPoolMetadata { .. }
+        | Action::GrowFullPoolMetadata { .. }
         | Action::ExtendThinPool { .. } => true,
         Action::ActivateSeedIdLv { .. }
         | Action::DeactivatePoolComponents { .. }

@@ -82,16 +82,21 @@ fn why_not_the_spare(vg: &VgFacts, lv: &LvFacts, config: &ProvisionConfig) -> Op
     else {
         return Some("its size is not a whole number of extents".to_owned());
     };
-    // The spare was allocated from the free space the command saw.
+    // The spare was allocated from the free space the command saw: as large as
+    // the metadata this tool asks for (`plan::sizing`), or — a pool `lvcreate` of
+    // an earlier version, `-l 100%FREE` — as LVM's estimate.
     let data = vg.free_extents.checked_add(count);
-    let expected = data.and_then(|data| spare_extents(data, extent, config.chunk_size_bytes));
-    if expected != Some(count) {
+    let ours = data
+        .and_then(|data| super::sizing::pool_layout(data, extent, config.chunk_size_bytes))
+        .map(|layout| layout.spare);
+    let chunk = config.chunk_size_bytes.unwrap_or(Bytes(512 << 10));
+    let earlier = data.and_then(|data| spare_extents(data, extent, chunk));
+    if ours != Some(count) && earlier != Some(count) {
         return Some(format!(
-            "it has {} extents; for a pool over the {} extents then free with {} chunks LVM makes the spare {}",
+            "it has {} extents; for a pool over the {} extents then free this tool makes the spare {}",
             count.count(),
             data.map_or_else(|| "more than 2^64".to_owned(), |n| n.count().to_string()),
-            config.chunk_size_bytes,
-            expected.map_or_else(|| "impossible".to_owned(), |n| format!("{} extents", n.count())),
+            ours.map_or_else(|| "impossible".to_owned(), |n| format!("{} extents", n.count())),
         ));
     }
     let expected_at = allocation_start(

@@ -4,7 +4,8 @@ use crate::config::names::test_names::{lv, vg};
 use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::lvm::LvmUuid;
 use crate::observe::state::{
-    InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PvFacts, StaleDevice, VgListingPv,
+    InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PoolMetadataUsage, PvFacts,
+    StaleDevice, VgListingPv,
 };
 use crate::units::{ExtentSize, Sectors};
 use std::path::PathBuf;
@@ -76,6 +77,7 @@ fn blank(size: Bytes) -> ObservedPartition {
         leftovers: Default::default(),
         host_lvm: Default::default(),
         preflight: Default::default(),
+        pool_metadata_usage: None,
     }
 }
 
@@ -85,6 +87,7 @@ fn orphan_pv(size: Bytes) -> ObservedPartition {
         uuid: uuid("pvuuid-pvuu-idpv-uuid-pvuu-idpv-uuidpv"),
         recorded_device_size: size,
         metadata_bytes_at_end: Bytes(0),
+        pe_start_bytes: PE_START,
         in_use_without_metadata: None,
         volume_group: None,
     });
@@ -193,6 +196,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::RemoveVolumeGroup { .. } => "vgremove",
             Action::RemovePhysicalVolume { .. } => "pvremove",
             Action::CreatePhysicalVolume { .. } => "pvcreate",
+            Action::GrowFullPoolMetadata { .. } => "lvextend-full-metadata",
             Action::ResizePhysicalVolume { .. } => "pvresize",
             Action::ReinitializePhysicalVolume { .. } => "pvcreate-ff",
             Action::RemoveIncompletePool { .. } => "lvremove-one",
@@ -367,7 +371,9 @@ fn growth_plans_exactly_the_new_extents() {
         Some(&Action::ExtendThinPool {
             volume_group: vg("linstor-vg"),
             pool: lv("linstor-pool"),
-            by_extents: Extents::new(new_count.count() - old_count.count()),
+            // Two stay free: the room to double the metadata (one extent) and
+            // its spare once, which the fixture's pool (made with none) lacked.
+            by_extents: Extents::new(new_count.count() - old_count.count() - 2),
         })
     );
 }
@@ -472,7 +478,8 @@ fn force_overrides_foreign_signature_and_foreign_vg_only() {
         plan.actions[0],
         Action::CreatePhysicalVolume {
             device: dev(),
-            overwrite_signature: Some("ext4".into())
+            overwrite_signature: Some("ext4".into()),
+            metadata_area_bytes: sizing::metadata_area_request(foreign.partition.size_bytes),
         }
     );
     let mut foreign_vg = provisioned(SatelliteIdReading::Absent);
@@ -786,9 +793,10 @@ fn a_second_metadata_area_at_the_end_takes_its_space_from_the_extents() {
         Extents::new(whole_extents(GIB).count() - 1)
     );
     assert!(planned(&steady, &config()).is_empty());
-    // Growth by one extent beyond the area: pvresize and the pool takes it.
+    // Growth by three extents beyond the area: pvresize, two kept free as the
+    // metadata's doubling room (the pool predates it), the pool takes one.
     let mut grown = steady.clone();
-    grown.partition.size_bytes += EXTENT;
+    grown.partition.size_bytes += EXTENT * 3u64;
     assert_eq!(
         planned(&grown, &config()).actions.last(),
         Some(&Action::ExtendThinPool {
@@ -826,12 +834,13 @@ fn an_untagged_vg_of_our_name_with_volumes_is_refused_unless_forced() {
 #[test]
 fn impossible_numbers_are_refused_not_wrapped() {
     let mut huge_pool = provisioned(tag("node-01"));
-    vg_mut(&mut huge_pool).free_extents = Extents::new(3);
+    // Two of the free extents are the metadata's doubling room; three go to the pool.
+    vg_mut(&mut huge_pool).free_extents = Extents::new(5);
     vg_mut(&mut huge_pool).logical_volumes[0].size_bytes = Bytes(u128::MAX) - EXTENT;
     assert!(refusal(&huge_pool, &config()).contains("impossible number"));
     // Past what any block device can hold, though 128-bit arithmetic would not wrap.
     let mut past_device_range = provisioned(tag("node-01"));
-    vg_mut(&mut past_device_range).free_extents = Extents::new(3);
+    vg_mut(&mut past_device_range).free_extents = Extents::new(5);
     vg_mut(&mut past_device_range).logical_volumes[0].size_bytes =
         Bytes(u128::from(u64::MAX)) - EXTENT;
     let text = refusal(&past_device_range, &config());
@@ -1496,8 +1505,8 @@ fn observed_and_plan_json_are_pinned() {
     let plan = serde_json::to_string(&planned(&grown, &config())).unwrap_or_default();
     let fresh = serde_json::to_string(&planned(&blank(GIB), &config())).unwrap_or_default();
     assert_eq!(observed, "{\"partition\":{\"devnode\":\"/dev/vda1\",\"major\":254,\"minor\":1,\"label\":\"linstor-storage\",\"size_bytes\":4398046511104},\"foreign_signature\":null,\"physical_volume\":{\"uuid\":\"pvuuid-pvuu-idpv-uuid-pvuu-idpv-uuidpv\",\"recorded_device_size\":1073741824,\"metadata_bytes_at_end\":1048576,\"in_use_without_metadata\":null,\"volume_group\":{\"name\":\"linstor-vg\",\"uuid\":\"vguuid-vguu-idvg-uuid-vguu-idvg-uuidvg\",\"seqno\":7,\"extent_size_bytes\":4194304,\"pe_start_bytes\":1048576,\"pv_extent_count\":255,\"free_extents\":3,\"other_pvs\":[],\"satellite_id\":{\"source\":\"tag\",\"value\":\"node-01\"},\"logical_volumes\":[{\"name\":\"linstor-pool\",\"kind\":{\"type\":\"thin-pool\",\"metadata_size_bytes\":4194304,\"chunk_size_bytes\":524288,\"zero_new_blocks\":false,\"serving\":true,\"pool_device_present\":true,\"unloaded_pool_device\":null,\"unheld_pool_device\":null},\"visible\":true,\"size_bytes\":1061158912,\"active\":true,\"open_by\":null},{\"name\":\"linstor-pool_tdata\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"linstor-pool_tmeta\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"lvol0_pmspare\",\"kind\":{\"type\":\"other\",\"segment_type\":\"striped\"},\"visible\":false,\"size_bytes\":4194304,\"active\":false,\"open_by\":null},{\"name\":\"pvc-1\",\"kind\":{\"type\":\"thin\",\"pool\":\"linstor-pool\"},\"visible\":true,\"size_bytes\":10737418240,\"active\":false,\"open_by\":null}]}},\"wanted_vg_name_elsewhere\":[],\"leftovers\":{\"stale_devices\":[],\"vg_dev_dir\":{\"state\":\"absent\"}},\"host_lvm\":{\"devices_file\":{\"state\":\"not-in-use\"},\"global_filter_rejects\":null,\"filter_rejects\":null,\"error\":null}}");
-    assert_eq!(plan, "{\"reset\":null,\"actions\":[{\"action\":\"resize-physical-volume\",\"device\":\"/dev/vda1\",\"from_bytes\":1073741824,\"to_bytes\":4398046511104},{\"action\":\"extend-pool-metadata\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"to_bytes\":536870912},{\"action\":\"extend-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"by_extents\":1048069}]}");
-    assert_eq!(fresh, "{\"reset\":null,\"actions\":[{\"action\":\"create-physical-volume\",\"device\":\"/dev/vda1\",\"overwrite_signature\":null},{\"action\":\"create-volume-group\",\"volume_group\":\"linstor-vg\",\"device\":\"/dev/vda1\",\"satellite_id_tag\":\"linstor-satellite-id=node-01\"},{\"action\":\"create-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"chunk_size_bytes\":524288,\"zero_new_blocks\":false}]}");
+    assert_eq!(plan, "{\"reset\":null,\"actions\":[{\"action\":\"resize-physical-volume\",\"device\":\"/dev/vda1\",\"from_bytes\":1073741824,\"to_bytes\":4398046511104},{\"action\":\"extend-pool-metadata\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"to_bytes\":1073741824},{\"action\":\"extend-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"by_extents\":1047301}]}");
+    assert_eq!(fresh, "{\"reset\":null,\"actions\":[{\"action\":\"create-physical-volume\",\"device\":\"/dev/vda1\",\"overwrite_signature\":null},{\"action\":\"create-volume-group\",\"volume_group\":\"linstor-vg\",\"device\":\"/dev/vda1\",\"satellite_id_tag\":\"linstor-satellite-id=node-01\"},{\"action\":\"create-thin-pool\",\"volume_group\":\"linstor-vg\",\"pool\":\"linstor-pool\",\"chunk_size_bytes\":524288,\"zero_new_blocks\":false,\"data_extents\":251,\"metadata_bytes\":4194304}]}");
 }
 
 #[test]
@@ -1615,7 +1624,7 @@ fn pool_metadata_growth_stops_at_lvms_largest() {
             EXTENT * at_most.count(),
         );
     }
-    assert_eq!(kinds(&planned(&grown, &config())), vec!["pool-extend"]);
+    assert!(!kinds(&planned(&grown, &config())).contains(&"pool-metadata-extend"));
 }
 
 #[test]
@@ -1639,7 +1648,7 @@ fn a_pool_lvm_could_not_create_is_refused_before_a_reset_destroys_anything() {
     let mut small = provisioned(tag("node-00"));
     small.partition.size_bytes = Bytes(600 << 20);
     let big_chunk = ProvisionConfig {
-        chunk_size_bytes: Bytes(1 << 30),
+        chunk_size_bytes: Some(Bytes(1 << 30)),
         ..config()
     };
     let refused = refusal(&small, &big_chunk);
@@ -1800,4 +1809,68 @@ fn only_the_configured_or_tagged_vg_is_adopted() {
         plan(&foreign, &config()),
         Err(Refusal::ForeignVolumeGroup { .. })
     ));
+}
+
+/// At 75% used the pool's metadata is doubled — when the VG has the room (the
+/// metadata's growth and its spare's); without room, or below 75%, a start writes
+/// nothing (a pool an older version made, with no free extents, stays as it is).
+#[test]
+fn full_pool_metadata_is_doubled_only_with_room() {
+    let used = |percent: u128| {
+        Some(PoolMetadataUsage {
+            used_bytes: Bytes((EXTENT.0 * percent).div_ceil(100)),
+            total_bytes: EXTENT,
+        })
+    };
+    let mut full = provisioned(tag("node-01"));
+    full.pool_metadata_usage = used(80);
+    assert!(planned(&full, &config()).is_empty());
+    vg_mut(&mut full).free_extents = Extents::new(2);
+    let plan = planned(&full, &config());
+    assert_eq!(
+        plan.actions,
+        vec![Action::GrowFullPoolMetadata {
+            volume_group: vg("linstor-vg"),
+            pool: lv("linstor-pool"),
+            from_bytes: EXTENT,
+            to_bytes: EXTENT * 2u64,
+            used_percent: 80,
+        }]
+    );
+    assert!(plan.actions[0].to_string().contains("it is 80% used"));
+    // One extent is not room for the metadata and its spare: nothing.
+    vg_mut(&mut full).free_extents = Extents::new(1);
+    assert!(planned(&full, &config()).is_empty());
+    // Below 75%, the room stays free.
+    vg_mut(&mut full).free_extents = Extents::new(2);
+    full.pool_metadata_usage = used(74);
+    assert!(planned(&full, &config()).is_empty());
+    // Doubled and grown in one start: the rest beyond the new room goes to data.
+    full.pool_metadata_usage = used(90);
+    vg_mut(&mut full).free_extents = Extents::new(10);
+    assert_eq!(
+        kinds(&planned(&full, &config())),
+        vec!["lvextend-full-metadata", "pool-extend"]
+    );
+}
+
+/// A pool on an orphan PV (made by hand, or left by an interrupted run) counts the
+/// PV's own extents: a second metadata area at the end takes one here, and a pool
+/// planned over the partition's would ask LVM for an extent that is not there.
+#[test]
+fn a_pool_on_an_orphan_pv_counts_its_own_extents() {
+    let size = PE_START + EXTENT * 128u64;
+    let mut observed = orphan_pv(size);
+    if let Some(pv) = observed.physical_volume.as_mut() {
+        pv.metadata_bytes_at_end = MIB;
+    }
+    let data = planned(&observed, &config())
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreateThinPool { data_extents, .. } => Some(*data_extents),
+            _ => None,
+        });
+    // 127 extents: one of metadata, one of spare, two kept to double them.
+    assert_eq!(data, Some(Extents::new(123)));
 }

@@ -108,6 +108,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_operator_inputs",
     "vm_ours_only",
     "vm_partition_labels",
+    "vm_pool_life",
     "vm_pool_preflight",
     "vm_preflight",
     "vm_signatures",
