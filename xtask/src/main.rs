@@ -12,6 +12,7 @@
 //!   multi-arch OCI archive and one docker-archive per architecture in
 //!   `target/image/` (no daemon).
 mod bench;
+mod bench_scale;
 mod demo;
 mod deps;
 mod dist;
