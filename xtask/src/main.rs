@@ -102,6 +102,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_partition_labels",
     "vm_pool_preflight",
     "vm_preflight",
+    "vm_scale",
     "vm_signatures",
 ];
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::ffi::dir::list_folder;
 use crate::observe::attribute_file::{read_attribute, read_small_file};
 
-use super::gpt_entries::{GptEntryReader, Libblkid, NoGptAccess};
+use super::gpt_entries::{DirectThenLibblkid, GptEntryReader, NoGptAccess};
 use super::raw::{is_ignored, RawDevice};
 use super::udev_db::parse_udev_db;
 use super::uevent::parse_uevent_bytes;
@@ -83,7 +83,7 @@ impl SysfsBackend {
         Self {
             sys: PathBuf::from("/sys"),
             run_udev: PathBuf::from("/run/udev"),
-            gpt: Arc::new(Libblkid),
+            gpt: Arc::new(DirectThenLibblkid),
             machine_device_mapper: true,
         }
     }
