@@ -1,8 +1,9 @@
-//! A steady start's cost does not grow with the node: the same start with 0 and
-//! with N active thin volumes in the pool plus N other block devices (loop
-//! devices: whole virtual disks as DRBD's are) makes the same sysfs reads and the
-//! same system calls but one device-mapper status per active LVM device of the
-//! node (its open count, which a reset's refusal needs). Counted with strace, not
+//! A steady start's cost does not grow with the node's other devices and grows
+//! little with its volumes: the same start with 0 and with N active thin volumes
+//! in the pool plus N other block devices (loop devices: whole virtual disks as
+//! DRBD's are) opens the same sysfs files, makes one device-mapper status per
+//! active LVM device (its open count, which a reset's refusal needs) and checks
+//! the VG's `/dev/<vg>` links; today's main opens ~5 sysfs files per device. Counted with strace, not
 //! timed: counts do not depend on the machine's load. The same boot records a
 //! bare `--version` start against an empty-pool steady start (system calls, and
 //! the times as a ratio in the test's output, never asserted).
@@ -152,10 +153,12 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         empty.sysfs_opens,
         full.sysfs_opens
     );
-    // Folder walks: the same folders, only longer listings (a getdents64 per ~100 names).
+    // Folder walks: the same folders, longer listings (a getdents64 per ~100 names),
+    // and one readlink per `/dev/<vg>` link (the configuration check that the folder
+    // is LVM's, before the lock).
     assert!(
-        full.walks <= empty.walks + 2 * N / 50 + 4,
-        "folder walks grew with the node: {} → {}",
+        full.walks <= empty.walks + N + N / 25 + 8,
+        "folder walks and readlinks grew by more than one per thin volume: {} → {}",
         empty.walks,
         full.walks
     );
@@ -167,10 +170,12 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         empty.dm_ioctls,
         full.dm_ioctls
     );
-    let per_device = (full.total as f64 - empty.total as f64) / (2 * N) as f64;
+    // What still grows: per thin volume one DM status and one readlink; nothing per
+    // other device but its name in the listings.
+    let per_thin = (full.total as f64 - empty.total as f64) / N as f64;
     assert!(
-        per_device <= 0.75,
-        "system calls grew by {per_device:.2} per added device ({} → {})",
+        per_thin <= 3.0,
+        "system calls grew by {per_thin:.2} per added thin volume and device ({} → {})",
         empty.total,
         full.total
     );

@@ -144,10 +144,7 @@ fn align8(n: usize) -> Option<usize> {
 pub fn parse_name_list(data: &[u8]) -> Result<Vec<ListedDevice>, DmListError> {
     let mut devices = Vec::new();
     let mut at = 0usize;
-    loop {
-        let Some(dev_bytes) = data.get(at..at + 8) else {
-            break;
-        };
+    while let Some(dev_bytes) = data.get(at..at + 8) {
         let mut b = [0u8; 8];
         b.copy_from_slice(dev_bytes);
         let dev = u64::from_ne_bytes(b);

@@ -15,7 +15,7 @@ use super::state::{
     InUseWithoutMetadata, Leftovers, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas,
     PartitionFacts, PeRange, PvFacts, SatelliteIdReading, StaleDevice, VgFacts, VgListingPv,
 };
-use super::vg_dev_dir::{read_vg_dev_dir, VgDevDir};
+use super::vg_dev_dir::{read_vg_dev_dir, Follow, VgDevDir};
 use super::{device_size, live::holders};
 use crate::satellite_id;
 use crate::units::{Bytes, DeviceRange, Extents, Sectors};
@@ -264,14 +264,25 @@ pub fn observe_resolved(
         })?,
         vg_dev_dir: match expect.volume_group {
             None => VgDevDir::Absent,
-            Some(name) => read_vg_dev_dir(Path::new("/dev"), name).map_err(|source| {
-                ObserveError::Leftovers {
-                    device: devnode.clone(),
-                    source: LeftoversError::VgDevDir {
-                        name: name.to_owned(),
-                        source,
-                    },
-                }
+            // The VG of this name is the one here: its links are LVM's for it, and
+            // the planner reads only what else the folder holds (a reset's
+            // `vgcreate`). Elsewhere the links are followed: they tell leftovers
+            // from a VG of that name active on another device.
+            Some(name) => read_vg_dev_dir(
+                Path::new("/dev"),
+                name,
+                if vg.is_some_and(|vg| vg.name == name) {
+                    Follow::No
+                } else {
+                    Follow::TargetAndDevice
+                },
+            )
+            .map_err(|source| ObserveError::Leftovers {
+                device: devnode.clone(),
+                source: LeftoversError::VgDevDir {
+                    name: name.to_owned(),
+                    source,
+                },
             })?,
         },
     };
