@@ -76,6 +76,13 @@ point() {
   _i=0
   while [ $_i -lt 5 ]; do LOG_LEVEL=debug st node-01 2>&1 | grep ' timings ' >>/tmp/phases-$_p; _i=$((_i + 1)); done
   record "seqno-$_p 0 $(( $(seqno static-vg) - _s0 ))"
+  # The thin volumes really active on each side (a pool whose metadata is full
+  # takes no more: the table shows what was measured).
+  for _vg in static-vg seed-vg; do
+    _c=0
+    for _l in $(lvs --noheadings -o lv_name -S 'lv_active=active' "$_vg"); do case $_l in pvc-*) _c=$((_c + 1)) ;; esac; done
+    record "active-$_vg-$_p 0 $_c"
+  done
 }
 "#;
 
@@ -193,10 +200,19 @@ pub fn run() -> Result<(), String> {
     for step in ["prov-static", "prov-seed", "parse"] {
         run.expect_success(step);
     }
+    // A pool whose metadata fills up takes no more thin volumes: say so and go on;
+    // the table shows the number active at each point.
     for (tag, ..) in POINTS.iter().skip(1) {
         for step in [format!("thins-static-{tag}"), format!("thins-seed-{tag}")] {
-            if run.steps.iter().any(|s| s.name == step) {
-                run.expect_success(&step);
+            if let Some(s) = run
+                .steps
+                .iter()
+                .find(|s| s.name == step && s.exit_code != 0)
+            {
+                eprintln!(
+                    "xtask: {step} failed (measured with the volumes that fit):\n{}",
+                    s.stderr
+                );
             }
         }
     }
@@ -228,7 +244,7 @@ pub fn run() -> Result<(), String> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| thin volumes | other devices | steady start ms | × the empty node | seed's sequence ms | seed / ours | system calls | sysfs opens | DM ioctls | VG metadata writes |"
+        "| thin volumes (ours / seed's, active) | other devices | steady start ms | × the empty node | seed's sequence ms | seed / ours | system calls | sysfs opens | DM ioctls | VG metadata writes |"
     );
     let _ = writeln!(table, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut chart_rows = Vec::new();
@@ -242,9 +258,17 @@ pub fn run() -> Result<(), String> {
             .and_then(|v| v.first())
             .copied()
             .unwrap_or(f64::NAN);
+        let active = |vg: &str| {
+            samples
+                .get(&format!("active-{vg}-{tag}"))
+                .and_then(|v| v.first())
+                .map_or("?".to_owned(), |n| format!("{n}"))
+        };
         let _ = writeln!(
             table,
-            "| {thins} | {devices} | {steady:.1} | {:.2}× | {seed:.0} | {:.0}× | {} | {sysfs} | {dm} | {writes} |",
+            "| {thins} ({} / {}) | {devices} | {steady:.1} | {:.2}× | {seed:.0} | {:.0}× | {} | {sysfs} | {dm} | {writes} |",
+            active("static-vg"),
+            active("seed-vg"),
             steady / steady0,
             seed / steady,
             calls.map_or("–".to_owned(), |c| c.to_string()),
