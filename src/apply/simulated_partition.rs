@@ -753,7 +753,7 @@ impl SimulatedPartition {
         if let VgDevDir::Folder { path, entries } = &mut self.observed.leftovers.vg_dev_dir {
             if *path == vg_path {
                 entries.retain(
-                    |e| !matches!(e, VgDevEntry::Symlink { name, .. } if removed.contains(name)),
+                    |e| !matches!(e, VgDevEntry::Symlink { name, .. } | VgDevEntry::LinkNotFollowed { name } if removed.contains(name)),
                 );
                 if entries.is_empty() {
                     self.observed.leftovers.vg_dev_dir = VgDevDir::Absent;

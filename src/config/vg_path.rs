@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-use crate::observe::vg_dev_dir::{read_vg_dev_dir, VgDevDir, VgDevEntry};
+use crate::observe::vg_dev_dir::{read_vg_dev_dir, Follow, VgDevDir, VgDevEntry};
 
 /// Where LVM puts VG folders (its `devices/dir`, `/dev` unless lvm.conf says otherwise).
 pub const DEV_DIR: &str = "/dev";
@@ -83,7 +83,8 @@ pub fn check_vg_path_free(dev: &Path, vg: &str) -> Result<(), VgPathError> {
             found,
         })
     };
-    match read_vg_dev_dir(dev, vg).map_err(unreadable)? {
+    // Only the targets decide here: whether each link is LVM's.
+    match read_vg_dev_dir(dev, vg, Follow::TargetOnly).map_err(unreadable)? {
         VgDevDir::Absent => Ok(()),
         VgDevDir::NotAFolder { path } => {
             let kind = fs::symlink_metadata(&path).map_err(unreadable)?;
@@ -105,7 +106,7 @@ pub fn check_vg_path_free(dev: &Path, vg: &str) -> Result<(), VgPathError> {
                             target.display()
                         ))
                     }
-                    VgDevEntry::Symlink { .. } => {}
+                    VgDevEntry::Symlink { .. } | VgDevEntry::LinkNotFollowed { .. } => {}
                 }
             }
             Ok(())

@@ -4,6 +4,7 @@
 pub mod allocator;
 pub mod blkdev;
 pub mod dir;
+pub mod dm_list;
 pub mod dm_remove;
 #[cfg(feature = "lvm2cmd")]
 pub mod lvm2cmd;

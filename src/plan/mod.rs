@@ -156,7 +156,7 @@ fn clear_volume_group_path(
                 .iter()
                 .filter_map(|e| match e {
                     VgDevEntry::Other { name } => Some(name.as_str()),
-                    VgDevEntry::Symlink { .. } => None,
+                    VgDevEntry::Symlink { .. } | VgDevEntry::LinkNotFollowed { .. } => None,
                 })
                 .collect();
             if !foreign.is_empty() {

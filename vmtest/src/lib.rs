@@ -68,6 +68,7 @@ mod guest;
 mod host;
 mod initramfs;
 mod kernel;
+pub mod scale;
 mod sysroot;
 mod system_boot;
 pub mod write_log;

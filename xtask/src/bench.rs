@@ -39,7 +39,7 @@ const SIDES: [&str; 3] = ["ours", "static", "seed"];
 /// pattern matching on the JSON reports and builtins (`read`, `printf`), so the
 /// only processes are the commands the seed tool itself ran; the mount point
 /// exists beforehand (the Go tool made its temp dir in-process).
-const SEED_SCRIPT: &str = r#"#!/bin/sh
+pub(crate) const SEED_SCRIPT: &str = r#"#!/bin/sh
 # seed.sh LABEL VG POOL ID — the seed tool's command sequence
 set -e
 pv=/dev/disk/by-partlabel/$1 vg=$2 pool=$3 id=$4 mnt=/tmp/seed-mnt
@@ -165,7 +165,7 @@ fn build_release() -> Result<PathBuf, String> {
     Ok(target.join("release").join("linstor-provision-disk"))
 }
 
-fn host_tool(name: &str, package: &str) -> Result<PathBuf, String> {
+pub(crate) fn host_tool(name: &str, package: &str) -> Result<PathBuf, String> {
     for dir in ["/usr/bin", "/bin", "/usr/sbin"] {
         let p = Path::new(dir).join(name);
         if p.is_file() {
@@ -253,7 +253,7 @@ struct Row {
 }
 
 /// The total number of calls in an `strace -c` summary.
-fn syscall_total(summary: &str) -> Option<u64> {
+pub(crate) fn syscall_total(summary: &str) -> Option<u64> {
     let total = summary
         .lines()
         .rev()
@@ -287,7 +287,7 @@ fn block_bytes_read(trace: &str) -> u64 {
 
 /// Per-phase medians (µs) of the tool's `start timings phases=a=1µs b=2µs …` lines,
 /// in the order the phases ran.
-fn phase_medians(lines: &str) -> Vec<(String, f64)> {
+pub(crate) fn phase_medians(lines: &str) -> Vec<(String, f64)> {
     let mut order: Vec<String> = Vec::new();
     let mut samples: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for line in lines.lines() {
@@ -316,7 +316,7 @@ fn phase_medians(lines: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
@@ -340,6 +340,7 @@ fn spawned(trace: &str) -> usize {
         .saturating_sub(1)
 }
 
+/// `cargo xtask bench` without `--scale` (main.rs sends `--scale` to `bench_scale`).
 pub fn run(_args: &[String]) -> Result<(), String> {
     let binary = build_release()?;
     let strace = host_tool("strace", "strace")?;

@@ -17,6 +17,7 @@
 //!   multi-arch OCI archive and one docker-archive per architecture in
 //!   `target/image/` (no daemon).
 mod bench;
+mod bench_scale;
 mod crash;
 mod demo;
 mod deps;
@@ -36,6 +37,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("deps") => deps::install(),
         Some("test") => deps::install().and_then(|()| test(&args[1..])),
+        Some("bench") if args.iter().any(|a| a == "--scale") => {
+            deps::install().and_then(|()| bench_scale::run())
+        }
         Some("bench") => deps::install().and_then(|()| bench::run(&args[1..])),
         Some("demo") => deps::install().and_then(|()| demo::run(&args[1..])),
         Some("crash") => deps::install().and_then(|()| crash::run_crash(&args[1..])),
@@ -111,6 +115,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_pool_life",
     "vm_pool_preflight",
     "vm_preflight",
+    "vm_scale",
     "vm_signatures",
 ];
 

@@ -432,12 +432,42 @@ pub fn device_by_uuid(uuid: &str) -> Result<Option<DeviceByUuid>, LiveError> {
 
 /// Every active DM device whose uuid marks it as LVM's, sorted by DM name.
 /// Devices that disappear while being listed are skipped.
+///
+/// One `DM_LIST_DEVICES` carries every device's uuid (see [`crate::ffi::dm_list`]):
+/// only LVM's devices are asked for their state (open count, table, suspension),
+/// so the other mappings of a node (DRBD's backing devices, crypt, multipath)
+/// cost nothing. On a kernel that lists no uuids every device is asked, as before.
 pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
+    use crate::ffi::dm_list::{list_devices_with_uuids, ListedDevice, UuidInList};
     let dm = open_dm()?;
-    let devices = dm.list_devices().map_err(|e| dm_error("list", None, e))?;
+    let listed: Vec<ListedDevice> = match list_devices_with_uuids() {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::debug!(error = %e, "device-mapper list with uuids failed; listing without");
+            dm.list_devices()
+                .map_err(|e| dm_error("list", None, e))?
+                .into_iter()
+                .map(|(name, device, _)| ListedDevice {
+                    name: name.to_string(),
+                    major: device.major,
+                    minor: device.minor,
+                    uuid: UuidInList::NotReported,
+                })
+                .collect()
+        }
+    };
     let mut out = Vec::new();
-    for (name_buf, device, _event) in devices {
-        let name: &DmName = &name_buf;
+    for device in listed {
+        if let UuidInList::Uuid(uuid) = &device.uuid {
+            if parse_lvm_dm_uuid(uuid).is_none() {
+                continue;
+            }
+        } else if device.uuid == UuidInList::None {
+            continue;
+        }
+        let Ok(name) = DmName::new(&device.name) else {
+            continue;
+        };
         let info = match dm.device_info(&DevId::Name(name)) {
             Ok(info) => info,
             Err(e) => {

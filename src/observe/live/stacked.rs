@@ -17,7 +17,9 @@ use super::LiveError;
 use crate::observe::lvm::LvmUuid;
 
 /// More devices than any real stack has; bounds what a hostile sysfs can make us walk.
-const MAX_STACKED_DEVICES: usize = 4096;
+/// A LINSTOR node's pool carries every thin volume and active snapshot (10,000 LVs
+/// is a size the tool plans for), each a holder of the pool's device.
+const MAX_STACKED_DEVICES: usize = 1 << 16;
 
 /// One device stacked on the partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -41,6 +41,7 @@ pub mod label;
 pub mod mda;
 pub mod metadata;
 pub mod pv_header;
+pub mod synthetic;
 pub mod text;
 pub mod uuid;
 

@@ -112,6 +112,132 @@ impl GptEntryReader for Libblkid {
     }
 }
 
+/// The reader a start uses: the primary GPT read straight off the disk (two
+/// `pread`s, both CRC32s checked), and libblkid whenever that read is not the
+/// plain case — no protective MBR, a bad checksum, a header or entry size out of
+/// the ordinary, a name that is not valid UTF-16. In the plain case the answer is
+/// libblkid's (entry `i` is partition `i + 1`, the UTF-16LE name up to its first
+/// NUL, trailing whitespace removed); libblkid's probe costs far more than the
+/// read under emulation, and where no udev database names the partitions every
+/// start confirms the kernel's 7-bit name this way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectThenLibblkid;
+
+impl GptEntryReader for DirectThenLibblkid {
+    fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError> {
+        match read_primary_gpt(disk) {
+            Ok(names) => Ok(names),
+            Err(why) => {
+                tracing::debug!(disk = %disk.display(), "GPT not read directly ({why}); asking libblkid");
+                Libblkid.read_names(disk)
+            }
+        }
+    }
+}
+
+/// Largest entry array read directly (128 entries of 128 bytes is the norm: 16 KiB).
+const MAX_GPT_ENTRY_BYTES: u64 = 1 << 20;
+
+fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn le_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn read_primary_gpt(disk: &Path) -> Result<GptNames, String> {
+    let file = std::fs::File::open(disk).map_err(|e| e.to_string())?;
+    let sector =
+        u64::from(crate::ffi::blkdev::logical_sector_size(&file).map_err(|e| e.to_string())?);
+    gpt_names_from(&file, sector)
+}
+
+/// [`read_primary_gpt`] of an open disk whose logical sectors are `sector` bytes.
+fn gpt_names_from(file: &std::fs::File, sector: u64) -> Result<GptNames, String> {
+    use std::os::unix::fs::FileExt;
+    let sector_bytes = usize::try_from(sector).map_err(|_| "sector size")?;
+    if !(512..=4096).contains(&sector_bytes) {
+        return Err(format!("sector size {sector}"));
+    }
+    // LBA 0 (protective MBR) and LBA 1 (GPT header) in one read.
+    let mut head = vec![0u8; 2 * sector_bytes];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| e.to_string())?;
+    let mbr = &head[..sector_bytes];
+    let protective = mbr.get(510..512) == Some(&[0x55, 0xaa][..])
+        && (0..4).any(|i| mbr.get(446 + 16 * i + 4) == Some(&0xee));
+    if !protective {
+        return Err("no protective MBR".into());
+    }
+    let header = &head[sector_bytes..];
+    if header.get(..8) != Some(&b"EFI PART"[..]) {
+        return Err("no GPT signature".into());
+    }
+    let header_size = le_u32(header, 12).ok_or("header")? as usize;
+    if header_size < 92 || header_size > sector_bytes {
+        return Err(format!("header size {header_size}"));
+    }
+    let crc32 = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let mut zeroed = header[..header_size].to_vec();
+    zeroed[16..20].fill(0);
+    if crc32.checksum(&zeroed) != le_u32(header, 16).ok_or("header")? {
+        return Err("header checksum".into());
+    }
+    if le_u64(header, 24) != Some(1) {
+        return Err("the header is not at LBA 1".into());
+    }
+    let first_usable = le_u64(header, 40).ok_or("header")?;
+    let last_usable = le_u64(header, 48).ok_or("header")?;
+    let entries_lba = le_u64(header, 72).ok_or("header")?;
+    let count = u64::from(le_u32(header, 80).ok_or("header")?);
+    let entry_size = u64::from(le_u32(header, 84).ok_or("header")?);
+    if entry_size < 128 || entry_size % 8 != 0 {
+        return Err(format!("entry size {entry_size}"));
+    }
+    let bytes = count
+        .checked_mul(entry_size)
+        .filter(|b| *b <= MAX_GPT_ENTRY_BYTES)
+        .ok_or("entry array size")?;
+    let offset = entries_lba
+        .checked_mul(sector)
+        .ok_or("entry array offset")?;
+    let mut entries = vec![0u8; usize::try_from(bytes).map_err(|_| "entry array size")?];
+    file.read_exact_at(&mut entries, offset)
+        .map_err(|e| e.to_string())?;
+    if crc32.checksum(&entries) != le_u32(header, 88).ok_or("header")? {
+        return Err("entry array checksum".into());
+    }
+    let mut names = GptNames::new();
+    let entry_len = usize::try_from(entry_size).map_err(|_| "entry size")?;
+    for (index, entry) in entries.chunks_exact(entry_len).enumerate() {
+        // An all-zero type GUID marks an unused entry; numbering counts it anyway.
+        if entry[..16].iter().all(|b| *b == 0) {
+            continue;
+        }
+        // libblkid leaves out an entry outside the usable area: not the plain case.
+        let (first, last) = (
+            le_u64(entry, 32).ok_or("entry")?,
+            le_u64(entry, 40).ok_or("entry")?,
+        );
+        if first < first_usable || last > last_usable || first > last {
+            return Err(format!("entry {} lies outside the usable area", index + 1));
+        }
+        let units: Vec<u16> = entry[56..128]
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .take_while(|u| *u != 0)
+            .collect();
+        let name = String::from_utf16(&units).map_err(|_| "a name that is not UTF-16")?;
+        let number = u32::try_from(index + 1).map_err(|_| "entry number")?;
+        let name = Some(trim_label(&name))
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        names.insert(number, name);
+    }
+    Ok(names)
+}
+
 /// Used for trees that are not this machine's (`SysfsBackend::with_roots`):
 /// their device nodes are not ours to open.
 /// Why `disk` has no GPT, naming the partition table it has if libblkid finds one
@@ -272,6 +398,64 @@ mod tests {
             panic!("cannot write {}: {e}", path.display());
         }
         path
+    }
+
+    fn sgdisk(args: &[&str]) {
+        match std::process::Command::new("sgdisk").args(args).output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!("sgdisk {args:?}: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => panic!("sgdisk is missing (apt-get install gdisk): {e}"),
+        }
+    }
+
+    #[test]
+    fn the_direct_read_gives_libblkids_names_or_defers_to_it() {
+        let dir = TempDir::new("gpt-direct");
+        let path = dir.path().join("gpt.img");
+        if let Err(e) = std::fs::write(&path, vec![0u8; 8 << 20]) {
+            panic!("{e}");
+        }
+        let img = path.to_string_lossy().into_owned();
+        sgdisk(&[
+            "--clear",
+            "--new=1:2048:+1M",
+            "--change-name=1:linstor-storage",
+            "--new=3:0:+1M",
+            "--change-name=3:Ünïcode name  ",
+            "--new=4:0:+1M",
+            &img,
+        ]);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => panic!("{e}"),
+        };
+        let direct = match gpt_names_from(&file, 512) {
+            Ok(names) => names,
+            Err(e) => panic!("the plain GPT was not read directly: {e}"),
+        };
+        let blkid = match Libblkid.read_names(&path) {
+            Ok(names) => names,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(direct, blkid);
+        assert_eq!(direct.get(&1), Some(&Some("linstor-storage".to_owned())));
+        assert_eq!(direct.get(&3), Some(&Some("Ünïcode name".to_owned())));
+        assert_eq!(direct.get(&4), Some(&None));
+        assert_eq!(direct.get(&2), None);
+        // A damaged entry array is not the plain case: the direct read declines.
+        let mut bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        };
+        bytes[2 * 512 + 56] ^= 0x20;
+        if let Err(e) = std::fs::write(&path, &bytes) {
+            panic!("{e}");
+        }
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(gpt_names_from(&file, 512).is_err());
     }
 
     #[test]

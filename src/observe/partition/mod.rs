@@ -60,7 +60,9 @@ use std::str::FromStr;
 use crate::units::Bytes;
 use serde::Serialize;
 
-pub use gpt_entries::{EntryUnreadable, GptEntryReader, GptReadError, Libblkid, NoGptAccess};
+pub use gpt_entries::{
+    DirectThenLibblkid, EntryUnreadable, GptEntryReader, GptReadError, Libblkid, NoGptAccess,
+};
 pub use sysfs_backend::SysfsBackend;
 
 use gpt_entries::relabel_from_gpt;
@@ -313,7 +315,7 @@ pub fn list_block_devices(backend: DiscoveryBackend) -> Result<Vec<BlockDevice>,
         #[cfg(feature = "udev")]
         DiscoveryBackend::Udev => {
             let mut devices = udev_backend::list_block_devices()?;
-            relabel_lossy(&mut devices, &Libblkid);
+            relabel_lossy(&mut devices, &DirectThenLibblkid);
             Ok(devices)
         }
         DiscoveryBackend::Sysfs => SysfsBackend::new().list_block_devices(),
@@ -407,7 +409,7 @@ impl SysfsBackend {
 /// are errors that list what was found, and a match known only from the
 /// kernel's 7-bit name is confirmed against the GPT before it is returned.
 pub fn find_by_label(devices: &[BlockDevice], label: &str) -> Result<BlockDevice, ResolveError> {
-    find_by_label_with(devices, label, &Libblkid)
+    find_by_label_with(devices, label, &DirectThenLibblkid)
 }
 
 fn find_by_label_with(

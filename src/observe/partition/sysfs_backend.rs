@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::ffi::dir::list_folder;
 use crate::observe::attribute_file::{read_attribute, read_small_file};
 
-use super::gpt_entries::{GptEntryReader, Libblkid, NoGptAccess};
+use super::gpt_entries::{DirectThenLibblkid, GptEntryReader, NoGptAccess};
 use super::raw::{is_ignored, RawDevice};
 use super::udev_db::parse_udev_db;
 use super::uevent::parse_uevent_bytes;
@@ -41,6 +41,9 @@ pub struct SysfsBackend {
     sys: PathBuf,
     run_udev: PathBuf,
     gpt: Arc<dyn GptEntryReader>,
+    /// The tree is this machine's: device-mapper's own list may stand in for
+    /// reading each `dm-N` folder (see [`NoLabelPossible`]).
+    machine_device_mapper: bool,
 }
 
 impl fmt::Debug for SysfsBackend {
@@ -80,7 +83,8 @@ impl SysfsBackend {
         Self {
             sys: PathBuf::from("/sys"),
             run_udev: PathBuf::from("/run/udev"),
-            gpt: Arc::new(Libblkid),
+            gpt: Arc::new(DirectThenLibblkid),
+            machine_device_mapper: true,
         }
     }
 
@@ -93,6 +97,7 @@ impl SysfsBackend {
             sys: sys.into(),
             run_udev: run_udev.into(),
             gpt: Arc::new(NoGptAccess),
+            machine_device_mapper: false,
         }
     }
 
@@ -122,6 +127,11 @@ impl SysfsBackend {
     /// without its size (0), `dm/name` or `dm/uuid`, and a whole disk without its
     /// udev entry or size (0). A host with many volumes and disks has many such
     /// devices, and a start reads them all. Nothing may trust these sizes.
+    ///
+    /// Where `<sys>/block` lists the whole disks, those that cannot carry a label
+    /// are left out without reading anything of theirs (see [`NoLabelPossible`]):
+    /// a node's thousands of thin volumes and DRBD devices then cost a start
+    /// nothing but their names in two folder listings.
     pub fn list_for_labels(&self) -> Result<Vec<BlockDevice>, DiscoveryError> {
         self.list(Depth::Labels)
     }
@@ -133,10 +143,14 @@ impl SysfsBackend {
                 path: dir.clone(),
                 source,
             })?;
+        let skip = match depth {
+            Depth::Labels => NoLabelPossible::read(&self.sys, self.machine_device_mapper),
+            Depth::Full => NoLabelPossible::default(),
+        };
         let mut devices = Vec::new();
         for entry in entries {
             let name = entry.name.to_string_lossy().into_owned();
-            if is_ignored(&name) {
+            if is_ignored(&name) || skip.applies_to(&name) {
                 continue;
             }
             match self
@@ -241,6 +255,92 @@ impl SysfsBackend {
             dm_uuid,
             parent,
         }))
+    }
+}
+
+/// Which devices cannot carry a GPT partition label, known without reading their
+/// folders. The kernel adds `PARTNAME` only to partitions, and libblkid (udev's
+/// `ID_PART_ENTRY_*`) finds a partition entry only for a device with a sysfs
+/// `partition` file or a device-mapper partition mapping (dm uuid `part<N>-…`, as
+/// kpartx and multipath make them). So:
+///
+/// - a whole disk — listed in `<sys>/block`, which holds disks and never
+///   partitions — other than device-mapper carries none (loop, DRBD, NVMe, …);
+/// - a device-mapper disk carries one only if its uuid starts with `part`; one
+///   `DM_LIST_DEVICES` gives every uuid at once (LVM's volumes, other mappings).
+///
+/// Where either source is missing (a test tree, a kernel that lists no uuids) the
+/// devices are read as before.
+#[derive(Debug, Default)]
+struct NoLabelPossible {
+    whole_disks: Option<std::collections::HashSet<String>>,
+    /// dm minors whose uuid is known and is not a partition mapping's.
+    unpartitioned_dm_minors: Option<std::collections::HashSet<u32>>,
+}
+
+/// More whole disks than a machine has; beyond it the shortcut is not taken.
+const MAX_WHOLE_DISKS: usize = 1 << 20;
+
+impl NoLabelPossible {
+    fn read(sys: &Path, machine_device_mapper: bool) -> Self {
+        let whole_disks = list_folder(&sys.join("block"), MAX_WHOLE_DISKS)
+            .ok()
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| e.name.to_string_lossy().into_owned())
+                    .collect()
+            });
+        let unpartitioned_dm_minors = if machine_device_mapper && whole_disks.is_some() {
+            Self::unpartitioned_dm_minors()
+        } else {
+            None
+        };
+        Self {
+            whole_disks,
+            unpartitioned_dm_minors,
+        }
+    }
+
+    fn unpartitioned_dm_minors() -> Option<std::collections::HashSet<u32>> {
+        use crate::ffi::dm_list::{list_devices_with_uuids, UuidInList};
+        if !Path::new("/dev/mapper/control").exists() {
+            return None;
+        }
+        let listed = match list_devices_with_uuids() {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::debug!(error = %e, "device-mapper list unavailable; reading dm-N folders");
+                return None;
+            }
+        };
+        let mut minors = std::collections::HashSet::new();
+        for device in listed {
+            match device.uuid {
+                UuidInList::Uuid(uuid) if !uuid.starts_with("part") => {}
+                UuidInList::None => {}
+                // A partition mapping, or a kernel that does not say: read it.
+                UuidInList::Uuid(_) | UuidInList::NotReported => continue,
+            }
+            minors.insert(device.minor);
+        }
+        Some(minors)
+    }
+
+    fn applies_to(&self, name: &str) -> bool {
+        let Some(disks) = &self.whole_disks else {
+            return false;
+        };
+        if !disks.contains(name) {
+            return false;
+        }
+        match name.strip_prefix("dm-") {
+            None => true,
+            Some(minor) => match (&self.unpartitioned_dm_minors, minor.parse::<u32>()) {
+                (Some(minors), Ok(minor)) => minors.contains(&minor),
+                _ => false,
+            },
+        }
     }
 }
 
