@@ -87,7 +87,9 @@ impl Bed {
 
 fn converged(outcome: Result<Outcome, ConvergeError>) -> (usize, usize) {
     match outcome {
-        Ok(Outcome::Converged { commands, rounds }) => (commands, rounds),
+        Ok(Outcome::Converged {
+            commands, rounds, ..
+        }) => (commands, rounds),
         other => panic!("expected convergence, got {other:?}"),
     }
 }
@@ -1019,4 +1021,49 @@ fn a_partition_node_swapped_between_steps_stops_the_run_before_the_next_write() 
     ));
     assert!(bed.log().is_empty());
     assert_eq!(bed.machine.observations, 0);
+}
+
+/// Every step that wrote is followed by a cache flush before the next step (also a
+/// step that failed); activations and steady starts send none.
+#[test]
+fn every_write_is_flushed_before_the_next_step_and_nothing_else_is() {
+    let writes_then_flushes = |bed: &Bed| {
+        let flushed: Vec<usize> = (1..=bed.lvm.log.len()).collect();
+        assert_eq!(bed.lvm.flushed_at, flushed, "{:?}", bed.log());
+    };
+    for start in [
+        SimulatedPartition::blank(GIB),
+        SimulatedPartition::provisioned(GIB, "node-02"),
+    ] {
+        let mut bed = Bed::new(start.clone());
+        converged(bed.converge(&config()));
+        writes_then_flushes(&bed);
+        match bed.converge(&config()) {
+            Ok(Outcome::Converged { flushes, .. }) => assert_eq!(flushes, bed.log().len()),
+            other => panic!("{other:?}"),
+        }
+        // A failed command may have written part of its work: flushed as well.
+        let mut bed = Bed::new(start);
+        bed.lvm.fail_command = Some(2);
+        assert!(matches!(
+            bed.converge(&config()),
+            Err(ConvergeError::Apply(_))
+        ));
+        writes_then_flushes(&bed);
+    }
+    let mut grown = SimulatedPartition::provisioned(GIB, "node-01");
+    grown.observed.partition.size_bytes = bytes(4 * GIB);
+    let mut bed = Bed::new(grown);
+    converged(bed.converge(&config()));
+    writes_then_flushes(&bed);
+    // Steady, and an activation after a reboot: no flush.
+    let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-01"));
+    converged(bed.converge(&config()));
+    assert!(bed.lvm.flushed_at.is_empty());
+    let mut idle = SimulatedPartition::provisioned(GIB, "node-01");
+    idle.set_pool_activity(PoolActivity::Idle);
+    let mut bed = Bed::new(idle);
+    converged(bed.converge(&config()));
+    assert_eq!(bed.log(), [POOL_ACTIVATE]);
+    assert!(bed.lvm.flushed_at.is_empty());
 }

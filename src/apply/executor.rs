@@ -23,6 +23,13 @@ pub enum ApplyError {
     Unsupported,
     #[error(transparent)]
     Leftover(#[from] super::leftovers::LeftoverError),
+    #[error("cannot flush the write cache of {} after `{after}`: {source}; what LVM wrote may not survive a power loss, so the run stops here", device.display())]
+    Flush {
+        device: std::path::PathBuf,
+        after: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ApplyError {
@@ -38,6 +45,11 @@ pub trait LvmExecutor {
     fn run(&mut self, args: &[String]) -> Result<(), ApplyError>;
     /// How many commands ran so far (reported in the final log line).
     fn commands_run(&self) -> usize;
+    /// Sends the partition's disk a cache flush (see [`super::flush`]) after a step
+    /// that wrote; `after` names the step, for the log and the error.
+    fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError>;
+    /// How many flushes were sent so far (reported in the final log line).
+    fn flushes(&self) -> usize;
     /// Removes device-mapper devices an interrupted LVM command left (not an LVM
     /// command: see [`super::leftovers`]).
     fn remove_stale_devices(
@@ -59,6 +71,7 @@ pub struct InProcessLvm {
     #[cfg(feature = "lvm2cmd")]
     context: Option<Lvm2Context>,
     commands_run: usize,
+    flushes: usize,
 }
 
 impl LvmExecutor for InProcessLvm {
@@ -77,6 +90,26 @@ impl LvmExecutor for InProcessLvm {
 
     fn commands_run(&self) -> usize {
         self.commands_run
+    }
+
+    fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError> {
+        self.flushes += 1;
+        let took = super::flush::flush_device(partition).map_err(|source| ApplyError::Flush {
+            device: partition.to_path_buf(),
+            after: after.to_owned(),
+            source,
+        })?;
+        tracing::debug!(
+            device = %partition.display(),
+            after,
+            duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            "flushed the disk's write cache"
+        );
+        Ok(())
+    }
+
+    fn flushes(&self) -> usize {
+        self.flushes
     }
 }
 

@@ -1200,6 +1200,8 @@ pub struct RecordingLvm {
     /// This many native removals find their device changed since it was observed
     /// (another device under its name, a new holder) and remove nothing.
     pub removals_finding_changes: usize,
+    /// Where flushes were sent: the length of [`Self::log`] at each.
+    pub flushed_at: Vec<usize>,
 }
 
 impl RecordingLvm {
@@ -1211,6 +1213,7 @@ impl RecordingLvm {
             fail_command: None,
             ignore_commands_starting: None,
             removals_finding_changes: 0,
+            flushed_at: Vec::new(),
         }
     }
 }
@@ -1251,6 +1254,15 @@ impl LvmExecutor for RecordingLvm {
 
     fn commands_run(&self) -> usize {
         self.commands_run
+    }
+
+    fn flush_partition(&mut self, _partition: &Path, _after: &str) -> Result<(), ApplyError> {
+        self.flushed_at.push(self.log.len());
+        Ok(())
+    }
+
+    fn flushes(&self) -> usize {
+        self.flushed_at.len()
     }
 
     fn remove_stale_devices(
