@@ -23,6 +23,14 @@ pub enum ApplyError {
     Unsupported,
     #[error(transparent)]
     Leftover(#[from] super::leftovers::LeftoverError),
+    #[error("the intact metadata copy planned for restoring, at byte {at} of {}, is not what was planned any more ({why}); nothing was restored. Rerun to plan again", device.display())]
+    MetadataCopyChanged {
+        device: std::path::PathBuf,
+        at: u64,
+        why: String,
+    },
+    #[error("cannot make the in-memory file pvck reads the metadata copy from: {0}")]
+    TextFile(#[source] std::io::Error),
     #[error("cannot flush the write cache of {} after `{after}`: {source}; what LVM wrote may not survive a power loss, so the run stops here", device.display())]
     Flush {
         device: std::path::PathBuf,
@@ -50,6 +58,15 @@ pub trait LvmExecutor {
     fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError>;
     /// How many flushes were sent so far (reported in the final log line).
     fn flushes(&self) -> usize;
+    /// The text of an intact metadata copy on the partition, checked against the
+    /// planned checksum (see [`super::restore`]).
+    fn read_metadata_copy(
+        &mut self,
+        partition: &Path,
+        copy: &super::restore::CopyAt,
+    ) -> Result<Vec<u8>, ApplyError> {
+        super::restore::read_copy(partition, copy)
+    }
     /// Removes device-mapper devices an interrupted LVM command left (not an LVM
     /// command: see [`super::leftovers`]).
     fn remove_stale_devices(

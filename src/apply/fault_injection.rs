@@ -138,6 +138,14 @@ impl<E: LvmExecutor> LvmExecutor for FaultInjecting<E> {
         self.inner.flushes()
     }
 
+    fn read_metadata_copy(
+        &mut self,
+        partition: &Path,
+        copy: &super::restore::CopyAt,
+    ) -> Result<Vec<u8>, ApplyError> {
+        self.inner.read_metadata_copy(partition, copy)
+    }
+
     fn remove_stale_devices(
         &mut self,
         dm_names: &[String],

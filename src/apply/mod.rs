@@ -11,6 +11,7 @@ pub mod leftovers;
 pub mod lock;
 #[cfg(test)]
 mod preflight_tests;
+pub mod restore;
 #[cfg(test)]
 mod simulated_partition;
 pub mod thin_check;
@@ -92,6 +93,27 @@ fn run_step(
         }
         Action::RemoveStaleVolumeGroupPath { path } => {
             return executor.remove_stale_volume_group_path(path)
+        }
+        Action::RestoreTornMetadata {
+            area_start,
+            area_size,
+            offset,
+            size,
+            checksum,
+            ..
+        } => {
+            let copy = restore::CopyAt {
+                area_start: *area_start,
+                area_size: *area_size,
+                offset: *offset,
+                size: *size,
+                checksum: *checksum,
+            };
+            let text = executor.read_metadata_copy(partition, &copy)?;
+            let file = restore::TextFile::new(&text)?;
+            let result = executor.run(&restore::command_line(partition, &file.path));
+            file.close();
+            return result;
         }
         _ => {}
     }

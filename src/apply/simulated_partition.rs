@@ -573,6 +573,7 @@ impl SimulatedPartition {
             metadata_bytes_at_end: Bytes(0),
             in_use_without_metadata: None,
             volume_group: None,
+            torn_metadata: None,
         });
         Ok(())
     }

@@ -120,6 +120,21 @@ pub enum Action {
     AddToDevicesFile {
         device: PathBuf,
     },
+    /// Write back the newest intact copy of the VG's metadata over a torn commit (a
+    /// metadata-area header that reached the disk while the text it points at did
+    /// not) with LVM's own `pvck --repair`, from that copy's text. The copy is where
+    /// the fields say (its offset from the area start, its size with the terminating
+    /// NUL) and is checked against `checksum` again before it is written.
+    RestoreTornMetadata {
+        device: PathBuf,
+        volume_group: VgName,
+        seqno: u64,
+        area_start: u64,
+        area_size: u64,
+        offset: u64,
+        size: u64,
+        checksum: u32,
+    },
     /// Drop the entry of a PV about to be destroyed from the host's devices file
     /// (`lvmdevices --delpvid`), before a host command turns it into a dead line.
     RemoveFromDevicesFile {
@@ -255,6 +270,19 @@ impl fmt::Display for Action {
                 f,
                 "enter physical volume {} in the host's LVM devices file",
                 device.display()
+            ),
+            Action::RestoreTornMetadata {
+                device,
+                volume_group,
+                seqno,
+                area_start,
+                offset,
+                ..
+            } => write!(
+                f,
+                "restore volume group {volume_group} on {} from its newest intact metadata copy (seqno {seqno}, at byte {}): the last commit's header reached the disk, its text did not (pvck --repair)",
+                device.display(),
+                area_start.saturating_add(*offset)
             ),
             Action::RemoveFromDevicesFile { pvid } => write!(
                 f,

@@ -29,7 +29,8 @@ pub fn writes(action: &Action) -> bool {
         | Action::RetagVolumeGroup { .. }
         | Action::CreateThinPool { .. }
         | Action::ExtendPoolMetadata { .. }
-        | Action::ExtendThinPool { .. } => true,
+        | Action::ExtendThinPool { .. }
+        | Action::RestoreTornMetadata { .. } => true,
         Action::ActivateSeedIdLv { .. }
         | Action::DeactivatePoolComponents { .. }
         | Action::RefreshThinPool { .. }

@@ -87,6 +87,7 @@ fn orphan_pv(size: Bytes) -> ObservedPartition {
         metadata_bytes_at_end: Bytes(0),
         in_use_without_metadata: None,
         volume_group: None,
+        torn_metadata: None,
     });
     observed
 }
@@ -210,6 +211,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::RemoveStaleVolumeGroupPath { .. } => "rm-stale-vg-dir",
             Action::AddToDevicesFile { .. } => "devices-add",
             Action::RemoveFromDevicesFile { .. } => "devices-del",
+            Action::RestoreTornMetadata { .. } => "restore-torn",
         })
         .collect()
 }
@@ -1800,4 +1802,183 @@ fn only_the_configured_or_tagged_vg_is_adopted() {
         plan(&foreign, &config()),
         Err(Refusal::ForeignVolumeGroup { .. })
     ));
+}
+
+fn copy(seqno: u64, volume_group: &str, id: Option<&str>) -> crate::observe::state::MetadataCopy {
+    crate::observe::state::MetadataCopy {
+        offset: 512 * seqno,
+        size: 2000,
+        checksum: 0x1000 + seqno as u32,
+        seqno,
+        volume_group: volume_group.to_owned(),
+        names_this_pv: true,
+        spans_other_pvs: false,
+        satellite_id: id.map(str::to_owned),
+    }
+}
+
+/// An orphan PV whose one metadata area is torn at `slot_offset`, with `copies`
+/// (newest first) left in its buffer.
+fn torn(slot_offset: u64, copies: Vec<crate::observe::state::MetadataCopy>) -> ObservedPartition {
+    let mut observed = orphan_pv(gib(1));
+    if let Some(pv) = observed.physical_volume.as_mut() {
+        pv.torn_metadata = Some(crate::observe::state::TornMetadata {
+            area_start: 4096,
+            area_size: 1_044_480,
+            slot_offset,
+            slot_size: 2279,
+            recorded_checksum: 0xaaaa,
+            computed_checksum: 0xbbbb,
+            areas_in_use: 1,
+            first_text: slot_offset == 512,
+            copies,
+            listed_by: Vec::new(),
+            unreadable: Vec::new(),
+        });
+    }
+    observed
+}
+
+fn torn_refusal(observed: &ObservedPartition) -> String {
+    match plan(observed, &config()) {
+        Err(refusal @ Refusal::TornMetadataNotOurs { .. }) => refusal.to_string(),
+        other => panic!("expected a torn-metadata refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_torn_commit_of_our_vg_is_restored_from_its_newest_intact_copy() {
+    let observed = torn(
+        9216,
+        vec![
+            copy(5, "linstor-vg", Some("node-01")),
+            copy(4, "linstor-vg", Some("node-01")),
+        ],
+    );
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["restore-torn"]);
+    assert!(plan.reset.is_none(), "a torn commit never resets");
+    assert!(matches!(
+        &plan.actions[0],
+        Action::RestoreTornMetadata {
+            seqno: 5,
+            offset: 2560,
+            size: 2000,
+            checksum: 0x1005,
+            area_start: 4096,
+            ..
+        }
+    ));
+    assert!(plan.actions[0]
+        .to_string()
+        .contains("seqno 5, at byte 6656"));
+    // Another satellite ID recorded: restored all the same (the next round resets, as
+    // it would have without the power loss).
+    let other_id = torn(9216, vec![copy(5, "linstor-vg", Some("node-02"))]);
+    assert_eq!(kinds(&planned(&other_id, &config())), ["restore-torn"]);
+    // Copies of another PV (a reset's leftovers) are skipped for the newest of this one.
+    let mut mixed = torn(
+        9216,
+        vec![
+            copy(9, "linstor-vg", Some("old")),
+            copy(3, "linstor-vg", Some("node-01")),
+        ],
+    );
+    if let Some(t) = mixed
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.torn_metadata.as_mut())
+    {
+        t.copies[0].names_this_pv = false;
+    }
+    assert!(matches!(
+        &planned(&mixed, &config()).actions[0],
+        Action::RestoreTornMetadata { seqno: 3, .. }
+    ));
+}
+
+#[test]
+fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
+    let cases = [
+        (
+            torn(9216, vec![copy(5, "other-vg", Some("node-01"))]),
+            "not the configured VOLUME_GROUP linstor-vg",
+        ),
+        (
+            torn(9216, vec![copy(5, "linstor-vg", None)]),
+            "records no satellite ID",
+        ),
+        (torn(9216, vec![]), "the torn text is not the first"),
+    ];
+    for (observed, why) in cases {
+        let text = torn_refusal(&observed);
+        assert!(text.contains(why), "{text}");
+        assert!(text.contains("pvck --repair -f FILE /dev/vda1"), "{text}");
+        assert!(text.contains("at byte 13312"), "{text}");
+    }
+    let mut spanning = torn(9216, vec![copy(5, "linstor-vg", Some("node-01"))]);
+    let mut two_areas = spanning.clone();
+    let mut same_seqno = torn(
+        9216,
+        vec![
+            copy(5, "linstor-vg", Some("node-01")),
+            copy(5, "linstor-vg", Some("node-01")),
+        ],
+    );
+    let mut listed = torn(512, vec![]);
+    if let Some(t) = spanning
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.torn_metadata.as_mut())
+    {
+        t.copies[0].spans_other_pvs = true;
+    }
+    if let Some(t) = two_areas
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.torn_metadata.as_mut())
+    {
+        t.areas_in_use = 2;
+    }
+    if let Some(t) = same_seqno
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.torn_metadata.as_mut())
+    {
+        t.copies[1].checksum = 7;
+    }
+    if let Some(t) = listed
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.torn_metadata.as_mut())
+    {
+        t.listed_by.push(VgListingPv {
+            volume_group: "elsewhere".into(),
+            devices: vec![PathBuf::from("/dev/vdb1")],
+        });
+    }
+    for (observed, why) in [
+        (spanning, "also uses other PVs"),
+        (two_areas, "2 metadata areas"),
+        (same_seqno, "differs from it"),
+        (listed, "volume group elsewhere lists this PV"),
+    ] {
+        let text = torn_refusal(&observed);
+        assert!(text.contains(why), "{text}");
+    }
+}
+
+#[test]
+fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
+    let first = torn(512, vec![]);
+    let plan = planned(&first, &config());
+    assert_eq!(kinds(&plan), ["pvcreate-ff"]);
+    assert!(plan.reset.is_none());
+    // Copies of a PV a reset replaced do not count: still a first commit.
+    let mut old = copy(40, "linstor-vg", Some("node-00"));
+    old.names_this_pv = false;
+    assert_eq!(
+        kinds(&planned(&torn(512, vec![old]), &config())),
+        ["pvcreate-ff"]
+    );
 }

@@ -91,6 +91,7 @@ const ENGINE_VM_TESTS: &[&str] = &[
 /// the one whose refusals, recovery and LINSTOR-readiness they prove.
 const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_bad_inputs",
+    "vm_durable_writes",
     "vm_foreign_lvm",
     "vm_host_lvm",
     "vm_kill_torture",

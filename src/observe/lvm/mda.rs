@@ -275,3 +275,129 @@ pub fn read_metadata_text<R: Read + Seek>(
     }
     Ok(text)
 }
+
+/// An intact copy of VG metadata text found in an area's circular buffer without a
+/// header slot pointing at it (see [`search_ring`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RingCopy {
+    /// Offset of the text from the start of the metadata area (as in a `raw_locn`).
+    pub offset: u64,
+    /// Its length with the terminating NUL (what LVM records in a `raw_locn`).
+    pub size: u64,
+    /// LVM checksum of those bytes: what LVM recorded when it wrote them.
+    pub checksum: u32,
+    /// `seqno` of the VG in the text.
+    pub seqno: u64,
+    /// The VG the text describes.
+    #[serde(skip)]
+    pub metadata: super::VgMetadata,
+}
+
+/// The longest first line (`<vg name> {`) a copy can start with: LVM's names are at
+/// most 127 bytes.
+const MAX_VG_LINE: usize = 130;
+
+/// Every intact copy of VG metadata text in `header`'s circular buffer, in buffer
+/// order, as pvck's `--dump metadata_search` finds them (LVM 2.03.16
+/// `tools/pvck.c`, `_dump_all_text`): LVM starts every copy on a 512-byte boundary
+/// of the buffer, so each sector is tried as a start.
+///
+/// No checksum is recorded for a copy that no header slot points at, so a copy is
+/// taken as intact only when it is exactly what LVM's `_vg_write_raw` leaves: it
+/// starts on a sector with the line `<vg name> {`; it ends at the first NUL byte
+/// (continuing after the header when it reaches the end of the area, as a wrapped
+/// copy does) and that NUL is followed by zeros up to the next sector boundary (LVM
+/// pads each copy's last sector with zeros); and the whole text parses as a volume
+/// group of that name (grammar and every field this reader checks). A copy mixing
+/// sectors of two writes fails one of these. Its checksum is computed here, so the
+/// copy can be checked again, byte for byte, before it is written back.
+pub fn search_ring<R: Read + Seek>(
+    r: &mut R,
+    header: &MdaHeader,
+) -> Result<Vec<RingCopy>, LvmReadError> {
+    if header.size > MAX_METADATA_TEXT.saturating_mul(2) {
+        return Err(LvmReadError::MdaHeader {
+            offset: header.start.saturating_add(32),
+            found: format!("a metadata area of {} bytes to search", header.size),
+            expected: format!(
+                "at most {} bytes (this reader's bound)",
+                MAX_METADATA_TEXT * 2
+            ),
+        });
+    }
+    let area = read_area(r, header)?;
+    Ok(search_area(&area))
+}
+
+/// The whole area, header included (so that offsets in it are area offsets).
+fn read_area<R: Read + Seek>(r: &mut R, header: &MdaHeader) -> Result<Vec<u8>, LvmReadError> {
+    let mut area = Vec::new();
+    let mut at = 0u64;
+    while at < header.size {
+        let len = (header.size - at).min(MAX_METADATA_TEXT);
+        area.extend(read_exact_at(
+            r,
+            header.start.saturating_add(at),
+            len,
+            "metadata area",
+        )?);
+        at += len;
+    }
+    Ok(area)
+}
+
+/// [`search_ring`] over the bytes of a whole area.
+pub fn search_area(area: &[u8]) -> Vec<RingCopy> {
+    let sector = MDA_HEADER_SIZE as usize;
+    (sector..area.len())
+        .step_by(sector)
+        .filter_map(|start| copy_at(area, start))
+        .collect()
+}
+
+/// The intact copy starting at `start` of the area, if one does.
+fn copy_at(area: &[u8], start: usize) -> Option<RingCopy> {
+    let name = vg_line_name(area.get(start..)?)?;
+    let ring_start = MDA_HEADER_SIZE as usize;
+    // The text runs to the first NUL, wrapping once past the end of the area.
+    let (text, nul_at) = match area[start..].iter().position(|b| *b == 0) {
+        Some(len) => (area[start..start + len].to_vec(), start + len),
+        None => {
+            let rest = area.get(ring_start..start)?;
+            let len = rest.iter().position(|b| *b == 0)?;
+            let mut text = area[start..].to_vec();
+            text.extend_from_slice(&rest[..len]);
+            (text, ring_start + len)
+        }
+    };
+    let padding_end = (nul_at / ring_start + 1) * ring_start;
+    if area
+        .get(nul_at..padding_end.min(area.len()))?
+        .iter()
+        .any(|b| *b != 0)
+    {
+        return None;
+    }
+    let metadata = super::parse_metadata_text(&text).ok()?;
+    if metadata.name != name {
+        return None;
+    }
+    let mut with_nul = text;
+    with_nul.push(0);
+    Some(RingCopy {
+        offset: start as u64,
+        size: with_nul.len() as u64,
+        checksum: calc_crc(INITIAL_CRC, &with_nul),
+        seqno: metadata.seqno,
+        metadata,
+    })
+}
+
+/// The VG name of a first line `<name> {` as LVM writes it.
+fn vg_line_name(bytes: &[u8]) -> Option<&str> {
+    let line_len = bytes.iter().take(MAX_VG_LINE).position(|b| *b == b'\n')?;
+    let line = std::str::from_utf8(&bytes[..line_len]).ok()?;
+    let name = line.strip_suffix(" {")?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+_.-".contains(c);
+    (!name.is_empty() && name.chars().all(allowed)).then_some(name)
+}

@@ -416,11 +416,17 @@ fn second_metadata_copy_is_verified_too() {
     let locn = st.committed.unwrap();
     let mut img = good;
     img[(st.start + locn.offset + 5) as usize] ^= 0x20;
-    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
-    assert!(
-        matches!(e, LvmReadError::MetadataChecksum { offset, .. } if offset == st.start + locn.offset),
-        "{e}"
-    );
+    // Torn (or damaged) in the second area: reported as such, the first area's copy
+    // still read, and the damaged text itself never offered as an intact copy (a
+    // flipped letter in the VG name still parses).
+    let pv = parse_pv_on_disk(Cursor::new(img)).unwrap().unwrap();
+    assert_eq!(pv.torn_areas.len(), 1);
+    assert_eq!(pv.torn_areas[0].start, st.start);
+    assert!(pv.torn_areas[0]
+        .copies
+        .iter()
+        .all(|c| c.offset != locn.offset));
+    assert!(pv.torn_areas[0].copies.iter().all(|c| c.seqno < 2));
 }
 
 #[test]
@@ -476,9 +482,16 @@ fn damaged_checksums_are_errors_not_blank() {
     let locn = pv.metadata_area_states[0].committed.unwrap();
     let mut img = good.clone();
     img[(4096 + locn.offset + 10) as usize] ^= 0x01;
-    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
-    assert!(matches!(e, LvmReadError::MetadataChecksum { .. }), "{e}");
-    assert!(e.to_string().contains("checksum"), "{e}");
+    let torn = parse_pv_on_disk(Cursor::new(img)).unwrap().unwrap();
+    assert!(torn.vg_metadata.is_none(), "damaged text read as a VG");
+    assert_eq!(torn.torn_areas.len(), 1);
+    assert_eq!(torn.torn_areas[0].committed, locn);
+    assert!(torn.torn_areas[0].computed_checksum != locn.checksum);
+    // Its own damaged copy is not among the intact ones.
+    assert!(torn.torn_areas[0]
+        .copies
+        .iter()
+        .all(|c| c.offset != locn.offset));
     // a device cut short inside the metadata area
     let e = parse_pv_on_disk(Cursor::new(good[..4096 + 256].to_vec())).unwrap_err();
     assert!(
@@ -544,4 +557,103 @@ fn impossible_extent_sizes_are_read_errors() {
         }
     }
     assert!(parse_metadata_text(text("4294967295").as_bytes()).is_ok());
+}
+
+/// Rewrites the committed slot of the area at 4096 of `img` and the header's checksum.
+fn point_committed_slot(img: &mut [u8], offset: u64, size: u64, checksum: u32) {
+    img[4096 + 40..4096 + 48].copy_from_slice(&offset.to_le_bytes());
+    img[4096 + 48..4096 + 56].copy_from_slice(&size.to_le_bytes());
+    img[4096 + 56..4096 + 60].copy_from_slice(&checksum.to_le_bytes());
+    let crc = lvm_crc(&img[4096 + 4..4096 + 512]);
+    img[4096..4100].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// "Header written, text not": the header's slot points at a new text right after
+/// the committed one, whose block never reached the disk. The reader reports the
+/// torn slot and every intact copy, the last commit newest.
+#[test]
+fn a_header_whose_text_never_arrived_is_torn_with_the_older_copies_listed() {
+    let good = load_image("vg-thin");
+    let pv = read("vg-thin").unwrap();
+    let committed = pv.metadata_area_states[0].committed.unwrap();
+    let seqno = pv.mda_seqno.unwrap();
+    let next = (committed.offset + committed.size).div_ceil(512) * 512;
+    let mut img = good.clone();
+    point_committed_slot(&mut img, next, 2279, 0x1234_5678);
+    let torn = parse_pv_on_disk(Cursor::new(img)).unwrap().unwrap();
+    assert!(torn.vg_metadata.is_none());
+    let area = &torn.torn_areas[0];
+    assert_eq!(area.committed.offset, next);
+    let newest = area.copies.iter().max_by_key(|c| c.seqno).unwrap();
+    assert_eq!(newest.seqno, seqno);
+    assert_eq!(
+        (newest.offset, newest.size),
+        (committed.offset, committed.size)
+    );
+    assert_eq!(
+        newest.checksum, committed.checksum,
+        "the copy sums as LVM recorded"
+    );
+    assert_eq!(newest.metadata, pv.vg_metadata.clone().unwrap());
+    // Every earlier commit is still there, each intact and checksummed.
+    assert!(
+        area.copies.len() as u64 >= seqno.min(3),
+        "{:?}",
+        area.copies.len()
+    );
+    for copy in &area.copies {
+        assert!(copy.seqno <= seqno);
+        assert_eq!(copy.metadata.name, "vg-thin");
+    }
+    // The reader's JSON of a PV without a torn area is unchanged (no new field).
+    let plain = serde_json::to_value(&pv).unwrap();
+    assert!(plain.get("torn_areas").is_none());
+}
+
+/// A copy that wraps past the end of the buffer is found whole, and a copy whose
+/// sectors were partly overwritten is not taken for intact.
+#[test]
+fn ring_search_follows_wrapped_copies_and_rejects_mixed_ones() {
+    let img = load_image("vg-wrap");
+    let pv = read("vg-wrap").unwrap();
+    let st = &pv.metadata_area_states[0];
+    let committed = st.committed.unwrap();
+    assert!(
+        committed.offset + committed.size > st.size,
+        "fixture does not wrap"
+    );
+    let area = &img[st.start as usize..(st.start + st.size) as usize];
+    let copies = mda::search_area(area);
+    let wrapped = copies
+        .iter()
+        .find(|c| c.offset == committed.offset)
+        .expect("the wrapped committed copy was not found");
+    assert_eq!(wrapped.size, committed.size);
+    assert_eq!(wrapped.checksum, committed.checksum);
+    assert_eq!(Some(wrapped.seqno), pv.mda_seqno);
+    // Overwrite the middle of an older, unwrapped copy with bytes of another
+    // sector: it no longer parses or no longer ends as LVM ends a copy.
+    let older = copies
+        .iter()
+        .find(|c| c.offset + c.size < st.size && c.size > 600 && c.offset != committed.offset)
+        .expect("no older copy of more than one sector");
+    let mut mixed = area.to_vec();
+    let middle = (older.offset as usize / 512 + 1) * 512;
+    let other = (wrapped.offset as usize / 512) * 512;
+    mixed.copy_within(other..other + 512, middle);
+    assert!(mda::search_area(&mixed)
+        .iter()
+        .all(|c| c.offset != older.offset || c.checksum == older.checksum));
+    // A header whose slot points at the wrapped copy with a wrong checksum: torn,
+    // and the copies before it are listed.
+    let mut torn_img = img.clone();
+    point_committed_slot(
+        &mut torn_img,
+        committed.offset,
+        committed.size,
+        committed.checksum ^ 1,
+    );
+    let torn = parse_pv_on_disk(Cursor::new(torn_img)).unwrap().unwrap();
+    // (all but the one the slot points at: that is the torn text itself)
+    assert_eq!(torn.torn_areas[0].copies.len(), copies.len() - 1);
 }
