@@ -137,7 +137,10 @@ fn every_write_reaches_the_disk_before_the_next_step() {
         (&third, "grow", true),
     ] {
         let m = measure(run, name);
-        report.push(format!("{name}: {m:?}"));
+        report.push(format!(
+            "{name}: {} writing LVM commands, {} disk flushes, flushes logged (µs) {:?}, start {:.0} ms",
+            m.writing_commands, m.disk_flushes, m.flush_us, m.total_ms
+        ));
         if writes {
             checks.that(
                 m.writing_commands > 0,

@@ -1067,3 +1067,72 @@ fn every_write_is_flushed_before_the_next_step_and_nothing_else_is() {
     assert_eq!(bed.log(), [POOL_ACTIVATE]);
     assert!(bed.lvm.flushed_at.is_empty());
 }
+
+const REPAIR: &str = "pvck --repair --yes --file /proc/self/fd/";
+
+/// Torn metadata commits (header on disk, text not): our VG is restored from its
+/// newest intact copy with pvck and the interrupted work finished; a same-ID node
+/// keeps its volumes (never reset); a torn first commit starts over; a copy that is
+/// not provably ours is refused with nothing written.
+#[test]
+fn torn_metadata_is_restored_restarted_or_refused() {
+    // A pool lvcreate whose last commit tore: restored, then finished as before.
+    let mut bed = Bed::new(SimulatedPartition::torn(
+        SimulatedPartition::interrupted_pool_creation(GIB, "node-01"),
+    ));
+    assert_eq!(converged(bed.converge(&config())), (3, 2));
+    let log = bed.log();
+    assert!(
+        log[0].starts_with(REPAIR) && log[0].ends_with(" /dev/vda1"),
+        "{log:?}"
+    );
+    assert_eq!(
+        log[1..],
+        ["lvremove --force linstor-vg/linstor-pool", POOL_CREATE]
+    );
+    assert_eq!(bed.lvm.flushed_at, [1, 2, 3]);
+    assert_provisioned(&bed.state(), &config());
+    // A same-ID node with a thin volume: restored, nothing else, the volume kept.
+    let mut bed = Bed::new(SimulatedPartition::torn(SimulatedPartition::provisioned(
+        GIB, "node-01",
+    )));
+    assert_eq!(converged(bed.converge(&config())), (1, 1));
+    assert!(bed.log()[0].starts_with(REPAIR));
+    assert!(bed.state().lv("pvc-1").is_some());
+    assert_provisioned(&bed.state(), &config());
+    // A torn vgcreate (the area's first text, nothing of this PV left): start over.
+    let mut bed = Bed::new(SimulatedPartition::torn(SimulatedPartition::orphan_pv(GIB)));
+    assert_eq!(converged(bed.converge(&config())), (3, 2));
+    assert_eq!(
+        bed.log(),
+        ["pvcreate -ff --yes /dev/vda1", VGCREATE, POOL_CREATE]
+    );
+    assert_provisioned(&bed.state(), &config());
+    // Someone else's VG, or one without our tag: refused, nothing run.
+    for start in [
+        SimulatedPartition::volume_group(GIB, "other-vg", "node-01"),
+        SimulatedPartition::torn_without_tag(),
+    ] {
+        let mut bed = Bed::new(SimulatedPartition::torn(start));
+        assert!(matches!(
+            bed.converge(&config()),
+            Err(ConvergeError::Refused(Refusal::TornMetadataNotOurs { .. }))
+        ));
+        assert!(bed.log().is_empty());
+        assert!(bed.lvm.flushed_at.is_empty());
+    }
+    // A dry run names the repair.
+    let mut bed = Bed::new(SimulatedPartition::torn(SimulatedPartition::provisioned(
+        GIB, "node-01",
+    )));
+    match bed.run(&config(), true) {
+        Ok(Outcome::Planned(plan)) => {
+            assert_eq!(plan.actions.len(), 1);
+            assert!(plan.actions[0].to_string().starts_with(
+                "restore volume group linstor-vg on /dev/vda1 from its newest intact metadata copy"
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(bed.log().is_empty());
+}

@@ -80,21 +80,25 @@ impl TextFile {
 /// metadata area (text right after the header, then the header pointing at it),
 /// the PV's uuid kept from its header (LVM 2.03.16 `tools/pvck.c`,
 /// `_repair_pv_header`, `_repair_metadata`). Without `--file` LVM 2.03.16 refuses.
+/// Not scoped with `--devices`: pvck's repair sets up the one device it is given
+/// without the devices list and then refuses it as "not in devices list" (seen in
+/// the VM); it reads and writes only that device. The devices file is turned off
+/// for the same reason (the PV may not be entered yet).
 pub fn command_line(partition: &Path, file: &Path) -> Vec<String> {
-    let device = partition.display().to_string();
     vec![
         "pvck".into(),
         "--repair".into(),
         "--yes".into(),
         "--file".into(),
         file.display().to_string(),
-        device.clone(),
-        "--devices".into(),
-        device,
+        partition.display().to_string(),
         "--config".into(),
-        CONFIG_OVERRIDE.into(),
+        format!("{CONFIG_OVERRIDE}{NO_DEVICES_FILE}"),
     ]
 }
+
+/// See [`command_line`].
+const NO_DEVICES_FILE: &str = "devices{use_devicesfile=0}";
 
 #[cfg(test)]
 mod tests {
