@@ -207,9 +207,11 @@ fn torn_commits_are_restored_restarted_or_refused() {
 
     // C: the PV made again, then provisioned.
     check_recovered(&mut checks, &run, "c");
-    checks.says(&run, "c-recover", "re-create physical volume on /dev/vdc1");
+    checks.says(&run, "c-recover", "erase the LVM label of /dev/vdc1");
+    checks.says(&run, "c-recover", "create physical volume on /dev/vdc1");
     checks.that(
-        text(&vg_row(&run, "c-vgs")["vg_tags"]) == "linstor-satellite-id=node-01",
+        run.step("c-vgs").exit_code == 0
+            && text(&vg_row(&run, "c-vgs")["vg_tags"]) == "linstor-satellite-id=node-01",
         "c: the VG made again is not tagged",
     );
 

@@ -65,7 +65,8 @@ pub fn command_line(
         // Not a plain command line: see [`super::restore`].
         Action::RemoveStaleDevices { .. }
         | Action::RemoveStaleVolumeGroupPath { .. }
-        | Action::RestoreTornMetadata { .. } => return None,
+        | Action::RestoreTornMetadata { .. }
+        | Action::EraseTornPhysicalVolume { .. } => return None,
         Action::AddToDevicesFile { device } => {
             return Some(devices_file_edit(&[
                 "lvmdevices",

@@ -1103,9 +1103,15 @@ fn torn_metadata_is_restored_restarted_or_refused() {
     // A torn vgcreate (the area's first text, nothing of this PV left): start over.
     let mut bed = Bed::new(SimulatedPartition::torn(SimulatedPartition::orphan_pv(GIB)));
     assert_eq!(converged(bed.converge(&config())), (3, 2));
+    assert_eq!(bed.lvm.flushed_at, [1, 2, 3, 4]);
     assert_eq!(
         bed.log(),
-        ["pvcreate -ff --yes /dev/vda1", VGCREATE, POOL_CREATE]
+        [
+            "erase-torn-label /dev/vda1",
+            PVCREATE,
+            VGCREATE,
+            POOL_CREATE
+        ]
     );
     assert_provisioned(&bed.state(), &config());
     // Someone else's VG, or one without our tag: refused, nothing run.

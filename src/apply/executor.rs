@@ -29,6 +29,8 @@ pub enum ApplyError {
         at: u64,
         why: String,
     },
+    #[error("cannot erase the LVM label of a PV whose first commit tore: {0}")]
+    EraseLabel(String),
     #[error("cannot make the in-memory file pvck reads the metadata copy from: {0}")]
     TextFile(#[source] std::io::Error),
     #[error("cannot flush the write cache of {} after `{after}`: {source}; what LVM wrote may not survive a power loss, so the run stops here", device.display())]
@@ -58,6 +60,16 @@ pub trait LvmExecutor {
     fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError>;
     /// How many flushes were sent so far (reported in the final log line).
     fn flushes(&self) -> usize;
+    /// Erases the LVM label of a PV whose first commit tore (libblkid's wipe).
+    fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
+        match crate::observe::signature::wipe_lvm_label(partition) {
+            Ok(wiped) => {
+                tracing::debug!(device = %partition.display(), wiped, "erased the LVM label");
+                Ok(())
+            }
+            Err(e) => Err(ApplyError::EraseLabel(e.to_string())),
+        }
+    }
     /// The text of an intact metadata copy on the partition, checked against the
     /// planned checksum (see [`super::restore`]).
     fn read_metadata_copy(

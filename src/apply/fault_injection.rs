@@ -138,6 +138,10 @@ impl<E: LvmExecutor> LvmExecutor for FaultInjecting<E> {
         self.inner.flushes()
     }
 
+    fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
+        self.inner.erase_torn_label(partition)
+    }
+
     fn read_metadata_copy(
         &mut self,
         partition: &Path,

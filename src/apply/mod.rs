@@ -94,6 +94,7 @@ fn run_step(
         Action::RemoveStaleVolumeGroupPath { path } => {
             return executor.remove_stale_volume_group_path(path)
         }
+        Action::EraseTornPhysicalVolume { .. } => return executor.erase_torn_label(partition),
         Action::RestoreTornMetadata {
             area_start,
             area_size,

@@ -1335,6 +1335,15 @@ impl LvmExecutor for RecordingLvm {
         self.flushed_at.len()
     }
 
+    fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
+        self.log
+            .push(format!("erase-torn-label {}", partition.display()));
+        let mut sim = self.partition.borrow_mut();
+        sim.forget_devices_file_entry();
+        sim.observed.physical_volume = None;
+        Ok(())
+    }
+
     /// The simulation has no bytes: the copy's text is a stand-in.
     fn read_metadata_copy(
         &mut self,

@@ -135,6 +135,12 @@ pub enum Action {
         size: u64,
         checksum: u32,
     },
+    /// Erase the LVM label of a PV whose first metadata commit (its `vgcreate`) tore:
+    /// LVM can neither read it nor `pvcreate -ff` it (the rescan fails on the torn
+    /// text). libblkid's wipe, as `wipefs` does; then the partition is blank.
+    EraseTornPhysicalVolume {
+        device: PathBuf,
+    },
     /// Drop the entry of a PV about to be destroyed from the host's devices file
     /// (`lvmdevices --delpvid`), before a host command turns it into a dead line.
     RemoveFromDevicesFile {
@@ -283,6 +289,11 @@ impl fmt::Display for Action {
                 "restore volume group {volume_group} on {} from its newest intact metadata copy (seqno {seqno}, at byte {}): the last commit's header reached the disk, its text did not (pvck --repair)",
                 device.display(),
                 area_start.saturating_add(*offset)
+            ),
+            Action::EraseTornPhysicalVolume { device } => write!(
+                f,
+                "erase the LVM label of {} (its vgcreate's first commit tore: no volume group was ever complete there) and start over",
+                device.display()
             ),
             Action::RemoveFromDevicesFile { pvid } => write!(
                 f,

@@ -30,7 +30,8 @@ pub fn writes(action: &Action) -> bool {
         | Action::CreateThinPool { .. }
         | Action::ExtendPoolMetadata { .. }
         | Action::ExtendThinPool { .. }
-        | Action::RestoreTornMetadata { .. } => true,
+        | Action::RestoreTornMetadata { .. }
+        | Action::EraseTornPhysicalVolume { .. } => true,
         Action::ActivateSeedIdLv { .. }
         | Action::DeactivatePoolComponents { .. }
         | Action::RefreshThinPool { .. }

@@ -212,6 +212,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::AddToDevicesFile { .. } => "devices-add",
             Action::RemoveFromDevicesFile { .. } => "devices-del",
             Action::RestoreTornMetadata { .. } => "restore-torn",
+            Action::EraseTornPhysicalVolume { .. } => "erase-torn-pv",
         })
         .collect()
 }
@@ -1972,13 +1973,13 @@ fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
 fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
     let first = torn(512, vec![]);
     let plan = planned(&first, &config());
-    assert_eq!(kinds(&plan), ["pvcreate-ff"]);
+    assert_eq!(kinds(&plan), ["erase-torn-pv"]);
     assert!(plan.reset.is_none());
     // Copies of a PV a reset replaced do not count: still a first commit.
     let mut old = copy(40, "linstor-vg", Some("node-00"));
     old.names_this_pv = false;
     assert_eq!(
         kinds(&planned(&torn(512, vec![old]), &config())),
-        ["pvcreate-ff"]
+        ["erase-torn-pv"]
     );
 }

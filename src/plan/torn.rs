@@ -9,8 +9,9 @@
 //!   interrupted command (a same-ID node keeps everything; its LVs are in the copy);
 //! - no intact copy lists this PV, the torn text is the first an area ever holds
 //!   (`vgcreate`'s first commit) and no other device lists the PV: a VG that never
-//!   had a second commit cannot have had LVs, so the PV is made again and
-//!   provisioning starts over (as for an interrupted `vgcreate`);
+//!   had a second commit cannot have had LVs, so its label is erased and
+//!   provisioning starts over on the blank partition (LVM's `pvcreate -ff` cannot:
+//!   it rescans the device, fails on the torn text and stops);
 //! - anything else is refused, naming what was found and LVM's repair commands.
 //!
 //! The PV's uuid is what ties a copy to this PV: `pvcreate` makes a new one each
@@ -139,7 +140,7 @@ fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan,
     }
     Ok(Plan {
         reset: None,
-        actions: vec![Action::ReinitializePhysicalVolume {
+        actions: vec![Action::EraseTornPhysicalVolume {
             device: observed.partition.devnode.clone(),
         }],
     })
