@@ -60,11 +60,12 @@ pub trait LvmExecutor {
     fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError>;
     /// How many flushes were sent so far (reported in the final log line).
     fn flushes(&self) -> usize;
-    /// Erases the LVM label of a PV whose first commit tore (libblkid's wipe).
+    /// Erases the LVM label of a PV whose first commit tore (see
+    /// [`super::restore::erase_label`]).
     fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
-        match crate::observe::signature::wipe_lvm_label(partition) {
-            Ok(wiped) => {
-                tracing::debug!(device = %partition.display(), wiped, "erased the LVM label");
+        match super::restore::erase_label(partition) {
+            Ok(sector) => {
+                tracing::debug!(device = %partition.display(), sector, "erased the LVM label");
                 Ok(())
             }
             Err(e) => Err(ApplyError::EraseLabel(e.to_string())),

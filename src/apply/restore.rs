@@ -50,6 +50,32 @@ pub fn read_copy(partition: &Path, copy: &CopyAt) -> Result<Vec<u8>, ApplyError>
         .map_err(|e: LvmReadError| changed(e.to_string()))
 }
 
+/// Zeroes the sector holding LVM's label (`LABELONE`, in the first four sectors),
+/// as `pvremove` does, and returns its number. Only for a PV whose first commit
+/// tore: LVM's own `pvcreate -ff` and `pvremove -ff` rescan the device first, fail
+/// on the torn text and stop ("Failed to rescan devs excl", LVM 2.03.16), and
+/// libblkid's wipe erases only the `LVM2 001` type, leaving a label that no longer
+/// sums. With the label gone the partition is blank and is provisioned afresh.
+pub fn erase_label(partition: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let device = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(partition)?;
+    let mut head = [0u8; 2048];
+    device.read_exact_at(&mut head, 0)?;
+    let sector = head
+        .chunks(512)
+        .position(|s| s.starts_with(b"LABELONE"))
+        .ok_or_else(|| {
+            std::io::Error::other("no LVM label (LABELONE) in the first four sectors")
+        })?;
+    let at = (sector as u64) * 512;
+    device.write_all_at(&[0u8; 512], at)?;
+    device.sync_all()?;
+    Ok(sector as u64)
+}
+
 /// An anonymous file holding `text`, and the path this process opens it by.
 pub struct TextFile {
     file: File,
@@ -123,6 +149,20 @@ mod tests {
             )
         );
         file.close();
+    }
+
+    #[test]
+    fn erasing_the_label_zeroes_its_sector_only() {
+        let path = std::env::temp_dir().join(format!("lpd-erase-{}", std::process::id()));
+        let mut image = vec![7u8; 4096];
+        image[512..520].copy_from_slice(b"LABELONE");
+        assert!(std::fs::write(&path, &image).is_ok());
+        assert_eq!(erase_label(&path).ok(), Some(1));
+        let after = std::fs::read(&path).unwrap_or_default();
+        assert!(after[512..1024].iter().all(|b| *b == 0));
+        assert!(after[..512].iter().chain(&after[1024..]).all(|b| *b == 7));
+        assert!(erase_label(&path).is_err(), "no label left to erase");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

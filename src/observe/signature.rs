@@ -181,56 +181,6 @@ pub fn probe_signatures(path: &Path) -> Result<Vec<Signature>, ProbeError> {
     Ok(found)
 }
 
-/// Erases LVM's label (libblkid's `LVM2_member` magic, `LABELONE`) from `path` the
-/// way `wipefs --types LVM2_member` does, and nothing else; returns how many were
-/// erased. For a PV LVM itself can neither read nor re-create (see
-/// [`crate::plan`]'s torn first commit): its `pvcreate -ff` rescans the device,
-/// fails on the torn metadata and stops.
-pub fn wipe_lvm_label(path: &Path) -> Result<usize, ProbeError> {
-    let device = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|source| ProbeError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let failed = |step: &'static str| {
-        move |source: libblkid_rs::BlkidErr| ProbeError::Libblkid {
-            path: path.to_path_buf(),
-            step,
-            source,
-        }
-    };
-    let mut probe = BlkidProbe::new().map_err(failed("creating a probe"))?;
-    probe
-        .set_device(device.as_raw_fd(), 0, 0)
-        .map_err(failed("attaching the device"))?;
-    probe
-        .enable_superblocks(true)
-        .map_err(failed("enabling superblock probing"))?;
-    probe
-        .set_superblock_flags(superblock_flags())
-        .map_err(failed("setting superblock flags"))?;
-    let mut wiped = 0;
-    while let BlkidProbeRet::Success = probe.do_probe().map_err(failed("probing"))? {
-        if value(&probe, "TYPE")
-            .map_err(failed("reading a result"))?
-            .as_deref()
-            == Some(LVM2_MEMBER)
-        {
-            probe.do_wipe(false).map_err(failed("wiping"))?;
-            wiped += 1;
-        }
-    }
-    drop(probe);
-    device.sync_all().map_err(|source| ProbeError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(wiped)
-}
-
 /// The signature of the current probe result, or `None` when the result names
 /// no format (on a partition, libblkid's partitions chain also reports the
 /// partition's own entry in its parent's table, which is not a signature).

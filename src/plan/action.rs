@@ -137,7 +137,8 @@ pub enum Action {
     },
     /// Erase the LVM label of a PV whose first metadata commit (its `vgcreate`) tore:
     /// LVM can neither read it nor `pvcreate -ff` it (the rescan fails on the torn
-    /// text). libblkid's wipe, as `wipefs` does; then the partition is blank.
+    /// text). Its label sector is zeroed, as `pvremove` does; then the partition is
+    /// blank.
     EraseTornPhysicalVolume {
         device: PathBuf,
     },
