@@ -533,7 +533,7 @@ fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> T
                 .flatten(),
         })
         .collect();
-    copies.sort_by(|a, b| b.seqno.cmp(&a.seqno));
+    copies.sort_by_key(|c| std::cmp::Reverse(c.seqno));
     TornMetadata {
         area_start: torn.start,
         area_size: torn.size,
