@@ -94,9 +94,18 @@ fn measure(run: &GuestRun, name: &str) -> Measured {
 #[test]
 fn every_write_reaches_the_disk_before_the_next_step() {
     let bed = bed(vec![
-        DiskSpec::new("storage", 1024).partition("linstor-storage", None)
+        DiskSpec::new("storage", 1024).partition("linstor-storage", None),
+        DiskSpec::new("second", 256).partition("second", None),
     ]);
     let mut script = String::from("step write-cache cat /sys/block/vda/queue/write_cache\n");
+    // pvcreate and vgcreate alone (killed after the second command, before its
+    // flush): no thin pool is involved, whose metadata commits flush by themselves,
+    // so every flush the disk completes here is the tool's.
+    script.push_str(
+        "step pv-vg-before cat /sys/block/vdb/stat\n\
+         step pv-vg env LOG_LEVEL=debug LINSTOR_PROVISION_DISK_TEST_KILL_AFTER=2 $LPD --partition-label second --volume-group second --pool pool --on-failure exit --satellite-id node-01\n\
+         step pv-vg-after cat /sys/block/vdb/stat\n",
+    );
     script.push_str(&measured("fresh", "node-01"));
     script.push_str(&measured("steady", "node-01"));
     script.push_str(
@@ -105,7 +114,7 @@ fn every_write_reaches_the_disk_before_the_next_step() {
     );
     script.push_str(&measured("reset", "node-02"));
     script.push_str("step vgs vgs --reportformat json -o vg_name,vg_tags linstor-vg\n");
-    let first = boot(&bed, false, &script);
+    let first = boot_injecting_faults(&bed, false, &script);
     let mut checks = Checks::default();
     checks.that(
         first.expect_success("write-cache").stdout.trim() == "write back",
@@ -127,6 +136,17 @@ fn every_write_reaches_the_disk_before_the_next_step() {
     grow_disk(&bed.disk_path("storage"), "2G", "linstor-storage");
     let third = boot(&bed, false, &measured("grow", "node-02"));
 
+    let pv_vg = expect_exit(&first, "pv-vg", 137);
+    let pv_vg_flushes =
+        flush_count(&first, "pv-vg-after").saturating_sub(flush_count(&first, "pv-vg-before"));
+    eprintln!("pv-vg (killed after vgcreate): {pv_vg_flushes} disk flushes");
+    checks.that(
+        pv_vg_flushes >= 1 && pv_vg.stderr.contains("flushed the disk's write cache"),
+        format!(
+            "pvcreate was not flushed before vgcreate ran: {pv_vg_flushes} disk flushes\n{}",
+            pv_vg.stderr
+        ),
+    );
     let mut report = Vec::new();
     for (run, name, writes) in [
         (&first, "fresh", true),
