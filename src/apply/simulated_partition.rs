@@ -131,11 +131,14 @@ impl SimulatedPartition {
         pv.torn_metadata = Some(TornMetadata {
             area_start: 4096,
             area_size: PE_START - 4096,
-            slot_offset: if copy.is_some() { 9216 } else { 512 },
+            // Right after the copy, where LVM writes the next commit.
+            slot_offset: if copy.is_some() { 7168 } else { 512 },
             slot_size: 2279,
             recorded_checksum: 0xaaaa,
             computed_checksum: 0xbbbb,
             areas_in_use: 1,
+            metadata_areas: 1,
+            stray_sectors: Vec::new(),
             first_text: copy.is_none(),
             copies: copy
                 .iter()
@@ -151,6 +154,10 @@ impl SimulatedPartition {
                         SatelliteIdReading::Tag(id) => Some(id.clone()),
                         _ => None,
                     },
+                    padded: true,
+                    next_offset: Some(7168),
+                    system_id: None,
+                    lock_type: None,
                 })
                 .collect(),
             listed_by: Vec::new(),

@@ -531,6 +531,10 @@ fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> T
             satellite_id: satellite_id::from_vg_tags(&copy.metadata.tags)
                 .ok()
                 .flatten(),
+            padded: copy.padded,
+            next_offset: lvm::mda::next_text_offset(torn.size, copy.offset, copy.size),
+            system_id: copy.metadata.system_id.clone().filter(|s| !s.is_empty()),
+            lock_type: copy.metadata.lock_type.clone().filter(|s| !s.is_empty()),
         })
         .collect();
     copies.sort_by_key(|c| std::cmp::Reverse(c.seqno));
@@ -546,6 +550,8 @@ fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> T
             .iter()
             .filter(|area| !area.ignored)
             .count(),
+        metadata_areas: pv.metadata_area_states.len(),
+        stray_sectors: torn.stray_sectors.clone(),
         first_text: torn.committed.offset == lvm::mda::MDA_HEADER_SIZE,
         copies,
         listed_by: others.listed_by,

@@ -95,6 +95,12 @@ pub struct TornMetadata {
     pub computed_checksum: u32,
     /// Metadata areas of the PV in use (not ignored): a repair rewrites them all.
     pub areas_in_use: usize,
+    /// Metadata areas of the PV, ignored ones included (`pvck --repair` rewrites
+    /// an ignored one too and clears its flag).
+    pub metadata_areas: usize,
+    /// Non-zero sectors of the buffer that neither the torn text nor a copy found
+    /// there accounts for (area offsets): text of unknown origin.
+    pub stray_sectors: Vec<u64>,
     /// The slot points at the first text an area ever holds (right after its
     /// header, where `vgcreate` writes), so this may be the VG's first commit.
     pub first_text: bool,
@@ -124,6 +130,15 @@ pub struct MetadataCopy {
     /// The satellite ID its tag records (`None`: no tag of this tool's, or one that
     /// does not decode).
     pub satellite_id: Option<String>,
+    /// Zero padding after the text, as LVM's commits leave it (see
+    /// [`crate::observe::lvm::RingCopy::padded`]).
+    pub padded: bool,
+    /// Where LVM writes the commit after this copy (bytes from the area start): a
+    /// copy is the torn commit's predecessor when this is the torn slot's offset.
+    pub next_offset: Option<u64>,
+    /// The copy's `system_id` and `lock_type` (absent or empty: none).
+    pub system_id: Option<String>,
+    pub lock_type: Option<String>,
 }
 
 /// A PV marked in use whose own metadata areas hold no VG metadata: either a

@@ -3,12 +3,18 @@
 //! `[unknown]` forever and `vgck --updatemetadata` cannot help with one metadata area.
 //! What is left in the area's circular buffer decides:
 //!
-//! - the newest intact copy that lists this PV is this tool's VG (the configured
-//!   name, a satellite-ID tag, no other PV): it is written back with LVM's own
+//! - the commit's predecessor is still intact: LVM writes each commit right after
+//!   the previous one, rounded up to a sector, or back at the buffer's start when
+//!   less than a sector is left (`_next_rlocn_offset`), so the copy whose next
+//!   offset is the torn slot's is the one committed just before. When it is this
+//!   tool's VG (the configured name, a satellite-ID tag, this PV alone, no system ID
+//!   or lock type) on a PV with one metadata area, it is written back with LVM's own
 //!   `pvck --repair`, and the next round plans from the restored VG as from any
-//!   interrupted command (a same-ID node keeps everything; its LVs are in the copy);
-//! - no intact copy lists this PV, the torn text is the first an area ever holds
-//!   (`vgcreate`'s first commit) and no other device lists the PV: a VG that never
+//!   interrupted command. An older copy is never restored: it would bring back a VG
+//!   that later commits changed;
+//! - no copy precedes the torn text, the slot is the buffer's start and the rest of
+//!   the buffer holds no text of this PV (only zeros and copies naming other PVs, a
+//!   reset's leftovers): the torn text was `vgcreate`'s first commit; a VG that never
 //!   had a second commit cannot have had LVs, so its label is erased and
 //!   provisioning starts over on the blank partition (LVM's `pvcreate -ff` cannot:
 //!   it rescans the device, fails on the torn text and stops);
@@ -38,11 +44,28 @@ pub(super) fn plan(
         found,
         volume_group: config.volume_group.to_string(),
     };
-    let mine: Vec<&MetadataCopy> = torn.copies.iter().filter(|c| c.names_this_pv).collect();
-    let Some(newest) = mine.first() else {
-        return start_over(observed, torn).map_err(refuse);
+    let predecessors: Vec<&MetadataCopy> = torn
+        .copies
+        .iter()
+        .filter(|c| c.next_offset == Some(torn.slot_offset))
+        .collect();
+    let newest = match predecessors.as_slice() {
+        [] if torn.first_text => return start_over(observed, torn).map_err(refuse),
+        [] => {
+            return Err(refuse(format!(
+                "no intact copy ends where the torn text begins (the commit before it is gone too){}",
+                others_of_this_pv(torn)
+            )))
+        }
+        [one] => *one,
+        _ => {
+            return Err(refuse(format!(
+                "{} intact copies end where the torn text begins, so which came just before it is unknown",
+                predecessors.len()
+            )))
+        }
     };
-    if let Some(why) = not_restorable(torn, newest, &mine, config) {
+    if let Some(why) = not_restorable(torn, newest, config) {
         return Err(refuse(why));
     }
     let volume_group = check_name_on_disk(
@@ -70,15 +93,22 @@ pub(super) fn plan(
 fn not_restorable(
     torn: &TornMetadata,
     newest: &MetadataCopy,
-    mine: &[&MetadataCopy],
     config: &ProvisionConfig,
 ) -> Option<String> {
     let what = format!(
-        "the newest intact copy listing this PV is volume group {} at seqno {} (byte {})",
+        "the copy committed just before the torn text is volume group {} at seqno {} (byte {})",
         newest.volume_group,
         newest.seqno,
         torn.area_start.saturating_add(newest.offset)
     );
+    if !newest.names_this_pv {
+        return Some(format!("{what}, which does not list this PV (its uuid)"));
+    }
+    if !newest.padded {
+        return Some(format!(
+            "{what}, whose text is not zero-padded as LVM's commits are (written by pvck --repair?)"
+        ));
+    }
     if newest.volume_group != config.volume_group.as_str() {
         return Some(format!(
             "{what}, not the configured VOLUME_GROUP {}",
@@ -93,18 +123,20 @@ fn not_restorable(
     if newest.spans_other_pvs {
         return Some(format!("{what}, which also uses other PVs"));
     }
-    if torn.areas_in_use != 1 {
+    if let Some(system_id) = &newest.system_id {
         return Some(format!(
-            "{what}, but the PV has {} metadata areas in use (this tool repairs one)",
-            torn.areas_in_use
+            "{what}, which records system ID {system_id} (this tool restores a VG without one)"
         ));
     }
-    if mine
-        .iter()
-        .any(|c| c.seqno == newest.seqno && c.checksum != newest.checksum)
-    {
+    if let Some(lock_type) = &newest.lock_type {
         return Some(format!(
-            "{what}, and another intact copy with that seqno differs from it"
+            "{what}, which records lock type {lock_type} (a shared VG)"
+        ));
+    }
+    if torn.areas_in_use != 1 || torn.metadata_areas != 1 {
+        return Some(format!(
+            "{what}, but the PV has {} metadata areas ({} in use; pvck --repair rewrites an ignored one too, this tool repairs a PV with one)",
+            torn.metadata_areas, torn.areas_in_use
         ));
     }
     None
@@ -113,16 +145,22 @@ fn not_restorable(
 /// With no intact copy listing this PV: the PV made again, when the torn text can
 /// only have been its VG's first commit; otherwise why not.
 fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan, String> {
-    let none = "no intact copy of metadata listing this PV is left in the buffer";
-    if !torn.first_text {
+    let none = "the torn text is at the start of the buffer with no intact copy before it";
+    let of_this_pv = others_of_this_pv(torn);
+    if !of_this_pv.is_empty() {
+        return Err(format!("{none}{of_this_pv}, so it may follow a wrap and not be vgcreate's first commit"));
+    }
+    if let Some(first) = torn.stray_sectors.first() {
         return Err(format!(
-            "{none}, and the torn text is not the first the area held (its VG had earlier commits)"
+            "{none}, and {} sector(s) of the buffer (the first at byte {}) hold bytes that are neither zeros nor a copy naming another PV, so earlier commits of this PV cannot be ruled out",
+            torn.stray_sectors.len(),
+            torn.area_start.saturating_add(*first)
         ));
     }
-    if torn.areas_in_use != 1 {
+    if torn.areas_in_use != 1 || torn.metadata_areas != 1 {
         return Err(format!(
-            "{none}, and the PV has {} metadata areas in use",
-            torn.areas_in_use
+            "{none}, and the PV has {} metadata areas",
+            torn.metadata_areas
         ));
     }
     if !torn.listed_by.is_empty() || !torn.unreadable.is_empty() {
@@ -144,4 +182,26 @@ fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan,
             device: observed.partition.devnode.clone(),
         }],
     })
+}
+
+/// The copies in the buffer that list this PV, as a clause ("" when none).
+fn others_of_this_pv(torn: &TornMetadata) -> String {
+    let mine: Vec<String> = torn
+        .copies
+        .iter()
+        .filter(|c| c.names_this_pv)
+        .map(|c| {
+            format!(
+                "volume group {} at seqno {} (byte {})",
+                c.volume_group,
+                c.seqno,
+                torn.area_start.saturating_add(c.offset)
+            )
+        })
+        .collect();
+    if mine.is_empty() {
+        String::new()
+    } else {
+        format!(", while copies listing this PV remain: {}", mine.join(", "))
+    }
 }

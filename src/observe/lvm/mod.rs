@@ -113,6 +113,9 @@ pub struct TornArea {
     /// Intact copies of VG metadata still in the area's buffer, in buffer order
     /// ([`mda::search_ring`]).
     pub copies: Vec<RingCopy>,
+    /// Non-zero sectors of the buffer no copy and not the torn text accounts for
+    /// ([`mda::stray_sectors`]), as area offsets.
+    pub stray_sectors: Vec<u64>,
 }
 
 /// What one metadata area holds.
@@ -210,17 +213,16 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
                 Err(LvmReadError::MetadataChecksum { computed, .. }) => {
                     state.committed = Some(locn);
                     states.push(state);
+                    // The bytes the slot points at are the torn text itself,
+                    // whatever they parse as.
+                    let (copies, stray_sectors) = mda::search_ring_and_strays(r, &mdah, &locn)?;
                     torn_areas.push(TornArea {
                         start: mdah.start,
                         size: mdah.size,
                         committed: locn,
                         computed_checksum: computed,
-                        // The bytes the slot points at are the torn text itself,
-                        // whatever they parse as.
-                        copies: mda::search_ring(r, &mdah)?
-                            .into_iter()
-                            .filter(|copy| copy.offset != locn.offset)
-                            .collect(),
+                        copies,
+                        stray_sectors,
                     });
                     continue;
                 }
