@@ -604,7 +604,21 @@ fn a_header_whose_text_never_arrived_is_torn_with_the_older_copies_listed() {
     for copy in &area.copies {
         assert!(copy.seqno <= seqno);
         assert_eq!(copy.metadata.name, "vg-thin");
+        assert!(copy.padded, "LVM pads every commit: {}", copy.offset);
     }
+    // LVM wrote each commit where `next_text_offset` says: every copy but the newest
+    // is followed by the next seqno's.
+    assert_eq!(
+        mda::next_text_offset(area.size, newest.offset, newest.size),
+        Some(next)
+    );
+    for copy in area.copies.iter().filter(|c| c.seqno < seqno) {
+        let after = mda::next_text_offset(area.size, copy.offset, copy.size);
+        let follower = area.copies.iter().find(|c| Some(c.offset) == after);
+        assert_eq!(follower.map(|c| c.seqno), Some(copy.seqno + 1));
+    }
+    // Nothing in the buffer but copies, the torn slot and zeros.
+    assert_eq!(area.stray_sectors, Vec::<u64>::new());
     // The reader's JSON of a PV without a torn area is unchanged (no new field).
     let plain = serde_json::to_value(&pv).unwrap();
     assert!(plain.get("torn_areas").is_none());
@@ -656,4 +670,62 @@ fn ring_search_follows_wrapped_copies_and_rejects_mixed_ones() {
     let torn = parse_pv_on_disk(Cursor::new(torn_img)).unwrap().unwrap();
     // (all but the one the slot points at: that is the torn text itself)
     assert_eq!(torn.torn_areas[0].copies.len(), copies.len() - 1);
+    // The commit before the wrapped one ends where LVM started the wrapped one.
+    let before = torn.torn_areas[0]
+        .copies
+        .iter()
+        .filter(|c| mda::next_text_offset(st.size, c.offset, c.size) == Some(committed.offset))
+        .map(|c| c.seqno)
+        .collect::<Vec<_>>();
+    assert_eq!(before, vec![wrapped.seqno - 1]);
+}
+
+/// `pvck --repair` writes its copy without zero padding: the copy is still found
+/// (as text in the buffer) but marked unpadded; bytes no copy accounts for are
+/// reported as stray sectors, a torn first commit's own extent is not.
+#[test]
+fn unpadded_copies_are_text_and_unknown_bytes_are_strays() {
+    let img = load_image("vg-thin");
+    let pv = read("vg-thin").unwrap();
+    let st = &pv.metadata_area_states[0];
+    let committed = st.committed.unwrap();
+    let end = (committed.offset + committed.size) as usize;
+    assert!(end % 512 != 0, "fixture's newest copy fills its last sector");
+    let mut area = img[st.start as usize..(st.start + st.size) as usize].to_vec();
+    area[end] = b'x';
+    let copies = mda::search_area(&area);
+    let newest = copies
+        .iter()
+        .find(|c| c.offset == committed.offset)
+        .expect("an unpadded copy is still found");
+    assert!(!newest.padded);
+    assert_eq!(newest.checksum, committed.checksum);
+    // Its tail sector belongs to it; a far sector of garbage does not.
+    let far = area.len() - 1024;
+    assert!(area[far..].iter().all(|b| *b == 0), "fixture fills its area");
+    area[far + 3] = 1;
+    let copies = mda::search_area(&area);
+    assert_eq!(
+        mda::stray_sectors(&area, 40_000, 100, &copies),
+        vec![far as u64]
+    );
+    // A sector starting like a copy that does not parse is not a copy: a stray.
+    let mut broken = area.clone();
+    broken[far + 3] = 0;
+    broken[committed.offset as usize + 20] = b'{';
+    let copies = mda::search_area(&broken);
+    assert!(copies.iter().all(|c| c.offset != committed.offset));
+    assert!(mda::stray_sectors(&broken, 40_000, 100, &copies).contains(&committed.offset));
+    // The torn text's own sectors are not strays, wrapped ones included.
+    let mut first = vec![0u8; area.len()];
+    first[512..1500].fill(b'y');
+    assert!(mda::stray_sectors(&first, 512, 988, &[]).is_empty());
+    first[1536] = 1;
+    assert_eq!(mda::stray_sectors(&first, 512, 988, &[]), vec![1536]);
+    let mut wrapping = vec![0u8; area.len()];
+    wrapping[area.len() - 512..].fill(b'z');
+    wrapping[512..700].fill(b'z');
+    let at = area.len() as u64 - 512;
+    assert!(mda::stray_sectors(&wrapping, at, 700, &[]).is_empty());
+    assert_eq!(mda::stray_sectors(&wrapping, at, 512, &[]), vec![512]);
 }
