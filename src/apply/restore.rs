@@ -108,9 +108,12 @@ impl TextFile {
 /// `_repair_pv_header`, `_repair_metadata`). Without `--file` LVM 2.03.16 refuses.
 /// Not scoped with `--devices`: pvck's repair sets up the one device it is given
 /// without the devices list and then refuses it as "not in devices list" (seen in
-/// the VM); it reads and writes only that device. The devices file is turned off
-/// for the same reason (the PV may not be entered yet).
+/// the VM). The devices file is turned off for the same reason (the PV may not be
+/// entered yet). Without either, pvck looks for the PV's uuid on every device of
+/// the host (`label_scan_for_pvid`); a device filter accepting only the partition
+/// keeps it to that one device.
 pub fn command_line(partition: &Path, file: &Path) -> Vec<String> {
+    let only = only_this_device(partition);
     vec![
         "pvck".into(),
         "--repair".into(),
@@ -119,12 +122,26 @@ pub fn command_line(partition: &Path, file: &Path) -> Vec<String> {
         file.display().to_string(),
         partition.display().to_string(),
         "--config".into(),
-        format!("{CONFIG_OVERRIDE}{NO_DEVICES_FILE}"),
+        format!("{CONFIG_OVERRIDE}{NO_DEVICES_FILE}devices{{filter={only}global_filter={only}}}"),
     ]
 }
 
 /// See [`command_line`].
 const NO_DEVICES_FILE: &str = "devices{use_devicesfile=0}";
+
+/// An LVM filter list accepting the device at `partition` (by that name) and
+/// rejecting every other: `["a|^/dev/vda1$|","r|.*|"]`, regex metacharacters of the
+/// name escaped.
+fn only_this_device(partition: &Path) -> String {
+    let mut pattern = String::from("^");
+    for c in partition.display().to_string().chars() {
+        if "\\^$.|?*+()[]{}\"".contains(c) {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    format!("[\"a|{pattern}$|\",\"r|.*|\"]")
+}
 
 #[cfg(test)]
 mod tests {
@@ -141,12 +158,24 @@ mod tests {
         let opened = File::open(&file.path).and_then(|mut f| f.read_to_string(&mut back));
         assert!(opened.is_ok(), "{opened:?}");
         assert_eq!(back, "vg {\n}\n");
+        let line = command_line(Path::new("/dev/vda1"), &file.path);
         assert_eq!(
-            command_line(Path::new("/dev/vda1"), &file.path)[..6].join(" "),
+            line[..6].join(" "),
             format!(
                 "pvck --repair --yes --file {} /dev/vda1",
                 file.path.display()
             )
+        );
+        assert_eq!(
+            line[7..].join(" "),
+            format!(
+                "{CONFIG_OVERRIDE}devices{{use_devicesfile=0}}devices{{filter=[\"a|^/dev/vda1$|\",\"r|.*|\"]global_filter=[\"a|^/dev/vda1$|\",\"r|.*|\"]}}"
+            )
+        );
+        assert!(line.iter().all(|arg| !arg.contains(char::is_whitespace)));
+        assert_eq!(
+            only_this_device(Path::new("/dev/md/a.b+1")),
+            r#"["a|^/dev/md/a\.b\+1$|","r|.*|"]"#
         );
         file.close();
     }

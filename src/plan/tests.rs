@@ -1955,7 +1955,10 @@ fn the_next_commit_goes_where_lvm_puts_it() {
         Some(TORN_AREA - 512)
     );
     // A wrapped text: it continues after the header.
-    assert_eq!(next_text_offset(TORN_AREA, TORN_AREA - 512, 1000), Some(1024));
+    assert_eq!(
+        next_text_offset(TORN_AREA, TORN_AREA - 512, 1000),
+        Some(1024)
+    );
     assert_eq!(next_text_offset(TORN_AREA, 100, 10), None);
     assert_eq!(next_text_offset(TORN_AREA, TORN_AREA, 10), None);
     assert_eq!(next_text_offset(TORN_AREA, 512, u64::MAX), None);
@@ -1972,7 +1975,10 @@ fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
             torn(4608, vec![copy(5, "linstor-vg", None)]),
             "records no satellite ID",
         ),
-        (torn(4608, vec![]), "no intact copy ends where the torn text begins"),
+        (
+            torn(4608, vec![]),
+            "no intact copy ends where the torn text begins",
+        ),
         // An older copy is never restored in place of the missing predecessor.
         (
             torn(9216, vec![copy(5, "linstor-vg", Some("node-01"))]),
@@ -2003,11 +2009,13 @@ fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
     torn_mut(&mut not_this_pv).copies[0].names_this_pv = false;
     let mut two_predecessors = ours.clone();
     let twin = copy_at(512, 2, "linstor-vg", Some("node-01"));
-    torn_mut(&mut two_predecessors).copies.push(crate::observe::state::MetadataCopy {
-        size: 4000,
-        next_offset: Some(4608),
-        ..twin
-    });
+    torn_mut(&mut two_predecessors)
+        .copies
+        .push(crate::observe::state::MetadataCopy {
+            size: 4000,
+            next_offset: Some(4608),
+            ..twin
+        });
     let mut listed = torn(512, vec![]);
     torn_mut(&mut listed).listed_by.push(VgListingPv {
         volume_group: "elsewhere".into(),
@@ -2021,7 +2029,10 @@ fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
         (lock_type, "records lock type sanlock"),
         (unpadded, "not zero-padded"),
         (not_this_pv, "does not list this PV"),
-        (two_predecessors, "2 intact copies end where the torn text begins"),
+        (
+            two_predecessors,
+            "2 intact copies end where the torn text begins",
+        ),
         (listed, "volume group elsewhere lists this PV"),
     ] {
         let text = torn_refusal(&observed);
@@ -2061,4 +2072,38 @@ fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
     let mut ignored_second_area = torn(512, vec![]);
     torn_mut(&mut ignored_second_area).metadata_areas = 2;
     assert!(torn_refusal(&ignored_second_area).contains("2 metadata areas"));
+}
+
+/// The erase and the restore are checked like every other writing step: never on
+/// a partition something holds, nor where LVM's md check refuses the next round's
+/// pvcreate (or pvck's label write).
+#[test]
+fn torn_metadata_steps_pass_the_preflight_checks() {
+    use crate::observe::md_magic::MdMagic;
+    use crate::observe::state::{Preflight, PreflightFacts};
+    let magic = PreflightFacts {
+        lvm_md_component: Some(MdMagic {
+            format: "md 1.0",
+            offset: 1_073_733_632,
+        }),
+        ..PreflightFacts::default()
+    };
+    let held = PreflightFacts {
+        users: vec!["held by dm-7".into()],
+        ..PreflightFacts::default()
+    };
+    let erase = torn(512, vec![]);
+    let restore = torn(4608, vec![copy(5, "linstor-vg", Some("node-01"))]);
+    for observed in [erase, restore] {
+        assert!(crate::plan::preflight::needs_facts(
+            &observed,
+            &planned(&observed, &config())
+        ));
+        for (facts, why) in [(&magic, "md 1.0"), (&held, "dm-7")] {
+            let mut gathered = observed.clone();
+            gathered.preflight = Preflight::Gathered(facts.clone());
+            let refused = refusal(&gathered, &config());
+            assert!(refused.contains(why), "{refused}");
+        }
+    }
 }

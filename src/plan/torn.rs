@@ -148,7 +148,9 @@ fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan,
     let none = "the torn text is at the start of the buffer with no intact copy before it";
     let of_this_pv = others_of_this_pv(torn);
     if !of_this_pv.is_empty() {
-        return Err(format!("{none}{of_this_pv}, so it may follow a wrap and not be vgcreate's first commit"));
+        return Err(format!(
+            "{none}{of_this_pv}, so it may follow a wrap and not be vgcreate's first commit"
+        ));
     }
     if let Some(first) = torn.stray_sectors.first() {
         return Err(format!(

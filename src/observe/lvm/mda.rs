@@ -441,15 +441,19 @@ pub fn next_text_offset(area_size: u64, offset: u64, size: u64) -> Option<u64> {
     if area_size - last < ring_start {
         return Some(ring_start);
     }
-    last.checked_add(1)?
-        .checked_next_multiple_of(ring_start)
+    last.checked_add(1)?.checked_next_multiple_of(ring_start)
 }
 
 /// Sectors of the area's buffer (as area offsets) that hold something other than
 /// zeros and are neither within the text at `slot_offset`/`slot_size` nor within a
 /// copy [`search_area`] found (from its first sector to the one with its NUL):
 /// bytes no recognised metadata text accounts for.
-pub fn stray_sectors(area: &[u8], slot_offset: u64, slot_size: u64, copies: &[RingCopy]) -> Vec<u64> {
+pub fn stray_sectors(
+    area: &[u8],
+    slot_offset: u64,
+    slot_size: u64,
+    copies: &[RingCopy],
+) -> Vec<u64> {
     let sector = MDA_HEADER_SIZE as usize;
     let sectors = area.len() / sector;
     let mut covered = vec![false; sectors];

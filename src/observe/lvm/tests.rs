@@ -690,7 +690,10 @@ fn unpadded_copies_are_text_and_unknown_bytes_are_strays() {
     let st = &pv.metadata_area_states[0];
     let committed = st.committed.unwrap();
     let end = (committed.offset + committed.size) as usize;
-    assert!(end % 512 != 0, "fixture's newest copy fills its last sector");
+    assert!(
+        !end.is_multiple_of(512),
+        "fixture's newest copy fills its last sector"
+    );
     let mut area = img[st.start as usize..(st.start + st.size) as usize].to_vec();
     area[end] = b'x';
     let copies = mda::search_area(&area);
@@ -702,7 +705,10 @@ fn unpadded_copies_are_text_and_unknown_bytes_are_strays() {
     assert_eq!(newest.checksum, committed.checksum);
     // Its tail sector belongs to it; a far sector of garbage does not.
     let far = area.len() - 1024;
-    assert!(area[far..].iter().all(|b| *b == 0), "fixture fills its area");
+    assert!(
+        area[far..].iter().all(|b| *b == 0),
+        "fixture fills its area"
+    );
     area[far + 3] = 1;
     let copies = mda::search_area(&area);
     assert_eq!(
