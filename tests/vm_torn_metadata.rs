@@ -2,12 +2,14 @@
 //! `dd`, the next LVM write run, then the old buffer bytes put back while the new
 //! header sector stays — "header written, text not", what a power loss before the
 //! disk flushed its cache leaves. LVM then reads VG `[unknown]` forever. The tool:
-//! - restores its own VG from the newest intact copy (`pvck --repair`) and finishes
-//!   an interrupted first provision's pool `lvcreate`;
+//! - restores its own VG from the copy committed just before the torn one (`pvck
+//!   --repair`, confined to the partition by a device filter) and finishes an
+//!   interrupted first provision;
 //! - restores a same-ID node's VG with its thin volume, data byte-for-byte, no reset;
 //! - starts over after a torn `vgcreate` (the area's first text);
-//! - refuses, writing nothing, when the only intact copy is someone else's VG or
-//!   lacks this tool's tag.
+//! - refuses, writing nothing, when the copy before the torn one is someone else's
+//!   VG or lacks this tool's tag, or is gone too (two commits lost: an older copy
+//!   is never restored).
 //!
 //! After each recovery the pool is active, `thin_check` passes on its metadata, and a
 //! second start writes nothing (seqno unchanged).
@@ -98,18 +100,19 @@ fn torn_commits_are_restored_restarted_or_refused() {
         "tornfirst",
         "tornforeign",
         "tornuntagged",
+        "tornolder",
     ];
     let bed = bed(names
         .iter()
         .map(|name| DiskSpec::new(name, 256).partition(name, None))
         .collect());
     let mut script = String::from(HELPERS);
-    // A: a first provision whose pool lvcreate tore (its texts lost, its last header
-    // kept); a reboot in between (nothing active).
+    // A: a first provision killed after vgcreate, then a commit whose text was lost
+    // (its header kept); a reboot in between (nothing active).
     script.push_str(&format!(
         "step a-vg {killed}\n\
          step a-save save_mda /dev/vda1 a\n\
-         step a-pool {tool}\n\
+         step a-pool vgchange --addtag lost-commit tornpool\n\
          step a-off vgchange -an tornpool\n\
          step a-tear tear /dev/vda1 a\n\
          step a-recover {tool}\n",
@@ -166,15 +169,60 @@ fn torn_commits_are_restored_restarted_or_refused() {
             tool = tool(label),
         ));
     }
+    // F: two commits lost (texts of seqno 2 and 3, the header pointing at 3): the
+    // copy before the torn one is gone, and the older seqno 1 is not restored.
+    script.push_str(&format!(
+        "step f-vg {killed}\n\
+         step f-save save_mda /dev/vdf1 f\n\
+         step f-write vgchange --addtag lost-1 tornolder\n\
+         step f-write-2 vgchange --addtag lost-2 tornolder\n\
+         step f-tear tear /dev/vdf1 f\n\
+         {sum_before}\
+         step f-refused {tool}\n\
+         {sum_after}",
+        killed = tool_killed_after("tornolder", 2),
+        sum_before = sum_step("f-sum-before", "/dev/vdf1"),
+        sum_after = sum_step("f-sum-after", "/dev/vdf1"),
+        tool = tool("tornolder"),
+    ));
     let run = boot_injecting_faults(&bed, false, &script);
     let mut checks = Checks::default();
-    for (step, code) in [("a-vg", 137), ("a-pool", 0), ("c-pv", 137), ("c-vg", 137)] {
+    for (step, code) in [
+        ("a-vg", 137),
+        ("a-pool", 0),
+        ("c-pv", 137),
+        ("c-vg", 137),
+        ("f-vg", 137),
+    ] {
         checks.exit(&run, step, code);
     }
     for step in [
-        "a-save", "a-off", "a-tear", "b-prov", "b-thin", "b-data", "b-off", "b-save", "b-write",
-        "b-tear", "c-save", "c-tear", "d-pv", "d-vg", "d-save", "d-write", "d-tear", "e-pv",
-        "e-vg", "e-save", "e-write", "e-tear",
+        "a-save",
+        "a-off",
+        "a-tear",
+        "b-prov",
+        "b-thin",
+        "b-data",
+        "b-off",
+        "b-save",
+        "b-write",
+        "b-tear",
+        "c-save",
+        "c-tear",
+        "d-pv",
+        "d-vg",
+        "d-save",
+        "d-write",
+        "d-tear",
+        "e-pv",
+        "e-vg",
+        "e-save",
+        "e-write",
+        "e-tear",
+        "f-save",
+        "f-write",
+        "f-write-2",
+        "f-tear",
     ] {
         checks.exit(&run, step, 0);
     }
@@ -183,6 +231,11 @@ fn torn_commits_are_restored_restarted_or_refused() {
     check_recovered(&mut checks, &run, "a");
     checks.says(&run, "a-recover", "restore volume group tornpool");
     checks.says(&run, "a-recover", "create thin pool tornpool/pool");
+    checks.that(
+        run.step("a-vgs").exit_code == 0
+            && text(&vg_row(&run, "a-vgs")["vg_tags"]) == "linstor-satellite-id=node-01",
+        "a: the restored VG kept the lost commit's tag or lost its own",
+    );
 
     // B: restored at the seqno before the lost commit, the volume and its data kept,
     // no reset.
@@ -215,15 +268,19 @@ fn torn_commits_are_restored_restarted_or_refused() {
         "c: the VG made again is not tagged",
     );
 
-    // D, E: refused, not a byte written.
-    for (key, vg) in [("d", "othervg"), ("e", "tornuntagged")] {
+    // D, E, F: refused, not a byte written.
+    for (key, why) in [
+        ("d", "othervg"),
+        ("e", "tornuntagged"),
+        ("f", "no intact copy ends where the torn text begins"),
+    ] {
         let step = format!("{key}-refused");
         checks.refused_before_lvm(
             &run,
             &step,
             &[
                 "is torn",
-                vg,
+                why,
                 "pvck --repair -f FILE",
                 "nothing was written",
             ],
