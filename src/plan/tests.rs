@@ -2072,6 +2072,9 @@ fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
     let mut ignored_second_area = torn(512, vec![]);
     torn_mut(&mut ignored_second_area).metadata_areas = 2;
     assert!(torn_refusal(&ignored_second_area).contains("2 metadata areas"));
+    let mut huge = torn(512, vec![]);
+    torn_mut(&mut huge).slot_size = TORN_AREA / 2;
+    assert!(torn_refusal(&huge).contains("more than half"));
 }
 
 /// The erase and the restore are checked like every other writing step: never on

@@ -152,6 +152,15 @@ fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan,
             "{none}{of_this_pv}, so it may follow a wrap and not be vgcreate's first commit"
         ));
     }
+    // LVM keeps room for the old text beside the new, so a commit fills at most half
+    // the buffer; a bigger extent would hide the sectors checked below.
+    let buffer = torn.area_size.saturating_sub(512);
+    if torn.slot_size > buffer / 2 {
+        return Err(format!(
+            "{none}, and the torn text is said to be {} bytes, more than half the {buffer}-byte buffer",
+            torn.slot_size
+        ));
+    }
     if let Some(first) = torn.stray_sectors.first() {
         return Err(format!(
             "{none}, and {} sector(s) of the buffer (the first at byte {}) hold bytes that are neither zeros nor a copy naming another PV, so earlier commits of this PV cannot be ruled out",
