@@ -1070,10 +1070,10 @@ fn every_write_is_flushed_before_the_next_step_and_nothing_else_is() {
 
 const REPAIR: &str = "pvck --repair --yes --file /proc/self/fd/";
 
-/// Torn metadata commits (header on disk, text not): our VG is restored from its
-/// newest intact copy with pvck and the interrupted work finished; a same-ID node
-/// keeps its volumes (never reset); a torn first commit starts over; a copy that is
-/// not provably ours is refused with nothing written.
+/// Torn metadata commits (header on disk, text not): our VG is restored from the
+/// copy committed just before the torn one with pvck and the interrupted work
+/// finished; a same-ID node keeps its volumes (never reset); a torn first commit
+/// starts over; a copy that is not provably ours is refused with nothing written.
 #[test]
 fn torn_metadata_is_restored_restarted_or_refused() {
     // A pool lvcreate whose last commit tore: restored, then finished as before.
@@ -1135,7 +1135,7 @@ fn torn_metadata_is_restored_restarted_or_refused() {
         Ok(Outcome::Planned(plan)) => {
             assert_eq!(plan.actions.len(), 1);
             assert!(plan.actions[0].to_string().starts_with(
-                "restore volume group linstor-vg on /dev/vda1 from its newest intact metadata copy"
+                "restore volume group linstor-vg on /dev/vda1 from the metadata copy committed just before the torn one"
             ));
         }
         other => panic!("{other:?}"),

@@ -120,7 +120,7 @@ pub enum Action {
     AddToDevicesFile {
         device: PathBuf,
     },
-    /// Write back the newest intact copy of the VG's metadata over a torn commit (a
+    /// Write back the copy of the VG's metadata committed just before a torn commit (a
     /// metadata-area header that reached the disk while the text it points at did
     /// not) with LVM's own `pvck --repair`, from that copy's text. The copy is where
     /// the fields say (its offset from the area start, its size with the terminating
@@ -287,7 +287,7 @@ impl fmt::Display for Action {
                 ..
             } => write!(
                 f,
-                "restore volume group {volume_group} on {} from its newest intact metadata copy (seqno {seqno}, at byte {}): the last commit's header reached the disk, its text did not (pvck --repair)",
+                "restore volume group {volume_group} on {} from the metadata copy committed just before the torn one (seqno {seqno}, at byte {}): the last commit's header reached the disk, its text did not (pvck --repair)",
                 device.display(),
                 area_start.saturating_add(*offset)
             ),
