@@ -62,9 +62,11 @@ pub fn command_line(
 ) -> Option<Vec<String>> {
     let scope = partition.display().to_string();
     let mut args: Vec<String> = match action {
-        Action::RemoveStaleDevices { .. } | Action::RemoveStaleVolumeGroupPath { .. } => {
-            return None
-        }
+        // Not a plain command line: see [`super::restore`].
+        Action::RemoveStaleDevices { .. }
+        | Action::RemoveStaleVolumeGroupPath { .. }
+        | Action::RestoreTornMetadata { .. }
+        | Action::EraseTornPhysicalVolume { .. } => return None,
         Action::AddToDevicesFile { device } => {
             return Some(devices_file_edit(&[
                 "lvmdevices",

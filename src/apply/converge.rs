@@ -42,8 +42,13 @@ pub enum ConvergeError {
 pub enum Outcome {
     /// `--dry-run`: the plan that a real run would start with.
     Planned(Plan),
-    /// The partition is as wanted; `commands` LVM commands ran to get there.
-    Converged { commands: usize, rounds: usize },
+    /// The partition is as wanted; `commands` LVM commands ran to get there, and
+    /// `flushes` cache flushes made their writes durable.
+    Converged {
+        commands: usize,
+        flushes: usize,
+        rounds: usize,
+    },
 }
 
 /// What `converge` reads from the machine, and the lock it holds while writing:
@@ -192,6 +197,7 @@ pub fn converge_on<M: Machine>(
         if plan.is_empty() {
             return Ok(Outcome::Converged {
                 commands: executor.commands_run(),
+                flushes: executor.flushes(),
                 rounds: round,
             });
         }
@@ -226,6 +232,7 @@ pub fn converge_on<M: Machine>(
     if leftover.is_empty() {
         return Ok(Outcome::Converged {
             commands: executor.commands_run(),
+            flushes: executor.flushes(),
             rounds: MAX_ROUNDS,
         });
     }

@@ -90,7 +90,9 @@ impl Bed {
 
 fn converged(outcome: Result<Outcome, ConvergeError>) -> (usize, usize) {
     match outcome {
-        Ok(Outcome::Converged { commands, rounds }) => (commands, rounds),
+        Ok(Outcome::Converged {
+            commands, rounds, ..
+        }) => (commands, rounds),
         other => panic!("expected convergence, got {other:?}"),
     }
 }
@@ -1040,4 +1042,124 @@ fn a_partition_node_swapped_between_steps_stops_the_run_before_the_next_write() 
     ));
     assert!(bed.log().is_empty());
     assert_eq!(bed.machine.observations, 0);
+}
+
+/// Every step that wrote is followed by a cache flush before the next step (also a
+/// step that failed); activations and steady starts send none.
+#[test]
+fn every_write_is_flushed_before_the_next_step_and_nothing_else_is() {
+    let writes_then_flushes = |bed: &Bed| {
+        let flushed: Vec<usize> = (1..=bed.lvm.log.len()).collect();
+        assert_eq!(bed.lvm.flushed_at, flushed, "{:?}", bed.log());
+    };
+    for start in [
+        SimulatedPartition::blank(GIB),
+        SimulatedPartition::provisioned(GIB, "node-02"),
+    ] {
+        let mut bed = Bed::new(start.clone());
+        converged(bed.converge(&config()));
+        writes_then_flushes(&bed);
+        match bed.converge(&config()) {
+            Ok(Outcome::Converged { flushes, .. }) => assert_eq!(flushes, bed.log().len()),
+            other => panic!("{other:?}"),
+        }
+        // A failed command may have written part of its work: flushed as well.
+        let mut bed = Bed::new(start);
+        bed.lvm.fail_command = Some(2);
+        assert!(matches!(
+            bed.converge(&config()),
+            Err(ConvergeError::Apply(_))
+        ));
+        writes_then_flushes(&bed);
+    }
+    let mut grown = SimulatedPartition::provisioned(GIB, "node-01");
+    grown.observed.partition.size_bytes = bytes(4 * GIB);
+    let mut bed = Bed::new(grown);
+    converged(bed.converge(&config()));
+    writes_then_flushes(&bed);
+    // Steady, and an activation after a reboot: no flush.
+    let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-01"));
+    converged(bed.converge(&config()));
+    assert!(bed.lvm.flushed_at.is_empty());
+    let mut idle = SimulatedPartition::provisioned(GIB, "node-01");
+    idle.set_pool_activity(PoolActivity::Idle);
+    let mut bed = Bed::new(idle);
+    converged(bed.converge(&config()));
+    assert_eq!(bed.log(), [POOL_ACTIVATE]);
+    assert!(bed.lvm.flushed_at.is_empty());
+}
+
+const REPAIR: &str = "pvck --repair --yes --file /proc/self/fd/";
+
+/// Torn metadata commits (header on disk, text not): our VG is restored from the
+/// copy committed just before the torn one with pvck and the interrupted work
+/// finished; a same-ID node keeps its volumes (never reset); a torn first commit
+/// starts over; a copy that is not provably ours is refused with nothing written.
+#[test]
+fn torn_metadata_is_restored_restarted_or_refused() {
+    // A pool lvcreate whose last commit tore: restored, then finished as before.
+    let mut bed = Bed::new(SimulatedPartition::torn(
+        SimulatedPartition::interrupted_pool_creation(GIB, "node-01"),
+    ));
+    assert_eq!(converged(bed.converge(&config())), (3, 2));
+    let log = bed.log();
+    assert!(
+        log[0].starts_with(REPAIR) && log[0].ends_with(" /dev/vda1"),
+        "{log:?}"
+    );
+    assert_eq!(
+        log[1..],
+        ["lvremove --force linstor-vg/linstor-pool", POOL_CREATE]
+    );
+    assert_eq!(bed.lvm.flushed_at, [1, 2, 3]);
+    assert_provisioned(&bed.state(), &config());
+    // A same-ID node with a thin volume: restored, nothing else, the volume kept.
+    let mut bed = Bed::new(SimulatedPartition::torn(SimulatedPartition::provisioned(
+        GIB, "node-01",
+    )));
+    assert_eq!(converged(bed.converge(&config())), (1, 1));
+    assert!(bed.log()[0].starts_with(REPAIR));
+    assert!(bed.state().lv("pvc-1").is_some());
+    assert_provisioned(&bed.state(), &config());
+    // A torn vgcreate (the area's first text, nothing of this PV left): start over.
+    let mut bed = Bed::new(SimulatedPartition::torn(SimulatedPartition::orphan_pv(GIB)));
+    assert_eq!(converged(bed.converge(&config())), (3, 2));
+    assert_eq!(bed.lvm.flushed_at, [1, 2, 3, 4]);
+    assert_eq!(
+        bed.log(),
+        [
+            "erase-torn-label /dev/vda1",
+            PVCREATE,
+            VGCREATE,
+            POOL_CREATE
+        ]
+    );
+    assert_provisioned(&bed.state(), &config());
+    // Someone else's VG, or one without our tag: refused, nothing run.
+    for start in [
+        SimulatedPartition::volume_group(GIB, "other-vg", "node-01"),
+        SimulatedPartition::torn_without_tag(),
+    ] {
+        let mut bed = Bed::new(SimulatedPartition::torn(start));
+        assert!(matches!(
+            bed.converge(&config()),
+            Err(ConvergeError::Refused(Refusal::TornMetadataNotOurs { .. }))
+        ));
+        assert!(bed.log().is_empty());
+        assert!(bed.lvm.flushed_at.is_empty());
+    }
+    // A dry run names the repair.
+    let mut bed = Bed::new(SimulatedPartition::torn(SimulatedPartition::provisioned(
+        GIB, "node-01",
+    )));
+    match bed.run(&config(), true) {
+        Ok(Outcome::Planned(plan)) => {
+            assert_eq!(plan.actions.len(), 1);
+            assert!(plan.actions[0].to_string().starts_with(
+                "restore volume group linstor-vg on /dev/vda1 from the metadata copy committed just before the torn one"
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(bed.log().is_empty());
 }

@@ -23,6 +23,23 @@ pub enum ApplyError {
     Unsupported,
     #[error(transparent)]
     Leftover(#[from] super::leftovers::LeftoverError),
+    #[error("the intact metadata copy planned for restoring, at byte {at} of {}, is not what was planned any more ({why}); nothing was restored. Rerun to plan again", device.display())]
+    MetadataCopyChanged {
+        device: std::path::PathBuf,
+        at: u64,
+        why: String,
+    },
+    #[error("cannot erase the LVM label of a PV whose first commit tore: {0}")]
+    EraseLabel(String),
+    #[error("cannot make the in-memory file pvck reads the metadata copy from: {0}")]
+    TextFile(#[source] std::io::Error),
+    #[error("cannot flush the write cache of {} after `{after}`: {source}; what LVM wrote may not survive a power loss, so the run stops here", device.display())]
+    Flush {
+        device: std::path::PathBuf,
+        after: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ApplyError {
@@ -38,6 +55,31 @@ pub trait LvmExecutor {
     fn run(&mut self, args: &[String]) -> Result<(), ApplyError>;
     /// How many commands ran so far (reported in the final log line).
     fn commands_run(&self) -> usize;
+    /// Sends the partition's disk a cache flush (see [`super::flush`]) after a step
+    /// that wrote; `after` names the step, for the log and the error.
+    fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError>;
+    /// How many flushes were sent so far (reported in the final log line).
+    fn flushes(&self) -> usize;
+    /// Erases the LVM label of a PV whose first commit tore (see
+    /// [`super::restore::erase_label`]).
+    fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
+        match super::restore::erase_label(partition) {
+            Ok(sector) => {
+                tracing::debug!(device = %partition.display(), sector, "erased the LVM label");
+                Ok(())
+            }
+            Err(e) => Err(ApplyError::EraseLabel(e.to_string())),
+        }
+    }
+    /// The text of an intact metadata copy on the partition, checked against the
+    /// planned checksum (see [`super::restore`]).
+    fn read_metadata_copy(
+        &mut self,
+        partition: &Path,
+        copy: &super::restore::CopyAt,
+    ) -> Result<Vec<u8>, ApplyError> {
+        super::restore::read_copy(partition, copy)
+    }
     /// Removes device-mapper devices an interrupted LVM command left (not an LVM
     /// command: see [`super::leftovers`]).
     fn remove_stale_devices(
@@ -59,6 +101,7 @@ pub struct InProcessLvm {
     #[cfg(feature = "lvm2cmd")]
     context: Option<Lvm2Context>,
     commands_run: usize,
+    flushes: usize,
 }
 
 impl LvmExecutor for InProcessLvm {
@@ -77,6 +120,26 @@ impl LvmExecutor for InProcessLvm {
 
     fn commands_run(&self) -> usize {
         self.commands_run
+    }
+
+    fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError> {
+        self.flushes += 1;
+        let took = super::flush::flush_device(partition).map_err(|source| ApplyError::Flush {
+            device: partition.to_path_buf(),
+            after: after.to_owned(),
+            source,
+        })?;
+        tracing::debug!(
+            device = %partition.display(),
+            after,
+            duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            "flushed the disk's write cache"
+        );
+        Ok(())
+    }
+
+    fn flushes(&self) -> usize {
+        self.flushes
     }
 }
 

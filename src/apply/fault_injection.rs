@@ -130,6 +130,26 @@ impl<E: LvmExecutor> LvmExecutor for FaultInjecting<E> {
         self.inner.commands_run()
     }
 
+    fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError> {
+        self.inner.flush_partition(partition, after)
+    }
+
+    fn flushes(&self) -> usize {
+        self.inner.flushes()
+    }
+
+    fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
+        self.inner.erase_torn_label(partition)
+    }
+
+    fn read_metadata_copy(
+        &mut self,
+        partition: &Path,
+        copy: &super::restore::CopyAt,
+    ) -> Result<Vec<u8>, ApplyError> {
+        self.inner.read_metadata_copy(partition, copy)
+    }
+
     fn remove_stale_devices(
         &mut self,
         dm_names: &[String],
@@ -226,6 +246,12 @@ mod tests {
         }
         fn commands_run(&self) -> usize {
             self.0
+        }
+        fn flush_partition(&mut self, _: &Path, _: &str) -> Result<(), ApplyError> {
+            Ok(())
+        }
+        fn flushes(&self) -> usize {
+            0
         }
     }
 

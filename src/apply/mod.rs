@@ -6,10 +6,12 @@ pub mod converge;
 mod converge_tests;
 mod executor;
 pub mod fault_injection;
+pub mod flush;
 pub mod leftovers;
 pub mod lock;
 #[cfg(test)]
 mod preflight_tests;
+pub mod restore;
 #[cfg(test)]
 mod simulated_partition;
 pub mod thin_check;
@@ -56,12 +58,63 @@ pub fn apply_action(
         ),
         other => tracing::info!("{other}"),
     }
+    let result = run_step(executor, action, partition, removal);
+    if !needs_flush(action) {
+        return result;
+    }
+    // Also after a step that failed: it may have written part of its work.
+    let flushed = executor.flush_partition(partition, &action.to_string());
+    match (result, flushed) {
+        (Err(step), Err(flush)) => {
+            tracing::warn!("{flush}");
+            Err(step)
+        }
+        (result, flushed) => result.and(flushed),
+    }
+}
+
+/// Steps after which the partition's disk must flush its write cache: every step that
+/// writes to the partition (LVM metadata, labels, LV space), and the native removal
+/// of device-mapper devices (removing a live thin-pool device commits its metadata).
+/// Activations, refreshes and deactivations write nothing there and send no flush.
+fn needs_flush(action: &Action) -> bool {
+    crate::plan::writes(action) || matches!(action, Action::RemoveStaleDevices { .. })
+}
+
+fn run_step(
+    executor: &mut dyn LvmExecutor,
+    action: &Action,
+    partition: &Path,
+    removal: &leftovers::RemovalContext<'_>,
+) -> Result<(), ApplyError> {
     match action {
         Action::RemoveStaleDevices { dm_names } => {
             return executor.remove_stale_devices(dm_names, removal)
         }
         Action::RemoveStaleVolumeGroupPath { path } => {
             return executor.remove_stale_volume_group_path(path)
+        }
+        Action::EraseTornPhysicalVolume { .. } => return executor.erase_torn_label(partition),
+        Action::RestoreTornMetadata {
+            area_start,
+            area_size,
+            offset,
+            size,
+            checksum,
+            ..
+        } => {
+            let copy = restore::CopyAt {
+                area_start: *area_start,
+                area_size: *area_size,
+                offset: *offset,
+                size: *size,
+                checksum: *checksum,
+            };
+            let text = executor.read_metadata_copy(partition, &copy)?;
+            let file = restore::TextFile::new(&text)?;
+            let result = executor.run(&restore::command_line(partition, &file.path));
+            file.close();
+            return result;
         }
         _ => {}
     }

@@ -16,8 +16,9 @@ use crate::observe::partition::{BlockDevice, DeviceKind, DiscoveryBackend, Label
 use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::snapshot::{Expectations, ObserveError, Resolved, Snapshot};
 use crate::observe::state::{
-    InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PartitionFacts,
-    PeRange, PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
+    InUseWithoutMetadata, LvFacts, LvKind, MetadataCopy, ObservedPartition, OwnMetadataAreas,
+    PartitionFacts, PeRange, PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice,
+    TornMetadata, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::plan::Action;
@@ -85,6 +86,9 @@ pub struct SimulatedPartition {
     pub device_mapper_unavailable: bool,
     /// What the preflight pass reads (a clean, writable partition by default).
     pub preflight: PreflightFacts,
+    /// The VG the intact copy in a torn metadata area describes (see [`Self::torn`]):
+    /// what `pvck --repair` writes back.
+    pub torn_copy: Option<VgFacts>,
     next_uuid: u32,
     /// Where the extents of the PV `pvcreate` made start (after its metadata area).
     pe_start: u64,
@@ -113,9 +117,58 @@ impl SimulatedPartition {
             seed_file_id: None,
             device_mapper_unavailable: false,
             preflight: PreflightFacts::default(),
+            torn_copy: None,
             next_uuid: 0,
             pe_start: PE_START,
         }
+    }
+
+    /// `state` with its last commit torn: the metadata-area header points at text
+    /// that never reached the disk, and the intact copy left in the buffer is
+    /// `state`'s VG (none for an orphan PV: a torn first commit).
+    pub fn torn(mut state: Self) -> Self {
+        let Some(pv) = state.observed.physical_volume.as_mut() else {
+            panic!("no PV to tear: {state:?}")
+        };
+        let copy = pv.volume_group.take();
+        pv.in_use_without_metadata = None;
+        pv.torn_metadata = Some(TornMetadata {
+            area_start: 4096,
+            area_size: PE_START - 4096,
+            // Right after the copy, where LVM writes the next commit.
+            slot_offset: if copy.is_some() { 7168 } else { 512 },
+            slot_size: 2279,
+            recorded_checksum: 0xaaaa,
+            computed_checksum: 0xbbbb,
+            areas_in_use: 1,
+            metadata_areas: 1,
+            stray_sectors: Vec::new(),
+            first_text: copy.is_none(),
+            copies: copy
+                .iter()
+                .map(|vg| MetadataCopy {
+                    offset: 5120,
+                    size: 2000,
+                    checksum: 0xcccc,
+                    seqno: vg.seqno,
+                    volume_group: vg.name.clone(),
+                    names_this_pv: true,
+                    spans_other_pvs: false,
+                    satellite_id: match &vg.satellite_id {
+                        SatelliteIdReading::Tag(id) => Some(id.clone()),
+                        _ => None,
+                    },
+                    padded: true,
+                    next_offset: Some(7168),
+                    system_id: None,
+                    lock_type: None,
+                })
+                .collect(),
+            listed_by: Vec::new(),
+            unreadable: Vec::new(),
+        });
+        state.torn_copy = copy;
+        state
     }
 
     /// An orphan PV, as `pvcreate` leaves it.
@@ -239,6 +292,16 @@ impl SimulatedPartition {
         let mut sim = Self::volume_group(size, VG, satellite_id);
         sim.add_lv(plain_lv(POOL, false, EXTENT));
         sim.add_lv(plain_lv("lvol0_pmspare", false, EXTENT));
+        sim
+    }
+
+    /// The configured VG recording no satellite ID (before tearing it: a copy that is
+    /// not provably ours).
+    pub fn torn_without_tag() -> Self {
+        let mut sim = Self::volume_group(GIB, VG, "node-01");
+        let vg = sim.vg_mut();
+        vg.satellite_id = SatelliteIdReading::Absent;
+        vg.satellite_id_tag = None;
         sim
     }
 
@@ -395,6 +458,19 @@ impl SimulatedPartition {
             ["pvremove", "--yes", device] => {
                 self.check_device(device)?;
                 self.pvremove()
+            }
+            ["pvck", "--repair", "--yes", "--file", _, device] => {
+                self.check_device(device)?;
+                let copy = self
+                    .torn_copy
+                    .take()
+                    .ok_or("no metadata copy to repair from")?;
+                let Some(pv) = self.observed.physical_volume.as_mut() else {
+                    return Err("no PV label found".into());
+                };
+                pv.torn_metadata = None;
+                pv.volume_group = Some(copy);
+                Ok(())
             }
             ["pvresize", device] => {
                 self.check_device(device)?;
@@ -615,6 +691,7 @@ impl SimulatedPartition {
             pe_start_bytes: bytes(self.pe_start),
             in_use_without_metadata: None,
             volume_group: None,
+            torn_metadata: None,
         });
         Ok(())
     }
@@ -1249,6 +1326,8 @@ pub struct RecordingLvm {
     /// This many native removals find their device changed since it was observed
     /// (another device under its name, a new holder) and remove nothing.
     pub removals_finding_changes: usize,
+    /// Where flushes were sent: the length of [`Self::log`] at each.
+    pub flushed_at: Vec<usize>,
 }
 
 impl RecordingLvm {
@@ -1260,6 +1339,7 @@ impl RecordingLvm {
             fail_command: None,
             ignore_commands_starting: None,
             removals_finding_changes: 0,
+            flushed_at: Vec::new(),
         }
     }
 }
@@ -1300,6 +1380,33 @@ impl LvmExecutor for RecordingLvm {
 
     fn commands_run(&self) -> usize {
         self.commands_run
+    }
+
+    fn flush_partition(&mut self, _partition: &Path, _after: &str) -> Result<(), ApplyError> {
+        self.flushed_at.push(self.log.len());
+        Ok(())
+    }
+
+    fn flushes(&self) -> usize {
+        self.flushed_at.len()
+    }
+
+    fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
+        self.log
+            .push(format!("erase-torn-label {}", partition.display()));
+        let mut sim = self.partition.borrow_mut();
+        sim.forget_devices_file_entry();
+        sim.observed.physical_volume = None;
+        Ok(())
+    }
+
+    /// The simulation has no bytes: the copy's text is a stand-in.
+    fn read_metadata_copy(
+        &mut self,
+        _partition: &Path,
+        _copy: &super::restore::CopyAt,
+    ) -> Result<Vec<u8>, ApplyError> {
+        Ok(b"simulated metadata copy\n".to_vec())
     }
 
     fn remove_stale_devices(

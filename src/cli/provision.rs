@@ -86,9 +86,14 @@ pub fn run(
         drop(executor);
         match outcome {
             Ok(Outcome::Planned(plan)) => return print_plan(&plan, &config, args.json),
-            Ok(Outcome::Converged { commands, rounds }) => {
+            Ok(Outcome::Converged {
+                commands,
+                flushes,
+                rounds,
+            }) => {
                 tracing::info!(
                     lvm_commands = commands,
+                    flushes,
                     rounds,
                     "disk provisioning completed successfully"
                 );

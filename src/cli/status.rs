@@ -8,7 +8,7 @@ use crate::observe::partition::DiscoveryBackend;
 use crate::observe::snapshot::{observe_partition, Expectations, Snapshot};
 use crate::observe::state::{
     DevicesFileFacts, HostLvmFacts, InUseWithoutMetadata, LvKind, OwnMetadataAreas,
-    SatelliteIdReading, VgFacts,
+    SatelliteIdReading, TornMetadata, VgFacts,
 };
 use crate::plan::sizing::{self, metadata_area_use, MetadataAreaUse};
 use crate::units::{Bytes, Extents};
@@ -59,6 +59,9 @@ struct PvReport<'a> {
     /// Marked in use, but no VG metadata on the partition (see the planner).
     in_use_without_metadata: Option<&'a InUseWithoutMetadata>,
     volume_group: Option<&'a VgFacts>,
+    /// A torn metadata commit (absent from the JSON when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    torn_metadata: Option<&'a TornMetadata>,
 }
 
 pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
@@ -95,6 +98,7 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             recorded_device_size: pv.recorded_device_size,
             in_use_without_metadata: pv.in_use_without_metadata.as_ref(),
             volume_group: pv.volume_group.as_ref(),
+            torn_metadata: pv.torn_metadata.as_ref(),
         }),
         device_mapper_error: snapshot
             .active_volumes
@@ -188,6 +192,22 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
         if let Some(warning) = &area.warning {
             line("warning", warning.clone());
         }
+    }
+
+    if let Some(torn) = pv.torn_metadata {
+        line(
+            "vg",
+            format!(
+                "unreadable: torn metadata commit (the header at byte {} points at text that is not there); {} intact older copies{}",
+                torn.area_start,
+                torn.copies.len(),
+                torn.copies.first().map_or(String::new(), |c| format!(
+                    ", newest volume group {} seqno {}",
+                    c.volume_group, c.seqno
+                ))
+            ),
+        );
+        return out;
     }
     if let Some(in_use) = pv.in_use_without_metadata {
         line("vg", in_use_text(in_use));

@@ -12,9 +12,9 @@ use super::preflight::{self, Preflight, PreflightError, PreflightFacts};
 use super::seed_layout::{read_seed_satellite_id, SEED_ID_LV};
 use super::signature::{self, ProbeError, Signature};
 use super::state::{
-    InUseWithoutMetadata, Leftovers, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas,
-    PartitionFacts, PeRange, PoolMetadataUsage, PvFacts, SatelliteIdReading, StaleDevice, VgFacts,
-    VgListingPv,
+    InUseWithoutMetadata, Leftovers, LvFacts, LvKind, MetadataCopy, ObservedPartition,
+    OwnMetadataAreas, PartitionFacts, PeRange, PoolMetadataUsage, PvFacts, SatelliteIdReading,
+    StaleDevice, TornMetadata, VgFacts, VgListingPv,
 };
 use super::vg_dev_dir::{read_vg_dev_dir, Follow, VgDevDir};
 use super::{device_size, live::holders};
@@ -309,7 +309,8 @@ pub fn observe_resolved(
         Some(pv) => {
             // Only a PV marked in use without VG metadata here needs the other
             // devices: they decide whether its VG lives on elsewhere.
-            let others = if pv.is_in_vg() && pv.vg_metadata.is_none() {
+            let others = if (pv.is_in_vg() && pv.vg_metadata.is_none()) || !pv.torn_areas.is_empty()
+            {
                 vgs_listing_pv(&all_devices()?, device, &pv.pv_uuid)
             } else {
                 OtherDevices::default()
@@ -450,6 +451,11 @@ fn vgs_listing_pv(devices: &[BlockDevice], own: &BlockDevice, pv_uuid: &LvmUuid)
         .filter(|d| !is_lvm_lv(d))
     {
         match lvm::read_pv_on_disk(&d.devnode) {
+            // A torn VG there might list this PV: not a device that can be read.
+            Ok(Some(pv)) if !pv.torn_areas.is_empty() => found.unreadable.push((
+                d.devnode.clone(),
+                "its LVM metadata is torn (a header points at text that is not there)".to_owned(),
+            )),
             Ok(Some(pv)) => {
                 let Some(vg) = pv.vg_metadata.filter(|vg| vg.pv_by_id(pv_uuid).is_some()) else {
                     continue;
@@ -500,6 +506,17 @@ pub fn pv_facts(
                 .within_device_range()
         })
         .ok_or_else(|| impossible("metadata areas whose sizes add up past 2^64 bytes".into()))?;
+    if let Some(torn) = pv.torn_areas.first() {
+        return Ok(PvFacts {
+            uuid: pv.pv_uuid,
+            recorded_device_size: pv.device_size,
+            metadata_bytes_at_end,
+            pe_start_bytes: pe_start,
+            in_use_without_metadata: None,
+            volume_group: None,
+            torn_metadata: Some(torn_metadata(pv, torn, others)),
+        });
+    }
     let in_use_without_metadata = (pv.is_in_vg() && pv.vg_metadata.is_none()).then(|| {
         let states = &pv.metadata_area_states;
         InUseWithoutMetadata {
@@ -524,7 +541,56 @@ pub fn pv_facts(
             None => None,
             Some(vg) => Some(vg_facts(devnode, pv, vg, active_volumes)?),
         },
+        torn_metadata: None,
     })
+}
+
+/// What is left of a torn metadata area: its intact copies, newest first.
+fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> TornMetadata {
+    let mut copies: Vec<MetadataCopy> = torn
+        .copies
+        .iter()
+        .map(|copy| MetadataCopy {
+            offset: copy.offset,
+            size: copy.size,
+            checksum: copy.checksum,
+            seqno: copy.seqno,
+            volume_group: copy.metadata.name.clone(),
+            names_this_pv: copy.metadata.pv_by_id(&pv.pv_uuid).is_some(),
+            spans_other_pvs: copy
+                .metadata
+                .physical_volumes
+                .iter()
+                .any(|entry| entry.id != pv.pv_uuid),
+            satellite_id: satellite_id::from_vg_tags(&copy.metadata.tags)
+                .ok()
+                .flatten(),
+            padded: copy.padded,
+            next_offset: lvm::mda::next_text_offset(torn.size, copy.offset, copy.size),
+            system_id: copy.metadata.system_id.clone().filter(|s| !s.is_empty()),
+            lock_type: copy.metadata.lock_type.clone().filter(|s| !s.is_empty()),
+        })
+        .collect();
+    copies.sort_by_key(|c| std::cmp::Reverse(c.seqno));
+    TornMetadata {
+        area_start: torn.start,
+        area_size: torn.size,
+        slot_offset: torn.committed.offset,
+        slot_size: torn.committed.size,
+        recorded_checksum: torn.committed.checksum,
+        computed_checksum: torn.computed_checksum,
+        areas_in_use: pv
+            .metadata_area_states
+            .iter()
+            .filter(|area| !area.ignored)
+            .count(),
+        metadata_areas: pv.metadata_area_states.len(),
+        stray_sectors: torn.stray_sectors.clone(),
+        first_text: torn.committed.offset == lvm::mda::MDA_HEADER_SIZE,
+        copies,
+        listed_by: others.listed_by,
+        unreadable: others.unreadable,
+    }
 }
 
 /// Devices other than `own` that hold a PV of a VG named `name`. Devices that can't
@@ -1072,6 +1138,7 @@ mod tests {
             metadata_area_states: Vec::new(),
             vg_metadata: Some(vg_metadata),
             mda_seqno: Some(1),
+            torn_areas: Vec::new(),
         };
         pv_facts(
             Path::new("/dev/vda1"),

@@ -94,6 +94,75 @@ pub struct PvFacts {
     /// that VG's metadata.
     pub in_use_without_metadata: Option<InUseWithoutMetadata>,
     pub volume_group: Option<VgFacts>,
+    /// A metadata area whose header points at text that never reached the disk (or
+    /// was damaged): no VG can be read, and this says what is left. Absent from the
+    /// JSON when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torn_metadata: Option<TornMetadata>,
+}
+
+/// A metadata-area header whose committed slot points at text that does not match
+/// the checksum recorded for it. LVM itself then shows VG `[unknown]` on every
+/// command; the intact older copies still in the area's circular buffer say what the
+/// VG was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TornMetadata {
+    /// Byte offset of the metadata area on the partition.
+    pub area_start: u64,
+    /// Size of the area (header included).
+    pub area_size: u64,
+    /// Where the committed slot points (bytes from the area start) and how long the
+    /// text is said to be.
+    pub slot_offset: u64,
+    pub slot_size: u64,
+    pub recorded_checksum: u32,
+    pub computed_checksum: u32,
+    /// Metadata areas of the PV in use (not ignored): a repair rewrites them all.
+    pub areas_in_use: usize,
+    /// Metadata areas of the PV, ignored ones included (`pvck --repair` rewrites
+    /// an ignored one too and clears its flag).
+    pub metadata_areas: usize,
+    /// Non-zero sectors of the buffer that neither the torn text nor a copy found
+    /// there accounts for (area offsets): text of unknown origin.
+    pub stray_sectors: Vec<u64>,
+    /// The slot points at the first text an area ever holds (right after its
+    /// header, where `vgcreate` writes), so this may be the VG's first commit.
+    pub first_text: bool,
+    /// The intact copies of metadata text still in the buffer, newest (highest
+    /// seqno) first.
+    pub copies: Vec<MetadataCopy>,
+    /// VGs on other block devices whose metadata lists this PV's uuid.
+    pub listed_by: Vec<VgListingPv>,
+    /// Devices that carry an LVM label but could not be read: `(device, why)`.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// One intact copy of VG metadata text found in a torn area's buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetadataCopy {
+    /// Bytes from the area start, and length with the terminating NUL.
+    pub offset: u64,
+    pub size: u64,
+    /// What the copy sums to (checked again before it is written back).
+    pub checksum: u32,
+    pub seqno: u64,
+    pub volume_group: String,
+    /// The copy lists this PV (by uuid, which `pvcreate` makes new each time).
+    pub names_this_pv: bool,
+    /// The copy's VG also lists other PVs.
+    pub spans_other_pvs: bool,
+    /// The satellite ID its tag records (`None`: no tag of this tool's, or one that
+    /// does not decode).
+    pub satellite_id: Option<String>,
+    /// Zero padding after the text, as LVM's commits leave it (see
+    /// [`crate::observe::lvm::RingCopy::padded`]).
+    pub padded: bool,
+    /// Where LVM writes the commit after this copy (bytes from the area start): a
+    /// copy is the torn commit's predecessor when this is the torn slot's offset.
+    pub next_offset: Option<u64>,
+    /// The copy's `system_id` and `lock_type` (absent or empty: none).
+    pub system_id: Option<String>,
+    pub lock_type: Option<String>,
 }
 
 /// A PV marked in use whose own metadata areas hold no VG metadata: either a

@@ -139,6 +139,28 @@ pub enum Action {
     AddToDevicesFile {
         device: PathBuf,
     },
+    /// Write back the copy of the VG's metadata committed just before a torn commit (a
+    /// metadata-area header that reached the disk while the text it points at did
+    /// not) with LVM's own `pvck --repair`, from that copy's text. The copy is where
+    /// the fields say (its offset from the area start, its size with the terminating
+    /// NUL) and is checked against `checksum` again before it is written.
+    RestoreTornMetadata {
+        device: PathBuf,
+        volume_group: VgName,
+        seqno: u64,
+        area_start: u64,
+        area_size: u64,
+        offset: u64,
+        size: u64,
+        checksum: u32,
+    },
+    /// Erase the LVM label of a PV whose first metadata commit (its `vgcreate`) tore:
+    /// LVM can neither read it nor `pvcreate -ff` it (the rescan fails on the torn
+    /// text). Its label sector is zeroed, as `pvremove` does; then the partition is
+    /// blank.
+    EraseTornPhysicalVolume {
+        device: PathBuf,
+    },
     /// Drop the entry of a PV about to be destroyed from the host's devices file
     /// (`lvmdevices --delpvid`), before a host command turns it into a dead line.
     RemoveFromDevicesFile {
@@ -289,6 +311,24 @@ impl fmt::Display for Action {
             Action::AddToDevicesFile { device } => write!(
                 f,
                 "enter physical volume {} in the host's LVM devices file",
+                device.display()
+            ),
+            Action::RestoreTornMetadata {
+                device,
+                volume_group,
+                seqno,
+                area_start,
+                offset,
+                ..
+            } => write!(
+                f,
+                "restore volume group {volume_group} on {} from the metadata copy committed just before the torn one (seqno {seqno}, at byte {}): the last commit's header reached the disk, its text did not (pvck --repair)",
+                device.display(),
+                area_start.saturating_add(*offset)
+            ),
+            Action::EraseTornPhysicalVolume { device } => write!(
+                f,
+                "erase the LVM label of {} (its vgcreate's first commit tore: no volume group was ever complete there) and start over",
                 device.display()
             ),
             Action::RemoveFromDevicesFile { pvid } => write!(

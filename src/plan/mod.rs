@@ -10,6 +10,7 @@ pub mod sizing;
 mod spare;
 #[cfg(test)]
 mod tests;
+mod torn;
 
 pub use action::Action;
 pub use host_lvm::host_lvm_warnings;
@@ -72,6 +73,17 @@ impl Plan {
 
 /// Decides what to do with the partition.
 pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Plan, Refusal> {
+    // A torn commit first, and alone: nothing else on the partition can be judged
+    // while its VG cannot be read.
+    if let Some(torn_metadata) = observed
+        .physical_volume
+        .as_ref()
+        .and_then(|pv| pv.torn_metadata.as_ref())
+    {
+        let plan = torn::plan(observed, torn_metadata, config)?;
+        preflight::check(observed, &plan)?;
+        return Ok(plan);
+    }
     let cleanup = remove_stale_devices(observed)?;
     let mut plan = plan_lvm(observed, config)?;
     clear_volume_group_path(observed, config, &mut plan.actions)?;

@@ -30,7 +30,9 @@ pub fn writes(action: &Action) -> bool {
         | Action::CreateThinPool { .. }
         | Action::ExtendPoolMetadata { .. }
         | Action::GrowFullPoolMetadata { .. }
-        | Action::ExtendThinPool { .. } => true,
+        | Action::ExtendThinPool { .. }
+        | Action::RestoreTornMetadata { .. }
+        | Action::EraseTornPhysicalVolume { .. } => true,
         Action::ActivateSeedIdLv { .. }
         | Action::DeactivatePoolComponents { .. }
         | Action::RefreshThinPool { .. }
@@ -95,6 +97,10 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
                     // A grown PV's recorded size differs from the device's, which
                     // makes LVM run the full check there too (lvmcache.c).
                     | Action::ResizePhysicalVolume { .. }
+                    // pvck --repair writes a label; an erased torn PV is made
+                    // again by the next round's pvcreate.
+                    | Action::RestoreTornMetadata { .. }
+                    | Action::EraseTornPhysicalVolume { .. }
             )
         }) {
             return Err(Refusal::LvmSeesMdComponent {

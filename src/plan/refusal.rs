@@ -17,6 +17,18 @@ fn show(path: &Path) -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Refusal {
+    #[error("the LVM metadata on {} is torn: the metadata area header at byte {area_start} points at {slot_size} bytes of text at byte {text_at} that sum to {computed:#010x}, not the recorded {recorded:#010x} (a commit whose header reached the disk while its text did not, e.g. a power loss; LVM shows VG [unknown]). {found}; this tool restores only its own volume group ({volume_group}, tagged with a satellite ID, on this PV alone), so nothing was written. List the intact copies with `pvck --dump metadata_search {}`; to restore copy N: `pvck --dump metadata_search --settings seqno=N -f FILE {}`, then `pvck --repair -f FILE {}`", show(device), show(device), show(device), show(device))]
+    TornMetadataNotOurs {
+        device: PathBuf,
+        area_start: u64,
+        slot_size: u64,
+        text_at: u64,
+        recorded: u32,
+        computed: u32,
+        /// What is left in the area's buffer, and why it is not provably ours.
+        found: String,
+        volume_group: String,
+    },
     #[error("{} carries a foreign signature ({signature}), not LVM; refusing to overwrite it. If the data there is disposable, rerun with --force (FORCE=true); otherwise check PARTITION_LABEL", show(device))]
     ForeignSignature { device: PathBuf, signature: String },
     #[error("volume group {volume_group} on {} also uses other devices ({}); this tool only manages a VG that lives entirely on its partition. Move the VG off the other devices (pvmove/vgreduce) or use a different partition", show(device), other_pvs.join(", "))]

@@ -90,6 +90,7 @@ fn orphan_pv(size: Bytes) -> ObservedPartition {
         pe_start_bytes: PE_START,
         in_use_without_metadata: None,
         volume_group: None,
+        torn_metadata: None,
     });
     observed
 }
@@ -214,6 +215,8 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::RemoveStaleVolumeGroupPath { .. } => "rm-stale-vg-dir",
             Action::AddToDevicesFile { .. } => "devices-add",
             Action::RemoveFromDevicesFile { .. } => "devices-del",
+            Action::RestoreTornMetadata { .. } => "restore-torn",
+            Action::EraseTornPhysicalVolume { .. } => "erase-torn-pv",
         })
         .collect()
 }
@@ -1873,4 +1876,310 @@ fn a_pool_on_an_orphan_pv_counts_its_own_extents() {
         });
     // 127 extents: one of metadata, one of spare, two kept to double them.
     assert_eq!(data, Some(Extents::new(123)));
+}
+
+/// The area size of [`torn`]'s metadata area.
+const TORN_AREA: u64 = 1_044_480;
+
+/// A copy of 2000 bytes at sector `seqno` of the buffer.
+fn copy(seqno: u64, volume_group: &str, id: Option<&str>) -> crate::observe::state::MetadataCopy {
+    copy_at(512 * seqno, seqno, volume_group, id)
+}
+
+fn copy_at(
+    offset: u64,
+    seqno: u64,
+    volume_group: &str,
+    id: Option<&str>,
+) -> crate::observe::state::MetadataCopy {
+    crate::observe::state::MetadataCopy {
+        offset,
+        size: 2000,
+        checksum: 0x1000 + seqno as u32,
+        seqno,
+        volume_group: volume_group.to_owned(),
+        names_this_pv: true,
+        spans_other_pvs: false,
+        satellite_id: id.map(str::to_owned),
+        padded: true,
+        next_offset: crate::observe::lvm::mda::next_text_offset(TORN_AREA, offset, 2000),
+        system_id: None,
+        lock_type: None,
+    }
+}
+
+/// An orphan PV whose one metadata area is torn at `slot_offset`, with `copies`
+/// left in its buffer.
+fn torn(slot_offset: u64, copies: Vec<crate::observe::state::MetadataCopy>) -> ObservedPartition {
+    let mut observed = orphan_pv(gib(1));
+    if let Some(pv) = observed.physical_volume.as_mut() {
+        pv.torn_metadata = Some(crate::observe::state::TornMetadata {
+            area_start: 4096,
+            area_size: TORN_AREA,
+            slot_offset,
+            slot_size: 2279,
+            recorded_checksum: 0xaaaa,
+            computed_checksum: 0xbbbb,
+            areas_in_use: 1,
+            metadata_areas: 1,
+            stray_sectors: Vec::new(),
+            first_text: slot_offset == 512,
+            copies,
+            listed_by: Vec::new(),
+            unreadable: Vec::new(),
+        });
+    }
+    observed
+}
+
+fn torn_mut(observed: &mut ObservedPartition) -> &mut crate::observe::state::TornMetadata {
+    match observed
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.torn_metadata.as_mut())
+    {
+        Some(t) => t,
+        None => panic!("not torn"),
+    }
+}
+
+fn torn_refusal(observed: &ObservedPartition) -> String {
+    match plan(observed, &config()) {
+        Err(refusal @ Refusal::TornMetadataNotOurs { .. }) => refusal.to_string(),
+        other => panic!("expected a torn-metadata refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_torn_commit_of_our_vg_is_restored_from_the_copy_committed_just_before_it() {
+    // seqno 5 at 2560..4560: LVM's next commit goes to 4608.
+    let observed = torn(
+        4608,
+        vec![
+            copy(5, "linstor-vg", Some("node-01")),
+            copy(4, "linstor-vg", Some("node-01")),
+        ],
+    );
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["restore-torn"]);
+    assert!(plan.reset.is_none(), "a torn commit never resets");
+    assert!(matches!(
+        &plan.actions[0],
+        Action::RestoreTornMetadata {
+            seqno: 5,
+            offset: 2560,
+            size: 2000,
+            checksum: 0x1005,
+            area_start: 4096,
+            ..
+        }
+    ));
+    assert!(plan.actions[0]
+        .to_string()
+        .contains("seqno 5, at byte 6656"));
+    // Another satellite ID recorded: restored all the same (the next round resets, as
+    // it would have without the power loss).
+    let other_id = torn(4608, vec![copy(5, "linstor-vg", Some("node-02"))]);
+    assert_eq!(kinds(&planned(&other_id, &config())), ["restore-torn"]);
+    // Not the highest seqno: the adjacent one. A higher seqno elsewhere (an earlier
+    // incarnation of the VG, or a copy of another PV) is not what the torn commit
+    // followed.
+    let mut mixed = torn(
+        4096,
+        vec![
+            copy(9, "linstor-vg", Some("old")),
+            copy(4, "linstor-vg", Some("node-01")),
+        ],
+    );
+    assert!(matches!(
+        &planned(&mixed, &config()).actions[0],
+        Action::RestoreTornMetadata { seqno: 4, .. }
+    ));
+    torn_mut(&mut mixed).copies[0].names_this_pv = false;
+    assert!(matches!(
+        &planned(&mixed, &config()).actions[0],
+        Action::RestoreTornMetadata { seqno: 4, .. }
+    ));
+    // A torn commit at the buffer's start after a wrap: its predecessor ends within
+    // the last sector of the area.
+    let wrapped = torn(
+        512,
+        vec![
+            copy_at(TORN_AREA - 2100, 7, "linstor-vg", Some("node-01")),
+            copy(3, "linstor-vg", Some("node-01")),
+        ],
+    );
+    assert!(matches!(
+        &planned(&wrapped, &config()).actions[0],
+        Action::RestoreTornMetadata { seqno: 7, .. }
+    ));
+}
+
+#[test]
+fn the_next_commit_goes_where_lvm_puts_it() {
+    use crate::observe::lvm::mda::next_text_offset;
+    assert_eq!(next_text_offset(TORN_AREA, 512, 1000), Some(1536));
+    assert_eq!(next_text_offset(TORN_AREA, 512, 1024), Some(1536));
+    assert_eq!(next_text_offset(TORN_AREA, 512, 1025), Some(2048));
+    // Less than a sector left after the text: back to the start.
+    assert_eq!(next_text_offset(TORN_AREA, TORN_AREA - 600, 200), Some(512));
+    assert_eq!(
+        next_text_offset(TORN_AREA, TORN_AREA - 1024, 400),
+        Some(TORN_AREA - 512)
+    );
+    // A wrapped text: it continues after the header.
+    assert_eq!(
+        next_text_offset(TORN_AREA, TORN_AREA - 512, 1000),
+        Some(1024)
+    );
+    assert_eq!(next_text_offset(TORN_AREA, 100, 10), None);
+    assert_eq!(next_text_offset(TORN_AREA, TORN_AREA, 10), None);
+    assert_eq!(next_text_offset(TORN_AREA, 512, u64::MAX), None);
+}
+
+#[test]
+fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
+    let cases = [
+        (
+            torn(4608, vec![copy(5, "other-vg", Some("node-01"))]),
+            "not the configured VOLUME_GROUP linstor-vg",
+        ),
+        (
+            torn(4608, vec![copy(5, "linstor-vg", None)]),
+            "records no satellite ID",
+        ),
+        (
+            torn(4608, vec![]),
+            "no intact copy ends where the torn text begins",
+        ),
+        // An older copy is never restored in place of the missing predecessor.
+        (
+            torn(9216, vec![copy(5, "linstor-vg", Some("node-01"))]),
+            "no intact copy ends where the torn text begins",
+        ),
+    ];
+    for (observed, why) in cases {
+        let text = torn_refusal(&observed);
+        assert!(text.contains(why), "{text}");
+        assert!(text.contains("pvck --repair -f FILE /dev/vda1"), "{text}");
+    }
+    assert!(torn_refusal(&torn(9216, vec![])).contains("at byte 13312"));
+    let ours = torn(4608, vec![copy(5, "linstor-vg", Some("node-01"))]);
+    let mut spanning = ours.clone();
+    torn_mut(&mut spanning).copies[0].spans_other_pvs = true;
+    let mut two_areas = ours.clone();
+    torn_mut(&mut two_areas).areas_in_use = 2;
+    torn_mut(&mut two_areas).metadata_areas = 2;
+    let mut ignored_second_area = ours.clone();
+    torn_mut(&mut ignored_second_area).metadata_areas = 2;
+    let mut system_id = ours.clone();
+    torn_mut(&mut system_id).copies[0].system_id = Some("otherhost".into());
+    let mut lock_type = ours.clone();
+    torn_mut(&mut lock_type).copies[0].lock_type = Some("sanlock".into());
+    let mut unpadded = ours.clone();
+    torn_mut(&mut unpadded).copies[0].padded = false;
+    let mut not_this_pv = ours.clone();
+    torn_mut(&mut not_this_pv).copies[0].names_this_pv = false;
+    let mut two_predecessors = ours.clone();
+    let twin = copy_at(512, 2, "linstor-vg", Some("node-01"));
+    torn_mut(&mut two_predecessors)
+        .copies
+        .push(crate::observe::state::MetadataCopy {
+            size: 4000,
+            next_offset: Some(4608),
+            ..twin
+        });
+    let mut listed = torn(512, vec![]);
+    torn_mut(&mut listed).listed_by.push(VgListingPv {
+        volume_group: "elsewhere".into(),
+        devices: vec![PathBuf::from("/dev/vdb1")],
+    });
+    for (observed, why) in [
+        (spanning, "also uses other PVs"),
+        (two_areas, "2 metadata areas (2 in use"),
+        (ignored_second_area, "2 metadata areas (1 in use"),
+        (system_id, "records system ID otherhost"),
+        (lock_type, "records lock type sanlock"),
+        (unpadded, "not zero-padded"),
+        (not_this_pv, "does not list this PV"),
+        (
+            two_predecessors,
+            "2 intact copies end where the torn text begins",
+        ),
+        (listed, "volume group elsewhere lists this PV"),
+    ] {
+        let text = torn_refusal(&observed);
+        assert!(text.contains(why), "{text}");
+    }
+}
+
+#[test]
+fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
+    let first = torn(512, vec![]);
+    let plan = planned(&first, &config());
+    assert_eq!(kinds(&plan), ["erase-torn-pv"]);
+    assert!(plan.reset.is_none());
+    // Copies of a PV a reset replaced do not count: still a first commit.
+    let mut old = copy(40, "linstor-vg", Some("node-00"));
+    old.names_this_pv = false;
+    assert_eq!(
+        kinds(&planned(&torn(512, vec![old.clone()]), &config())),
+        ["erase-torn-pv"]
+    );
+    // A copy of this PV anywhere in the buffer: the slot at 512 may follow a wrap
+    // (or a pvck --repair, which writes there), so the text is not provably a
+    // first commit; refused, never erased.
+    let mut ours_later = copy(40, "linstor-vg", Some("node-01"));
+    ours_later.padded = false;
+    let text = torn_refusal(&torn(512, vec![old.clone(), ours_later]));
+    assert!(text.contains("copies listing this PV remain"), "{text}");
+    assert!(text.contains("may follow a wrap"), "{text}");
+    // Bytes nothing accounts for: not erased on the absence of recognised copies.
+    let mut strays = torn(512, vec![old]);
+    torn_mut(&mut strays).stray_sectors = vec![8192, 8704];
+    let text = torn_refusal(&strays);
+    assert!(
+        text.contains("2 sector(s) of the buffer (the first at byte 12288)"),
+        "{text}"
+    );
+    let mut ignored_second_area = torn(512, vec![]);
+    torn_mut(&mut ignored_second_area).metadata_areas = 2;
+    assert!(torn_refusal(&ignored_second_area).contains("2 metadata areas"));
+    let mut huge = torn(512, vec![]);
+    torn_mut(&mut huge).slot_size = TORN_AREA / 2;
+    assert!(torn_refusal(&huge).contains("more than half"));
+}
+
+/// The erase and the restore are checked like every other writing step: never on
+/// a partition something holds, nor where LVM's md check refuses the next round's
+/// pvcreate (or pvck's label write).
+#[test]
+fn torn_metadata_steps_pass_the_preflight_checks() {
+    use crate::observe::md_magic::MdMagic;
+    use crate::observe::state::{Preflight, PreflightFacts};
+    let magic = PreflightFacts {
+        lvm_md_component: Some(MdMagic {
+            format: "md 1.0",
+            offset: 1_073_733_632,
+        }),
+        ..PreflightFacts::default()
+    };
+    let held = PreflightFacts {
+        users: vec!["held by dm-7".into()],
+        ..PreflightFacts::default()
+    };
+    let erase = torn(512, vec![]);
+    let restore = torn(4608, vec![copy(5, "linstor-vg", Some("node-01"))]);
+    for observed in [erase, restore] {
+        assert!(crate::plan::preflight::needs_facts(
+            &observed,
+            &planned(&observed, &config())
+        ));
+        for (facts, why) in [(&magic, "md 1.0"), (&held, "dm-7")] {
+            let mut gathered = observed.clone();
+            gathered.preflight = Preflight::Gathered(facts.clone());
+            let refused = refusal(&gathered, &config());
+            assert!(refused.contains(why), "{refused}");
+        }
+    }
 }

@@ -103,6 +103,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_bad_inputs",
     // A seeded sample (2 states per scenario; arm64: fresh provision only).
     "vm_crash_states",
+    "vm_durable_writes",
     "vm_foreign_lvm",
     "vm_host_lvm",
     "vm_kill_torture",
@@ -117,6 +118,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_preflight",
     "vm_scale",
     "vm_signatures",
+    "vm_torn_metadata",
 ];
 
 /// VM scenarios that test what ships around the artifact: the container image run by

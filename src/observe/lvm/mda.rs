@@ -275,3 +275,224 @@ pub fn read_metadata_text<R: Read + Seek>(
     }
     Ok(text)
 }
+
+/// An intact copy of VG metadata text found in an area's circular buffer without a
+/// header slot pointing at it (see [`search_ring`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RingCopy {
+    /// Offset of the text from the start of the metadata area (as in a `raw_locn`).
+    pub offset: u64,
+    /// Its length with the terminating NUL (what LVM records in a `raw_locn`).
+    pub size: u64,
+    /// LVM checksum of those bytes: what LVM recorded when it wrote them.
+    pub checksum: u32,
+    /// `seqno` of the VG in the text.
+    pub seqno: u64,
+    /// The NUL is followed by zeros up to the next sector, as LVM's own commits
+    /// leave it (`pvck --repair` writes no padding). Only a padded copy is restored;
+    /// an unpadded one still counts as text found in the buffer.
+    pub padded: bool,
+    /// The VG the text describes.
+    #[serde(skip)]
+    pub metadata: super::VgMetadata,
+}
+
+/// The longest first line (`<vg name> {`) a copy can start with: LVM's names are at
+/// most 127 bytes.
+const MAX_VG_LINE: usize = 130;
+
+/// Every intact copy of VG metadata text in `header`'s circular buffer, in buffer
+/// order, as pvck's `--dump metadata_search` finds them (LVM 2.03.16
+/// `tools/pvck.c`, `_dump_all_text`): LVM starts every copy on a 512-byte boundary
+/// of the buffer, so each sector is tried as a start.
+///
+/// No checksum is recorded for a copy that no header slot points at, so a copy is
+/// taken as a copy only when it is what LVM's `_vg_write_raw` leaves: it
+/// starts on a sector with the line `<vg name> {`; it ends at the first NUL byte
+/// (continuing after the header when it reaches the end of the area, as a wrapped
+/// copy does); and the whole text parses as a volume group of that name (grammar
+/// and every field this reader checks). [`RingCopy::padded`] says whether the NUL is
+/// followed by zeros up to the next sector boundary, as LVM pads each copy's last
+/// sector (a copy mixing sectors of two writes fails one of these); `pvck --repair`
+/// leaves no padding, so an unpadded copy is text found, not one to restore. Its checksum is computed here, so the
+/// copy can be checked again, byte for byte, before it is written back.
+pub fn search_ring<R: Read + Seek>(
+    r: &mut R,
+    header: &MdaHeader,
+) -> Result<Vec<RingCopy>, LvmReadError> {
+    check_searchable(header)?;
+    let area = read_area(r, header)?;
+    Ok(search_area(&area))
+}
+
+/// [`search_ring`] and [`stray_sectors`] in one read of the area.
+pub fn search_ring_and_strays<R: Read + Seek>(
+    r: &mut R,
+    header: &MdaHeader,
+    slot: &RawLocn,
+) -> Result<(Vec<RingCopy>, Vec<u64>), LvmReadError> {
+    check_searchable(header)?;
+    let area = read_area(r, header)?;
+    let copies: Vec<RingCopy> = search_area(&area)
+        .into_iter()
+        .filter(|copy| copy.offset != slot.offset)
+        .collect();
+    let strays = stray_sectors(&area, slot.offset, slot.size, &copies);
+    Ok((copies, strays))
+}
+
+/// An area this reader holds in memory whole.
+fn check_searchable(header: &MdaHeader) -> Result<(), LvmReadError> {
+    if header.size > MAX_METADATA_TEXT.saturating_mul(2) {
+        return Err(LvmReadError::MdaHeader {
+            offset: header.start.saturating_add(32),
+            found: format!("a metadata area of {} bytes to search", header.size),
+            expected: format!(
+                "at most {} bytes (this reader's bound)",
+                MAX_METADATA_TEXT * 2
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The whole area, header included (so that offsets in it are area offsets).
+fn read_area<R: Read + Seek>(r: &mut R, header: &MdaHeader) -> Result<Vec<u8>, LvmReadError> {
+    let mut area = Vec::new();
+    let mut at = 0u64;
+    while at < header.size {
+        let len = (header.size - at).min(MAX_METADATA_TEXT);
+        area.extend(read_exact_at(
+            r,
+            header.start.saturating_add(at),
+            len,
+            "metadata area",
+        )?);
+        at += len;
+    }
+    Ok(area)
+}
+
+/// [`search_ring`] over the bytes of a whole area.
+pub fn search_area(area: &[u8]) -> Vec<RingCopy> {
+    let sector = MDA_HEADER_SIZE as usize;
+    (sector..area.len())
+        .step_by(sector)
+        .filter_map(|start| copy_at(area, start))
+        .collect()
+}
+
+/// The intact copy starting at `start` of the area, if one does.
+fn copy_at(area: &[u8], start: usize) -> Option<RingCopy> {
+    let name = vg_line_name(area.get(start..)?)?;
+    let ring_start = MDA_HEADER_SIZE as usize;
+    // The text runs to the first NUL, wrapping once past the end of the area.
+    let (text, nul_at) = match area[start..].iter().position(|b| *b == 0) {
+        Some(len) => (area[start..start + len].to_vec(), start + len),
+        None => {
+            let rest = area.get(ring_start..start)?;
+            let len = rest.iter().position(|b| *b == 0)?;
+            let mut text = area[start..].to_vec();
+            text.extend_from_slice(&rest[..len]);
+            (text, ring_start + len)
+        }
+    };
+    let padding_end = (nul_at / ring_start + 1) * ring_start;
+    let padded = area
+        .get(nul_at..padding_end.min(area.len()))?
+        .iter()
+        .all(|b| *b == 0);
+    let metadata = super::parse_metadata_text(&text).ok()?;
+    if metadata.name != name {
+        return None;
+    }
+    let mut with_nul = text;
+    with_nul.push(0);
+    Some(RingCopy {
+        offset: start as u64,
+        size: with_nul.len() as u64,
+        checksum: calc_crc(INITIAL_CRC, &with_nul),
+        seqno: metadata.seqno,
+        padded,
+        metadata,
+    })
+}
+
+/// Where LVM writes the text committed after one at `offset` of `size` bytes (NUL
+/// included) in an area of `area_size` bytes: right after it, rounded up to a
+/// sector, or back at the start of the buffer when less than a sector is left
+/// (LVM 2.03.16 `lib/format_text/format-text.c`, `_next_rlocn_offset`). `None` for
+/// numbers no area holds.
+pub fn next_text_offset(area_size: u64, offset: u64, size: u64) -> Option<u64> {
+    let ring_start = MDA_HEADER_SIZE;
+    if size == 0 || offset < ring_start || offset >= area_size {
+        return None;
+    }
+    let end = offset.checked_add(size)?;
+    // The last byte, after wrapping past the end of the area.
+    let last = if end > area_size {
+        ring_start.checked_add(end - area_size)?.checked_sub(1)?
+    } else {
+        end - 1
+    };
+    if last >= area_size {
+        return None;
+    }
+    if area_size - last < ring_start {
+        return Some(ring_start);
+    }
+    last.checked_add(1)?.checked_next_multiple_of(ring_start)
+}
+
+/// Sectors of the area's buffer (as area offsets) that hold something other than
+/// zeros and are neither within the text at `slot_offset`/`slot_size` nor within a
+/// copy [`search_area`] found (from its first sector to the one with its NUL):
+/// bytes no recognised metadata text accounts for.
+pub fn stray_sectors(
+    area: &[u8],
+    slot_offset: u64,
+    slot_size: u64,
+    copies: &[RingCopy],
+) -> Vec<u64> {
+    let sector = MDA_HEADER_SIZE as usize;
+    let sectors = area.len() / sector;
+    let mut covered = vec![false; sectors];
+    let mut cover = |offset: u64, size: u64| {
+        let (Ok(offset), Ok(size)) = (usize::try_from(offset), usize::try_from(size)) else {
+            return;
+        };
+        let mut at = offset;
+        // Walk the text sector by sector, wrapping once to the buffer's start.
+        let mut left = size;
+        while left > 0 && at < area.len() && sectors > 1 {
+            let in_sector = sector - at % sector;
+            if let Some(c) = covered.get_mut(at / sector) {
+                *c = true;
+            }
+            let step = in_sector.min(left);
+            left -= step;
+            at += step;
+            if at >= area.len() {
+                at = sector;
+            }
+        }
+    };
+    cover(slot_offset, slot_size);
+    for copy in copies {
+        cover(copy.offset, copy.size);
+    }
+    (1..sectors)
+        .filter(|i| !covered[*i])
+        .filter(|i| area[i * sector..(i + 1) * sector].iter().any(|b| *b != 0))
+        .map(|i| (i * sector) as u64)
+        .collect()
+}
+
+/// The VG name of a first line `<name> {` as LVM writes it.
+fn vg_line_name(bytes: &[u8]) -> Option<&str> {
+    let line_len = bytes.iter().take(MAX_VG_LINE).position(|b| *b == b'\n')?;
+    let line = std::str::from_utf8(&bytes[..line_len]).ok()?;
+    let name = line.strip_suffix(" {")?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+_.-".contains(c);
+    (!name.is_empty() && name.chars().all(allowed)).then_some(name)
+}

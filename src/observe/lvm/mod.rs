@@ -52,7 +52,8 @@ use serde::Serialize;
 
 pub use crc::{calc_crc, lvm_crc, INITIAL_CRC};
 pub use error::LvmReadError;
-pub use mda::{MdaHeader, RawLocn};
+pub use io::PositionedReader;
+pub use mda::{MdaHeader, RawLocn, RingCopy};
 pub use metadata::{LvInMetadata, PvInMetadata, Segment, SegmentKind, VgMetadata};
 pub use pv_header::{Area, PV_EXT_USED};
 pub use uuid::{LvmUuid, UuidError};
@@ -89,6 +90,33 @@ pub struct PvOnDisk {
     pub vg_metadata: Option<VgMetadata>,
     /// `seqno` of [`Self::vg_metadata`].
     pub mda_seqno: Option<u64>,
+    /// Metadata areas whose committed text does not match its recorded checksum:
+    /// a commit whose header reached the disk and whose text did not (a power loss
+    /// before the disk flushed its cache), or damage. Their text is not read into
+    /// [`Self::vg_metadata`]; the intact older copies still in their buffers are
+    /// listed instead. Absent from the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub torn_areas: Vec<TornArea>,
+}
+
+/// A metadata area whose header points at text that does not match the checksum the
+/// header records for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TornArea {
+    /// Byte offset of the area on the device.
+    pub start: u64,
+    /// Area size in bytes, header included.
+    pub size: u64,
+    /// The committed slot, pointing at the text that is not there.
+    pub committed: RawLocn,
+    /// What the bytes the slot points at sum to.
+    pub computed_checksum: u32,
+    /// Intact copies of VG metadata still in the area's buffer, in buffer order
+    /// ([`mda::search_ring`]).
+    pub copies: Vec<RingCopy>,
+    /// Non-zero sectors of the buffer no copy and not the torn text accounts for
+    /// ([`mda::stray_sectors`]), as area offsets.
+    pub stray_sectors: Vec<u64>,
 }
 
 /// What one metadata area holds.
@@ -170,6 +198,7 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
 
     let mut states = Vec::with_capacity(header.metadata_areas.len());
     let mut best: Option<(u64, VgMetadata)> = None;
+    let mut torn_areas = Vec::new();
     for area in &header.metadata_areas {
         let raw = io::read_exact_at(r, area.offset, mda::MDA_HEADER_SIZE, "metadata area header")?;
         let mdah = mda::parse_mda_header(&raw, area.offset, area.size)?;
@@ -181,7 +210,25 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
             seqno: None,
         };
         if let Some(locn) = mdah.committed() {
-            let text = mda::read_metadata_text(r, &mdah, &locn)?;
+            let text = match mda::read_metadata_text(r, &mdah, &locn) {
+                Err(LvmReadError::MetadataChecksum { computed, .. }) => {
+                    state.committed = Some(locn);
+                    states.push(state);
+                    // The bytes the slot points at are the torn text itself,
+                    // whatever they parse as.
+                    let (copies, stray_sectors) = mda::search_ring_and_strays(r, &mdah, &locn)?;
+                    torn_areas.push(TornArea {
+                        start: mdah.start,
+                        size: mdah.size,
+                        committed: locn,
+                        computed_checksum: computed,
+                        copies,
+                        stray_sectors,
+                    });
+                    continue;
+                }
+                other => other?,
+            };
             let vg = parse_metadata_text(&text).map_err(|e| e.at_mda(mdah.start))?;
             state.committed = Some(locn);
             state.seqno = Some(vg.seqno);
@@ -221,6 +268,7 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
         metadata_area_states: states,
         mda_seqno: vg_metadata.as_ref().map(|m| m.seqno),
         vg_metadata,
+        torn_areas,
     }))
 }
 

@@ -416,11 +416,17 @@ fn second_metadata_copy_is_verified_too() {
     let locn = st.committed.unwrap();
     let mut img = good;
     img[(st.start + locn.offset + 5) as usize] ^= 0x20;
-    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
-    assert!(
-        matches!(e, LvmReadError::MetadataChecksum { offset, .. } if offset == st.start + locn.offset),
-        "{e}"
-    );
+    // Torn (or damaged) in the second area: reported as such, the first area's copy
+    // still read, and the damaged text itself never offered as an intact copy (a
+    // flipped letter in the VG name still parses).
+    let pv = parse_pv_on_disk(Cursor::new(img)).unwrap().unwrap();
+    assert_eq!(pv.torn_areas.len(), 1);
+    assert_eq!(pv.torn_areas[0].start, st.start);
+    assert!(pv.torn_areas[0]
+        .copies
+        .iter()
+        .all(|c| c.offset != locn.offset));
+    assert!(pv.torn_areas[0].copies.iter().all(|c| c.seqno < 2));
 }
 
 #[test]
@@ -476,9 +482,16 @@ fn damaged_checksums_are_errors_not_blank() {
     let locn = pv.metadata_area_states[0].committed.unwrap();
     let mut img = good.clone();
     img[(4096 + locn.offset + 10) as usize] ^= 0x01;
-    let e = parse_pv_on_disk(Cursor::new(img)).unwrap_err();
-    assert!(matches!(e, LvmReadError::MetadataChecksum { .. }), "{e}");
-    assert!(e.to_string().contains("checksum"), "{e}");
+    let torn = parse_pv_on_disk(Cursor::new(img)).unwrap().unwrap();
+    assert!(torn.vg_metadata.is_none(), "damaged text read as a VG");
+    assert_eq!(torn.torn_areas.len(), 1);
+    assert_eq!(torn.torn_areas[0].committed, locn);
+    assert!(torn.torn_areas[0].computed_checksum != locn.checksum);
+    // Its own damaged copy is not among the intact ones.
+    assert!(torn.torn_areas[0]
+        .copies
+        .iter()
+        .all(|c| c.offset != locn.offset));
     // a device cut short inside the metadata area
     let e = parse_pv_on_disk(Cursor::new(good[..4096 + 256].to_vec())).unwrap_err();
     assert!(
@@ -544,4 +557,181 @@ fn impossible_extent_sizes_are_read_errors() {
         }
     }
     assert!(parse_metadata_text(text("4294967295").as_bytes()).is_ok());
+}
+
+/// Rewrites the committed slot of the area at 4096 of `img` and the header's checksum.
+fn point_committed_slot(img: &mut [u8], offset: u64, size: u64, checksum: u32) {
+    img[4096 + 40..4096 + 48].copy_from_slice(&offset.to_le_bytes());
+    img[4096 + 48..4096 + 56].copy_from_slice(&size.to_le_bytes());
+    img[4096 + 56..4096 + 60].copy_from_slice(&checksum.to_le_bytes());
+    let crc = lvm_crc(&img[4096 + 4..4096 + 512]);
+    img[4096..4100].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// "Header written, text not": the header's slot points at a new text right after
+/// the committed one, whose block never reached the disk. The reader reports the
+/// torn slot and every intact copy, the last commit newest.
+#[test]
+fn a_header_whose_text_never_arrived_is_torn_with_the_older_copies_listed() {
+    let good = load_image("vg-thin");
+    let pv = read("vg-thin").unwrap();
+    let committed = pv.metadata_area_states[0].committed.unwrap();
+    let seqno = pv.mda_seqno.unwrap();
+    let next = (committed.offset + committed.size).div_ceil(512) * 512;
+    let mut img = good.clone();
+    point_committed_slot(&mut img, next, 2279, 0x1234_5678);
+    let torn = parse_pv_on_disk(Cursor::new(img)).unwrap().unwrap();
+    assert!(torn.vg_metadata.is_none());
+    let area = &torn.torn_areas[0];
+    assert_eq!(area.committed.offset, next);
+    let newest = area.copies.iter().max_by_key(|c| c.seqno).unwrap();
+    assert_eq!(newest.seqno, seqno);
+    assert_eq!(
+        (newest.offset, newest.size),
+        (committed.offset, committed.size)
+    );
+    assert_eq!(
+        newest.checksum, committed.checksum,
+        "the copy sums as LVM recorded"
+    );
+    assert_eq!(newest.metadata, pv.vg_metadata.clone().unwrap());
+    // Every earlier commit is still there, each intact and checksummed.
+    assert!(
+        area.copies.len() as u64 >= seqno.min(3),
+        "{:?}",
+        area.copies.len()
+    );
+    for copy in &area.copies {
+        assert!(copy.seqno <= seqno);
+        assert_eq!(copy.metadata.name, "vg-thin");
+        assert!(copy.padded, "LVM pads every commit: {}", copy.offset);
+    }
+    // LVM wrote each commit where `next_text_offset` says: every copy but the newest
+    // is followed by the next seqno's.
+    assert_eq!(
+        mda::next_text_offset(area.size, newest.offset, newest.size),
+        Some(next)
+    );
+    for copy in area.copies.iter().filter(|c| c.seqno < seqno) {
+        let after = mda::next_text_offset(area.size, copy.offset, copy.size);
+        let follower = area.copies.iter().find(|c| Some(c.offset) == after);
+        assert_eq!(follower.map(|c| c.seqno), Some(copy.seqno + 1));
+    }
+    // Nothing in the buffer but copies, the torn slot and zeros.
+    assert_eq!(area.stray_sectors, Vec::<u64>::new());
+    // The reader's JSON of a PV without a torn area is unchanged (no new field).
+    let plain = serde_json::to_value(&pv).unwrap();
+    assert!(plain.get("torn_areas").is_none());
+}
+
+/// A copy that wraps past the end of the buffer is found whole, and a copy whose
+/// sectors were partly overwritten is not taken for intact.
+#[test]
+fn ring_search_follows_wrapped_copies_and_rejects_mixed_ones() {
+    let img = load_image("vg-wrap");
+    let pv = read("vg-wrap").unwrap();
+    let st = &pv.metadata_area_states[0];
+    let committed = st.committed.unwrap();
+    assert!(
+        committed.offset + committed.size > st.size,
+        "fixture does not wrap"
+    );
+    let area = &img[st.start as usize..(st.start + st.size) as usize];
+    let copies = mda::search_area(area);
+    let wrapped = copies
+        .iter()
+        .find(|c| c.offset == committed.offset)
+        .expect("the wrapped committed copy was not found");
+    assert_eq!(wrapped.size, committed.size);
+    assert_eq!(wrapped.checksum, committed.checksum);
+    assert_eq!(Some(wrapped.seqno), pv.mda_seqno);
+    // Overwrite the middle of an older, unwrapped copy with bytes of another
+    // sector: it no longer parses or no longer ends as LVM ends a copy.
+    let older = copies
+        .iter()
+        .find(|c| c.offset + c.size < st.size && c.size > 600 && c.offset != committed.offset)
+        .expect("no older copy of more than one sector");
+    let mut mixed = area.to_vec();
+    let middle = (older.offset as usize / 512 + 1) * 512;
+    let other = (wrapped.offset as usize / 512) * 512;
+    mixed.copy_within(other..other + 512, middle);
+    assert!(mda::search_area(&mixed)
+        .iter()
+        .all(|c| c.offset != older.offset || c.checksum == older.checksum));
+    // A header whose slot points at the wrapped copy with a wrong checksum: torn,
+    // and the copies before it are listed.
+    let mut torn_img = img.clone();
+    point_committed_slot(
+        &mut torn_img,
+        committed.offset,
+        committed.size,
+        committed.checksum ^ 1,
+    );
+    let torn = parse_pv_on_disk(Cursor::new(torn_img)).unwrap().unwrap();
+    // (all but the one the slot points at: that is the torn text itself)
+    assert_eq!(torn.torn_areas[0].copies.len(), copies.len() - 1);
+    // The commit before the wrapped one ends where LVM started the wrapped one.
+    let before = torn.torn_areas[0]
+        .copies
+        .iter()
+        .filter(|c| mda::next_text_offset(st.size, c.offset, c.size) == Some(committed.offset))
+        .map(|c| c.seqno)
+        .collect::<Vec<_>>();
+    assert_eq!(before, vec![wrapped.seqno - 1]);
+}
+
+/// `pvck --repair` writes its copy without zero padding: the copy is still found
+/// (as text in the buffer) but marked unpadded; bytes no copy accounts for are
+/// reported as stray sectors, a torn first commit's own extent is not.
+#[test]
+fn unpadded_copies_are_text_and_unknown_bytes_are_strays() {
+    let img = load_image("vg-thin");
+    let pv = read("vg-thin").unwrap();
+    let st = &pv.metadata_area_states[0];
+    let committed = st.committed.unwrap();
+    let end = (committed.offset + committed.size) as usize;
+    assert!(
+        !end.is_multiple_of(512),
+        "fixture's newest copy fills its last sector"
+    );
+    let mut area = img[st.start as usize..(st.start + st.size) as usize].to_vec();
+    area[end] = b'x';
+    let copies = mda::search_area(&area);
+    let newest = copies
+        .iter()
+        .find(|c| c.offset == committed.offset)
+        .expect("an unpadded copy is still found");
+    assert!(!newest.padded);
+    assert_eq!(newest.checksum, committed.checksum);
+    // Its tail sector belongs to it; a far sector of garbage does not.
+    let far = area.len() - 1024;
+    assert!(
+        area[far..].iter().all(|b| *b == 0),
+        "fixture fills its area"
+    );
+    area[far + 3] = 1;
+    let copies = mda::search_area(&area);
+    assert_eq!(
+        mda::stray_sectors(&area, 40_000, 100, &copies),
+        vec![far as u64]
+    );
+    // A sector starting like a copy that does not parse is not a copy: a stray.
+    let mut broken = area.clone();
+    broken[far + 3] = 0;
+    broken[committed.offset as usize + 20] = b'{';
+    let copies = mda::search_area(&broken);
+    assert!(copies.iter().all(|c| c.offset != committed.offset));
+    assert!(mda::stray_sectors(&broken, 40_000, 100, &copies).contains(&committed.offset));
+    // The torn text's own sectors are not strays, wrapped ones included.
+    let mut first = vec![0u8; area.len()];
+    first[512..1500].fill(b'y');
+    assert!(mda::stray_sectors(&first, 512, 988, &[]).is_empty());
+    first[1536] = 1;
+    assert_eq!(mda::stray_sectors(&first, 512, 988, &[]), vec![1536]);
+    let mut wrapping = vec![0u8; area.len()];
+    wrapping[area.len() - 512..].fill(b'z');
+    wrapping[512..700].fill(b'z');
+    let at = area.len() as u64 - 512;
+    assert!(mda::stray_sectors(&wrapping, at, 700, &[]).is_empty());
+    assert_eq!(mda::stray_sectors(&wrapping, at, 512, &[]), vec![512]);
 }

@@ -1,0 +1,218 @@
+//! A torn metadata commit: the metadata-area header on the partition points at text
+//! that never reached the disk (its checksum does not match). LVM then reads VG
+//! `[unknown]` forever and `vgck --updatemetadata` cannot help with one metadata area.
+//! What is left in the area's circular buffer decides:
+//!
+//! - the commit's predecessor is still intact: LVM writes each commit right after
+//!   the previous one, rounded up to a sector, or back at the buffer's start when
+//!   less than a sector is left (`_next_rlocn_offset`), so the copy whose next
+//!   offset is the torn slot's is the one committed just before. When it is this
+//!   tool's VG (the configured name, a satellite-ID tag, this PV alone, no system ID
+//!   or lock type) on a PV with one metadata area, it is written back with LVM's own
+//!   `pvck --repair`, and the next round plans from the restored VG as from any
+//!   interrupted command. An older copy is never restored: it would bring back a VG
+//!   that later commits changed;
+//! - no copy precedes the torn text, the slot is the buffer's start and the rest of
+//!   the buffer holds no text of this PV (only zeros and copies naming other PVs, a
+//!   reset's leftovers): the torn text was `vgcreate`'s first commit; a VG that never
+//!   had a second commit cannot have had LVs, so its label is erased and
+//!   provisioning starts over on the blank partition (LVM's `pvcreate -ff` cannot:
+//!   it rescans the device, fails on the torn text and stops);
+//! - anything else is refused, naming what was found and LVM's repair commands.
+//!
+//! The PV's uuid is what ties a copy to this PV: `pvcreate` makes a new one each
+//! time, so copies a reset left behind in the buffer (the old PV's) never match.
+use super::{check_name_on_disk, Action, Plan, Refusal};
+use crate::config::names::VgName;
+use crate::config::ProvisionConfig;
+use crate::observe::state::{MetadataCopy, ObservedPartition, TornMetadata};
+
+/// The plan for a partition whose PV has a torn metadata area.
+pub(super) fn plan(
+    observed: &ObservedPartition,
+    torn: &TornMetadata,
+    config: &ProvisionConfig,
+) -> Result<Plan, Refusal> {
+    let device = observed.partition.devnode.clone();
+    let refuse = |found: String| Refusal::TornMetadataNotOurs {
+        device: device.clone(),
+        area_start: torn.area_start,
+        slot_size: torn.slot_size,
+        text_at: torn.area_start.saturating_add(torn.slot_offset),
+        recorded: torn.recorded_checksum,
+        computed: torn.computed_checksum,
+        found,
+        volume_group: config.volume_group.to_string(),
+    };
+    let predecessors: Vec<&MetadataCopy> = torn
+        .copies
+        .iter()
+        .filter(|c| c.next_offset == Some(torn.slot_offset))
+        .collect();
+    let newest = match predecessors.as_slice() {
+        [] if torn.first_text => return start_over(observed, torn).map_err(refuse),
+        [] => {
+            return Err(refuse(format!(
+                "no intact copy ends where the torn text begins (the commit before it is gone too){}",
+                others_of_this_pv(torn)
+            )))
+        }
+        [one] => *one,
+        _ => {
+            return Err(refuse(format!(
+                "{} intact copies end where the torn text begins, so which came just before it is unknown",
+                predecessors.len()
+            )))
+        }
+    };
+    if let Some(why) = not_restorable(torn, newest, config) {
+        return Err(refuse(why));
+    }
+    let volume_group = check_name_on_disk(
+        observed,
+        "volume group",
+        &newest.volume_group,
+        VgName::on_disk,
+    )?;
+    Ok(Plan {
+        reset: None,
+        actions: vec![Action::RestoreTornMetadata {
+            device,
+            volume_group,
+            seqno: newest.seqno,
+            area_start: torn.area_start,
+            area_size: torn.area_size,
+            offset: newest.offset,
+            size: newest.size,
+            checksum: newest.checksum,
+        }],
+    })
+}
+
+/// Why the newest intact copy listing this PV may not be written back, if it may not.
+fn not_restorable(
+    torn: &TornMetadata,
+    newest: &MetadataCopy,
+    config: &ProvisionConfig,
+) -> Option<String> {
+    let what = format!(
+        "the copy committed just before the torn text is volume group {} at seqno {} (byte {})",
+        newest.volume_group,
+        newest.seqno,
+        torn.area_start.saturating_add(newest.offset)
+    );
+    if !newest.names_this_pv {
+        return Some(format!("{what}, which does not list this PV (its uuid)"));
+    }
+    if !newest.padded {
+        return Some(format!(
+            "{what}, whose text is not zero-padded as LVM's commits are (written by pvck --repair?)"
+        ));
+    }
+    if newest.volume_group != config.volume_group.as_str() {
+        return Some(format!(
+            "{what}, not the configured VOLUME_GROUP {}",
+            config.volume_group
+        ));
+    }
+    if newest.satellite_id.is_none() {
+        return Some(format!(
+            "{what}, which records no satellite ID of this tool's"
+        ));
+    }
+    if newest.spans_other_pvs {
+        return Some(format!("{what}, which also uses other PVs"));
+    }
+    if let Some(system_id) = &newest.system_id {
+        return Some(format!(
+            "{what}, which records system ID {system_id} (this tool restores a VG without one)"
+        ));
+    }
+    if let Some(lock_type) = &newest.lock_type {
+        return Some(format!(
+            "{what}, which records lock type {lock_type} (a shared VG)"
+        ));
+    }
+    if torn.areas_in_use != 1 || torn.metadata_areas != 1 {
+        return Some(format!(
+            "{what}, but the PV has {} metadata areas ({} in use; pvck --repair rewrites an ignored one too, this tool repairs a PV with one)",
+            torn.metadata_areas, torn.areas_in_use
+        ));
+    }
+    None
+}
+
+/// With no intact copy listing this PV: the PV made again, when the torn text can
+/// only have been its VG's first commit; otherwise why not.
+fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan, String> {
+    let none = "the torn text is at the start of the buffer with no intact copy before it";
+    let of_this_pv = others_of_this_pv(torn);
+    if !of_this_pv.is_empty() {
+        return Err(format!(
+            "{none}{of_this_pv}, so it may follow a wrap and not be vgcreate's first commit"
+        ));
+    }
+    // LVM keeps room for the old text beside the new, so a commit fills at most half
+    // the buffer; a bigger extent would hide the sectors checked below.
+    let buffer = torn.area_size.saturating_sub(512);
+    if torn.slot_size > buffer / 2 {
+        return Err(format!(
+            "{none}, and the torn text is said to be {} bytes, more than half the {buffer}-byte buffer",
+            torn.slot_size
+        ));
+    }
+    if let Some(first) = torn.stray_sectors.first() {
+        return Err(format!(
+            "{none}, and {} sector(s) of the buffer (the first at byte {}) hold bytes that are neither zeros nor a copy naming another PV, so earlier commits of this PV cannot be ruled out",
+            torn.stray_sectors.len(),
+            torn.area_start.saturating_add(*first)
+        ));
+    }
+    if torn.areas_in_use != 1 || torn.metadata_areas != 1 {
+        return Err(format!(
+            "{none}, and the PV has {} metadata areas",
+            torn.metadata_areas
+        ));
+    }
+    if !torn.listed_by.is_empty() || !torn.unreadable.is_empty() {
+        let mut others: Vec<String> = torn
+            .listed_by
+            .iter()
+            .map(|l| format!("volume group {} lists this PV", l.volume_group))
+            .collect();
+        others.extend(
+            torn.unreadable
+                .iter()
+                .map(|(d, why)| format!("{} cannot be read ({why})", d.display())),
+        );
+        return Err(format!("{none}, and {}", others.join("; ")));
+    }
+    Ok(Plan {
+        reset: None,
+        actions: vec![Action::EraseTornPhysicalVolume {
+            device: observed.partition.devnode.clone(),
+        }],
+    })
+}
+
+/// The copies in the buffer that list this PV, as a clause ("" when none).
+fn others_of_this_pv(torn: &TornMetadata) -> String {
+    let mine: Vec<String> = torn
+        .copies
+        .iter()
+        .filter(|c| c.names_this_pv)
+        .map(|c| {
+            format!(
+                "volume group {} at seqno {} (byte {})",
+                c.volume_group,
+                c.seqno,
+                torn.area_start.saturating_add(c.offset)
+            )
+        })
+        .collect();
+    if mine.is_empty() {
+        String::new()
+    } else {
+        format!(", while copies listing this PV remain: {}", mine.join(", "))
+    }
+}
