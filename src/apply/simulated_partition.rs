@@ -158,6 +158,7 @@ impl SimulatedPartition {
                         SatelliteIdReading::Tag(id) => Some(id.clone()),
                         _ => None,
                     },
+                    seed_layout: false,
                     padded: true,
                     next_offset: Some(7168),
                     system_id: None,

@@ -565,6 +565,7 @@ fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> T
             satellite_id: satellite_id::from_vg_tags(&copy.metadata.tags)
                 .ok()
                 .flatten(),
+            seed_layout: copy.metadata.lv(SEED_ID_LV).is_some(),
             padded: copy.padded,
             next_offset: lvm::mda::next_text_offset(torn.size, copy.offset, copy.size),
             system_id: copy.metadata.system_id.clone().filter(|s| !s.is_empty()),

@@ -154,6 +154,9 @@ pub struct MetadataCopy {
     /// The satellite ID its tag records (`None`: no tag of this tool's, or one that
     /// does not decode).
     pub satellite_id: Option<String>,
+    /// The copy's VG holds the seed tool's `metadata` volume (where the seed kept the
+    /// satellite ID before this tool tagged the VG).
+    pub seed_layout: bool,
     /// Zero padding after the text, as LVM's commits leave it (see
     /// [`crate::observe::lvm::RingCopy::padded`]).
     pub padded: bool,

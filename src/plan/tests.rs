@@ -1901,6 +1901,7 @@ fn copy_at(
         names_this_pv: true,
         spans_other_pvs: false,
         satellite_id: id.map(str::to_owned),
+        seed_layout: false,
         padded: true,
         next_offset: crate::observe::lvm::mda::next_text_offset(TORN_AREA, offset, 2000),
         system_id: None,
@@ -2037,6 +2038,18 @@ fn the_next_commit_goes_where_lvm_puts_it() {
     assert_eq!(next_text_offset(TORN_AREA, 512, u64::MAX), None);
 }
 
+/// A tear of the seed adoption's tagging commit: the predecessor is the seed tool's
+/// untagged VG with its `metadata` volume, restored so the next round adopts it again.
+#[test]
+fn a_torn_seed_adoption_restores_the_untagged_seed_layout() {
+    let mut seed = copy(5, "linstor-vg", None);
+    seed.seed_layout = true;
+    let observed = torn(4608, vec![seed]);
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["restore-torn"]);
+    assert!(plan.reset.is_none());
+}
+
 #[test]
 fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
     let cases = [
@@ -2046,7 +2059,7 @@ fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
         ),
         (
             torn(4608, vec![copy(5, "linstor-vg", None)]),
-            "records no satellite ID",
+            "records no satellite ID of this tool's and is no seed-tool layout",
         ),
         (
             torn(4608, vec![]),

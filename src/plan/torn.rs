@@ -7,7 +7,8 @@
 //!   the previous one, rounded up to a sector, or back at the buffer's start when
 //!   less than a sector is left (`_next_rlocn_offset`), so the copy whose next
 //!   offset is the torn slot's is the one committed just before. When it is this
-//!   tool's VG (the configured name, a satellite-ID tag, this PV alone, no system ID
+//!   tool's VG (the configured name, a satellite-ID tag or the seed tool's `metadata`
+//!   volume, this PV alone, no system ID
 //!   or lock type) on a PV with one metadata area, it is written back with LVM's own
 //!   `pvck --repair`, and the next round plans from the restored VG as from any
 //!   interrupted command. An older copy is never restored: it would bring back a VG
@@ -115,9 +116,12 @@ fn not_restorable(
             config.volume_group
         ));
     }
-    if newest.satellite_id.is_none() {
+    // A seed-tool layout records its ID in its `metadata` volume, not in a tag: a
+    // tear of the adoption's tagging commit leaves that copy as the predecessor, and
+    // the next round adopts (or refuses) it as it would have before the power loss.
+    if newest.satellite_id.is_none() && !newest.seed_layout {
         return Some(format!(
-            "{what}, which records no satellite ID of this tool's"
+            "{what}, which records no satellite ID of this tool's and is no seed-tool layout"
         ));
     }
     if newest.spans_other_pvs {
