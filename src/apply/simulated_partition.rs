@@ -766,6 +766,7 @@ impl SimulatedPartition {
                 pool_device_present: true,
                 unloaded_pool_device: None,
                 unheld_pool_device: None,
+                transaction_mismatch: None,
             },
             visible: true,
             size_bytes: bytes(data),
