@@ -103,6 +103,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_pool_preflight",
     "vm_preflight",
     "vm_signatures",
+    "vm_stale_pool_metadata",
 ];
 
 /// VM scenarios that test what ships around the artifact: the container image run by
