@@ -54,6 +54,7 @@ step seq-after seqno
 set -- $(tmeta_at); NOW=$1; NOW_LEN=$2
 step deactivate-c vgchange -an linstor-vg
 step check-map sh -c "[ -n '$NOW' ] && dmsetup create pooltx-check --readonly --table '0 $NOW_LEN linear /dev/vda1 $NOW'"
+step check-node dmsetup mknodes pooltx-check
 step thin-check thin_check /dev/mapper/pooltx-check
 step check-unmap dmsetup remove pooltx-check
 step with-volume-stale sh -c "[ -n '$NOW' ] && dd if=/tmp/fresh-tmeta of=/dev/vda1 bs=512 seek=$NOW conv=notrunc,fsync 2>/dev/null"
@@ -145,7 +146,13 @@ fn a_pool_reading_an_earlier_pools_metadata_is_created_again() {
     checks.exit(&run, "linstor", 0);
     checks.steady(&run, "again");
     checks.same(&run, "seq-before", "seq-after");
-    for s in ["deactivate-c", "check-map", "thin-check", "check-unmap"] {
+    for s in [
+        "deactivate-c",
+        "check-map",
+        "check-node",
+        "thin-check",
+        "check-unmap",
+    ] {
         checks.exit(&run, s, 0);
     }
 
