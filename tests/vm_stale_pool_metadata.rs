@@ -46,7 +46,7 @@ step stale-kernel dmsetup status linstor--vg-linstor--pool
 step stale-status $LPD status --partition-label linstor-storage --volume-group linstor-vg --pool linstor-pool
 step stale-dry $LPD $P --satellite-id node-b --dry-run
 step stale-deactivate vgchange -an linstor-vg
-step start-b $LPD $P --satellite-id node-b
+step start-b $LPD $P --satellite-id node-b --log-level debug
 step linstor lvcreate --virtualsize 8M linstor-vg --thinpool linstor-pool --name r_00000
 step seq-before seqno
 step again $LPD $P --satellite-id node-b
@@ -137,6 +137,7 @@ fn a_pool_reading_an_earlier_pools_metadata_is_created_again() {
             dry.stdout, dry.stderr
         ),
     );
+    eprintln!("start-b:\n{}", run.step("start-b").stderr.trim_end());
     checks.exit(&run, "start-b", 0);
     checks.says(
         &run,

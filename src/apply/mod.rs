@@ -48,7 +48,6 @@ pub fn apply_action(
         } => tracing::warn!(
             volume_group = %volume_group,
             pool = %pool,
-            action = %action,
             "the pool's metadata on disk belongs to an earlier pool: transaction {on_disk_transaction} on disk, LVM expects {recorded_transaction} with no thin volumes; re-creating it"
         ),
         Action::RemovePhysicalVolume { device } => {
