@@ -39,7 +39,7 @@ fn devices_file_edit(args: &[&str]) -> Vec<String> {
 /// other command follows [`ThinCheck`].
 fn thin_check_override(action: &Action, thin_check: &ThinCheck) -> Option<&'static str> {
     match action {
-        Action::RemoveLogicalVolumes { .. } => Some(SKIP_OVERRIDE),
+        Action::RemoveLogicalVolumes { .. } | Action::RemoveStalePool { .. } => Some(SKIP_OVERRIDE),
         _ => thin_check.config_override(),
     }
 }
@@ -173,7 +173,10 @@ pub fn command_line(
             "--force".into(),
             format!("{volume_group}/{name}"),
         ],
-        Action::RemoveIncompletePool { volume_group, pool } => vec![
+        Action::RemoveIncompletePool { volume_group, pool }
+        | Action::RemoveStalePool {
+            volume_group, pool, ..
+        } => vec![
             "lvremove".into(),
             "--force".into(),
             format!("{volume_group}/{pool}"),

@@ -1163,3 +1163,50 @@ fn torn_metadata_is_restored_restarted_or_refused() {
     }
     assert!(bed.log().is_empty());
 }
+
+/// A power loss kept the new pool's LVM metadata (transaction 0, no thin volume)
+/// but lost LVM's wipe of its `_tmeta`: the kernel reads the removed pool's
+/// superblock (transaction 1). The pool comes back from LVM idle, is activated,
+/// then removed, then created again (three rounds of one run); the next run
+/// writes nothing.
+#[test]
+fn a_pool_reading_an_earlier_pools_metadata_is_created_again() {
+    let mut start = SimulatedPartition::provisioned(GIB, "node-01");
+    start
+        .vg_mut()
+        .logical_volumes
+        .retain(|lv| !matches!(lv.kind, LvKind::Thin { .. }));
+    start.set_pool_activity(PoolActivity::Idle);
+    start.stale_pool_superblock = Some(1);
+    let mut bed = Bed::new(start);
+    assert_eq!(converged(bed.converge(&config())).1, 3, "{:?}", bed.log());
+    assert_eq!(
+        bed.log(),
+        [
+            POOL_ACTIVATE,
+            "lvremove --force linstor-vg/linstor-pool",
+            POOL_CREATE
+        ]
+    );
+    assert_eq!(bed.state().stale_pool_superblock, None);
+    assert_provisioned(&bed.state(), &config());
+    bed.restart();
+    assert_eq!(converged(bed.converge(&config())), (0, 0));
+}
+
+/// The same mismatch under a pool LVM records thin volumes in: refused, nothing run.
+#[test]
+fn a_pool_with_volumes_and_another_transaction_on_disk_is_refused() {
+    let mut start = SimulatedPartition::provisioned(GIB, "node-01");
+    start.stale_pool_superblock = Some(1);
+    let mut bed = Bed::new(start);
+    match bed.converge(&config()) {
+        Err(ConvergeError::Refused(Refusal::PoolTransactionMismatch {
+            on_disk, recorded, ..
+        })) => {
+            assert_eq!((on_disk, recorded), (1, 0));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(bed.log().is_empty(), "{:?}", bed.log());
+}

@@ -42,6 +42,16 @@ pub fn apply_action(
         Action::RemoveVolumeGroup { volume_group } => {
             tracing::info!(volume_group = %volume_group, action = %action, "removing volume group")
         }
+        Action::RemoveStalePool {
+            volume_group,
+            pool,
+            on_disk_transaction,
+            recorded_transaction,
+        } => tracing::warn!(
+            volume_group = %volume_group,
+            pool = %pool,
+            "the pool's metadata on disk belongs to an earlier pool: transaction {on_disk_transaction} on disk, LVM expects {recorded_transaction} with no thin volumes; re-creating it"
+        ),
         Action::RemovePhysicalVolume { device } => {
             tracing::info!(device = %device.display(), action = %action, "removing physical volume")
         }

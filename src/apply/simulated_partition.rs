@@ -18,7 +18,7 @@ use crate::observe::snapshot::{Expectations, ObserveError, Resolved, Snapshot};
 use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, MetadataCopy, ObservedPartition, OwnMetadataAreas,
     PartitionFacts, PeRange, PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice,
-    TornMetadata, VgFacts,
+    TornMetadata, TransactionMismatch, VgFacts,
 };
 use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
 use crate::plan::Action;
@@ -89,6 +89,10 @@ pub struct SimulatedPartition {
     /// The VG the intact copy in a torn metadata area describes (see [`Self::torn`]):
     /// what `pvck --repair` writes back.
     pub torn_copy: Option<VgFacts>,
+    /// The transaction id of an earlier pool's superblock that the configured
+    /// pool's metadata device still holds (LVM's wipe of it was lost): the kernel
+    /// reports it while the pool serves, until the pool is removed.
+    pub stale_pool_superblock: Option<u64>,
     next_uuid: u32,
     /// Where the extents of the PV `pvcreate` made start (after its metadata area).
     pe_start: u64,
@@ -118,6 +122,7 @@ impl SimulatedPartition {
             device_mapper_unavailable: false,
             preflight: PreflightFacts::default(),
             torn_copy: None,
+            stale_pool_superblock: None,
             next_uuid: 0,
             pe_start: PE_START,
         }
@@ -409,9 +414,38 @@ impl SimulatedPartition {
                 Ok(Vec::new())
             },
             pool_usage: None,
-            observed: self.observed.clone(),
+            observed: self.observed_now(),
             lvm_devices: Vec::new(),
         }
+    }
+
+    /// The planner's view: what LVM recorded, with the kernel's transaction id of
+    /// a serving pool whose metadata device holds an earlier pool's superblock.
+    fn observed_now(&self) -> ObservedPartition {
+        let mut observed = self.observed.clone();
+        let Some(on_disk) = self.stale_pool_superblock else {
+            return observed;
+        };
+        let lvs = observed
+            .physical_volume
+            .iter_mut()
+            .filter_map(|pv| pv.volume_group.as_mut())
+            .flat_map(|vg| vg.logical_volumes.iter_mut());
+        for lv in lvs.filter(|lv| lv.name == POOL) {
+            if let LvKind::ThinPool {
+                serving: true,
+                transaction_mismatch,
+                ..
+            } = &mut lv.kind
+            {
+                // A pool this simulation creates records transaction 0.
+                *transaction_mismatch = (on_disk != 0).then_some(TransactionMismatch {
+                    on_disk,
+                    recorded: 0,
+                });
+            }
+        }
+        observed
     }
 
     fn block_device(&self) -> BlockDevice {
@@ -817,7 +851,34 @@ impl SimulatedPartition {
             .filter(|lv| targeted(lv))
             .map(|lv| lv.name.clone())
             .collect();
+        // A removed thin pool takes its components along, and the last pool LVM's
+        // spare metadata LV.
+        let pools_removed: Vec<String> = vg
+            .logical_volumes
+            .iter()
+            .filter(|lv| targeted(lv) && matches!(lv.kind, LvKind::ThinPool { .. }))
+            .map(|lv| lv.name.clone())
+            .collect();
         vg.logical_volumes.retain(|lv| !targeted(lv));
+        if only.is_some() && !pools_removed.is_empty() {
+            vg.logical_volumes.retain(|lv| {
+                !pools_removed
+                    .iter()
+                    .any(|pool| is_component(&lv.name, pool))
+            });
+            if !vg
+                .logical_volumes
+                .iter()
+                .any(|lv| matches!(lv.kind, LvKind::ThinPool { .. }))
+            {
+                vg.logical_volumes
+                    .retain(|lv| !lv.name.ends_with("_pmspare"));
+            }
+        }
+        if pools_removed.iter().any(|pool| pool == POOL) {
+            self.stale_pool_superblock = None;
+        }
+        let vg = self.vg_mut();
         if !vg.logical_volumes.iter().any(|lv| lv.name == SEED_LV)
             && !matches!(
                 vg.satellite_id,
@@ -887,6 +948,7 @@ impl SimulatedPartition {
                 pool_device_present: true,
                 unloaded_pool_device: None,
                 unheld_pool_device: None,
+                transaction_mismatch: None,
             },
             visible: true,
             size_bytes: bytes(data),

@@ -266,9 +266,10 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                 chunk_size_bytes,
                 zero_new_blocks,
                 serving,
+                transaction_mismatch,
                 ..
             } => format!(
-                "thin pool, {} data, {} metadata, chunk {}, zeroing {}, {}",
+                "thin pool, {} data, {} metadata, chunk {}, zeroing {}, {}{}",
                 human_size(lv.size_bytes),
                 human_size(*metadata_size_bytes),
                 human_size(*chunk_size_bytes),
@@ -277,6 +278,13 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                     "pool device active"
                 } else {
                     "pool device NOT active (LINSTOR would see it as full; a start of this tool activates it)"
+                },
+                match transaction_mismatch {
+                    Some(m) => format!(
+                        "; its metadata on disk is another pool's: transaction {} on disk, LVM expects {} (LINSTOR cannot create volumes in it; see the plan)",
+                        m.on_disk, m.recorded
+                    ),
+                    None => String::new(),
                 }
             ),
             LvKind::Thin { pool } => format!(

@@ -14,7 +14,7 @@ use super::signature::{self, ProbeError, Signature};
 use super::state::{
     InUseWithoutMetadata, Leftovers, LvFacts, LvKind, MetadataCopy, ObservedPartition,
     OwnMetadataAreas, PartitionFacts, PeRange, PoolMetadataUsage, PvFacts, SatelliteIdReading,
-    StaleDevice, TornMetadata, VgFacts, VgListingPv,
+    StaleDevice, TornMetadata, TransactionMismatch, VgFacts, VgListingPv,
 };
 use super::vg_dev_dir::{read_vg_dev_dir, Follow, VgDevDir};
 use super::{device_size, live::holders};
@@ -754,6 +754,11 @@ fn vg_facts(
                                 && a.open_count == 0
                         })
                         .map(|a| a.dm_name.clone()),
+                    transaction_mismatch: devices
+                        .iter()
+                        .filter(tpool)
+                        .find(|a| a.serving)
+                        .and_then(|a| kernel_transaction_mismatch(&a.dm_name, *transaction_id)),
                 },
                 Some(SegmentKind::Thin { thin_pool, .. }) => LvKind::Thin {
                     pool: thin_pool.clone(),
@@ -792,6 +797,22 @@ fn vg_facts(
         logical_volumes,
         free_areas: free_areas(vg, own_key, pv_extent_count),
     })
+}
+
+/// The serving pool device's transaction id, when it is not the one LVM records.
+/// A status that cannot be read is logged and counts as no mismatch: LVM's own
+/// commands then report the pool's trouble.
+fn kernel_transaction_mismatch(dm_name: &str, recorded: u64) -> Option<TransactionMismatch> {
+    match live::thin_pool_usage(dm_name) {
+        Ok(usage) => (usage.transaction_id != recorded).then_some(TransactionMismatch {
+            on_disk: usage.transaction_id,
+            recorded,
+        }),
+        Err(e) => {
+            tracing::warn!(device = %dm_name, "cannot read the thin pool's transaction id: {e}");
+            None
+        }
+    }
 }
 
 /// The first PE of `lv` when its metadata is exactly what `lvcreate` writes for a

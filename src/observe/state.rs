@@ -292,6 +292,14 @@ pub struct LvFacts {
     pub plain_linear_at: Option<u64>,
 }
 
+/// A thin pool's transaction id as the kernel reads it from the metadata device,
+/// against the one LVM's metadata records for the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TransactionMismatch {
+    pub on_disk: u64,
+    pub recorded: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum LvKind {
@@ -312,6 +320,12 @@ pub enum LvKind {
         /// leaves. LVM looks a used pool up by its own device only, counts the pool
         /// inactive and then cannot deactivate the components under it.
         unheld_pool_device: Option<String>,
+        /// The kernel's transaction id of the serving pool differs from the one
+        /// LVM records: the metadata device holds another pool's superblock (a
+        /// power loss kept a new pool's LVM metadata but lost LVM's wipe of its
+        /// `_tmeta`). `None` when they agree or the pool does not serve.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transaction_mismatch: Option<TransactionMismatch>,
     },
     Thin {
         pool: String,

@@ -42,6 +42,15 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         metadata_area_bytes: Option<Bytes>,
     },
+    /// Remove a thin pool with no thin volumes whose metadata device holds an
+    /// earlier pool's superblock (`lvremove` deactivates it first); it is then
+    /// created again, and LVM wipes the new metadata's start.
+    RemoveStalePool {
+        volume_group: VgName,
+        pool: LvName,
+        on_disk_transaction: u64,
+        recorded_transaction: u64,
+    },
     /// Remove one LV: what an interrupted thin-pool `lvcreate` left under the pool's name.
     RemoveIncompletePool {
         volume_group: VgName,
@@ -201,6 +210,15 @@ impl fmt::Display for Action {
                 f,
                 "re-create physical volume on {} (an interrupted vgcreate left it marked in use, with no volume group)",
                 device.display()
+            ),
+            Action::RemoveStalePool {
+                volume_group,
+                pool,
+                on_disk_transaction,
+                recorded_transaction,
+            } => write!(
+                f,
+                "remove thin pool {volume_group}/{pool} to create it again: its metadata on disk belongs to an earlier pool (transaction {on_disk_transaction} on disk, LVM expects {recorded_transaction} with no thin volumes)"
             ),
             Action::RemoveIncompletePool { volume_group, pool } => write!(
                 f,

@@ -687,6 +687,14 @@ fn keep_and_grow(
             });
         }
     }
+    if let Some(remove) = remove_stale_pool(vg, vg_name, config)? {
+        // Created again by the next round, as in a VG without its pool.
+        actions.push(remove);
+        return Ok(Plan {
+            reset: None,
+            actions,
+        });
+    }
     let mut free_extents = vg.free_extents;
     let extent = vg.extent_size;
     let possible_extents =
@@ -803,6 +811,53 @@ fn keep_and_grow(
         reset: None,
         actions,
     })
+}
+
+/// A pool whose metadata device holds another transaction than LVM records: a
+/// power loss kept the new pool's LVM metadata but lost LVM's wipe of its
+/// `_tmeta` (LVM flushes nothing in between), so dm-thin reads an earlier pool's
+/// superblock, and LINSTOR's first `lvcreate` fails. With no thin volume in LVM's
+/// metadata nothing in the pool is ours to keep: remove it (created again
+/// afterwards). With thin volumes: refuse, never remove.
+fn remove_stale_pool(
+    vg: &VgFacts,
+    vg_name: &VgName,
+    config: &ProvisionConfig,
+) -> Result<Option<Action>, Refusal> {
+    let Some(mismatch) = vg.logical_volumes.iter().find_map(|lv| match &lv.kind {
+        LvKind::ThinPool {
+            transaction_mismatch: Some(mismatch),
+            ..
+        } if lv.name == config.pool => Some(*mismatch),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let thin_volumes: Vec<String> = vg
+        .logical_volumes
+        .iter()
+        .filter(|lv| matches!(&lv.kind, LvKind::Thin { pool } if *pool == config.pool))
+        .map(|lv| lv.name.clone())
+        .collect();
+    // Re-created only when LVM never sent this pool a message (transaction 0): then
+    // the kernel's transaction can only come from an earlier pool's superblock that
+    // LVM's wipe of the new metadata did not reach. A pool past 0 has had volumes, and
+    // its mismatch may be metadata of ours rolled back: refused, never removed.
+    if !thin_volumes.is_empty() || mismatch.recorded != 0 {
+        return Err(Refusal::PoolTransactionMismatch {
+            volume_group: vg.name.clone(),
+            pool: config.pool.to_string(),
+            thin_volumes,
+            on_disk: mismatch.on_disk,
+            recorded: mismatch.recorded,
+        });
+    }
+    Ok(Some(Action::RemoveStalePool {
+        volume_group: vg_name.clone(),
+        pool: config.pool.clone(),
+        on_disk_transaction: mismatch.on_disk,
+        recorded_transaction: mismatch.recorded,
+    }))
 }
 
 /// The write that makes the VG record the configured ID, on a VG that names the same

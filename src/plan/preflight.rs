@@ -22,6 +22,7 @@ pub fn writes(action: &Action) -> bool {
         | Action::CreatePhysicalVolume { .. }
         | Action::ReinitializePhysicalVolume { .. }
         | Action::RemoveIncompletePool { .. }
+        | Action::RemoveStalePool { .. }
         | Action::RemoveIncompleteSpare { .. }
         | Action::ResizePhysicalVolume { .. }
         | Action::CreateVolumeGroup { .. }

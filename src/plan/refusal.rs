@@ -106,6 +106,14 @@ pub enum Refusal {
         name: String,
         kind: String,
     },
+    #[error("thin pool {volume_group}/{pool} {}, but its metadata device reports transaction {on_disk} where LVM's metadata records transaction {recorded}: the pool's metadata on disk does not match LVM's, and re-creating the pool could destroy volumes. Nothing was written. Inspect the metadata with `thin_dump` (pool deactivated, on its _tmeta) and repair it with `lvconvert --repair {volume_group}/{pool}`, then rerun", if thin_volumes.is_empty() { "holds no thin volume in LVM's metadata but has had some (LVM's transaction is past 0)".to_owned() } else { format!("holds thin volumes ({})", thin_volumes.join(", ")) })]
+    PoolTransactionMismatch {
+        volume_group: String,
+        pool: String,
+        thin_volumes: Vec<String>,
+        on_disk: u64,
+        recorded: u64,
+    },
     #[error("device-mapper device {dm_name} is stacked on {} but no volume group there lists it (an interrupted LVM command left it), and it is {holder}; stop whatever uses it and rerun", show(device))]
     StaleDeviceInUse {
         device: PathBuf,

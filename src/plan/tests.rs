@@ -106,6 +106,7 @@ fn pool(data: Bytes, metadata: Bytes) -> LvFacts {
             pool_device_present: true,
             unloaded_pool_device: None,
             unheld_pool_device: None,
+            transaction_mismatch: None,
         },
         visible: true,
         size_bytes: data,
@@ -201,6 +202,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Action::ResizePhysicalVolume { .. } => "pvresize",
             Action::ReinitializePhysicalVolume { .. } => "pvcreate-ff",
             Action::RemoveIncompletePool { .. } => "lvremove-one",
+            Action::RemoveStalePool { .. } => "lvremove-stale-pool",
             Action::RemoveIncompleteSpare { .. } => "lvremove-spare",
             Action::CreateVolumeGroup { .. } => "vgcreate",
             Action::TagVolumeGroup { .. } => "vgtag",
@@ -2194,5 +2196,92 @@ fn torn_metadata_steps_pass_the_preflight_checks() {
             let refused = refusal(&gathered, &config());
             assert!(refused.contains(why), "{refused}");
         }
+    }
+}
+
+/// `provisioned` with the pool's kernel transaction id `on_disk` against LVM's
+/// `recorded` one, and its thin volumes kept only when `with_thin_volumes`.
+fn pool_with_transactions(
+    on_disk: u64,
+    recorded: u64,
+    with_thin_volumes: bool,
+) -> ObservedPartition {
+    let mut observed = provisioned(tag("node-01"));
+    let lvs = &mut vg_mut(&mut observed).logical_volumes;
+    if !with_thin_volumes {
+        lvs.retain(|lv| !matches!(lv.kind, LvKind::Thin { .. }));
+    }
+    for lv in lvs {
+        if let LvKind::ThinPool {
+            transaction_mismatch,
+            ..
+        } = &mut lv.kind
+        {
+            *transaction_mismatch = (on_disk != recorded)
+                .then_some(crate::observe::state::TransactionMismatch { on_disk, recorded });
+        }
+    }
+    observed
+}
+
+#[test]
+fn a_pool_without_thin_volumes_reading_an_earlier_pools_metadata_is_removed() {
+    let observed = pool_with_transactions(1, 0, false);
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["lvremove-stale-pool"]);
+    assert_eq!(
+        plan.actions[0].to_string(),
+        "remove thin pool linstor-vg/linstor-pool to create it again: its metadata on disk belongs to an earlier pool (transaction 1 on disk, LVM expects 0 with no thin volumes)"
+    );
+    assert!(plan.reset.is_none());
+    // Once removed, the VG without its pool gets it created again.
+    let mut removed = observed.clone();
+    vg_mut(&mut removed)
+        .logical_volumes
+        .retain(|lv| !lv.name.starts_with("linstor-pool") && lv.name != "lvol0_pmspare");
+    vg_mut(&mut removed).free_extents = Extents::new(255);
+    assert_eq!(kinds(&planned(&removed, &config())), ["pool-create"]);
+}
+
+#[test]
+fn a_pool_with_thin_volumes_and_another_transaction_on_disk_is_refused() {
+    let observed = pool_with_transactions(1, 3, true);
+    match plan(&observed, &config()) {
+        Err(refusal @ Refusal::PoolTransactionMismatch { .. }) => {
+            let text = refusal.to_string();
+            for part in [
+                "pvc-1",
+                "transaction 1",
+                "transaction 3",
+                "thin_dump",
+                "lvconvert --repair linstor-vg/linstor-pool",
+                "Nothing was written",
+            ] {
+                assert!(text.contains(part), "{part:?} missing from: {text}");
+            }
+        }
+        other => panic!("expected a transaction-mismatch refusal, got {other:?}"),
+    }
+}
+
+/// A pool past transaction 0 has had volumes: its mismatch is refused even when
+/// LVM lists none now (rolled-back metadata of ours must not cost the pool).
+#[test]
+fn a_pool_past_transaction_zero_with_another_transaction_on_disk_is_refused() {
+    let observed = pool_with_transactions(5, 2, false);
+    match plan(&observed, &config()) {
+        Err(refusal @ Refusal::PoolTransactionMismatch { .. }) => {
+            let text = refusal.to_string();
+            assert!(text.contains("has had some"), "{text}");
+        }
+        other => panic!("expected a transaction-mismatch refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn matching_transaction_ids_leave_nothing_to_do() {
+    for with_thin_volumes in [false, true] {
+        let observed = pool_with_transactions(4, 4, with_thin_volumes);
+        assert!(planned(&observed, &config()).actions.is_empty());
     }
 }

@@ -119,6 +119,7 @@ const ARTIFACT_VM_TESTS: &[&str] = &[
     "vm_scale",
     "vm_signatures",
     "vm_torn_metadata",
+    "vm_stale_pool_metadata",
 ];
 
 /// VM scenarios that test what ships around the artifact: the container image run by
