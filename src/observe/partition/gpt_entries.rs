@@ -115,58 +115,56 @@ impl GptEntryReader for Libblkid {
 }
 
 fn libblkid_entries(disk: &Path) -> Result<GptTable, GptReadError> {
-    {
-        tracing::debug!(disk = %disk.display(), "reading GPT entry names with libblkid");
-        let mut probe = BlkidProbe::new_from_filename(disk).map_err(GptReadError::Open)?;
-        probe
-            .enable_superblocks(false)
-            .and_then(|()| probe.enable_partitions(true))
-            // Only the GPT prober: the names live there, and the other partition
-            // table probers would only cost reads.
-            .and_then(|()| probe.filter_partition_types(BlkidFltr::Onlyin, &["gpt"]))
-            .map_err(GptReadError::Setup)?;
-        let mut list = match probe.get_partitions() {
-            Ok(list) => list,
-            Err(e) => return Err(no_gpt_here(disk, e)),
-        };
-        let table_type = list
-            .get_table()
-            .and_then(|t| t.get_type())
-            .map_err(GptReadError::NoTable)?;
-        if table_type != "gpt" {
-            return Err(GptReadError::NotGpt { table_type });
-        }
-        let count = list.number_of_partitions().map_err(GptReadError::Count)?;
-        let mut names = GptTable::new();
-        for index in 0..count {
-            let entry = list
-                .get_partition(index)
-                .map_err(|source| GptReadError::Entry { index, source })?;
-            let number = entry
-                .get_partno()
-                .map_err(|source| GptReadError::EntryNumber { index, source })?;
-            let name = entry
-                .get_name()
-                .map_err(|source| GptReadError::EntryName { number, source })?;
-            let name = name
-                .as_deref()
-                .map(trim_label)
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned);
-            // libblkid's start and size are in 512-byte sectors, never negative.
-            let start = u64::try_from(*entry.get_start().as_ref()).unwrap_or(u64::MAX);
-            let sectors = u64::try_from(*entry.get_size().as_ref()).unwrap_or(u64::MAX);
-            names.insert(
-                number,
-                GptEntry {
-                    name,
-                    start,
-                    sectors,
-                },
-            );
-        }
-        Ok(names)
+    tracing::debug!(disk = %disk.display(), "reading GPT entry names with libblkid");
+    let mut probe = BlkidProbe::new_from_filename(disk).map_err(GptReadError::Open)?;
+    probe
+        .enable_superblocks(false)
+        .and_then(|()| probe.enable_partitions(true))
+        // Only the GPT prober: the names live there, and the other partition
+        // table probers would only cost reads.
+        .and_then(|()| probe.filter_partition_types(BlkidFltr::Onlyin, &["gpt"]))
+        .map_err(GptReadError::Setup)?;
+    let mut list = match probe.get_partitions() {
+        Ok(list) => list,
+        Err(e) => return Err(no_gpt_here(disk, e)),
+    };
+    let table_type = list
+        .get_table()
+        .and_then(|t| t.get_type())
+        .map_err(GptReadError::NoTable)?;
+    if table_type != "gpt" {
+        return Err(GptReadError::NotGpt { table_type });
     }
+    let count = list.number_of_partitions().map_err(GptReadError::Count)?;
+    let mut names = GptTable::new();
+    for index in 0..count {
+        let entry = list
+            .get_partition(index)
+            .map_err(|source| GptReadError::Entry { index, source })?;
+        let number = entry
+            .get_partno()
+            .map_err(|source| GptReadError::EntryNumber { index, source })?;
+        let name = entry
+            .get_name()
+            .map_err(|source| GptReadError::EntryName { number, source })?;
+        let name = name
+            .as_deref()
+            .map(trim_label)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        // libblkid's start and size are in 512-byte sectors, never negative.
+        let start = u64::try_from(*entry.get_start().as_ref()).unwrap_or(u64::MAX);
+        let sectors = u64::try_from(*entry.get_size().as_ref()).unwrap_or(u64::MAX);
+        names.insert(
+            number,
+            GptEntry {
+                name,
+                start,
+                sectors,
+            },
+        );
+    }
+    Ok(names)
 }
 
 /// The reader a start uses: the primary GPT read straight off the disk (two
