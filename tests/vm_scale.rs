@@ -162,19 +162,19 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         empty.walks,
         full.walks
     );
-    // One DM status per active LVM device (the thin volumes' open counts), nothing
-    // per other device.
+    // Device-mapper: one list, and the state of the pool's devices only. The thin
+    // volumes' open counts are asked only by a plan that removes (none here).
     assert!(
-        full.dm_ioctls <= empty.dm_ioctls + N + 4,
-        "device-mapper ioctls grew by more than one per thin volume: {} → {}",
+        full.dm_ioctls <= empty.dm_ioctls + 4,
+        "device-mapper ioctls grew with the thin volumes: {} with none, {} with {N}",
         empty.dm_ioctls,
         full.dm_ioctls
     );
-    // What still grows: per thin volume one DM status and one readlink; nothing per
-    // other device but its name in the listings.
+    // What still grows: per thin volume one readlink (the configuration check);
+    // nothing per other device but its name in the listings.
     let per_thin = (full.total as f64 - empty.total as f64) / N as f64;
     assert!(
-        per_thin <= 3.0,
+        per_thin <= 1.5,
         "system calls grew by {per_thin:.2} per added thin volume and device ({} → {})",
         empty.total,
         full.total

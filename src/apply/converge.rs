@@ -159,6 +159,13 @@ pub fn converge_on<M: Machine>(
         volume_group: Some(&config.volume_group),
         pool: Some(&config.pool),
         signatures_beside_lvm_label: false,
+        every_lv_state: false,
+    };
+    // A plan that changes anything is decided with every LV's state (open counts:
+    // a reset refuses to remove an open LV).
+    let every_state = Expectations {
+        every_lv_state: true,
+        ..expect
     };
     let mut applied: Vec<crate::plan::Action> = Vec::new();
     'rounds: for round in 0..MAX_ROUNDS {
@@ -172,6 +179,10 @@ pub fn converge_on<M: Machine>(
             }
         }
         let mut plan = plan(&snapshot.observed, config)?;
+        if !plan.is_empty() && !expect.every_lv_state {
+            snapshot = machine.observe(&resolved, &every_state, timer)?;
+            plan = crate::plan::plan(&snapshot.observed, config)?;
+        }
         // Preflight, then destroy: a plan that writes is decided again with what
         // every one of its steps needs (a steady start never gets here).
         if needs_preflight(&snapshot.observed, &plan) {

@@ -156,6 +156,8 @@ fn a_steady_start_runs_no_command() {
     assert_eq!(converged(bed.converge(&config())), (0, 0));
     assert!(bed.log().is_empty());
     assert_eq!(bed.machine.observations, 1);
+    // No LV's open count is asked on a steady start.
+    assert_eq!(bed.machine.lv_state_observations, 0);
     assert_eq!(bed.state().observed, before);
 }
 
@@ -221,7 +223,9 @@ fn a_step_that_changes_nothing_ends_in_not_converged_after_max_rounds() {
         other => panic!("{other:?}"),
     }
     assert_eq!(bed.log(), [VGTAG; MAX_ROUNDS]);
-    assert_eq!(bed.machine.observations, MAX_ROUNDS + 1);
+    // Each round that plans a step observes again with every LV's state.
+    assert_eq!(bed.machine.observations, 2 * MAX_ROUNDS + 1);
+    assert_eq!(bed.machine.lv_state_observations, MAX_ROUNDS);
 }
 
 #[test]
@@ -250,7 +254,9 @@ fn a_refusal_stops_before_anything_is_written() {
 #[test]
 fn a_refusal_mid_way_stops_after_the_steps_that_read_more() {
     // The seed ID can be read only once its LV is active; it then says "another
-    // satellite", and a reset is refused: LINSTOR's volume is open.
+    // satellite", and a reset is refused: LINSTOR's volume is open. (Its open
+    // count is seen only by the observation that asks every LV's state: the
+    // reset is decided on that one.)
     let mut start =
         SimulatedPartition::seed_layout(GIB, "node-02", SatelliteIdReading::SeedLvInactive);
     if let Some(lv) = start.lv_mut("pvc-1") {

@@ -1307,6 +1307,8 @@ pub struct SimulatedMachine {
     pub node_swapped_at_check: Option<usize>,
     /// Preflight passes made (each before a plan that writes).
     pub preflights: usize,
+    /// Observation passes that asked every LV's state (open counts).
+    pub lv_state_observations: usize,
 }
 
 impl SimulatedMachine {
@@ -1318,6 +1320,7 @@ impl SimulatedMachine {
             identity_checks: 0,
             node_swapped_at_check: None,
             preflights: 0,
+            lv_state_observations: 0,
         }
     }
 }
@@ -1355,11 +1358,29 @@ impl Machine for SimulatedMachine {
     fn observe(
         &mut self,
         _resolved: &Resolved,
-        _expect: &Expectations<'_>,
+        expect: &Expectations<'_>,
         _timer: &mut PhaseTimer,
     ) -> Result<Snapshot, ObserveError> {
         self.observations += 1;
-        Ok(self.partition.borrow().snapshot())
+        let mut snapshot = self.partition.borrow().snapshot();
+        if expect.every_lv_state {
+            self.lv_state_observations += 1;
+        } else {
+            // As the real observer: thin volumes' open counts are not asked.
+            let vg = snapshot
+                .observed
+                .physical_volume
+                .as_mut()
+                .and_then(|pv| pv.volume_group.as_mut());
+            for lv in vg.into_iter().flat_map(|vg| vg.logical_volumes.iter_mut()) {
+                if matches!(lv.kind, LvKind::Thin { .. })
+                    && lv.name != crate::observe::seed_layout::SEED_ID_LV
+                {
+                    lv.open_by = None;
+                }
+            }
+        }
+        Ok(snapshot)
     }
 
     fn preflight(

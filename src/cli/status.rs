@@ -69,6 +69,7 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
         volume_group: args.volume_group.as_deref(),
         pool: args.pool.as_deref(),
         signatures_beside_lvm_label: true,
+        every_lv_state: true,
     };
     let snapshot =
         observe_partition(&args.partition_label, backend, &expect).map_err(CliError::failed)?;

@@ -131,6 +131,13 @@ pub struct Expectations<'a> {
     /// Probe for other signatures even where an LVM label is found (for `status`;
     /// the planner ignores them there, so provisioning skips the probe).
     pub signatures_beside_lvm_label: bool,
+    /// Ask device-mapper the state (open count, table) of every active LV. When
+    /// `false`, the VG's thin volumes (other than the seed tool's LV) are taken
+    /// from the device list alone, as active, serving and unopened: a steady start
+    /// then costs no ioctl per thin volume. Only a plan that removes LVs reads
+    /// their open counts, so a caller planning with `false` must observe again with
+    /// `true` before acting on a plan that does anything.
+    pub every_lv_state: bool,
 }
 
 /// The block devices of the machine and the one carrying the label.
@@ -226,7 +233,25 @@ pub fn observe_resolved(
     let all_active: Result<Vec<ActiveLv>, Arc<LiveError>> = if vg.is_none() && direct.is_empty() {
         Ok(Vec::new())
     } else {
-        live::active_lvm_volumes().map_err(Arc::new)
+        // Without `every_lv_state`, the state of the VG's thin volumes is not asked.
+        let thin_volume_here = |parsed: &live::LvmDmUuid| {
+            parsed.layer.is_none()
+                && vg.is_some_and(|vg| {
+                    vg.id == parsed.vg_uuid
+                        && vg.logical_volumes.iter().any(|lv| {
+                            lv.id == parsed.lv_uuid
+                                && lv.name != SEED_ID_LV
+                                && matches!(
+                                    lv.segments.first().map(|s| &s.kind),
+                                    Some(SegmentKind::Thin { .. })
+                                )
+                        })
+                })
+        };
+        live::active_lvm_volumes_asking(&|parsed| {
+            expect.every_lv_state || !thin_volume_here(parsed)
+        })
+        .map_err(Arc::new)
     };
     timer.lap("dm_list");
     // The whole stack (every thin volume on the pool, everything on them) is walked

@@ -438,6 +438,17 @@ pub fn device_by_uuid(uuid: &str) -> Result<Option<DeviceByUuid>, LiveError> {
 /// so the other mappings of a node (DRBD's backing devices, crypt, multipath)
 /// cost nothing. On a kernel that lists no uuids every device is asked, as before.
 pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
+    active_lvm_volumes_asking(&|_| true)
+}
+
+/// [`active_lvm_volumes`], asking the state (`DM_DEV_STATUS`) only of the devices
+/// `ask` selects. The others are reported from the list alone, as serving and
+/// unopened: their state was not read. A steady start so costs no ioctl per
+/// thin volume; a plan that changes anything observes again asking every device
+/// (see [`crate::observe::snapshot::Expectations::every_lv_state`]).
+pub fn active_lvm_volumes_asking(
+    ask: &dyn Fn(&LvmDmUuid) -> bool,
+) -> Result<Vec<ActiveLv>, LiveError> {
     use crate::ffi::dm_list::{list_devices_with_uuids, ListedDevice, UuidInList};
     let dm = open_dm()?;
     let listed: Vec<ListedDevice> = match list_devices_with_uuids() {
@@ -459,7 +470,21 @@ pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
     let mut out = Vec::new();
     for device in listed {
         if let UuidInList::Uuid(uuid) = &device.uuid {
-            if parse_lvm_dm_uuid(uuid).is_none() {
+            let Some(parsed) = parse_lvm_dm_uuid(uuid) else {
+                continue;
+            };
+            if !ask(&parsed) {
+                out.push(ActiveLv {
+                    dm_name: device.name.clone(),
+                    major: device.major,
+                    minor: device.minor,
+                    open_count: 0,
+                    serving: true,
+                    live_table: true,
+                    vg_uuid: parsed.vg_uuid,
+                    lv_uuid: parsed.lv_uuid,
+                    layer: parsed.layer,
+                });
                 continue;
             }
         } else if device.uuid == UuidInList::None {

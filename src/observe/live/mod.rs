@@ -12,9 +12,10 @@ use std::io;
 use std::path::PathBuf;
 
 pub use dm::{
-    active_lvm_volumes, device_by_uuid, parse_lvm_dm_uuid, parse_thin_pool_status,
-    parse_thin_pool_table, thin_pool_device, thin_pool_usage, ActiveLv, DeviceByUuid, DmParseError,
-    LvmDmUuid, LvmLayer, ThinPoolCounters, ThinPoolMode, ThinPoolStatus, ThinPoolUsage,
+    active_lvm_volumes, active_lvm_volumes_asking, device_by_uuid, parse_lvm_dm_uuid,
+    parse_thin_pool_status, parse_thin_pool_table, thin_pool_device, thin_pool_usage, ActiveLv,
+    DeviceByUuid, DmParseError, LvmDmUuid, LvmLayer, ThinPoolCounters, ThinPoolMode,
+    ThinPoolStatus, ThinPoolUsage,
 };
 pub use holders::{holders, Holder, HoldersReader};
 pub use stacked::{stacked_on, StackedDevice};

@@ -52,6 +52,20 @@ pub enum GptReadError {
         #[source]
         source: BlkidErr,
     },
+    #[error(
+        "GPT entry {number} lies at sectors {gpt_start}+{gpt_sectors}, but the kernel's \
+         partition {number} at {kernel_start}+{kernel_sectors} (512-byte sectors): the \
+         kernel's partition table is out of date (run `partprobe {}`, or reboot)",
+        disk.display()
+    )]
+    KernelTableStale {
+        disk: PathBuf,
+        number: u32,
+        gpt_start: u64,
+        gpt_sectors: u64,
+        kernel_start: u64,
+        kernel_sectors: u64,
+    },
     #[error("{} belongs to a sysfs tree that is not this machine's, so its GPT is not read", disk.display())]
     NotThisMachine { disk: PathBuf },
 }
@@ -61,6 +75,33 @@ pub trait GptEntryReader: fmt::Debug + Send + Sync {
     /// The names in the GPT of the disk at `disk` (its device node), or why
     /// they could not be read.
     fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError>;
+
+    /// [`Self::read_names`], for a disk whose partitions the kernel knows as
+    /// `partitions` (number, kernel name): a reader that can may check the
+    /// table it reads is the one the kernel parsed.
+    fn read_names_of(
+        &self,
+        disk: &Path,
+        partitions: &[(u32, &str)],
+    ) -> Result<GptNames, GptReadError> {
+        let _ = partitions;
+        self.read_names(disk)
+    }
+}
+
+/// One GPT entry: its name and where it lies, in 512-byte sectors (sysfs's
+/// `start`/`size` unit, and libblkid's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GptEntry {
+    name: Option<String>,
+    start: u64,
+    sectors: u64,
+}
+
+type GptTable = BTreeMap<u32, GptEntry>;
+
+fn names_of(table: GptTable) -> GptNames {
+    table.into_iter().map(|(n, e)| (n, e.name)).collect()
 }
 
 /// The real reader: libblkid probing the disk's partition table.
@@ -69,47 +110,61 @@ pub struct Libblkid;
 
 impl GptEntryReader for Libblkid {
     fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError> {
-        tracing::debug!(disk = %disk.display(), "reading GPT entry names with libblkid");
-        let mut probe = BlkidProbe::new_from_filename(disk).map_err(GptReadError::Open)?;
-        probe
-            .enable_superblocks(false)
-            .and_then(|()| probe.enable_partitions(true))
-            // Only the GPT prober: the names live there, and the other partition
-            // table probers would only cost reads.
-            .and_then(|()| probe.filter_partition_types(BlkidFltr::Onlyin, &["gpt"]))
-            .map_err(GptReadError::Setup)?;
-        let mut list = match probe.get_partitions() {
-            Ok(list) => list,
-            Err(e) => return Err(no_gpt_here(disk, e)),
-        };
-        let table_type = list
-            .get_table()
-            .and_then(|t| t.get_type())
-            .map_err(GptReadError::NoTable)?;
-        if table_type != "gpt" {
-            return Err(GptReadError::NotGpt { table_type });
-        }
-        let count = list.number_of_partitions().map_err(GptReadError::Count)?;
-        let mut names = GptNames::new();
-        for index in 0..count {
-            let entry = list
-                .get_partition(index)
-                .map_err(|source| GptReadError::Entry { index, source })?;
-            let number = entry
-                .get_partno()
-                .map_err(|source| GptReadError::EntryNumber { index, source })?;
-            let name = entry
-                .get_name()
-                .map_err(|source| GptReadError::EntryName { number, source })?;
-            let name = name
-                .as_deref()
-                .map(trim_label)
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned);
-            names.insert(number, name);
-        }
-        Ok(names)
+        libblkid_entries(disk).map(names_of)
     }
+}
+
+fn libblkid_entries(disk: &Path) -> Result<GptTable, GptReadError> {
+    tracing::debug!(disk = %disk.display(), "reading GPT entry names with libblkid");
+    let mut probe = BlkidProbe::new_from_filename(disk).map_err(GptReadError::Open)?;
+    probe
+        .enable_superblocks(false)
+        .and_then(|()| probe.enable_partitions(true))
+        // Only the GPT prober: the names live there, and the other partition
+        // table probers would only cost reads.
+        .and_then(|()| probe.filter_partition_types(BlkidFltr::Onlyin, &["gpt"]))
+        .map_err(GptReadError::Setup)?;
+    let mut list = match probe.get_partitions() {
+        Ok(list) => list,
+        Err(e) => return Err(no_gpt_here(disk, e)),
+    };
+    let table_type = list
+        .get_table()
+        .and_then(|t| t.get_type())
+        .map_err(GptReadError::NoTable)?;
+    if table_type != "gpt" {
+        return Err(GptReadError::NotGpt { table_type });
+    }
+    let count = list.number_of_partitions().map_err(GptReadError::Count)?;
+    let mut names = GptTable::new();
+    for index in 0..count {
+        let entry = list
+            .get_partition(index)
+            .map_err(|source| GptReadError::Entry { index, source })?;
+        let number = entry
+            .get_partno()
+            .map_err(|source| GptReadError::EntryNumber { index, source })?;
+        let name = entry
+            .get_name()
+            .map_err(|source| GptReadError::EntryName { number, source })?;
+        let name = name
+            .as_deref()
+            .map(trim_label)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        // libblkid's start and size are in 512-byte sectors, never negative.
+        let start = u64::try_from(*entry.get_start().as_ref()).unwrap_or(u64::MAX);
+        let sectors = u64::try_from(*entry.get_size().as_ref()).unwrap_or(u64::MAX);
+        names.insert(
+            number,
+            GptEntry {
+                name,
+                start,
+                sectors,
+            },
+        );
+    }
+    Ok(names)
 }
 
 /// The reader a start uses: the primary GPT read straight off the disk (two
@@ -125,14 +180,90 @@ pub struct DirectThenLibblkid;
 
 impl GptEntryReader for DirectThenLibblkid {
     fn read_names(&self, disk: &Path) -> Result<GptNames, GptReadError> {
-        match read_primary_gpt(disk) {
-            Ok(names) => Ok(names),
-            Err(why) => {
-                tracing::debug!(disk = %disk.display(), "GPT not read directly ({why}); asking libblkid");
-                Libblkid.read_names(disk)
+        direct_then_libblkid(disk, &BTreeMap::new())
+    }
+
+    fn read_names_of(
+        &self,
+        disk: &Path,
+        partitions: &[(u32, &str)],
+    ) -> Result<GptNames, GptReadError> {
+        let mut kernel = BTreeMap::new();
+        for (number, name) in partitions {
+            match kernel_range(name) {
+                Some(range) => {
+                    kernel.insert(*number, range);
+                }
+                // Without the kernel's range the direct read proves nothing.
+                None => return libblkid_checked(disk, &BTreeMap::new()),
             }
         }
+        direct_then_libblkid(disk, &kernel)
     }
+}
+
+/// Where the kernel has partition `name`: sysfs `start` and `size`, in 512-byte
+/// sectors whatever the disk's logical sector size.
+fn kernel_range(name: &str) -> Option<(u64, u64)> {
+    let dir = Path::new("/sys/class/block").join(name);
+    let read = |file: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((read("start")?, read("size")?))
+}
+
+/// The direct read, accepted only if every partition in `kernel` (number →
+/// start, size) lies where the entry of that number does; else libblkid.
+fn direct_then_libblkid(
+    disk: &Path,
+    kernel: &BTreeMap<u32, (u64, u64)>,
+) -> Result<GptNames, GptReadError> {
+    let why = match read_primary_gpt(disk) {
+        Ok(table) => match range_mismatch(&table, kernel) {
+            None => return Ok(names_of(table)),
+            Some((number, ..)) => format!("entry {number} is not where the kernel has it"),
+        },
+        Err(why) => why,
+    };
+    tracing::debug!(disk = %disk.display(), "GPT not read directly ({why}); asking libblkid");
+    libblkid_checked(disk, kernel)
+}
+
+/// libblkid's reading; if it too puts a partition elsewhere than the kernel
+/// does, the kernel parsed another (older) table.
+fn libblkid_checked(
+    disk: &Path,
+    kernel: &BTreeMap<u32, (u64, u64)>,
+) -> Result<GptNames, GptReadError> {
+    let table = libblkid_entries(disk)?;
+    if let Some((number, gpt, (kernel_start, kernel_sectors))) = range_mismatch(&table, kernel) {
+        return Err(GptReadError::KernelTableStale {
+            disk: disk.to_owned(),
+            number,
+            gpt_start: gpt.start,
+            gpt_sectors: gpt.sectors,
+            kernel_start,
+            kernel_sectors,
+        });
+    }
+    Ok(names_of(table))
+}
+
+/// The first partition the kernel has at another place than `table`'s entry
+/// of that number. A number `table` lacks is not a mismatch here: the caller
+/// reports it as a missing entry.
+fn range_mismatch<'t>(
+    table: &'t GptTable,
+    kernel: &BTreeMap<u32, (u64, u64)>,
+) -> Option<(u32, &'t GptEntry, (u64, u64))> {
+    kernel.iter().find_map(|(number, range)| {
+        let entry = table.get(number)?;
+        ((entry.start, entry.sectors) != *range).then_some((*number, entry, *range))
+    })
 }
 
 /// Largest entry array read directly (128 entries of 128 bytes is the norm: 16 KiB).
@@ -146,16 +277,27 @@ fn le_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-fn read_primary_gpt(disk: &Path) -> Result<GptNames, String> {
+fn read_primary_gpt(disk: &Path) -> Result<GptTable, String> {
     let file = std::fs::File::open(disk).map_err(|e| e.to_string())?;
     let sector =
         u64::from(crate::ffi::blkdev::logical_sector_size(&file).map_err(|e| e.to_string())?);
-    gpt_names_from(&file, sector)
+    let disk_bytes = crate::ffi::blkdev::size_bytes(&file).map_err(|e| e.to_string())?;
+    gpt_entries_from(&file, sector, disk_bytes)
 }
 
-/// [`read_primary_gpt`] of an open disk whose logical sectors are `sector` bytes.
-fn gpt_names_from(file: &std::fs::File, sector: u64) -> Result<GptNames, String> {
+/// [`read_primary_gpt`] of an open disk of `disk_bytes` bytes whose logical
+/// sectors are `sector` bytes. Besides the checksums it makes the checks of the
+/// kernel's GPT parser (block/partitions/efi.c) that decide whether the kernel
+/// took this table: a table the kernel would reject is not read here.
+fn gpt_entries_from(
+    file: &std::fs::File,
+    sector: u64,
+    disk_bytes: u64,
+) -> Result<GptTable, String> {
     use std::os::unix::fs::FileExt;
+    let last_lba = (disk_bytes / sector.max(1))
+        .checked_sub(1)
+        .ok_or("an empty disk")?;
     let sector_bytes = usize::try_from(sector).map_err(|_| "sector size")?;
     if !(512..=4096).contains(&sector_bytes) {
         return Err(format!("sector size {sector}"));
@@ -165,8 +307,12 @@ fn gpt_names_from(file: &std::fs::File, sector: u64) -> Result<GptNames, String>
     file.read_exact_at(&mut head, 0)
         .map_err(|e| e.to_string())?;
     let mbr = &head[..sector_bytes];
+    // The kernel's protective entry: type 0xEE starting at LBA 1.
     let protective = mbr.get(510..512) == Some(&[0x55, 0xaa][..])
-        && (0..4).any(|i| mbr.get(446 + 16 * i + 4) == Some(&0xee));
+        && (0..4).any(|i| {
+            let at = 446 + 16 * i;
+            mbr.get(at + 4) == Some(&0xee) && le_u32(mbr, at + 8) == Some(1)
+        });
     if !protective {
         return Err("no protective MBR".into());
     }
@@ -192,8 +338,19 @@ fn gpt_names_from(file: &std::fs::File, sector: u64) -> Result<GptNames, String>
     let entries_lba = le_u64(header, 72).ok_or("header")?;
     let count = u64::from(le_u32(header, 80).ok_or("header")?);
     let entry_size = u64::from(le_u32(header, 84).ok_or("header")?);
-    if entry_size < 128 || entry_size % 8 != 0 {
+    // The kernel takes only 128-byte entries and a usable area on the disk.
+    if entry_size != 128 {
         return Err(format!("entry size {entry_size}"));
+    }
+    if last_usable > last_lba {
+        return Err(format!(
+            "last usable LBA {last_usable} beyond the disk's {last_lba}"
+        ));
+    }
+    if first_usable > last_usable {
+        return Err(format!(
+            "first usable LBA {first_usable} after the last, {last_usable}"
+        ));
     }
     let bytes = count
         .checked_mul(entry_size)
@@ -208,7 +365,7 @@ fn gpt_names_from(file: &std::fs::File, sector: u64) -> Result<GptNames, String>
     if crc32.checksum(&entries) != le_u32(header, 88).ok_or("header")? {
         return Err("entry array checksum".into());
     }
-    let mut names = GptNames::new();
+    let mut names = GptTable::new();
     let entry_len = usize::try_from(entry_size).map_err(|_| "entry size")?;
     for (index, entry) in entries.chunks_exact(entry_len).enumerate() {
         // An all-zero type GUID marks an unused entry; numbering counts it anyway.
@@ -228,12 +385,30 @@ fn gpt_names_from(file: &std::fs::File, sector: u64) -> Result<GptNames, String>
             .map(|p| u16::from_le_bytes([p[0], p[1]]))
             .take_while(|u| *u != 0)
             .collect();
+        // libblkid decodes each UTF-16 unit alone, so a surrogate pair (a
+        // character beyond U+FFFF) comes out differently there: not plain.
+        if units.iter().any(|u| (0xd800..=0xdfff).contains(u)) {
+            return Err(format!("entry {}'s name has UTF-16 surrogates", index + 1));
+        }
         let name = String::from_utf16(&units).map_err(|_| "a name that is not UTF-16")?;
         let number = u32::try_from(index + 1).map_err(|_| "entry number")?;
         let name = Some(trim_label(&name))
             .filter(|n| !n.is_empty())
             .map(str::to_owned);
-        names.insert(number, name);
+        // In 512-byte sectors, as sysfs and libblkid count.
+        let per_sector = sector / 512;
+        let start = first.checked_mul(per_sector).ok_or("entry start")?;
+        let sectors = (last - first + 1)
+            .checked_mul(per_sector)
+            .ok_or("entry size")?;
+        names.insert(
+            number,
+            GptEntry {
+                name,
+                start,
+                sectors,
+            },
+        );
     }
     Ok(names)
 }
@@ -341,7 +516,12 @@ pub(crate) fn relabel_from_gpt(
     }
     for (disk, indices) in by_disk {
         let node = disk_node(devices, &disk);
-        let names = reader.read_names(&node).map_err(Arc::new);
+        let partitions: Vec<(u32, &str)> = indices
+            .iter()
+            .filter_map(|i| devices.get(*i))
+            .filter_map(|d| Some((d.partition_number?, d.name.as_str())))
+            .collect();
+        let names = reader.read_names_of(&node, &partitions).map_err(Arc::new);
         for index in indices {
             let Some(device) = devices.get_mut(index) else {
                 continue;
@@ -429,8 +609,8 @@ mod tests {
             Ok(f) => f,
             Err(e) => panic!("{e}"),
         };
-        let direct = match gpt_names_from(&file, 512) {
-            Ok(names) => names,
+        let direct = match gpt_entries_from(&file, 512, 8 << 20) {
+            Ok(table) => names_of(table),
             Err(e) => panic!("the plain GPT was not read directly: {e}"),
         };
         let blkid = match Libblkid.read_names(&path) {
@@ -455,7 +635,149 @@ mod tests {
             Ok(f) => f,
             Err(e) => panic!("{e}"),
         };
-        assert!(gpt_names_from(&file, 512).is_err());
+        assert!(gpt_entries_from(&file, 512, 8 << 20).is_err());
+    }
+
+    /// An 8 MiB `sgdisk` image: partition 1 `linstor-storage` at 2048+2048.
+    fn plain_image(dir: &TempDir) -> PathBuf {
+        let path = dir.path().join("gpt.img");
+        if let Err(e) = std::fs::write(&path, vec![0u8; 8 << 20]) {
+            panic!("{e}");
+        }
+        let img = path.to_string_lossy().into_owned();
+        sgdisk(&[
+            "--clear",
+            "--new=1:2048:+1M",
+            "--change-name=1:linstor-storage",
+            &img,
+        ]);
+        path
+    }
+
+    fn read_image(path: &Path) -> Vec<u8> {
+        std::fs::read(path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Writes `bytes` back with the header's and entry array's CRC32s made
+    /// right again (512-byte sectors, entries at LBA 2), so only the field
+    /// changed by the test is out of the ordinary.
+    fn write_with_crcs(path: &Path, mut bytes: Vec<u8>) {
+        let crc32 = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+        let h = 512;
+        let count =
+            u32::from_le_bytes([bytes[h + 80], bytes[h + 81], bytes[h + 82], bytes[h + 83]]);
+        let size = u32::from_le_bytes([bytes[h + 84], bytes[h + 85], bytes[h + 86], bytes[h + 87]]);
+        let array = (count * size) as usize;
+        let entries_crc = crc32.checksum(&bytes[1024..1024 + array]);
+        bytes[h + 88..h + 92].copy_from_slice(&entries_crc.to_le_bytes());
+        bytes[h + 16..h + 20].fill(0);
+        let header_crc = crc32.checksum(&bytes[h..h + 92]);
+        bytes[h + 16..h + 20].copy_from_slice(&header_crc.to_le_bytes());
+        std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn direct(path: &Path) -> Result<GptTable, String> {
+        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{e}"));
+        gpt_entries_from(&file, 512, 8 << 20)
+    }
+
+    #[test]
+    fn the_direct_read_makes_the_kernels_header_checks() {
+        let dir = TempDir::new("gpt-kernel-checks");
+        let path = plain_image(&dir);
+        let plain = read_image(&path);
+        write_with_crcs(&path, plain.clone());
+        assert!(
+            direct(&path).is_ok(),
+            "the re-checksummed plain image must read"
+        );
+
+        // Entries of 256 bytes: valid for the UEFI spec, not for the kernel.
+        let mut bytes = plain.clone();
+        bytes[512 + 84..512 + 88].copy_from_slice(&256u32.to_le_bytes());
+        bytes[512 + 80..512 + 84].copy_from_slice(&64u32.to_le_bytes());
+        write_with_crcs(&path, bytes);
+        let err = direct(&path).err().unwrap_or_default();
+        assert!(err.contains("entry size 256"), "{err}");
+
+        // Last usable LBA beyond the disk's last LBA.
+        let mut bytes = plain.clone();
+        bytes[512 + 48..512 + 56].copy_from_slice(&(16_384u64).to_le_bytes());
+        write_with_crcs(&path, bytes);
+        let err = direct(&path).err().unwrap_or_default();
+        assert!(err.contains("beyond the disk"), "{err}");
+
+        // First usable after last usable.
+        let mut bytes = plain.clone();
+        bytes[512 + 40..512 + 48].copy_from_slice(&(16_000u64).to_le_bytes());
+        bytes[512 + 48..512 + 56].copy_from_slice(&(15_000u64).to_le_bytes());
+        write_with_crcs(&path, bytes);
+        let err = direct(&path).err().unwrap_or_default();
+        assert!(err.contains("after the last"), "{err}");
+
+        // The protective 0xEE entry must start at LBA 1.
+        let mut bytes = plain.clone();
+        let ee = (0..4)
+            .map(|i| 446 + 16 * i)
+            .find(|at| bytes[at + 4] == 0xee)
+            .unwrap_or_else(|| panic!("sgdisk wrote no 0xEE entry"));
+        bytes[ee + 8..ee + 12].copy_from_slice(&2u32.to_le_bytes());
+        write_with_crcs(&path, bytes);
+        let err = direct(&path).err().unwrap_or_default();
+        assert!(err.contains("protective"), "{err}");
+    }
+
+    #[test]
+    fn a_name_with_surrogates_is_left_to_libblkid() {
+        let dir = TempDir::new("gpt-surrogates");
+        let path = plain_image(&dir);
+        let mut bytes = read_image(&path);
+        // Entry 1's name becomes "a𝄞" (U+1D11E: the pair D834 DD1E).
+        let name = 1024 + 56;
+        bytes[name..name + 72].fill(0);
+        for (i, unit) in [0x61u16, 0xd834, 0xdd1e].iter().enumerate() {
+            bytes[name + 2 * i..name + 2 * i + 2].copy_from_slice(&unit.to_le_bytes());
+        }
+        write_with_crcs(&path, bytes);
+        let err = direct(&path).err().unwrap_or_default();
+        assert!(err.contains("surrogates"), "{err}");
+        // The start still gets an answer: libblkid's.
+        let via = DirectThenLibblkid
+            .read_names(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let blkid = Libblkid.read_names(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(via, blkid);
+    }
+
+    #[test]
+    fn a_range_the_kernel_does_not_have_is_not_trusted() {
+        let dir = TempDir::new("gpt-range");
+        let path = plain_image(&dir);
+        let table = direct(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            table.get(&1).map(|e| (e.start, e.sectors)),
+            Some((2048, 2048))
+        );
+        // Where the kernel agrees, the direct read is the answer.
+        let agreed = BTreeMap::from([(1, (2048, 2048))]);
+        assert!(range_mismatch(&table, &agreed).is_none());
+        let names = direct_then_libblkid(&path, &agreed).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(names.get(&1), Some(&Some("linstor-storage".to_owned())));
+        // The kernel has partition 1 elsewhere: neither reading is the kernel's
+        // table, so the start is refused with the partprobe hint.
+        let moved = BTreeMap::from([(1, (4096, 2048))]);
+        assert!(range_mismatch(&table, &moved).is_some());
+        match direct_then_libblkid(&path, &moved) {
+            Err(e @ GptReadError::KernelTableStale { number: 1, .. }) => {
+                assert!(e.to_string().contains("partprobe"), "{e}");
+            }
+            other => panic!("expected KernelTableStale, got {other:?}"),
+        }
+        // A 4 KiB-sector disk: LBAs count 4 KiB, sysfs still 512 bytes.
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(t) = gpt_entries_from(&file, 4096, 64 << 20) {
+            panic!("a 512-byte-sector GPT read as 4 KiB: {t:?}");
+        }
     }
 
     #[test]

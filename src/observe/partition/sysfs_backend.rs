@@ -317,10 +317,12 @@ impl NoLabelPossible {
         let mut minors = std::collections::HashSet::new();
         for device in listed {
             match device.uuid {
+                // Only a uuid that says "not a partition mapping" lets a
+                // device go unread.
                 UuidInList::Uuid(uuid) if !uuid.starts_with("part") => {}
-                UuidInList::None => {}
-                // A partition mapping, or a kernel that does not say: read it.
-                UuidInList::Uuid(_) | UuidInList::NotReported => continue,
+                // A partition mapping, a mapping without a uuid (a hand-made
+                // one may map a partition), or a kernel that does not say: read it.
+                UuidInList::Uuid(_) | UuidInList::None | UuidInList::NotReported => continue,
             }
             minors.insert(device.minor);
         }
