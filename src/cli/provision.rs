@@ -215,6 +215,8 @@ impl<'a> MetricsFile<'a> {
             volume_group: Some(self.volume_group),
             pool: Some(self.pool).filter(|p| !p.is_empty()),
             signatures_beside_lvm_label: false,
+            // The pool's own state is always read; thin volumes' are not metrics.
+            every_lv_state: false,
         };
         // The same look `status` takes; a partition that cannot be read (the reason
         // of a refusal, often) leaves only the run's samples.
