@@ -11,7 +11,7 @@ use crate::observe::snapshot::{
     observe_preflight, observe_resolved, resolve, Expectations, ObserveError, Resolved, Snapshot,
 };
 use crate::observe::state::{Preflight, PreflightFacts};
-use crate::plan::{host_lvm_warnings, needs_preflight, plan, Plan, Refusal};
+use crate::plan::{host_lvm_warnings, needs_preflight, plan, pool_warnings, Plan, Refusal};
 use std::path::Path;
 use thiserror::Error;
 
@@ -176,6 +176,9 @@ pub fn converge_on<M: Machine>(
         timer.lap("plan");
         if round == 0 {
             timer.log();
+            for warning in pool_warnings(&snapshot.observed, config, &plan) {
+                tracing::warn!("{warning}");
+            }
         }
         // An activation that "succeeded" and is needed again did nothing: LVM
         // filtered it out. Say why instead of looping.

@@ -3,6 +3,7 @@
 //! nothing may be written. Almost all decisions of the tool live here.
 mod action;
 mod host_lvm;
+mod pool_health;
 pub(crate) mod pool_preconditions;
 mod preflight;
 mod refusal;
@@ -13,6 +14,7 @@ mod tests;
 
 pub use action::Action;
 pub use host_lvm::host_lvm_warnings;
+pub use pool_health::pool_warnings;
 pub use preflight::{needs_facts as needs_preflight, writes};
 pub use refusal::Refusal;
 
@@ -972,6 +974,14 @@ fn grow_pool(
         ),
     }
     };
+    let blocked = observed.pool_metadata_usage.as_ref().and_then(|usage| {
+        pool_health::growth_blocked(&vg.name, &config.pool, usage, *metadata_size_bytes)
+    });
+    if blocked.is_some() {
+        // Logged by `pool_warnings`; growing it now would commit what the kernel
+        // does not take.
+        return Ok(Vec::new());
+    }
     let mut actions = Vec::new();
     let mut metadata = extent
         .extents_covering(*metadata_size_bytes)
@@ -987,7 +997,7 @@ fn grow_pool(
     if let Some(usage) = &observed.pool_metadata_usage {
         let used_percent = usage.used_percent();
         let to = sizing::doubled(metadata, extent).ok_or_else(too_big)?;
-        if used_percent >= 75 && to > metadata {
+        if used_percent >= pool_health::DOUBLE_AT_PERCENT && to > metadata {
             let (cost, spare_after) = growth(metadata, spare, to).ok_or_else(too_big)?;
             if cost <= free {
                 actions.push(Action::GrowFullPoolMetadata {
