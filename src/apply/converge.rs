@@ -222,6 +222,11 @@ pub fn converge_on<M: Machine>(
                 result => result?,
             }
             applied.push(action.clone());
+            if sizes_later_steps(action, &plan.actions) {
+                // The pool's data extents come from the VG as LVM made it (its
+                // `pe_start` follows the device's I/O hints): plan again.
+                continue 'rounds;
+            }
         }
     }
     let snapshot = machine.observe(&resolved, &expect, timer)?;
@@ -234,6 +239,16 @@ pub fn converge_on<M: Machine>(
     }
     let steps: Vec<String> = leftover.actions.iter().map(ToString::to_string).collect();
     Err(ConvergeError::NotConverged(steps.join("; ")))
+}
+
+/// `vgcreate` followed by the pool in the same plan: the pool was sized from
+/// a predicted VG, and is planned again from the one observed.
+fn sizes_later_steps(action: &crate::plan::Action, plan: &[crate::plan::Action]) -> bool {
+    use crate::plan::Action;
+    matches!(action, Action::CreateVolumeGroup { .. })
+        && plan
+            .iter()
+            .any(|a| matches!(a, Action::CreateThinPool { .. }))
 }
 
 /// Steps that activate something and write no metadata.

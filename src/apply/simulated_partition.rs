@@ -88,6 +88,9 @@ pub struct SimulatedPartition {
     next_uuid: u32,
     /// Where the extents of the PV `pvcreate` made start (after its metadata area).
     pe_start: u64,
+    /// What the device's I/O hints add to `pe_start` beyond LVM's 1 MiB default
+    /// alignment (`set_pe_align`): a RAID's optimal I/O size, say.
+    pub data_alignment_extra: u64,
 }
 
 impl SimulatedPartition {
@@ -115,6 +118,7 @@ impl SimulatedPartition {
             preflight: PreflightFacts::default(),
             next_uuid: 0,
             pe_start: PE_START,
+            data_alignment_extra: 0,
         }
     }
 
@@ -604,7 +608,7 @@ impl SimulatedPartition {
             .and_then(|size| size.strip_suffix('k'))
             .and_then(|k| k.parse::<u128>().ok())
             .map(|k| Bytes(k * 1024));
-        self.pe_start = whole(crate::plan::sizing::pe_start_for(area));
+        self.pe_start = whole(crate::plan::sizing::pe_start_for(area)) + self.data_alignment_extra;
         let uuid = self.new_uuid("pv");
         self.forget_devices_file_entry();
         self.observed.foreign_signature = None;

@@ -546,11 +546,7 @@ fn create_pool(
         return Err(Refusal::PoolCannotBeCreated {
             device: observed.partition.devnode.clone(),
             volume_group: config.volume_group.to_string(),
-            why: Box::new(pool_preconditions::PoolObstacle::PartitionTooSmall {
-                free: u128::from(available.count()),
-                extent: extent.bytes(),
-                needed: 3,
-            }),
+            why: Box::new(no_layout_why(available, extent, config.chunk_size_bytes)),
         });
     };
     Ok(Action::CreateThinPool {
@@ -561,6 +557,32 @@ fn create_pool(
         data_extents: layout.data,
         metadata_bytes,
     })
+}
+
+/// Why [`sizing::pool_layout`] found no layout: a chunk larger than the data LV
+/// that LVM's own metadata estimate leaves, or too few extents.
+fn no_layout_why(
+    available: Extents,
+    extent: ExtentSize,
+    chunk: Option<Bytes>,
+) -> pool_preconditions::PoolObstacle {
+    let all = available.checked_mul(extent).unwrap_or(Bytes(0));
+    let chunk = chunk.unwrap_or_else(|| sizing::policy_chunk_size(all));
+    let data_lv = sizing::lvm_metadata_estimate(all, chunk)
+        .and_then(|m| extent.extents_covering(m))
+        .and_then(|m| available.checked_sub(m.checked_times(2)?))
+        .filter(|d| !d.is_zero())
+        .and_then(|d| d.checked_mul(extent));
+    match data_lv {
+        Some(data) if data < chunk => {
+            pool_preconditions::PoolObstacle::ChunkLargerThanData { chunk, data }
+        }
+        _ => pool_preconditions::PoolObstacle::PartitionTooSmall {
+            free: u128::from(available.count()),
+            extent: extent.bytes(),
+            needed: 3,
+        },
+    }
 }
 
 fn reset(

@@ -218,9 +218,10 @@ pub fn pool_layout(free: Extents, extent: ExtentSize, chunk: Option<Bytes>) -> O
         } else {
             Extents::ZERO
         };
+        // LVM refuses a data LV smaller than one chunk: the next tier, then.
         let data = free
             .checked_sub(metadata.checked_add(spare)?.checked_add(reserve)?)
-            .filter(|d| !d.is_zero())?;
+            .filter(|d| !d.is_zero() && d.checked_mul(extent).is_some_and(|b| b >= chunk))?;
         Some(PoolLayout {
             chunk,
             metadata,
@@ -338,6 +339,14 @@ mod tests {
             Some((Extents::ZERO, Extents::new(1)))
         );
         assert_eq!(pool_layout(Extents::new(2), e, None), None);
+        // A 1 GiB chunk over 259 extents: the doubling room would leave the data
+        // LV 255 extents (< 1 GiB), so the layout goes without it.
+        let big_chunk = pool_layout(Extents::new(259), e, Some(Bytes(GIB)));
+        assert_eq!(
+            big_chunk.map(|l| (l.reserve, l.data)),
+            Some((Extents::ZERO, Extents::new(257)))
+        );
+        assert_eq!(pool_layout(Extents::new(257), e, Some(Bytes(GIB))), None);
     }
 
     #[test]
