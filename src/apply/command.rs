@@ -158,6 +158,7 @@ pub fn command_line(
         Action::ReinitializePhysicalVolume {
             device,
             metadata_area_bytes,
+            ..
         } => {
             let mut args: Vec<String> = vec!["pvcreate".into(), "-ff".into(), "--yes".into()];
             if let Some(area) = metadata_area_bytes {
@@ -321,6 +322,7 @@ mod tests {
                 Action::ReinitializePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
                     metadata_area_bytes: None,
+                    small_area: false,
                 },
                 "pvcreate -ff --yes /dev/vda1",
             ),

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 /// Rounds of observe → plan → apply before giving up (normally one applies and the
 /// next finds nothing to do; reading a seed ID adds one).
-pub(crate) const MAX_ROUNDS: usize = 4;
+pub(crate) const MAX_ROUNDS: usize = 5;
 
 #[derive(Debug, Error)]
 pub enum ConvergeError {

@@ -184,6 +184,30 @@ fn the_pool_fits_a_vg_smaller_than_predicted() {
     }
 }
 
+/// An orphan PV with LVM's default area on 8 GiB (a reset cut off after an older
+/// version's pvcreate) is made again with the sized area, then provisioned.
+#[test]
+fn an_orphan_pv_with_the_default_area_is_made_again_sized() {
+    let mut bed = Bed::new(SimulatedPartition::orphan_pv_with_default_area(8 * GIB));
+    let (_, rounds) = converged(bed.converge(&config()));
+    assert_eq!(rounds, 2);
+    let log = bed.log();
+    assert_eq!(
+        log.first().copied(),
+        Some("pvcreate -ff --yes --metadatasize 17408k /dev/vda1"),
+        "{log:?}"
+    );
+    let state = bed.state();
+    assert_provisioned(&state, &config());
+    let pe_start = state
+        .observed
+        .physical_volume
+        .as_ref()
+        .and_then(|pv| pv.volume_group.as_ref())
+        .map(|vg| vg.pe_start_bytes);
+    assert_eq!(pe_start, Some(crate::units::Bytes(18 << 20)));
+}
+
 #[test]
 fn a_steady_start_runs_no_command() {
     let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-01"));

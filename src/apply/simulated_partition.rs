@@ -133,6 +133,18 @@ impl SimulatedPartition {
         sim
     }
 
+    /// An orphan PV with LVM's default metadata area, as a reset by an older
+    /// version leaves it when cut off after `pvcreate`.
+    pub fn orphan_pv_with_default_area(size: u64) -> Self {
+        let mut sim = Self::blank(size);
+        sim.apply(&Action::CreatePhysicalVolume {
+            device: PathBuf::from(DEVNODE),
+            overwrite_signature: None,
+            metadata_area_bytes: None,
+        });
+        sim
+    }
+
     /// A PV marked in use whose metadata area is empty: a `vgcreate` cut off before
     /// its first commit.
     pub fn interrupted_vgcreate(size: u64) -> Self {

@@ -235,10 +235,17 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         // (proved above) a vgcreate was cut off before its first commit.
         ensure_vg_name_free(observed, config)?;
         let mut actions = Vec::new();
-        if pv.in_use_without_metadata.is_some() {
+        let sized = sizing::metadata_area_request(observed.partition.size_bytes);
+        // An interrupted reset leaves the old, small area: it holds no LVs, so it
+        // is made again with the sized one (its pe_start tells the area's size).
+        let small_area = pv.in_use_without_metadata.is_none()
+            && sized.is_some_and(|area| pv.pe_start_bytes < sizing::pe_start_for(Some(area)));
+        let reinitialise = pv.in_use_without_metadata.is_some() || small_area;
+        if reinitialise {
             actions.push(Action::ReinitializePhysicalVolume {
                 device: observed.partition.devnode.clone(),
-                metadata_area_bytes: sizing::metadata_area_request(observed.partition.size_bytes),
+                metadata_area_bytes: sized,
+                small_area,
             });
         }
         if observed.partition.size_bytes > pv.recorded_device_size {
@@ -250,8 +257,7 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         }
         // The PV stays (unless re-created just above): its own pe_start and
         // metadata area at the end decide the VG's extents.
-        let layout = (pv.in_use_without_metadata.is_none())
-            .then_some((pv.pe_start_bytes, pv.metadata_bytes_at_end));
+        let layout = (!reinitialise).then_some((pv.pe_start_bytes, pv.metadata_bytes_at_end));
         actions.extend(create_vg_and_pool_on(observed, config, layout)?);
         return Ok(Plan {
             reset: None,

@@ -1856,6 +1856,40 @@ fn full_pool_metadata_is_doubled_only_with_room() {
     );
 }
 
+/// An orphan PV (an interrupted reset) on a partition of 4 GiB or more with LVM's
+/// default area holds no LVs: it is made again with the sized area rather than
+/// keeping room for ~1,200 LVs for the node's life. One with the sized area, or on
+/// a small partition, is used as it is.
+#[test]
+fn an_orphan_pv_with_a_small_area_gets_the_sized_one() {
+    let big = Bytes(8 << 30);
+    let observed = orphan_pv(big);
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["pvcreate-ff", "vgcreate", "pool-create"]);
+    assert!(matches!(&plan.actions[0],
+        Action::ReinitializePhysicalVolume { metadata_area_bytes: Some(area), small_area: true, .. }
+            if *area == sizing::sized_metadata_area()));
+    assert!(
+        plan.actions[0]
+            .to_string()
+            .contains("metadata area for 10000 LVs"),
+        "{}",
+        plan.actions[0]
+    );
+    let mut sized = orphan_pv(big);
+    if let Some(pv) = sized.physical_volume.as_mut() {
+        pv.pe_start_bytes = sizing::pe_start_for(sizing::metadata_area_request(big));
+    }
+    assert_eq!(
+        kinds(&planned(&sized, &config())),
+        ["vgcreate", "pool-create"]
+    );
+    assert_eq!(
+        kinds(&planned(&orphan_pv(GIB), &config())),
+        ["vgcreate", "pool-create"]
+    );
+}
+
 /// The kernel grows neither metadata nor data of a pool flagged needs_check (nor
 /// of a read-only one), and a `_tmeta` whose size the kernel does not show was
 /// grown once already without effect: a start writes nothing to the pool, and
