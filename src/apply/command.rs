@@ -160,6 +160,7 @@ pub fn command_line(
         Action::ReinitializePhysicalVolume {
             device,
             metadata_area_bytes,
+            ..
         } => {
             let mut args: Vec<String> = vec!["pvcreate".into(), "-ff".into(), "--yes".into()];
             if let Some(area) = metadata_area_bytes {
@@ -326,6 +327,7 @@ mod tests {
                 Action::ReinitializePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
                     metadata_area_bytes: None,
+                    small_area: false,
                 },
                 "pvcreate -ff --yes /dev/vda1",
             ),

@@ -11,13 +11,13 @@ use crate::observe::snapshot::{
     observe_preflight, observe_resolved, resolve, Expectations, ObserveError, Resolved, Snapshot,
 };
 use crate::observe::state::{Preflight, PreflightFacts};
-use crate::plan::{host_lvm_warnings, needs_preflight, plan, Plan, Refusal};
+use crate::plan::{host_lvm_warnings, needs_preflight, plan, pool_warnings, Plan, Refusal};
 use std::path::Path;
 use thiserror::Error;
 
 /// Rounds of observe → plan → apply before giving up (normally one applies and the
 /// next finds nothing to do; reading a seed ID adds one).
-pub(crate) const MAX_ROUNDS: usize = 4;
+pub(crate) const MAX_ROUNDS: usize = 5;
 
 #[derive(Debug, Error)]
 pub enum ConvergeError {
@@ -192,6 +192,9 @@ pub fn converge_on<M: Machine>(
         timer.lap("plan");
         if round == 0 {
             timer.log();
+            for warning in pool_warnings(&snapshot.observed, config, &plan) {
+                tracing::warn!("{warning}");
+            }
         }
         // An activation that "succeeded" and is needed again did nothing: LVM
         // filtered it out. Say why instead of looping.
@@ -236,6 +239,11 @@ pub fn converge_on<M: Machine>(
                 result => result?,
             }
             applied.push(action.clone());
+            if sizes_later_steps(action, &plan.actions) {
+                // The pool's data extents come from the VG as LVM made it (its
+                // `pe_start` follows the device's I/O hints): plan again.
+                continue 'rounds;
+            }
         }
     }
     let snapshot = machine.observe(&resolved, &expect, timer)?;
@@ -249,6 +257,16 @@ pub fn converge_on<M: Machine>(
     }
     let steps: Vec<String> = leftover.actions.iter().map(ToString::to_string).collect();
     Err(ConvergeError::NotConverged(steps.join("; ")))
+}
+
+/// `vgcreate` followed by the pool in the same plan: the pool was sized from
+/// a predicted VG, and is planned again from the one observed.
+fn sizes_later_steps(action: &crate::plan::Action, plan: &[crate::plan::Action]) -> bool {
+    use crate::plan::Action;
+    matches!(action, Action::CreateVolumeGroup { .. })
+        && plan
+            .iter()
+            .any(|a| matches!(a, Action::CreateThinPool { .. }))
 }
 
 /// Steps that activate something and write no metadata.

@@ -11,7 +11,7 @@ use crate::observe::live::LiveError;
 use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::state::{DevicesFileFacts, LvKind, SatelliteIdReading};
 use crate::observe::vg_dev_dir::VgDevEntry;
-use crate::plan::{plan, Refusal};
+use crate::plan::{plan, Action, Refusal};
 use crate::units::Extents;
 use proptest::prelude::*;
 use std::cell::RefCell;
@@ -141,12 +141,73 @@ fn assert_provisioned(sim: &SimulatedPartition, config: &ProvisionConfig) {
 }
 
 #[test]
-fn a_blank_partition_is_provisioned_in_one_round() {
+fn a_blank_partition_is_provisioned_with_the_pool_sized_from_the_vg_made() {
     let mut bed = Bed::new(SimulatedPartition::blank(GIB));
-    assert_eq!(converged(bed.converge(&config())), (3, 1));
+    // Round 1 sizes the pool from the VG round 0 made.
+    assert_eq!(converged(bed.converge(&config())), (3, 2));
     assert_eq!(bed.log(), [PVCREATE, VGCREATE, POOL_CREATE]);
     assert_eq!(bed.machine.locks_taken, 1);
     assert_provisioned(&bed.state(), &config());
+}
+
+/// LVM's `pe_start` follows the device's I/O hints: a VG with fewer extents than
+/// predicted still gets its pool, sized from the VG observed after `vgcreate`
+/// (an exact `--extents` from the prediction would be refused — after a reset
+/// had destroyed the old VG).
+#[test]
+fn the_pool_fits_a_vg_smaller_than_predicted() {
+    for start in [
+        SimulatedPartition::blank(GIB),
+        SimulatedPartition::provisioned(GIB, "node-02"),
+    ] {
+        let mut start = start;
+        // More than the doubling room the prediction leaves free (2 extents).
+        start.data_alignment_extra = 16 << 20;
+        let mut bed = Bed::new(start);
+        let predicted = match bed.run(&config(), true) {
+            Ok(Outcome::Planned(plan)) => plan.actions.iter().find_map(|a| match a {
+                Action::CreateThinPool { data_extents, .. } => Some(*data_extents),
+                _ => None,
+            }),
+            other => panic!("{other:?}"),
+        };
+        let (_, rounds) = converged(bed.converge(&config()));
+        assert_eq!(rounds, 2);
+        let state = bed.state();
+        assert_provisioned(&state, &config());
+        let made = bed.log().into_iter().find(|c| c.contains("thin-pool"));
+        let four_fewer = predicted.map(|p| format!("--extents {} ", p.count() - 4));
+        assert!(
+            made.as_ref()
+                .zip(four_fewer.as_ref())
+                .is_some_and(|(m, t)| m.contains(t.as_str())),
+            "{made:?} {four_fewer:?}"
+        );
+    }
+}
+
+/// An orphan PV with LVM's default area on 8 GiB (a reset cut off after an older
+/// version's pvcreate) is made again with the sized area, then provisioned.
+#[test]
+fn an_orphan_pv_with_the_default_area_is_made_again_sized() {
+    let mut bed = Bed::new(SimulatedPartition::orphan_pv_with_default_area(8 * GIB));
+    let (_, rounds) = converged(bed.converge(&config()));
+    assert_eq!(rounds, 2);
+    let log = bed.log();
+    assert_eq!(
+        log.first().copied(),
+        Some("pvcreate -ff --yes --metadatasize 17408k /dev/vda1"),
+        "{log:?}"
+    );
+    let state = bed.state();
+    assert_provisioned(&state, &config());
+    let pe_start = state
+        .observed
+        .physical_volume
+        .as_ref()
+        .and_then(|pv| pv.volume_group.as_ref())
+        .map(|vg| vg.pe_start_bytes);
+    assert_eq!(pe_start, Some(crate::units::Bytes(18 << 20)));
 }
 
 #[test]
@@ -175,7 +236,7 @@ fn a_dry_run_plans_and_writes_nothing() {
 #[test]
 fn another_satellite_id_resets_the_partition() {
     let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-02"));
-    assert_eq!(converged(bed.converge(&config())), (6, 1));
+    assert_eq!(converged(bed.converge(&config())), (6, 2));
     assert_eq!(bed.log(), RESET);
     let state = bed.state();
     assert_provisioned(&state, &config());
@@ -243,7 +304,7 @@ fn a_refusal_stops_before_anything_is_written() {
     let mut bed = Bed::new(start);
     assert_eq!(
         converged(bed.converge(&config_for("node-01", true))),
-        (3, 1)
+        (3, 2)
     );
     assert_eq!(
         bed.log()[0],
@@ -447,13 +508,13 @@ fn every_interrupted_state_recovers() {
         "orphan PV (killed after pvcreate or vgremove)",
         SimulatedPartition::orphan_pv(size),
         &[VGCREATE, POOL_CREATE],
-        1,
+        2,
     );
     recovers(
         "PV marked in use, no VG (vgcreate cut off)",
         SimulatedPartition::interrupted_vgcreate(size),
         &["pvcreate -ff --yes /dev/vda1", VGCREATE, POOL_CREATE],
-        1,
+        2,
     );
     recovers(
         "VG without pool (killed after vgcreate)",
@@ -503,13 +564,13 @@ fn every_interrupted_state_recovers() {
         "reset over a pool device a killed removal left",
         unheld,
         &expected.iter().map(String::as_str).collect::<Vec<_>>(),
-        1,
+        2,
     );
     let mut suspended_reset = SimulatedPartition::provisioned(size, "node-02");
     suspended_reset.set_pool_activity(PoolActivity::Suspended);
     let mut expected = vec![POOL_REFRESH];
     expected.extend(RESET);
-    recovers("reset over a suspended pool", suspended_reset, &expected, 1);
+    recovers("reset over a suspended pool", suspended_reset, &expected, 2);
     let mut stale = SimulatedPartition::blank(size);
     stale.add_stale_device("linstor--vg-linstor--pool", None);
     stale.add_stale_device("linstor--vg-lvol0", None);
@@ -522,7 +583,7 @@ fn every_interrupted_state_recovers() {
             VGCREATE,
             POOL_CREATE,
         ],
-        1,
+        2,
     );
     let mut folder = SimulatedPartition::orphan_pv(size);
     folder.set_vg_folder(vec![dangling_link("linstor-pool")]);
@@ -534,7 +595,7 @@ fn every_interrupted_state_recovers() {
             VGCREATE,
             POOL_CREATE,
         ],
-        1,
+        2,
     );
     // In a reset LVM removes its own links; the folder step finds nothing left.
     let mut reset_folder = SimulatedPartition::provisioned(size, "node-02");
@@ -549,14 +610,14 @@ fn every_interrupted_state_recovers() {
         VGCREATE,
         POOL_CREATE,
     ]);
-    recovers("reset with /dev/linstor-vg", reset_folder, &expected, 1);
+    recovers("reset with /dev/linstor-vg", reset_folder, &expected, 2);
     let mut untagged = SimulatedPartition::volume_group(size, VG, "x");
     untagged.vg_mut().satellite_id = SatelliteIdReading::Absent;
     recovers(
         "our VG name, no ID recorded (tag missing)",
         untagged,
         &RESET[1..],
-        1,
+        2,
     );
     recovers(
         "seed layout, same ID: adopted",
@@ -578,7 +639,7 @@ fn every_interrupted_state_recovers() {
         "seed LV inactive, another ID: activated, read, reset",
         SimulatedPartition::seed_layout(size, "node-02", SatelliteIdReading::SeedLvInactive),
         &[&[SEED_ACTIVATE][..], &RESET[..]].concat(),
-        2,
+        3,
     );
     recovers(
         "seed LV device never loaded",
@@ -644,7 +705,7 @@ fn the_devices_file_is_kept_in_step() {
             POOL_CREATE,
             "lvmdevices --adddev /dev/vda1",
         ],
-        1,
+        2,
     );
     // A listed PV is taken out before it is destroyed, the new one entered.
     let mut reset = SimulatedPartition::provisioned(GIB, "node-02");
@@ -663,7 +724,7 @@ fn the_devices_file_is_kept_in_step() {
     {
         panic!("{e}");
     }
-    assert_eq!(converged(bed.converge(&config())), (8, 1));
+    assert_eq!(converged(bed.converge(&config())), (8, 2));
     let log = bed.log();
     assert_eq!(
         log[2],
@@ -1005,7 +1066,7 @@ fn a_removal_finding_its_device_changed_observes_again_before_anything_else() {
             POOL_CREATE
         ]
     );
-    assert_eq!(rounds, 2);
+    assert_eq!(rounds, 3);
     assert_provisioned(&bed.state(), &config());
 }
 

@@ -96,6 +96,9 @@ pub struct SimulatedPartition {
     next_uuid: u32,
     /// Where the extents of the PV `pvcreate` made start (after its metadata area).
     pe_start: u64,
+    /// What the device's I/O hints add to `pe_start` beyond LVM's 1 MiB default
+    /// alignment (`set_pe_align`): a RAID's optimal I/O size, say.
+    pub data_alignment_extra: u64,
 }
 
 impl SimulatedPartition {
@@ -125,6 +128,7 @@ impl SimulatedPartition {
             stale_pool_superblock: None,
             next_uuid: 0,
             pe_start: PE_START,
+            data_alignment_extra: 0,
         }
     }
 
@@ -184,6 +188,18 @@ impl SimulatedPartition {
             device: PathBuf::from(DEVNODE),
             overwrite_signature: None,
             metadata_area_bytes: crate::plan::sizing::metadata_area_request(bytes(size)),
+        });
+        sim
+    }
+
+    /// An orphan PV with LVM's default metadata area, as a reset by an older
+    /// version leaves it when cut off after `pvcreate`.
+    pub fn orphan_pv_with_default_area(size: u64) -> Self {
+        let mut sim = Self::blank(size);
+        sim.apply(&Action::CreatePhysicalVolume {
+            device: PathBuf::from(DEVNODE),
+            overwrite_signature: None,
+            metadata_area_bytes: None,
         });
         sim
     }
@@ -715,7 +731,7 @@ impl SimulatedPartition {
             .and_then(|size| size.strip_suffix('k'))
             .and_then(|k| k.parse::<u128>().ok())
             .map(|k| Bytes(k * 1024));
-        self.pe_start = whole(crate::plan::sizing::pe_start_for(area));
+        self.pe_start = whole(crate::plan::sizing::pe_start_for(area)) + self.data_alignment_extra;
         let uuid = self.new_uuid("pv");
         self.forget_devices_file_entry();
         self.observed.foreign_signature = None;

@@ -183,9 +183,9 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
         line(
             "metadata area",
             format!(
-                "{}, largest VG text {}, {} used ({}%)",
+                "{}, largest VG text {} (within the default io_memory_size), {} used ({}%)",
                 human_size(Bytes::from(area.size_bytes)),
-                human_size(Bytes::from(area.largest_text_bytes)),
+                human_size(Bytes::from(area.usable_text_bytes)),
                 human_size(Bytes::from(area.text_bytes)),
                 area.used_percent
             ),

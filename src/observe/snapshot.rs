@@ -395,6 +395,8 @@ pub fn observe_resolved(
             PoolMetadataUsage {
                 used_bytes: u.metadata_used_bytes,
                 total_bytes: u.metadata_total_bytes,
+                mode: u.mode,
+                needs_check: u.needs_check,
             }
         }),
     };

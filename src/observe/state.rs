@@ -1,6 +1,7 @@
 //! The plain-data picture of one partition that the planner works from. Built by
 //! [`super::snapshot::observe_partition`] from the native readers; built by hand in tests.
 pub use super::host_lvm_facts::{DevicesFileFacts, FilterRejection, HostLvmFacts, VgLocking};
+pub use super::live::ThinPoolMode;
 use super::lvm::LvmUuid;
 pub use super::preflight::{ForeignSignature, Preflight, PreflightFacts};
 use super::vg_dev_dir::VgDevDir;
@@ -61,11 +62,15 @@ pub struct PartitionFacts {
     pub size_bytes: Bytes,
 }
 
-/// Used and total bytes of a thin pool's metadata device.
+/// Used and total bytes of a thin pool's metadata device, as the kernel reports
+/// them, with the pool's mode and `needs_check` flag: the kernel grows neither
+/// the metadata nor the data of a pool flagged `needs_check`, whatever LVM commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PoolMetadataUsage {
     pub used_bytes: Bytes,
     pub total_bytes: Bytes,
+    pub mode: ThinPoolMode,
+    pub needs_check: bool,
 }
 
 impl PoolMetadataUsage {

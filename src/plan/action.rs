@@ -35,12 +35,16 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         metadata_area_bytes: Option<Bytes>,
     },
-    /// `pvcreate` again over a PV an interrupted `vgcreate` left marked in use.
+    /// `pvcreate` again over a PV an interrupted `vgcreate` left marked in use, or
+    /// over an orphan PV (no LVs) with an area smaller than this tool makes.
     ReinitializePhysicalVolume {
         device: PathBuf,
         /// As for [`Action::CreatePhysicalVolume`].
         #[serde(skip_serializing_if = "Option::is_none")]
         metadata_area_bytes: Option<Bytes>,
+        /// Why: an orphan PV's small area (not part of the JSON).
+        #[serde(skip)]
+        small_area: bool,
     },
     /// Remove a thin pool with no thin volumes whose metadata device holds an
     /// earlier pool's superblock (`lvremove` deactivates it first); it is then
@@ -206,6 +210,16 @@ impl fmt::Display for Action {
                 ),
                 None => write!(f, "create physical volume on {}", device.display()),
             },
+            Action::ReinitializePhysicalVolume {
+                device,
+                small_area: true,
+                ..
+            } => write!(
+                f,
+                "re-create physical volume on {} with a metadata area for {} LVs (it holds no volume group, and its area is smaller)",
+                device.display(),
+                super::sizing::PLANNED_LVS
+            ),
             Action::ReinitializePhysicalVolume { device, .. } => write!(
                 f,
                 "re-create physical volume on {} (an interrupted vgcreate left it marked in use, with no volume group)",

@@ -3,6 +3,7 @@
 //! nothing may be written. Almost all decisions of the tool live here.
 mod action;
 mod host_lvm;
+mod pool_health;
 pub(crate) mod pool_preconditions;
 mod preflight;
 mod refusal;
@@ -14,6 +15,7 @@ mod torn;
 
 pub use action::Action;
 pub use host_lvm::host_lvm_warnings;
+pub use pool_health::pool_warnings;
 pub use preflight::{needs_facts as needs_preflight, writes};
 pub use refusal::Refusal;
 
@@ -245,10 +247,17 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         // (proved above) a vgcreate was cut off before its first commit.
         ensure_vg_name_free(observed, config)?;
         let mut actions = Vec::new();
-        if pv.in_use_without_metadata.is_some() {
+        let sized = sizing::metadata_area_request(observed.partition.size_bytes);
+        // An interrupted reset leaves the old, small area: it holds no LVs, so it
+        // is made again with the sized one (its pe_start tells the area's size).
+        let small_area = pv.in_use_without_metadata.is_none()
+            && sized.is_some_and(|area| pv.pe_start_bytes < sizing::pe_start_for(Some(area)));
+        let reinitialise = pv.in_use_without_metadata.is_some() || small_area;
+        if reinitialise {
             actions.push(Action::ReinitializePhysicalVolume {
                 device: observed.partition.devnode.clone(),
-                metadata_area_bytes: sizing::metadata_area_request(observed.partition.size_bytes),
+                metadata_area_bytes: sized,
+                small_area,
             });
         }
         if observed.partition.size_bytes > pv.recorded_device_size {
@@ -260,8 +269,7 @@ fn plan_lvm(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Pl
         }
         // The PV stays (unless re-created just above): its own pe_start and
         // metadata area at the end decide the VG's extents.
-        let layout = (pv.in_use_without_metadata.is_none())
-            .then_some((pv.pe_start_bytes, pv.metadata_bytes_at_end));
+        let layout = (!reinitialise).then_some((pv.pe_start_bytes, pv.metadata_bytes_at_end));
         actions.extend(create_vg_and_pool_on(observed, config, layout)?);
         return Ok(Plan {
             reset: None,
@@ -556,11 +564,7 @@ fn create_pool(
         return Err(Refusal::PoolCannotBeCreated {
             device: observed.partition.devnode.clone(),
             volume_group: config.volume_group.to_string(),
-            why: Box::new(pool_preconditions::PoolObstacle::PartitionTooSmall {
-                free: u128::from(available.count()),
-                extent: extent.bytes(),
-                needed: 3,
-            }),
+            why: Box::new(no_layout_why(available, extent, config.chunk_size_bytes)),
         });
     };
     Ok(Action::CreateThinPool {
@@ -571,6 +575,32 @@ fn create_pool(
         data_extents: layout.data,
         metadata_bytes,
     })
+}
+
+/// Why [`sizing::pool_layout`] found no layout: a chunk larger than the data LV
+/// that LVM's own metadata estimate leaves, or too few extents.
+fn no_layout_why(
+    available: Extents,
+    extent: ExtentSize,
+    chunk: Option<Bytes>,
+) -> pool_preconditions::PoolObstacle {
+    let all = available.checked_mul(extent).unwrap_or(Bytes(0));
+    let chunk = chunk.unwrap_or_else(|| sizing::policy_chunk_size(all));
+    let data_lv = sizing::lvm_metadata_estimate(all, chunk)
+        .and_then(|m| extent.extents_covering(m))
+        .and_then(|m| available.checked_sub(m.checked_times(2)?))
+        .filter(|d| !d.is_zero())
+        .and_then(|d| d.checked_mul(extent));
+    match data_lv {
+        Some(data) if data < chunk => {
+            pool_preconditions::PoolObstacle::ChunkLargerThanData { chunk, data }
+        }
+        _ => pool_preconditions::PoolObstacle::PartitionTooSmall {
+            free: u128::from(available.count()),
+            extent: extent.bytes(),
+            needed: 3,
+        },
+    }
 }
 
 fn reset(
@@ -1039,6 +1069,14 @@ fn grow_pool(
         ),
     }
     };
+    let blocked = observed.pool_metadata_usage.as_ref().and_then(|usage| {
+        pool_health::growth_blocked(&vg.name, &config.pool, usage, *metadata_size_bytes)
+    });
+    if blocked.is_some() {
+        // Logged by `pool_warnings`; growing it now would commit what the kernel
+        // does not take.
+        return Ok(Vec::new());
+    }
     let mut actions = Vec::new();
     let mut metadata = extent
         .extents_covering(*metadata_size_bytes)
@@ -1054,7 +1092,7 @@ fn grow_pool(
     if let Some(usage) = &observed.pool_metadata_usage {
         let used_percent = usage.used_percent();
         let to = sizing::doubled(metadata, extent).ok_or_else(too_big)?;
-        if used_percent >= 75 && to > metadata {
+        if used_percent >= pool_health::DOUBLE_AT_PERCENT && to > metadata {
             let (cost, spare_after) = growth(metadata, spare, to).ok_or_else(too_big)?;
             if cost <= free {
                 actions.push(Action::GrowFullPoolMetadata {

@@ -203,12 +203,6 @@ fn capacity_obstacle(
         .chunk_size_bytes
         .unwrap_or_else(|| super::sizing::policy_chunk_size(Bytes(data)))
         .0;
-    if chunk > data {
-        return Some(PoolObstacle::ChunkLargerThanData {
-            chunk: Bytes(chunk),
-            data: Bytes(data),
-        });
-    }
     // The least `plan::sizing::pool_layout` falls back to: LVM's own estimate.
     let metadata_extents = pool_metadata_extents(free_extents, extent_size, Bytes(chunk))
         .map_or(0, |extents| u128::from(extents.count()));
@@ -217,6 +211,15 @@ fn capacity_obstacle(
             free,
             extent: Bytes(extent),
             needed: 2 * metadata_extents + 1,
+        });
+    }
+    // LVM compares the chunk with the data LV, not with all free space: the
+    // largest data LV is what that least layout leaves (metadata and spare off).
+    let data_lv = (free - 2 * metadata_extents) * extent;
+    if chunk > data_lv {
+        return Some(PoolObstacle::ChunkLargerThanData {
+            chunk: Bytes(chunk),
+            data: Bytes(data_lv),
         });
     }
     // LVM compares in whole extents: max_data / extent < free extents.
@@ -291,6 +294,17 @@ mod tests {
             capacity(600 * MIB, None, "1G"),
             Some(PoolObstacle::ChunkLargerThanData { .. })
         ));
+        // 1 GiB of free space, but the data LV is what metadata and spare leave:
+        // 1 MiB pe_start + 257 extents, 2 of them metadata and spare.
+        let free = MIB + 257 * 4 * MIB;
+        assert_eq!(
+            capacity(free, None, "1G"),
+            Some(PoolObstacle::ChunkLargerThanData {
+                chunk: Bytes(GIB),
+                data: Bytes(255 * 4 * MIB),
+            })
+        );
+        assert_eq!(capacity(free + 8 * MIB, None, "1G"), None);
     }
 
     #[test]

@@ -43,6 +43,20 @@ pub fn largest_text_bytes(area_bytes: u64) -> u64 {
     (area_bytes.saturating_sub(MDA_HEADER_BYTES) / 2).saturating_sub(512)
 }
 
+/// LVM reads and writes metadata through its block cache, `io_memory_size`
+/// (8192 KiB by default: 64 blocks of 128 KiB). LVM 2.03.16 warns "metadata may
+/// not be usable with current io_memory_size" once the largest text plus 1 MiB
+/// exceeds the cache (`label_scan`, lib/label/label.c), and a text larger than
+/// the cache cannot be read or written at all. With LVM's default that is 7 MiB
+/// of text, less than the sized area's rule: what an area holds in practice is the
+/// smaller of the two.
+pub const IO_MEMORY_TEXT_LIMIT_BYTES: u64 = (8192 - 1024) << 10;
+
+/// The text an area of `area_bytes` holds without LVM's io_memory_size warning.
+pub fn usable_text_bytes(area_bytes: u64) -> u64 {
+    largest_text_bytes(area_bytes).min(IO_MEMORY_TEXT_LIMIT_BYTES)
+}
+
 /// The area two copies of `text_bytes` need, by the same rule.
 fn area_for_text(text_bytes: u64) -> u64 {
     2 * (text_bytes + 512) + MDA_HEADER_BYTES
@@ -75,7 +89,10 @@ pub fn pe_start_for(request: Option<Bytes>) -> Bytes {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MetadataAreaUse {
     pub size_bytes: u64,
+    /// The area's rule (two copies).
     pub largest_text_bytes: u64,
+    /// What it holds in practice: at most [`IO_MEMORY_TEXT_LIMIT_BYTES`].
+    pub usable_text_bytes: u64,
     pub text_bytes: u64,
     pub used_percent: u64,
     /// ≥ 50% used, or an area smaller than this tool makes: what to do.
@@ -90,7 +107,7 @@ pub fn metadata_area_use(
     lvs: usize,
     partition: Bytes,
 ) -> MetadataAreaUse {
-    let largest = largest_text_bytes(size_bytes);
+    let largest = usable_text_bytes(size_bytes);
     let used_percent = (u128::from(text_bytes) * 100)
         .checked_div(u128::from(largest))
         .map_or(100, |p| u64::try_from(p).unwrap_or(u64::MAX));
@@ -104,7 +121,7 @@ pub fn metadata_area_use(
     // What LVM makes of the request: the area up to pe_start, 4 KiB in.
     let sized = metadata_area_request(partition)
         .and_then(|area| u64::try_from(pe_start_for(Some(area)).0 - 4096).ok())
-        .map_or(0, largest_text_bytes);
+        .map_or(0, usable_text_bytes);
     let warning = if used_percent >= 50 {
         Some(format!(
             "the VG metadata area is {used_percent}% used ({text_bytes} of {largest} bytes, room for about {fits} LVs in all): when it is full LVM refuses every new volume and snapshot. An area cannot grow in place; move the volumes off this node and reset it (a new SATELLITE_ID) to get an area for {PLANNED_LVS} LVs"
@@ -118,7 +135,8 @@ pub fn metadata_area_use(
     };
     MetadataAreaUse {
         size_bytes,
-        largest_text_bytes: largest,
+        largest_text_bytes: largest_text_bytes(size_bytes),
+        usable_text_bytes: largest,
         text_bytes,
         used_percent,
         warning,
@@ -218,9 +236,10 @@ pub fn pool_layout(free: Extents, extent: ExtentSize, chunk: Option<Bytes>) -> O
         } else {
             Extents::ZERO
         };
+        // LVM refuses a data LV smaller than one chunk: the next tier, then.
         let data = free
             .checked_sub(metadata.checked_add(spare)?.checked_add(reserve)?)
-            .filter(|d| !d.is_zero())?;
+            .filter(|d| !d.is_zero() && d.checked_mul(extent).is_some_and(|b| b >= chunk))?;
         Some(PoolLayout {
             chunk,
             metadata,
@@ -266,8 +285,17 @@ mod tests {
         let big = (18 << 20) - 4096;
         let fine = metadata_area_use(big, 1 << 20, 2000, Bytes(TIB));
         assert_eq!(fine.warning, None);
-        assert_eq!(fine.used_percent, 11);
-        let half = metadata_area_use(big, 4_800_000, 10_000, Bytes(TIB));
+        // Of the 7 MiB io_memory_size allows, not the area's 9,434,368 bytes.
+        assert_eq!(
+            (fine.largest_text_bytes, fine.usable_text_bytes),
+            (9_434_368, 7 << 20)
+        );
+        assert_eq!(fine.used_percent, 14);
+        assert_eq!(
+            metadata_area_use(big, 3_600_000, 8_300, Bytes(TIB)).warning,
+            None
+        );
+        let half = metadata_area_use(big, 3_670_016, 8_500, Bytes(TIB));
         assert!(half.warning.is_some_and(|w| w.contains("50% used")));
         let small = metadata_area_use(1_044_480, 10_000, 3, Bytes(TIB));
         assert!(small.warning.is_some_and(|w| w.contains("reset")));
@@ -338,6 +366,14 @@ mod tests {
             Some((Extents::ZERO, Extents::new(1)))
         );
         assert_eq!(pool_layout(Extents::new(2), e, None), None);
+        // A 1 GiB chunk over 259 extents: the doubling room would leave the data
+        // LV 255 extents (< 1 GiB), so the layout goes without it.
+        let big_chunk = pool_layout(Extents::new(259), e, Some(Bytes(GIB)));
+        assert_eq!(
+            big_chunk.map(|l| (l.reserve, l.data)),
+            Some((Extents::ZERO, Extents::new(257)))
+        );
+        assert_eq!(pool_layout(Extents::new(257), e, Some(Bytes(GIB))), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::config::{ProvisionConfig, ProvisionInputs};
 use crate::observe::lvm::LvmUuid;
 use crate::observe::state::{
     InUseWithoutMetadata, OwnMetadataAreas, PartitionFacts, PoolMetadataUsage, PvFacts,
-    StaleDevice, VgListingPv,
+    StaleDevice, ThinPoolMode, VgListingPv,
 };
 use crate::units::{ExtentSize, Sectors};
 use std::path::PathBuf;
@@ -1825,6 +1825,8 @@ fn full_pool_metadata_is_doubled_only_with_room() {
         Some(PoolMetadataUsage {
             used_bytes: Bytes((EXTENT.0 * percent).div_ceil(100)),
             total_bytes: EXTENT,
+            mode: ThinPoolMode::ReadWrite,
+            needs_check: false,
         })
     };
     let mut full = provisioned(tag("node-01"));
@@ -1856,6 +1858,113 @@ fn full_pool_metadata_is_doubled_only_with_room() {
     assert_eq!(
         kinds(&planned(&full, &config())),
         vec!["lvextend-full-metadata", "pool-extend"]
+    );
+}
+
+/// An orphan PV (an interrupted reset) on a partition of 4 GiB or more with LVM's
+/// default area holds no LVs: it is made again with the sized area rather than
+/// keeping room for ~1,200 LVs for the node's life. One with the sized area, or on
+/// a small partition, is used as it is.
+#[test]
+fn an_orphan_pv_with_a_small_area_gets_the_sized_one() {
+    let big = Bytes(8 << 30);
+    let observed = orphan_pv(big);
+    let plan = planned(&observed, &config());
+    assert_eq!(kinds(&plan), ["pvcreate-ff", "vgcreate", "pool-create"]);
+    assert!(matches!(&plan.actions[0],
+        Action::ReinitializePhysicalVolume { metadata_area_bytes: Some(area), small_area: true, .. }
+            if *area == sizing::sized_metadata_area()));
+    assert!(
+        plan.actions[0]
+            .to_string()
+            .contains("metadata area for 10000 LVs"),
+        "{}",
+        plan.actions[0]
+    );
+    let mut sized = orphan_pv(big);
+    if let Some(pv) = sized.physical_volume.as_mut() {
+        pv.pe_start_bytes = sizing::pe_start_for(sizing::metadata_area_request(big));
+    }
+    assert_eq!(
+        kinds(&planned(&sized, &config())),
+        ["vgcreate", "pool-create"]
+    );
+    assert_eq!(
+        kinds(&planned(&orphan_pv(GIB), &config())),
+        ["vgcreate", "pool-create"]
+    );
+}
+
+/// The kernel grows neither metadata nor data of a pool flagged needs_check (nor
+/// of a read-only one), and a `_tmeta` whose size the kernel does not show was
+/// grown once already without effect: a start writes nothing to the pool, and
+/// logs why, naming the repair.
+#[test]
+fn a_pool_the_kernel_will_not_grow_is_left_alone_and_named() {
+    let usage = |percent: u128, total: Bytes, mode, needs_check| {
+        Some(PoolMetadataUsage {
+            used_bytes: Bytes((total.0 * percent).div_ceil(100)),
+            total_bytes: total,
+            mode,
+            needs_check,
+        })
+    };
+    let mut full = provisioned(tag("node-01"));
+    vg_mut(&mut full).free_extents = Extents::new(10);
+    full.pool_metadata_usage = usage(90, EXTENT, ThinPoolMode::ReadWrite, false);
+    let growing = planned(&full, &config());
+    assert_eq!(
+        kinds(&growing),
+        vec!["lvextend-full-metadata", "pool-extend"]
+    );
+    assert!(pool_warnings(&full, &config(), &growing).is_empty());
+    for (mode, needs_check, says) in [
+        (ThinPoolMode::ReadWrite, true, "needs_check"),
+        (ThinPoolMode::ReadOnly, false, "read-only"),
+    ] {
+        full.pool_metadata_usage = usage(90, EXTENT, mode, needs_check);
+        let plan = planned(&full, &config());
+        assert!(plan.is_empty(), "{says}: {:?}", plan.actions);
+        let warnings = pool_warnings(&full, &config(), &plan);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains(says), "{warnings:?}");
+        assert!(
+            warnings[0].contains("lvconvert --repair linstor-vg/linstor-pool"),
+            "{warnings:?}"
+        );
+    }
+    // LVM's `_tmeta` was doubled, the kernel still uses the old size: no second
+    // doubling on top, whatever the use.
+    full.pool_metadata_usage = usage(95, Bytes(EXTENT.0 / 2), ThinPoolMode::ReadWrite, false);
+    let plan = planned(&full, &config());
+    assert!(plan.is_empty(), "{:?}", plan.actions);
+    let warnings = pool_warnings(&full, &config(), &plan);
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("did not reach the kernel"),
+        "{warnings:?}"
+    );
+    // Out of data space is the state growing the data cures: the pool grows.
+    full.pool_metadata_usage = usage(10, EXTENT, ThinPoolMode::OutOfDataSpace, false);
+    assert_eq!(kinds(&planned(&full, &config())), vec!["pool-extend"]);
+}
+
+/// A start that finds the metadata at 75% or more and cannot double it says so
+/// (status alone used to).
+#[test]
+fn full_metadata_without_room_is_logged() {
+    let mut full = provisioned(tag("node-01"));
+    full.pool_metadata_usage = Some(PoolMetadataUsage {
+        used_bytes: Bytes((EXTENT.0 * 8).div_ceil(10)),
+        total_bytes: EXTENT,
+        mode: ThinPoolMode::ReadWrite,
+        needs_check: false,
+    });
+    let plan = planned(&full, &config());
+    assert!(plan.is_empty());
+    let warnings = pool_warnings(&full, &config(), &plan);
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("80% used") && warnings[0].contains("no room"),
+        "{warnings:?}"
     );
 }
 
