@@ -11,9 +11,16 @@ use vmtest::{DiskSpec, GuestRun};
 
 /// The steps measuring one start: the flush counter before and after it, the start at
 /// debug level (every LVM command line and every flush is logged).
+///
+/// The disk is settled first: dm-thin commits its metadata on its own (every second
+/// after a change, with a flush), and a commit due from the previous start's pool
+/// work is the kernel's, not this start's. `settle` waits until the disk's write and
+/// flush counters stay still for over a second (at most ~12 s, else the step fails).
 fn measured(name: &str, id: &str) -> String {
     format!(
-        "step {name}-before cat /sys/block/vda/stat\n\
+        "settle() {{ a=$(awk '{{print $7, $16}}' $1); n=0; while [ $n -lt 10 ]; do sleep 1.2; b=$(awk '{{print $7, $16}}' $1); [ \"$a\" = \"$b\" ] && return 0; a=$b; n=$((n+1)); done; return 1; }}\n\
+         step {name}-settle settle /sys/block/vda/stat\n\
+         step {name}-before cat /sys/block/vda/stat\n\
          step {name} env LOG_LEVEL=debug $LPD $P --satellite-id {id}\n\
          step {name}-after cat /sys/block/vda/stat\n"
     )
@@ -56,6 +63,7 @@ struct Measured {
 }
 
 fn measure(run: &GuestRun, name: &str) -> Measured {
+    run.expect_success(&format!("{name}-settle"));
     let step = expect_provisioned(run, name);
     let commands: Vec<&str> = step
         .stderr

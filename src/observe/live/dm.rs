@@ -535,8 +535,10 @@ pub fn thin_pool_usage(dm_name: &str) -> Result<ThinPoolUsage, LiveError> {
             DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
         )
         .map_err(|e| dm_error("table", Some(dm_name), e))?;
+    // DM_NOFLUSH: without it dm-thin commits its metadata before reporting (a write
+    // and a cache flush on the partition), and a steady start must write nothing.
     let (_, status) = dm
-        .table_status(&id, DmOptions::default())
+        .table_status(&id, DmOptions::default().set_flags(DmFlags::DM_NOFLUSH))
         .map_err(|e| dm_error("status", Some(dm_name), e))?;
     let to_live = |source: DmParseError| LiveError::Parse {
         dm_name: dm_name.to_owned(),
