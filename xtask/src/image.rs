@@ -47,10 +47,11 @@ pub const IMAGE_SUBDIR: &str = "image";
 pub const ROOTFS_SUBDIR: &str = "rootfs";
 
 /// No variant's uncompressed layer may grow beyond this (checked after every build,
-/// for each architecture). Measured for amd64: 12,304,384 bytes (11.73 MiB): the
-/// binary 4.81 MiB, thin_check's pdata_tools 1.31 MiB, its libraries and loader
-/// 5.31 MiB, licence texts 0.26 MiB.
-pub const SIZE_BUDGET_BYTES: u64 = 12 * 1024 * 1024;
+/// for each architecture). Measured for amd64 at 0.1.0: 12,614,144 bytes (12.03 MiB):
+/// the binary 4.95 MiB (metrics, torn-metadata recovery, sizing and the direct GPT
+/// read added 0.17 MiB), thin_check's pdata_tools 1.31 MiB, its libraries and loader
+/// 5.31 MiB, licence texts 0.26 MiB, the rest the image's own files.
+pub const SIZE_BUDGET_BYTES: u64 = 12 * 1024 * 1024 + 512 * 1024;
 
 /// Runtime settings of the image; the Dockerfile's final stage declares the same.
 pub const ENV: &[&str] = &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
