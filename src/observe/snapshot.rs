@@ -291,16 +291,17 @@ pub fn observe_resolved(
         vg_dev_dir: match expect.volume_group {
             None => VgDevDir::Absent,
             // The VG of this name is the one here: its links are LVM's for it, and
-            // the planner reads only what else the folder holds (a reset's
-            // `vgcreate`). Elsewhere the links are followed: they tell leftovers
-            // from a VG of that name active on another device.
+            // only a plan that writes (a reset's `vgcreate`) reads where they lead:
+            // a link that is not LVM's is refused before the reset removes anything.
+            // Elsewhere the links are followed: they tell leftovers from a VG of that
+            // name active on another device.
             Some(name) => read_vg_dev_dir(
                 Path::new("/dev"),
                 name,
-                if vg.is_some_and(|vg| vg.name == name) {
-                    Follow::No
-                } else {
-                    Follow::TargetAndDevice
+                match (vg.is_some_and(|vg| vg.name == name), expect.every_lv_state) {
+                    (true, false) => Follow::No,
+                    (true, true) => Follow::TargetOnly,
+                    (false, _) => Follow::TargetAndDevice,
                 },
             )
             .map_err(|source| ObserveError::Leftovers {

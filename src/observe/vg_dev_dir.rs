@@ -133,6 +133,24 @@ pub fn reaches_live_device(link: &Path) -> bool {
     }
 }
 
+/// What LVM (or udev) makes in `/dev/<vg>`: `lv -> /dev/mapper/<vg>-<lv>` (LVM,
+/// with `udev_rules = 0`; hyphens in the names doubled) or `lv -> ../dm-N` (udev).
+pub fn is_lv_link(vg: &str, target: &Path) -> bool {
+    let Some(file) = target.file_name().and_then(|f| f.to_str()) else {
+        return false;
+    };
+    if let Some(number) = file.strip_prefix("dm-") {
+        return !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+    }
+    let in_mapper = target
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|dir| dir == "mapper");
+    // The VG/LV separator is the first single hyphen; LV names never start with `-`.
+    let lv_part = file.strip_prefix(&format!("{}-", vg.replace('-', "--")));
+    in_mapper && lv_part.is_some_and(|lv| !lv.is_empty() && !lv.starts_with('-'))
+}
+
 fn entry_name(entry: &VgDevEntry) -> &str {
     match entry {
         VgDevEntry::Symlink { name, .. }

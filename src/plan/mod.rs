@@ -25,7 +25,7 @@ use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PvFacts,
     SatelliteIdReading, VgFacts, VgLocking,
 };
-use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
+use crate::observe::vg_dev_dir::{is_lv_link, VgDevDir, VgDevEntry};
 use crate::satellite_id;
 use crate::units::{Bytes, CheckedSub, DeviceRange, ExtentSize, Extents};
 use serde::Serialize;
@@ -178,6 +178,34 @@ fn clear_volume_group_path(
                     volume_group: config.volume_group.to_string(),
                     path: path.clone(),
                     found: format!("it holds {}, which are not symlinks", foreign.join(", ")),
+                });
+            }
+            // Links LVM (or udev) did not make: someone else's, never cleared. A link
+            // whose target was not read cannot be judged: refused, not removed (a
+            // plan that writes is always observed with the targets read).
+            let not_lvms: Vec<String> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    VgDevEntry::Symlink { name, target, .. }
+                        if !is_lv_link(&config.volume_group, target) =>
+                    {
+                        Some(format!("`{name}` -> {}", target.display()))
+                    }
+                    VgDevEntry::LinkNotFollowed { name } => {
+                        Some(format!("`{name}` (a link whose target was not read)"))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !not_lvms.is_empty() {
+                return Err(Refusal::VolumeGroupPathTaken {
+                    volume_group: config.volume_group.to_string(),
+                    path: path.clone(),
+                    found: format!(
+                        "it holds {}, which are not links to device-mapper devices of volume group {}",
+                        not_lvms.join(", "),
+                        config.volume_group
+                    ),
                 });
             }
             // Links that still reach a device belong to a live VG of that name — one

@@ -695,6 +695,52 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
         plan_result(&live),
         Err(Refusal::VolumeGroupPathTaken { found, .. }) if found.contains("data")
     ));
+    // Links LVM did not make (into another VG's names, to a disk), or links whose
+    // target was not read: refused before vgcreate, in a reset as on a blank PV.
+    for foreign in [
+        VgDevEntry::Symlink {
+            name: "pool".into(),
+            target: PathBuf::from("/dev/mapper/linstor--vg2-pool"),
+            resolves: false,
+        },
+        VgDevEntry::Symlink {
+            name: "254:0".into(),
+            target: PathBuf::from("../vda"),
+            resolves: false,
+        },
+        VgDevEntry::LinkNotFollowed {
+            name: "pvc-1_00000".into(),
+        },
+    ] {
+        for mut start in [orphan_pv(GIB), provisioned(tag("node-02"))] {
+            start.leftovers.vg_dev_dir = folder(vec![foreign.clone()]);
+            let refused = plan_result(&start);
+            assert!(
+                matches!(&refused, Err(Refusal::VolumeGroupPathTaken { found, .. })
+                    if found.contains("not links to device-mapper devices")),
+                "{foreign:?}: {refused:?}"
+            );
+        }
+        // Kept, the VG's folder is LVM's business, whatever it holds.
+        let mut steady = provisioned(tag("node-01"));
+        steady.leftovers.vg_dev_dir = folder(vec![foreign]);
+        assert!(planned(&steady, &config()).is_empty());
+    }
+    // `linstor-vg` is not a prefix of `linstor--vg2-…` once hyphens are doubled, and
+    // VG `a`'s prefix `a-` also starts VG `a-b`'s `a--b-lv`.
+    use crate::observe::vg_dev_dir::is_lv_link;
+    use std::path::Path;
+    assert!(is_lv_link(
+        "linstor-vg",
+        Path::new("/dev/mapper/linstor--vg-linstor--pool")
+    ));
+    assert!(is_lv_link("linstor-vg", Path::new("../dm-12")));
+    assert!(!is_lv_link(
+        "linstor-vg",
+        Path::new("/dev/mapper/linstor--vg2-pool")
+    ));
+    assert!(!is_lv_link("a", Path::new("/dev/mapper/a--b-lv")));
+    assert!(is_lv_link("a", Path::new("/dev/mapper/a-lv")));
     observed.leftovers.vg_dev_dir = VgDevDir::NotAFolder {
         path: PathBuf::from("/dev/linstor-vg"),
     };

@@ -19,7 +19,7 @@
 
 use serde::Serialize;
 
-use super::text::{Section, Value};
+use super::text::{Node, Section, Value};
 use super::uuid::LvmUuid;
 use super::LvmReadError;
 use crate::units::{ExtentSize, Extents, Sectors};
@@ -260,11 +260,8 @@ impl LvInMetadata {
 }
 
 /// Builds typed metadata from a parsed text tree.
-pub fn from_tree(root: &Section) -> Result<VgMetadata, LvmReadError> {
-    let top = Ctx {
-        path: String::new(),
-        s: root,
-    };
+pub fn from_tree(root: &Section<'_>) -> Result<VgMetadata, LvmReadError> {
+    let top = Ctx::root("", root);
     match top.s.value("contents") {
         Some(Value::Str(c)) if c == "Text Format Volume Group" => {}
         other => return Err(top.err("contents", describe(other), "\"Text Format Volume Group\"")),
@@ -284,10 +281,7 @@ pub fn from_tree(root: &Section) -> Result<VgMetadata, LvmReadError> {
             "exactly one VG section",
         ));
     }
-    let vg = Ctx {
-        path: name.to_owned(),
-        s: vg,
-    };
+    let vg = Ctx::root(name, vg);
     let mut physical_volumes = Vec::new();
     if let Some(pvs) = vg.opt_section("physical_volumes")? {
         for (key, s) in pvs.s.sections() {
@@ -296,6 +290,7 @@ pub fn from_tree(root: &Section) -> Result<VgMetadata, LvmReadError> {
     }
     let mut logical_volumes = Vec::new();
     if let Some(lvs) = vg.opt_section("logical_volumes")? {
+        logical_volumes.reserve(lvs.s.entries.len());
         for (key, s) in lvs.s.sections() {
             logical_volumes.push(lv_in_metadata(&lvs.child(key, s), key)?);
         }
@@ -320,7 +315,7 @@ pub fn from_tree(root: &Section) -> Result<VgMetadata, LvmReadError> {
     })
 }
 
-fn pv_in_metadata(c: &Ctx, key: &str) -> Result<PvInMetadata, LvmReadError> {
+fn pv_in_metadata(c: &Ctx<'_, '_>, key: &str) -> Result<PvInMetadata, LvmReadError> {
     Ok(PvInMetadata {
         key: key.to_owned(),
         id: c.uuid("id")?,
@@ -336,7 +331,7 @@ fn pv_in_metadata(c: &Ctx, key: &str) -> Result<PvInMetadata, LvmReadError> {
     })
 }
 
-fn lv_in_metadata(c: &Ctx, name: &str) -> Result<LvInMetadata, LvmReadError> {
+fn lv_in_metadata(c: &Ctx<'_, '_>, name: &str) -> Result<LvInMetadata, LvmReadError> {
     let count = c.opt_uint("segment_count")?;
     let mut segments = Vec::new();
     for (key, s) in c.s.sections() {
@@ -368,7 +363,7 @@ fn lv_in_metadata(c: &Ctx, name: &str) -> Result<LvInMetadata, LvmReadError> {
     })
 }
 
-fn segment(c: &Ctx) -> Result<Segment, LvmReadError> {
+fn segment(c: &Ctx<'_, '_>) -> Result<Segment, LvmReadError> {
     let segment_type = c.string("type")?;
     let kind = match segment_type.as_str() {
         "striped" => {
@@ -384,7 +379,7 @@ fn segment(c: &Ctx) -> Result<Segment, LvmReadError> {
             for pair in raw.chunks_exact(2) {
                 match (&pair[0], &pair[1]) {
                     (Value::Str(pv), Value::Int(pe)) if *pe >= 0 => {
-                        stripes.push((pv.clone(), *pe as u64));
+                        stripes.push((pv.as_ref().to_owned(), *pe as u64));
                     }
                     (a, b) => {
                         return Err(c.err(
@@ -432,7 +427,7 @@ fn segment(c: &Ctx) -> Result<Segment, LvmReadError> {
     })
 }
 
-fn describe(v: Option<&Value>) -> String {
+fn describe(v: Option<&Value<'_>>) -> String {
     match v {
         None => "nothing".into(),
         Some(Value::Str(s)) => format!("{s:?}"),
@@ -442,58 +437,84 @@ fn describe(v: Option<&Value>) -> String {
     }
 }
 
-/// A section with its path, for error messages.
-struct Ctx<'a> {
-    path: String,
-    s: &'a Section,
+/// A section and the way to it, for error messages. The path is spelled out only
+/// when an error needs it: building it for every volume cost more than reading one.
+struct Ctx<'t, 'p> {
+    key: &'t str,
+    parent: Option<&'p Ctx<'t, 'p>>,
+    s: &'t Section<'t>,
 }
 
-impl<'a> Ctx<'a> {
-    fn child(&self, key: &str, s: &'a Section) -> Ctx<'a> {
+impl<'t, 'p> Ctx<'t, 'p> {
+    fn root(key: &'t str, s: &'t Section<'t>) -> Self {
         Ctx {
-            path: self.join(key),
+            key,
+            parent: None,
             s,
         }
     }
 
+    fn child<'q>(&'q self, key: &'t str, s: &'t Section<'t>) -> Ctx<'t, 'q> {
+        Ctx {
+            key,
+            parent: Some(self),
+            s,
+        }
+    }
+
+    fn path(&self) -> String {
+        match self.parent {
+            None => self.key.to_owned(),
+            Some(parent) => parent.join(self.key),
+        }
+    }
+
     fn join(&self, key: &str) -> String {
-        match (self.path.is_empty(), key.is_empty()) {
+        let path = self.path();
+        match (path.is_empty(), key.is_empty()) {
             (true, _) => key.to_owned(),
-            (false, true) => self.path.clone(),
-            (false, false) => format!("{}/{key}", self.path),
+            (false, true) => path,
+            (false, false) => format!("{path}/{key}"),
         }
     }
 
     fn err(&self, key: &str, found: String, expected: &str) -> LvmReadError {
+        let path = self.join(key);
         LvmReadError::Metadata {
             mda_offset: 0,
-            path: if self.path.is_empty() && key.is_empty() {
+            path: if path.is_empty() {
                 "top level".into()
             } else {
-                self.join(key)
+                path
             },
             found,
             expected: expected.to_owned(),
         }
     }
 
-    fn opt_section(&self, key: &str) -> Result<Option<Ctx<'a>>, LvmReadError> {
+    /// The value entry `key`; `Err` names a section where a value belongs.
+    fn opt_value(&self, key: &str, expected: &str) -> Result<Option<&'t Value<'t>>, LvmReadError> {
         match self.s.get(key) {
             None => Ok(None),
-            Some(_) => match self.s.section(key) {
-                Some(s) => Ok(Some(self.child(key, s))),
-                None => Err(self.err(key, "a value".into(), "a section { ... }")),
-            },
+            Some(Node::Value(v)) => Ok(Some(v)),
+            Some(Node::Section(_)) => Err(self.err(key, "a section { ... }".into(), expected)),
+        }
+    }
+
+    fn opt_section(&self, key: &'t str) -> Result<Option<Ctx<'t, '_>>, LvmReadError> {
+        match self.s.get(key) {
+            None => Ok(None),
+            Some(Node::Section(s)) => Ok(Some(self.child(key, s))),
+            Some(Node::Value(_)) => Err(self.err(key, "a value".into(), "a section { ... }")),
         }
     }
 
     fn opt_string(&self, key: &str) -> Result<Option<String>, LvmReadError> {
-        match self.s.get(key) {
+        const EXPECTED: &str = "a quoted string";
+        match self.opt_value(key, EXPECTED)? {
             None => Ok(None),
-            Some(_) => match self.s.value(key) {
-                Some(Value::Str(s)) => Ok(Some(s.clone())),
-                other => Err(self.err(key, describe(other), "a quoted string")),
-            },
+            Some(Value::Str(s)) => Ok(Some(s.as_ref().to_owned())),
+            other => Err(self.err(key, describe(other), EXPECTED)),
         }
     }
 
@@ -504,8 +525,13 @@ impl<'a> Ctx<'a> {
 
     /// An id (`id = "..."`): LVM's dashed form, or any form LVM itself reads.
     fn uuid(&self, key: &str) -> Result<LvmUuid, LvmReadError> {
-        let text = self.string(key)?;
-        LvmUuid::parse(&text).map_err(|e| {
+        const EXPECTED: &str = "a quoted string";
+        let text = match self.opt_value(key, EXPECTED)? {
+            Some(Value::Str(s)) => s,
+            None => return Err(self.err(key, "nothing".into(), EXPECTED)),
+            other => return Err(self.err(key, describe(other), EXPECTED)),
+        };
+        LvmUuid::parse(text).map_err(|e| {
             self.err(
                 key,
                 e.to_string(),
@@ -515,12 +541,11 @@ impl<'a> Ctx<'a> {
     }
 
     fn opt_uint(&self, key: &str) -> Result<Option<u64>, LvmReadError> {
-        match self.s.get(key) {
+        const EXPECTED: &str = "a non-negative integer";
+        match self.opt_value(key, EXPECTED)? {
             None => Ok(None),
-            Some(_) => match self.s.value(key) {
-                Some(Value::Int(i)) if *i >= 0 => Ok(Some(*i as u64)),
-                other => Err(self.err(key, describe(other), "a non-negative integer")),
-            },
+            Some(Value::Int(i)) if *i >= 0 => Ok(Some(*i as u64)),
+            other => Err(self.err(key, describe(other), EXPECTED)),
         }
     }
 
@@ -542,25 +567,36 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn array(&self, key: &str) -> Result<&'a [Value], LvmReadError> {
-        match self.s.value(key) {
-            Some(Value::Array(a)) => Ok(a),
-            other => Err(self.err(key, describe(other), "an array [ ... ]")),
+    fn opt_array(&self, key: &str) -> Result<Option<&'t [Value<'t>]>, LvmReadError> {
+        const EXPECTED: &str = "an array [ ... ]";
+        match self.opt_value(key, EXPECTED)? {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            other => Err(self.err(key, describe(other), EXPECTED)),
         }
+    }
+
+    fn array(&self, key: &str) -> Result<&'t [Value<'t>], LvmReadError> {
+        self.opt_array(key)?
+            .ok_or_else(|| self.err(key, "nothing".into(), "an array [ ... ]"))
     }
 
     fn opt_words(&self, key: &str) -> Result<Vec<String>, LvmReadError> {
-        if self.s.get(key).is_none() {
-            return Ok(Vec::new());
+        match self.opt_array(key)? {
+            None => Ok(Vec::new()),
+            Some(items) => self.strings(key, items),
         }
-        self.words(key)
     }
 
     fn words(&self, key: &str) -> Result<Vec<String>, LvmReadError> {
-        self.array(key)?
+        self.strings(key, self.array(key)?)
+    }
+
+    fn strings(&self, key: &str, items: &[Value<'_>]) -> Result<Vec<String>, LvmReadError> {
+        items
             .iter()
             .map(|v| match v {
-                Value::Str(s) => Ok(s.clone()),
+                Value::Str(s) => Ok(s.as_ref().to_owned()),
                 other => Err(self.err(key, describe(Some(other)), "an array of quoted strings")),
             })
             .collect()
