@@ -4,7 +4,9 @@
 //! - a pool device that exists but is suspended is refreshed, not worked around;
 //! - an activation LVM silently skips (`activation/volume_list`) is reported with its
 //!   cause instead of looping;
-//! - `/dev/<vg>` links that still reach a device are a live VG's, never cleared;
+//! - `/dev/<vg>` links that still reach a device are a live VG's, never cleared; a
+//!   link LVM did not make in the kept VG's folder is read only by a reset, which
+//!   refuses before removing anything;
 //! - a pool device a killed removal left live but held by nothing (LVM then counts
 //!   the pool inactive and cannot deactivate its components) is cleared by a reset,
 //!   also when a stale thin device (removed first) is what still holds it, and
@@ -79,6 +81,14 @@ step locked-cut dmsetup remove unheld--vg-t2
 step locked-hold sh -c 'flock /run/lock/lvm/V_unheld-vg sleep 5 </dev/null >/dev/null 2>&1 & sleep 0.5; echo held'
 step locked-reset $LPD $U --satellite-id node-04
 step locked-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step foreign-link sh -c 'mkdir -p /dev/unheld-vg && ln -s /etc/hostname /dev/unheld-vg/notes'
+step foreign-steady $LPD $U --satellite-id node-04
+step foreign-reset $LPD $U --satellite-id node-05
+step foreign-kept sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step foreign-still readlink /dev/unheld-vg/notes
+step foreign-gone rm /dev/unheld-vg/notes
+step foreign-after $LPD $U --satellite-id node-05
+step foreign-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
 "#,
     );
     for s in ["nest", "guest-pv", "guest-vg", "guest-lv"] {
@@ -233,6 +243,44 @@ step locked-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "
     assert_eq!(
         run.expect_success("locked-lvs").stdout.trim(),
         "pool linstor-satellite-id=node-04"
+    );
+
+    // Someone's link in the kept VG's /dev folder: a steady start does not read it
+    // (nor any of LVM's links there) and is no reason to refuse; a reset, whose
+    // `vgcreate` would clear the folder, refuses before removing anything.
+    run.expect_success("foreign-link");
+    let steady = expect_provisioned(&run, "foreign-steady");
+    run.check(
+        steady.stderr.contains("lvm_commands=0"),
+        &format!(
+            "a steady start wrote with a foreign link in /dev/unheld-vg:\n{}",
+            steady.stderr
+        ),
+    );
+    let refused = expect_exit(&run, "foreign-reset", 1);
+    run.check(
+        refused.stderr.contains("/dev/unheld-vg")
+            && refused.stderr.contains("`notes` -> /etc/hostname")
+            && refused
+                .stderr
+                .contains("not links to device-mapper devices"),
+        &format!("expected a refusal naming the link:\n{}", refused.stderr),
+    );
+    assert_eq!(
+        run.expect_success("foreign-kept").stdout.trim(),
+        "pool linstor-satellite-id=node-04",
+        "the refused reset changed the volume group"
+    );
+    assert_eq!(
+        run.expect_success("foreign-still").stdout.trim(),
+        "/etc/hostname",
+        "the refused reset removed someone's link"
+    );
+    run.expect_success("foreign-gone");
+    expect_provisioned(&run, "foreign-after");
+    assert_eq!(
+        run.expect_success("foreign-lvs").stdout.trim(),
+        "pool linstor-satellite-id=node-05"
     );
 }
 

@@ -178,11 +178,17 @@ pub fn converge_on<M: Machine>(
                 tracing::warn!("{warning}");
             }
         }
-        let mut plan = plan(&snapshot.observed, config)?;
-        if !plan.is_empty() && !expect.every_lv_state {
-            snapshot = machine.observe(&resolved, &every_state, timer)?;
-            plan = crate::plan::plan(&snapshot.observed, config)?;
-        }
+        // The first look reads what a steady start needs; anything else — a plan, or
+        // a refusal, which may rest on what that look left unread (thin volumes'
+        // states, where `/dev/<vg>`'s links lead) — is decided again with all of it.
+        let mut plan = match plan(&snapshot.observed, config) {
+            Ok(plan) if plan.is_empty() || expect.every_lv_state => plan,
+            Err(refusal) if expect.every_lv_state => return Err(refusal.into()),
+            Ok(_) | Err(_) => {
+                snapshot = machine.observe(&resolved, &every_state, timer)?;
+                crate::plan::plan(&snapshot.observed, config)?
+            }
+        };
         // Preflight, then destroy: a plan that writes is decided again with what
         // every one of its steps needs (a steady start never gets here).
         if needs_preflight(&snapshot.observed, &plan) {

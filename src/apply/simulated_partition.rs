@@ -1388,11 +1388,24 @@ impl Machine for SimulatedMachine {
                 .physical_volume
                 .as_mut()
                 .and_then(|pv| pv.volume_group.as_mut());
+            let here = vg.as_ref().map(|vg| vg.name.clone());
             for lv in vg.into_iter().flat_map(|vg| vg.logical_volumes.iter_mut()) {
                 if matches!(lv.kind, LvKind::Thin { .. })
                     && lv.name != crate::observe::seed_layout::SEED_ID_LV
                 {
                     lv.open_by = None;
+                }
+            }
+            // Nor where the kept VG's `/dev/<vg>` links lead.
+            if here.is_some() && here.as_deref() == expect.volume_group {
+                if let VgDevDir::Folder { entries, .. } =
+                    &mut snapshot.observed.leftovers.vg_dev_dir
+                {
+                    for entry in entries.iter_mut() {
+                        if let VgDevEntry::Symlink { name, .. } = entry {
+                            *entry = VgDevEntry::LinkNotFollowed { name: name.clone() };
+                        }
+                    }
                 }
             }
         }

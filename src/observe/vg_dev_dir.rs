@@ -98,18 +98,31 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str, follow: Follow) -> io::Result<VgDev
             EntryKind::Unknown => fs::symlink_metadata(&entry_path)?.is_symlink(),
             EntryKind::Directory | EntryKind::Other => false,
         };
+        // A link LVM removes between the listing and its readlink (an LV deactivated
+        // meanwhile) is gone, not an error.
+        let target = || match fs::read_link(&entry_path) {
+            Ok(target) => Ok(Some(target)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        };
         entries.push(match (is_symlink, follow) {
             (false, _) => VgDevEntry::Other { name },
             (true, Follow::No) => VgDevEntry::LinkNotFollowed { name },
-            (true, Follow::TargetOnly) => VgDevEntry::Symlink {
-                target: fs::read_link(&entry_path)?,
-                resolves: false,
-                name,
+            (true, Follow::TargetOnly) => match target()? {
+                Some(target) => VgDevEntry::Symlink {
+                    target,
+                    resolves: false,
+                    name,
+                },
+                None => continue,
             },
-            (true, Follow::TargetAndDevice) => VgDevEntry::Symlink {
-                target: fs::read_link(&entry_path)?,
-                resolves: reaches_live_device(&entry_path),
-                name,
+            (true, Follow::TargetAndDevice) => match target()? {
+                Some(target) => VgDevEntry::Symlink {
+                    target,
+                    resolves: reaches_live_device(&entry_path),
+                    name,
+                },
+                None => continue,
             },
         });
     }
