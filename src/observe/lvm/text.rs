@@ -366,6 +366,14 @@ impl<'a> Parser<'a> {
                 .ok()
                 .filter(|f| f.is_finite())
                 .map(Value::Float)
+        } else if word
+            .trim_start_matches(['-', '+'])
+            .strip_prefix('0')
+            .is_some_and(|rest| !rest.is_empty())
+        {
+            // LVM reads integers with strtoll(..., 0): `010` is 8 to LVM and 10 to
+            // Rust. LVM never writes one; refused rather than read differently.
+            None
         } else {
             word.parse::<i64>().ok().map(Value::Int)
         };
@@ -375,7 +383,7 @@ impl<'a> Parser<'a> {
                 self.pos = start;
                 Err(self.error(
                     &format!("number {word:?}"),
-                    "a decimal integer in the 64-bit signed range or a decimal fraction",
+                    "a decimal integer in the 64-bit signed range without leading zeros (LVM reads those as octal) or a decimal fraction",
                 ))
             }
         }
@@ -399,6 +407,7 @@ vg {
 	single = 'x\y'
 	other = "a\nb"
 	neg = -5
+	zero = -0
 	frac = 1.5
 	lv-1.x+y_z {
 		stripes = [
@@ -418,6 +427,7 @@ contents = "Text Format Volume Group"
         assert_eq!(vg.value("single"), Some(&Value::Str("x\\y".into())));
         assert_eq!(vg.value("other"), Some(&Value::Str("a\\nb".into())));
         assert_eq!(vg.value("neg"), Some(&Value::Int(-5)));
+        assert_eq!(vg.value("zero"), Some(&Value::Int(0)));
         assert_eq!(vg.value("frac"), Some(&Value::Float(1.5)));
         let lv = vg.section("lv-1.x+y_z").unwrap();
         assert_eq!(
@@ -447,6 +457,8 @@ contents = "Text Format Volume Group"
             b"= 1",
             b"a = [1 2]",
             b"a = \"x\\",
+            b"a = 010",
+            b"a = -08",
         ] {
             assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
