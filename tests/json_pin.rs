@@ -93,7 +93,14 @@ fn active_devices(pv: &PvOnDisk, pool_live: bool) -> Vec<ActiveLv> {
 
 fn observed_from(pv: &PvOnDisk, active: &[ActiveLv], size_bytes: u64) -> ObservedPartition {
     let devnode = PathBuf::from("/dev/vda1");
-    let facts = pv_facts(&devnode, pv, &Ok(active.to_vec()), OtherDevices::default()).unwrap();
+    let facts = pv_facts(
+        &devnode,
+        pv,
+        &Ok(active.to_vec()),
+        OtherDevices::default(),
+        None,
+    )
+    .unwrap();
     ObservedPartition {
         partition: PartitionFacts {
             devnode,

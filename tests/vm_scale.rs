@@ -153,12 +153,12 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         empty.sysfs_opens,
         full.sysfs_opens
     );
-    // Folder walks: the same folders, longer listings (a getdents64 per ~100 names),
-    // and one readlink per `/dev/<vg>` link (the configuration check that the folder
-    // is LVM's, before the lock).
+    // Folder walks: the same folders, longer listings (a getdents64 per ~100 names).
+    // No readlink per `/dev/<vg>` link: where they lead is read only by a plan that
+    // runs vgcreate.
     assert!(
-        full.walks <= empty.walks + N + N / 25 + 8,
-        "folder walks and readlinks grew by more than one per thin volume: {} → {}",
+        full.walks <= empty.walks + N / 25 + 8,
+        "folder walks or readlinks grew with the thin volumes: {} → {}",
         empty.walks,
         full.walks
     );
@@ -170,11 +170,11 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         empty.dm_ioctls,
         full.dm_ioctls
     );
-    // What still grows: per thin volume one readlink (the configuration check);
-    // nothing per other device but its name in the listings.
+    // Nothing grows per thin volume or other device but their names in the listings
+    // (and the larger metadata text's reads).
     let per_thin = (full.total as f64 - empty.total as f64) / N as f64;
     assert!(
-        per_thin <= 1.5,
+        per_thin <= 0.5,
         "system calls grew by {per_thin:.2} per added thin volume and device ({} → {})",
         empty.total,
         full.total

@@ -938,7 +938,7 @@ mod from_lvm_images {
             Ok(Some(pv)) => pv,
             other => panic!("{image}: {other:?}"),
         };
-        let facts = match pv_facts(&dev(), &pv, &Ok(Vec::new()), others) {
+        let facts = match pv_facts(&dev(), &pv, &Ok(Vec::new()), others, None) {
             Ok(facts) => facts,
             Err(e) => panic!("{image}: {e}"),
         };
