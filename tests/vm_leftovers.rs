@@ -89,6 +89,12 @@ step foreign-still readlink /dev/unheld-vg/notes
 step foreign-gone rm /dev/unheld-vg/notes
 step foreign-after $LPD $U --satellite-id node-05
 step foreign-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step elsewhere-link sh -c 'test -b /dev/dm-0 && mkdir -p /dev/unheld-vg && ln -s ../dm-0 /dev/unheld-vg/x'
+step elsewhere-reset $LPD $U --satellite-id node-06
+step elsewhere-kept sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step elsewhere-still readlink /dev/unheld-vg/x
+step elsewhere-gone rm /dev/unheld-vg/x
+step elsewhere-after $LPD $U --satellite-id node-06
 "#,
     );
     for s in ["nest", "guest-pv", "guest-vg", "guest-lv"] {
@@ -282,6 +288,30 @@ step foreign-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " 
         run.expect_success("foreign-lvs").stdout.trim(),
         "pool linstor-satellite-id=node-05"
     );
+
+    // A live link in the kept VG's folder named after none of its volumes (a udev-style
+    // `../dm-N` to another VG's device): the reset's removal of the folder would
+    // refuse it only after the VG was gone; it is refused before anything is removed.
+    run.expect_success("elsewhere-link");
+    let refused = expect_exit(&run, "elsewhere-reset", 1);
+    run.check(
+        refused.stderr.contains("/dev/unheld-vg") && refused.stderr.contains("named after none"),
+        &format!(
+            "expected a refusal naming the live link:\n{}",
+            refused.stderr
+        ),
+    );
+    assert_eq!(
+        run.expect_success("elsewhere-kept").stdout.trim(),
+        "pool linstor-satellite-id=node-05",
+        "the refused reset changed the volume group"
+    );
+    assert_eq!(
+        run.expect_success("elsewhere-still").stdout.trim(),
+        "../dm-0"
+    );
+    run.expect_success("elsewhere-gone");
+    expect_provisioned(&run, "elsewhere-after");
 }
 
 /// Shell helpers for steps that run the tool while the test changes the machine: the

@@ -291,8 +291,9 @@ pub fn observe_resolved(
         vg_dev_dir: match expect.volume_group {
             None => VgDevDir::Absent,
             // The VG of this name is the one here: its links are LVM's for it, and
-            // only a plan that writes (a reset's `vgcreate`) reads where they lead:
-            // a link that is not LVM's is refused before the reset removes anything.
+            // only a plan that writes (a reset's `vgcreate`) reads where they lead and
+            // whether they reach a device: a link that is not LVM's is refused before
+            // the reset removes anything.
             // Elsewhere the links are followed: they tell leftovers from a VG of that
             // name active on another device.
             Some(name) => read_vg_dev_dir(
@@ -300,7 +301,7 @@ pub fn observe_resolved(
                 name,
                 match (vg.is_some_and(|vg| vg.name == name), expect.every_lv_state) {
                     (true, false) => Follow::No,
-                    (true, true) => Follow::TargetOnly,
+                    (true, true) => Follow::TargetAndDevice,
                     (false, _) => Follow::TargetAndDevice,
                 },
             )

@@ -228,6 +228,39 @@ fn clear_volume_group_path(
                     _ => None,
                 })
                 .collect();
+            // Here, LVM's live links are named after this VG's visible volumes (the
+            // plan removes them first, and LVM their links). A live link of any other
+            // name leads somewhere else: the removal would refuse it after the reset
+            // had destroyed the VG, so it is refused now.
+            if ours_here {
+                let volumes: Vec<&str> = observed
+                    .physical_volume
+                    .as_ref()
+                    .and_then(|pv| pv.volume_group.as_ref())
+                    .map(|vg| {
+                        vg.logical_volumes
+                            .iter()
+                            .filter(|lv| lv.visible)
+                            .map(|lv| lv.name.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let elsewhere: Vec<&str> = live
+                    .iter()
+                    .copied()
+                    .filter(|name| !volumes.contains(name))
+                    .collect();
+                if !elsewhere.is_empty() {
+                    return Err(Refusal::VolumeGroupPathTaken {
+                        volume_group: config.volume_group.to_string(),
+                        path: path.clone(),
+                        found: format!(
+                            "its links {} reach live devices and are named after none of this volume group's volumes",
+                            elsewhere.join(", ")
+                        ),
+                    });
+                }
+            }
             if !ours_here && !live.is_empty() && observed.leftovers.stale_devices.is_empty() {
                 return Err(Refusal::VolumeGroupPathTaken {
                     volume_group: config.volume_group.to_string(),

@@ -726,6 +726,25 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
         steady.leftovers.vg_dev_dir = folder(vec![foreign]);
         assert!(planned(&steady, &config()).is_empty());
     }
+    // In a reset, a live link named after none of the VG's volumes (`x -> ../dm-9`,
+    // another VG's device) is refused before anything is removed; live links of the
+    // VG's own volumes are LVM's.
+    let mut reset = provisioned(tag("node-02"));
+    reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
+        name: "x".into(),
+        target: PathBuf::from("../dm-9"),
+        resolves: true,
+    }]);
+    assert!(matches!(
+        plan_result(&reset),
+        Err(Refusal::VolumeGroupPathTaken { found, .. }) if found.contains("named after none")
+    ));
+    reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
+        name: "pvc-1".into(),
+        target: PathBuf::from("../dm-9"),
+        resolves: true,
+    }]);
+    assert!(plan_result(&reset).is_ok());
     // `linstor-vg` is not a prefix of `linstor--vg2-…` once hyphens are doubled, and
     // VG `a`'s prefix `a-` also starts VG `a-b`'s `a--b-lv`.
     use crate::observe::vg_dev_dir::is_lv_link;
