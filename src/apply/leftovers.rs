@@ -15,7 +15,7 @@ use crate::observe::live::{self, ActiveLv};
 use crate::observe::lvm::{read_pv_on_disk, LvmUuid};
 use crate::observe::snapshot::Snapshot;
 use crate::observe::state::{StaleDevice, VgLocking};
-use crate::observe::vg_dev_dir::reaches_live_device;
+use crate::observe::vg_dev_dir::{is_lv_link, reaches_live_device};
 
 #[derive(Debug, Error)]
 pub enum LeftoverError {
@@ -298,8 +298,17 @@ pub fn remove_stale_volume_group_path(path: &Path) -> Result<(), LeftoverError> 
     for entry in entries {
         let entry = entry.map_err(io_error(path))?;
         let kind = entry.file_type().map_err(io_error(path))?;
-        // Only dangling links: one that still reaches a device is a live LV's.
-        if !kind.is_symlink() || reaches_live_device(&entry.path()) {
+        // Only dangling links LVM (or udev) made: one that still reaches a device is
+        // a live LV's, and one of another form is not ours (it may have appeared
+        // since the plan read the folder).
+        let lvms = |link: &Path| {
+            fs::read_link(link).is_ok_and(|target| {
+                path.file_name()
+                    .and_then(|vg| vg.to_str())
+                    .is_some_and(|vg| is_lv_link(vg, &target))
+            })
+        };
+        if !kind.is_symlink() || reaches_live_device(&entry.path()) || !lvms(&entry.path()) {
             return Err(LeftoverError::NotALink {
                 path: path.to_path_buf(),
                 name: entry.file_name().to_string_lossy().into_owned(),
@@ -464,6 +473,30 @@ mod tests {
             ..expected
         };
         assert_eq!(why_not_remove(&layer, Some(&same), true), None);
+    }
+
+    #[test]
+    fn a_volume_group_folder_is_removed_only_with_lvms_dangling_links() {
+        use crate::observe::partition::test_tree::TempDir;
+        use std::os::unix::fs::symlink;
+        let dev = TempDir::new("stale-vg-path");
+        let folder = dev.path().join("linstor-vg");
+        let made = |r: io::Result<()>| assert!(r.is_ok(), "{r:?}");
+        made(fs::create_dir(&folder));
+        made(symlink("/dev/mapper/linstor--vg-pool", folder.join("pool")));
+        made(symlink("../dm-4000", folder.join("pvc-1_00000")));
+        // Someone's dangling link, not of LVM's form: the folder is kept.
+        made(symlink("/nonexistent/notes", folder.join("notes")));
+        let kept = remove_stale_volume_group_path(&folder);
+        assert!(
+            matches!(&kept, Err(LeftoverError::NotALink { name, .. }) if name == "notes"),
+            "{kept:?}"
+        );
+        assert!(folder.join("pool").symlink_metadata().is_ok());
+        made(fs::remove_file(folder.join("notes")));
+        let removed = remove_stale_volume_group_path(&folder);
+        assert!(removed.is_ok(), "{removed:?}");
+        assert!(!folder.exists());
     }
 
     #[test]
