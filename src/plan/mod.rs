@@ -156,15 +156,16 @@ fn clear_volume_group_path(
     }) else {
         return Ok(());
     };
+    let taken = |path: &std::path::Path, found: String| {
+        Err(Refusal::VolumeGroupPathTaken {
+            volume_group: config.volume_group.to_string(),
+            path: path.to_path_buf(),
+            found,
+        })
+    };
     let path = match &observed.leftovers.vg_dev_dir {
         VgDevDir::Absent => return Ok(()),
-        VgDevDir::NotAFolder { path } => {
-            return Err(Refusal::VolumeGroupPathTaken {
-                volume_group: config.volume_group.to_string(),
-                path: path.clone(),
-                found: "not a folder".to_owned(),
-            })
-        }
+        VgDevDir::NotAFolder { path } => return taken(path, "not a folder".to_owned()),
         VgDevDir::Folder { path, entries } => {
             let foreign: Vec<&str> = entries
                 .iter()
@@ -174,11 +175,10 @@ fn clear_volume_group_path(
                 })
                 .collect();
             if !foreign.is_empty() {
-                return Err(Refusal::VolumeGroupPathTaken {
-                    volume_group: config.volume_group.to_string(),
-                    path: path.clone(),
-                    found: format!("it holds {}, which are not symlinks", foreign.join(", ")),
-                });
+                return taken(
+                    path,
+                    format!("it holds {}, which are not symlinks", foreign.join(", ")),
+                );
             }
             // Links LVM (or udev) did not make: someone else's, never cleared. A link
             // whose target was not read cannot be judged: refused, not removed (a
@@ -198,15 +198,14 @@ fn clear_volume_group_path(
                 })
                 .collect();
             if !not_lvms.is_empty() {
-                return Err(Refusal::VolumeGroupPathTaken {
-                    volume_group: config.volume_group.to_string(),
-                    path: path.clone(),
-                    found: format!(
+                return taken(
+                    path,
+                    format!(
                         "it holds {}, which are not links to device-mapper devices of volume group {}",
                         not_lvms.join(", "),
                         config.volume_group
                     ),
-                });
+                );
             }
             // Links that still reach a device belong to a live VG of that name — one
             // this partition's VG (removed by the plan before this step) or, when no
@@ -216,7 +215,7 @@ fn clear_volume_group_path(
                 .physical_volume
                 .as_ref()
                 .and_then(|pv| pv.volume_group.as_ref())
-                .is_some_and(|vg| vg.name == config.volume_group);
+                .filter(|vg| vg.name == config.volume_group);
             let live: Vec<&str> = entries
                 .iter()
                 .filter_map(|e| match e {
@@ -232,44 +231,37 @@ fn clear_volume_group_path(
             // plan removes them first, and LVM their links). A live link of any other
             // name leads somewhere else: the removal would refuse it after the reset
             // had destroyed the VG, so it is refused now.
-            if ours_here {
-                let volumes: Vec<&str> = observed
-                    .physical_volume
-                    .as_ref()
-                    .and_then(|pv| pv.volume_group.as_ref())
-                    .map(|vg| {
-                        vg.logical_volumes
-                            .iter()
-                            .filter(|lv| lv.visible)
-                            .map(|lv| lv.name.as_str())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let elsewhere: Vec<&str> = live
-                    .iter()
-                    .copied()
-                    .filter(|name| !volumes.contains(name))
-                    .collect();
-                if !elsewhere.is_empty() {
-                    return Err(Refusal::VolumeGroupPathTaken {
-                        volume_group: config.volume_group.to_string(),
-                        path: path.clone(),
-                        found: format!(
-                            "its links {} reach live devices and are named after none of this volume group's volumes",
-                            elsewhere.join(", ")
-                        ),
-                    });
+            match ours_here {
+                Some(vg) => {
+                    let elsewhere: Vec<&str> = live
+                        .iter()
+                        .copied()
+                        .filter(|name| {
+                            !vg.logical_volumes
+                                .iter()
+                                .any(|lv| lv.visible && lv.name == *name)
+                        })
+                        .collect();
+                    if !elsewhere.is_empty() {
+                        return taken(
+                            path,
+                            format!(
+                                "its links {} reach live devices and are named after none of this volume group's volumes",
+                                elsewhere.join(", ")
+                            ),
+                        );
+                    }
                 }
-            }
-            if !ours_here && !live.is_empty() && observed.leftovers.stale_devices.is_empty() {
-                return Err(Refusal::VolumeGroupPathTaken {
-                    volume_group: config.volume_group.to_string(),
-                    path: path.clone(),
-                    found: format!(
-                        "its links {} reach live devices: a volume group of that name is active elsewhere",
-                        live.join(", ")
-                    ),
-                });
+                None if !live.is_empty() && observed.leftovers.stale_devices.is_empty() => {
+                    return taken(
+                        path,
+                        format!(
+                            "its links {} reach live devices: a volume group of that name is active elsewhere",
+                            live.join(", ")
+                        ),
+                    );
+                }
+                None => {}
             }
             path.clone()
         }
