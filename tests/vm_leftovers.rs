@@ -95,6 +95,17 @@ step elsewhere-kept sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s
 step elsewhere-still readlink /dev/unheld-vg/x
 step elsewhere-gone rm /dev/unheld-vg/x
 step elsewhere-after $LPD $U --satellite-id node-06
+step lvol0-link sh -c 'n=$(dmsetup ls | awk "/^unheld--vg-pool_tmeta/ {print \$1}") && set -- $(stat -L -c "%t %T" "/dev/mapper/$n") && mknod /dev/mapper/unheld--vg-lvol0 b $((0x$1)) $((0x$2)) && mkdir -p /dev/unheld-vg && ln -s /dev/mapper/unheld--vg-lvol0 /dev/unheld-vg/lvol0 && test -b /dev/unheld-vg/lvol0 && readlink /dev/unheld-vg/lvol0'
+step lvol0-reset $LPD $U --satellite-id node-07
+step lvol0-gone sh -c '! test -L /dev/unheld-vg/lvol0'
+step lvol0-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step swapped-link sh -c 'test -b /dev/dm-0 && mkdir -p /dev/unheld-vg && ln -sfn ../dm-0 /dev/unheld-vg/pool'
+step swapped-reset $LPD $U --satellite-id node-08
+step swapped-kept sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
+step swapped-still readlink /dev/unheld-vg/pool
+step swapped-back rm /dev/unheld-vg/pool
+step swapped-after $LPD $U --satellite-id node-08
+step swapped-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
 "#,
     );
     for s in ["nest", "guest-pv", "guest-vg", "guest-lv"] {
@@ -289,13 +300,16 @@ step elsewhere-after $LPD $U --satellite-id node-06
         "pool linstor-satellite-id=node-05"
     );
 
-    // A live link in the kept VG's folder named after none of its volumes (a udev-style
-    // `../dm-N` to another VG's device): the reset's removal of the folder would
-    // refuse it only after the VG was gone; it is refused before anything is removed.
+    // A live link in the kept VG's folder to another VG's device (a udev-style
+    // `../dm-N`): the reset's removal of the folder would refuse it only after the VG
+    // was gone; it is refused before anything is removed.
     run.expect_success("elsewhere-link");
     let refused = expect_exit(&run, "elsewhere-reset", 1);
     run.check(
-        refused.stderr.contains("/dev/unheld-vg") && refused.stderr.contains("named after none"),
+        refused.stderr.contains("/dev/unheld-vg")
+            && refused
+                .stderr
+                .contains("x reach live devices that are not this volume group's"),
         &format!(
             "expected a refusal naming the live link:\n{}",
             refused.stderr
@@ -312,6 +326,49 @@ step elsewhere-after $LPD $U --satellite-id node-06
     );
     run.expect_success("elsewhere-gone");
     expect_provisioned(&run, "elsewhere-after");
+
+    // What a kill inside the pool's `lvcreate` leaves (found by vm_kill_torture): the
+    // link and `/dev/mapper` node of LVM's temporary `lvol0`, whose device-mapper
+    // minor the pool's devices took next. It reaches this VG's device under a name
+    // the VG does not list; the reset removes the VG's devices, the link dangles and
+    // goes with the folder.
+    assert_eq!(
+        run.expect_success("lvol0-link").stdout.trim(),
+        "/dev/mapper/unheld--vg-lvol0"
+    );
+    expect_provisioned(&run, "lvol0-reset");
+    run.expect_success("lvol0-gone");
+    assert_eq!(
+        run.expect_success("lvol0-lvs").stdout.trim(),
+        "pool linstor-satellite-id=node-07",
+        "the reset did not give a fresh pool"
+    );
+
+    // A link named after the VG's own pool but leading to another VG's device: not
+    // LVM's for this VG, whatever its name; refused before anything is removed.
+    run.expect_success("swapped-link");
+    let refused = expect_exit(&run, "swapped-reset", 1);
+    run.check(
+        refused
+            .stderr
+            .contains("pool reach live devices that are not this volume group's"),
+        &format!(
+            "expected a refusal naming the swapped link:\n{}",
+            refused.stderr
+        ),
+    );
+    assert_eq!(
+        run.expect_success("swapped-kept").stdout.trim(),
+        "pool linstor-satellite-id=node-07",
+        "the refused reset changed the volume group"
+    );
+    assert_eq!(run.expect_success("swapped-still").stdout.trim(), "../dm-0");
+    run.expect_success("swapped-back");
+    expect_provisioned(&run, "swapped-after");
+    assert_eq!(
+        run.expect_success("swapped-lvs").stdout.trim(),
+        "pool linstor-satellite-id=node-08",
+    );
 }
 
 /// Shell helpers for steps that run the tool while the test changes the machine: the

@@ -10,7 +10,7 @@ use crate::config::ProvisionConfig;
 use crate::observe::live::LiveError;
 use crate::observe::phase_timer::PhaseTimer;
 use crate::observe::state::{DevicesFileFacts, LvKind, SatelliteIdReading};
-use crate::observe::vg_dev_dir::VgDevEntry;
+use crate::observe::vg_dev_dir::{LinkReach, VgDevEntry};
 use crate::plan::{plan, Action, Refusal};
 use crate::units::Extents;
 use proptest::prelude::*;
@@ -599,10 +599,13 @@ fn every_interrupted_state_recovers() {
     );
     // In a reset LVM removes its own links; the folder step finds nothing left.
     let mut reset_folder = SimulatedPartition::provisioned(size, "node-02");
+    let Some(vg_uuid) = reset_folder.vg().map(|vg| vg.uuid) else {
+        panic!("no VG");
+    };
     reset_folder.set_vg_folder(vec![VgDevEntry::Symlink {
         name: "linstor-pool".into(),
         target: PathBuf::from("../dm-4"),
-        resolves: true,
+        reaches: LinkReach::VolumeGroupDevice { vg_uuid },
     }]);
     let mut expected = RESET[..4].to_vec();
     expected.extend([
@@ -610,7 +613,21 @@ fn every_interrupted_state_recovers() {
         VGCREATE,
         POOL_CREATE,
     ]);
-    recovers("reset with /dev/linstor-vg", reset_folder, &expected, 2);
+    recovers(
+        "reset with /dev/linstor-vg",
+        reset_folder.clone(),
+        &expected,
+        2,
+    );
+    // A killed `lvcreate` left `lvol0 -> ../dm-3`, and the pool it went on to
+    // activate took `dm-3`: the link reaches the VG's device under a name LVM does
+    // not remove. The reset removes the VG, the link dangles, the folder goes.
+    reset_folder.set_vg_folder(vec![VgDevEntry::Symlink {
+        name: "lvol0".into(),
+        target: PathBuf::from("../dm-3"),
+        reaches: LinkReach::VolumeGroupDevice { vg_uuid },
+    }]);
+    recovers("reset with a stale lvol0 link", reset_folder, &expected, 2);
     let mut untagged = SimulatedPartition::volume_group(size, VG, "x");
     untagged.vg_mut().satellite_id = SatelliteIdReading::Absent;
     recovers(
@@ -744,7 +761,7 @@ fn dangling_link(name: &str) -> VgDevEntry {
     VgDevEntry::Symlink {
         name: name.into(),
         target: PathBuf::from("../dm-9"),
-        resolves: false,
+        reaches: LinkReach::Nothing,
     }
 }
 

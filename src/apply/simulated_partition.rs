@@ -20,7 +20,7 @@ use crate::observe::state::{
     PartitionFacts, PeRange, PreflightFacts, PvFacts, SatelliteIdReading, StaleDevice,
     TornMetadata, TransactionMismatch, VgFacts,
 };
-use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
+use crate::observe::vg_dev_dir::{LinkReach, VgDevDir, VgDevEntry};
 use crate::plan::Action;
 use crate::satellite_id;
 use crate::units::{Bytes, CheckedSub, ExtentSize, Extents, Sectors};
@@ -903,13 +903,25 @@ impl SimulatedPartition {
         {
             vg.satellite_id = SatelliteIdReading::Absent;
         }
-        // LVM removes the links of the LVs it removes from /dev/<vg>.
+        // LVM removes the links of the LVs it removes from /dev/<vg>. A stale link
+        // that reached one of the VG's devices under another name dangles once they
+        // are all gone.
         let vg_path = Path::new("/dev").join(&vg.name);
+        let vg_uuid = vg.uuid;
         if let VgDevDir::Folder { path, entries } = &mut self.observed.leftovers.vg_dev_dir {
             if *path == vg_path {
                 entries.retain(
                     |e| !matches!(e, VgDevEntry::Symlink { name, .. } | VgDevEntry::LinkNotFollowed { name } if removed.contains(name)),
                 );
+                if only.is_none() {
+                    for entry in entries.iter_mut() {
+                        if let VgDevEntry::Symlink { reaches, .. } = entry {
+                            if *reaches == (LinkReach::VolumeGroupDevice { vg_uuid }) {
+                                *reaches = LinkReach::Nothing;
+                            }
+                        }
+                    }
+                }
                 if entries.is_empty() {
                     self.observed.leftovers.vg_dev_dir = VgDevDir::Absent;
                 }
@@ -1190,9 +1202,15 @@ impl SimulatedPartition {
             VgDevDir::Absent => Ok(()),
             VgDevDir::Folder { path: at, .. } if at != path => Ok(()),
             VgDevDir::Folder { entries, .. }
-                if entries
-                    .iter()
-                    .all(|e| matches!(e, VgDevEntry::Symlink { resolves, .. } if !resolves)) =>
+                if entries.iter().all(|e| {
+                    matches!(
+                        e,
+                        VgDevEntry::Symlink {
+                            reaches: LinkReach::Nothing,
+                            ..
+                        }
+                    )
+                }) =>
             {
                 self.observed.leftovers.vg_dev_dir = VgDevDir::Absent;
                 Ok(())

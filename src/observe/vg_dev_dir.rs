@@ -10,6 +10,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::ffi::dir::{list_folder, EntryKind};
+use crate::observe::live::dm::parse_lvm_dm_uuid;
+use crate::observe::lvm::uuid::LvmUuid;
 
 use serde::Serialize;
 
@@ -20,12 +22,12 @@ const MAX_ENTRIES: usize = 65_536;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum VgDevEntry {
-    /// A symlink, as LVM makes them (`pool -> ../dm-4`); `resolves` when its target
-    /// exists (a live LV's link), not when it dangles (a leftover).
+    /// A symlink, as LVM makes them (`pool -> ../dm-4`), and what it reaches: a
+    /// live LV's link reaches its device; a leftover dangles.
     Symlink {
         name: String,
         target: PathBuf,
-        resolves: bool,
+        reaches: LinkReach,
     },
     /// A symlink not followed: the VG of this name is the one on the partition, so
     /// its links are LVM's for it and no decision reads where they lead (see
@@ -36,13 +38,38 @@ pub enum VgDevEntry {
     Other { name: String },
 }
 
+/// What a symlink of `/dev/<vg>` leads to right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum LinkReach {
+    /// No device: the link dangles (an LV deactivated by a command killed before it
+    /// removed the link).
+    Nothing,
+    /// A live device-mapper device of the volume group with this id. A killed
+    /// command's stale link can reach one under any name: device-mapper reuses the
+    /// minor of a device it removed (`lvol0 -> ../dm-3` after LVM's temporary
+    /// `lvol0` was removed and the pool's `_tmeta` took `dm-3`).
+    VolumeGroupDevice {
+        #[serde(serialize_with = "LvmUuid::serialize_undashed")]
+        vg_uuid: LvmUuid,
+    },
+    /// Any other live device: a disk, a device of no volume group, or one whose
+    /// device-mapper uuid could not be read.
+    OtherDevice,
+}
+
+impl LinkReach {
+    pub fn is_live(self) -> bool {
+        !matches!(self, LinkReach::Nothing)
+    }
+}
+
 /// How much of each symlink [`read_vg_dev_dir`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Follow {
-    /// The target and whether it reaches a live device (a readlink and two stats).
+    /// The target and the live device it reaches (a readlink, two stats and, for a
+    /// live link, one sysfs read).
     TargetAndDevice,
-    /// The target only (a readlink); `resolves` is then not checked and `false`.
-    TargetOnly,
     /// Nothing ([`VgDevEntry::LinkNotFollowed`]): the folder's listing tells
     /// symlinks from other entries.
     No,
@@ -108,18 +135,10 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str, follow: Follow) -> io::Result<VgDev
         entries.push(match (is_symlink, follow) {
             (false, _) => VgDevEntry::Other { name },
             (true, Follow::No) => VgDevEntry::LinkNotFollowed { name },
-            (true, Follow::TargetOnly) => match target()? {
-                Some(target) => VgDevEntry::Symlink {
-                    target,
-                    resolves: false,
-                    name,
-                },
-                None => continue,
-            },
             (true, Follow::TargetAndDevice) => match target()? {
                 Some(target) => VgDevEntry::Symlink {
                     target,
-                    resolves: reaches_live_device(&entry_path),
+                    reaches: link_reach(&entry_path),
                     name,
                 },
                 None => continue,
@@ -134,15 +153,38 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str, follow: Follow) -> io::Result<VgDev
 /// proves nothing: a killed command can leave `/dev/mapper/<name>` behind for a
 /// device that is gone.
 pub fn reaches_live_device(link: &Path) -> bool {
+    live_block_device(link).is_some()
+}
+
+/// The sysfs folder of the live device `link` leads to (`Some(None)`: it leads to
+/// something that is not a block device, which counts as live); `None` when it
+/// dangles.
+fn live_block_device(link: &Path) -> Option<Option<PathBuf>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     match fs::metadata(link) {
         Ok(meta) if meta.file_type().is_block_device() => {
             let dev = meta.rdev();
             let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-            Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists()
+            let sysfs = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+            sysfs.exists().then_some(Some(sysfs))
         }
-        Ok(_) => true,
-        Err(_) => false,
+        Ok(_) => Some(None),
+        Err(_) => None,
+    }
+}
+
+/// What `link` reaches: nothing, a device of an LVM volume group (read from the
+/// device-mapper uuid in sysfs, `LVM-<vg id><lv id>[-<layer>]`), or anything else.
+fn link_reach(link: &Path) -> LinkReach {
+    match live_block_device(link) {
+        None => LinkReach::Nothing,
+        Some(None) => LinkReach::OtherDevice,
+        Some(Some(sysfs)) => fs::read_to_string(sysfs.join("dm/uuid"))
+            .ok()
+            .and_then(|uuid| parse_lvm_dm_uuid(uuid.trim_end()))
+            .map_or(LinkReach::OtherDevice, |dm| LinkReach::VolumeGroupDevice {
+                vg_uuid: dm.vg_uuid,
+            }),
     }
 }
 

@@ -25,7 +25,7 @@ use crate::observe::state::{
     InUseWithoutMetadata, LvFacts, LvKind, ObservedPartition, OwnMetadataAreas, PvFacts,
     SatelliteIdReading, VgFacts, VgLocking,
 };
-use crate::observe::vg_dev_dir::{is_lv_link, VgDevDir, VgDevEntry};
+use crate::observe::vg_dev_dir::{is_lv_link, LinkReach, VgDevDir, VgDevEntry};
 use crate::satellite_id;
 use crate::units::{Bytes, CheckedSub, DeviceRange, ExtentSize, Extents};
 use serde::Serialize;
@@ -216,37 +216,34 @@ fn clear_volume_group_path(
                 .as_ref()
                 .and_then(|pv| pv.volume_group.as_ref())
                 .filter(|vg| vg.name == config.volume_group);
-            let live: Vec<&str> = entries
+            let live: Vec<(&str, LinkReach)> = entries
                 .iter()
                 .filter_map(|e| match e {
-                    VgDevEntry::Symlink {
-                        name,
-                        resolves: true,
-                        ..
-                    } => Some(name.as_str()),
+                    VgDevEntry::Symlink { name, reaches, .. } if reaches.is_live() => {
+                        Some((name.as_str(), *reaches))
+                    }
                     _ => None,
                 })
                 .collect();
-            // Here, LVM's live links are named after this VG's visible volumes (the
-            // plan removes them first, and LVM their links). A live link of any other
-            // name leads somewhere else: the removal would refuse it after the reset
-            // had destroyed the VG, so it is refused now.
+            // Here, LVM's live links reach this VG's devices, which the plan removes
+            // first (and LVM their links), whatever the links are named: a killed
+            // command's stale link may reach a device that took its old minor. A live
+            // link to anything else leads somewhere else: the removal would refuse it
+            // after the reset had destroyed the VG, so it is refused now.
             match ours_here {
                 Some(vg) => {
                     let elsewhere: Vec<&str> = live
                         .iter()
-                        .copied()
-                        .filter(|name| {
-                            !vg.logical_volumes
-                                .iter()
-                                .any(|lv| lv.visible && lv.name == *name)
+                        .filter(|(_, reaches)| {
+                            *reaches != LinkReach::VolumeGroupDevice { vg_uuid: vg.uuid }
                         })
+                        .map(|(name, _)| *name)
                         .collect();
                     if !elsewhere.is_empty() {
                         return taken(
                             path,
                             format!(
-                                "its links {} reach live devices and are named after none of this volume group's volumes",
+                                "its links {} reach live devices that are not this volume group's",
                                 elsewhere.join(", ")
                             ),
                         );
@@ -257,7 +254,7 @@ fn clear_volume_group_path(
                         path,
                         format!(
                             "its links {} reach live devices: a volume group of that name is active elsewhere",
-                            live.join(", ")
+                            live.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
                         ),
                     );
                 }

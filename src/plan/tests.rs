@@ -642,7 +642,7 @@ fn plan_result(observed: &ObservedPartition) -> Result<Plan, Refusal> {
 
 #[test]
 fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
-    use crate::observe::vg_dev_dir::{VgDevDir, VgDevEntry};
+    use crate::observe::vg_dev_dir::{LinkReach, VgDevDir, VgDevEntry};
     let folder = |entries: Vec<VgDevEntry>| VgDevDir::Folder {
         path: PathBuf::from("/dev/linstor-vg"),
         entries,
@@ -650,7 +650,7 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
     let link = VgDevEntry::Symlink {
         name: "linstor-pool".into(),
         target: PathBuf::from("../dm-4"),
-        resolves: false,
+        reaches: LinkReach::Nothing,
     };
     let mut observed = orphan_pv(GIB);
     observed.leftovers.vg_dev_dir = folder(vec![link.clone()]);
@@ -689,7 +689,7 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
     live.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
         name: "data".into(),
         target: PathBuf::from("../dm-7"),
-        resolves: true,
+        reaches: LinkReach::OtherDevice,
     }]);
     assert!(matches!(
         plan_result(&live),
@@ -701,12 +701,12 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
         VgDevEntry::Symlink {
             name: "pool".into(),
             target: PathBuf::from("/dev/mapper/linstor--vg2-pool"),
-            resolves: false,
+            reaches: LinkReach::Nothing,
         },
         VgDevEntry::Symlink {
             name: "254:0".into(),
             target: PathBuf::from("../vda"),
-            resolves: false,
+            reaches: LinkReach::Nothing,
         },
         VgDevEntry::LinkNotFollowed {
             name: "pvc-1_00000".into(),
@@ -726,25 +726,44 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
         steady.leftovers.vg_dev_dir = folder(vec![foreign]);
         assert!(planned(&steady, &config()).is_empty());
     }
-    // In a reset, a live link named after none of the VG's volumes (`x -> ../dm-9`,
-    // another VG's device) is refused before anything is removed; live links of the
-    // VG's own volumes are LVM's.
+    // In a reset, a live link to a device that is not this VG's (`x -> ../dm-9`,
+    // another VG's device; `pvc-1`, named after our volume but reaching a disk) is
+    // refused before anything is removed. A live link to this VG's device is LVM's
+    // under any name: a killed `lvcreate` leaves `lvol0 -> ../dm-3` behind, and
+    // device-mapper gives `dm-3` to the pool's `_tmeta` it activates next.
+    let ours = LinkReach::VolumeGroupDevice {
+        vg_uuid: uuid("vguuid-vguu-idvg-uuid-vguu-idvg-uuidvg"),
+    };
+    let elsewhere = LinkReach::VolumeGroupDevice {
+        vg_uuid: uuid("otheru-idot-heru-idot-heru-idot-herxyz"),
+    };
     let mut reset = provisioned(tag("node-02"));
-    reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
-        name: "x".into(),
-        target: PathBuf::from("../dm-9"),
-        resolves: true,
-    }]);
-    assert!(matches!(
-        plan_result(&reset),
-        Err(Refusal::VolumeGroupPathTaken { found, .. }) if found.contains("named after none")
-    ));
-    reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
-        name: "pvc-1".into(),
-        target: PathBuf::from("../dm-9"),
-        resolves: true,
-    }]);
-    assert!(plan_result(&reset).is_ok());
+    for (name, reaches) in [
+        ("x", elsewhere),
+        ("pvc-1", elsewhere),
+        ("pvc-1", LinkReach::OtherDevice),
+    ] {
+        reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
+            name: name.into(),
+            target: PathBuf::from("../dm-9"),
+            reaches,
+        }]);
+        let refused = plan_result(&reset);
+        assert!(
+            matches!(&refused, Err(Refusal::VolumeGroupPathTaken { found, .. })
+                if found.contains("not this volume group's") && found.contains(name)),
+            "{name} {reaches:?}: {refused:?}"
+        );
+    }
+    for name in ["pvc-1", "lvol0"] {
+        reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
+            name: name.into(),
+            target: PathBuf::from("../dm-3"),
+            reaches: ours,
+        }]);
+        let steps = kinds(&planned(&reset, &config()));
+        assert!(steps.contains(&"rm-stale-vg-dir"), "{name}: {steps:?}");
+    }
     // `linstor-vg` is not a prefix of `linstor--vg2-…` once hyphens are doubled, and
     // VG `a`'s prefix `a-` also starts VG `a-b`'s `a--b-lv`.
     use crate::observe::vg_dev_dir::is_lv_link;
