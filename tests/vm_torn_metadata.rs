@@ -293,3 +293,118 @@ fn torn_commits_are_restored_restarted_or_refused() {
     }
     checks.finish();
 }
+
+/// A label whose metadata area's header never reached the disk (its sector zeroed
+/// after the label was written: what a power loss inside `pvcreate` can keep, seen 8
+/// times in the full crash-state run). LVM reads no VG there and its `pvcreate -ff`
+/// refuses the device. The tool:
+/// - G: erases the label and starts over after an interrupted first `pvcreate`;
+/// - H: the same after a reset's `pvcreate`, with the removed PV's copies still in
+///   the buffer (they name another PV);
+/// - I: refuses, writing nothing, when the buffer holds copies of this PV (a VG
+///   lived here and only its header is gone).
+#[test]
+fn a_label_whose_metadata_header_never_arrived_starts_over_or_is_refused() {
+    let names = ["hdrfirst", "hdrreset", "hdrlived"];
+    let bed = bed(names
+        .iter()
+        .map(|name| DiskSpec::new(name, 256).partition(name, None))
+        .collect());
+    let mut script = String::from(HELPERS);
+    script.push_str(
+        "unheader() { dd if=/dev/zero of=$1 bs=512 seek=8 count=1 conv=notrunc oflag=direct 2>/dev/null && sync && echo 3 >/proc/sys/vm/drop_caches; }\n\
+         header_magic() { dd if=$1 bs=1 skip=4100 count=16 2>/dev/null | od -An -c | tr -d ' \\n'; }\n",
+    );
+    // G: killed after its pvcreate, then the header lost.
+    script.push_str(&format!(
+        "step g-pv {killed}\n\
+         step g-magic-before header_magic /dev/vda1\n\
+         step g-unheader unheader /dev/vda1\n\
+         step g-magic header_magic /dev/vda1\n\
+         step g-recover {tool}\n",
+        killed = tool_killed_after("hdrfirst", 1),
+        tool = tool("hdrfirst"),
+    ));
+    script.push_str(&after_recovery("g", "hdrfirst"));
+    // H: a provisioned VG removed by hand as a reset does, a new PV made, its header
+    // lost.
+    script.push_str(&format!(
+        "step h-prov {tool}\n\
+         step h-vgremove vgremove -f hdrreset\n\
+         step h-pvremove pvremove -y /dev/vdb1\n\
+         step h-pv pvcreate /dev/vdb1\n\
+         step h-unheader unheader /dev/vdb1\n\
+         step h-recover {tool}\n",
+        tool = tool("hdrreset"),
+    ));
+    script.push_str(&after_recovery("h", "hdrreset"));
+    // I: a provisioned VG whose header is lost: its copies name this PV.
+    script.push_str(&format!(
+        "step i-prov {tool}\n\
+         step i-off vgchange -an hdrlived\n\
+         step i-unheader unheader /dev/vdc1\n\
+         {sum_before}\
+         step i-refused {tool}\n\
+         {sum_after}",
+        tool = tool("hdrlived"),
+        sum_before = sum_step("i-sum-before", "/dev/vdc1"),
+        sum_after = sum_step("i-sum-after", "/dev/vdc1"),
+    ));
+    let run = boot_injecting_faults(&bed, false, &script);
+    let mut checks = Checks::default();
+    checks.exit(&run, "g-pv", 137);
+    for step in [
+        "g-magic-before",
+        "g-unheader",
+        "g-magic",
+        "h-prov",
+        "h-vgremove",
+        "h-pvremove",
+        "h-pv",
+        "h-unheader",
+        "i-prov",
+        "i-off",
+        "i-unheader",
+    ] {
+        checks.exit(&run, step, 0);
+    }
+    // The killed pvcreate wrote the header; the test then took it away.
+    checks.that(
+        run.step("g-magic-before").stdout.contains("LVM2"),
+        format!(
+            "g: the killed pvcreate wrote no header: {}",
+            run.step("g-magic-before").stdout
+        ),
+    );
+    checks.that(
+        run.step("g-magic").stdout.trim() == "\\0".repeat(16),
+        format!("g: the header is not zeros: {}", run.step("g-magic").stdout),
+    );
+    for key in ["g", "h"] {
+        check_recovered(&mut checks, &run, key);
+        checks.says(
+            &run,
+            &format!("{key}-recover"),
+            "header never reached the disk",
+        );
+        checks.says(&run, &format!("{key}-recover"), "create physical volume on");
+        checks.that(
+            run.step(&format!("{key}-vgs")).exit_code == 0
+                && text(&vg_row(&run, &format!("{key}-vgs"))["vg_tags"])
+                    == "linstor-satellite-id=node-01",
+            format!("{key}: the VG made again is not tagged"),
+        );
+    }
+    checks.refused_before_lvm(
+        &run,
+        "i-refused",
+        &[
+            "whose header was never written",
+            "volume group hdrlived at seqno",
+            "wipefs --all --types LVM2_member /dev/vdc1",
+            "nothing was written",
+        ],
+    );
+    checks.same(&run, "i-sum-before", "i-sum-after");
+    checks.finish();
+}

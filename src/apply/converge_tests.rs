@@ -1219,6 +1219,19 @@ fn torn_metadata_is_restored_restarted_or_refused() {
         ]
     );
     assert_provisioned(&bed.state(), &config());
+    // A label whose metadata area never got its header: the same start over.
+    let mut bed = Bed::new(SimulatedPartition::unwritten_header(GIB));
+    assert_eq!(converged(bed.converge(&config())), (3, 3));
+    assert_eq!(
+        bed.log(),
+        [
+            "erase-torn-label /dev/vda1",
+            PVCREATE,
+            VGCREATE,
+            POOL_CREATE
+        ]
+    );
+    assert_provisioned(&bed.state(), &config());
     // Someone else's VG, or one without our tag: refused, nothing run.
     for start in [
         SimulatedPartition::volume_group(GIB, "other-vg", "node-01"),

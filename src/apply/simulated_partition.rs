@@ -132,6 +132,28 @@ impl SimulatedPartition {
         }
     }
 
+    /// An orphan PV whose metadata area's header never reached the disk (the label
+    /// did): what a power loss inside the first `pvcreate` can leave.
+    pub fn unwritten_header(size: u64) -> Self {
+        let mut state = Self::orphan_pv(size);
+        let Some(pv) = state.observed.physical_volume.as_mut() else {
+            panic!("no PV: {state:?}")
+        };
+        pv.unwritten_metadata_header = Some(crate::observe::state::UnwrittenMetadataHeader {
+            area_start: 4096,
+            area_size: PE_START - 4096,
+            metadata_areas: 1,
+            unwritten_areas: 1,
+            marked_in_use: false,
+            stray_sectors: Vec::new(),
+            pv_uuid_at: Vec::new(),
+            copies: Vec::new(),
+            listed_by: Vec::new(),
+            unreadable: Vec::new(),
+        });
+        state
+    }
+
     /// `state` with its last commit torn: the metadata-area header points at text
     /// that never reached the disk, and the intact copy left in the buffer is
     /// `state`'s VG (none for an orphan PV: a torn first commit).
@@ -743,6 +765,7 @@ impl SimulatedPartition {
             in_use_without_metadata: None,
             volume_group: None,
             torn_metadata: None,
+            unwritten_metadata_header: None,
         });
         Ok(())
     }

@@ -8,7 +8,7 @@ use crate::observe::partition::DiscoveryBackend;
 use crate::observe::snapshot::{observe_partition, Expectations, Snapshot};
 use crate::observe::state::{
     DevicesFileFacts, HostLvmFacts, InUseWithoutMetadata, LvKind, OwnMetadataAreas,
-    SatelliteIdReading, TornMetadata, VgFacts,
+    SatelliteIdReading, TornMetadata, UnwrittenMetadataHeader, VgFacts,
 };
 use crate::plan::sizing::{self, metadata_area_use, MetadataAreaUse};
 use crate::units::{Bytes, Extents};
@@ -62,6 +62,9 @@ struct PvReport<'a> {
     /// A torn metadata commit (absent from the JSON when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     torn_metadata: Option<&'a TornMetadata>,
+    /// A metadata area whose header was never written (absent when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unwritten_metadata_header: Option<&'a UnwrittenMetadataHeader>,
 }
 
 pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError> {
@@ -100,6 +103,7 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
             in_use_without_metadata: pv.in_use_without_metadata.as_ref(),
             volume_group: pv.volume_group.as_ref(),
             torn_metadata: pv.torn_metadata.as_ref(),
+            unwritten_metadata_header: pv.unwritten_metadata_header.as_ref(),
         }),
         device_mapper_error: snapshot
             .active_volumes
@@ -206,6 +210,17 @@ fn text(snapshot: &Snapshot, report: &StatusReport<'_>, args: &StatusArgs) -> St
                     ", newest volume group {} seqno {}",
                     c.volume_group, c.seqno
                 ))
+            ),
+        );
+        return out;
+    }
+    if let Some(unwritten) = pv.unwritten_metadata_header {
+        line(
+            "vg",
+            format!(
+                "unreadable: the metadata area at byte {} has no header (never written); {} intact metadata copies in its buffer",
+                unwritten.area_start,
+                unwritten.copies.len()
             ),
         );
         return out;

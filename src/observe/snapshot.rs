@@ -14,7 +14,7 @@ use super::signature::{self, ProbeError, Signature};
 use super::state::{
     InUseWithoutMetadata, Leftovers, LvFacts, LvKind, MetadataCopy, ObservedPartition,
     OwnMetadataAreas, PartitionFacts, PeRange, PoolMetadataUsage, PvFacts, SatelliteIdReading,
-    StaleDevice, TornMetadata, TransactionMismatch, VgFacts, VgListingPv,
+    StaleDevice, TornMetadata, TransactionMismatch, UnwrittenMetadataHeader, VgFacts, VgListingPv,
 };
 use super::vg_dev_dir::{read_vg_dev_dir, Follow, VgDevDir};
 use super::{device_size, live::holders};
@@ -336,7 +336,9 @@ pub fn observe_resolved(
         Some(pv) => {
             // Only a PV marked in use without VG metadata here needs the other
             // devices: they decide whether its VG lives on elsewhere.
-            let others = if (pv.is_in_vg() && pv.vg_metadata.is_none()) || !pv.torn_areas.is_empty()
+            let others = if (pv.is_in_vg() && pv.vg_metadata.is_none())
+                || !pv.torn_areas.is_empty()
+                || !pv.unwritten_areas.is_empty()
             {
                 vgs_listing_pv(&all_devices()?, device, &pv.pv_uuid)
             } else {
@@ -548,6 +550,30 @@ pub fn pv_facts(
             in_use_without_metadata: None,
             volume_group: None,
             torn_metadata: Some(torn_metadata(pv, torn, others)),
+            unwritten_metadata_header: None,
+        });
+    }
+    if let Some(area) = pv.unwritten_areas.first() {
+        return Ok(PvFacts {
+            uuid: pv.pv_uuid,
+            recorded_device_size: pv.device_size,
+            metadata_bytes_at_end,
+            pe_start_bytes: pe_start,
+            in_use_without_metadata: None,
+            volume_group: None,
+            torn_metadata: None,
+            unwritten_metadata_header: Some(UnwrittenMetadataHeader {
+                area_start: area.start,
+                area_size: area.size,
+                metadata_areas: pv.metadata_area_states.len(),
+                unwritten_areas: pv.unwritten_areas.len(),
+                marked_in_use: pv.extension_flags & lvm::PV_EXT_USED != 0,
+                stray_sectors: area.stray_sectors.clone(),
+                pv_uuid_at: area.pv_uuid_at.clone(),
+                copies: metadata_copies(pv, &area.copies, area.size),
+                listed_by: others.listed_by,
+                unreadable: others.unreadable,
+            }),
         });
     }
     let in_use_without_metadata = (pv.is_in_vg() && pv.vg_metadata.is_none()).then(|| {
@@ -575,13 +601,14 @@ pub fn pv_facts(
             Some(vg) => Some(vg_facts(devnode, pv, vg, active_volumes, pool_usage)?),
         },
         torn_metadata: None,
+        unwritten_metadata_header: None,
     })
 }
 
-/// What is left of a torn metadata area: its intact copies, newest first.
-fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> TornMetadata {
-    let mut copies: Vec<MetadataCopy> = torn
-        .copies
+/// The intact copies found in an area's buffer (of `area_size` bytes), as the
+/// planner judges them, newest first.
+fn metadata_copies(pv: &PvOnDisk, found: &[lvm::RingCopy], area_size: u64) -> Vec<MetadataCopy> {
+    let mut copies: Vec<MetadataCopy> = found
         .iter()
         .map(|copy| MetadataCopy {
             offset: copy.offset,
@@ -600,12 +627,18 @@ fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> T
                 .flatten(),
             seed_layout: copy.metadata.lv(SEED_ID_LV).is_some(),
             padded: copy.padded,
-            next_offset: lvm::mda::next_text_offset(torn.size, copy.offset, copy.size),
+            next_offset: lvm::mda::next_text_offset(area_size, copy.offset, copy.size),
             system_id: copy.metadata.system_id.clone().filter(|s| !s.is_empty()),
             lock_type: copy.metadata.lock_type.clone().filter(|s| !s.is_empty()),
         })
         .collect();
     copies.sort_by_key(|c| std::cmp::Reverse(c.seqno));
+    copies
+}
+
+/// What is left of a torn metadata area: its intact copies, newest first.
+fn torn_metadata(pv: &PvOnDisk, torn: &lvm::TornArea, others: OtherDevices) -> TornMetadata {
+    let copies = metadata_copies(pv, &torn.copies, torn.size);
     TornMetadata {
         area_start: torn.start,
         area_size: torn.size,
@@ -1210,6 +1243,7 @@ mod tests {
             vg_metadata: Some(vg_metadata),
             mda_seqno: Some(1),
             torn_areas: Vec::new(),
+            unwritten_areas: Vec::new(),
         };
         pv_facts(
             Path::new("/dev/vda1"),

@@ -104,6 +104,42 @@ pub struct PvFacts {
     /// JSON when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub torn_metadata: Option<TornMetadata>,
+    /// A metadata area whose header was never written (all zeros after the label):
+    /// no VG can be read, and this says what is left. Absent from the JSON when
+    /// there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unwritten_metadata_header: Option<UnwrittenMetadataHeader>,
+}
+
+/// A PV label whose metadata area's header sector is all zeros: the disk kept
+/// `pvcreate`'s label write and lost its header write. No commit can have reached an
+/// area without a header (each commit rewrites the header), so when the buffer
+/// holds nothing of this PV and no other device lists it, no VG ever lived here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnwrittenMetadataHeader {
+    /// Byte offset of the area on the partition, and its size (header included).
+    pub area_start: u64,
+    pub area_size: u64,
+    /// Metadata areas of the PV, and how many have no header.
+    pub metadata_areas: usize,
+    pub unwritten_areas: usize,
+    /// The header extension says the PV belongs to a VG (`vgcreate` marks it so
+    /// before its first commit).
+    pub marked_in_use: bool,
+    /// Non-zero sectors of the buffer that no copy found there accounts for (area
+    /// offsets): text of unknown origin, such as the tail of an earlier PV's copy
+    /// whose start `pvcreate` zeroed.
+    pub stray_sectors: Vec<u64>,
+    /// Area offsets where this PV's uuid appears in the buffer: text written for
+    /// this PV, intact or not.
+    pub pv_uuid_at: Vec<u64>,
+    /// The intact copies in the buffer, newest first. A reset leaves the previous
+    /// PV's there; they name another uuid.
+    pub copies: Vec<MetadataCopy>,
+    /// VGs on other block devices whose metadata lists this PV's uuid.
+    pub listed_by: Vec<VgListingPv>,
+    /// Devices that carry an LVM label but could not be read: `(device, why)`.
+    pub unreadable: Vec<(PathBuf, String)>,
 }
 
 /// A metadata-area header whose committed slot points at text that does not match

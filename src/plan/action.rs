@@ -167,12 +167,12 @@ pub enum Action {
         size: u64,
         checksum: u32,
     },
-    /// Erase the LVM label of a PV whose first metadata commit (its `vgcreate`) tore:
-    /// LVM can neither read it nor `pvcreate -ff` it (the rescan fails on the torn
-    /// text). Its label sector is zeroed, as `pvremove` does; then the partition is
-    /// blank.
+    /// Erase the LVM label of a PV no VG can have lived on, which LVM can neither
+    /// read nor `pvcreate -ff` (the rescan fails on its metadata area). Its label
+    /// sector is zeroed, as `pvremove` does; then the partition is blank.
     EraseTornPhysicalVolume {
         device: PathBuf,
+        because: UnreadablePv,
     },
     /// Drop the entry of a PV about to be destroyed from the host's devices file
     /// (`lvmdevices --delpvid`), before a host command turns it into a dead line.
@@ -180,6 +180,16 @@ pub enum Action {
         #[serde(serialize_with = "LvmUuid::serialize_undashed")]
         pvid: LvmUuid,
     },
+}
+
+/// Why LVM cannot read a PV whose label [`Action::EraseTornPhysicalVolume`] erases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnreadablePv {
+    /// The header points at a first commit whose text never reached the disk.
+    TornFirstCommit,
+    /// The metadata area's header sector is all zeros (`pvcreate`'s write lost).
+    HeaderNeverWritten,
 }
 
 impl fmt::Display for Action {
@@ -358,10 +368,16 @@ impl fmt::Display for Action {
                 device.display(),
                 area_start.saturating_add(*offset)
             ),
-            Action::EraseTornPhysicalVolume { device } => write!(
+            Action::EraseTornPhysicalVolume { device, because } => write!(
                 f,
-                "erase the LVM label of {} (its vgcreate's first commit tore: no volume group was ever complete there) and start over",
-                device.display()
+                "erase the LVM label of {} ({}) and start over",
+                device.display(),
+                match because {
+                    UnreadablePv::TornFirstCommit =>
+                        "its vgcreate's first commit tore: no volume group was ever complete there",
+                    UnreadablePv::HeaderNeverWritten =>
+                        "its metadata area's header never reached the disk: no volume group was ever committed there",
+                }
             ),
             Action::RemoveFromDevicesFile { pvid } => write!(
                 f,

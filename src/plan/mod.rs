@@ -13,7 +13,7 @@ mod spare;
 mod tests;
 mod torn;
 
-pub use action::Action;
+pub use action::{Action, UnreadablePv};
 pub use host_lvm::host_lvm_warnings;
 pub use pool_health::pool_warnings;
 pub use preflight::{needs_facts as needs_preflight, writes};
@@ -75,14 +75,23 @@ impl Plan {
 
 /// Decides what to do with the partition.
 pub fn plan(observed: &ObservedPartition, config: &ProvisionConfig) -> Result<Plan, Refusal> {
-    // A torn commit first, and alone: nothing else on the partition can be judged
-    // while its VG cannot be read.
+    // A torn commit or a metadata area without a header first, and alone: nothing
+    // else on the partition can be judged while its VG cannot be read.
     if let Some(torn_metadata) = observed
         .physical_volume
         .as_ref()
         .and_then(|pv| pv.torn_metadata.as_ref())
     {
         let plan = torn::plan(observed, torn_metadata, config)?;
+        preflight::check(observed, &plan)?;
+        return Ok(plan);
+    }
+    if let Some(unwritten) = observed
+        .physical_volume
+        .as_ref()
+        .and_then(|pv| pv.unwritten_metadata_header.as_ref())
+    {
+        let plan = torn::plan_unwritten(observed, unwritten)?;
         preflight::check(observed, &plan)?;
         return Ok(plan);
     }

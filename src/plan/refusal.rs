@@ -29,6 +29,13 @@ pub enum Refusal {
         found: String,
         volume_group: String,
     },
+    #[error("the LVM label on {} lists a metadata area at byte {area_start} whose header was never written (its sector is all zeros: the label of a pvcreate reached the disk, its header did not, e.g. a power loss; LVM can neither read nor pvcreate -ff this PV), and {found}, so a volume group may have lived here: nothing was written. Inspect with `pvck --dump headers {}` and `pvck --dump metadata_search {}`; if nothing there is needed, erase the label with `wipefs --all --types LVM2_member {}` and run this tool again", show(device), show(device), show(device), show(device))]
+    UnwrittenMetadataHeader {
+        device: PathBuf,
+        area_start: u64,
+        /// Why the PV is not provably an interrupted `pvcreate`.
+        found: String,
+    },
     #[error("{} carries a foreign signature ({signature}), not LVM; refusing to overwrite it. If the data there is disposable, rerun with --force (FORCE=true); otherwise check PARTITION_LABEL", show(device))]
     ForeignSignature { device: PathBuf, signature: String },
     #[error("volume group {volume_group} on {} also uses other devices ({}); this tool only manages a VG that lives entirely on its partition. Move the VG off the other devices (pvmove/vgreduce) or use a different partition", show(device), other_pvs.join(", "))]

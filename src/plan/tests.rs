@@ -91,6 +91,7 @@ fn orphan_pv(size: Bytes) -> ObservedPartition {
         in_use_without_metadata: None,
         volume_group: None,
         torn_metadata: None,
+        unwritten_metadata_header: None,
     });
     observed
 }
@@ -2358,6 +2359,118 @@ fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
     assert!(torn_refusal(&huge).contains("more than half"));
 }
 
+/// An orphan PV whose one metadata area's header sector is all zeros, with `copies`
+/// left in its buffer.
+fn unwritten_header(copies: Vec<crate::observe::state::MetadataCopy>) -> ObservedPartition {
+    let mut observed = orphan_pv(gib(1));
+    if let Some(pv) = observed.physical_volume.as_mut() {
+        pv.unwritten_metadata_header = Some(crate::observe::state::UnwrittenMetadataHeader {
+            area_start: 4096,
+            area_size: TORN_AREA,
+            metadata_areas: 1,
+            unwritten_areas: 1,
+            marked_in_use: false,
+            stray_sectors: Vec::new(),
+            pv_uuid_at: Vec::new(),
+            copies,
+            listed_by: Vec::new(),
+            unreadable: Vec::new(),
+        });
+    }
+    observed
+}
+
+/// A label whose metadata area never got its header (a power loss inside the first
+/// `pvcreate`): erased and started over when nothing says a VG lived there; with a
+/// copy of this PV in the buffer, anything unexplained there, another device listing
+/// it or more than one area, refused with nothing written.
+#[test]
+fn a_label_whose_metadata_header_never_arrived_starts_over_only_when_nothing_lived_there() {
+    use crate::plan::UnreadablePv;
+    let blank = unwritten_header(vec![]);
+    let erase = |observed: &ObservedPartition| match plan(observed, &config()) {
+        Ok(p) => p.actions,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        erase(&blank),
+        vec![Action::EraseTornPhysicalVolume {
+            device: PathBuf::from("/dev/vda1"),
+            because: UnreadablePv::HeaderNeverWritten,
+        }]
+    );
+    // A reset's pvcreate: the buffer still holds the removed PV's copies (another
+    // uuid), and vgcreate may already have marked the PV in use.
+    let mut earlier_pv = copy(3, "linstor-vg", Some("node-01"));
+    earlier_pv.names_this_pv = false;
+    let mut after_reset = unwritten_header(vec![earlier_pv]);
+    if let Some(u) = after_reset
+        .physical_volume
+        .as_mut()
+        .and_then(|pv| pv.unwritten_metadata_header.as_mut())
+    {
+        u.marked_in_use = true;
+    }
+    assert_eq!(erase(&after_reset).len(), 1);
+
+    let refused = |observed: &ObservedPartition, why: &str| match plan(observed, &config()) {
+        Err(refusal @ Refusal::UnwrittenMetadataHeader { .. }) => {
+            let text = refusal.to_string();
+            assert!(text.contains(why), "{text}");
+            assert!(
+                text.contains("wipefs --all --types LVM2_member /dev/vda1"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a refusal naming {why}, got {other:?}"),
+    };
+    refused(
+        &unwritten_header(vec![copy(3, "linstor-vg", Some("node-01"))]),
+        "volume group linstor-vg at seqno 3",
+    );
+    let with = |change: &dyn Fn(&mut crate::observe::state::UnwrittenMetadataHeader)| {
+        let mut observed = blank.clone();
+        if let Some(u) = observed
+            .physical_volume
+            .as_mut()
+            .and_then(|pv| pv.unwritten_metadata_header.as_mut())
+        {
+            change(u);
+        }
+        observed
+    };
+    // Beyond the 4 KiB pvcreate zeroes: the tail of a removed PV's copy, kept.
+    assert_eq!(
+        erase(&with(&|u| u.stray_sectors = vec![4096, 4608])).len(),
+        1
+    );
+    refused(
+        &with(&|u| u.stray_sectors = vec![1024, 4096]),
+        "the first at byte 5120",
+    );
+    refused(
+        &with(&|u| {
+            u.stray_sectors = vec![4096];
+            u.pv_uuid_at = vec![4200];
+        }),
+        "names this PV's uuid at byte 8296",
+    );
+    refused(&with(&|u| u.metadata_areas = 2), "2 metadata areas");
+    refused(
+        &with(&|u| {
+            u.listed_by = vec![crate::observe::state::VgListingPv {
+                volume_group: "data".into(),
+                devices: vec![PathBuf::from("/dev/sdb")],
+            }]
+        }),
+        "volume group data lists this PV",
+    );
+    refused(
+        &with(&|u| u.unreadable = vec![(PathBuf::from("/dev/sdc"), "I/O error".into())]),
+        "/dev/sdc cannot be read",
+    );
+}
+
 /// The erase and the restore are checked like every other writing step: never on
 /// a partition something holds, nor where LVM's md check refuses the next round's
 /// pvcreate (or pvck's label write).
@@ -2378,7 +2491,8 @@ fn torn_metadata_steps_pass_the_preflight_checks() {
     };
     let erase = torn(512, vec![]);
     let restore = torn(4608, vec![copy(5, "linstor-vg", Some("node-01"))]);
-    for observed in [erase, restore] {
+    let unwritten = unwritten_header(vec![]);
+    for observed in [erase, restore, unwritten] {
         assert!(crate::plan::preflight::needs_facts(
             &observed,
             &planned(&observed, &config())

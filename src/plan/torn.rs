@@ -21,12 +21,27 @@
 //!   it rescans the device, fails on the torn text and stops);
 //! - anything else is refused, naming what was found and LVM's repair commands.
 //!
+//! A label whose one metadata area has no header at all (its sector all zeros:
+//! `pvcreate`'s label write reached the disk, its header write did not) can hold no
+//! commit, since every commit rewrites the header. When the buffer holds nothing of
+//! this PV (no copy, no sector naming its uuid, nothing but zeros in the 4 KiB
+//! `pvcreate` zeroes, where its VG's first commit would start) and no other device
+//! lists it, its label is erased and provisioning starts over; otherwise it is
+//! refused. Sectors beyond that span, such as the tail of a removed PV's copy whose
+//! start `pvcreate` zeroed, are older than the label. What this leaves out: a VG
+//! whose commits all followed this `pvcreate` with no flush, whose header writes
+//! were all lost and whose texts were kept only past the first 4 KiB, each without
+//! the part naming this PV; LVM writes each text in one request.
+//!
 //! The PV's uuid is what ties a copy to this PV: `pvcreate` makes a new one each
 //! time, so copies a reset left behind in the buffer (the old PV's) never match.
+use super::action::UnreadablePv;
 use super::{check_name_on_disk, Action, Plan, Refusal};
 use crate::config::names::VgName;
 use crate::config::ProvisionConfig;
-use crate::observe::state::{MetadataCopy, ObservedPartition, TornMetadata};
+use crate::observe::state::{
+    MetadataCopy, ObservedPartition, TornMetadata, UnwrittenMetadataHeader, VgListingPv,
+};
 
 /// The plan for a partition whose PV has a torn metadata area.
 pub(super) fn plan(
@@ -55,7 +70,7 @@ pub(super) fn plan(
         [] => {
             return Err(refuse(format!(
                 "no intact copy ends where the torn text begins (the commit before it is gone too){}",
-                others_of_this_pv(torn)
+                remaining_of_this_pv(torn)
             )))
         }
         [one] => *one,
@@ -150,7 +165,7 @@ fn not_restorable(
 /// only have been its VG's first commit; otherwise why not.
 fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan, String> {
     let none = "the torn text is at the start of the buffer with no intact copy before it";
-    let of_this_pv = others_of_this_pv(torn);
+    let of_this_pv = remaining_of_this_pv(torn);
     if !of_this_pv.is_empty() {
         return Err(format!(
             "{none}{of_this_pv}, so it may follow a wrap and not be vgcreate's first commit"
@@ -178,31 +193,105 @@ fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan,
             torn.metadata_areas
         ));
     }
-    if !torn.listed_by.is_empty() || !torn.unreadable.is_empty() {
-        let mut others: Vec<String> = torn
-            .listed_by
-            .iter()
-            .map(|l| format!("volume group {} lists this PV", l.volume_group))
-            .collect();
-        others.extend(
-            torn.unreadable
-                .iter()
-                .map(|(d, why)| format!("{} cannot be read ({why})", d.display())),
-        );
-        return Err(format!("{none}, and {}", others.join("; ")));
+    if let Some(others) = listed_elsewhere(&torn.listed_by, &torn.unreadable) {
+        return Err(format!("{none}, and {others}"));
     }
     Ok(Plan {
         reset: None,
         actions: vec![Action::EraseTornPhysicalVolume {
             device: observed.partition.devnode.clone(),
+            because: UnreadablePv::TornFirstCommit,
         }],
     })
 }
 
-/// The copies in the buffer that list this PV, as a clause ("" when none).
-fn others_of_this_pv(torn: &TornMetadata) -> String {
-    let mine: Vec<String> = torn
-        .copies
+/// The plan for a PV whose one metadata area's header was never written: the label
+/// is erased and provisioning starts over when nothing says a VG lived here (no
+/// copy of this PV in the buffer, nothing unexplained there, no other device
+/// listing it); refused otherwise.
+pub(super) fn plan_unwritten(
+    observed: &ObservedPartition,
+    unwritten: &UnwrittenMetadataHeader,
+) -> Result<Plan, Refusal> {
+    let device = observed.partition.devnode.clone();
+    let refuse = |found: String| Refusal::UnwrittenMetadataHeader {
+        device: device.clone(),
+        area_start: unwritten.area_start,
+        found,
+    };
+    if unwritten.metadata_areas != 1 || unwritten.unwritten_areas != 1 {
+        return Err(refuse(format!(
+            "the PV has {} metadata areas, {} without a header",
+            unwritten.metadata_areas, unwritten.unwritten_areas
+        )));
+    }
+    let of_this_pv = others_of_this_pv(&unwritten.copies, unwritten.area_start);
+    if !of_this_pv.is_empty() {
+        return Err(refuse(format!("the area's buffer holds {of_this_pv}")));
+    }
+    if let Some(first) = unwritten.pv_uuid_at.first() {
+        return Err(refuse(format!(
+            "the area's buffer names this PV's uuid at byte {} (text written for it)",
+            unwritten.area_start.saturating_add(*first)
+        )));
+    }
+    // `pvcreate` zeroes the area's first 4 KiB before it writes the header, and a VG's
+    // first commit starts right after the header: bytes beyond that span which name
+    // neither this PV nor anything readable are older than this label (the tail of
+    // a removed PV's copy whose start was zeroed). Within the span, they are not.
+    let within_wiped: Vec<u64> = unwritten
+        .stray_sectors
+        .iter()
+        .copied()
+        .filter(|at| *at < PVCREATE_ZEROED_BYTES)
+        .collect();
+    if let Some(first) = within_wiped.first() {
+        return Err(refuse(format!(
+            "{} sector(s) of the area's first {PVCREATE_ZEROED_BYTES} bytes, which pvcreate zeroes (the first at byte {}), hold bytes that are neither zeros nor a copy naming another PV",
+            within_wiped.len(),
+            unwritten.area_start.saturating_add(*first)
+        )));
+    }
+    if let Some(others) = listed_elsewhere(&unwritten.listed_by, &unwritten.unreadable) {
+        return Err(refuse(others));
+    }
+    Ok(Plan {
+        reset: None,
+        actions: vec![Action::EraseTornPhysicalVolume {
+            device,
+            because: UnreadablePv::HeaderNeverWritten,
+        }],
+    })
+}
+
+/// What `pvcreate` zeroes at the start of each new metadata area, header included
+/// (LVM 2.03.16 `lib/format_text/format-text.c`: `wipe_size`, 8 sectors).
+const PVCREATE_ZEROED_BYTES: u64 = 8 * 512;
+
+/// Other devices' VGs listing this PV, and devices that could not be read, as a
+/// clause; `None` when there are neither.
+fn listed_elsewhere(
+    listed_by: &[VgListingPv],
+    unreadable: &[(std::path::PathBuf, String)],
+) -> Option<String> {
+    if listed_by.is_empty() && unreadable.is_empty() {
+        return None;
+    }
+    let mut others: Vec<String> = listed_by
+        .iter()
+        .map(|l| format!("volume group {} lists this PV", l.volume_group))
+        .collect();
+    others.extend(
+        unreadable
+            .iter()
+            .map(|(d, why)| format!("{} cannot be read ({why})", d.display())),
+    );
+    Some(others.join("; "))
+}
+
+/// The copies in the buffer that list this PV, as a list ("" when none).
+fn others_of_this_pv(copies: &[MetadataCopy], area_start: u64) -> String {
+    copies
         .iter()
         .filter(|c| c.names_this_pv)
         .map(|c| {
@@ -210,13 +299,17 @@ fn others_of_this_pv(torn: &TornMetadata) -> String {
                 "volume group {} at seqno {} (byte {})",
                 c.volume_group,
                 c.seqno,
-                torn.area_start.saturating_add(c.offset)
+                area_start.saturating_add(c.offset)
             )
         })
-        .collect();
-    if mine.is_empty() {
-        String::new()
-    } else {
-        format!(", while copies listing this PV remain: {}", mine.join(", "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// [`others_of_this_pv`] of a torn area as a clause ("" when none).
+fn remaining_of_this_pv(torn: &TornMetadata) -> String {
+    match others_of_this_pv(&torn.copies, torn.area_start) {
+        mine if mine.is_empty() => mine,
+        mine => format!(", while copies listing this PV remain: {mine}"),
     }
 }

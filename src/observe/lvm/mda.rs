@@ -46,7 +46,7 @@ const RAW_LOCN_SIZE: usize = 24;
 const RAW_LOCN_SLOTS: usize = 2;
 
 /// Where one copy of the metadata text is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RawLocn {
     /// Offset of the text from the start of the metadata area.
     pub offset: u64,
@@ -339,6 +339,31 @@ pub fn search_ring_and_strays<R: Read + Seek>(
         .collect();
     let strays = stray_sectors(&area, slot.offset, slot.size, &copies);
     Ok((copies, strays))
+}
+
+/// What the buffer of an area whose header was never written holds: its intact
+/// copies, its stray sectors, and the area offsets where `needles` (a PV's uuid in
+/// its forms) appear anywhere in the buffer, in one read of the area.
+pub fn search_unwritten_area<R: Read + Seek>(
+    r: &mut R,
+    header: &MdaHeader,
+    needles: &[&[u8]],
+) -> Result<(Vec<RingCopy>, Vec<u64>, Vec<u64>), LvmReadError> {
+    check_searchable(header)?;
+    let area = read_area(r, header)?;
+    let copies = search_area(&area);
+    let strays = stray_sectors(&area, 0, 0, &copies);
+    let buffer = area.get(MDA_HEADER_SIZE as usize..).unwrap_or_default();
+    let mut found: Vec<u64> = needles
+        .iter()
+        .filter(|needle| !needle.is_empty())
+        .flat_map(|needle| {
+            memchr::memmem::find_iter(buffer, needle)
+                .map(|at| (at as u64).saturating_add(MDA_HEADER_SIZE))
+        })
+        .collect();
+    found.sort_unstable();
+    Ok((copies, strays, found))
 }
 
 /// An area this reader holds in memory whole.

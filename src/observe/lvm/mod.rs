@@ -97,6 +97,30 @@ pub struct PvOnDisk {
     /// listed instead. Absent from the JSON when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub torn_areas: Vec<TornArea>,
+    /// Metadata areas whose header sector is all zeros: `pvcreate` wrote the label
+    /// and the disk lost the area's header (a power loss before its cache flushed).
+    /// LVM cannot read such a PV (`found magic bytes 00 …`) nor `pvcreate -ff` it.
+    /// Absent from the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unwritten_areas: Vec<UnwrittenArea>,
+}
+
+/// A metadata area the label lists whose header was never written (its sector is
+/// all zeros), and what its buffer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnwrittenArea {
+    /// Byte offset of the area on the device.
+    pub start: u64,
+    /// Area size in bytes, header included (as the PV header lists it).
+    pub size: u64,
+    /// Intact copies of VG metadata in the area's buffer (an earlier PV's, left by
+    /// a reset: `pvremove` erases the label, not the buffer).
+    pub copies: Vec<RingCopy>,
+    /// Non-zero sectors of the buffer no copy accounts for, as area offsets.
+    pub stray_sectors: Vec<u64>,
+    /// Area offsets where this PV's uuid appears in the buffer (in a copy or not):
+    /// text written for this PV.
+    pub pv_uuid_at: Vec<u64>,
 }
 
 /// A metadata area whose header points at text that does not match the checksum the
@@ -199,8 +223,39 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
     let mut states = Vec::with_capacity(header.metadata_areas.len());
     let mut best: Option<(u64, VgMetadata)> = None;
     let mut torn_areas = Vec::new();
+    let mut unwritten_areas = Vec::new();
     for area in &header.metadata_areas {
         let raw = io::read_exact_at(r, area.offset, mda::MDA_HEADER_SIZE, "metadata area header")?;
+        if raw.iter().all(|b| *b == 0) {
+            // Never written: what the buffer holds is searched as in a torn area,
+            // with no slot of its own.
+            let blank = mda::MdaHeader {
+                start: area.offset,
+                size: area.size,
+                raw_locns: Vec::new(),
+            };
+            let dashed = header.pv_uuid.dashed();
+            let (copies, stray_sectors, pv_uuid_at) = mda::search_unwritten_area(
+                r,
+                &blank,
+                &[dashed.as_bytes(), header.pv_uuid.undashed().as_bytes()],
+            )?;
+            unwritten_areas.push(UnwrittenArea {
+                start: area.offset,
+                size: area.size,
+                copies,
+                stray_sectors,
+                pv_uuid_at,
+            });
+            states.push(MetadataAreaState {
+                start: area.offset,
+                size: area.size,
+                ignored: false,
+                committed: None,
+                seqno: None,
+            });
+            continue;
+        }
         let mdah = mda::parse_mda_header(&raw, area.offset, area.size)?;
         let mut state = MetadataAreaState {
             start: mdah.start,
@@ -269,6 +324,7 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
         mda_seqno: vg_metadata.as_ref().map(|m| m.seqno),
         vg_metadata,
         torn_areas,
+        unwritten_areas,
     }))
 }
 

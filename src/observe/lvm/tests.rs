@@ -624,6 +624,46 @@ fn a_header_whose_text_never_arrived_is_torn_with_the_older_copies_listed() {
     assert!(plain.get("torn_areas").is_none());
 }
 
+/// A label whose metadata area's header sector never reached the disk (all zeros):
+/// read as an unwritten area, with what its buffer holds, not as an error. One
+/// non-zero byte in the header is still a malformed header.
+#[test]
+fn a_header_sector_of_zeros_is_an_unwritten_area_with_its_buffer_searched() {
+    let mut pv_only = load_image("pv-only");
+    pv_only[4096..4608].fill(0);
+    let pv = parse_pv_on_disk(Cursor::new(pv_only.clone()))
+        .unwrap()
+        .unwrap();
+    assert!(pv.vg_metadata.is_none() && pv.torn_areas.is_empty());
+    let area = &pv.unwritten_areas[0];
+    assert_eq!((area.start, area.copies.len()), (4096, 0));
+    assert_eq!(area.stray_sectors, Vec::<u64>::new());
+    assert_eq!(area.pv_uuid_at, Vec::<u64>::new());
+    assert_eq!(pv.metadata_area_states[0].committed, None);
+    // A VG's PV with its header lost: the buffer's copies are found and named.
+    let mut thin = load_image("vg-thin");
+    thin[4096..4608].fill(0);
+    let pv = parse_pv_on_disk(Cursor::new(thin)).unwrap().unwrap();
+    let area = &pv.unwritten_areas[0];
+    assert!(!area.copies.is_empty());
+    assert!(area.copies.iter().all(|c| c.metadata.name == "vg-thin"));
+    // Its copies name the PV: the uuid is found in the buffer, as LVM writes it.
+    let first = area.copies.iter().map(|c| c.offset).min().unwrap();
+    assert!(
+        area.pv_uuid_at.first().is_some_and(|at| *at > first),
+        "{:?}",
+        area.pv_uuid_at
+    );
+    // Anything in the buffer that is no copy is a stray sector.
+    let mut stray = pv_only.clone();
+    stray[4096 + 8192] = 1;
+    let pv = parse_pv_on_disk(Cursor::new(stray)).unwrap().unwrap();
+    assert_eq!(pv.unwritten_areas[0].stray_sectors, vec![8192]);
+    // Not all zeros: a malformed header, as before.
+    pv_only[4096 + 100] = 1;
+    assert!(parse_pv_on_disk(Cursor::new(pv_only)).is_err());
+}
+
 /// A copy that wraps past the end of the buffer is found whole, and a copy whose
 /// sectors were partly overwritten is not taken for intact.
 #[test]
