@@ -341,6 +341,14 @@ pub fn search_ring_and_strays<R: Read + Seek>(
     Ok((copies, strays))
 }
 
+/// What an area's buffer holds, searched without a slot of its own.
+pub struct BufferContents {
+    pub copies: Vec<RingCopy>,
+    pub stray_sectors: Vec<u64>,
+    /// Area offsets where any of the searched byte strings appear.
+    pub found_at: Vec<u64>,
+}
+
 /// What the buffer of an area whose header was never written holds: its intact
 /// copies, its stray sectors, and the area offsets where `needles` (a PV's uuid in
 /// its forms) appear anywhere in the buffer, in one read of the area.
@@ -348,7 +356,7 @@ pub fn search_unwritten_area<R: Read + Seek>(
     r: &mut R,
     header: &MdaHeader,
     needles: &[&[u8]],
-) -> Result<(Vec<RingCopy>, Vec<u64>, Vec<u64>), LvmReadError> {
+) -> Result<BufferContents, LvmReadError> {
     check_searchable(header)?;
     let area = read_area(r, header)?;
     let copies = search_area(&area);
@@ -363,7 +371,11 @@ pub fn search_unwritten_area<R: Read + Seek>(
         })
         .collect();
     found.sort_unstable();
-    Ok((copies, strays, found))
+    Ok(BufferContents {
+        copies,
+        stray_sectors: strays,
+        found_at: found,
+    })
 }
 
 /// An area this reader holds in memory whole.

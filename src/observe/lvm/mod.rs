@@ -235,7 +235,7 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
                 raw_locns: Vec::new(),
             };
             let dashed = header.pv_uuid.dashed();
-            let (copies, stray_sectors, pv_uuid_at) = mda::search_unwritten_area(
+            let buffer = mda::search_unwritten_area(
                 r,
                 &blank,
                 &[dashed.as_bytes(), header.pv_uuid.undashed().as_bytes()],
@@ -243,9 +243,9 @@ pub fn parse_pv_on_disk<R: Read + Seek>(mut reader: R) -> Result<Option<PvOnDisk
             unwritten_areas.push(UnwrittenArea {
                 start: area.offset,
                 size: area.size,
-                copies,
-                stray_sectors,
-                pv_uuid_at,
+                copies: buffer.copies,
+                stray_sectors: buffer.stray_sectors,
+                pv_uuid_at: buffer.found_at,
             });
             states.push(MetadataAreaState {
                 start: area.offset,
