@@ -161,6 +161,9 @@ pub enum Action {
         device: PathBuf,
         volume_group: VgName,
         seqno: u64,
+        /// The copy is the torn commit's predecessor (`false`: the newest intact
+        /// copy, the commits between it and the torn one lost too).
+        predecessor: bool,
         area_start: u64,
         area_size: u64,
         offset: u64,
@@ -359,14 +362,25 @@ impl fmt::Display for Action {
                 device,
                 volume_group,
                 seqno,
+                predecessor,
                 area_start,
                 offset,
                 ..
             } => write!(
                 f,
-                "restore volume group {volume_group} on {} from the metadata copy committed just before the torn one (seqno {seqno}, at byte {}): the last commit's header reached the disk, its text did not (pvck --repair)",
+                "restore volume group {volume_group} on {} from the {} (seqno {seqno}, at byte {}): the last commit's header reached the disk, its text did not{} (pvck --repair)",
                 device.display(),
-                area_start.saturating_add(*offset)
+                if *predecessor {
+                    "metadata copy committed just before the torn one"
+                } else {
+                    "newest intact metadata copy"
+                },
+                area_start.saturating_add(*offset),
+                if *predecessor {
+                    ""
+                } else {
+                    ", nor the texts of the commits between them"
+                }
             ),
             Action::EraseTornPhysicalVolume { device, because } => write!(
                 f,

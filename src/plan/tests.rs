@@ -2212,6 +2212,58 @@ fn a_torn_commit_of_our_vg_is_restored_from_the_copy_committed_just_before_it() 
     ));
 }
 
+/// Several commits of one flush epoch lost (the pool's `lvcreate` commits three
+/// times with no flush): the predecessor is gone too, and the newest intact copy of
+/// this PV is the state before them, restored unless the lost span (from its end to
+/// the torn text) could have wrapped over it.
+#[test]
+fn a_torn_commit_whose_predecessor_is_lost_too_restores_the_newest_intact_copy() {
+    // seqno 5 at 2560..4560; commits 6 and 7 lost at 4608 and 6656, 8 torn at 9216.
+    let observed = torn(
+        9216,
+        vec![
+            copy(5, "linstor-vg", Some("node-01")),
+            copy(4, "linstor-vg", Some("node-01")),
+        ],
+    );
+    let plan = planned(&observed, &config());
+    assert!(plan.reset.is_none(), "a torn commit never resets");
+    assert!(
+        matches!(
+            &plan.actions[..],
+            [Action::RestoreTornMetadata {
+                seqno: 5,
+                predecessor: false,
+                offset: 2560,
+                ..
+            }]
+        ),
+        "{plan:?}"
+    );
+    assert!(plan.actions[0]
+        .to_string()
+        .contains("newest intact metadata copy (seqno 5, at byte 6656)"));
+    // A higher seqno of another PV (a reset's leftovers) is not the state before.
+    let mut old = copy(30, "linstor-vg", Some("node-00"));
+    old.names_this_pv = false;
+    let mut with_old = observed.clone();
+    torn_mut(&mut with_old).copies.insert(0, old);
+    assert!(matches!(
+        &planned(&with_old, &config()).actions[..],
+        [Action::RestoreTornMetadata { seqno: 5, .. }]
+    ));
+    // The lost span wraps over the copy: it cannot be the state before them.
+    let mut near_end = torn(2048, vec![copy_at(3072, 5, "linstor-vg", Some("node-01"))]);
+    torn_mut(&mut near_end).slot_size = 1500;
+    let text = torn_refusal(&near_end);
+    assert!(text.contains("wrap over it"), "{text}");
+    // Not ours, or no copy of this PV at all: refused as before.
+    let text = torn_refusal(&torn(9216, vec![copy(5, "other-vg", Some("node-01"))]));
+    assert!(text.contains("not the configured VOLUME_GROUP"), "{text}");
+    let text = torn_refusal(&torn(9216, vec![]));
+    assert!(text.contains("none lists this PV"), "{text}");
+}
+
 #[test]
 fn the_next_commit_goes_where_lvm_puts_it() {
     use crate::observe::lvm::mda::next_text_offset;
@@ -2259,11 +2311,6 @@ fn a_torn_commit_not_provably_ours_is_refused_naming_the_repair() {
         ),
         (
             torn(4608, vec![]),
-            "no intact copy ends where the torn text begins",
-        ),
-        // An older copy is never restored in place of the missing predecessor.
-        (
-            torn(9216, vec![copy(5, "linstor-vg", Some("node-01"))]),
             "no intact copy ends where the torn text begins",
         ),
     ];
@@ -2341,8 +2388,13 @@ fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
     let mut ours_later = copy(40, "linstor-vg", Some("node-01"));
     ours_later.padded = false;
     let text = torn_refusal(&torn(512, vec![old.clone(), ours_later]));
-    assert!(text.contains("copies listing this PV remain"), "{text}");
-    assert!(text.contains("may follow a wrap"), "{text}");
+    assert!(
+        text.contains(
+            "the newest intact copy listing this PV is volume group linstor-vg at seqno 40"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("not zero-padded"), "{text}");
     // Bytes nothing accounts for: not erased on the absence of recognised copies.
     let mut strays = torn(512, vec![old]);
     torn_mut(&mut strays).stray_sectors = vec![8192, 8704];

@@ -11,8 +11,16 @@
 //!   volume, this PV alone, no system ID
 //!   or lock type) on a PV with one metadata area, it is written back with LVM's own
 //!   `pvck --repair`, and the next round plans from the restored VG as from any
-//!   interrupted command. An older copy is never restored: it would bring back a VG
-//!   that later commits changed;
+//!   interrupted command;
+//! - the predecessor is gone too (several commits in one flush epoch lost, as the
+//!   pool's `lvcreate` makes): the newest intact copy listing this PV is the state
+//!   just before the lost commits, when they, laid out from its end to the torn
+//!   text, cannot have wrapped over it. Every lost commit was written after the
+//!   disk's last cache flush, so nothing that followed them was durable either: a
+//!   thin device dm-thin created for one of them is committed with a flush (a
+//!   `create_thin` message commits the pool), which would have kept the commit. That
+//!   copy is restored under the same conditions; a pool whose transaction the
+//!   restored copy does not match is then refused by the next round, never removed;
 //! - no copy precedes the torn text, the slot is the buffer's start and the rest of
 //!   the buffer holds no text of this PV (only zeros and copies naming other PVs, a
 //!   reset's leftovers): the torn text was `vgcreate`'s first commit; a VG that never
@@ -65,15 +73,28 @@ pub(super) fn plan(
         .iter()
         .filter(|c| c.next_offset == Some(torn.slot_offset))
         .collect();
-    let newest = match predecessors.as_slice() {
-        [] if torn.first_text => return start_over(observed, torn).map_err(refuse),
-        [] => {
-            return Err(refuse(format!(
-                "no intact copy ends where the torn text begins (the commit before it is gone too){}",
-                remaining_of_this_pv(torn)
-            )))
-        }
-        [one] => *one,
+    let newest_of_this_pv = torn.copies.iter().find(|c| c.names_this_pv);
+    let (newest, predecessor) = match predecessors.as_slice() {
+        [] => match newest_of_this_pv {
+            None if torn.first_text => return start_over(observed, torn).map_err(refuse),
+            None => {
+                return Err(refuse(format!(
+                    "no intact copy ends where the torn text begins (the commit before it is gone too), and none lists this PV{}",
+                    remaining_of_this_pv(torn)
+                )))
+            }
+            Some(copy) => match lost_commits_overwrite(torn, copy) {
+                None => (copy, false),
+                Some(why) => {
+                    return Err(refuse(format!(
+                        "no intact copy ends where the torn text begins (the commit before it is gone too), and the newest copy listing this PV (seqno {}, byte {}) cannot be shown to precede the lost commits: {why}",
+                        copy.seqno,
+                        torn.area_start.saturating_add(copy.offset)
+                    )))
+                }
+            },
+        },
+        [one] => (*one, true),
         _ => {
             return Err(refuse(format!(
                 "{} intact copies end where the torn text begins, so which came just before it is unknown",
@@ -81,7 +102,7 @@ pub(super) fn plan(
             )))
         }
     };
-    if let Some(why) = not_restorable(torn, newest, config) {
+    if let Some(why) = not_restorable(torn, newest, predecessor, config) {
         return Err(refuse(why));
     }
     let volume_group = check_name_on_disk(
@@ -96,6 +117,7 @@ pub(super) fn plan(
             device,
             volume_group,
             seqno: newest.seqno,
+            predecessor,
             area_start: torn.area_start,
             area_size: torn.area_size,
             offset: newest.offset,
@@ -105,14 +127,57 @@ pub(super) fn plan(
     })
 }
 
+/// Why the commits lost after `copy` (its successors up to the torn text, which LVM
+/// lays out one after another from where `copy` ends) may have overwritten `copy`
+/// itself, if they may: then `copy` is not the state just before them.
+fn lost_commits_overwrite(torn: &TornMetadata, copy: &MetadataCopy) -> Option<String> {
+    let ring_start = crate::observe::lvm::mda::MDA_HEADER_SIZE;
+    let ring = torn.area_size.checked_sub(ring_start).filter(|r| *r > 0);
+    let Some(ring) = ring else {
+        return Some(format!("an area of {} bytes has no buffer", torn.area_size));
+    };
+    // Bytes from `from` forward to `to` in the circular buffer.
+    let forward = |from: u64, to: u64| -> Option<u64> {
+        let from = from.checked_sub(ring_start).filter(|f| *f < ring)?;
+        let to = to.checked_sub(ring_start).filter(|t| *t < ring)?;
+        Some(if to >= from {
+            to - from
+        } else {
+            ring - from + to
+        })
+    };
+    let Some(first_lost) = copy.next_offset else {
+        return Some("its length does not fit the area".to_owned());
+    };
+    let (Some(to_torn), Some(room)) = (
+        forward(first_lost, torn.slot_offset),
+        forward(first_lost, copy.offset),
+    ) else {
+        return Some("its offsets lie outside the area's buffer".to_owned());
+    };
+    match to_torn.checked_add(torn.slot_size) {
+        Some(lost) if lost <= room => None,
+        _ => Some(format!(
+            "the {} bytes from its end through the torn text wrap over it",
+            to_torn.saturating_add(torn.slot_size)
+        )),
+    }
+}
+
 /// Why the newest intact copy listing this PV may not be written back, if it may not.
 fn not_restorable(
     torn: &TornMetadata,
     newest: &MetadataCopy,
+    predecessor: bool,
     config: &ProvisionConfig,
 ) -> Option<String> {
     let what = format!(
-        "the copy committed just before the torn text is volume group {} at seqno {} (byte {})",
+        "{} is volume group {} at seqno {} (byte {})",
+        if predecessor {
+            "the copy committed just before the torn text"
+        } else {
+            "no intact copy ends where the torn text begins, and the newest intact copy listing this PV"
+        },
         newest.volume_group,
         newest.seqno,
         torn.area_start.saturating_add(newest.offset)
