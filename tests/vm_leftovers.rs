@@ -96,8 +96,9 @@ step elsewhere-still readlink /dev/unheld-vg/x
 step elsewhere-gone rm /dev/unheld-vg/x
 step elsewhere-after $LPD $U --satellite-id node-06
 step lvol0-link sh -c 'n=$(dmsetup ls | awk "/^unheld--vg-pool_tmeta/ {print \$1}") && set -- $(stat -L -c "%t %T" "/dev/mapper/$n") && mknod /dev/mapper/unheld--vg-lvol0 b $((0x$1)) $((0x$2)) && mkdir -p /dev/unheld-vg && ln -s /dev/mapper/unheld--vg-lvol0 /dev/unheld-vg/lvol0 && test -b /dev/unheld-vg/lvol0 && readlink /dev/unheld-vg/lvol0'
+step lvol1-link sh -c 'test -b /dev/dm-0 && set -- $(stat -L -c "%t %T" /dev/dm-0) && mknod /dev/mapper/unheld--vg-lvol1 b $((0x$1)) $((0x$2)) && ln -s /dev/mapper/unheld--vg-lvol1 /dev/unheld-vg/lvol1 && test -b /dev/unheld-vg/lvol1'
 step lvol0-reset $LPD $U --satellite-id node-07
-step lvol0-gone sh -c '! test -L /dev/unheld-vg/lvol0'
+step lvol0-gone sh -c '! test -L /dev/unheld-vg/lvol0 && ! test -L /dev/unheld-vg/lvol1'
 step lvol0-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " "'
 step swapped-link sh -c 'test -b /dev/dm-0 && mkdir -p /dev/unheld-vg && ln -sfn ../dm-0 /dev/unheld-vg/pool'
 step swapped-reset $LPD $U --satellite-id node-08
@@ -307,9 +308,9 @@ step swapped-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " 
     let refused = expect_exit(&run, "elsewhere-reset", 1);
     run.check(
         refused.stderr.contains("/dev/unheld-vg")
-            && refused
-                .stderr
-                .contains("x reach live devices that are not this volume group's"),
+            && refused.stderr.contains(
+                "x reach live devices that the reset of this volume group does not remove",
+            ),
         &format!(
             "expected a refusal naming the live link:\n{}",
             refused.stderr
@@ -336,6 +337,10 @@ step swapped-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " 
         run.expect_success("lvol0-link").stdout.trim(),
         "/dev/mapper/unheld--vg-lvol0"
     );
+    // The same node left behind, its minor now another VG's device (a device made
+    // on the host while the reset ran, or before): stale too, since the device it
+    // reaches has another name. Removed with the folder, never a reason to stop.
+    run.expect_success("lvol1-link");
     expect_provisioned(&run, "lvol0-reset");
     run.expect_success("lvol0-gone");
     assert_eq!(
@@ -349,9 +354,9 @@ step swapped-lvs sh -c 'lvs --noheadings -o lv_name,vg_tags unheld-vg | tr -s " 
     run.expect_success("swapped-link");
     let refused = expect_exit(&run, "swapped-reset", 1);
     run.check(
-        refused
-            .stderr
-            .contains("pool reach live devices that are not this volume group's"),
+        refused.stderr.contains(
+            "pool reach live devices that the reset of this volume group does not remove",
+        ),
         &format!(
             "expected a refusal naming the swapped link:\n{}",
             refused.stderr

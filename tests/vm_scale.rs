@@ -69,7 +69,8 @@ fn counted_start(tag: &str) -> String {
 #[test]
 fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
     let bed = bed(vec![
-        DiskSpec::new("disk", 2048).partition("linstor-storage", None)
+        DiskSpec::new("disk", 2048).partition("linstor-storage", None),
+        DiskSpec::new("other", 2048).partition("other-storage", None),
     ])
     .with_file(
         std::path::Path::new("/usr/bin/strace"),
@@ -80,7 +81,10 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         "/usr/local/bin/gdate",
     );
     let mut script = String::from(SCALE_SH);
-    script.push_str("step provision $LPD $P --satellite-id node-01\n");
+    script.push_str(
+        "step provision $LPD $P --satellite-id node-01\n\
+         step provision-other $LPD --partition-label other-storage --volume-group other-vg --pool pool --on-failure exit --satellite-id node-01\n",
+    );
     script.push_str(&counted_start("0"));
     // --version against the empty-pool steady start: system calls, and 20 starts of
     // each timed as a loop (recorded, not asserted).
@@ -94,6 +98,8 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
     );
     script.push_str(&format!(
         "step add-thins add_thins linstor-vg linstor-pool {N}\n\
+         step add-other-thins add_thins other-vg pool {N}\n\
+         step other-lvs lvs --noheadings -o lv_name,lv_active other-vg\n\
          step add-devices add_other_devices {N}\n\
          step thin-lvs lvs --noheadings -o lv_name,lv_active linstor-vg\n\
          step seqno-before vgs --noheadings -o vg_seqno linstor-vg\n"
@@ -112,6 +118,19 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         .filter(|l| l.trim_start().starts_with("pvc-") && l.contains("active"))
         .count();
     assert_eq!(active, N, "{N} active thin volumes expected");
+    // Another VG on another disk (a second pool) with as many active volumes: their
+    // devices are listed, never asked their state.
+    expect_provisioned(&run, "provision-other");
+    expect_exit(&run, "add-other-thins", 0);
+    let other_active = expect_exit(&run, "other-lvs", 0)
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pvc-") && l.contains("active"))
+        .count();
+    assert_eq!(
+        other_active, N,
+        "{N} active thin volumes expected in other-vg"
+    );
     expect_exit(&run, "steady-n", 0);
     assert_eq!(
         run.step("seqno-before").stdout.trim(),
@@ -163,7 +182,8 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         full.walks
     );
     // Device-mapper: one list, and the state of the pool's devices only. The thin
-    // volumes' open counts are asked only by a plan that removes (none here).
+    // volumes' open counts are asked only by a plan that removes (none here), and
+    // another VG's devices never.
     assert!(
         full.dm_ioctls <= empty.dm_ioctls + 4,
         "device-mapper ioctls grew with the thin volumes: {} with none, {} with {N}",

@@ -312,11 +312,12 @@ fn torn_commits_are_restored_restarted_or_refused() {
 /// - G: erases the label and starts over after an interrupted first `pvcreate`;
 /// - H: the same after a reset's `pvcreate`, with the removed PV's copies still in
 ///   the buffer (they name another PV);
-/// - I: refuses, writing nothing, when the buffer holds copies of this PV (a VG
-///   lived here and only its header is gone).
+/// - I: refuses, writing nothing, a provisioned PV whose header alone is gone (its
+///   label marks it in use; its buffer holds its copies);
+/// - J: refuses a member of a VG whose metadata lives on a disk that is absent.
 #[test]
 fn a_label_whose_metadata_header_never_arrived_starts_over_or_is_refused() {
-    let names = ["hdrfirst", "hdrreset", "hdrlived"];
+    let names = ["hdrfirst", "hdrreset", "hdrlived", "hdrmember"];
     let bed = bed(names
         .iter()
         .map(|name| DiskSpec::new(name, 256).partition(name, None))
@@ -361,6 +362,29 @@ fn a_label_whose_metadata_header_never_arrived_starts_over_or_is_refused() {
         sum_before = sum_step("i-sum-before", "/dev/vdc1"),
         sum_after = sum_step("i-sum-after", "/dev/vdc1"),
     ));
+    // J: a member of an operator's VG whose metadata lives on another disk (this
+    // PV's area ignored, so its buffer holds no text), its header lost and that disk
+    // absent (a loop device detached): the label says "in a VG"; refused.
+    script.push_str(&format!(
+        "step j-img truncate -s 64M /tmp/member.img\n\
+         step j-modprobe modprobe loop\n\
+         J=$(losetup -f --show /tmp/member.img)\n\
+         step j-loop test -b \"$J\"\n\
+         D=\"--devices /dev/vdd1,$J\"\n\
+         step j-pv pvcreate $D --metadataignore y /dev/vdd1\n\
+         step j-pv-2 pvcreate $D \"$J\"\n\
+         step j-vg vgcreate $D memberx \"$J\" /dev/vdd1\n\
+         step j-lv lvcreate $D -n data -L 8m memberx /dev/vdd1\n\
+         step j-off vgchange $D -an memberx\n\
+         step j-unheader unheader /dev/vdd1\n\
+         step j-detach losetup -d \"$J\"\n\
+         {sum_before}\
+         step j-refused {tool}\n\
+         {sum_after}",
+        tool = tool("hdrmember"),
+        sum_before = sum_step("j-sum-before", "/dev/vdd1"),
+        sum_after = sum_step("j-sum-after", "/dev/vdd1"),
+    ));
     let run = boot_injecting_faults(&bed, false, &script);
     let mut checks = Checks::default();
     checks.exit(&run, "g-pv", 137);
@@ -376,6 +400,16 @@ fn a_label_whose_metadata_header_never_arrived_starts_over_or_is_refused() {
         "i-prov",
         "i-off",
         "i-unheader",
+        "j-img",
+        "j-modprobe",
+        "j-loop",
+        "j-pv",
+        "j-pv-2",
+        "j-vg",
+        "j-lv",
+        "j-off",
+        "j-unheader",
+        "j-detach",
     ] {
         checks.exit(&run, step, 0);
     }
@@ -411,11 +445,21 @@ fn a_label_whose_metadata_header_never_arrived_starts_over_or_is_refused() {
         "i-refused",
         &[
             "whose header was never written",
-            "volume group hdrlived at seqno",
+            "marks it as a member of a volume group",
             "wipefs --all --types LVM2_member /dev/vdc1",
             "nothing was written",
         ],
     );
     checks.same(&run, "i-sum-before", "i-sum-after");
+    checks.refused_before_lvm(
+        &run,
+        "j-refused",
+        &[
+            "whose header was never written",
+            "marks it as a member of a volume group",
+            "nothing was written",
+        ],
+    );
+    checks.same(&run, "j-sum-before", "j-sum-after");
     checks.finish();
 }

@@ -599,13 +599,12 @@ fn every_interrupted_state_recovers() {
     );
     // In a reset LVM removes its own links; the folder step finds nothing left.
     let mut reset_folder = SimulatedPartition::provisioned(size, "node-02");
-    let Some(vg_uuid) = reset_folder.vg().map(|vg| vg.uuid) else {
-        panic!("no VG");
-    };
     reset_folder.set_vg_folder(vec![VgDevEntry::Symlink {
         name: "linstor-pool".into(),
         target: PathBuf::from("../dm-4"),
-        reaches: LinkReach::VolumeGroupDevice { vg_uuid },
+        reaches: LinkReach::ListedVolume {
+            dm_name: "linstor--vg-linstor--pool".into(),
+        },
     }]);
     let mut expected = RESET[..4].to_vec();
     expected.extend([
@@ -619,15 +618,22 @@ fn every_interrupted_state_recovers() {
         &expected,
         2,
     );
-    // A killed `lvcreate` left `lvol0 -> ../dm-3`, and the pool it went on to
-    // activate took `dm-3`: the link reaches the VG's device under a name LVM does
-    // not remove. The reset removes the VG, the link dangles, the folder goes.
+    // A link through a `/dev/mapper` node to a device the VG lists, under a name
+    // that is no volume's: the reset removes the device, the node goes or goes
+    // stale, and the folder with it.
     reset_folder.set_vg_folder(vec![VgDevEntry::Symlink {
         name: "lvol0".into(),
-        target: PathBuf::from("../dm-3"),
-        reaches: LinkReach::VolumeGroupDevice { vg_uuid },
+        target: PathBuf::from("/dev/mapper/linstor--vg-linstor--pool_tmeta"),
+        reaches: LinkReach::ListedVolume {
+            dm_name: "linstor--vg-linstor--pool_tmeta".into(),
+        },
     }]);
-    recovers("reset with a stale lvol0 link", reset_folder, &expected, 2);
+    recovers(
+        "reset with a link to a hidden volume",
+        reset_folder,
+        &expected,
+        2,
+    );
     let mut untagged = SimulatedPartition::volume_group(size, VG, "x");
     untagged.vg_mut().satellite_id = SatelliteIdReading::Absent;
     recovers(

@@ -301,14 +301,15 @@ pub fn remove_stale_volume_group_path(path: &Path) -> Result<(), LeftoverError> 
         // Only dangling links LVM (or udev) made: one that still reaches a device is
         // a live LV's, and one of another form is not ours (it may have appeared
         // since the plan read the folder).
-        let lvms = |link: &Path| {
+        let removable = |link: &Path| {
             fs::read_link(link).is_ok_and(|target| {
                 path.file_name()
                     .and_then(|vg| vg.to_str())
                     .is_some_and(|vg| is_lv_link(vg, &target))
+                    && !reaches_live_device(link, &target)
             })
         };
-        if !kind.is_symlink() || reaches_live_device(&entry.path()) || !lvms(&entry.path()) {
+        if !kind.is_symlink() || !removable(&entry.path()) {
             return Err(LeftoverError::NotALink {
                 path: path.to_path_buf(),
                 name: entry.file_name().to_string_lossy().into_owned(),

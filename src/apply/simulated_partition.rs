@@ -183,6 +183,7 @@ impl SimulatedPartition {
                     checksum: 0xcccc,
                     seqno: vg.seqno,
                     volume_group: vg.name.clone(),
+                    vg_id: vg.uuid,
                     names_this_pv: true,
                     spans_other_pvs: false,
                     satellite_id: match &vg.satellite_id {
@@ -930,7 +931,6 @@ impl SimulatedPartition {
         // that reached one of the VG's devices under another name dangles once they
         // are all gone.
         let vg_path = Path::new("/dev").join(&vg.name);
-        let vg_uuid = vg.uuid;
         if let VgDevDir::Folder { path, entries } = &mut self.observed.leftovers.vg_dev_dir {
             if *path == vg_path {
                 entries.retain(
@@ -939,7 +939,7 @@ impl SimulatedPartition {
                 if only.is_none() {
                     for entry in entries.iter_mut() {
                         if let VgDevEntry::Symlink { reaches, .. } = entry {
-                            if *reaches == (LinkReach::VolumeGroupDevice { vg_uuid }) {
+                            if matches!(reaches, LinkReach::ListedVolume { .. }) {
                                 *reaches = LinkReach::Nothing;
                             }
                         }

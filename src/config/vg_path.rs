@@ -87,7 +87,7 @@ pub fn check_vg_path_free(dev: &Path, vg: &str) -> Result<(), VgPathError> {
             found,
         })
     };
-    match read_vg_dev_dir(dev, vg, Follow::No).map_err(unreadable)? {
+    match read_vg_dev_dir(dev, vg, Follow::No, &|_| false).map_err(unreadable)? {
         VgDevDir::Absent => Ok(()),
         VgDevDir::NotAFolder { path } => {
             let kind = fs::symlink_metadata(&path).map_err(unreadable)?;

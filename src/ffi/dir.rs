@@ -66,9 +66,13 @@ pub fn list_folder(path: &Path, limit: usize) -> io::Result<Vec<Entry>> {
     )
 }
 
+/// Bytes of records one `getdents64` may return: `/sys/class/block` on a node with
+/// thousands of devices (DRBD, LINSTOR's volumes) then takes a few calls, not dozens.
+const RECORD_BUFFER_BYTES: usize = 32 * 1024;
+
 /// The kernel writes `linux_dirent64` records with 8-byte fields into this.
 #[repr(C, align(8))]
-struct RecordBuffer([u8; 4096]);
+struct RecordBuffer([u8; RECORD_BUFFER_BYTES]);
 
 /// Calls `fill` (one `getdents64`) until it returns 0. A short result does not
 /// mean the end: the kernel also stops early when a signal is pending.
@@ -77,7 +81,7 @@ fn collect_entries(
     limit: usize,
     path: &Path,
 ) -> io::Result<Vec<Entry>> {
-    let mut buffer = RecordBuffer([0u8; 4096]);
+    let mut buffer = Box::new(RecordBuffer([0u8; RECORD_BUFFER_BYTES]));
     let mut entries = Vec::new();
     loop {
         let filled = match fill(&mut buffer.0) {

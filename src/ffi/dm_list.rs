@@ -10,6 +10,7 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use devicemapper_sys::{dm_ioctl, DM_IOCTL, DM_LIST_DEVICES_CMD};
 
@@ -27,6 +28,8 @@ const DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID: u32 = 2;
 const FIRST_BUFFER_BYTES: usize = 64 * 1024;
 /// The kernel caps one ioctl's buffer far below this; a list that needs more is an error.
 const MAX_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// The buffer size the last successful list needed.
+static LAST_FIT: AtomicUsize = AtomicUsize::new(FIRST_BUFFER_BYTES);
 
 nix::ioctl_readwrite!(raw_dm_list_devices, DM_IOCTL, DM_LIST_DEVICES_CMD, dm_ioctl);
 
@@ -70,7 +73,9 @@ pub fn list_devices_with_uuids() -> Result<Vec<ListedDevice>, DmListError> {
         .open(DM_CONTROL)
         .map_err(DmListError::Control)?;
     let header_len = std::mem::size_of::<dm_ioctl>();
-    let mut bytes = FIRST_BUFFER_BYTES;
+    // Start at the size the last list of this process needed: a node with
+    // thousands of devices needs several doublings, each a full list by the kernel.
+    let mut bytes = LAST_FIT.load(Ordering::Relaxed).max(FIRST_BUFFER_BYTES);
     loop {
         // u64 words: the kernel's records are 8-byte aligned, and so is the header.
         let mut buffer = vec![0u64; bytes / 8];
@@ -110,6 +115,7 @@ pub fn list_devices_with_uuids() -> Result<Vec<ListedDevice>, DmListError> {
         let payload = raw
             .get(start..end)
             .ok_or(DmListError::Malformed("data_start beyond data_size"))?;
+        LAST_FIT.store(bytes, Ordering::Relaxed);
         return parse_name_list(payload);
     }
 }

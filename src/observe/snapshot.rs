@@ -5,6 +5,8 @@ use super::device_size::DeviceSizeError;
 use super::host_lvm::ETC_LVM;
 use super::host_lvm_facts::read_host_lvm_facts;
 use super::live::{self, ActiveLv, LiveError, LvmLayer, ThinPoolUsage};
+use std::collections::HashSet;
+
 use super::lvm::{self, LvmReadError, LvmUuid, PvOnDisk, SegmentKind, VgMetadata};
 use super::partition::{self, BlockDevice, DeviceKind, DiscoveryBackend, ResolveError};
 use super::phase_timer::PhaseTimer;
@@ -233,23 +235,45 @@ pub fn observe_resolved(
     let all_active: Result<Vec<ActiveLv>, Arc<LiveError>> = if vg.is_none() && direct.is_empty() {
         Ok(Vec::new())
     } else {
-        // Without `every_lv_state`, the state of the VG's thin volumes is not asked.
+        // Without `every_lv_state`, the state of the VG's thin volumes is not asked
+        // (their ids in one set: a lookup per listed device, not a scan of the VG).
+        let thin_volumes_here: HashSet<LvmUuid> = vg
+            .map(|vg| {
+                vg.logical_volumes
+                    .iter()
+                    .filter(|lv| {
+                        lv.name != SEED_ID_LV
+                            && matches!(
+                                lv.segments.first().map(|s| &s.kind),
+                                Some(SegmentKind::Thin { .. })
+                            )
+                    })
+                    .map(|lv| lv.id)
+                    .collect()
+            })
+            .unwrap_or_default();
         let thin_volume_here = |parsed: &live::LvmDmUuid| {
             parsed.layer.is_none()
-                && vg.is_some_and(|vg| {
-                    vg.id == parsed.vg_uuid
-                        && vg.logical_volumes.iter().any(|lv| {
-                            lv.id == parsed.lv_uuid
-                                && lv.name != SEED_ID_LV
-                                && matches!(
-                                    lv.segments.first().map(|s| &s.kind),
-                                    Some(SegmentKind::Thin { .. })
-                                )
-                        })
-                })
+                && vg.is_some_and(|vg| vg.id == parsed.vg_uuid)
+                && thin_volumes_here.contains(&parsed.lv_uuid)
         };
+        // Only the devices of VGs that live (or lived) on this partition are read:
+        // the VG there and any whose devices map it directly. Another VG's devices
+        // (a second pool on another disk, with its own thousand volumes) decide
+        // nothing here; they are reported from the list alone.
+        let vgs_here: Vec<LvmUuid> = vg
+            .map(|vg| vg.id)
+            .into_iter()
+            .chain(
+                direct
+                    .iter()
+                    .filter_map(|h| live::parse_lvm_dm_uuid(h.dm_uuid.as_deref()?))
+                    .map(|parsed| parsed.vg_uuid),
+            )
+            .collect();
         live::active_lvm_volumes_asking(&|parsed| {
-            expect.every_lv_state || !thin_volume_here(parsed)
+            expect.every_lv_state
+                || (vgs_here.contains(&parsed.vg_uuid) && !thin_volume_here(parsed))
         })
         .map_err(Arc::new)
     };
@@ -303,6 +327,12 @@ pub fn observe_resolved(
                     (true, false) => Follow::No,
                     (true, true) => Follow::TargetAndDevice,
                     (false, _) => Follow::TargetAndDevice,
+                },
+                &|ids| {
+                    vg.is_some_and(|vg| {
+                        vg.id == ids.vg_uuid
+                            && vg.logical_volumes.iter().any(|lv| lv.id == ids.lv_uuid)
+                    })
                 },
             )
             .map_err(|source| ObserveError::Leftovers {
@@ -488,6 +518,14 @@ fn vgs_listing_pv(devices: &[BlockDevice], own: &BlockDevice, pv_uuid: &LvmUuid)
                 d.devnode.clone(),
                 "its LVM metadata is torn (a header points at text that is not there)".to_owned(),
             )),
+            // A metadata area without a header there: its buffer may hold a VG's
+            // text listing this PV that LVM cannot read either.
+            Ok(Some(pv)) if !pv.unwritten_areas.is_empty() && pv.vg_metadata.is_none() => {
+                found.unreadable.push((
+                    d.devnode.clone(),
+                    "a metadata area of its LVM label has no header".to_owned(),
+                ))
+            }
             Ok(Some(pv)) => {
                 let Some(vg) = pv.vg_metadata.filter(|vg| vg.pv_by_id(pv_uuid).is_some()) else {
                     continue;
@@ -616,6 +654,7 @@ fn metadata_copies(pv: &PvOnDisk, found: &[lvm::RingCopy], area_size: u64) -> Ve
             checksum: copy.checksum,
             seqno: copy.seqno,
             volume_group: copy.metadata.name.clone(),
+            vg_id: copy.metadata.id,
             names_this_pv: copy.metadata.pv_by_id(&pv.pv_uuid).is_some(),
             spans_other_pvs: copy
                 .metadata
@@ -1102,11 +1141,13 @@ fn may_have_stale_devices(
                 .map(|parsed| parsed.vg_uuid),
         )
         .collect();
+    // The VG's LV ids in one set: a lookup per active device, not a scan of the VG.
+    let listed: HashSet<LvmUuid> = vg
+        .map(|vg| vg.logical_volumes.iter().map(|lv| lv.id).collect())
+        .unwrap_or_default();
     active.iter().any(|a| {
         ours.contains(&a.vg_uuid)
-            && !vg.is_some_and(|vg| {
-                vg.id == a.vg_uuid && vg.logical_volumes.iter().any(|lv| lv.id == a.lv_uuid)
-            })
+            && !(vg.is_some_and(|vg| vg.id == a.vg_uuid) && listed.contains(&a.lv_uuid))
     })
 }
 

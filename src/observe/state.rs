@@ -188,6 +188,8 @@ pub struct MetadataCopy {
     pub checksum: u32,
     pub seqno: u64,
     pub volume_group: String,
+    /// The VG's id: a VG made again under the same name has another.
+    pub vg_id: LvmUuid,
     /// The copy lists this PV (by uuid, which `pvcreate` makes new each time).
     pub names_this_pv: bool,
     /// The copy's VG also lists other PVs.

@@ -10,8 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::ffi::dir::{list_folder, EntryKind};
-use crate::observe::live::dm::parse_lvm_dm_uuid;
-use crate::observe::lvm::uuid::LvmUuid;
+use crate::observe::live::dm::{parse_lvm_dm_uuid, LvmDmUuid};
 
 use serde::Serialize;
 
@@ -39,27 +38,25 @@ pub enum VgDevEntry {
 }
 
 /// What a symlink of `/dev/<vg>` leads to right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum LinkReach {
-    /// No device: the link dangles (an LV deactivated by a command killed before it
-    /// removed the link).
+    /// No device: the link dangles, or it leads through a `/dev/mapper` node that
+    /// now reaches a device of another name (a killed command's node whose minor
+    /// device-mapper gave to a device it made next: `lvol0 ->
+    /// /dev/mapper/<vg>-lvol0` after LVM's temporary `lvol0` was removed and the
+    /// pool's `_tmeta` took its minor).
     Nothing,
-    /// A live device-mapper device of the volume group with this id. A killed
-    /// command's stale link can reach one under any name: device-mapper reuses the
-    /// minor of a device it removed (`lvol0 -> ../dm-3` after LVM's temporary
-    /// `lvol0` was removed and the pool's `_tmeta` took `dm-3`).
-    VolumeGroupDevice {
-        #[serde(serialize_with = "LvmUuid::serialize_undashed")]
-        vg_uuid: LvmUuid,
-    },
-    /// Any other live device: a disk, a device of no volume group, or one whose
-    /// device-mapper uuid could not be read.
-    OtherDevice,
+    /// A live device of a volume (any layer) the VG on this partition lists: a
+    /// reset removes it, and the link then dangles.
+    ListedVolume { dm_name: String },
+    /// Any other live device: another VG's, one no VG lists, a disk, or one whose
+    /// name could not be read.
+    OtherDevice { dm_name: Option<String> },
 }
 
 impl LinkReach {
-    pub fn is_live(self) -> bool {
+    pub fn is_live(&self) -> bool {
         !matches!(self, LinkReach::Nothing)
     }
 }
@@ -105,8 +102,14 @@ impl VgDevDir {
     }
 }
 
-/// Reads `<dev>/<vg>` (`dev` stands for `/dev`), following symlinks as `follow` says.
-pub fn read_vg_dev_dir(dev: &Path, vg: &str, follow: Follow) -> io::Result<VgDevDir> {
+/// Reads `<dev>/<vg>` (`dev` stands for `/dev`), following symlinks as `follow` says;
+/// `listed` tells the LVM devices of volumes the VG on the partition lists.
+pub fn read_vg_dev_dir(
+    dev: &Path,
+    vg: &str,
+    follow: Follow,
+    listed: &dyn Fn(&LvmDmUuid) -> bool,
+) -> io::Result<VgDevDir> {
     let path = dev.join(vg);
     let meta = match fs::symlink_metadata(&path) {
         Ok(m) => m,
@@ -137,8 +140,8 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str, follow: Follow) -> io::Result<VgDev
             (true, Follow::No) => VgDevEntry::LinkNotFollowed { name },
             (true, Follow::TargetAndDevice) => match target()? {
                 Some(target) => VgDevEntry::Symlink {
+                    reaches: link_reach(&entry_path, &target, listed),
                     target,
-                    reaches: link_reach(&entry_path),
                     name,
                 },
                 None => continue,
@@ -149,11 +152,12 @@ pub fn read_vg_dev_dir(dev: &Path, vg: &str, follow: Follow) -> io::Result<VgDev
     Ok(VgDevDir::Folder { path, entries })
 }
 
-/// Whether `link` leads to a block device the kernel has right now. A node alone
-/// proves nothing: a killed command can leave `/dev/mapper/<name>` behind for a
-/// device that is gone.
-pub fn reaches_live_device(link: &Path) -> bool {
-    live_block_device(link).is_some()
+/// Whether `link` (whose target is `target`) leads to a block device the kernel has
+/// right now and that it names. A node alone proves nothing: a killed command can
+/// leave `/dev/mapper/<name>` behind for a device that is gone, or whose minor now
+/// belongs to another device.
+pub fn reaches_live_device(link: &Path, target: &Path) -> bool {
+    link_reach(link, target, &|_| false).is_live()
 }
 
 /// The sysfs folder of the live device `link` leads to (`Some(None)`: it leads to
@@ -173,18 +177,35 @@ fn live_block_device(link: &Path) -> Option<Option<PathBuf>> {
     }
 }
 
-/// What `link` reaches: nothing, a device of an LVM volume group (read from the
-/// device-mapper uuid in sysfs, `LVM-<vg id><lv id>[-<layer>]`), or anything else.
-fn link_reach(link: &Path) -> LinkReach {
-    match live_block_device(link) {
-        None => LinkReach::Nothing,
-        Some(None) => LinkReach::OtherDevice,
-        Some(Some(sysfs)) => fs::read_to_string(sysfs.join("dm/uuid"))
+/// What `link` (whose target is `target`) reaches, read from the device's
+/// device-mapper name and uuid in sysfs (`LVM-<vg id><lv id>[-<layer>]`).
+fn link_reach(link: &Path, target: &Path, listed: &dyn Fn(&LvmDmUuid) -> bool) -> LinkReach {
+    let sysfs = match live_block_device(link) {
+        None => return LinkReach::Nothing,
+        Some(None) => return LinkReach::OtherDevice { dm_name: None },
+        Some(Some(sysfs)) => sysfs,
+    };
+    let read = |file: &str| {
+        fs::read_to_string(sysfs.join(file))
             .ok()
-            .and_then(|uuid| parse_lvm_dm_uuid(uuid.trim_end()))
-            .map_or(LinkReach::OtherDevice, |dm| LinkReach::VolumeGroupDevice {
-                vg_uuid: dm.vg_uuid,
-            }),
+            .map(|s| s.trim_end().to_owned())
+    };
+    let dm_name = read("dm/name");
+    // A `/dev/mapper` node is named after its device: reaching a device of another
+    // name, it is stale.
+    let in_mapper = target
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|dir| dir == "mapper");
+    if in_mapper && target.file_name().and_then(|f| f.to_str()) != dm_name.as_deref() {
+        return LinkReach::Nothing;
+    }
+    match (
+        dm_name,
+        read("dm/uuid").as_deref().and_then(parse_lvm_dm_uuid),
+    ) {
+        (Some(dm_name), Some(ids)) if listed(&ids) => LinkReach::ListedVolume { dm_name },
+        (dm_name, _) => LinkReach::OtherDevice { dm_name },
     }
 }
 
@@ -222,10 +243,11 @@ mod tests {
     #[test]
     fn tells_lvm_leftovers_from_anything_else() {
         let dev = TempDir::new("vgdev");
-        let read = |vg: &str| match read_vg_dev_dir(dev.path(), vg, Follow::TargetAndDevice) {
-            Ok(d) => d,
-            Err(e) => panic!("{e}"),
-        };
+        let read =
+            |vg: &str| match read_vg_dev_dir(dev.path(), vg, Follow::TargetAndDevice, &|_| false) {
+                Ok(d) => d,
+                Err(e) => panic!("{e}"),
+            };
         assert_eq!(read("linstor-vg"), VgDevDir::Absent);
 
         let folder = dev.path().join("linstor-vg");
@@ -237,7 +259,7 @@ mod tests {
         let leftover = read("linstor-vg");
         assert!(leftover.holds_only_symlinks(), "{leftover:?}");
         // Not followed: the same folder, the link named and nothing read of it.
-        match read_vg_dev_dir(dev.path(), "linstor-vg", Follow::No) {
+        match read_vg_dev_dir(dev.path(), "linstor-vg", Follow::No, &|_| false) {
             Ok(VgDevDir::Folder { entries, .. }) => assert_eq!(
                 entries,
                 vec![VgDevEntry::LinkNotFollowed {

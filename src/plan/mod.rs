@@ -225,34 +225,62 @@ fn clear_volume_group_path(
                 .as_ref()
                 .and_then(|pv| pv.volume_group.as_ref())
                 .filter(|vg| vg.name == config.volume_group);
-            let live: Vec<(&str, LinkReach)> = entries
+            let live: Vec<(&str, &std::path::Path, &LinkReach)> = entries
                 .iter()
                 .filter_map(|e| match e {
-                    VgDevEntry::Symlink { name, reaches, .. } if reaches.is_live() => {
-                        Some((name.as_str(), *reaches))
-                    }
+                    VgDevEntry::Symlink {
+                        name,
+                        target,
+                        reaches,
+                    } if reaches.is_live() => Some((name.as_str(), target.as_path(), reaches)),
                     _ => None,
                 })
                 .collect();
-            // Here, LVM's live links reach this VG's devices, which the plan removes
-            // first (and LVM their links), whatever the links are named: a killed
-            // command's stale link may reach a device that took its old minor. A live
-            // link to anything else leads somewhere else: the removal would refuse it
-            // after the reset had destroyed the VG, so it is refused now.
+            // Here, a live link must dangle once the reset has removed what it
+            // removes, or the folder's removal would refuse it after the VG was gone
+            // (so it is refused now):
+            // - a link through a `/dev/mapper` node reaching a device the VG lists
+            //   (any name: a killed command's link of LVM's temporary `lvol0`); when
+            //   that device goes, the node dangles or, its minor reused, names
+            //   another device: stale either way;
+            // - a `../dm-N` link reaching a device the VG lists, named after a
+            //   visible volume (LVM removes that volume's link by its name);
+            // - a link reaching a stale device the plan removes first.
             match ours_here {
                 Some(vg) => {
+                    let removed_with_the_vg =
+                        |name: &str, target: &std::path::Path, reaches: &LinkReach| match reaches {
+                            LinkReach::ListedVolume { .. } => {
+                                target
+                                    .parent()
+                                    .and_then(std::path::Path::file_name)
+                                    .is_some_and(|d| d == "mapper")
+                                    || vg
+                                        .logical_volumes
+                                        .iter()
+                                        .any(|lv| lv.visible && lv.name == name)
+                            }
+                            LinkReach::OtherDevice {
+                                dm_name: Some(dm_name),
+                            } => observed
+                                .leftovers
+                                .stale_devices
+                                .iter()
+                                .any(|d| d.dm_name == *dm_name && d.held_by.is_none()),
+                            LinkReach::OtherDevice { dm_name: None } | LinkReach::Nothing => false,
+                        };
                     let elsewhere: Vec<&str> = live
                         .iter()
-                        .filter(|(_, reaches)| {
-                            *reaches != LinkReach::VolumeGroupDevice { vg_uuid: vg.uuid }
+                        .filter(|(name, target, reaches)| {
+                            !removed_with_the_vg(name, target, reaches)
                         })
-                        .map(|(name, _)| *name)
+                        .map(|(name, ..)| *name)
                         .collect();
                     if !elsewhere.is_empty() {
                         return taken(
                             path,
                             format!(
-                                "its links {} reach live devices that are not this volume group's",
+                                "its links {} reach live devices that the reset of this volume group does not remove",
                                 elsewhere.join(", ")
                             ),
                         );
@@ -263,7 +291,7 @@ fn clear_volume_group_path(
                         path,
                         format!(
                             "its links {} reach live devices: a volume group of that name is active elsewhere",
-                            live.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+                            live.iter().map(|(name, ..)| *name).collect::<Vec<_>>().join(", ")
                         ),
                     );
                 }

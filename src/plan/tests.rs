@@ -690,7 +690,7 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
     live.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
         name: "data".into(),
         target: PathBuf::from("../dm-7"),
-        reaches: LinkReach::OtherDevice,
+        reaches: LinkReach::OtherDevice { dm_name: None },
     }]);
     assert!(matches!(
         plan_result(&live),
@@ -727,40 +727,63 @@ fn a_volume_group_folder_left_behind_is_cleared_before_vgcreate_only() {
         steady.leftovers.vg_dev_dir = folder(vec![foreign]);
         assert!(planned(&steady, &config()).is_empty());
     }
-    // In a reset, a live link to a device that is not this VG's (`x -> ../dm-9`,
-    // another VG's device; `pvc-1`, named after our volume but reaching a disk) is
-    // refused before anything is removed. A live link to this VG's device is LVM's
-    // under any name: a killed `lvcreate` leaves `lvol0 -> ../dm-3` behind, and
-    // device-mapper gives `dm-3` to the pool's `_tmeta` it activates next.
-    let ours = LinkReach::VolumeGroupDevice {
-        vg_uuid: uuid("vguuid-vguu-idvg-uuid-vguu-idvg-uuidvg"),
+    // In a reset, a live link that would still be live once the reset has removed
+    // the VG is refused before anything is removed: one to a device no volume of
+    // the VG is (`x -> ../dm-9`, another VG's; `pvc-1`, named after our volume but
+    // reaching a disk), or a `../dm-N` link to our hidden `_tmeta` under a name LVM
+    // does not remove.
+    let listed = |dm_name: &str| LinkReach::ListedVolume {
+        dm_name: dm_name.into(),
     };
-    let elsewhere = LinkReach::VolumeGroupDevice {
-        vg_uuid: uuid("otheru-idot-heru-idot-heru-idot-herxyz"),
+    let other = |dm_name: &str| LinkReach::OtherDevice {
+        dm_name: Some(dm_name.into()),
     };
     let mut reset = provisioned(tag("node-02"));
-    for (name, reaches) in [
-        ("x", elsewhere),
-        ("pvc-1", elsewhere),
-        ("pvc-1", LinkReach::OtherDevice),
+    for (name, target, reaches) in [
+        ("x", "../dm-9", other("other--vg-data")),
+        ("pvc-1", "../dm-9", other("other--vg-data")),
+        ("pvc-1", "../dm-9", LinkReach::OtherDevice { dm_name: None }),
+        (
+            "lvol0",
+            "../dm-3",
+            listed("linstor--vg-linstor--pool_tmeta"),
+        ),
+        (
+            "pvc-1",
+            "/dev/mapper/linstor--vg-ghost",
+            other("linstor--vg-ghost"),
+        ),
     ] {
         reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
             name: name.into(),
-            target: PathBuf::from("../dm-9"),
-            reaches,
+            target: PathBuf::from(target),
+            reaches: reaches.clone(),
         }]);
         let refused = plan_result(&reset);
         assert!(
             matches!(&refused, Err(Refusal::VolumeGroupPathTaken { found, .. })
-                if found.contains("not this volume group's") && found.contains(name)),
+                if found.contains("does not remove") && found.contains(name)),
             "{name} {reaches:?}: {refused:?}"
         );
     }
-    for name in ["pvc-1", "lvol0"] {
+    // Links that dangle once the reset has removed the VG: a `../dm-N` link named
+    // after a visible volume (LVM removes it by name), a link through a
+    // `/dev/mapper` node to any device the VG lists, a link the observation found
+    // stale (`lvol0` through a node whose minor the pool's `_tmeta` took), and a
+    // link to a stale device the plan removes first.
+    for (name, target, reaches) in [
+        ("pvc-1", "../dm-3", listed("linstor--vg-pvc--1")),
+        (
+            "lvol0",
+            "/dev/mapper/linstor--vg-linstor--pool_tmeta",
+            listed("linstor--vg-linstor--pool_tmeta"),
+        ),
+        ("lvol0", "/dev/mapper/linstor--vg-lvol0", LinkReach::Nothing),
+    ] {
         reset.leftovers.vg_dev_dir = folder(vec![VgDevEntry::Symlink {
             name: name.into(),
-            target: PathBuf::from("../dm-3"),
-            reaches: ours,
+            target: PathBuf::from(target),
+            reaches,
         }]);
         let steps = kinds(&planned(&reset, &config()));
         assert!(steps.contains(&"rm-stale-vg-dir"), "{name}: {steps:?}");
@@ -2094,6 +2117,7 @@ fn copy_at(
         checksum: 0x1000 + seqno as u32,
         seqno,
         volume_group: volume_group.to_owned(),
+        vg_id: uuid("vguuid-vguu-idvg-uuid-vguu-idvg-uuidvg"),
         names_this_pv: true,
         spans_other_pvs: false,
         satellite_id: id.map(str::to_owned),
@@ -2257,6 +2281,49 @@ fn a_torn_commit_whose_predecessor_is_lost_too_restores_the_newest_intact_copy()
     torn_mut(&mut near_end).slot_size = 1500;
     let text = torn_refusal(&near_end);
     assert!(text.contains("wrap over it"), "{text}");
+    // A VG made again on this PV (a reset cut off after vgremove, then vgcreate on
+    // the orphan PV): the removed VG's texts stay in the buffer, its seqnos above
+    // the new VG's. Copies of two VG ids: refused, never the removed VG restored.
+    let mut removed = copy_at(40960, 80, "linstor-vg", Some("node-01"));
+    removed.vg_id = uuid("oldvgu-idol-dvgu-idol-dvgu-idol-dvguid");
+    let mut remade = observed.clone();
+    torn_mut(&mut remade).copies.insert(0, removed);
+    let text = torn_refusal(&remade);
+    assert!(
+        text.contains("a volume group was made again on it"),
+        "{text}"
+    );
+    // After an earlier recovery the restored text is in the buffer twice: where
+    // pvck wrote it back (512, unpadded) and where LVM first wrote it (2560). LVM
+    // went on from 512: the lost commits lie from 2560 (their writes never landed,
+    // so the old copy's bytes are still there) up to the torn text at 6656. The
+    // span fits behind both places, and the text counts as padded.
+    let mut by_pvck = copy_at(512, 5, "linstor-vg", Some("node-01"));
+    by_pvck.padded = false;
+    by_pvck.checksum = 0x1005;
+    let twice = torn(
+        6656,
+        vec![by_pvck.clone(), copy(5, "linstor-vg", Some("node-01"))],
+    );
+    assert!(
+        matches!(
+            &planned(&twice, &config()).actions[..],
+            [Action::RestoreTornMetadata { seqno: 5, .. }]
+        ),
+        "{:?}",
+        plan_result(&twice)
+    );
+    // Two different texts under one seqno: refused.
+    let mut differs = by_pvck;
+    differs.checksum = 0x9999;
+    let text = torn_refusal(&torn(
+        6656,
+        vec![differs, copy(5, "linstor-vg", Some("node-01"))],
+    ));
+    assert!(
+        text.contains("two different intact texts carry seqno 5"),
+        "{text}"
+    );
     // Not ours, or no copy of this PV at all: refused as before.
     let text = torn_refusal(&torn(9216, vec![copy(5, "other-vg", Some("node-01"))]));
     assert!(text.contains("not the configured VOLUME_GROUP"), "{text}");
@@ -2452,17 +2519,10 @@ fn a_label_whose_metadata_header_never_arrived_starts_over_only_when_nothing_liv
         }]
     );
     // A reset's pvcreate: the buffer still holds the removed PV's copies (another
-    // uuid), and vgcreate may already have marked the PV in use.
+    // uuid).
     let mut earlier_pv = copy(3, "linstor-vg", Some("node-01"));
     earlier_pv.names_this_pv = false;
-    let mut after_reset = unwritten_header(vec![earlier_pv]);
-    if let Some(u) = after_reset
-        .physical_volume
-        .as_mut()
-        .and_then(|pv| pv.unwritten_metadata_header.as_mut())
-    {
-        u.marked_in_use = true;
-    }
+    let after_reset = unwritten_header(vec![earlier_pv]);
     assert_eq!(erase(&after_reset).len(), 1);
 
     let refused = |observed: &ObservedPartition, why: &str| match plan(observed, &config()) {
@@ -2508,6 +2568,12 @@ fn a_label_whose_metadata_header_never_arrived_starts_over_only_when_nothing_liv
         "names this PV's uuid at byte 8296",
     );
     refused(&with(&|u| u.metadata_areas = 2), "2 metadata areas");
+    // Marked in use: a VG's member (its metadata perhaps on other disks, this area
+    // ignored), never erased on what this area lacks.
+    refused(
+        &with(&|u| u.marked_in_use = true),
+        "marks it as a member of a volume group",
+    );
     refused(
         &with(&|u| {
             u.listed_by = vec![crate::observe::state::VgListingPv {

@@ -73,9 +73,13 @@ pub(super) fn plan(
         .iter()
         .filter(|c| c.next_offset == Some(torn.slot_offset))
         .collect();
-    let newest_of_this_pv = torn.copies.iter().find(|c| c.names_this_pv);
+    let newest_of_this_pv = newest_of_this_pv(torn).map_err(|why| {
+        refuse(format!(
+            "no intact copy ends where the torn text begins (the commit before it is gone too), and {why}"
+        ))
+    });
     let (newest, predecessor) = match predecessors.as_slice() {
-        [] => match newest_of_this_pv {
+        [] => match newest_of_this_pv? {
             None if torn.first_text => return start_over(observed, torn).map_err(refuse),
             None => {
                 return Err(refuse(format!(
@@ -83,7 +87,7 @@ pub(super) fn plan(
                     remaining_of_this_pv(torn)
                 )))
             }
-            Some(copy) => match lost_commits_overwrite(torn, copy) {
+            Some(copy) => match lost_commits_overwrite(torn, &copy) {
                 None => (copy, false),
                 Some(why) => {
                     return Err(refuse(format!(
@@ -94,7 +98,7 @@ pub(super) fn plan(
                 }
             },
         },
-        [one] => (*one, true),
+        [one] => ((*one).clone(), true),
         _ => {
             return Err(refuse(format!(
                 "{} intact copies end where the torn text begins, so which came just before it is unknown",
@@ -102,7 +106,7 @@ pub(super) fn plan(
             )))
         }
     };
-    if let Some(why) = not_restorable(torn, newest, predecessor, config) {
+    if let Some(why) = not_restorable(torn, &newest, predecessor, config) {
         return Err(refuse(why));
     }
     let volume_group = check_name_on_disk(
@@ -127,25 +131,72 @@ pub(super) fn plan(
     })
 }
 
+/// The newest intact copy listing this PV, when it can stand for the state before
+/// lost commits: `Ok(None)` when none lists this PV; `Err` (why not) when copies of
+/// two VGs list it (a VG made again on this PV: `vgremove` leaves its texts in the
+/// buffer and the new VG counts its seqnos from 1 again, so seqnos do not order
+/// them) or when two different texts carry the newest seqno. The same text twice
+/// (the restore of an earlier recovery writes it back at the buffer's start,
+/// without LVM's padding) is one copy, padded when either is; the lost commits
+/// must fit behind each place it is at.
+fn newest_of_this_pv(torn: &TornMetadata) -> Result<Option<MetadataCopy>, String> {
+    let mine: Vec<&MetadataCopy> = torn.copies.iter().filter(|c| c.names_this_pv).collect();
+    let Some(first) = mine.first() else {
+        return Ok(None);
+    };
+    if let Some(other) = mine.iter().find(|c| c.vg_id != first.vg_id) {
+        return Err(format!(
+            "copies of two volume groups list this PV ({} at seqno {} and {} at seqno {}, different ids): a volume group was made again on it, so their seqnos do not say which came last",
+            first.volume_group, first.seqno, other.volume_group, other.seqno
+        ));
+    }
+    let newest: Vec<&MetadataCopy> = mine
+        .iter()
+        .copied()
+        .filter(|c| c.seqno == first.seqno)
+        .collect();
+    if newest
+        .iter()
+        .any(|c| c.checksum != first.checksum || c.size != first.size)
+    {
+        return Err(format!(
+            "two different intact texts carry seqno {}",
+            first.seqno
+        ));
+    }
+    // Which of them LVM went on from is not known: the lost span must fit
+    // behind each.
+    if let Some(why) = newest.iter().find_map(|c| lost_commits_overwrite(torn, c)) {
+        return Err(format!(
+            "the newest copy listing this PV (seqno {}) cannot be shown to precede the lost commits: {why}",
+            first.seqno
+        ));
+    }
+    let mut chosen = (*first).clone();
+    chosen.padded = newest.iter().any(|c| c.padded);
+    Ok(Some(chosen))
+}
+
+/// Bytes from area offset `from` forward to `to` in the circular buffer of an area
+/// of `area_size` bytes (the buffer runs from the end of the header to the end of
+/// the area); `None` for offsets outside it.
+fn ring_forward(area_size: u64, from: u64, to: u64) -> Option<u64> {
+    let ring_start = crate::observe::lvm::mda::MDA_HEADER_SIZE;
+    let ring = area_size.checked_sub(ring_start).filter(|r| *r > 0)?;
+    let from = from.checked_sub(ring_start).filter(|f| *f < ring)?;
+    let to = to.checked_sub(ring_start).filter(|t| *t < ring)?;
+    Some(if to >= from {
+        to - from
+    } else {
+        ring - from + to
+    })
+}
+
 /// Why the commits lost after `copy` (its successors up to the torn text, which LVM
 /// lays out one after another from where `copy` ends) may have overwritten `copy`
 /// itself, if they may: then `copy` is not the state just before them.
 fn lost_commits_overwrite(torn: &TornMetadata, copy: &MetadataCopy) -> Option<String> {
-    let ring_start = crate::observe::lvm::mda::MDA_HEADER_SIZE;
-    let ring = torn.area_size.checked_sub(ring_start).filter(|r| *r > 0);
-    let Some(ring) = ring else {
-        return Some(format!("an area of {} bytes has no buffer", torn.area_size));
-    };
-    // Bytes from `from` forward to `to` in the circular buffer.
-    let forward = |from: u64, to: u64| -> Option<u64> {
-        let from = from.checked_sub(ring_start).filter(|f| *f < ring)?;
-        let to = to.checked_sub(ring_start).filter(|t| *t < ring)?;
-        Some(if to >= from {
-            to - from
-        } else {
-            ring - from + to
-        })
-    };
+    let forward = |from: u64, to: u64| ring_forward(torn.area_size, from, to);
     let Some(first_lost) = copy.next_offset else {
         return Some("its length does not fit the area".to_owned());
     };
@@ -286,9 +337,18 @@ pub(super) fn plan_unwritten(
     };
     if unwritten.metadata_areas != 1 || unwritten.unwritten_areas != 1 {
         return Err(refuse(format!(
-            "the PV has {} metadata areas, {} without a header",
+            "the PV has {} metadata areas, {} without a header (LVM may still read the volume group from another: try `vgck --updatemetadata` first)",
             unwritten.metadata_areas, unwritten.unwritten_areas
         )));
+    }
+    // The label says the PV is in a VG: `vgcreate`/`vgextend` wrote it, not the
+    // `pvcreate` this state comes from (this tool flushes after its pvcreate, so its
+    // own vgcreate never follows a lost header). Its VG's metadata may live on
+    // other PVs, this one's area ignored: nothing here would name it.
+    if unwritten.marked_in_use {
+        return Err(refuse(
+            "the PV's label marks it as a member of a volume group (written by vgcreate or vgextend, not pvcreate), whose metadata may live on other devices".to_owned(),
+        ));
     }
     let of_this_pv = others_of_this_pv(&unwritten.copies, unwritten.area_start);
     if !of_this_pv.is_empty() {
