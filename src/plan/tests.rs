@@ -2462,14 +2462,19 @@ fn a_torn_first_commit_with_nothing_of_this_pv_left_starts_over() {
         "{text}"
     );
     assert!(text.contains("not zero-padded"), "{text}");
-    // Bytes nothing accounts for: not erased on the absence of recognised copies.
+    // Bytes nothing accounts for within the 4 KiB pvcreate zeroes: not erased on the
+    // absence of recognised copies.
     let mut strays = torn(512, vec![old]);
-    torn_mut(&mut strays).stray_sectors = vec![8192, 8704];
+    torn_mut(&mut strays).stray_sectors = vec![2048, 8192];
     let text = torn_refusal(&strays);
     assert!(
-        text.contains("2 sector(s) of the buffer (the first at byte 12288)"),
+        text.contains("1 sector(s) of the area's first 4096 bytes, which pvcreate zeroes (the first at byte 6144)"),
         "{text}"
     );
+    // Beyond them: older than the label (a removed PV's copy's tail), not a reason
+    // to stop.
+    torn_mut(&mut strays).stray_sectors = vec![4096, 8192];
+    assert_eq!(kinds(&planned(&strays, &config())), ["erase-torn-pv"]);
     let mut ignored_second_area = torn(512, vec![]);
     torn_mut(&mut ignored_second_area).metadata_areas = 2;
     assert!(torn_refusal(&ignored_second_area).contains("2 metadata areas"));

@@ -296,10 +296,21 @@ fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan,
             torn.slot_size
         ));
     }
-    if let Some(first) = torn.stray_sectors.first() {
+    // As for a label without a header: `pvcreate` zeroed the area's first 4 KiB, and
+    // this PV's commits run on from the torn first one at its start, so a later one
+    // kept would show there. Bytes beyond are older than the label (the tail of a
+    // removed PV's copy whose start was zeroed: found by the crash explorer in a
+    // reset's torn vgcreate).
+    let within_zeroed: Vec<u64> = torn
+        .stray_sectors
+        .iter()
+        .copied()
+        .filter(|at| *at < PVCREATE_ZEROED_BYTES)
+        .collect();
+    if let Some(first) = within_zeroed.first() {
         return Err(format!(
-            "{none}, and {} sector(s) of the buffer (the first at byte {}) hold bytes that are neither zeros nor a copy naming another PV, so earlier commits of this PV cannot be ruled out",
-            torn.stray_sectors.len(),
+            "{none}, and {} sector(s) of the area's first {PVCREATE_ZEROED_BYTES} bytes, which pvcreate zeroes (the first at byte {}), hold bytes that are neither zeros nor a copy naming another PV, so later commits of this PV cannot be ruled out",
+            within_zeroed.len(),
             torn.area_start.saturating_add(*first)
         ));
     }
