@@ -13,7 +13,7 @@
 //! - `100`, `1000`: plus that many active thin volumes in each side's pool (added
 //!   by `add_thins`: one metadata restore, not 1,000 `lvcreate`s).
 //!
-//! At each point: 5 loops of 10 steady starts of the artifact and 5 of 10
+//! At each point, once `udevadm settle` returns (timed): 5 loops of 10 steady starts of the artifact and 5 of 10
 //! `--version` starts (mean per start, median of the loops), 2 runs of the seed's
 //! steady sequence, and one steady start each under `strace -f -c` (system calls)
 //! and `strace -e trace=open,openat,ioctl,…` (sysfs opens, device-mapper ioctls),
@@ -114,7 +114,13 @@ fn guest_script() -> String {
             );
             thins = want_thins;
         }
-        let _ = writeln!(s, "point {tag}");
+        // udevd works through the new devices for seconds after they appear (2,000
+        // device-mapper devices at the last point): measured before it is done, every
+        // start, `--version` too, pays for its work.
+        let _ = writeln!(
+            s,
+            "timed settle-{tag} udevadm settle --timeout=900\npoint {tag}"
+        );
     }
     s.push_str(
         "step parse /usr/local/bin/parse_scale 10000 11\n\
