@@ -261,16 +261,7 @@ pub fn observe_resolved(
         // the VG there and any whose devices map it directly. Another VG's devices
         // (a second pool on another disk, with its own thousand volumes) decide
         // nothing here; they are reported from the list alone.
-        let vgs_here: Vec<LvmUuid> = vg
-            .map(|vg| vg.id)
-            .into_iter()
-            .chain(
-                direct
-                    .iter()
-                    .filter_map(|h| live::parse_lvm_dm_uuid(h.dm_uuid.as_deref()?))
-                    .map(|parsed| parsed.vg_uuid),
-            )
-            .collect();
+        let vgs_here = vgs_on_partition(vg, &direct);
         live::active_lvm_volumes_asking(&|parsed| {
             expect.every_lv_state
                 || (vgs_here.contains(&parsed.vg_uuid) && !thin_volume_here(parsed))
@@ -445,6 +436,20 @@ pub fn observe_resolved(
         observed,
         lvm_devices: all_active.unwrap_or_default(),
     })
+}
+
+/// The VGs that live or lived on the partition: the one there and any whose devices
+/// map it directly (a VG removed or replaced while its devices stayed).
+fn vgs_on_partition(vg: Option<&VgMetadata>, direct: &[live::Holder]) -> Vec<LvmUuid> {
+    vg.map(|vg| vg.id)
+        .into_iter()
+        .chain(
+            direct
+                .iter()
+                .filter_map(|h| live::parse_lvm_dm_uuid(h.dm_uuid.as_deref()?))
+                .map(|parsed| parsed.vg_uuid),
+        )
+        .collect()
 }
 
 /// What a plan that writes needs established first (see [`preflight`]): the full
@@ -1131,16 +1136,7 @@ fn may_have_stale_devices(
     let Ok(active) = all_active else {
         return true;
     };
-    let ours: Vec<LvmUuid> = vg
-        .map(|vg| vg.id)
-        .into_iter()
-        .chain(
-            direct
-                .iter()
-                .filter_map(|h| live::parse_lvm_dm_uuid(h.dm_uuid.as_deref()?))
-                .map(|parsed| parsed.vg_uuid),
-        )
-        .collect();
+    let ours = vgs_on_partition(vg, direct);
     // The VG's LV ids in one set: a lookup per active device, not a scan of the VG.
     let listed: HashSet<LvmUuid> = vg
         .map(|vg| vg.logical_volumes.iter().map(|lv| lv.id).collect())

@@ -301,12 +301,7 @@ fn start_over(observed: &ObservedPartition, torn: &TornMetadata) -> Result<Plan,
     // kept would show there. Bytes beyond are older than the label (the tail of a
     // removed PV's copy whose start was zeroed: found by the crash explorer in a
     // reset's torn vgcreate).
-    let within_zeroed: Vec<u64> = torn
-        .stray_sectors
-        .iter()
-        .copied()
-        .filter(|at| *at < PVCREATE_ZEROED_BYTES)
-        .collect();
+    let within_zeroed = within_pvcreate_zeroes(&torn.stray_sectors);
     if let Some(first) = within_zeroed.first() {
         return Err(format!(
             "{none}, and {} sector(s) of the area's first {PVCREATE_ZEROED_BYTES} bytes, which pvcreate zeroes (the first at byte {}), hold bytes that are neither zeros nor a copy naming another PV, so later commits of this PV cannot be ruled out",
@@ -375,12 +370,7 @@ pub(super) fn plan_unwritten(
     // first commit starts right after the header: bytes beyond that span which name
     // neither this PV nor anything readable are older than this label (the tail of
     // a removed PV's copy whose start was zeroed). Within the span, they are not.
-    let within_wiped: Vec<u64> = unwritten
-        .stray_sectors
-        .iter()
-        .copied()
-        .filter(|at| *at < PVCREATE_ZEROED_BYTES)
-        .collect();
+    let within_wiped = within_pvcreate_zeroes(&unwritten.stray_sectors);
     if let Some(first) = within_wiped.first() {
         return Err(refuse(format!(
             "{} sector(s) of the area's first {PVCREATE_ZEROED_BYTES} bytes, which pvcreate zeroes (the first at byte {}), hold bytes that are neither zeros nor a copy naming another PV",
@@ -403,6 +393,15 @@ pub(super) fn plan_unwritten(
 /// What `pvcreate` zeroes at the start of each new metadata area, header included
 /// (LVM 2.03.16 `lib/format_text/format-text.c`: `wipe_size`, 8 sectors).
 const PVCREATE_ZEROED_BYTES: u64 = 8 * 512;
+
+/// The stray sectors (area offsets) within the span `pvcreate` zeroes.
+fn within_pvcreate_zeroes(stray_sectors: &[u64]) -> Vec<u64> {
+    stray_sectors
+        .iter()
+        .copied()
+        .filter(|at| *at < PVCREATE_ZEROED_BYTES)
+        .collect()
+}
 
 /// Other devices' VGs listing this PV, and devices that could not be read, as a
 /// clause; `None` when there are neither.
