@@ -24,7 +24,11 @@
 //! Scenarios: a fresh provision; a reset with a thin volume holding data; an
 //! activation after a reboot (the recording itself must hold 0 writes); a grow with
 //! the pool inactive and with it active (the partition grown on the host between
-//! boots); a seed-tool node adopted. One setup boot, one recording boot for all
+//! boots); a seed-tool node adopted; a fresh provision and a reset on a host whose
+//! LVM uses a devices file (`/etc/lvm` on the disk's third partition, ext4, so its
+//! edits — temp file, fsync, rename — are crash states too; replayed on a virtio disk
+//! of the recording's serial, and the host must then see the VG through its devices
+//! file and keep another disk's entry). One setup boot, one recording boot for all
 //! scenarios; the replay boots run many states each (the base image and every logged
 //! write packed on one extra disk, read with `dd`).
 //!
@@ -54,6 +58,11 @@ use vmtest::{Arch, BootOptions, DiskSpec, GuestRun, TestBed};
 const DISK_MIB: u64 = 96;
 const GROWN_SIZE: &str = "128M";
 const OTHER_MIB: u64 = 8;
+/// The storage partition where a third partition follows it (the host's `/etc/lvm`).
+const STORAGE_BESIDE_HOST_MIB: u64 = 80;
+/// Another disk's PV in the host's devices file: every start must keep its entry.
+const OTHER_DISK_ENTRY: &str =
+    "IDTYPE=sys_serial IDNAME=another-disk DEVNAME=/dev/sdz PVID=Z0therD1skPvid0000000000000000aa PART=1";
 const KEEP_BYTES: u64 = 4 * 1024 * 1024;
 const MARK_BEGIN: &[u8] = b"VMTEST-CRASH-MARK-BEGIN";
 const MARK_END: &[u8] = b"VMTEST-CRASH-MARK-END";
@@ -77,6 +86,12 @@ struct Scenario {
     keep: Option<&'static str>,
     /// The recorded start must not write at all.
     writes_nothing: bool,
+    /// The host's LVM in use: `/etc/lvm` is a folder on the disk's third partition
+    /// (ext4, so the host's devices file edits are recorded and replayed like the
+    /// partition's writes), with `use_devicesfile = 1` and a devices file listing
+    /// another disk's PV. The state is replayed on a virtio disk of the same serial
+    /// (the devices file names the disk by it), not a loop device.
+    host_lvm: bool,
 }
 
 const PROVISIONED_WITH_DATA: &str = "$LPD $ARGS --satellite-id node-01 >/dev/null 2>&1 && \
@@ -93,6 +108,7 @@ const SCENARIOS: &[Scenario] = &[
         before: "",
         keep: None,
         writes_nothing: false,
+        host_lvm: false,
     },
     Scenario {
         name: "reset",
@@ -102,6 +118,7 @@ const SCENARIOS: &[Scenario] = &[
         before: "",
         keep: None,
         writes_nothing: false,
+        host_lvm: false,
     },
     Scenario {
         name: "activate",
@@ -111,6 +128,7 @@ const SCENARIOS: &[Scenario] = &[
         before: "",
         keep: Some("keep"),
         writes_nothing: true,
+        host_lvm: false,
     },
     Scenario {
         name: "grow-inactive",
@@ -120,6 +138,7 @@ const SCENARIOS: &[Scenario] = &[
         before: "",
         keep: Some("keep"),
         writes_nothing: false,
+        host_lvm: false,
     },
     Scenario {
         name: "grow-active",
@@ -129,6 +148,7 @@ const SCENARIOS: &[Scenario] = &[
         before: "vgchange -q -ay $VG",
         keep: Some("keep"),
         writes_nothing: false,
+        host_lvm: false,
     },
     Scenario {
         name: "seed",
@@ -144,6 +164,27 @@ const SCENARIOS: &[Scenario] = &[
         before: "",
         keep: Some("keep"),
         writes_nothing: false,
+        host_lvm: false,
+    },
+    Scenario {
+        name: "devices-file",
+        id: "node-01",
+        setup: "true",
+        grow: false,
+        before: "",
+        keep: None,
+        writes_nothing: false,
+        host_lvm: true,
+    },
+    Scenario {
+        name: "devices-file-reset",
+        id: "node-02",
+        setup: PROVISIONED_WITH_DATA,
+        grow: false,
+        before: "",
+        keep: None,
+        writes_nothing: false,
+        host_lvm: true,
     },
 ];
 
@@ -360,6 +401,56 @@ struct Recording {
     image_bytes: u64,
     seed: u64,
     samples: usize,
+    /// The disk's third partition holds the host's `/etc/lvm` (see
+    /// [`Scenario::host_lvm`]); the recording's disk name is its scenario's name.
+    #[serde(default)]
+    host_lvm: bool,
+    /// The disk's device node in the recording boot (`/dev/vdh`): a host-LVM
+    /// state is replayed on a disk of that name, since LVM names a virtio disk's
+    /// partition in the devices file by its device name.
+    #[serde(default)]
+    disk: String,
+}
+
+/// Where a host-LVM scenario's third partition is mounted in the guest.
+fn host_lvm_dir(scenario: &str) -> String {
+    format!("/mnt/host-lvm-{scenario}")
+}
+
+fn host_lvm_mount(disk: &str, scenario: &str) -> String {
+    let dir = host_lvm_dir(scenario);
+    format!("mkdir -p {dir} && mount -o noatime {disk}3 {dir}")
+}
+
+/// The host's devices file after a start: the other disk's entry kept, and (when
+/// `ours` is expected) one entry for the storage partition (part 2 of the disk whose
+/// serial is the scenario's name).
+fn expect_devices_file(file: &str, s: &Scenario, partition: &str, ours: bool, when: &str) {
+    let entries: Vec<&str> = file.lines().filter(|l| l.starts_with("IDTYPE=")).collect();
+    assert!(
+        entries.contains(&OTHER_DISK_ENTRY),
+        "{}: after the {when} the host's devices file lost the other disk's entry:\n{file}",
+        s.name
+    );
+    let here: Vec<&&str> = entries
+        .iter()
+        .filter(|e| names_storage_partition(e, s.name, partition))
+        .collect();
+    assert_eq!(
+        here.len(),
+        usize::from(ours),
+        "{}: after the {when} the host's devices file should list the storage partition {}:\n{file}",
+        s.name,
+        if ours { "once" } else { "not at all" }
+    );
+}
+
+/// A devices file entry for the storage partition: by its device name (LVM's
+/// `devname` type, what it uses for a virtio disk) or by its disk's serial (the
+/// scenario's name) and partition number.
+fn names_storage_partition(entry: &str, scenario: &str, partition: &str) -> bool {
+    entry.contains(&format!(" IDNAME={partition} "))
+        || (entry.contains(&format!(" IDNAME={scenario} ")) && entry.ends_with(" PART=2"))
 }
 
 impl Recording {
@@ -408,9 +499,13 @@ fn record(settings: &Settings, arch: Arch, scenarios: &[Scenario]) -> Vec<PathBu
     let disks: Vec<DiskSpec> = scenarios
         .iter()
         .map(|s| {
-            DiskSpec::new(s.name, DISK_MIB)
-                .partition("other", Some(OTHER_MIB))
-                .partition(&s.label(), None)
+            let disk = DiskSpec::new(s.name, DISK_MIB).partition("other", Some(OTHER_MIB));
+            if s.host_lvm {
+                disk.partition(&s.label(), Some(STORAGE_BESIDE_HOST_MIB))
+                    .partition("host-etc-lvm", None)
+            } else {
+                disk.partition(&s.label(), None)
+            }
         })
         .collect();
     let bed = TestBed::new(disks)
@@ -420,6 +515,20 @@ fn record(settings: &Settings, arch: Arch, scenarios: &[Scenario]) -> Vec<PathBu
     let mut setup = String::new();
     for (i, s) in scenarios.iter().enumerate() {
         let d = dev(i);
+        if s.host_lvm {
+            let _ = writeln!(
+                setup,
+                "step host-lvm-{n} sh -c 'mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 {d}3 && \
+                 {mount} && mkdir -p {dir}/devices && \
+                 sed \"s/use_devicesfile = 0/use_devicesfile = 1/\" /etc/lvm/lvm.conf >{dir}/lvm.conf && \
+                 grep -q \"use_devicesfile = 1\" {dir}/lvm.conf && \
+                 printf \"%s\\n\" \"# LVM uses devices listed in this file.\" VERSION=1.1.1 \"{OTHER_DISK_ENTRY}\" \
+                   >{dir}/devices/system.devices && mount --bind {dir} /etc/lvm'",
+                n = s.name,
+                mount = host_lvm_mount(&d, s.name),
+                dir = host_lvm_dir(s.name),
+            );
+        }
         let _ = writeln!(
             setup,
             "D={d}; S={d}2; VG={vg}; ARGS='{args}'\n\
@@ -443,11 +552,30 @@ fn record(settings: &Settings, arch: Arch, scenarios: &[Scenario]) -> Vec<PathBu
                 n = s.name
             );
         }
+        if s.host_lvm {
+            let _ = writeln!(
+                setup,
+                "step host-lvm-setup-file-{n} cat /etc/lvm/devices/system.devices\n\
+                 step host-lvm-off-{n} sh -c 'umount /etc/lvm && umount {dir}'",
+                n = s.name,
+                dir = host_lvm_dir(s.name),
+            );
+        }
     }
     let options = boot_options(arch, Duration::from_secs(900));
     let run = boot_or_panic(&bed, &options, &setup, &format!("{arch:?} setup"));
-    for s in scenarios {
+    for (i, s) in scenarios.iter().enumerate() {
+        let d = dev(i);
         run.expect_success(&format!("other-{}", s.name));
+        if s.host_lvm {
+            run.expect_success(&format!("host-lvm-{}", s.name));
+            run.expect_success(&format!("host-lvm-off-{}", s.name));
+            let file = run
+                .expect_success(&format!("host-lvm-setup-file-{}", s.name))
+                .stdout
+                .clone();
+            expect_devices_file(&file, s, &format!("{d}2"), s.setup != "true", "setup");
+        }
         run.expect_success(&format!("setup-{}", s.name));
         if s.grow {
             grow_storage(&bed.disk_path(s.name), &s.label());
@@ -493,6 +621,15 @@ fn record(settings: &Settings, arch: Arch, scenarios: &[Scenario]) -> Vec<PathBu
                 s.before.replace("$VG", &s.vg())
             );
         }
+        if s.host_lvm {
+            let _ = writeln!(
+                script,
+                "step host-lvm-on-{n} sh -c '{mount} && mount --bind {dir} /etc/lvm'",
+                n = s.name,
+                mount = host_lvm_mount(&d, s.name),
+                dir = host_lvm_dir(s.name),
+            );
+        }
         script.push_str(&mark(&d, MARK_BEGIN));
         let _ = writeln!(
             script,
@@ -501,7 +638,24 @@ fn record(settings: &Settings, arch: Arch, scenarios: &[Scenario]) -> Vec<PathBu
             s.args(),
             s.id
         );
+        if s.host_lvm {
+            // What the host writes back after the start (its page cache, LVM's
+            // backup files) belongs to the explored window too.
+            let _ = writeln!(
+                script,
+                "step host-lvm-sync-{n} sync\nstep host-lvm-file-{n} cat /etc/lvm/devices/system.devices",
+                n = s.name
+            );
+        }
         script.push_str(&mark(&d, MARK_END));
+        if s.host_lvm {
+            let _ = writeln!(
+                script,
+                "step host-lvm-off-{n} sh -c 'umount /etc/lvm && umount {dir}'",
+                n = s.name,
+                dir = host_lvm_dir(s.name),
+            );
+        }
     }
     let options = BootOptions {
         log_writes: scenarios.iter().map(|s| s.name.to_owned()).collect(),
@@ -509,11 +663,22 @@ fn record(settings: &Settings, arch: Arch, scenarios: &[Scenario]) -> Vec<PathBu
     };
     let run = boot_or_panic(&bed, &options, &script, &format!("{arch:?} recording"));
     let mut dirs = Vec::new();
-    for s in scenarios {
+    for (i, s) in scenarios.iter().enumerate() {
+        let d = dev(i);
         if !s.before.is_empty() {
             run.expect_success(&format!("before-{}", s.name));
         }
         expect_provisioned(&run, &format!("record-{}", s.name));
+        if s.host_lvm {
+            run.expect_success(&format!("host-lvm-on-{}", s.name));
+            run.expect_success(&format!("host-lvm-sync-{}", s.name));
+            run.expect_success(&format!("host-lvm-off-{}", s.name));
+            let file = run
+                .expect_success(&format!("host-lvm-file-{}", s.name))
+                .stdout
+                .clone();
+            expect_devices_file(&file, s, &format!("{d}2"), true, "recorded start");
+        }
         let log_bytes = std::fs::read(bed.write_log_path(s.name)).expect("write log");
         let log = write_log::parse(&log_bytes)
             .unwrap_or_else(|e| panic!("{}: {e}", bed.write_log_path(s.name).display()));
@@ -561,6 +726,8 @@ fn record(settings: &Settings, arch: Arch, scenarios: &[Scenario]) -> Vec<PathBu
             image_bytes: after.len() as u64,
             seed: settings.seed,
             samples: settings.samples,
+            host_lvm: s.host_lvm,
+            disk: d.clone(),
         };
         std::fs::write(
             dir.join("recording.json"),
@@ -671,7 +838,7 @@ fn build_pack(recordings: &[(Recording, WriteLog, Vec<u8>)], used: &[usize]) -> 
 /// Guest shell that rebuilds one state on a loop device and checks it. Prints
 /// `KEY values` lines the host reads ([`Outcome::parse`]).
 const CHECK_STATE: &str = r#"
-PACK=/dev/vda
+PACK=${PACK:-/dev/vda}
 IMG=/tmp/state.img
 writes() { blockdev --flushbufs "$1" 2>/dev/null; awk '{print $7}' /sys/block/${1#/dev/}/stat; }
 # dm-thin commits its metadata by itself (a second after a change): a commit due from
@@ -681,19 +848,40 @@ settled_writes() {
   while [ $n -lt 10 ]; do sleep 1.2; b=$(writes $1); [ "$a" = "$b" ] && break; a=$b; n=$((n+1)); done
   echo $b
 }
+# A state of a host-LVM scenario is built on the virtio disk given as $8 (its serial
+# is what the host's devices file names), not a loop device; its third partition is
+# the host's /etc/lvm.
 check_state() {
-  r=$1; entries=$2; size=$3; id=$4; vg=$5; label=$6; keep=$7
+  r=$1; entries=$2; size=$3; id=$4; vg=$5; label=$6; keep=$7; disk=$8
   t0=$(cut -d' ' -f1 /proc/uptime)
-  rm -f $IMG; truncate -s "$size" $IMG
+  if [ -n "$disk" ]; then
+    IMG=$disk
+    dd if=/dev/zero of=$IMG bs=1M count=$((size / 1048576)) conv=fsync 2>/dev/null || { echo "BUILD zero"; return 0; }
+  else
+    IMG=/tmp/state.img; rm -f $IMG; truncate -s "$size" $IMG
+  fi
   base_$r || { echo "BUILD base"; return 0; }
   for e in $entries; do e_${r}_$e || { echo "BUILD entry $e"; return 0; }; done
-  loop=$(losetup -P -f --show $IMG) || { echo "BUILD losetup"; return 0; }
-  i=0; while [ ! -b ${loop}p2 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-  part=${loop}p2; other=${loop}p1; D="--devices $part"
+  if [ -n "$disk" ]; then
+    blockdev --flushbufs $disk; echo 3 >/proc/sys/vm/drop_caches
+    blockdev --rereadpt $disk || { echo "BUILD rereadpt"; return 0; }
+    loop=$disk; p=$disk
+  else
+    loop=$(losetup -P -f --show $IMG) || { echo "BUILD losetup"; return 0; }
+    p=${loop}p
+  fi
+  i=0; while [ ! -b ${p}2 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+  part=${p}2; other=${p}1; D="--devices $part"
+  if [ -n "$disk" ]; then
+    i=0; while [ ! -b ${p}3 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+    mkdir -p /mnt/host-lvm && mount -o noatime ${p}3 /mnt/host-lvm && mount --bind /mnt/host-lvm /etc/lvm
+    echo "HOSTMOUNT $?"
+  fi
   echo "OTHER1 $(sum_head 8388608 $other)"
   args="--partition-label $label --volume-group $vg --pool pool --on-failure exit --satellite-id $id"
   w0=$(writes $loop)
   timeout 300 $LPD $args >/tmp/run1.out 2>&1; rc1=$?
+  [ -z "$disk" ] || sync
   w1=$(settled_writes $loop)
   echo "RUN1 $rc1 $((w1-w0))"
   tail -n 2 /tmp/run1.out | sed 's/^/LOG1 /'
@@ -702,6 +890,11 @@ check_state() {
   echo "RUN2 $rc2 $((w2-w1)) $(grep -c 'lvm_commands=0' /tmp/run2.out)"
   [ $rc2 -eq 0 ] || tail -n 2 /tmp/run2.out | sed 's/^/LOG2 /'
   echo "LVS $(lvs $D --noheadings --separator ';' -o vg_tags,lv_attr,data_percent $vg/pool 2>/dev/null | tr -d ' ')"
+  if [ -n "$disk" ]; then
+    # The host's own view, through its devices file (no --devices).
+    echo "HOSTVG $(vgs --noheadings -o vg_tags $vg 2>/dev/null | tr -d ' ')"
+    grep '^IDTYPE=' /etc/lvm/devices/system.devices 2>/dev/null | sed 's/^/HOSTENTRY /'
+  fi
   lvcreate $D -q -V 65536k -T $vg/pool -n crash_00000 >/tmp/l.out 2>&1; echo "LINSTOR create $?"
   lvcreate $D -q --snapshot --setactivationskip y --ignoreactivationskip --activate y --name $vg/crash_00000_snap $vg/crash_00000 -pr >>/tmp/l.out 2>&1; echo "LINSTOR snapshot $?"
   lvremove $D -q -f $vg/crash_00000_snap $vg/crash_00000 >>/tmp/l.out 2>&1; echo "LINSTOR remove $?"
@@ -716,8 +909,13 @@ check_state() {
   lvchange $D -q -y -ay $vg/pool_tmeta >/dev/null 2>&1
   thin_check -q /dev/mapper/$dm >/tmp/tc.out 2>&1; echo "THINCHECK $?"
   dmsetup remove_all >/dev/null 2>&1
-  losetup -d $loop
-  rm -rf $IMG /dev/$vg /etc/lvm/backup /etc/lvm/archive
+  if [ -n "$disk" ]; then
+    umount /etc/lvm; umount /mnt/host-lvm
+    blockdev --flushbufs $disk
+  else
+    losetup -d $loop; rm -f $IMG
+  fi
+  rm -rf /dev/$vg /etc/lvm/backup /etc/lvm/archive
   echo "TIME $t0 $(cut -d' ' -f1 /proc/uptime)"
 }
 "#;
@@ -736,10 +934,13 @@ impl Outcome {
     fn parse(out: &str, meta: &Recording) -> Outcome {
         let mut fields: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut logs = Vec::new();
+        let mut host_entries: Vec<String> = Vec::new();
         for line in out.lines() {
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
             if key == "LOG1" || key == "LOG2" || key == "LOGL" {
                 logs.push(rest.trim().to_owned());
+            } else if key == "HOSTENTRY" {
+                host_entries.push(rest.trim().to_owned());
             } else if key == "LINSTOR" {
                 fields.insert(
                     match rest.split(' ').next() {
@@ -771,6 +972,11 @@ impl Outcome {
                 o.failures.push(what);
             }
         };
+        if meta.host_lvm && get("HOSTMOUNT", 0) != "0" {
+            o.failures
+                .push("the state's host file system (/etc/lvm) could not be mounted".to_owned());
+            return o;
+        }
         let other_same = !get("OTHER1", 0).is_empty() && get("OTHER1", 0) == get("OTHER2", 0);
         if get("RUN1", 0) != "0" {
             if get("RUN1", 1) == "0" && other_same {
@@ -836,6 +1042,37 @@ impl Outcome {
             );
         }
         fail(other_same, "the disk's other partition changed".to_owned());
+        if meta.host_lvm {
+            // The host must see the VG through its own devices file, and keep the
+            // other disk's entry.
+            fail(
+                get("HOSTVG", 0)
+                    .split(',')
+                    .any(|t| t == format!("linstor-satellite-id={}", meta.id)),
+                format!(
+                    "the host's LVM (its devices file) does not show the VG with the ID: \
+                     vg_tags {:?}; devices file entries {host_entries:?}",
+                    get("HOSTVG", 0)
+                ),
+            );
+            fail(
+                host_entries.iter().any(|e| e == OTHER_DISK_ENTRY),
+                format!("the host's devices file lost the other disk's entry: {host_entries:?}"),
+            );
+            fail(
+                host_entries
+                    .iter()
+                    .filter(|e| {
+                        names_storage_partition(e, &meta.scenario, &format!("{}2", meta.disk))
+                    })
+                    .count()
+                    == 1,
+                format!(
+                    "the host's devices file should list the storage partition's disk once: \
+                     {host_entries:?}"
+                ),
+            );
+        }
         fail(
             get("THINCHECK", 0) == "0",
             format!("thin_check exited {:?}", get("THINCHECK", 0)),
@@ -890,7 +1127,50 @@ fn replay_batch(
     used.dedup();
     let pack = build_pack(recordings, &used);
     let pack_mib = (pack.bytes.len() as u64 >> 20) + 2;
-    let bed = TestBed::new(vec![DiskSpec::new("pack", pack_mib)])
+    // A host-LVM recording's states are built on a disk of its recording's name
+    // (the serial its devices file entries name): /dev/vdb, /dev/vdc, … after the pack.
+    // A host-LVM recording's states are built on a disk of the recording's device
+    // name (what its devices file entries name), small filler disks taking the
+    // letters before it; the pack comes after them.
+    let letter = |dev: &str| -> usize {
+        match dev.strip_prefix("/dev/vd").map(str::as_bytes) {
+            Some([c]) if c.is_ascii_lowercase() => usize::from(c - b'a'),
+            _ => panic!("recorded disk {dev:?} is not a /dev/vdX node"),
+        }
+    };
+    let mut slots: Vec<Option<usize>> = Vec::new();
+    for &r in used.iter().filter(|&&r| recordings[r].0.host_lvm) {
+        let at = letter(&recordings[r].0.disk);
+        if slots.len() <= at {
+            slots.resize(at + 1, None);
+        }
+        assert!(
+            slots[at].is_none(),
+            "two host-LVM recordings of one replay boot were made on {}",
+            recordings[r].0.disk
+        );
+        slots[at] = Some(r);
+    }
+    let mut disks = Vec::new();
+    for (at, slot) in slots.iter().enumerate() {
+        disks.push(match slot {
+            Some(r) => DiskSpec::new(
+                &recordings[*r].0.scenario,
+                recordings[*r].0.image_bytes.div_ceil(1 << 20),
+            ),
+            None => DiskSpec::new(&format!("filler{at}"), 1),
+        });
+    }
+    let pack_dev = format!("/dev/vd{}", (b'a' + slots.len() as u8) as char);
+    disks.push(DiskSpec::new("pack", pack_mib));
+    let disk_of = |r: usize| {
+        if recordings[r].0.host_lvm {
+            recordings[r].0.disk.clone()
+        } else {
+            String::new()
+        }
+    };
+    let bed = TestBed::new(disks)
         .unwrap_or_else(|e| panic!("test bed: {e}"))
         .with_binary(binary);
     std::fs::write(bed.disk_path("pack"), &pack.bytes).expect("write pack");
@@ -899,7 +1179,7 @@ fn replay_batch(
         .open(bed.disk_path("pack"))
         .and_then(|f| f.set_len(pack_mib << 20))
         .expect("size pack");
-    let mut script = format!("{CHECK_STATE}{}", pack.functions);
+    let mut script = format!("PACK={pack_dev}\n{CHECK_STATE}{}", pack.functions);
     for (k, job) in batch.iter().enumerate() {
         let meta = &recordings[job.recording].0;
         let entries: Vec<String> = job
@@ -911,14 +1191,15 @@ fn replay_batch(
             .collect();
         let _ = writeln!(
             script,
-            "step st{k} check_state {} '{}' {} '{}' {} {} '{}'",
+            "step st{k} check_state {} '{}' {} '{}' {} {} '{}' '{}'",
             job.recording,
             entries.join(" "),
             meta.image_bytes,
             meta.id,
             meta.vg,
             meta.label,
-            meta.keep.clone().unwrap_or_default()
+            meta.keep.clone().unwrap_or_default(),
+            disk_of(job.recording)
         );
     }
     let timeout = Duration::from_secs(300 + 120 * batch.len() as u64);

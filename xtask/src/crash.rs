@@ -35,7 +35,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("CRASH_STATES", "100000"),
     (
         "CRASH_ARM64_SCENARIOS",
-        "fresh,reset,activate,grow-inactive,grow-active,seed",
+        "fresh,reset,activate,grow-inactive,grow-active,seed,devices-file,devices-file-reset",
     ),
     ("CRASH_JOBS", "2"),
 ];
