@@ -60,6 +60,8 @@ pub trait Machine {
     fn resolve(&mut self, label: &str, timer: &mut PhaseTimer) -> Result<Resolved, ObserveError>;
     /// One run at a time per partition: waits while another instance holds it.
     fn lock(&mut self, devnode: &Path) -> Result<Self::Lock, LockError>;
+    /// Whether taking `lock` had to wait for another instance.
+    fn lock_was_contended(lock: &Self::Lock) -> bool;
     /// Fails unless the resolved node still names the device `lock` holds, and that
     /// is the resolved partition: checked before every round and every step, since
     /// every write reaches the partition by name.
@@ -94,6 +96,10 @@ impl Machine for RealMachine {
 
     fn lock(&mut self, devnode: &Path) -> Result<PartitionLock, LockError> {
         PartitionLock::acquire(devnode)
+    }
+
+    fn lock_was_contended(lock: &PartitionLock) -> bool {
+        lock.waited()
     }
 
     fn reidentify(&mut self, lock: &PartitionLock, resolved: &Resolved) -> Result<(), LockError> {
@@ -160,6 +166,14 @@ pub fn converge_on<M: Machine>(
         pool: Some(&config.pool),
         signatures_beside_lvm_label: false,
         every_lv_state: false,
+        reuse_resolve_dm_list: false,
+    };
+    // The first look takes the VG's devices from the list the label search read a
+    // moment ago, unless another instance held the partition meanwhile (it may
+    // have changed them). Every later look, and every plan that writes, lists anew.
+    let first_look = Expectations {
+        reuse_resolve_dm_list: !lock.as_ref().is_some_and(M::lock_was_contended),
+        ..expect
     };
     // A plan that changes anything is decided with every LV's state (open counts:
     // a reset refuses to remove an open LV).
@@ -172,7 +186,8 @@ pub fn converge_on<M: Machine>(
         if let Some(lock) = &lock {
             machine.reidentify(lock, &resolved)?;
         }
-        let mut snapshot = machine.observe(&resolved, &expect, timer)?;
+        let look = if round == 0 { &first_look } else { &expect };
+        let mut snapshot = machine.observe(&resolved, look, timer)?;
         if round == 0 {
             for warning in host_lvm_warnings(&snapshot.observed, config) {
                 tracing::warn!("{warning}");

@@ -220,6 +220,25 @@ fn a_steady_start_runs_no_command() {
     // No LV's open count is asked on a steady start.
     assert_eq!(bed.machine.lv_state_observations, 0);
     assert_eq!(bed.state().observed, before);
+    // Its one look took the VG's devices from the label search's list.
+    assert_eq!(bed.machine.reused_resolve_dm_list, [true]);
+}
+
+#[test]
+fn only_a_first_look_with_an_uncontended_lock_reuses_the_resolve_dm_list() {
+    // A fresh provision looks many times; only the first may reuse the list read
+    // before the lock (every later look follows writes).
+    let mut bed = Bed::new(SimulatedPartition::blank(GIB));
+    let _ = converged(bed.converge(&config()));
+    let looks = &bed.machine.reused_resolve_dm_list;
+    assert!(looks.len() > 2, "{looks:?}");
+    assert_eq!(looks.iter().filter(|&&r| r).count(), 1, "{looks:?}");
+    assert!(looks[0]);
+    // Another instance held the partition first: nothing read before counts.
+    let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-01"));
+    bed.machine.lock_contended = true;
+    assert_eq!(converged(bed.converge(&config())), (0, 0));
+    assert_eq!(bed.machine.reused_resolve_dm_list, [false]);
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub enum LockError {
 /// Held until dropped.
 pub struct PartitionLock {
     lock: Flock<File>,
+    /// Another instance held the lock first: what was read before is out of date.
+    waited: bool,
 }
 
 impl PartitionLock {
@@ -100,6 +102,11 @@ impl PartitionLock {
 }
 
 impl PartitionLock {
+    /// Whether [`PartitionLock::acquire`] waited for another instance.
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
+
     /// Takes the lock, waiting (and saying so) while another instance holds it.
     pub fn acquire(device: &Path) -> Result<Self, LockError> {
         let open = || {
@@ -113,11 +120,14 @@ impl PartitionLock {
             errno,
         };
         match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(PartitionLock { lock }),
+            Ok(lock) => Ok(PartitionLock {
+                lock,
+                waited: false,
+            }),
             Err((file, Errno::EWOULDBLOCK)) => {
                 tracing::info!(device = %device.display(), "another instance is working on this partition; waiting for it to finish");
                 Flock::lock(file, FlockArg::LockExclusive)
-                    .map(|lock| PartitionLock { lock })
+                    .map(|lock| PartitionLock { lock, waited: true })
                     .map_err(|(_, errno)| lock_error(errno))
             }
             Err((_, errno)) => Err(lock_error(errno)),
@@ -136,12 +146,14 @@ mod tests {
             panic!("cannot create {}: {e}", path.display());
         }
         let first = PartitionLock::acquire(&path);
-        assert!(first.is_ok());
+        // Taken at once: what was read before it is still current.
+        assert!(first.as_ref().is_ok_and(|lock| !lock.waited()));
         let (sender, receiver) = std::sync::mpsc::channel();
         let contender_path = path.clone();
         let contender = std::thread::spawn(move || {
             let second = PartitionLock::acquire(&contender_path);
-            let _ = sender.send(second.is_ok());
+            // It waited: the first holder may have changed the partition.
+            let _ = sender.send(second.is_ok_and(|lock| lock.waited()));
         });
         // While the first lock is held, the second must not get through.
         assert!(receiver

@@ -1366,6 +1366,11 @@ pub struct SimulatedMachine {
     pub preflights: usize,
     /// Observation passes that asked every LV's state (open counts).
     pub lv_state_observations: usize,
+    /// Per observation pass, in order: whether it took the VG's devices from the
+    /// device-mapper list read while resolving.
+    pub reused_resolve_dm_list: Vec<bool>,
+    /// Taking the lock waits for another instance.
+    pub lock_contended: bool,
 }
 
 impl SimulatedMachine {
@@ -1378,12 +1383,15 @@ impl SimulatedMachine {
             node_swapped_at_check: None,
             preflights: 0,
             lv_state_observations: 0,
+            reused_resolve_dm_list: Vec::new(),
+            lock_contended: false,
         }
     }
 }
 
 impl Machine for SimulatedMachine {
-    type Lock = ();
+    /// Whether taking it waited for another instance.
+    type Lock = bool;
 
     fn resolve(&mut self, label: &str, _timer: &mut PhaseTimer) -> Result<Resolved, ObserveError> {
         let device = self.partition.borrow().block_device();
@@ -1391,16 +1399,21 @@ impl Machine for SimulatedMachine {
         Ok(Resolved {
             device,
             backend: DiscoveryBackend::default(),
+            dm_list_at_resolve: None,
         })
     }
 
-    fn lock(&mut self, devnode: &Path) -> Result<(), LockError> {
-        assert_eq!(devnode, Path::new(DEVNODE));
-        self.locks_taken += 1;
-        Ok(())
+    fn lock_was_contended(lock: &bool) -> bool {
+        *lock
     }
 
-    fn reidentify(&mut self, _lock: &(), resolved: &Resolved) -> Result<(), LockError> {
+    fn lock(&mut self, devnode: &Path) -> Result<bool, LockError> {
+        assert_eq!(devnode, Path::new(DEVNODE));
+        self.locks_taken += 1;
+        Ok(self.lock_contended)
+    }
+
+    fn reidentify(&mut self, _lock: &bool, resolved: &Resolved) -> Result<(), LockError> {
         self.identity_checks += 1;
         match self.node_swapped_at_check {
             Some(at) if self.identity_checks >= at => Err(LockError::Swapped {
@@ -1419,6 +1432,8 @@ impl Machine for SimulatedMachine {
         _timer: &mut PhaseTimer,
     ) -> Result<Snapshot, ObserveError> {
         self.observations += 1;
+        self.reused_resolve_dm_list
+            .push(expect.reuse_resolve_dm_list);
         let mut snapshot = self.partition.borrow().snapshot();
         if expect.every_lv_state {
             self.lv_state_observations += 1;

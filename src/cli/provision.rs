@@ -217,6 +217,8 @@ impl<'a> MetricsFile<'a> {
             signatures_beside_lvm_label: false,
             // The pool's own state is always read; thin volumes' are not metrics.
             every_lv_state: false,
+            // Resolved and looked at in one go, nothing written between.
+            reuse_resolve_dm_list: true,
         };
         // The same look `status` takes; a partition that cannot be read (the reason
         // of a refusal, often) leaves only the run's samples.

@@ -73,6 +73,7 @@ pub fn run(args: &StatusArgs, backend: DiscoveryBackend) -> Result<(), CliError>
         pool: args.pool.as_deref(),
         signatures_beside_lvm_label: true,
         every_lv_state: true,
+        reuse_resolve_dm_list: false,
     };
     let snapshot =
         observe_partition(&args.partition_label, backend, &expect).map_err(CliError::failed)?;

@@ -25,6 +25,8 @@ use crate::units::{Bytes, DeviceRange, Extents, Sectors};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::ffi::dm_list::ListedDevice;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -140,6 +142,11 @@ pub struct Expectations<'a> {
     /// their open counts, so a caller planning with `false` must observe again with
     /// `true` before acting on a plan that does anything.
     pub every_lv_state: bool,
+    /// Take the VG's devices from the device-mapper list the label search read
+    /// ([`Resolved::dm_list_at_resolve`]) instead of listing them again: for a
+    /// start's first look, taken right after it, when no other instance held the
+    /// partition in between. Any plan that writes is decided again from a new look.
+    pub reuse_resolve_dm_list: bool,
 }
 
 /// The block devices of the machine and the one carrying the label.
@@ -153,6 +160,9 @@ pub struct Resolved {
     pub device: BlockDevice,
     /// Where to list the devices in full when a decision needs the others.
     pub backend: DiscoveryBackend,
+    /// The device-mapper list the label search read (the sysfs backend reads one to
+    /// skip LVM's volumes), for [`Expectations::reuse_resolve_dm_list`].
+    pub dm_list_at_resolve: Option<Arc<Vec<ListedDevice>>>,
 }
 
 /// Finds the partition labeled `label` (exactly one, or an error listing what exists).
@@ -161,11 +171,16 @@ pub fn resolve(
     backend: DiscoveryBackend,
     timer: &mut PhaseTimer,
 ) -> Result<Resolved, ObserveError> {
-    let devices = partition::list_block_devices_for_labels(backend).map_err(ResolveError::from)?;
+    let (devices, dm_list) = partition::list_block_devices_for_labels_keeping_dm_list(backend)
+        .map_err(ResolveError::from)?;
     timer.lap("list_devices");
     let device = partition::find_by_label(&devices, label)?;
     timer.lap("find_label");
-    Ok(Resolved { device, backend })
+    Ok(Resolved {
+        device,
+        backend,
+        dm_list_at_resolve: dm_list.map(Arc::new),
+    })
 }
 
 /// [`resolve`], then [`observe_resolved`].
@@ -186,7 +201,11 @@ pub fn observe_resolved(
     expect: &Expectations<'_>,
     timer: &mut PhaseTimer,
 ) -> Result<Snapshot, ObserveError> {
-    let Resolved { device, backend } = resolved;
+    let Resolved {
+        device,
+        backend,
+        dm_list_at_resolve,
+    } = resolved;
     // The other devices in full, listed only when a decision needs them (rare: a PV
     // without metadata here, or the wanted VG name not found here).
     let all_devices = || {
@@ -262,7 +281,10 @@ pub fn observe_resolved(
         // (a second pool on another disk, with its own thousand volumes) decide
         // nothing here; they are reported from the list alone.
         let vgs_here = vgs_on_partition(vg, &direct);
-        live::active_lvm_volumes_asking(&|parsed| {
+        let listed = dm_list_at_resolve
+            .as_deref()
+            .filter(|_| expect.reuse_resolve_dm_list && !expect.every_lv_state);
+        live::active_lvm_volumes_asking(listed, &|parsed| {
             expect.every_lv_state
                 || (vgs_here.contains(&parsed.vg_uuid) && !thin_volume_here(parsed))
         })

@@ -438,7 +438,7 @@ pub fn device_by_uuid(uuid: &str) -> Result<Option<DeviceByUuid>, LiveError> {
 /// so the other mappings of a node (DRBD's backing devices, crypt, multipath)
 /// cost nothing. On a kernel that lists no uuids every device is asked, as before.
 pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
-    active_lvm_volumes_asking(&|_| true)
+    active_lvm_volumes_asking(None, &|_| true)
 }
 
 /// [`active_lvm_volumes`], asking the state (`DM_DEV_STATUS`) only of the devices
@@ -447,28 +447,32 @@ pub fn active_lvm_volumes() -> Result<Vec<ActiveLv>, LiveError> {
 /// thin volume; a plan that changes anything observes again asking every device
 /// (see [`crate::observe::snapshot::Expectations::every_lv_state`]).
 pub fn active_lvm_volumes_asking(
+    already_listed: Option<&Vec<crate::ffi::dm_list::ListedDevice>>,
     ask: &dyn Fn(&LvmDmUuid) -> bool,
 ) -> Result<Vec<ActiveLv>, LiveError> {
     use crate::ffi::dm_list::{list_devices_with_uuids, ListedDevice, UuidInList};
     let dm = open_dm()?;
-    let listed: Vec<ListedDevice> = match list_devices_with_uuids() {
-        Ok(listed) => listed,
-        Err(e) => {
-            tracing::debug!(error = %e, "device-mapper list with uuids failed; listing without");
-            dm.list_devices()
-                .map_err(|e| dm_error("list", None, e))?
-                .into_iter()
-                .map(|(name, device, _)| ListedDevice {
-                    name: name.to_string(),
-                    major: device.major,
-                    minor: device.minor,
-                    uuid: UuidInList::NotReported,
-                })
-                .collect()
-        }
+    let listed: std::borrow::Cow<'_, [ListedDevice]> = match already_listed {
+        Some(listed) => std::borrow::Cow::Borrowed(listed.as_slice()),
+        None => std::borrow::Cow::Owned(match list_devices_with_uuids() {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::debug!(error = %e, "device-mapper list with uuids failed; listing without");
+                dm.list_devices()
+                    .map_err(|e| dm_error("list", None, e))?
+                    .into_iter()
+                    .map(|(name, device, _)| ListedDevice {
+                        name: name.to_string(),
+                        major: device.major,
+                        minor: device.minor,
+                        uuid: UuidInList::NotReported,
+                    })
+                    .collect()
+            }
+        }),
     };
     let mut out = Vec::new();
-    for device in listed {
+    for device in listed.iter() {
         if let UuidInList::Uuid(uuid) = &device.uuid {
             let Some(parsed) = parse_lvm_dm_uuid(uuid) else {
                 continue;

@@ -336,6 +336,24 @@ pub fn list_block_devices_for_labels(
     }
 }
 
+/// [`list_block_devices_for_labels`], and the device-mapper list the sysfs backend
+/// read on the way (see [`SysfsBackend::list_for_labels_keeping_dm_list`]).
+pub fn list_block_devices_for_labels_keeping_dm_list(
+    backend: DiscoveryBackend,
+) -> Result<
+    (
+        Vec<BlockDevice>,
+        Option<Vec<crate::ffi::dm_list::ListedDevice>>,
+    ),
+    DiscoveryError,
+> {
+    match backend {
+        #[cfg(feature = "udev")]
+        DiscoveryBackend::Udev => Ok((list_block_devices(backend)?, None)),
+        DiscoveryBackend::Sysfs => SysfsBackend::new().list_for_labels_keeping_dm_list(),
+    }
+}
+
 /// [`list_block_devices`], with every kernel-named partition's label replaced
 /// by its GPT entry name (one libblkid probe per disk with such a partition):
 /// for `devices`, whose whole purpose is to show the real names, and which is

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::ffi::dir::list_folder;
+use crate::ffi::dm_list::{list_devices_with_uuids, ListedDevice, UuidInList};
 use crate::observe::attribute_file::{read_attribute, read_small_file};
 
 use super::gpt_entries::{DirectThenLibblkid, GptEntryReader, NoGptAccess};
@@ -119,7 +120,7 @@ impl SysfsBackend {
     /// All block devices except RAM disks, ordered by device number. Fails only
     /// when `class/block` itself cannot be listed.
     pub fn list_block_devices(&self) -> Result<Vec<BlockDevice>, DiscoveryError> {
-        self.list(Depth::Full)
+        self.list(Depth::Full, &NoLabelPossible::default())
     }
 
     /// [`Self::list_block_devices`] as finding a partition by label needs it: a
@@ -133,20 +134,32 @@ impl SysfsBackend {
     /// a node's thousands of thin volumes and DRBD devices then cost a start
     /// nothing but their names in two folder listings.
     pub fn list_for_labels(&self) -> Result<Vec<BlockDevice>, DiscoveryError> {
-        self.list(Depth::Labels)
+        self.list_for_labels_keeping_dm_list()
+            .map(|(devices, _)| devices)
     }
 
-    fn list(&self, depth: Depth) -> Result<Vec<BlockDevice>, DiscoveryError> {
+    /// [`Self::list_for_labels`], and the device-mapper list it read (when it read
+    /// one): a start's first look at the partition's VG reuses it instead of
+    /// listing 2,000 devices again.
+    pub fn list_for_labels_keeping_dm_list(
+        &self,
+    ) -> Result<(Vec<BlockDevice>, Option<Vec<ListedDevice>>), DiscoveryError> {
+        let skip = NoLabelPossible::read(&self.sys, self.machine_device_mapper);
+        let devices = self.list(Depth::Labels, &skip)?;
+        Ok((devices, skip.dm_list))
+    }
+
+    fn list(
+        &self,
+        depth: Depth,
+        skip: &NoLabelPossible,
+    ) -> Result<Vec<BlockDevice>, DiscoveryError> {
         let dir = self.class_block();
         let entries =
             list_folder(&dir, MAX_BLOCK_DEVICES).map_err(|source| DiscoveryError::Io {
                 path: dir.clone(),
                 source,
             })?;
-        let skip = match depth {
-            Depth::Labels => NoLabelPossible::read(&self.sys, self.machine_device_mapper),
-            Depth::Full => NoLabelPossible::default(),
-        };
         let mut devices = Vec::new();
         for entry in entries {
             let name = entry.name.to_string_lossy().into_owned();
@@ -276,6 +289,8 @@ struct NoLabelPossible {
     whole_disks: Option<std::collections::HashSet<String>>,
     /// dm minors whose uuid is known and is not a partition mapping's.
     unpartitioned_dm_minors: Option<std::collections::HashSet<u32>>,
+    /// The device-mapper list those minors came from.
+    dm_list: Option<Vec<ListedDevice>>,
 }
 
 /// More whole disks than a machine has; beyond it the shortcut is not taken.
@@ -291,32 +306,35 @@ impl NoLabelPossible {
                     .map(|e| e.name.to_string_lossy().into_owned())
                     .collect()
             });
-        let unpartitioned_dm_minors = if machine_device_mapper && whole_disks.is_some() {
-            Self::unpartitioned_dm_minors()
+        let dm_list = if machine_device_mapper && whole_disks.is_some() {
+            Self::list_device_mapper()
         } else {
             None
         };
         Self {
             whole_disks,
-            unpartitioned_dm_minors,
+            unpartitioned_dm_minors: dm_list.as_deref().map(Self::unpartitioned_dm_minors),
+            dm_list,
         }
     }
 
-    fn unpartitioned_dm_minors() -> Option<std::collections::HashSet<u32>> {
-        use crate::ffi::dm_list::{list_devices_with_uuids, UuidInList};
+    fn list_device_mapper() -> Option<Vec<ListedDevice>> {
         if !Path::new("/dev/mapper/control").exists() {
             return None;
         }
-        let listed = match list_devices_with_uuids() {
-            Ok(listed) => listed,
+        match list_devices_with_uuids() {
+            Ok(listed) => Some(listed),
             Err(e) => {
                 tracing::debug!(error = %e, "device-mapper list unavailable; reading dm-N folders");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    fn unpartitioned_dm_minors(listed: &[ListedDevice]) -> std::collections::HashSet<u32> {
         let mut minors = std::collections::HashSet::new();
         for device in listed {
-            match device.uuid {
+            match &device.uuid {
                 // Only a uuid that says "not a partition mapping" lets a
                 // device go unread.
                 UuidInList::Uuid(uuid) if !uuid.starts_with("part") => {}
@@ -326,7 +344,7 @@ impl NoLabelPossible {
             }
             minors.insert(device.minor);
         }
-        Some(minors)
+        minors
     }
 
     fn applies_to(&self, name: &str) -> bool {
