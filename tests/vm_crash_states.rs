@@ -25,10 +25,12 @@
 //! activation after a reboot (the recording itself must hold 0 writes); a grow with
 //! the pool inactive and with it active (the partition grown on the host between
 //! boots); a seed-tool node adopted; a fresh provision and a reset on a host whose
-//! LVM uses a devices file (`/etc/lvm` on the disk's third partition, ext4, so its
-//! edits — temp file, fsync, rename — are crash states too; replayed on a virtio disk
-//! of the recording's serial, and the host must then see the VG through its devices
-//! file and keep another disk's entry). One setup boot, one recording boot for all
+//! LVM uses a devices file (`/etc/lvm` on the disk's third partition, ext4 mounted
+//! `noauto_da_alloc`, so its edits — a new file renamed over the old one, the folder
+//! fsynced — are crash states too; replayed on a virtio disk of the recorded device
+//! name: the host must see the VG through its devices file, left as the host's LVM
+//! itself would keep it, with another disk's entry, and run LINSTOR's commands through
+//! it). One setup boot, one recording boot for all
 //! scenarios; the replay boots run many states each (the base image and every logged
 //! write packed on one extra disk, read with `dd`).
 //!
@@ -89,8 +91,11 @@ struct Scenario {
     /// The host's LVM in use: `/etc/lvm` is a folder on the disk's third partition
     /// (ext4, so the host's devices file edits are recorded and replayed like the
     /// partition's writes), with `use_devicesfile = 1` and a devices file listing
-    /// another disk's PV. The state is replayed on a virtio disk of the same serial
-    /// (the devices file names the disk by it), not a loop device.
+    /// another disk's PV. Mounted `noauto_da_alloc`: like XFS, ext4 then commits a
+    /// rename before the renamed file's data, so a devices file written without an
+    /// fsync of its own can be empty after a power loss. The state is replayed on a
+    /// virtio disk of the recorded device name (LVM names a virtio disk's partition
+    /// by it, `IDTYPE=devname`), not a loop device.
     host_lvm: bool,
 }
 
@@ -412,6 +417,9 @@ struct Recording {
     disk: String,
 }
 
+/// How a host-LVM scenario's file system is mounted (see [`Scenario::host_lvm`]).
+const HOST_LVM_MOUNT_OPTIONS: &str = "noatime,noauto_da_alloc";
+
 /// Where a host-LVM scenario's third partition is mounted in the guest.
 fn host_lvm_dir(scenario: &str) -> String {
     format!("/mnt/host-lvm-{scenario}")
@@ -419,7 +427,7 @@ fn host_lvm_dir(scenario: &str) -> String {
 
 fn host_lvm_mount(disk: &str, scenario: &str) -> String {
     let dir = host_lvm_dir(scenario);
-    format!("mkdir -p {dir} && mount -o noatime {disk}3 {dir}")
+    format!("mkdir -p {dir} && mount -o {HOST_LVM_MOUNT_OPTIONS} {disk}3 {dir}")
 }
 
 /// The host's devices file after a start: the other disk's entry kept, and (when
@@ -446,8 +454,9 @@ fn expect_devices_file(file: &str, s: &Scenario, partition: &str, ours: bool, wh
 }
 
 /// A devices file entry for the storage partition: by its device name (LVM's
-/// `devname` type, what it uses for a virtio disk) or by its disk's serial (the
-/// scenario's name) and partition number.
+/// `devname` type, what LVM 2.03.16 uses for a virtio disk, which has no wwid or
+/// serial in sysfs) or, should a disk show a serial (the disk's name), by it and the
+/// partition number.
 fn names_storage_partition(entry: &str, scenario: &str, partition: &str) -> bool {
     entry.contains(&format!(" IDNAME={partition} "))
         || (entry.contains(&format!(" IDNAME={scenario} ")) && entry.ends_with(" PART=2"))
@@ -839,6 +848,7 @@ fn build_pack(recordings: &[(Recording, WriteLog, Vec<u8>)], used: &[usize]) -> 
 /// `KEY values` lines the host reads ([`Outcome::parse`]).
 const CHECK_STATE: &str = r#"
 PACK=${PACK:-/dev/vda}
+HOST_LVM_MOUNT=${HOST_LVM_MOUNT:-noatime}
 IMG=/tmp/state.img
 writes() { blockdev --flushbufs "$1" 2>/dev/null; awk '{print $7}' /sys/block/${1#/dev/}/stat; }
 # dm-thin commits its metadata by itself (a second after a change): a commit due from
@@ -874,8 +884,10 @@ check_state() {
   part=${p}2; other=${p}1; D="--devices $part"
   if [ -n "$disk" ]; then
     i=0; while [ ! -b ${p}3 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-    mkdir -p /mnt/host-lvm && mount -o noatime ${p}3 /mnt/host-lvm && mount --bind /mnt/host-lvm /etc/lvm
+    mkdir -p /mnt/host-lvm && mount -o $HOST_LVM_MOUNT ${p}3 /mnt/host-lvm && mount --bind /mnt/host-lvm /etc/lvm
     echo "HOSTMOUNT $?"
+    # LINSTOR's commands go through the host's devices file, as on the node.
+    D=""
   fi
   echo "OTHER1 $(sum_head 8388608 $other)"
   args="--partition-label $label --volume-group $vg --pool pool --on-failure exit --satellite-id $id"
@@ -886,14 +898,18 @@ check_state() {
   echo "RUN1 $rc1 $((w1-w0))"
   tail -n 2 /tmp/run1.out | sed 's/^/LOG1 /'
   timeout 300 $LPD $args >/tmp/run2.out 2>&1; rc2=$?
+  [ -z "$disk" ] || sync
   w2=$(writes $loop)
   echo "RUN2 $rc2 $((w2-w1)) $(grep -c 'lvm_commands=0' /tmp/run2.out)"
   [ $rc2 -eq 0 ] || tail -n 2 /tmp/run2.out | sed 's/^/LOG2 /'
   echo "LVS $(lvs $D --noheadings --separator ';' -o vg_tags,lv_attr,data_percent $vg/pool 2>/dev/null | tr -d ' ')"
   if [ -n "$disk" ]; then
-    # The host's own view, through its devices file (no --devices).
-    echo "HOSTVG $(vgs --noheadings -o vg_tags $vg 2>/dev/null | tr -d ' ')"
+    # The devices file as the start left it, then the host's own view through it:
+    # a first host command that has to fix the file is a finding, not a pass.
     grep '^IDTYPE=' /etc/lvm/devices/system.devices 2>/dev/null | sed 's/^/HOSTENTRY /'
+    echo "HOSTFILE1 $(grep -v '^#' /etc/lvm/devices/system.devices 2>/dev/null | sha256sum | cut -c1-16)"
+    echo "HOSTVG $(vgs --noheadings -o vg_tags $vg 2>/dev/null | tr -d ' ')"
+    echo "HOSTFILE2 $(grep -v '^#' /etc/lvm/devices/system.devices 2>/dev/null | sha256sum | cut -c1-16)"
   fi
   lvcreate $D -q -V 65536k -T $vg/pool -n crash_00000 >/tmp/l.out 2>&1; echo "LINSTOR create $?"
   lvcreate $D -q --snapshot --setactivationskip y --ignoreactivationskip --activate y --name $vg/crash_00000_snap $vg/crash_00000 -pr >>/tmp/l.out 2>&1; echo "LINSTOR snapshot $?"
@@ -915,7 +931,7 @@ check_state() {
   else
     losetup -d $loop; rm -f $IMG
   fi
-  rm -rf /dev/$vg /etc/lvm/backup /etc/lvm/archive
+  rm -rf /dev/$vg /etc/lvm/backup /etc/lvm/archive /run/lvm/hints /run/lvm/searched_devnames
   echo "TIME $t0 $(cut -d' ' -f1 /proc/uptime)"
 }
 "#;
@@ -1060,6 +1076,13 @@ impl Outcome {
                 format!("the host's devices file lost the other disk's entry: {host_entries:?}"),
             );
             fail(
+                !get("HOSTFILE1", 0).is_empty() && get("HOSTFILE1", 0) == get("HOSTFILE2", 0),
+                format!(
+                    "the host's first LVM command rewrote the devices file the start left \
+                     (entries before it: {host_entries:?})"
+                ),
+            );
+            fail(
                 host_entries
                     .iter()
                     .filter(|e| {
@@ -1179,7 +1202,10 @@ fn replay_batch(
         .open(bed.disk_path("pack"))
         .and_then(|f| f.set_len(pack_mib << 20))
         .expect("size pack");
-    let mut script = format!("PACK={pack_dev}\n{CHECK_STATE}{}", pack.functions);
+    let mut script = format!(
+        "PACK={pack_dev}\nHOST_LVM_MOUNT={HOST_LVM_MOUNT_OPTIONS}\n{CHECK_STATE}{}",
+        pack.functions
+    );
     for (k, job) in batch.iter().enumerate() {
         let meta = &recordings[job.recording].0;
         let entries: Vec<String> = job

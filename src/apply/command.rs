@@ -67,7 +67,7 @@ pub fn command_line(
         | Action::RemoveStaleVolumeGroupPath { .. }
         | Action::RestoreTornMetadata { .. }
         | Action::EraseTornPhysicalVolume { .. } => return None,
-        Action::AddToDevicesFile { device } => {
+        Action::AddToDevicesFile { device, .. } => {
             return Some(devices_file_edit(&[
                 "lvmdevices",
                 "--adddev",
@@ -75,7 +75,7 @@ pub fn command_line(
             ]))
         }
         // `--yes`: lvmdevices asks before dropping a PV that holds an active LV.
-        Action::RemoveFromDevicesFile { pvid } => {
+        Action::RemoveFromDevicesFile { pvid, .. } => {
             return Some(devices_file_edit(&[
                 "lvmdevices",
                 "--yes",
@@ -511,16 +511,20 @@ mod tests {
         assert_eq!(configured, format!("lvextend --extents +3 vg/pool {SCOPE}"));
     }
 
+    const DEVICES_FILE: &str = "/etc/lvm/devices/system.devices";
+
     #[test]
     fn devices_file_edits_run_without_devices_scoping_and_with_the_file_on() {
         let add = line(Action::AddToDevicesFile {
             device: PathBuf::from("/dev/vda1"),
+            devices_file: PathBuf::from(DEVICES_FILE),
         });
         let delete = line(Action::RemoveFromDevicesFile {
             pvid: match LvmUuid::parse("20mUTb8d8EnAE58j0fftwmS1fTfKUGoD") {
                 Ok(pvid) => pvid,
                 Err(e) => panic!("{e}"),
             },
+            devices_file: PathBuf::from(DEVICES_FILE),
         });
         let config = format!("--config {CONFIG_OVERRIDE}devices{{use_devicesfile=1}}");
         assert_eq!(add, format!("lvmdevices --adddev /dev/vda1 {config}"));
@@ -535,6 +539,7 @@ mod tests {
         let missing = command_line(
             &Action::AddToDevicesFile {
                 device: PathBuf::from("/dev/vda1"),
+                devices_file: PathBuf::from(DEVICES_FILE),
             },
             Path::new("/dev/vda1"),
             &ThinCheck::Missing,

@@ -746,6 +746,8 @@ fn the_devices_file_is_kept_in_step() {
             VGCREATE,
             POOL_CREATE,
             "lvmdevices --adddev /dev/vda1",
+            // LVM 2.03.16 fsyncs only the folder: the file is synced too.
+            "sync /etc/lvm/devices/system.devices",
         ],
         2,
     );
@@ -772,8 +774,11 @@ fn the_devices_file_is_kept_in_step() {
         log[2],
         format!("lvmdevices --yes --delpvid {}", old_pvid.undashed())
     );
-    assert_eq!(log[3], RESET[2]);
-    assert_eq!(log[7], "lvmdevices --adddev /dev/vda1");
+    assert_eq!(log[3], "sync /etc/lvm/devices/system.devices");
+    assert_eq!(log[4], RESET[2]);
+    assert_eq!(log[8], "lvmdevices --adddev /dev/vda1");
+    assert_eq!(log[9], "sync /etc/lvm/devices/system.devices");
+    assert_eq!(log.len(), 10, "{log:?}");
     let state = bed.state();
     assert_provisioned(&state, &config());
     assert!(matches!(

@@ -40,6 +40,13 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot make the host's devices file {} durable (fsync of it and its folder) after `{after}`: {source}; the edit may not survive a power loss, so the run stops here", file.display())]
+    DevicesFileSync {
+        file: std::path::PathBuf,
+        after: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ApplyError {
@@ -60,6 +67,24 @@ pub trait LvmExecutor {
     fn flush_partition(&mut self, partition: &Path, after: &str) -> Result<(), ApplyError>;
     /// How many flushes were sent so far (reported in the final log line).
     fn flushes(&self) -> usize;
+    /// Makes an `lvmdevices` edit of the host's devices file durable (see
+    /// [`super::flush::sync_file_and_folder`]); `after` names the step.
+    fn sync_devices_file(&mut self, file: &Path, after: &str) -> Result<(), ApplyError> {
+        let took = super::flush::sync_file_and_folder(file).map_err(|source| {
+            ApplyError::DevicesFileSync {
+                file: file.to_path_buf(),
+                after: after.to_owned(),
+                source,
+            }
+        })?;
+        tracing::debug!(
+            file = %file.display(),
+            after,
+            duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            "synced the host's devices file and its folder"
+        );
+        Ok(())
+    }
     /// Erases the LVM label of a PV whose first commit tore (see
     /// [`super::restore::erase_label`]).
     fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {

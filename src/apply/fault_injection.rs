@@ -138,6 +138,10 @@ impl<E: LvmExecutor> LvmExecutor for FaultInjecting<E> {
         self.inner.flushes()
     }
 
+    fn sync_devices_file(&mut self, file: &Path, after: &str) -> Result<(), ApplyError> {
+        self.inner.sync_devices_file(file, after)
+    }
+
     fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
         self.inner.erase_torn_label(partition)
     }

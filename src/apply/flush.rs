@@ -26,6 +26,30 @@ pub fn flush_device(device: &Path) -> io::Result<Duration> {
     Ok(started.elapsed())
 }
 
+/// Makes a file's content and its name durable: `fsync` of the file, then of its
+/// folder (which holds the rename that put it there). A file that is gone leaves
+/// its folder to sync.
+///
+/// LVM 2.03.16 writes the devices file as `system.devices_new`, renames it over the
+/// old one and fsyncs the folder, but never the file itself (`device_ids_write`;
+/// the file's fsync came in 2.03.24). Where the file system commits a rename before
+/// the renamed file's data (XFS, ext4 without `auto_da_alloc`), a power loss then
+/// leaves an empty devices file, and the host sees no PV at all.
+pub fn sync_file_and_folder(file: &Path) -> io::Result<Duration> {
+    let started = Instant::now();
+    match std::fs::File::open(file) {
+        Ok(opened) => opened.sync_all()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let folder = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(folder)?.sync_all()?;
+    Ok(started.elapsed())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +62,19 @@ mod tests {
         assert!(std::fs::write(&path, b"x").is_ok());
         assert!(flush_device(&path).is_ok());
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_file_and_its_folder_sync_and_a_gone_file_leaves_its_folder() {
+        let folder = std::env::temp_dir().join(format!("lpd-sync-{}", std::process::id()));
+        assert!(std::fs::create_dir_all(&folder).is_ok());
+        let file = folder.join("system.devices");
+        assert!(std::fs::write(&file, b"VERSION=1.1.1\n").is_ok());
+        assert!(sync_file_and_folder(&file).is_ok());
+        assert!(std::fs::remove_file(&file).is_ok());
+        assert!(sync_file_and_folder(&file).is_ok());
+        // A folder that is not there is an error: nothing was made durable.
+        assert!(sync_file_and_folder(&folder.join("gone/system.devices")).is_err());
+        let _ = std::fs::remove_dir_all(&folder);
     }
 }

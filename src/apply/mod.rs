@@ -69,12 +69,16 @@ pub fn apply_action(
         other => tracing::info!("{other}"),
     }
     let result = run_step(executor, action, partition, removal);
-    if !needs_flush(action) {
-        return result;
-    }
     // Also after a step that failed: it may have written part of its work.
-    let flushed = executor.flush_partition(partition, &action.to_string());
-    match (result, flushed) {
+    let durable = match action {
+        Action::AddToDevicesFile { devices_file, .. }
+        | Action::RemoveFromDevicesFile { devices_file, .. } => {
+            executor.sync_devices_file(devices_file, &action.to_string())
+        }
+        _ if needs_flush(action) => executor.flush_partition(partition, &action.to_string()),
+        _ => return result,
+    };
+    match (result, durable) {
         (Err(step), Err(flush)) => {
             tracing::warn!("{flush}");
             Err(step)

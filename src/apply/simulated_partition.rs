@@ -1560,6 +1560,11 @@ impl LvmExecutor for RecordingLvm {
         self.flushed_at.len()
     }
 
+    fn sync_devices_file(&mut self, file: &Path, _after: &str) -> Result<(), ApplyError> {
+        self.log.push(format!("sync {}", file.display()));
+        Ok(())
+    }
+
     fn erase_torn_label(&mut self, partition: &Path) -> Result<(), ApplyError> {
         self.log
             .push(format!("erase-torn-label {}", partition.display()));

@@ -281,9 +281,14 @@ pub fn observe_resolved(
         // (a second pool on another disk, with its own thousand volumes) decide
         // nothing here; they are reported from the list alone.
         let vgs_here = vgs_on_partition(vg, &direct);
-        let listed = dm_list_at_resolve
-            .as_deref()
-            .filter(|_| expect.reuse_resolve_dm_list && !expect.every_lv_state);
+        // Every device mapping the partition (read just now) must be in that list:
+        // one missing was made since (another instance came and went before the
+        // lock, say, leaving a stale device), and the list is read again.
+        let listed = dm_list_at_resolve.as_deref().filter(|listed| {
+            expect.reuse_resolve_dm_list
+                && !expect.every_lv_state
+                && live::list_covers_holders(listed, &direct)
+        });
         live::active_lvm_volumes_asking(listed, &|parsed| {
             expect.every_lv_state
                 || (vgs_here.contains(&parsed.vg_uuid) && !thin_volume_here(parsed))

@@ -151,6 +151,8 @@ pub enum Action {
     /// --adddev`), so the host's own LVM and its boot-time autoactivation see the VG.
     AddToDevicesFile {
         device: PathBuf,
+        /// The devices file `lvmdevices` edits, made durable after it.
+        devices_file: PathBuf,
     },
     /// Write back the copy of the VG's metadata committed just before a torn commit (a
     /// metadata-area header that reached the disk while the text it points at did
@@ -182,6 +184,8 @@ pub enum Action {
     RemoveFromDevicesFile {
         #[serde(serialize_with = "LvmUuid::serialize_undashed")]
         pvid: LvmUuid,
+        /// The devices file `lvmdevices` edits, made durable after it.
+        devices_file: PathBuf,
     },
 }
 
@@ -353,7 +357,7 @@ impl fmt::Display for Action {
                 "remove {} if it still holds only links an interrupted LVM command left",
                 path.display()
             ),
-            Action::AddToDevicesFile { device } => write!(
+            Action::AddToDevicesFile { device, .. } => write!(
                 f,
                 "enter physical volume {} in the host's LVM devices file",
                 device.display()
@@ -393,7 +397,7 @@ impl fmt::Display for Action {
                         "its metadata area's header never reached the disk: no volume group was ever committed there",
                 }
             ),
-            Action::RemoveFromDevicesFile { pvid } => write!(
+            Action::RemoveFromDevicesFile { pvid, .. } => write!(
                 f,
                 "remove PVID {}, the physical volume about to be replaced, from the host's LVM devices file",
                 pvid.undashed()

@@ -55,7 +55,13 @@ pub(super) fn integrate(
         )
     });
     if let (Some(at), Some(pvid)) = (destroys_pv, listed_pvid) {
-        edits.push((at, Action::RemoveFromDevicesFile { pvid: *pvid }));
+        edits.push((
+            at,
+            Action::RemoveFromDevicesFile {
+                pvid: *pvid,
+                devices_file: path.clone(),
+            },
+        ));
     }
     let creates_pv = plan.actions.iter().any(|a| {
         matches!(
@@ -69,6 +75,7 @@ pub(super) fn integrate(
             plan.actions.len(),
             Action::AddToDevicesFile {
                 device: device.clone(),
+                devices_file: path.clone(),
             },
         ));
     }

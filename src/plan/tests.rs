@@ -1187,10 +1187,14 @@ mod host_lvm_integration {
 
     const PVID: &str = "pvuuidpvuuidpvuuidpvuuidpvuuid00";
 
+    fn file_path() -> PathBuf {
+        PathBuf::from("/etc/lvm/devices/system.devices")
+    }
+
     fn devices_file(listed: bool, listed_pvid: Option<&str>) -> HostLvmFacts {
         HostLvmFacts {
             devices_file: DevicesFileFacts::InUse {
-                path: PathBuf::from("/etc/lvm/devices/system.devices"),
+                path: file_path(),
                 listed,
                 listed_pvid: listed_pvid.map(uuid),
                 version: Some("1.1.7".into()),
@@ -1300,12 +1304,16 @@ mod host_lvm_integration {
     #[test]
     fn the_steps_name_the_partition_and_the_old_pvid() {
         let plan = planned(&with_host(provisioned(tag("other")), listed()), &config());
-        assert!(plan
-            .actions
-            .contains(&Action::RemoveFromDevicesFile { pvid: uuid(PVID) }));
+        assert!(plan.actions.contains(&Action::RemoveFromDevicesFile {
+            pvid: uuid(PVID),
+            devices_file: file_path(),
+        }));
         assert_eq!(
             plan.actions.last(),
-            Some(&Action::AddToDevicesFile { device: dev() })
+            Some(&Action::AddToDevicesFile {
+                device: dev(),
+                devices_file: file_path(),
+            })
         );
     }
 
@@ -1450,12 +1458,19 @@ mod host_lvm_integration {
     #[test]
     fn devices_file_steps_print_readably() {
         assert_eq!(
-            Action::AddToDevicesFile { device: dev() }.to_string(),
+            Action::AddToDevicesFile {
+                device: dev(),
+                devices_file: file_path(),
+            }
+            .to_string(),
             "enter physical volume /dev/vda1 in the host's LVM devices file"
         );
-        assert!(Action::RemoveFromDevicesFile { pvid: uuid(PVID) }
-            .to_string()
-            .contains("remove PVID pvuuidpvuuidpvuuidpvuuidpvuuid00,"));
+        assert!(Action::RemoveFromDevicesFile {
+            pvid: uuid(PVID),
+            devices_file: file_path(),
+        }
+        .to_string()
+        .contains("remove PVID pvuuidpvuuidpvuuidpvuuidpvuuid00,"));
     }
 
     #[test]

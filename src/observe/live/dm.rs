@@ -507,10 +507,13 @@ pub fn active_lvm_volumes_asking(
         let Some(parsed) = info.uuid().and_then(|u| parse_lvm_dm_uuid(&u.to_string())) else {
             continue;
         };
+        // The device's own number, not the list's: a name LVM made again since the
+        // list was read has another minor.
+        let number = info.device();
         out.push(ActiveLv {
             dm_name: name.to_string(),
-            major: device.major,
-            minor: device.minor,
+            major: number.major,
+            minor: number.minor,
             open_count: u32::try_from(info.open_count()).unwrap_or(0),
             serving: info.flags().contains(DmFlags::DM_ACTIVE_PRESENT)
                 && !info.flags().contains(DmFlags::DM_SUSPEND),

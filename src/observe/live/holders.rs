@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::LiveError;
 use crate::ffi::dir::list_folder;
+use crate::ffi::dm_list::{ListedDevice, UuidInList};
 use crate::observe::attribute_file::read_attribute_line;
 
 /// More holders than any real device has (each is a device stacked directly on it).
@@ -93,9 +94,86 @@ pub fn holders(name: &str) -> Result<Vec<Holder>, LiveError> {
     HoldersReader::default().holders(name)
 }
 
+/// Whether a device-mapper list read earlier still names every device that holds
+/// the partition now (same name, and same uuid where both say one): every device of
+/// a VG on the partition maps it, directly or through one that does, so a device
+/// made since the list was read shows up here.
+pub fn list_covers_holders(listed: &[ListedDevice], holders: &[Holder]) -> bool {
+    holders.iter().all(|holder| {
+        let Some(name) = holder.dm_name.as_deref() else {
+            // Not a device-mapper device (md, bcache): the list says nothing of it.
+            return true;
+        };
+        let minor: Option<u32> = holder.name.strip_prefix("dm-").and_then(|n| n.parse().ok());
+        listed.iter().any(|device| {
+            device.name == name
+                && minor.is_none_or(|minor| minor == device.minor)
+                && match (&device.uuid, holder.dm_uuid.as_deref()) {
+                    (UuidInList::Uuid(listed), Some(now)) => listed == now,
+                    (UuidInList::None, Some(_)) => false,
+                    _ => true,
+                }
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_holder_missing_from_an_earlier_list_makes_it_stale() {
+        let listed = |name: &str, minor: u32, uuid: UuidInList| ListedDevice {
+            name: name.to_owned(),
+            major: 253,
+            minor,
+            uuid,
+        };
+        let holder = |minor: u32, name: Option<&str>, uuid: Option<&str>| Holder {
+            name: format!("dm-{minor}"),
+            dm_name: name.map(str::to_owned),
+            dm_uuid: uuid.map(str::to_owned),
+        };
+        let list = [
+            listed("vg-pool_tdata", 1, UuidInList::Uuid("LVM-aaa-tdata".into())),
+            listed("vg-pool_tmeta", 0, UuidInList::NotReported),
+        ];
+        let tdata = holder(1, Some("vg-pool_tdata"), Some("LVM-aaa-tdata"));
+        assert!(list_covers_holders(&list, &[]));
+        assert!(list_covers_holders(&list, std::slice::from_ref(&tdata)));
+        // The kernel did not report the uuid: the name and minor must match.
+        assert!(list_covers_holders(
+            &list,
+            &[
+                tdata.clone(),
+                holder(0, Some("vg-pool_tmeta"), Some("LVM-aaa-tmeta"))
+            ]
+        ));
+        // Made since the list: a new device, the same name with another uuid, or
+        // made again under the same name (another minor).
+        assert!(!list_covers_holders(
+            &list,
+            &[
+                tdata.clone(),
+                holder(2, Some("vg-lvol0"), Some("LVM-aaa-lvol0"))
+            ]
+        ));
+        assert!(!list_covers_holders(
+            &list,
+            &[holder(1, Some("vg-pool_tdata"), Some("LVM-bbb-tdata"))]
+        ));
+        assert!(!list_covers_holders(
+            &list,
+            &[holder(7, Some("vg-pool_tdata"), Some("LVM-aaa-tdata"))]
+        ));
+        // Not a device-mapper holder: nothing to compare.
+        let md = Holder {
+            name: "md0".to_owned(),
+            dm_name: None,
+            dm_uuid: None,
+        };
+        assert!(list_covers_holders(&list, &[md]));
+    }
     use crate::observe::partition::test_tree::FakeSysfs;
 
     #[test]

@@ -17,7 +17,7 @@ pub use dm::{
     DeviceByUuid, DmParseError, LvmDmUuid, LvmLayer, ThinPoolCounters, ThinPoolMode,
     ThinPoolStatus, ThinPoolUsage,
 };
-pub use holders::{holders, Holder, HoldersReader};
+pub use holders::{holders, list_covers_holders, Holder, HoldersReader};
 pub use stacked::{stacked_on, StackedDevice};
 
 /// Reading live kernel state failed.

@@ -91,6 +91,16 @@ const FIXES: &[SourceFix] = &[
         find: "!(stderr = fopen(_PATH_DEVNULL, \"w\"))",
         replace: "!freopen(_PATH_DEVNULL, \"w\", stderr)",
     },
+    SourceFix {
+        file: "lib/device/device_id.c",
+        why: "device_ids_write renames the new devices file into place and fsyncs the folder, \
+              but never the file: on a file system that commits the rename before the data \
+              (XFS, ext4 with noauto_da_alloc) a power loss leaves the host an empty devices \
+              file, every other PV's entry gone (found by vm_crash_states' devices-file \
+              scenarios); the file is synced before the rename, and not renamed if that fails",
+        find: "\tif (fflush(fp))\n\t\tstack;\n\tif (fclose(fp))\n\t\tstack;\n\n\tif (rename(tmppath, cmd->devices_file_path) < 0) {",
+        replace: "\tif (fflush(fp))\n\t\tstack;\n\tif (fsync(fileno(fp)) < 0) {\n\t\tlog_sys_error(\"fsync\", tmppath);\n\t\tret = 0;\n\t}\n\tif (fclose(fp))\n\t\tstack;\n\n\tif (ret && rename(tmppath, cmd->devices_file_path) < 0) {",
+    },
 ];
 
 /// Bumped by hand when the steps below change in a way the constants don't show.
