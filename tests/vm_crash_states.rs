@@ -1181,7 +1181,7 @@ fn replay_batch(
                 &recordings[*r].0.scenario,
                 recordings[*r].0.image_bytes.div_ceil(1 << 20),
             ),
-            None => DiskSpec::new(&format!("filler{at}"), 1),
+            None => DiskSpec::new(&format!("filler{at}"), 2),
         });
     }
     let pack_dev = format!("/dev/vd{}", (b'a' + slots.len() as u8) as char);

@@ -346,3 +346,65 @@ fn the_host_sees_the_volume_group_through_its_devices_file_and_filters() {
 
     checks.finish();
 }
+
+/// A full file system under the host's devices file (a node's root full, a common
+/// Kubernetes failure): `lvmdevices` cannot write the new file. LVM 2.03.16 as
+/// Debian builds it renamed the short file over the old one anyway, and every other
+/// disk's entry was gone; this tool's static LVM leaves the file as it was and the
+/// start fails, naming the edit, and a start after space was freed enters the PV.
+#[test]
+fn a_full_devices_file_folder_keeps_the_file_and_fails_the_start() {
+    let bed = bed(vec![
+        DiskSpec::new("ours", 128).partition("linstor-storage", None),
+        DiskSpec::new("other", 64).partition("other", None),
+    ]);
+    let file = DEVICES_FILE;
+    let conf = lvm_conf("use_devicesfile = 1");
+    let script = format!(
+        r#"
+{conf}
+mkdir -p /etc/lvm/devices
+mount -t tmpfs -o size=64k tmpfs /etc/lvm/devices
+step pv-other pvcreate --devices /dev/vdb1 /dev/vdb1
+step add-other lvm lvmdevices --adddev /dev/vdb1
+step before cat {file}
+step fill sh -c 'dd if=/dev/zero of=/etc/lvm/devices/fill bs=1k 2>/dev/null; df -k /etc/lvm/devices | tail -n 1'
+step full-start $LPD $P --satellite-id node-01
+step after-full cat {file}
+step free rm /etc/lvm/devices/fill
+step rerun $LPD $P --satellite-id node-01
+step after-rerun cat {file}
+step steady env LOG_LEVEL=debug $LPD $P --satellite-id node-01
+"#
+    );
+    let run = boot(&bed, false, &script);
+    let mut checks = Checks::default();
+    checks.exit(&run, "add-other", 0);
+    let other_entries = entries(&run, "before");
+    checks.that(
+        other_entries.len() == 1,
+        format!("setup: one entry expected:\n{}", run.step("before").stdout),
+    );
+    checks.that(
+        run.step("fill").stdout.split_whitespace().nth(3) == Some("0"),
+        format!("the folder is not full: {}", run.step("fill").stdout),
+    );
+    checks.exit(&run, "full-start", 1);
+    checks.says(&run, "full-start", "lvmdevices --adddev /dev/vda1");
+    // The file as it was: the other disk's entry kept, nothing half-written.
+    checks.same(&run, "before", "after-full");
+    checks.exit(&run, "rerun", 0);
+    let after = entries(&run, "after-rerun");
+    checks.that(
+        other_entries.iter().all(|e| after.contains(e))
+            && after
+                .iter()
+                .any(|l| field(l, "DEVNAME") == "/dev/vda1" && field(l, "IDNAME") != "."),
+        format!(
+            "after space was freed the file should list both disks:\n{}",
+            run.step("after-rerun").stdout
+        ),
+    );
+    checks.steady(&run, "steady");
+    checks.finish();
+}

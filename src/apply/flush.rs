@@ -35,6 +35,10 @@ pub fn flush_device(device: &Path) -> io::Result<Duration> {
 /// the file's fsync came in 2.03.24). Where the file system commits a rename before
 /// the renamed file's data (XFS, ext4 without `auto_da_alloc`), a power loss then
 /// leaves an empty devices file, and the host sees no PV at all.
+///
+/// A folder whose file system cannot fsync folders (`EINVAL`: some network and
+/// host-share file systems a hostPath may be) is not an error: the file's own sync
+/// stands, and LVM ignores that failure too.
 pub fn sync_file_and_folder(file: &Path) -> io::Result<Duration> {
     let started = Instant::now();
     match std::fs::File::open(file) {
@@ -46,7 +50,13 @@ pub fn sync_file_and_folder(file: &Path) -> io::Result<Duration> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    std::fs::File::open(folder)?.sync_all()?;
+    match std::fs::File::open(folder)?.sync_all() {
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => tracing::warn!(
+            folder = %folder.display(),
+            "this file system cannot sync a folder (EINVAL); the devices file itself is synced"
+        ),
+        other => other?,
+    }
     Ok(started.elapsed())
 }
 

@@ -97,9 +97,12 @@ const FIXES: &[SourceFix] = &[
               but never the file: on a file system that commits the rename before the data \
               (XFS, ext4 with noauto_da_alloc) a power loss leaves the host an empty devices \
               file, every other PV's entry gone (found by vm_crash_states' devices-file \
-              scenarios); the file is synced before the rename, and not renamed if that fails",
+              scenarios); and it renames a file whose writing failed (a full /etc: ENOSPC) \
+              over the old one, the same loss without a power cut (vm_host_lvm). The file is \
+              written, flushed, synced and closed without error, or it is not renamed and \
+              the command fails",
         find: "\tif (fflush(fp))\n\t\tstack;\n\tif (fclose(fp))\n\t\tstack;\n\n\tif (rename(tmppath, cmd->devices_file_path) < 0) {",
-        replace: "\tif (fflush(fp))\n\t\tstack;\n\tif (fsync(fileno(fp)) < 0) {\n\t\tlog_sys_error(\"fsync\", tmppath);\n\t\tret = 0;\n\t}\n\tif (fclose(fp))\n\t\tstack;\n\n\tif (ret && rename(tmppath, cmd->devices_file_path) < 0) {",
+        replace: "\tif (fflush(fp) || ferror(fp)) {\n\t\tlog_sys_error(\"write\", tmppath);\n\t\tret = 0;\n\t}\n\tif (ret && fsync(fileno(fp)) < 0) {\n\t\tlog_sys_error(\"fsync\", tmppath);\n\t\tret = 0;\n\t}\n\tif (fclose(fp)) {\n\t\tlog_sys_error(\"fclose\", tmppath);\n\t\tret = 0;\n\t}\n\n\tif (ret && rename(tmppath, cmd->devices_file_path) < 0) {",
     },
 ];
 
