@@ -379,6 +379,7 @@ step steady env LOG_LEVEL=debug $LPD $P --satellite-id node-01
     );
     let run = boot(&bed, false, &script);
     let mut checks = Checks::default();
+    checks.exit(&run, "pv-other", 0);
     checks.exit(&run, "add-other", 0);
     let other_entries = entries(&run, "before");
     checks.that(
@@ -393,7 +394,9 @@ step steady env LOG_LEVEL=debug $LPD $P --satellite-id node-01
     checks.says(&run, "full-start", "lvmdevices --adddev /dev/vda1");
     // The file as it was: the other disk's entry kept, nothing half-written.
     checks.same(&run, "before", "after-full");
+    checks.exit(&run, "free", 0);
     checks.exit(&run, "rerun", 0);
+    checks.exit(&run, "after-rerun", 0);
     let after = entries(&run, "after-rerun");
     checks.that(
         other_entries.iter().all(|e| after.contains(e))
