@@ -25,6 +25,9 @@ struct Counts {
     walks: usize,
     /// ioctls strace decodes as device-mapper's (`DM_…`).
     dm_ioctls: usize,
+    /// `DM_LIST_DEVICES` among them: a list that did not fit its buffer is asked
+    /// again, the kernel walking every device each time.
+    dm_lists: usize,
     /// Every system call (`strace -f -c` total).
     total: u64,
 }
@@ -49,6 +52,9 @@ fn counts(run: &vmtest::GuestRun, tag: &str) -> Counts {
             .count(),
         dm_ioctls: lines()
             .filter(|l| l.contains("ioctl(") && l.contains("DM_"))
+            .count(),
+        dm_lists: lines()
+            .filter(|l| l.contains("ioctl(") && l.contains("DM_LIST_DEVICES"))
             .count(),
         total,
     }
@@ -189,6 +195,13 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         "device-mapper ioctls grew with the thin volumes: {} with none, {} with {N}",
         empty.dm_ioctls,
         full.dm_ioctls
+    );
+    // One device-mapper list, sized for the devices `/sys/block` names: with 2N
+    // thin volumes (~100 KiB of names and uuids) a 64 KiB first buffer took two.
+    assert_eq!(
+        (empty.dm_lists, full.dm_lists),
+        (1, 1),
+        "DM_LIST_DEVICES calls (empty node, {N} + {N} thin volumes)"
     );
     // Nothing grows per thin volume or other device but their names in the listings
     // (and the larger metadata text's reads).

@@ -65,17 +65,46 @@ pub enum DmListError {
     TooLarge,
 }
 
+/// Bytes one device takes in the kernel's list as LINSTOR's volumes name them: the
+/// record header (12), the name (`<vg>-pvc--…_00000`, ~70), event number and
+/// flags (8) and the uuid (`LVM-` and 64 characters), each part 8-byte aligned:
+/// ~170. A little more, so that the first guess fits.
+const EXPECTED_BYTES_PER_DEVICE: usize = 192;
+
+/// The first buffer for a list of about `devices` devices, when this process has
+/// not listed before (or needed less): the kernel copies the whole buffer in and
+/// out and walks every device on each attempt, and on a node with 2,000 devices a
+/// 64 KiB start took four attempts.
+fn first_buffer_bytes(devices: usize, last_fit: usize) -> usize {
+    let header = std::mem::size_of::<dm_ioctl>();
+    let guess = devices
+        .saturating_mul(EXPECTED_BYTES_PER_DEVICE)
+        .saturating_add(header)
+        .min(MAX_BUFFER_BYTES);
+    // Whole u64 words (the buffer is a `Vec<u64>`).
+    guess
+        .max(last_fit)
+        .max(FIRST_BUFFER_BYTES)
+        .next_multiple_of(8)
+}
+
 /// Every device-mapper device, with uuids where the kernel reports them.
 pub fn list_devices_with_uuids() -> Result<Vec<ListedDevice>, DmListError> {
+    list_devices_with_uuids_expecting(0)
+}
+
+/// [`list_devices_with_uuids`] when about `devices` devices are expected (the
+/// `dm-N` names in `/sys/block`): the first attempt is made large enough.
+pub fn list_devices_with_uuids_expecting(devices: usize) -> Result<Vec<ListedDevice>, DmListError> {
     let control = OpenOptions::new()
         .read(true)
         .write(true)
         .open(DM_CONTROL)
         .map_err(DmListError::Control)?;
     let header_len = std::mem::size_of::<dm_ioctl>();
-    // Start at the size the last list of this process needed: a node with
-    // thousands of devices needs several doublings, each a full list by the kernel.
-    let mut bytes = LAST_FIT.load(Ordering::Relaxed).max(FIRST_BUFFER_BYTES);
+    // Start at the size the last list of this process needed, or the expected one:
+    // each doubling is a full list by the kernel.
+    let mut bytes = first_buffer_bytes(devices, LAST_FIT.load(Ordering::Relaxed));
     loop {
         // u64 words: the kernel's records are 8-byte aligned, and so is the header.
         let mut buffer = vec![0u64; bytes / 8];
@@ -203,6 +232,33 @@ pub fn parse_name_list(data: &[u8]) -> Result<Vec<ListedDevice>, DmListError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_buffer_fits_a_linstor_node_in_one_attempt() {
+        // A LINSTOR thin volume's device as LVM names it, with its uuid.
+        let name = "linstor--vg-pvc--0000abcd--0000--4000--8000--00000000abcd_00000";
+        let uuid = format!("LVM-{}", "x".repeat(64));
+        let one = record(
+            0,
+            name,
+            Some(DM_NAME_LIST_FLAG_HAS_UUID),
+            Some(&uuid),
+            false,
+        )
+        .len();
+        assert!(one <= EXPECTED_BYTES_PER_DEVICE, "{one} bytes per device");
+        let header = std::mem::size_of::<dm_ioctl>();
+        for devices in [0, 1, 300, 2_008, 20_000] {
+            let bytes = first_buffer_bytes(devices, 0);
+            assert!(bytes >= devices * one + header, "{devices}: {bytes}");
+            assert_eq!(bytes % 8, 0);
+        }
+        // Never below the fixed start or what this process needed before, never
+        // beyond the cap.
+        assert_eq!(first_buffer_bytes(0, 0), FIRST_BUFFER_BYTES);
+        assert_eq!(first_buffer_bytes(10, 1 << 20), 1 << 20);
+        assert_eq!(first_buffer_bytes(usize::MAX, 0), MAX_BUFFER_BYTES);
+    }
 
     /// One record as the kernel lays it out (drivers/md/dm-ioctl.c).
     fn record(dev: u64, name: &str, flags: Option<u32>, uuid: Option<&str>, last: bool) -> Vec<u8> {

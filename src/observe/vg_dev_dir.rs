@@ -121,30 +121,35 @@ pub fn read_vg_dev_dir(
     }
     let mut entries = Vec::new();
     for entry in list_folder(&path, MAX_ENTRIES)? {
-        let entry_path = path.join(&entry.name);
-        let name = entry.name.to_string_lossy().into_owned();
+        // The path is made only for a link that is followed or an entry of unknown
+        // kind: a steady start lists a thousand names and needs nothing more.
+        let entry_path = || path.join(&entry.name);
         let is_symlink = match entry.kind {
             EntryKind::Symlink => true,
-            EntryKind::Unknown => fs::symlink_metadata(&entry_path)?.is_symlink(),
+            EntryKind::Unknown => fs::symlink_metadata(entry_path())?.is_symlink(),
             EntryKind::Directory | EntryKind::Other => false,
         };
-        // A link LVM removes between the listing and its readlink (an LV deactivated
-        // meanwhile) is gone, not an error.
-        let target = || match fs::read_link(&entry_path) {
-            Ok(target) => Ok(Some(target)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let followed = match (is_symlink, follow) {
+            (true, Follow::TargetAndDevice) => {
+                let link = entry_path();
+                match fs::read_link(&link) {
+                    Ok(target) => Some((link, target)),
+                    // A link LVM removes between the listing and its readlink (an LV
+                    // deactivated meanwhile) is gone, not an error.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
         };
-        entries.push(match (is_symlink, follow) {
+        let name = crate::ffi::dir::name_string(entry.name);
+        entries.push(match (is_symlink, followed) {
             (false, _) => VgDevEntry::Other { name },
-            (true, Follow::No) => VgDevEntry::LinkNotFollowed { name },
-            (true, Follow::TargetAndDevice) => match target()? {
-                Some(target) => VgDevEntry::Symlink {
-                    reaches: link_reach(&entry_path, &target, listed),
-                    target,
-                    name,
-                },
-                None => continue,
+            (true, None) => VgDevEntry::LinkNotFollowed { name },
+            (true, Some((link, target))) => VgDevEntry::Symlink {
+                reaches: link_reach(&link, &target, listed),
+                target,
+                name,
             },
         });
     }

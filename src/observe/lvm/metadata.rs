@@ -19,7 +19,7 @@
 
 use serde::Serialize;
 
-use super::text::{Node, Section, Value};
+use super::text::{Node, Scalar, Section, Tree, Value};
 use super::uuid::LvmUuid;
 use super::LvmReadError;
 use crate::units::{ExtentSize, Extents, Sectors};
@@ -260,10 +260,11 @@ impl LvInMetadata {
 }
 
 /// Builds typed metadata from a parsed text tree.
-pub fn from_tree(root: &Section<'_>) -> Result<VgMetadata, LvmReadError> {
+pub fn from_tree(tree: &Tree<'_>) -> Result<VgMetadata, LvmReadError> {
+    let root = tree.root();
     let top = Ctx::root("", root);
     match top.s.value("contents") {
-        Some(Value::Str(c)) if c == "Text Format Volume Group" => {}
+        Some(Value::Str("Text Format Volume Group")) => {}
         other => return Err(top.err("contents", describe(other), "\"Text Format Volume Group\"")),
     }
     match top.s.value("version") {
@@ -290,7 +291,7 @@ pub fn from_tree(root: &Section<'_>) -> Result<VgMetadata, LvmReadError> {
     }
     let mut logical_volumes = Vec::new();
     if let Some(lvs) = vg.opt_section("logical_volumes")? {
-        logical_volumes.reserve(lvs.s.entries.len());
+        logical_volumes.reserve(lvs.s.len());
         for (key, s) in lvs.s.sections() {
             logical_volumes.push(lv_in_metadata(&lvs.child(key, s), key)?);
         }
@@ -377,8 +378,9 @@ fn segment(c: &Ctx<'_, '_>) -> Result<Segment, LvmReadError> {
             }
             let mut stripes = Vec::with_capacity(raw.len() / 2);
             for pair in raw.chunks_exact(2) {
-                match (&pair[0], &pair[1]) {
-                    (Value::Str(pv), Value::Int(pe)) if *pe >= 0 => {
+                let [a, b] = pair else { continue };
+                match (a, b) {
+                    (Scalar::Str(pv), Scalar::Int(pe)) if *pe >= 0 => {
                         stripes.push((pv.as_ref().to_owned(), *pe as u64));
                     }
                     (a, b) => {
@@ -427,7 +429,7 @@ fn segment(c: &Ctx<'_, '_>) -> Result<Segment, LvmReadError> {
     })
 }
 
-fn describe(v: Option<&Value<'_>>) -> String {
+fn describe(v: Option<Value<'_>>) -> String {
     match v {
         None => "nothing".into(),
         Some(Value::Str(s)) => format!("{s:?}"),
@@ -437,16 +439,25 @@ fn describe(v: Option<&Value<'_>>) -> String {
     }
 }
 
+/// [`describe`] for an array element.
+fn describe_scalar(v: &Scalar<'_>) -> String {
+    match v {
+        Scalar::Str(s) => format!("{s:?}"),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => f.to_string(),
+    }
+}
+
 /// A section and the way to it, for error messages. The path is spelled out only
 /// when an error needs it: building it for every volume cost more than reading one.
 struct Ctx<'t, 'p> {
     key: &'t str,
     parent: Option<&'p Ctx<'t, 'p>>,
-    s: &'t Section<'t>,
+    s: Section<'t>,
 }
 
 impl<'t, 'p> Ctx<'t, 'p> {
-    fn root(key: &'t str, s: &'t Section<'t>) -> Self {
+    fn root(key: &'t str, s: Section<'t>) -> Self {
         Ctx {
             key,
             parent: None,
@@ -454,7 +465,7 @@ impl<'t, 'p> Ctx<'t, 'p> {
         }
     }
 
-    fn child<'q>(&'q self, key: &'t str, s: &'t Section<'t>) -> Ctx<'t, 'q> {
+    fn child<'q>(&'q self, key: &'t str, s: Section<'t>) -> Ctx<'t, 'q> {
         Ctx {
             key,
             parent: Some(self),
@@ -493,7 +504,7 @@ impl<'t, 'p> Ctx<'t, 'p> {
     }
 
     /// The value entry `key`; `Err` names a section where a value belongs.
-    fn opt_value(&self, key: &str, expected: &str) -> Result<Option<&'t Value<'t>>, LvmReadError> {
+    fn opt_value(&self, key: &str, expected: &str) -> Result<Option<Value<'t>>, LvmReadError> {
         match self.s.get(key) {
             None => Ok(None),
             Some(Node::Value(v)) => Ok(Some(v)),
@@ -513,7 +524,7 @@ impl<'t, 'p> Ctx<'t, 'p> {
         const EXPECTED: &str = "a quoted string";
         match self.opt_value(key, EXPECTED)? {
             None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s.as_ref().to_owned())),
+            Some(Value::Str(s)) => Ok(Some(s.to_owned())),
             other => Err(self.err(key, describe(other), EXPECTED)),
         }
     }
@@ -544,7 +555,7 @@ impl<'t, 'p> Ctx<'t, 'p> {
         const EXPECTED: &str = "a non-negative integer";
         match self.opt_value(key, EXPECTED)? {
             None => Ok(None),
-            Some(Value::Int(i)) if *i >= 0 => Ok(Some(*i as u64)),
+            Some(Value::Int(i)) if i >= 0 => Ok(Some(i as u64)),
             other => Err(self.err(key, describe(other), EXPECTED)),
         }
     }
@@ -567,7 +578,7 @@ impl<'t, 'p> Ctx<'t, 'p> {
         })
     }
 
-    fn opt_array(&self, key: &str) -> Result<Option<&'t [Value<'t>]>, LvmReadError> {
+    fn opt_array(&self, key: &str) -> Result<Option<&'t [Scalar<'t>]>, LvmReadError> {
         const EXPECTED: &str = "an array [ ... ]";
         match self.opt_value(key, EXPECTED)? {
             None => Ok(None),
@@ -576,7 +587,7 @@ impl<'t, 'p> Ctx<'t, 'p> {
         }
     }
 
-    fn array(&self, key: &str) -> Result<&'t [Value<'t>], LvmReadError> {
+    fn array(&self, key: &str) -> Result<&'t [Scalar<'t>], LvmReadError> {
         self.opt_array(key)?
             .ok_or_else(|| self.err(key, "nothing".into(), "an array [ ... ]"))
     }
@@ -592,13 +603,16 @@ impl<'t, 'p> Ctx<'t, 'p> {
         self.strings(key, self.array(key)?)
     }
 
-    fn strings(&self, key: &str, items: &[Value<'_>]) -> Result<Vec<String>, LvmReadError> {
-        items
-            .iter()
-            .map(|v| match v {
-                Value::Str(s) => Ok(s.as_ref().to_owned()),
-                other => Err(self.err(key, describe(Some(other)), "an array of quoted strings")),
-            })
-            .collect()
+    fn strings(&self, key: &str, items: &[Scalar<'_>]) -> Result<Vec<String>, LvmReadError> {
+        let mut words = Vec::with_capacity(items.len());
+        for v in items {
+            match v {
+                Scalar::Str(s) => words.push(s.as_ref().to_owned()),
+                other => {
+                    return Err(self.err(key, describe_scalar(other), "an array of quoted strings"))
+                }
+            }
+        }
+        Ok(words)
     }
 }

@@ -7,17 +7,25 @@
 //! (`[ "a", 1, ]`). `#` starts a comment that runs to the end of the line. Keys and section names are runs
 //! of characters other than blanks and `#={}[],"'`.
 //!
-//! The tree borrows from the text: keys and strings without escapes are slices of
-//! it, so a 10,000-LV text costs one allocation per section and array, not one per
-//! word (a LINSTOR node's text grows by ~430 bytes per volume and is read on every
-//! start).
+//! The tree is flat and borrows from the text. Every entry of the whole text
+//! lives in one `Vec`, in text order (a section's entry is followed by all of its
+//! contents, and knows where they end), and every array element in another; a
+//! section or array is a range of one of them. Keys
+//! and strings without escapes are slices of the text. So a 10,000-LV text costs
+//! a handful of allocations, not one per section, array or word (a LINSTOR
+//! node's text grows by ~430 bytes per volume and is read on every start).
+//! [`Tree::root`] and the view types [`Section`], [`Node`] and [`Value`] are
+//! cheap copies that look into it.
 //!
 //! Limits keep hostile input harmless: sections nest at most [`MAX_DEPTH`]
 //! deep and a text holds at most [`MAX_NODES`] values and sections.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
 
-use serde::Serialize;
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Serialize, Serializer};
 
 use super::LvmReadError;
 
@@ -26,45 +34,171 @@ pub const MAX_DEPTH: usize = 32;
 /// Most entries and array elements a text may hold.
 pub const MAX_NODES: usize = 1_000_000;
 
-/// A value on the right of `=`.
+/// A parsed metadata text: all its entries and array elements, flat.
+#[derive(Debug, Clone, Default)]
+pub struct Tree<'a> {
+    /// Every entry in text order: a section's entry comes right before its
+    /// contents (entries of sub-sections included).
+    entries: Vec<Entry<'a>>,
+    /// Every array element; each array's elements are one contiguous run.
+    items: Vec<Scalar<'a>>,
+    /// The top level: all of `entries`.
+    root: Block,
+}
+
+/// Where a section's contents are in [`Tree::entries`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Block {
+    /// The first entry of the contents.
+    start: usize,
+    /// One past the last entry of the contents (of its sub-sections' too).
+    end: usize,
+    /// How many entries the section itself has (not counting sub-sections').
+    len: usize,
+}
+
+/// One `key = value` or `name { ... }` as stored in the tree.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry<'a> {
+    key: Cow<'a, str>,
+    node: Stored<'a>,
+}
+
+/// The right-hand side of an entry as stored: arrays and sections are ranges of
+/// [`Tree::items`] and [`Tree::entries`].
+#[derive(Debug, Clone, PartialEq)]
+enum Stored<'a> {
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Array(Range<usize>),
+    Section(Block),
+}
+
+/// An array element (arrays are flat: an element is never an array).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Value<'a> {
+pub enum Scalar<'a> {
     /// An integer.
     Int(i64),
     /// A number with a decimal point.
     Float(f64),
     /// A string, escapes resolved (invalid UTF-8 replaced by U+FFFD).
     Str(Cow<'a, str>),
+}
+
+/// A value on the right of `=`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value<'t> {
+    /// An integer.
+    Int(i64),
+    /// A number with a decimal point.
+    Float(f64),
+    /// A string, escapes resolved (invalid UTF-8 replaced by U+FFFD).
+    Str(&'t str),
     /// A flat array.
-    Array(Vec<Value<'a>>),
+    Array(&'t [Scalar<'t>]),
 }
 
 /// The right-hand side of an entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Node<'a> {
+pub enum Node<'t> {
     /// `key = value`
-    Value(Value<'a>),
+    Value(Value<'t>),
     /// `name { ... }`
-    Section(Section<'a>),
+    Section(Section<'t>),
 }
 
 /// A list of entries in text order (keys may repeat; lookups take the first).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Section<'a> {
-    /// `(key, node)` pairs in the order they appear.
-    pub entries: Vec<(Cow<'a, str>, Node<'a>)>,
+#[derive(Clone, Copy)]
+pub struct Section<'t> {
+    tree: &'t Tree<'t>,
+    /// The section's contents, sub-sections' included.
+    contents: &'t [Entry<'t>],
+    /// How many entries the section itself has.
+    len: usize,
 }
 
-impl<'a> Section<'a> {
+impl<'a> Tree<'a> {
+    /// The top level of the text.
+    pub fn root(&self) -> Section<'_> {
+        self.section(&self.root)
+    }
+
+    fn section(&self, b: &Block) -> Section<'_> {
+        Section {
+            tree: self,
+            contents: self.entries.get(b.start..b.end).unwrap_or(&[]),
+            len: b.len,
+        }
+    }
+}
+
+/// A section's own entries, skipping over its sub-sections' contents.
+struct Children<'t> {
+    rest: &'t [Entry<'t>],
+}
+
+impl<'t> Iterator for Children<'t> {
+    type Item = &'t Entry<'t>;
+
+    fn next(&mut self) -> Option<&'t Entry<'t>> {
+        let (first, after) = self.rest.split_first()?;
+        let inside = match &first.node {
+            Stored::Section(b) => b.end.saturating_sub(b.start),
+            _ => 0,
+        };
+        self.rest = after.get(inside..).unwrap_or(&[]);
+        Some(first)
+    }
+}
+
+impl<'t> Section<'t> {
+    fn children(&self) -> Children<'t> {
+        Children {
+            rest: self.contents,
+        }
+    }
+
+    fn node(&self, stored: &'t Stored<'t>) -> Node<'t> {
+        let tree = self.tree;
+        match stored {
+            Stored::Int(i) => Node::Value(Value::Int(*i)),
+            Stored::Float(f) => Node::Value(Value::Float(*f)),
+            Stored::Str(s) => Node::Value(Value::Str(s)),
+            Stored::Array(r) => Node::Value(Value::Array(tree.items.get(r.clone()).unwrap_or(&[]))),
+            Stored::Section(b) => Node::Section(tree.section(b)),
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the section has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.contents.is_empty()
+    }
+
+    /// All `(key, node)` pairs in the order they appear.
+    pub fn entries(&self) -> impl Iterator<Item = (&'t str, Node<'t>)> + 't {
+        let this = *self;
+        self.children()
+            .map(move |e| (e.key.as_ref(), this.node(&e.node)))
+    }
+
     /// The first entry named `key`.
-    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+    pub fn get(&self, key: &str) -> Option<Node<'t>> {
+        self.children()
+            .find(|e| *e.key == *key)
+            .map(|e| self.node(&e.node))
     }
 
     /// The value of `key = value`, if `key` is a value entry.
-    pub fn value(&self, key: &str) -> Option<&Value<'a>> {
+    pub fn value(&self, key: &str) -> Option<Value<'t>> {
         match self.get(key) {
             Some(Node::Value(v)) => Some(v),
             _ => None,
@@ -72,7 +206,7 @@ impl<'a> Section<'a> {
     }
 
     /// The section `key { ... }`, if `key` is a section.
-    pub fn section(&self, key: &str) -> Option<&Section<'a>> {
+    pub fn section(&self, key: &str) -> Option<Section<'t>> {
         match self.get(key) {
             Some(Node::Section(s)) => Some(s),
             _ => None,
@@ -80,43 +214,129 @@ impl<'a> Section<'a> {
     }
 
     /// All sub-sections, in order.
-    pub fn sections(&self) -> impl Iterator<Item = (&str, &Section<'a>)> {
-        self.entries.iter().filter_map(|(k, n)| match n {
-            Node::Section(s) => Some((k.as_ref(), s)),
-            Node::Value(_) => None,
+    pub fn sections(&self) -> impl Iterator<Item = (&'t str, Section<'t>)> + 't {
+        let tree = self.tree;
+        self.children().filter_map(move |e| match &e.node {
+            Stored::Section(b) => Some((e.key.as_ref(), tree.section(b))),
+            _ => None,
         })
     }
 }
 
+impl fmt::Debug for Section<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Section")
+            .field("entries", &Entries(*self))
+            .finish()
+    }
+}
+
+/// A section's entries, for `Debug` and `Serialize` as a list of pairs.
+struct Entries<'t>(Section<'t>);
+
+impl fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.entries()).finish()
+    }
+}
+
+impl Serialize for Entries<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for pair in self.0.entries() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
+    }
+}
+
+impl PartialEq for Section<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.entries().eq(other.entries())
+    }
+}
+
+impl Serialize for Section<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Section", 1)?;
+        s.serialize_field("entries", &Entries(*self))?;
+        s.end()
+    }
+}
+
+impl Serialize for Tree<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.root().serialize(serializer)
+    }
+}
+
 /// Parses a whole metadata text.
-pub fn parse(text: &[u8]) -> Result<Section<'_>, LvmReadError> {
+pub fn parse(text: &[u8]) -> Result<Tree<'_>, LvmReadError> {
+    // LVM's texts run ~30 bytes an entry; guessing the size up front saves the
+    // copies of a growing vector (the guess is capped, so a huge text cannot
+    // reserve more than the node limit allows).
+    let guess = (text.len() / 24).min(MAX_NODES);
     let mut p = Parser {
         text,
+        utf8: std::str::from_utf8(text).ok(),
         pos: 0,
         nodes: 0,
+        entries: Vec::with_capacity(guess),
+        items: Vec::with_capacity(guess / 4),
     };
-    let root = p.entries(0)?;
+    let len = p.entries(0)?;
     p.skip_blank();
     if p.pos < text.len() {
         return Err(p.error(&p.describe_here(), "a key or end of text"));
     }
-    Ok(root)
+    Ok(Tree {
+        root: Block {
+            start: 0,
+            end: p.entries.len(),
+            len,
+        },
+        entries: p.entries,
+        items: p.items,
+    })
 }
 
 struct Parser<'a> {
     text: &'a [u8],
+    /// The whole text, when it is UTF-8 (LVM writes nothing else): checked once
+    /// here, words and strings are then cut from it without checking each.
+    utf8: Option<&'a str>,
     pos: usize,
     nodes: usize,
+    /// The tree's entries so far.
+    entries: Vec<Entry<'a>>,
+    /// Array elements (the tree's).
+    items: Vec<Scalar<'a>>,
 }
 
+/// Bytes that make up keys and section names: anything but blanks, controls
+/// and `#={}[],"'`.
+const WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = !(b.is_ascii_whitespace()
+            || b.is_ascii_control()
+            || matches!(
+                b,
+                b'#' | b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"' | b'\''
+            ));
+        c += 1;
+    }
+    t
+};
+
 fn is_word_byte(c: u8) -> bool {
-    !(c.is_ascii_whitespace()
-        || c.is_ascii_control()
-        || matches!(
-            c,
-            b'#' | b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"' | b'\''
-        ))
+    WORD[usize::from(c)]
 }
+
+const VALUE_EXPECTED: &str = "a value: a number, a quoted string or [ ... ]";
+const ELEMENT_EXPECTED: &str = "an array element: a number or a quoted string";
 
 impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
@@ -171,15 +391,23 @@ impl<'a> Parser<'a> {
 
     /// The bytes `start..self.pos` as text: borrowed unless they are not UTF-8.
     fn slice(&self, start: usize) -> Cow<'a, str> {
-        String::from_utf8_lossy(&self.text[start..self.pos])
+        // Words and strings start and end next to ASCII delimiters, so on
+        // character boundaries; `get` checks that anyway.
+        if let Some(s) = self.utf8.and_then(|t| t.get(start..self.pos)) {
+            return Cow::Borrowed(s);
+        }
+        let bytes = &self.text[start..self.pos];
+        // Nearly every word and string is ASCII, which `from_utf8` accepts fastest;
+        // only the rest pays for the lossy walk.
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(bytes),
+        }
     }
 
-    /// Entries up to `}` (depth > 0) or end of text (depth 0).
-    fn entries(&mut self, depth: usize) -> Result<Section<'a>, LvmReadError> {
-        // An LV's section holds ~10 entries and its segment ~7: one allocation each.
-        let mut section = Section {
-            entries: Vec::with_capacity(if depth == 0 { 4 } else { 12 }),
-        };
+    /// Entries up to `}` (depth > 0) or end of text (depth 0); returns how many.
+    fn entries(&mut self, depth: usize) -> Result<usize, LvmReadError> {
+        let mut len = 0;
         loop {
             self.skip_blank();
             match self.peek() {
@@ -187,33 +415,36 @@ impl<'a> Parser<'a> {
                     if depth > 0 {
                         return Err(self.error("end of text", "\"}\" closing a section"));
                     }
-                    return Ok(section);
+                    return Ok(len);
                 }
                 Some(b'}') => {
                     if depth == 0 {
                         return Err(self.error("\"}\" with no open section", "a key"));
                     }
                     self.pos += 1;
-                    return Ok(section);
+                    return Ok(len);
                 }
                 Some(c) if is_word_byte(c) => {}
                 Some(_) => return Err(self.error(&self.describe_here(), "a key or section name")),
             }
             let start = self.pos;
-            while self.peek().is_some_and(is_word_byte) {
-                self.pos += 1;
-            }
+            self.pos = self.text[start..]
+                .iter()
+                .position(|c| !is_word_byte(*c))
+                .map_or(self.text.len(), |i| start + i);
             let key = self.slice(start);
             self.count_node()?;
             self.skip_blank();
             match self.peek() {
                 Some(b'=') => {
+                    len += 1;
                     self.pos += 1;
                     self.skip_blank();
-                    let v = self.value(true)?;
-                    section.entries.push((key, Node::Value(v)));
+                    let node = self.value()?;
+                    self.entries.push(Entry { key, node });
                 }
                 Some(b'{') => {
+                    len += 1;
                     if depth + 1 > MAX_DEPTH {
                         return Err(self.error(
                             &format!("sections nested deeper than {MAX_DEPTH}"),
@@ -221,8 +452,27 @@ impl<'a> Parser<'a> {
                         ));
                     }
                     self.pos += 1;
-                    let s = self.entries(depth + 1)?;
-                    section.entries.push((key, Node::Section(s)));
+                    // The section's entry goes first; where its contents end is
+                    // known once they are read.
+                    let at = self.entries.len();
+                    let start = at + 1;
+                    self.entries.push(Entry {
+                        key,
+                        node: Stored::Section(Block {
+                            start,
+                            end: start,
+                            len: 0,
+                        }),
+                    });
+                    let inner = self.entries(depth + 1)?;
+                    let end = self.entries.len();
+                    if let Some(e) = self.entries.get_mut(at) {
+                        e.node = Stored::Section(Block {
+                            start,
+                            end,
+                            len: inner,
+                        });
+                    }
                 }
                 _ => {
                     return Err(self.error(
@@ -234,31 +484,38 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self, allow_array: bool) -> Result<Value<'a>, LvmReadError> {
-        match self.peek() {
-            Some(b'[') if allow_array => {
+    /// The value after `=`: a scalar or a flat array.
+    fn value(&mut self) -> Result<Stored<'a>, LvmReadError> {
+        if self.peek() != Some(b'[') {
+            return Ok(match self.scalar(VALUE_EXPECTED)? {
+                Scalar::Int(i) => Stored::Int(i),
+                Scalar::Float(f) => Stored::Float(f),
+                Scalar::Str(s) => Stored::Str(s),
+            });
+        }
+        self.pos += 1;
+        let start = self.items.len();
+        loop {
+            self.skip_blank();
+            if self.peek() == Some(b']') {
                 self.pos += 1;
-                let mut items = Vec::new();
-                loop {
-                    self.skip_blank();
-                    if self.peek() == Some(b']') {
-                        self.pos += 1;
-                        return Ok(Value::Array(items));
-                    }
-                    self.count_node()?;
-                    items.push(self.value(false)?);
-                    self.skip_blank();
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {}
-                        _ => {
-                            return Err(
-                                self.error(&self.describe_here(), "\",\" or \"]\" in an array")
-                            )
-                        }
-                    }
-                }
+                return Ok(Stored::Array(start..self.items.len()));
             }
+            self.count_node()?;
+            let item = self.scalar(ELEMENT_EXPECTED)?;
+            self.items.push(item);
+            self.skip_blank();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {}
+                _ => return Err(self.error(&self.describe_here(), "\",\" or \"]\" in an array")),
+            }
+        }
+    }
+
+    /// A number or a quoted string; `expected` names what was wanted otherwise.
+    fn scalar(&mut self, expected: &str) -> Result<Scalar<'a>, LvmReadError> {
+        match self.peek() {
             Some(b'"') => self.double_quoted(),
             Some(b'\'') => {
                 self.pos += 1;
@@ -272,21 +529,14 @@ impl<'a> Parser<'a> {
                 }
                 let s = self.slice(start);
                 self.pos += 1;
-                Ok(Value::Str(s))
+                Ok(Scalar::Str(s))
             }
             Some(c) if c == b'-' || c == b'+' || c.is_ascii_digit() => self.number(),
-            _ => Err(self.error(
-                &self.describe_here(),
-                if allow_array {
-                    "a value: a number, a quoted string or [ ... ]"
-                } else {
-                    "an array element: a number or a quoted string"
-                },
-            )),
+            _ => Err(self.error(&self.describe_here(), expected)),
         }
     }
 
-    fn double_quoted(&mut self) -> Result<Value<'a>, LvmReadError> {
+    fn double_quoted(&mut self) -> Result<Scalar<'a>, LvmReadError> {
         let open = self.pos;
         let start = open + 1;
         // The common case, a string without a backslash, is a slice of the text.
@@ -295,7 +545,7 @@ impl<'a> Parser<'a> {
                 self.pos = start + len;
                 let s = self.slice(start);
                 self.pos += 1;
-                return Ok(Value::Str(s));
+                return Ok(Scalar::Str(s));
             }
             Some(_) => {}
             None => {
@@ -312,7 +562,7 @@ impl<'a> Parser<'a> {
                 }
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(Value::Str(Cow::Owned(
+                    return Ok(Scalar::Str(Cow::Owned(
                         String::from_utf8_lossy(&bytes).into_owned(),
                     )));
                 }
@@ -345,7 +595,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn number(&mut self) -> Result<Value<'a>, LvmReadError> {
+    fn number(&mut self) -> Result<Scalar<'a>, LvmReadError> {
         let start = self.pos;
         if matches!(self.peek(), Some(b'-' | b'+')) {
             self.pos += 1;
@@ -365,7 +615,7 @@ impl<'a> Parser<'a> {
             word.parse::<f64>()
                 .ok()
                 .filter(|f| f.is_finite())
-                .map(Value::Float)
+                .map(Scalar::Float)
         } else if word
             .trim_start_matches(['-', '+'])
             .strip_prefix('0')
@@ -375,7 +625,7 @@ impl<'a> Parser<'a> {
             // Rust. LVM never writes one; refused rather than read differently.
             None
         } else {
-            word.parse::<i64>().ok().map(Value::Int)
+            word.parse::<i64>().ok().map(Scalar::Int)
         };
         match parsed {
             Some(v) => Ok(v),
@@ -418,25 +668,26 @@ vg {
 }
 contents = "Text Format Volume Group"
 "#;
-        let root = parse(t).unwrap();
+        let tree = parse(t).unwrap();
+        let root = tree.root();
         let vg = root.section("vg").unwrap();
-        assert_eq!(vg.value("id"), Some(&Value::Str("abc".into())));
-        assert_eq!(vg.value("seqno"), Some(&Value::Int(12)));
-        assert_eq!(vg.value("flags"), Some(&Value::Array(vec![])));
-        assert_eq!(vg.value("weird"), Some(&Value::Str("a \"q\" \\ b".into())));
-        assert_eq!(vg.value("single"), Some(&Value::Str("x\\y".into())));
-        assert_eq!(vg.value("other"), Some(&Value::Str("a\\nb".into())));
-        assert_eq!(vg.value("neg"), Some(&Value::Int(-5)));
-        assert_eq!(vg.value("zero"), Some(&Value::Int(0)));
-        assert_eq!(vg.value("frac"), Some(&Value::Float(1.5)));
+        assert_eq!(vg.value("id"), Some(Value::Str("abc")));
+        assert_eq!(vg.value("seqno"), Some(Value::Int(12)));
+        assert_eq!(vg.value("flags"), Some(Value::Array(&[])));
+        assert_eq!(vg.value("weird"), Some(Value::Str("a \"q\" \\ b")));
+        assert_eq!(vg.value("single"), Some(Value::Str("x\\y")));
+        assert_eq!(vg.value("other"), Some(Value::Str("a\\nb")));
+        assert_eq!(vg.value("neg"), Some(Value::Int(-5)));
+        assert_eq!(vg.value("zero"), Some(Value::Int(0)));
+        assert_eq!(vg.value("frac"), Some(Value::Float(1.5)));
         let lv = vg.section("lv-1.x+y_z").unwrap();
         assert_eq!(
             lv.value("stripes"),
-            Some(&Value::Array(vec![
-                Value::Str("pv0".into()),
-                Value::Int(0),
-                Value::Str("pv1".into()),
-                Value::Int(20)
+            Some(Value::Array(&[
+                Scalar::Str("pv0".into()),
+                Scalar::Int(0),
+                Scalar::Str("pv1".into()),
+                Scalar::Int(20)
             ]))
         );
         assert!(root.value("contents").is_some());
@@ -488,8 +739,8 @@ contents = "Text Format Volume Group"
         fn strings_round_trip(s in "\\PC{0,40}") {
             let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
             let text = format!("k = \"{escaped}\"");
-            let root = parse(text.as_bytes()).unwrap();
-            prop_assert_eq!(root.value("k"), Some(&Value::Str(s.into())));
+            let tree = parse(text.as_bytes()).unwrap();
+            prop_assert_eq!(tree.root().value("k"), Some(Value::Str(&s)));
         }
     }
 }

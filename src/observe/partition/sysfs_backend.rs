@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::ffi::dir::list_folder;
-use crate::ffi::dm_list::{list_devices_with_uuids, ListedDevice, UuidInList};
+use crate::ffi::dm_list::{list_devices_with_uuids_expecting, ListedDevice, UuidInList};
 use crate::observe::attribute_file::{read_attribute, read_small_file};
 
 use super::gpt_entries::{DirectThenLibblkid, GptEntryReader, NoGptAccess};
@@ -162,7 +162,7 @@ impl SysfsBackend {
             })?;
         let mut devices = Vec::new();
         for entry in entries {
-            let name = entry.name.to_string_lossy().into_owned();
+            let name = crate::ffi::dir::name_string(entry.name);
             if is_ignored(&name) || skip.applies_to(&name) {
                 continue;
             }
@@ -298,16 +298,18 @@ const MAX_WHOLE_DISKS: usize = 1 << 20;
 
 impl NoLabelPossible {
     fn read(sys: &Path, machine_device_mapper: bool) -> Self {
-        let whole_disks = list_folder(&sys.join("block"), MAX_WHOLE_DISKS)
-            .ok()
-            .map(|entries| {
-                entries
-                    .into_iter()
-                    .map(|e| e.name.to_string_lossy().into_owned())
-                    .collect()
-            });
-        let dm_list = if machine_device_mapper && whole_disks.is_some() {
-            Self::list_device_mapper()
+        let whole_disks: Option<std::collections::HashSet<String>> =
+            list_folder(&sys.join("block"), MAX_WHOLE_DISKS)
+                .ok()
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .map(|e| crate::ffi::dir::name_string(e.name))
+                        .collect()
+                });
+        let dm_list = if let (true, Some(disks)) = (machine_device_mapper, &whole_disks) {
+            let dm_disks = disks.iter().filter(|d| d.starts_with("dm-")).count();
+            Self::list_device_mapper(dm_disks)
         } else {
             None
         };
@@ -318,11 +320,11 @@ impl NoLabelPossible {
         }
     }
 
-    fn list_device_mapper() -> Option<Vec<ListedDevice>> {
+    fn list_device_mapper(expected: usize) -> Option<Vec<ListedDevice>> {
         if !Path::new("/dev/mapper/control").exists() {
             return None;
         }
-        match list_devices_with_uuids() {
+        match list_devices_with_uuids_expecting(expected) {
             Ok(listed) => Some(listed),
             Err(e) => {
                 tracing::debug!(error = %e, "device-mapper list unavailable; reading dm-N folders");
