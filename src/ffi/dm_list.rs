@@ -88,6 +88,13 @@ fn first_buffer_bytes(devices: usize, last_fit: usize) -> usize {
         .next_multiple_of(8)
 }
 
+/// The buffer after one the kernel found too small: twice as large, and the cap
+/// itself tried once (a first guess sized from the device count is no power of
+/// two, so doubling may step over it); `None` once the cap was too small.
+fn next_buffer_bytes(bytes: usize) -> Option<usize> {
+    (bytes < MAX_BUFFER_BYTES).then(|| bytes.saturating_mul(2).min(MAX_BUFFER_BYTES))
+}
+
 /// Every device-mapper device, with uuids where the kernel reports them.
 pub fn list_devices_with_uuids() -> Result<Vec<ListedDevice>, DmListError> {
     list_devices_with_uuids_expecting(0)
@@ -128,10 +135,7 @@ pub fn list_devices_with_uuids_expecting(devices: usize) -> Result<Vec<ListedDev
         // is still live and aligned.
         let out = unsafe { header_ptr.read() };
         if out.flags & DM_BUFFER_FULL_FLAG != 0 {
-            bytes = bytes.checked_mul(2).ok_or(DmListError::TooLarge)?;
-            if bytes > MAX_BUFFER_BYTES {
-                return Err(DmListError::TooLarge);
-            }
+            bytes = next_buffer_bytes(bytes).ok_or(DmListError::TooLarge)?;
             continue;
         }
         // SAFETY: `buffer` holds `bytes` initialised bytes (zeroed, then written by
@@ -258,6 +262,15 @@ mod tests {
         assert_eq!(first_buffer_bytes(0, 0), FIRST_BUFFER_BYTES);
         assert_eq!(first_buffer_bytes(10, 1 << 20), 1 << 20);
         assert_eq!(first_buffer_bytes(usize::MAX, 0), MAX_BUFFER_BYTES);
+    }
+
+    #[test]
+    fn doubling_tries_the_cap_once_then_gives_up() {
+        assert_eq!(next_buffer_bytes(64 * 1024), Some(128 * 1024));
+        let guess = first_buffer_bytes(200_000, 0);
+        assert!(guess > MAX_BUFFER_BYTES / 2 && guess < MAX_BUFFER_BYTES);
+        assert_eq!(next_buffer_bytes(guess), Some(MAX_BUFFER_BYTES));
+        assert_eq!(next_buffer_bytes(MAX_BUFFER_BYTES), None);
     }
 
     /// One record as the kernel lays it out (drivers/md/dm-ioctl.c).
