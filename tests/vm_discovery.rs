@@ -28,6 +28,7 @@ step udevdb sh -c 'cat /run/udev/data/b$(cat /sys/class/block/vdd1/dev)'
 step devices-udev $LPD --discovery UDEV devices --json
 step devices-sysfs $LPD --discovery sysfs devices --json
 step dup $LPD --partition-label twin --volume-group vgt --pool pool --satellite-id n --on-failure exit
+step dup-sysfs $LPD --discovery sysfs --partition-label twin --volume-group vgt --pool pool --satellite-id n --on-failure exit
 step mkfs mkfs.ext4 -q -L data /dev/vdc1
 step write sh -c 'mount /dev/vdc1 /mnt && echo keep-me > /mnt/file && umount /mnt'
 step ext4-refused $LPD --partition-label has-ext4 --volume-group vge --pool pool --satellite-id n --on-failure exit
@@ -103,6 +104,23 @@ step hold sh -c '
         "{}",
         dup.stderr
     );
+    // Through sysfs too, each with its size: the label search reads no sizes, the
+    // refusal reads them for the devices it names.
+    let dup_sysfs = expect_exit(&run, "dup-sysfs", 1);
+    for device in ["/dev/vda1", "/dev/vdb1"] {
+        let named = dup_sysfs.stderr.split(device).skip(1).find_map(|rest| {
+            rest.strip_prefix(" (")?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        });
+        assert!(
+            named.is_some_and(|bytes| bytes > 100 << 20),
+            "{device} named without its size:\n{}",
+            dup_sysfs.stderr
+        );
+    }
 
     // ext4 on the partition: refused and intact; --force overwrites it.
     run.expect_success("mkfs");

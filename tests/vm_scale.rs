@@ -28,6 +28,8 @@ struct Counts {
     /// `DM_LIST_DEVICES` among them: a list that did not fit its buffer is asked
     /// again, the kernel walking every device each time.
     dm_lists: usize,
+    /// Opens of the VG's `/dev/linstor-vg` folder (one link per volume).
+    vg_dev_dir_opens: usize,
     /// Every system call (`strace -f -c` total).
     total: u64,
 }
@@ -55,6 +57,9 @@ fn counts(run: &vmtest::GuestRun, tag: &str) -> Counts {
             .count(),
         dm_lists: lines()
             .filter(|l| l.contains("ioctl(") && l.contains("DM_LIST_DEVICES"))
+            .count(),
+        vg_dev_dir_opens: lines()
+            .filter(|l| l.contains("open") && l.contains("\"/dev/linstor-vg\""))
             .count(),
         total,
     }
@@ -202,6 +207,13 @@ fn steady_start_cost_is_flat_in_thin_volumes_and_devices() {
         (empty.dm_lists, full.dm_lists),
         (1, 1),
         "DM_LIST_DEVICES calls (empty node, {N} + {N} thin volumes)"
+    );
+    // `/dev/<vg>` is listed once, by the configuration check: the first look, which
+    // decides nothing on it, does not list its N links again.
+    assert_eq!(
+        (empty.vg_dev_dir_opens, full.vg_dev_dir_opens),
+        (1, 1),
+        "opens of /dev/linstor-vg (empty node, {N} thin volumes)"
     );
     // Nothing grows per thin volume or other device but their names in the listings
     // (and the larger metadata text's reads).

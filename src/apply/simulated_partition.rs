@@ -1452,17 +1452,9 @@ impl Machine for SimulatedMachine {
                     lv.open_by = None;
                 }
             }
-            // Nor where the kept VG's `/dev/<vg>` links lead.
+            // Nor the kept VG's `/dev/<vg>` folder.
             if here.is_some() && here.as_deref() == expect.volume_group {
-                if let VgDevDir::Folder { entries, .. } =
-                    &mut snapshot.observed.leftovers.vg_dev_dir
-                {
-                    for entry in entries.iter_mut() {
-                        if let VgDevEntry::Symlink { name, .. } = entry {
-                            *entry = VgDevEntry::LinkNotFollowed { name: name.clone() };
-                        }
-                    }
-                }
+                snapshot.observed.leftovers.vg_dev_dir = VgDevDir::NotRead;
             }
         }
         Ok(snapshot)

@@ -88,7 +88,8 @@ pub fn check_vg_path_free(dev: &Path, vg: &str) -> Result<(), VgPathError> {
         })
     };
     match read_vg_dev_dir(dev, vg, Follow::No, &|_| false).map_err(unreadable)? {
-        VgDevDir::Absent => Ok(()),
+        // (A read never says `NotRead`.)
+        VgDevDir::Absent | VgDevDir::NotRead => Ok(()),
         VgDevDir::NotAFolder { path } => {
             let kind = fs::symlink_metadata(&path).map_err(unreadable)?;
             taken(describe_file_type(kind.file_type()).to_owned())

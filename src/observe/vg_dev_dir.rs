@@ -85,6 +85,11 @@ pub enum VgDevDir {
     },
     /// Something that is not a folder (a device node such as `/dev/vda`, a file).
     NotAFolder { path: PathBuf },
+    /// Not looked at: a start's first look at the VG of this name, which decides
+    /// nothing on the folder (only a plan that runs `vgcreate` does, and such a plan
+    /// is decided again from a look that reads it). The configuration check has
+    /// already refused a folder holding anything but links.
+    NotRead,
 }
 
 impl VgDevDir {

@@ -174,6 +174,13 @@ fn clear_volume_group_path(
     };
     let path = match &observed.leftovers.vg_dev_dir {
         VgDevDir::Absent => return Ok(()),
+        // A first look's: refused here, decided again from a look that reads it.
+        VgDevDir::NotRead => {
+            return taken(
+                &std::path::Path::new("/dev").join(config.volume_group.as_str()),
+                "a folder this look did not read".to_owned(),
+            )
+        }
         VgDevDir::NotAFolder { path } => return taken(path, "not a folder".to_owned()),
         VgDevDir::Folder { path, entries } => {
             let foreign: Vec<&str> = entries

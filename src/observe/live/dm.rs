@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DmUuid, DM};
 use serde::{Serialize, Serializer};
@@ -375,16 +376,25 @@ pub fn target_names() -> Result<Vec<String>, LiveError> {
     Ok(versions.into_iter().map(|(name, ..)| name).collect())
 }
 
-/// Opens the DM control node, or says clearly why there is none.
-fn open_dm() -> Result<DM, LiveError> {
+/// The DM control node, opened once per process: a steady start asks device-mapper
+/// three times (the list, the pool's devices, the pool's status), and each opening
+/// cost a `stat`, an `open`, an `fcntl` and a `close`. The descriptor is
+/// close-on-exec, so the programs LVM runs do not inherit it. A failure is not
+/// kept: the next call tries again and says why.
+fn open_dm() -> Result<&'static DM, LiveError> {
+    static SHARED: OnceLock<DM> = OnceLock::new();
+    if let Some(dm) = SHARED.get() {
+        return Ok(dm);
+    }
     if !Path::new(DM_CONTROL).exists() {
         return Err(LiveError::DeviceMapperUnavailable {
             source: DmUnavailable::NoControlNode,
         });
     }
-    DM::new().map_err(|source| LiveError::DeviceMapperUnavailable {
+    let dm = DM::new().map_err(|source| LiveError::DeviceMapperUnavailable {
         source: DmUnavailable::CannotOpen { source },
-    })
+    })?;
+    Ok(SHARED.get_or_init(|| dm))
 }
 
 fn dm_error(op: &'static str, device: Option<&str>, source: devicemapper::DmError) -> LiveError {

@@ -206,9 +206,11 @@ impl GptEntryReader for DirectThenLibblkid {
 /// sectors whatever the disk's logical sector size.
 fn kernel_range(name: &str) -> Option<(u64, u64)> {
     let dir = Path::new("/sys/class/block").join(name);
+    // One open, read and close per attribute (std's read_to_string adds an fcntl, an
+    // fstat and a second read; without udevd every start makes these reads).
     let read = |file: &str| -> Option<u64> {
-        std::fs::read_to_string(dir.join(file))
-            .ok()?
+        crate::observe::attribute_file::read_attribute_line(&dir.join(file))
+            .ok()??
             .trim()
             .parse()
             .ok()
@@ -278,7 +280,7 @@ fn le_u64(b: &[u8], at: usize) -> Option<u64> {
 }
 
 fn read_primary_gpt(disk: &Path) -> Result<GptTable, String> {
-    let file = std::fs::File::open(disk).map_err(|e| e.to_string())?;
+    let file = crate::ffi::open::open_read_only(disk, 0).map_err(|e| e.to_string())?;
     let sector =
         u64::from(crate::ffi::blkdev::logical_sector_size(&file).map_err(|e| e.to_string())?);
     let disk_bytes = crate::ffi::blkdev::size_bytes(&file).map_err(|e| e.to_string())?;

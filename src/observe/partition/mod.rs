@@ -54,7 +54,7 @@ mod uevent;
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::units::Bytes;
@@ -296,7 +296,10 @@ fn not_found_message(label: &str, existing: &[(String, PathBuf)]) -> String {
 fn ambiguous_message(label: &str, devices: &[BlockDevice]) -> String {
     let list: Vec<String> = devices
         .iter()
-        .map(|d| format!("{} ({} bytes)", d.devnode.display(), d.size_bytes.0))
+        .map(|d| match size_for_message(d) {
+            Some(bytes) => format!("{} ({bytes} bytes)", d.devnode.display()),
+            None => d.devnode.display().to_string(),
+        })
         .collect();
     format!(
         "{} devices have the GPT partition label {label:?}: {}; refusing to pick one. Give \
@@ -305,6 +308,23 @@ fn ambiguous_message(label: &str, devices: &[BlockDevice]) -> String {
         devices.len(),
         list.join(", ")
     )
+}
+
+/// A device's size for a refusal's message: the label search's listing reads no
+/// sizes (the sysfs backend leaves 0), so it is read now, from sysfs.
+fn size_for_message(device: &BlockDevice) -> Option<u128> {
+    if device.size_bytes.0 > 0 {
+        return Some(device.size_bytes.0);
+    }
+    let path = Path::new("/sys/class/block")
+        .join(&device.name)
+        .join("size");
+    let sectors: u64 = crate::observe::attribute_file::read_attribute_line(&path)
+        .ok()??
+        .trim()
+        .parse()
+        .ok()?;
+    Some(u128::from(sectors) * 512)
 }
 
 /// All block devices except RAM disks, ordered by device number. A device that

@@ -123,10 +123,10 @@ impl SysfsBackend {
         self.list(Depth::Full, &NoLabelPossible::default())
     }
 
-    /// [`Self::list_block_devices`] as finding a partition by label needs it: a
-    /// device-mapper device without a partition label (every LVM volume) is listed
-    /// without its size (0), `dm/name` or `dm/uuid`, and a whole disk without its
-    /// udev entry or size (0). A host with many volumes and disks has many such
+    /// [`Self::list_block_devices`] as finding a partition by label needs it: no
+    /// device's size is read (0), a device-mapper device without a partition label
+    /// (every LVM volume) is listed without `dm/name` or `dm/uuid`, and a whole disk
+    /// without its udev entry. A host with many volumes and disks has many such
     /// devices, and a start reads them all. Nothing may trust these sizes.
     ///
     /// Where `<sys>/block` lists the whole disks, those that cannot carry a label
@@ -231,9 +231,17 @@ impl SysfsBackend {
                 name, dev_dir, properties,
             )));
         }
-        let Some(size) = read_optional(&dev_dir.join("size"))? else {
-            tracing::debug!(device = name, "block device vanished during discovery");
-            return Ok(None);
+        // A label search trusts no size (the chosen partition's is asked of the
+        // kernel by ioctl; a refusal naming several reads theirs): one open, read and
+        // close less per partition on every start.
+        let size = if depth == Depth::Labels {
+            "0".to_owned()
+        } else {
+            let Some(size) = read_optional(&dev_dir.join("size"))? else {
+                tracing::debug!(device = name, "block device vanished during discovery");
+                return Ok(None);
+            };
+            size
         };
         // The uevent's PARTN is the same number as `partition`; read the file only
         // when the uevent lacks it.
