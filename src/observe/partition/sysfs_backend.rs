@@ -294,7 +294,7 @@ impl SysfsBackend {
 /// devices are read as before.
 #[derive(Debug, Default)]
 struct NoLabelPossible {
-    whole_disks: Option<std::collections::HashSet<String>>,
+    whole_disks: Option<WholeDisks>,
     /// dm minors whose uuid is known and is not a partition mapping's.
     unpartitioned_dm_minors: Option<std::collections::HashSet<u32>>,
     /// The device-mapper list those minors came from.
@@ -304,20 +304,64 @@ struct NoLabelPossible {
 /// More whole disks than a machine has; beyond it the shortcut is not taken.
 const MAX_WHOLE_DISKS: usize = 1 << 20;
 
+/// The names in `<sys>/block`. Device-mapper's `dm-N` (thousands on a LINSTOR node)
+/// are kept as minors: no string is allocated or hashed for them.
+#[derive(Debug, Default)]
+struct WholeDisks {
+    dm_minors: std::collections::HashSet<u32>,
+    others: std::collections::HashSet<String>,
+}
+
+impl WholeDisks {
+    fn from_names(names: impl Iterator<Item = String>) -> Self {
+        let mut disks = WholeDisks::default();
+        for name in names {
+            match dm_minor(&name) {
+                Some(minor) => {
+                    disks.dm_minors.insert(minor);
+                }
+                None => {
+                    disks.others.insert(name);
+                }
+            }
+        }
+        disks
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        match dm_minor(name) {
+            Some(minor) => self.dm_minors.contains(&minor),
+            None => self.others.contains(name),
+        }
+    }
+}
+
+/// The minor in a kernel `dm-N` name (`None` for any other name, `dm-01` included:
+/// the kernel writes no leading zeros, so such a name is not device-mapper's).
+fn dm_minor(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("dm-")?;
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
+    digits
+        .parse()
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl NoLabelPossible {
     fn read(sys: &Path, machine_device_mapper: bool) -> Self {
-        let whole_disks: Option<std::collections::HashSet<String>> =
-            list_folder(&sys.join("block"), MAX_WHOLE_DISKS)
-                .ok()
-                .map(|entries| {
+        let whole_disks = list_folder(&sys.join("block"), MAX_WHOLE_DISKS)
+            .ok()
+            .map(|entries| {
+                WholeDisks::from_names(
                     entries
                         .into_iter()
-                        .map(|e| crate::ffi::dir::name_string(e.name))
-                        .collect()
-                });
+                        .map(|e| crate::ffi::dir::name_string(e.name)),
+                )
+            });
         let dm_list = if let (true, Some(disks)) = (machine_device_mapper, &whole_disks) {
-            let dm_disks = disks.iter().filter(|d| d.starts_with("dm-")).count();
-            Self::list_device_mapper(dm_disks)
+            Self::list_device_mapper(disks.dm_minors.len())
         } else {
             None
         };
@@ -364,12 +408,12 @@ impl NoLabelPossible {
         if !disks.contains(name) {
             return false;
         }
-        match name.strip_prefix("dm-") {
+        match dm_minor(name) {
             None => true,
-            Some(minor) => match (&self.unpartitioned_dm_minors, minor.parse::<u32>()) {
-                (Some(minors), Ok(minor)) => minors.contains(&minor),
-                _ => false,
-            },
+            Some(minor) => self
+                .unpartitioned_dm_minors
+                .as_ref()
+                .is_some_and(|minors| minors.contains(&minor)),
         }
     }
 }
@@ -392,4 +436,38 @@ fn parent_disk(class_block: &Path, dev_dir: &Path) -> Option<String> {
         .join("dev")
         .exists()
         .then(|| parent_name.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_kernels_dm_names_are_taken_as_device_mapper_minors() {
+        assert_eq!(dm_minor("dm-0"), Some(0));
+        assert_eq!(dm_minor("dm-2047"), Some(2047));
+        for other in [
+            "dm-",
+            "dm-01",
+            "dm-+1",
+            "dm-1a",
+            "dm-99999999999",
+            "vda",
+            "xdm-1",
+        ] {
+            assert_eq!(dm_minor(other), None, "{other}");
+        }
+        let disks = WholeDisks::from_names(
+            ["dm-3", "loop7", "dm-01", "vda"]
+                .into_iter()
+                .map(String::from),
+        );
+        for name in ["dm-3", "loop7", "dm-01", "vda"] {
+            assert!(disks.contains(name), "{name}");
+        }
+        for name in ["dm-1", "vda1", "loop7p1", "dm-4"] {
+            assert!(!disks.contains(name), "{name}");
+        }
+        assert_eq!(disks.dm_minors.len(), 1);
+    }
 }
