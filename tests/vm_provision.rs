@@ -125,6 +125,16 @@ step devices-text $LPD devices
         "{status}"
     );
     assert!(run.step("status-text").stdout.contains("pool usage"));
+    // The partition's record carries its size, whichever backend found it (the
+    // label search reads none; the size asked of the kernel stands in).
+    assert!(
+        status["size_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{status}"
+    );
+    assert_eq!(
+        status["partition"]["size_bytes"], status["size_bytes"],
+        "{status}"
+    );
 
     // Another ID: the seed's log lines, old LVs gone, new tag.
     let reset = expect_provisioned(&run, "reset");

@@ -267,7 +267,9 @@ pub fn converge_on<M: Machine>(
             }
         }
     }
-    let snapshot = machine.observe(&resolved, &expect, timer)?;
+    // With everything a plan that writes is decided on: a first look's unread
+    // `/dev/<vg>` would turn a leftover reset into a refusal naming that folder.
+    let snapshot = machine.observe(&resolved, &every_state, timer)?;
     let leftover = plan(&snapshot.observed, config)?;
     if leftover.is_empty() {
         return Ok(Outcome::Converged {

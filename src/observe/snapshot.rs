@@ -452,7 +452,12 @@ pub fn observe_resolved(
         }),
     };
     Ok(Snapshot {
-        device: device.clone(),
+        // The label search reads no sizes (the sysfs backend leaves 0): the one
+        // asked of the kernel just now stands in.
+        device: BlockDevice {
+            size_bytes,
+            ..device.clone()
+        },
         logical_sector_size,
         signatures,
         physical_volume,
