@@ -48,6 +48,8 @@ step dry-reset $LPD $P --satellite-id node-02 --dry-run
 step reset env LINSTOR_PROVISION_DISK_TEST_KILL_AFTER=1 LINSTOR_PROVISION_DISK_TEST_POWERCUT_DURING=1:0 $LPD $P --satellite-id node-02
 step vgs-reset $VGS linstor-vg
 step lvs-reset $LVS linstor-vg
+step dm-reset dmsetup ls
+step links-reset ls -1 /dev/linstor-vg
 step reset-debug env LOG_LEVEL=debug $LPD $P --satellite-id node-05
 step thin-open lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-open
 step mkfs mkfs.ext4 -q /dev/mapper/linstor--vg-pvc--open
@@ -172,13 +174,37 @@ step devices-text $LPD devices
         "{after_reset:?}"
     );
     assert!(after_reset.contains(&"linstor-pool".to_owned()));
+    // The active pvc-1 went natively (its device removed, no lvremove), the rest
+    // with vgchange; nothing of it is left in device-mapper or /dev/linstor-vg.
+    assert!(
+        reset
+            .stderr
+            .contains("removed the thin volumes' device-mapper devices")
+            && reset.stderr.contains("devices=1"),
+        "{}",
+        reset.stderr
+    );
+    let dm_after_reset = run.expect_success("dm-reset");
+    assert!(
+        !dm_after_reset.stdout.contains("pvc--1"),
+        "{}",
+        dm_after_reset.stdout
+    );
+    assert!(dm_after_reset.stdout.contains("linstor--vg-linstor--pool"));
+    let links = run.expect_success("links-reset");
+    assert!(!links.stdout.contains("pvc-1"), "{}", links.stdout);
 
     // Removing the active pool on a reset runs no thin_check: LVM would check the
     // metadata it is about to discard after deactivating the pool (one process per
     // reset; LVM's `Executing:` line shows at LOG_LEVEL=debug, as in vm_image_runc).
     let reset_debug = expect_provisioned(&run, "reset-debug");
     assert!(
-        reset_debug.stderr.contains("lvremove --force linstor-vg")
+        reset_debug
+            .stderr
+            .contains("vgchange --activate n linstor-vg")
+            && reset_debug
+                .stderr
+                .contains("pvremove --force --force --yes /dev/vda1")
             && reset_debug.stderr.contains("existing=node-02"),
         "{}",
         reset_debug.stderr

@@ -39,7 +39,9 @@ fn devices_file_edit(args: &[&str]) -> Vec<String> {
 /// other command follows [`ThinCheck`].
 fn thin_check_override(action: &Action, thin_check: &ThinCheck) -> Option<&'static str> {
     match action {
-        Action::RemoveLogicalVolumes { .. } | Action::RemoveStalePool { .. } => Some(SKIP_OVERRIDE),
+        Action::DeactivateVolumeGroup { .. } | Action::RemoveStalePool { .. } => {
+            Some(SKIP_OVERRIDE)
+        }
         _ => thin_check.config_override(),
     }
 }
@@ -113,22 +115,27 @@ pub fn command_line(
                 format!("{volume_group}/{SEED_ID_LV}"),
             ]
         }
-        Action::RemoveLogicalVolumes { volume_group, .. } => {
+        // The thin volumes' devices are gone already (removed natively by the
+        // executor); LVM deactivates the rest, and refuses an LV in use.
+        Action::DeactivateVolumeGroup { volume_group, .. } => {
             vec![
-                "lvremove".into(),
-                "--force".into(),
+                "vgchange".into(),
+                "--activate".into(),
+                "n".into(),
                 volume_group.to_string(),
             ]
         }
-        Action::RemoveVolumeGroup { volume_group } => {
+        // Twice forced, with the VG still on it: LVM then wipes the label without
+        // asking (`--yes` answers its prompt), the VG with it. The planner has
+        // checked the VG lives on this PV alone and `vgchange` ran before.
+        Action::WipePhysicalVolume { device, .. } => {
             vec![
-                "vgremove".into(),
+                "pvremove".into(),
                 "--force".into(),
-                volume_group.to_string(),
+                "--force".into(),
+                "--yes".into(),
+                device_arg(device),
             ]
-        }
-        Action::RemovePhysicalVolume { device } => {
-            vec!["pvremove".into(), "--yes".into(), device_arg(device)]
         }
         Action::CreatePhysicalVolume {
             device,
@@ -375,12 +382,12 @@ mod tests {
                 },
                 "lvextend --poolmetadatasize 8192k vg/pool",
             ),
-            (Action::RemoveVolumeGroup { volume_group: vg("vg") }, "vgremove --force vg"),
             (
-                Action::RemovePhysicalVolume {
+                Action::WipePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
+                    volume_group: vg("vg"),
                 },
-                "pvremove --yes /dev/vda1",
+                "pvremove --force --force --yes /dev/vda1",
             ),
             (
                 Action::ExtendPoolMetadata {
@@ -409,9 +416,9 @@ mod tests {
     #[test]
     fn only_the_reset_removal_skips_the_metadata_check() {
         let skip = "global{thin_check_executable=\"\"}";
-        let removal = Action::RemoveLogicalVolumes {
+        let removal = Action::DeactivateVolumeGroup {
             volume_group: vg("vg"),
-            names: vec![lv("pool")],
+            thin_volume_devices: vec!["vg-pvc--1".into()],
         };
         let others = [
             Action::RemoveIncompletePool {
@@ -460,7 +467,7 @@ mod tests {
             };
             assert_eq!(
                 line(&removal),
-                format!("lvremove --force vg {SCOPE}{skip}"),
+                format!("vgchange --activate n vg {SCOPE}{skip}"),
                 "{thin_check:?}"
             );
             for action in &others {

@@ -29,10 +29,9 @@ const POOL_ACTIVATE: &str = "lvchange --activate y --ignoreactivationskip linsto
 const POOL_REFRESH: &str = "lvchange --refresh linstor-vg/linstor-pool";
 const VGTAG: &str = "vgchange --addtag linstor-satellite-id=node-01 linstor-vg";
 const SEED_ACTIVATE: &str = "lvchange --activate y linstor-vg/metadata";
-const RESET: [&str; 6] = [
-    "lvremove --force linstor-vg",
-    "vgremove --force linstor-vg",
-    "pvremove --yes /dev/vda1",
+const RESET: [&str; 5] = [
+    "vgchange --activate n linstor-vg",
+    "pvremove --force --force --yes /dev/vda1",
     PVCREATE,
     VGCREATE,
     POOL_CREATE,
@@ -255,7 +254,7 @@ fn a_dry_run_plans_and_writes_nothing() {
 #[test]
 fn another_satellite_id_resets_the_partition() {
     let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-02"));
-    assert_eq!(converged(bed.converge(&config())), (6, 2));
+    assert_eq!(converged(bed.converge(&config())), (5, 2));
     assert_eq!(bed.log(), RESET);
     let state = bed.state();
     assert_provisioned(&state, &config());
@@ -626,7 +625,7 @@ fn every_interrupted_state_recovers() {
             dm_name: "linstor--vg-linstor--pool".into(),
         },
     }]);
-    let mut expected = RESET[..4].to_vec();
+    let mut expected = RESET[..3].to_vec();
     expected.extend([
         "remove-stale-vg-path /dev/linstor-vg",
         VGCREATE,
@@ -659,7 +658,7 @@ fn every_interrupted_state_recovers() {
     recovers(
         "our VG name, no ID recorded (tag missing)",
         untagged,
-        &RESET[1..],
+        &RESET,
         2,
     );
     recovers(
@@ -769,17 +768,17 @@ fn the_devices_file_is_kept_in_step() {
     {
         panic!("{e}");
     }
-    assert_eq!(converged(bed.converge(&config())), (8, 2));
+    assert_eq!(converged(bed.converge(&config())), (7, 2));
     let log = bed.log();
     assert_eq!(
-        log[2],
+        log[1],
         format!("lvmdevices --yes --delpvid {}", old_pvid.undashed())
     );
-    assert_eq!(log[3], "sync /etc/lvm/devices/system.devices");
-    assert_eq!(log[4], RESET[2]);
-    assert_eq!(log[8], "lvmdevices --adddev /dev/vda1");
-    assert_eq!(log[9], "sync /etc/lvm/devices/system.devices");
-    assert_eq!(log.len(), 10, "{log:?}");
+    assert_eq!(log[2], "sync /etc/lvm/devices/system.devices");
+    assert_eq!(log[3], RESET[1]);
+    assert_eq!(log[7], "lvmdevices --adddev /dev/vda1");
+    assert_eq!(log[8], "sync /etc/lvm/devices/system.devices");
+    assert_eq!(log.len(), 9, "{log:?}");
     let state = bed.state();
     assert_provisioned(&state, &config());
     assert!(matches!(

@@ -114,6 +114,17 @@ pub trait LvmExecutor {
     ) -> Result<(), ApplyError> {
         super::leftovers::remove_stale_devices(dm_names, context).map_err(ApplyError::from)
     }
+    /// Removes the active thin volumes' devices of a VG a reset wipes (not an LVM
+    /// command: see [`super::deactivate`]).
+    fn deactivate_thin_volumes(
+        &mut self,
+        volume_group: &crate::config::names::VgName,
+        dm_names: &[String],
+        context: &RemovalContext<'_>,
+    ) -> Result<(), ApplyError> {
+        super::deactivate::deactivate_thin_volumes(volume_group, dm_names, context)
+            .map_err(ApplyError::from)
+    }
     /// Removes `/dev/<vg>` when it holds only links an interrupted LVM command left.
     fn remove_stale_volume_group_path(&mut self, path: &Path) -> Result<(), ApplyError> {
         super::leftovers::remove_stale_volume_group_path(path).map_err(ApplyError::from)

@@ -101,12 +101,17 @@ impl ExpectedDevice {
             .observed
             .iter()
             .find(|d| d.dm_name == dm_name)
-            .ok_or_else(|| LeftoverError::ChangedSinceObserved {
-                dm_name: dm_name.to_owned(),
-                why: "the observation the plan was made from did not list it".to_owned(),
-            })?;
-        Ok(ExpectedDevice {
-            dm_name: dm_name.to_owned(),
+            .ok_or_else(|| not_observed(dm_name))?;
+        Ok(ExpectedDevice::of(
+            device,
+            context.unlisted.iter().any(|s| s.dm_name == dm_name),
+        ))
+    }
+
+    /// `device` as observed; `unlisted`: no VG listed its LV.
+    pub fn of(device: &ActiveLv, unlisted: bool) -> Self {
+        ExpectedDevice {
+            dm_name: device.dm_name.clone(),
             dm_uuid: format!(
                 "LVM-{}{}{}",
                 device.vg_uuid.undashed(),
@@ -121,8 +126,16 @@ impl ExpectedDevice {
             lv_uuid: device.lv_uuid,
             major: device.major,
             minor: device.minor,
-            unlisted: context.unlisted.iter().any(|s| s.dm_name == dm_name),
-        })
+            unlisted,
+        }
+    }
+}
+
+/// A planned device the observation did not list: observe again, never guess.
+pub(super) fn not_observed(dm_name: &str) -> LeftoverError {
+    LeftoverError::ChangedSinceObserved {
+        dm_name: dm_name.to_owned(),
+        why: "the observation the plan was made from did not list it".to_owned(),
     }
 }
 
@@ -205,29 +218,38 @@ pub fn remove_stale_devices(
                 why,
             });
         }
-        let node = Path::new("/dev/mapper").join(name);
-        let dev_before = fs::symlink_metadata(&node)
-            .ok()
-            .filter(|m| m.file_type().is_block_device());
-        remove_device_by_uuid(&expected.dm_uuid, name)?;
+        remove_with_node(&expected)?;
         tracing::info!(dm_name = %name, dm_uuid = %expected.dm_uuid, "removed a device-mapper device no volume group lists");
-        // Only the node of the device just removed: same device number, still there.
-        if let Some(before) = dev_before {
-            match fs::symlink_metadata(&node) {
-                Ok(now) if now.file_type().is_block_device() && now.rdev() == before.rdev() => {
-                    fs::remove_file(&node)
-                        .or_else(ignore_missing)
-                        .map_err(io_error(&node))?;
-                }
-                _ => {}
+    }
+    Ok(())
+}
+
+/// Removes `expected`'s device by its uuid, then its `/dev/mapper` node when nothing
+/// (udev) removed it: only the node of the device just removed (same device number,
+/// still there).
+pub(super) fn remove_with_node(expected: &ExpectedDevice) -> Result<(), LeftoverError> {
+    let node = Path::new("/dev/mapper").join(&expected.dm_name);
+    let dev_before = fs::symlink_metadata(&node)
+        .ok()
+        .filter(|m| m.file_type().is_block_device());
+    remove_device_by_uuid(&expected.dm_uuid, &expected.dm_name)?;
+    if let Some(before) = dev_before {
+        match fs::symlink_metadata(&node) {
+            Ok(now) if now.file_type().is_block_device() && now.rdev() == before.rdev() => {
+                fs::remove_file(&node)
+                    .or_else(ignore_missing)
+                    .map_err(io_error(&node))?;
             }
+            _ => {}
         }
     }
     Ok(())
 }
 
 /// The device carrying `expected`'s uuid now, asked by uuid (`DM_DEV_STATUS`).
-fn current_device(expected: &ExpectedDevice) -> Result<Option<CurrentDevice>, LeftoverError> {
+pub(super) fn current_device(
+    expected: &ExpectedDevice,
+) -> Result<Option<CurrentDevice>, LeftoverError> {
     let recheck = |why: String| LeftoverError::Recheck {
         dm_name: expected.dm_name.clone(),
         why,
@@ -298,6 +320,13 @@ pub fn remove_stale_volume_group_path(path: &Path) -> Result<(), LeftoverError> 
     for entry in entries {
         let entry = entry.map_err(io_error(path))?;
         let kind = entry.file_type().map_err(io_error(path))?;
+        // udevd removes the links of devices a reset just removed while this runs:
+        // one gone since the listing is one less to remove, not a stranger.
+        if kind.is_symlink()
+            && matches!(fs::read_link(entry.path()), Err(e) if e.kind() == io::ErrorKind::NotFound)
+        {
+            continue;
+        }
         // Only dangling links LVM (or udev) made: one that still reaches a device is
         // a live LV's, and one of another form is not ours (it may have appeared
         // since the plan read the folder).

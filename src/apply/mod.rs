@@ -4,6 +4,7 @@ pub mod command;
 pub mod converge;
 #[cfg(test)]
 mod converge_tests;
+pub mod deactivate;
 mod executor;
 pub mod fault_injection;
 pub mod flush;
@@ -30,17 +31,24 @@ pub fn apply_action(
     removal: &leftovers::RemovalContext<'_>,
 ) -> Result<(), ApplyError> {
     match action {
-        Action::RemoveLogicalVolumes {
+        // The seed's three lines, for the reset's two steps: its logical volumes go
+        // inactive here and are wiped with the volume group and the PV below.
+        Action::DeactivateVolumeGroup {
             volume_group,
-            names,
+            thin_volume_devices,
         } => tracing::info!(
             volume_group = %volume_group,
-            logical_volumes = %names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
+            thin_volume_devices = thin_volume_devices.len(),
             action = %action,
             "removing logical volumes"
         ),
-        Action::RemoveVolumeGroup { volume_group } => {
-            tracing::info!(volume_group = %volume_group, action = %action, "removing volume group")
+        Action::WipePhysicalVolume {
+            device,
+            volume_group,
+        } => {
+            // One line per step carries the step (`action`): scripts count them.
+            tracing::info!(volume_group = %volume_group, "removing volume group");
+            tracing::info!(device = %device.display(), action = %action, "removing physical volume");
         }
         Action::RemoveStalePool {
             volume_group,
@@ -52,9 +60,6 @@ pub fn apply_action(
             pool = %pool,
             "the pool's metadata on disk belongs to an earlier pool: transaction {on_disk_transaction} on disk, LVM expects {recorded_transaction} with no thin volumes; re-creating it"
         ),
-        Action::RemovePhysicalVolume { device } => {
-            tracing::info!(device = %device.display(), action = %action, "removing physical volume")
-        }
         Action::RetagVolumeGroup {
             volume_group,
             old_tag,
@@ -89,10 +94,15 @@ pub fn apply_action(
 
 /// Steps after which the partition's disk must flush its write cache: every step that
 /// writes to the partition (LVM metadata, labels, LV space), and the native removal
-/// of device-mapper devices (removing a live thin-pool device commits its metadata).
-/// Activations, refreshes and deactivations write nothing there and send no flush.
+/// of device-mapper devices and the reset's deactivation (removing a live thin-pool
+/// device commits its metadata). Activations, refreshes and other deactivations
+/// write nothing there and send no flush.
 fn needs_flush(action: &Action) -> bool {
-    crate::plan::writes(action) || matches!(action, Action::RemoveStaleDevices { .. })
+    crate::plan::writes(action)
+        || matches!(
+            action,
+            Action::RemoveStaleDevices { .. } | Action::DeactivateVolumeGroup { .. }
+        )
 }
 
 fn run_step(
@@ -107,6 +117,12 @@ fn run_step(
         }
         Action::RemoveStaleVolumeGroupPath { path } => {
             return executor.remove_stale_volume_group_path(path)
+        }
+        Action::DeactivateVolumeGroup {
+            volume_group,
+            thin_volume_devices,
+        } if !thin_volume_devices.is_empty() => {
+            executor.deactivate_thin_volumes(volume_group, thin_volume_devices, removal)?;
         }
         Action::EraseTornPhysicalVolume { .. } => return executor.erase_torn_label(partition),
         Action::RestoreTornMetadata {

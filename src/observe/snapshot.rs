@@ -927,6 +927,7 @@ fn vg_facts(
                 open_by: top
                     .filter(|a| a.open_count > 0)
                     .map(|a| describe_holders(a)),
+                dm_name: top.map(|a| a.dm_name.clone()),
                 plain_linear_at: plain_linear_at(lv, own_key),
             })
         })

@@ -328,6 +328,9 @@ pub struct LvFacts {
     pub active: bool,
     /// Who holds it open (DM holders or an open count), when someone does.
     pub open_by: Option<String>,
+    /// The device-mapper name of its own device (no layer), when that is active.
+    #[serde(skip)]
+    pub dm_name: Option<String>,
     /// Its first physical extent, when the metadata records the LV exactly as
     /// `lvcreate` writes a new linear LV: one `striped` segment of one stripe on
     /// this PV, status `READ, WRITE, VISIBLE`, no flags, no tags.

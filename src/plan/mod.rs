@@ -718,57 +718,67 @@ fn reset(
     if vg.name != config.volume_group {
         ensure_vg_name_free(observed, config)?;
     }
+    // No LV name reaches a command line here, but a name LVM would never write is
+    // metadata this tool did not expect: nothing is wiped over it.
+    for lv in vg.logical_volumes.iter().filter(|lv| lv.visible) {
+        check_name_on_disk(observed, "logical volume", &lv.name, LvName::user_named)?;
+    }
     let device = observed.partition.devnode.clone();
     let mut actions = Vec::new();
-    let visible: Vec<LvName> = vg
-        .logical_volumes
-        .iter()
-        .filter(|lv| lv.visible)
-        .map(|lv| check_name_on_disk(observed, "logical volume", &lv.name, LvName::user_named))
-        .collect::<Result<_, _>>()?;
-    if !vg.logical_volumes.is_empty() {
-        // A removal killed midway can leave a pool device suspended, never loaded,
-        // or live but held by nothing LVM sees; LVM then cannot deactivate the
-        // pool's components. Clear that first.
-        for lv in &vg.logical_volumes {
-            if let LvKind::ThinPool {
-                serving,
-                pool_device_present,
-                unloaded_pool_device,
-                unheld_pool_device,
-                ..
-            } = &lv.kind
+    // A removal killed midway can leave a pool device suspended, never loaded, or
+    // live but held by nothing LVM sees; LVM then cannot deactivate the pool's
+    // components. Clear that first.
+    for lv in &vg.logical_volumes {
+        if let LvKind::ThinPool {
+            serving,
+            pool_device_present,
+            unloaded_pool_device,
+            unheld_pool_device,
+            ..
+        } = &lv.kind
+        {
+            if let Some(device) = unloaded_pool_device
+                .as_ref()
+                .or(unheld_pool_device.as_ref())
             {
-                if let Some(device) = unloaded_pool_device
-                    .as_ref()
-                    .or(unheld_pool_device.as_ref())
-                {
-                    actions.push(Action::RemoveStaleDevices {
-                        dm_names: vec![device.clone()],
-                    });
-                } else if *pool_device_present && !serving {
-                    actions.push(Action::RefreshThinPool {
-                        volume_group: vg_name.clone(),
-                        pool: check_name_on_disk(
-                            observed,
-                            "logical volume",
-                            &lv.name,
-                            LvName::on_disk,
-                        )?,
-                    });
-                }
+                actions.push(Action::RemoveStaleDevices {
+                    dm_names: vec![device.clone()],
+                });
+            } else if *pool_device_present && !serving {
+                actions.push(Action::RefreshThinPool {
+                    volume_group: vg_name.clone(),
+                    pool: check_name_on_disk(
+                        observed,
+                        "logical volume",
+                        &lv.name,
+                        LvName::on_disk,
+                    )?,
+                });
             }
         }
-        actions.push(Action::RemoveLogicalVolumes {
-            volume_group: vg_name.clone(),
-            names: visible,
-        });
     }
-    actions.push(Action::RemoveVolumeGroup {
+    // Nothing is removed one volume at a time: the VG goes inactive, then its PV's
+    // label is wiped, which takes the VG and every LV with it. A kill anywhere
+    // before the wipe leaves the same VG (some LVs inactive), reset again; after
+    // it, a blank partition, provisioned. `vgchange` runs even when nothing is
+    // active: it is LVM's check that this host may change the VG at all (a
+    // foreign system ID, a shared VG's lock, an exported VG), which `pvremove
+    // --force --force` would not make.
+    // Under lvmlockd no native removal (its lock is no file this tool can take):
+    // `vgchange` deactivates the thin volumes too.
+    let native = observed.host_lvm.vg_locking != VgLocking::Lvmlockd;
+    actions.push(Action::DeactivateVolumeGroup {
         volume_group: vg_name.clone(),
+        thin_volume_devices: vg
+            .logical_volumes
+            .iter()
+            .filter(|lv| native && matches!(lv.kind, LvKind::Thin { .. }))
+            .filter_map(|lv| lv.dm_name.clone())
+            .collect(),
     });
-    actions.push(Action::RemovePhysicalVolume {
+    actions.push(Action::WipePhysicalVolume {
         device: device.clone(),
+        volume_group: vg_name.clone(),
     });
     actions.push(create_pv(observed, None));
     actions.extend(create_vg_and_pool(observed, config)?);

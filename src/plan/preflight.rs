@@ -16,9 +16,7 @@ const MD_MEMBER: &str = "linux_raid_member";
 /// on the partition.
 pub fn writes(action: &Action) -> bool {
     match action {
-        Action::RemoveLogicalVolumes { .. }
-        | Action::RemoveVolumeGroup { .. }
-        | Action::RemovePhysicalVolume { .. }
+        Action::WipePhysicalVolume { .. }
         | Action::CreatePhysicalVolume { .. }
         | Action::ReinitializePhysicalVolume { .. }
         | Action::RemoveIncompletePool { .. }
@@ -35,6 +33,7 @@ pub fn writes(action: &Action) -> bool {
         | Action::RestoreTornMetadata { .. }
         | Action::EraseTornPhysicalVolume { .. } => true,
         Action::ActivateSeedIdLv { .. }
+        | Action::DeactivateVolumeGroup { .. }
         | Action::DeactivatePoolComponents { .. }
         | Action::RefreshThinPool { .. }
         | Action::ActivateThinPool { .. }
@@ -91,7 +90,7 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
         if plan.actions.iter().any(|a| {
             matches!(
                 a,
-                Action::RemovePhysicalVolume { .. }
+                Action::WipePhysicalVolume { .. }
                     | Action::CreatePhysicalVolume { .. }
                     | Action::ReinitializePhysicalVolume { .. }
                     | Action::CreateVolumeGroup { .. }

@@ -113,6 +113,7 @@ fn pool(data: Bytes, metadata: Bytes) -> LvFacts {
         size_bytes: data,
         active: true,
         open_by: None,
+        dm_name: None,
         plain_linear_at: None,
     }
 }
@@ -127,6 +128,7 @@ fn thin(name: &str) -> LvFacts {
         size_bytes: gib(10),
         active: false,
         open_by: None,
+        dm_name: None,
         plain_linear_at: None,
     }
 }
@@ -141,6 +143,7 @@ fn hidden(name: &str) -> LvFacts {
         size_bytes: EXTENT,
         active: false,
         open_by: None,
+        dm_name: None,
         plain_linear_at: None,
     }
 }
@@ -195,9 +198,8 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
         .iter()
         .map(|action| match action {
             Action::ActivateSeedIdLv { .. } => "activate-seed-lv",
-            Action::RemoveLogicalVolumes { .. } => "lvremove",
-            Action::RemoveVolumeGroup { .. } => "vgremove",
-            Action::RemovePhysicalVolume { .. } => "pvremove",
+            Action::DeactivateVolumeGroup { .. } => "vgchange-an",
+            Action::WipePhysicalVolume { .. } => "pvremove-ff",
             Action::CreatePhysicalVolume { .. } => "pvcreate",
             Action::GrowFullPoolMetadata { .. } => "lvextend-full-metadata",
             Action::ResizePhysicalVolume { .. } => "pvresize",
@@ -235,9 +237,8 @@ fn planned(observed: &ObservedPartition, config: &ProvisionConfig) -> Plan {
 fn every_partition_state_gets_the_right_plan() {
     const FRESH: &[&str] = &["pvcreate", "vgcreate", "pool-create"];
     const RESET: &[&str] = &[
-        "lvremove",
-        "vgremove",
-        "pvremove",
+        "vgchange-an",
+        "pvremove-ff",
         "pvcreate",
         "vgcreate",
         "pool-create",
@@ -295,9 +296,9 @@ fn every_partition_state_gets_the_right_plan() {
         ("free extents left", free_space, vec!["pool-extend"]),
         ("different ID", provisioned(tag("node-02")), RESET.to_vec()),
         (
-            "different ID, no LVs (killed after lvremove)",
+            "different ID, no LVs (emptied by hand; vgchange still checks it is ours to change)",
             empty_vg_other_id,
-            RESET[1..].to_vec(),
+            RESET.to_vec(),
         ),
         (
             "seed layout, same ID",
@@ -317,7 +318,7 @@ fn every_partition_state_gets_the_right_plan() {
         (
             "our VG name, no ID recorded",
             tagless_same_name,
-            RESET[1..].to_vec(),
+            RESET.to_vec(),
         ),
     ];
     for (name, observed, expected) in table {
@@ -351,16 +352,20 @@ fn reset_reports_both_ids_and_removes_only_this_vg() {
             expected: "node-01".into()
         })
     );
+    // pvc-1 is inactive: no device of its to remove natively.
     assert_eq!(
         plan.actions[0],
-        Action::RemoveLogicalVolumes {
+        Action::DeactivateVolumeGroup {
             volume_group: vg("linstor-vg"),
-            names: vec![lv("linstor-pool"), lv("pvc-1")],
+            thin_volume_devices: Vec::new(),
         }
     );
     assert!(plan.actions.iter().all(|action| match action {
-        Action::RemovePhysicalVolume { device } | Action::CreatePhysicalVolume { device, .. } =>
-            device == &dev(),
+        Action::WipePhysicalVolume {
+            device,
+            volume_group,
+        } => device == &dev() && volume_group.as_str() == "linstor-vg",
+        Action::CreatePhysicalVolume { device, .. } => device == &dev(),
         _ => true,
     }));
 }
@@ -935,9 +940,9 @@ fn an_untagged_vg_of_our_name_with_volumes_is_refused_unless_forced() {
     vg_mut(&mut foreign_lv)
         .logical_volumes
         .retain(|lv| lv.name != "pvc-1");
-    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "lvremove");
+    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgchange-an");
     vg_mut(&mut foreign_lv).logical_volumes.clear();
-    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgremove");
+    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgchange-an");
     // A VG tagged for another satellite is ours: its volumes go in a reset.
     assert!(planned(&provisioned(tag("node-02")), &config())
         .reset
@@ -1097,6 +1102,7 @@ fn vg_with_plain_lv(name: &str, extents: u64, at: u64) -> ObservedPartition {
         size_bytes: EXTENT * extents,
         active: true,
         open_by: None,
+        dm_name: None,
         plain_linear_at: Some(at),
     }];
     vg.free_extents = Extents::new(total - extents);
@@ -1260,10 +1266,9 @@ mod host_lvm_integration {
                 "reset of a listed PV: out before pvremove, the new one in at the end",
                 with_host(provisioned(tag("other")), listed()),
                 vec![
-                    "lvremove",
-                    "vgremove",
+                    "vgchange-an",
                     "devices-del",
-                    "pvremove",
+                    "pvremove-ff",
                     "pvcreate",
                     "vgcreate",
                     "pool-create",
@@ -1274,9 +1279,8 @@ mod host_lvm_integration {
                 "reset of an unlisted PV",
                 with_host(provisioned(tag("other")), not_listed()),
                 vec![
-                    "lvremove",
-                    "vgremove",
-                    "pvremove",
+                    "vgchange-an",
+                    "pvremove-ff",
                     "pvcreate",
                     "vgcreate",
                     "pool-create",
@@ -1287,9 +1291,8 @@ mod host_lvm_integration {
                 "not in use: no devices file steps",
                 with_host(provisioned(tag("other")), HostLvmFacts::default()),
                 vec![
-                    "lvremove",
-                    "vgremove",
-                    "pvremove",
+                    "vgchange-an",
+                    "pvremove-ff",
                     "pvcreate",
                     "vgcreate",
                     "pool-create",
@@ -1555,7 +1558,7 @@ fn a_reset_first_clears_a_pool_device_a_killed_removal_left() {
         }
     }
     let steps = kinds(&planned(&observed, &config()));
-    assert_eq!(steps[..2], ["dm-remove-stale", "lvremove"], "{steps:?}");
+    assert_eq!(steps[..2], ["dm-remove-stale", "vgchange-an"], "{steps:?}");
     for lv in &mut vg_mut(&mut observed).logical_volumes {
         if let LvKind::ThinPool {
             pool_device_present,
@@ -1568,7 +1571,7 @@ fn a_reset_first_clears_a_pool_device_a_killed_removal_left() {
         }
     }
     let steps = kinds(&planned(&observed, &config()));
-    assert_eq!(steps[..2], ["pool-refresh", "lvremove"], "{steps:?}");
+    assert_eq!(steps[..2], ["pool-refresh", "vgchange-an"], "{steps:?}");
 }
 
 #[test]
@@ -1583,7 +1586,7 @@ fn a_reset_first_removes_a_pool_device_lvm_no_longer_sees() {
         }
     }
     let plan = planned(&observed, &config());
-    assert_eq!(kinds(&plan)[..2], ["dm-remove-stale", "lvremove"]);
+    assert_eq!(kinds(&plan)[..2], ["dm-remove-stale", "vgchange-an"]);
     assert!(matches!(
         &plan.actions[0],
         Action::RemoveStaleDevices { dm_names } if dm_names == &["linstor--vg-linstor--pool-tpool"]
@@ -1928,7 +1931,7 @@ fn only_the_configured_or_tagged_vg_is_adopted() {
             .first()
             .map(ToString::to_string)
             .as_deref(),
-        Some("remove logical volumes linstor-pool, pvc-1 of other")
+        Some("deactivate volume group other")
     );
     // Untagged, another name, no seed layout: someone else's.
     let mut foreign = provisioned(SatelliteIdReading::Absent);
