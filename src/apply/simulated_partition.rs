@@ -954,6 +954,7 @@ impl SimulatedPartition {
             satellite_id_tag: Some(tag.to_owned()),
             logical_volumes: Vec::new(),
             free_areas: Vec::new(),
+            access_restrictions: Vec::new(),
         });
         Ok(())
     }
@@ -1711,6 +1712,15 @@ impl LvmExecutor for RecordingLvm {
     ) -> Result<(), ApplyError> {
         let line = format!("deactivate-thin-volumes {}", dm_names.join(","));
         self.log.push(line.clone());
+        if self.removals_finding_changes > 0 {
+            self.removals_finding_changes -= 1;
+            return Err(ApplyError::Leftover(
+                super::leftovers::LeftoverError::ChangedSinceObserved {
+                    dm_name: dm_names.join(","),
+                    why: "simulated: now open".to_owned(),
+                },
+            ));
+        }
         self.partition
             .borrow_mut()
             .deactivate_thin_volumes(dm_names)

@@ -945,7 +945,26 @@ fn vg_facts(
         satellite_id_tag: satellite_id::recorded_tag(&vg.tags).map(str::to_owned),
         logical_volumes,
         free_areas: free_areas(vg, own_key, pv_extent_count),
+        access_restrictions: access_restrictions(vg),
     })
+}
+
+/// The VG fields LVM checks before it lets this host change the VG at all.
+fn access_restrictions(vg: &VgMetadata) -> Vec<String> {
+    fn set(value: &Option<String>) -> Option<&str> {
+        value.as_deref().filter(|v| !v.is_empty())
+    }
+    let mut found = Vec::new();
+    if let Some(id) = set(&vg.system_id) {
+        found.push(format!("system ID {id}"));
+    }
+    if let Some(lock) = set(&vg.lock_type) {
+        found.push(format!("lock type {lock}"));
+    }
+    if vg.status.iter().any(|s| s == "EXPORTED") {
+        found.push("status EXPORTED".to_owned());
+    }
+    found
 }
 
 /// The serving pool device's transaction id, when it is not the one LVM records.

@@ -285,6 +285,11 @@ pub struct VgFacts {
     /// This PV's unallocated extents, in PE order: where LVM allocates next.
     #[serde(skip)]
     pub free_areas: Vec<PeRange>,
+    /// What LVM checks before any command may change the VG on this host: its
+    /// system ID, its lock type (a shared VG), `EXPORTED` (e.g. "system ID
+    /// host-b"). Empty for a VG any host's LVM may change.
+    #[serde(skip)]
+    pub access_restrictions: Vec<String>,
 }
 
 /// A run of physical extents on the partition's PV.

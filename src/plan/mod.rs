@@ -760,22 +760,27 @@ fn reset(
     // Nothing is removed one volume at a time: the VG goes inactive, then its PV's
     // label is wiped, which takes the VG and every LV with it. A kill anywhere
     // before the wipe leaves the same VG (some LVs inactive), reset again; after
-    // it, a blank partition, provisioned. `vgchange` runs even when nothing is
-    // active: it is LVM's check that this host may change the VG at all (a
-    // foreign system ID, a shared VG's lock, an exported VG), which `pvremove
-    // --force --force` would not make.
+    // it, a blank partition, provisioned. `vgchange` also runs with nothing
+    // active when the VG has a system ID, a lock type or is exported: it is then
+    // LVM's check that this host may change the VG at all, which `pvremove
+    // --force --force` would not make. (Otherwise it is left out, so that a run
+    // killed right after it makes progress the next time.)
+    let needs_vgchange =
+        vg.logical_volumes.iter().any(|lv| lv.active) || !vg.access_restrictions.is_empty();
     // Under lvmlockd no native removal (its lock is no file this tool can take):
     // `vgchange` deactivates the thin volumes too.
     let native = observed.host_lvm.vg_locking != VgLocking::Lvmlockd;
-    actions.push(Action::DeactivateVolumeGroup {
-        volume_group: vg_name.clone(),
-        thin_volume_devices: vg
-            .logical_volumes
-            .iter()
-            .filter(|lv| native && matches!(lv.kind, LvKind::Thin { .. }))
-            .filter_map(|lv| lv.dm_name.clone())
-            .collect(),
-    });
+    if needs_vgchange {
+        actions.push(Action::DeactivateVolumeGroup {
+            volume_group: vg_name.clone(),
+            thin_volume_devices: vg
+                .logical_volumes
+                .iter()
+                .filter(|lv| native && matches!(lv.kind, LvKind::Thin { .. }))
+                .filter_map(|lv| lv.dm_name.clone())
+                .collect(),
+        });
+    }
     actions.push(Action::WipePhysicalVolume {
         device: device.clone(),
         volume_group: vg_name.clone(),

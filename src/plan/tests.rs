@@ -166,6 +166,7 @@ fn provisioned(id: SatelliteIdReading) -> ObservedPartition {
             satellite_id: id,
             satellite_id_tag: None,
             free_areas: Vec::new(),
+            access_restrictions: Vec::new(),
             logical_volumes: vec![
                 pool(EXTENT * (pe_count.count() - 2), EXTENT),
                 hidden("linstor-pool_tdata"),
@@ -296,8 +297,17 @@ fn every_partition_state_gets_the_right_plan() {
         ("free extents left", free_space, vec!["pool-extend"]),
         ("different ID", provisioned(tag("node-02")), RESET.to_vec()),
         (
-            "different ID, no LVs (emptied by hand; vgchange still checks it is ours to change)",
-            empty_vg_other_id,
+            "different ID, no LVs (nothing to deactivate)",
+            empty_vg_other_id.clone(),
+            RESET[1..].to_vec(),
+        ),
+        (
+            "different ID, no LVs, a system ID: vgchange checks this host may change it",
+            {
+                let mut owned = empty_vg_other_id;
+                vg_mut(&mut owned).access_restrictions = vec!["system ID other-host".into()];
+                owned
+            },
             RESET.to_vec(),
         ),
         (
@@ -318,7 +328,7 @@ fn every_partition_state_gets_the_right_plan() {
         (
             "our VG name, no ID recorded",
             tagless_same_name,
-            RESET.to_vec(),
+            RESET[1..].to_vec(),
         ),
     ];
     for (name, observed, expected) in table {
@@ -642,6 +652,52 @@ fn native_removals_are_refused_when_the_host_locks_with_lvmlockd() {
     assert_eq!(kinds(&planned(&observed, &config())), ["dm-remove-stale"]);
 }
 
+/// A reset names the active thin volumes' devices for native removal (not the
+/// inactive ones, not the pool's), except under lvmlockd, whose VG lock is no file
+/// this tool can take: then `vgchange` deactivates them itself.
+#[test]
+fn a_reset_removes_only_active_thin_volumes_natively() {
+    use crate::observe::state::VgLocking;
+    let mut observed = provisioned(tag("node-02"));
+    let facts = vg_mut(&mut observed);
+    facts.logical_volumes.push(thin("pvc-2"));
+    for lv in &mut facts.logical_volumes {
+        match lv.name.as_str() {
+            "pvc-1" => lv.dm_name = Some("linstor--vg-pvc--1".into()),
+            "linstor-pool" => lv.dm_name = Some("linstor--vg-linstor--pool".into()),
+            _ => {}
+        }
+        lv.active = lv.dm_name.is_some();
+    }
+    let deactivation =
+        |observed: &ObservedPartition| planned(observed, &config()).actions[0].clone();
+    assert_eq!(
+        deactivation(&observed),
+        Action::DeactivateVolumeGroup {
+            volume_group: vg("linstor-vg"),
+            thin_volume_devices: vec!["linstor--vg-pvc--1".into()],
+        }
+    );
+    observed.host_lvm.vg_locking = VgLocking::Lvmlockd;
+    assert_eq!(
+        deactivation(&observed),
+        Action::DeactivateVolumeGroup {
+            volume_group: vg("linstor-vg"),
+            thin_volume_devices: Vec::new(),
+        }
+    );
+    // An open volume refuses the whole reset before anything is deactivated.
+    observed.host_lvm.vg_locking = VgLocking::default();
+    if let Some(lv) = vg_mut(&mut observed)
+        .logical_volumes
+        .iter_mut()
+        .find(|lv| lv.name == "pvc-1")
+    {
+        lv.open_by = Some("drbd1000".into());
+    }
+    assert!(refusal(&observed, &config()).contains("drbd1000"));
+}
+
 fn plan_result(observed: &ObservedPartition) -> Result<Plan, Refusal> {
     plan(observed, &config())
 }
@@ -942,7 +998,7 @@ fn an_untagged_vg_of_our_name_with_volumes_is_refused_unless_forced() {
         .retain(|lv| lv.name != "pvc-1");
     assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgchange-an");
     vg_mut(&mut foreign_lv).logical_volumes.clear();
-    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgchange-an");
+    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "pvremove-ff");
     // A VG tagged for another satellite is ours: its volumes go in a reset.
     assert!(planned(&provisioned(tag("node-02")), &config())
         .reset
