@@ -51,6 +51,13 @@ step lvs-reset $LVS linstor-vg
 step dm-reset dmsetup ls
 step links-reset ls -1 /dev/linstor-vg
 step reset-debug env LOG_LEVEL=debug $LPD $P --satellite-id node-05
+step implicit-thin lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-implicit
+step implicit-off vgchange -an linstor-vg
+step implicit-on lvchange -ay linstor-vg/pvc-implicit
+step implicit-dm dmsetup ls
+step implicit-reset $LPD $P --satellite-id node-06
+step implicit-dm-after dmsetup ls
+step implicit-lvs $LVS linstor-vg
 step thin-open lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-open
 step mkfs mkfs.ext4 -q /dev/mapper/linstor--vg-pvc--open
 step mount mount /dev/mapper/linstor--vg-pvc--open /mnt
@@ -217,6 +224,31 @@ step devices-text $LPD devices
         "LVM ran thin_check while removing the pool:\n{}",
         reset_debug.stderr
     );
+
+    // A pool activated only through a thin volume (no `-pool` device of its own):
+    // once the volume's device is gone only the `-tpool` is left, which LVM counts
+    // as an inactive pool whose components it cannot deactivate. The reset removes
+    // that `-tpool` natively too and finishes in one run.
+    for s in ["implicit-thin", "implicit-off", "implicit-on"] {
+        run.expect_success(s);
+    }
+    let before = run.expect_success("implicit-dm").stdout.clone();
+    assert!(
+        before.contains("linstor--vg-linstor--pool-tpool")
+            && !before
+                .lines()
+                .any(|l| l.starts_with("linstor--vg-linstor--pool\t")),
+        "the bed did not leave the pool active through the thin volume only:\n{before}"
+    );
+    let implicit = expect_provisioned(&run, "implicit-reset");
+    assert!(
+        implicit.stderr.contains("devices=2") && implicit.stderr.contains("lvm_commands=5"),
+        "{}",
+        implicit.stderr
+    );
+    let after = run.expect_success("implicit-dm-after").stdout.clone();
+    assert!(!after.contains("pvc--implicit"), "{after}");
+    assert!(!lv_names(&run, "implicit-lvs").contains(&"pvc-implicit".to_owned()));
 
     // An open LV blocks a reset: refused, named, nothing removed, reason for Kubernetes.
     let refused = expect_exit(&run, "open-refused", 1);

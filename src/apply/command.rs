@@ -418,7 +418,7 @@ mod tests {
         let skip = "global{thin_check_executable=\"\"}";
         let removal = Action::DeactivateVolumeGroup {
             volume_group: vg("vg"),
-            thin_volume_devices: vec!["vg-pvc--1".into()],
+            native_removals: vec!["vg-pvc--1".into()],
         };
         let others = [
             Action::RemoveIncompletePool {

@@ -18,11 +18,12 @@ use super::leftovers::{
 };
 use super::vg_lock::VgLock;
 use crate::config::names::VgName;
-use crate::observe::live::ActiveLv;
+use crate::observe::live::{ActiveLv, LvmLayer};
 use crate::observe::state::VgLocking;
 
-/// Removes the devices named `dm_names` (the thin volumes of `volume_group`, as the
-/// plan's observation saw them), in order.
+/// Removes the devices named `dm_names` (the active thin volumes of `volume_group`
+/// and, last, a `-tpool` only they held, as the plan's observation saw them), in
+/// order.
 pub fn deactivate_thin_volumes(
     volume_group: &VgName,
     dm_names: &[String],
@@ -50,12 +51,14 @@ pub fn deactivate_thin_volumes(
         let device = observed
             .get(name.as_str())
             .ok_or_else(|| not_observed(name))?;
-        // A thin volume's own device: never a layer (the pool's `-tpool`), which
-        // `vgchange` deactivates with the pool.
-        if device.layer.is_some() {
+        // A thin volume's own device, or a pool's `-tpool` the planner listed
+        // after them (held by nothing else once they are gone); never another
+        // layer, which `vgchange` deactivates with its LV.
+        if !matches!(device.layer, None | Some(LvmLayer::Tpool)) {
             return Err(LeftoverError::ChangedSinceObserved {
                 dm_name: name.clone(),
-                why: "it is a layer device, not a thin volume's own".to_owned(),
+                why: "it is a layer device, neither a thin volume's nor a pool's -tpool"
+                    .to_owned(),
             });
         }
         let expected = ExpectedDevice::of(device, false);

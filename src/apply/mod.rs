@@ -35,10 +35,10 @@ pub fn apply_action(
         // inactive here and are wiped with the volume group and the PV below.
         Action::DeactivateVolumeGroup {
             volume_group,
-            thin_volume_devices,
+            native_removals,
         } => tracing::info!(
             volume_group = %volume_group,
-            thin_volume_devices = thin_volume_devices.len(),
+            native_removals = native_removals.len(),
             action = %action,
             "removing logical volumes"
         ),
@@ -120,9 +120,9 @@ fn run_step(
         }
         Action::DeactivateVolumeGroup {
             volume_group,
-            thin_volume_devices,
-        } if !thin_volume_devices.is_empty() => {
-            executor.deactivate_thin_volumes(volume_group, thin_volume_devices, removal)?;
+            native_removals,
+        } if !native_removals.is_empty() => {
+            executor.deactivate_thin_volumes(volume_group, native_removals, removal)?;
         }
         Action::EraseTornPhysicalVolume { .. } => return executor.erase_torn_label(partition),
         Action::RestoreTornMetadata {

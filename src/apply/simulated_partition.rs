@@ -1103,6 +1103,7 @@ impl SimulatedPartition {
                 pool_device_present: true,
                 unloaded_pool_device: None,
                 unheld_pool_device: None,
+                tpool_without_own_device: None,
                 transaction_mismatch: None,
             },
             visible: true,

@@ -900,6 +900,14 @@ fn vg_facts(
                                 && a.open_count == 0
                         })
                         .map(|a| a.dm_name.clone()),
+                    tpool_without_own_device: devices
+                        .iter()
+                        .filter(tpool)
+                        .find(|a| {
+                            a.live_table
+                                && !devices.iter().any(|d| d.layer == Some(LvmLayer::Pool))
+                        })
+                        .map(|a| a.dm_name.clone()),
                     transaction_mismatch: devices
                         .iter()
                         .filter(tpool)

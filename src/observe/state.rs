@@ -371,6 +371,12 @@ pub enum LvKind {
         /// leaves. LVM looks a used pool up by its own device only, counts the pool
         /// inactive and then cannot deactivate the components under it.
         unheld_pool_device: Option<String>,
+        /// The live `-tpool` device when the pool's own (`-pool`) device is not
+        /// active: only thin volumes hold it (activated one by one, not the pool
+        /// itself). Once a reset has removed their devices nothing does, and LVM
+        /// counts the pool inactive and cannot deactivate its components.
+        #[serde(skip)]
+        tpool_without_own_device: Option<String>,
         /// The kernel's transaction id of the serving pool differs from the one
         /// LVM records: the metadata device holds another pool's superblock (a
         /// power loss kept a new pool's LVM metadata but lost LVM's wipe of its

@@ -23,8 +23,9 @@ pub enum Action {
     /// per thin volume: a minute for 1,000 volumes.
     DeactivateVolumeGroup {
         volume_group: VgName,
-        /// The active thin volumes' device-mapper names, as observed.
-        thin_volume_devices: Vec<String>,
+        /// Removed natively first, in this order: the active thin volumes'
+        /// device-mapper devices, then a pool's `-tpool` that only they held.
+        native_removals: Vec<String>,
     },
     /// `pvremove --force --force`: wipe the label of the PV the (inactive) VG lives
     /// on, which removes the VG and its LVs with it; the reset's only destructive
@@ -199,12 +200,12 @@ impl fmt::Display for Action {
             ),
             Action::DeactivateVolumeGroup {
                 volume_group,
-                thin_volume_devices,
-            } => match thin_volume_devices.len() {
+                native_removals,
+            } => match native_removals.len() {
                 0 => write!(f, "deactivate volume group {volume_group}"),
                 n => write!(
                     f,
-                    "deactivate volume group {volume_group} ({n} thin volume device(s) removed natively first)"
+                    "deactivate volume group {volume_group} ({n} device(s) of its thin volumes removed natively first)"
                 ),
             },
             Action::WipePhysicalVolume {

@@ -771,14 +771,27 @@ fn reset(
     // `vgchange` deactivates the thin volumes too.
     let native = observed.host_lvm.vg_locking != VgLocking::Lvmlockd;
     if needs_vgchange {
+        let mut native_removals: Vec<String> = vg
+            .logical_volumes
+            .iter()
+            .filter(|lv| native && matches!(lv.kind, LvKind::Thin { .. }))
+            .filter_map(|lv| lv.dm_name.clone())
+            .collect();
+        // A pool whose own device is not active is held by those thin volumes only:
+        // its `-tpool` goes natively after them, or `vgchange` would find the pool
+        // "inactive" and its components held (see `tpool_without_own_device`).
+        if !native_removals.is_empty() {
+            native_removals.extend(vg.logical_volumes.iter().filter_map(|lv| match &lv.kind {
+                LvKind::ThinPool {
+                    tpool_without_own_device: Some(tpool),
+                    ..
+                } => Some(tpool.clone()),
+                _ => None,
+            }));
+        }
         actions.push(Action::DeactivateVolumeGroup {
             volume_group: vg_name.clone(),
-            thin_volume_devices: vg
-                .logical_volumes
-                .iter()
-                .filter(|lv| native && matches!(lv.kind, LvKind::Thin { .. }))
-                .filter_map(|lv| lv.dm_name.clone())
-                .collect(),
+            native_removals: native_removals,
         });
     }
     actions.push(Action::WipePhysicalVolume {

@@ -107,6 +107,7 @@ fn pool(data: Bytes, metadata: Bytes) -> LvFacts {
             pool_device_present: true,
             unloaded_pool_device: None,
             unheld_pool_device: None,
+            tpool_without_own_device: None,
             transaction_mismatch: None,
         },
         visible: true,
@@ -367,7 +368,7 @@ fn reset_reports_both_ids_and_removes_only_this_vg() {
         plan.actions[0],
         Action::DeactivateVolumeGroup {
             volume_group: vg("linstor-vg"),
-            thin_volume_devices: Vec::new(),
+            native_removals: Vec::new(),
         }
     );
     assert!(plan.actions.iter().all(|action| match action {
@@ -675,7 +676,40 @@ fn a_reset_removes_only_active_thin_volumes_natively() {
         deactivation(&observed),
         Action::DeactivateVolumeGroup {
             volume_group: vg("linstor-vg"),
-            thin_volume_devices: vec!["linstor--vg-pvc--1".into()],
+            native_removals: vec!["linstor--vg-pvc--1".into()],
+        }
+    );
+    // A pool active through its thin volumes only: its `-tpool` goes after them.
+    let tpool = "linstor--vg-linstor--pool-tpool";
+    let mut implicit = observed.clone();
+    for lv in &mut vg_mut(&mut implicit).logical_volumes {
+        if let LvKind::ThinPool {
+            tpool_without_own_device,
+            ..
+        } = &mut lv.kind
+        {
+            *tpool_without_own_device = Some(tpool.into());
+        }
+    }
+    assert_eq!(
+        deactivation(&implicit),
+        Action::DeactivateVolumeGroup {
+            volume_group: vg("linstor-vg"),
+            native_removals: vec!["linstor--vg-pvc--1".into(), tpool.into()],
+        }
+    );
+    // With no thin volume removed natively, LVM deactivates it with the pool.
+    for lv in &mut vg_mut(&mut implicit).logical_volumes {
+        if lv.name == "pvc-1" {
+            lv.dm_name = None;
+            lv.active = false;
+        }
+    }
+    assert_eq!(
+        deactivation(&implicit),
+        Action::DeactivateVolumeGroup {
+            volume_group: vg("linstor-vg"),
+            native_removals: Vec::new(),
         }
     );
     observed.host_lvm.vg_locking = VgLocking::Lvmlockd;
@@ -683,7 +717,7 @@ fn a_reset_removes_only_active_thin_volumes_natively() {
         deactivation(&observed),
         Action::DeactivateVolumeGroup {
             volume_group: vg("linstor-vg"),
-            thin_volume_devices: Vec::new(),
+            native_removals: Vec::new(),
         }
     );
     // An open volume refuses the whole reset before anything is deactivated.
