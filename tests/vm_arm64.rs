@@ -175,7 +175,7 @@ fn kill_target(n: usize) -> &'static str {
     }
 }
 
-/// Power-cut delays into command 5 of a reset (the thin pool's creation), tried in
+/// Power-cut delays into command 6 of a reset (the thin pool's creation), tried in
 /// turn until one lands before the tool finishes (0 always does).
 const CUT_DELAYS_MS: [u32; 4] = [40, 20, 5, 0];
 const CUT_MARKER: &str = "arm64-cut: reset to ";
@@ -254,13 +254,11 @@ fn is_action_line(line: &Value) -> bool {
         && (line.get("action").is_some() || text(&line["message"]).starts_with("create "))
 }
 
-/// LVM's report that a command of a reset succeeded: vgchange says `… logical
-/// volume(s) in volume group "…" now active`, pvremove, pvcreate and vgcreate
-/// `… successfully …`, lvcreate `Logical volume "…" created.`
+/// LVM's report that a command of a reset succeeded: lvremove, vgremove, pvremove,
+/// pvcreate and vgcreate say `… successfully …`, lvcreate `Logical volume "…" created.`
 fn is_lvm_success(line: &Value) -> bool {
     let message = text(&line["message"]);
     message.contains("successfully")
-        || message.ends_with(" now active")
         || (message.starts_with("Logical volume ") && message.ends_with(" created."))
 }
 
@@ -429,8 +427,8 @@ step grow-off vgchange -an grow-vg
     for delay in CUT_DELAYS_MS {
         s.push_str(&format!(
             "lvcreate -q -V 32m -T linstor-vg/linstor-pool -n pvc-cut\n\
-             echo \"{CUT_MARKER}$to ({delay} ms into command 5)\"\n\
-             env {CUT_HOOK}=5:{delay} $LPD $P --satellite-id $to --log-format json 2>/dev/console\n\
+             echo \"{CUT_MARKER}$to ({delay} ms into command 6)\"\n\
+             env {CUT_HOOK}=6:{delay} $LPD $P --satellite-id $to --log-format json 2>/dev/console\n\
              echo \"arm64-cut: the tool exited $? before the power cut\"\n\
              t=$from; from=$to; to=$t\n"
         ));
@@ -505,7 +503,7 @@ fn check_first(run: &GuestRun) -> String {
             reset.stderr
         );
     }
-    assert_eq!(commands(run, "reset"), 5, "{}", reset.stderr);
+    assert_eq!(commands(run, "reset"), 6, "{}", reset.stderr);
     let after_reset = vg_row(run, "vgs-reset");
     assert_eq!(text(&after_reset["vg_tags"]), "linstor-satellite-id=node-b");
     assert_ne!(
@@ -516,8 +514,8 @@ fn check_first(run: &GuestRun) -> String {
     assert!(!lvs.contains(&"pvc-1".to_owned()), "{lvs:?}");
     assert_pool_active(run, "lvs-reset");
 
-    // SIGKILL right after the second LVM command of a reset (the PV wiped with the
-    // VG on it, nothing made yet), then a rerun that converges and a steady start.
+    // SIGKILL right after the second LVM command of a reset (the VG is gone, the
+    // PV not yet), then a rerun that converges and a steady start.
     let killed = expect_exit(run, "kill-after", 137);
     assert!(
         killed
@@ -533,7 +531,7 @@ fn check_first(run: &GuestRun) -> String {
 
     // SIGKILLs spread over a measured reset (with a thin LV to remove each time).
     run.expect_success("ref-thin");
-    expect_commands(run, "ref", 5);
+    expect_commands(run, "ref", 6);
     let mut landings = Vec::new();
     for (n, percent) in KILL_PERCENTS.iter().enumerate() {
         run.expect_success(&format!("kill-{n}-thin"));
@@ -616,7 +614,7 @@ fn check_kill_landings(landings: &[KillLanding]) {
     );
 }
 
-/// The power cut landed inside command 5 of the reset (the tool had logged its
+/// The power cut landed inside command 6 of the reset (the tool had logged its
 /// action line, LVM had not reported it done); returns the ID of the cut run.
 fn check_cut_in_command_6(run: &GuestRun) -> String {
     run.check(run.power_cut, "the power was never cut");
@@ -644,20 +642,20 @@ fn check_cut_in_command_6(run: &GuestRun) -> String {
             .any(|l| l["message"] == "disk provisioning completed successfully"),
         "the cut run finished before the power cut",
     );
-    // Each LVM command is logged as it starts; the fifth started, and LVM did not
+    // Each LVM command is logged as it starts; the sixth started, and LVM did not
     // report it done. (The plan after the reboot, checked with the second boot,
     // shows that lvcreate had not finished even where its last lines were lost.)
     let actions = log.iter().filter(|l| is_action_line(l)).count();
     assert_eq!(
-        actions, 5,
-        "the power cut landed elsewhere than in command 5 of the reset:\n{after}"
+        actions, 6,
+        "the power cut landed elsewhere than in command 6 of the reset:\n{after}"
     );
     let pool_created =
         |l: &Value| text(&l["message"]).starts_with("Logical volume \"linstor-pool\" created");
     assert!(
         !log.iter().any(pool_created),
         "LVM reported the pool created before the power cut, so the cut came after \
-         command 5:\n{after}"
+         command 6:\n{after}"
     );
     id
 }
@@ -965,7 +963,7 @@ fn check_16k(run: &GuestRun) {
     // again at the page size.
     run.expect_success("thin");
     let reset = expect_provisioned(run, "reset");
-    assert_eq!(commands(run, "reset"), 5, "{}", reset.stderr);
+    assert_eq!(commands(run, "reset"), 6, "{}", reset.stderr);
     assert_metadata_area_at_page_size(run, "metadata-reset", Arch::Aarch64Pages16K.page_size());
     let after = vg_row(run, "vgs-reset");
     assert_eq!(text(&after["vg_tags"]), "linstor-satellite-id=node-16b");
@@ -1062,10 +1060,7 @@ fn log_line(message: &str, action: bool) -> String {
 #[test]
 fn a_sigkill_is_inside_a_command_until_lvm_reports_it_done() {
     let removing = log_line("removing logical volumes", true);
-    let removed = log_line(
-        "0 logical volume(s) in volume group \"linstor-vg\" now active",
-        false,
-    );
+    let removed = log_line("Logical volume \"pvc-0\" successfully removed.", false);
     let creating = log_line(
         "create thin pool linstor-vg/linstor-pool on all free space",
         false,
@@ -1117,11 +1112,12 @@ fn sigkills_that_all_land_between_commands_fail() {
     ]);
 }
 
-/// A first boot's console after a power cut in a reset's command 5, LVM having
+/// A first boot's console after a power cut in a reset's command 6, LVM having
 /// logged `extra` after the command's action line.
 fn cut_console(extra: &[String]) -> GuestRun {
     let mut lines: Vec<String> = [
         "removing logical volumes",
+        "removing volume group",
         "removing physical volume",
         "create physical volume on /dev/vda1",
         "create volume group linstor-vg on /dev/vda1 tagged linstor-satellite-id=node-p1",
@@ -1134,7 +1130,7 @@ fn cut_console(extra: &[String]) -> GuestRun {
     GuestRun {
         steps: Vec::new(),
         console: format!(
-            "{CUT_MARKER}node-p1 (40 ms into command 5)\n{}\n{CUT_HOOK}: power cut now\n",
+            "{CUT_MARKER}node-p1 (40 ms into command 6)\n{}\n{CUT_HOOK}: power cut now\n",
             lines.join("\n")
         ),
         script_exit_code: -1,

@@ -181,8 +181,8 @@ step devices-text $LPD devices
         "{after_reset:?}"
     );
     assert!(after_reset.contains(&"linstor-pool".to_owned()));
-    // The active pvc-1 went natively (its device removed, no lvremove), the rest
-    // with vgchange; nothing of it is left in device-mapper or /dev/linstor-vg.
+    // The active pvc-1's device went natively before lvremove; nothing of it is
+    // left in device-mapper or /dev/linstor-vg.
     assert!(
         reset
             .stderr
@@ -206,12 +206,7 @@ step devices-text $LPD devices
     // reset; LVM's `Executing:` line shows at LOG_LEVEL=debug, as in vm_image_runc).
     let reset_debug = expect_provisioned(&run, "reset-debug");
     assert!(
-        reset_debug
-            .stderr
-            .contains("vgchange --activate n linstor-vg")
-            && reset_debug
-                .stderr
-                .contains("pvremove --force --force --yes /dev/vda1")
+        reset_debug.stderr.contains("lvremove --force linstor-vg")
             && reset_debug.stderr.contains("existing=node-02"),
         "{}",
         reset_debug.stderr
@@ -242,7 +237,7 @@ step devices-text $LPD devices
     );
     let implicit = expect_provisioned(&run, "implicit-reset");
     assert!(
-        implicit.stderr.contains("devices=2") && implicit.stderr.contains("lvm_commands=5"),
+        implicit.stderr.contains("devices=2") && implicit.stderr.contains("lvm_commands=6"),
         "{}",
         implicit.stderr
     );

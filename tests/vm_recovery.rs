@@ -59,9 +59,8 @@ fn runs_killed_at_every_step_boundary_converge() {
     // Fresh: pvcreate, vgcreate, lvcreate — each killed right after.
     assert_eq!(killed_runs(&run, "fresh", 5), 3);
     run.expect_success("thin");
-    // Reset: vgchange (the active pvc-1's device removed natively first), pvremove
-    // --force --force — then the blank partition: pvcreate, vgcreate, lvcreate.
-    assert_eq!(killed_runs(&run, "reset", 7), 5);
+    // Reset: lvremove, vgremove — then the orphan PV is reused: vgcreate, lvcreate.
+    assert_eq!(killed_runs(&run, "reset", 7), 4);
     let vg = vg_row(&run, "vgs");
     assert_eq!(text(&vg["vg_tags"]), "linstor-satellite-id=node-02");
     // Free: the room to double the pool's metadata and its spare once (one extent

@@ -39,9 +39,7 @@ fn devices_file_edit(args: &[&str]) -> Vec<String> {
 /// other command follows [`ThinCheck`].
 fn thin_check_override(action: &Action, thin_check: &ThinCheck) -> Option<&'static str> {
     match action {
-        Action::DeactivateVolumeGroup { .. } | Action::RemoveStalePool { .. } => {
-            Some(SKIP_OVERRIDE)
-        }
+        Action::RemoveLogicalVolumes { .. } | Action::RemoveStalePool { .. } => Some(SKIP_OVERRIDE),
         _ => thin_check.config_override(),
     }
 }
@@ -66,6 +64,7 @@ pub fn command_line(
     let mut args: Vec<String> = match action {
         // Not a plain command line: see [`super::restore`].
         Action::RemoveStaleDevices { .. }
+        | Action::RemoveThinVolumeDevices { .. }
         | Action::RemoveStaleVolumeGroupPath { .. }
         | Action::RestoreTornMetadata { .. }
         | Action::EraseTornPhysicalVolume { .. } => return None,
@@ -115,27 +114,22 @@ pub fn command_line(
                 format!("{volume_group}/{SEED_ID_LV}"),
             ]
         }
-        // The thin volumes' devices are gone already (removed natively by the
-        // executor); LVM deactivates the rest, and refuses an LV in use.
-        Action::DeactivateVolumeGroup { volume_group, .. } => {
+        Action::RemoveLogicalVolumes { volume_group, .. } => {
             vec![
-                "vgchange".into(),
-                "--activate".into(),
-                "n".into(),
+                "lvremove".into(),
+                "--force".into(),
                 volume_group.to_string(),
             ]
         }
-        // Twice forced, with the VG still on it: LVM then wipes the label without
-        // asking (`--yes` answers its prompt), the VG with it. The planner has
-        // checked the VG lives on this PV alone and `vgchange` ran before.
-        Action::WipePhysicalVolume { device, .. } => {
+        Action::RemoveVolumeGroup { volume_group } => {
             vec![
-                "pvremove".into(),
+                "vgremove".into(),
                 "--force".into(),
-                "--force".into(),
-                "--yes".into(),
-                device_arg(device),
+                volume_group.to_string(),
             ]
+        }
+        Action::RemovePhysicalVolume { device } => {
+            vec!["pvremove".into(), "--yes".into(), device_arg(device)]
         }
         Action::CreatePhysicalVolume {
             device,
@@ -382,12 +376,12 @@ mod tests {
                 },
                 "lvextend --poolmetadatasize 8192k vg/pool",
             ),
+            (Action::RemoveVolumeGroup { volume_group: vg("vg") }, "vgremove --force vg"),
             (
-                Action::WipePhysicalVolume {
+                Action::RemovePhysicalVolume {
                     device: PathBuf::from("/dev/vda1"),
-                    volume_group: vg("vg"),
                 },
-                "pvremove --force --force --yes /dev/vda1",
+                "pvremove --yes /dev/vda1",
             ),
             (
                 Action::ExtendPoolMetadata {
@@ -416,9 +410,9 @@ mod tests {
     #[test]
     fn only_the_reset_removal_skips_the_metadata_check() {
         let skip = "global{thin_check_executable=\"\"}";
-        let removal = Action::DeactivateVolumeGroup {
+        let removal = Action::RemoveLogicalVolumes {
             volume_group: vg("vg"),
-            native_removals: vec!["vg-pvc--1".into()],
+            names: vec![lv("pool")],
         };
         let others = [
             Action::RemoveIncompletePool {
@@ -467,7 +461,7 @@ mod tests {
             };
             assert_eq!(
                 line(&removal),
-                format!("vgchange --activate n vg {SCOPE}{skip}"),
+                format!("lvremove --force vg {SCOPE}{skip}"),
                 "{thin_check:?}"
             );
             for action in &others {

@@ -29,9 +29,10 @@ const POOL_ACTIVATE: &str = "lvchange --activate y --ignoreactivationskip linsto
 const POOL_REFRESH: &str = "lvchange --refresh linstor-vg/linstor-pool";
 const VGTAG: &str = "vgchange --addtag linstor-satellite-id=node-01 linstor-vg";
 const SEED_ACTIVATE: &str = "lvchange --activate y linstor-vg/metadata";
-const RESET: [&str; 5] = [
-    "vgchange --activate n linstor-vg",
-    "pvremove --force --force --yes /dev/vda1",
+const RESET: [&str; 6] = [
+    "lvremove --force linstor-vg",
+    "vgremove --force linstor-vg",
+    "pvremove --yes /dev/vda1",
     PVCREATE,
     VGCREATE,
     POOL_CREATE,
@@ -254,7 +255,7 @@ fn a_dry_run_plans_and_writes_nothing() {
 #[test]
 fn another_satellite_id_resets_the_partition() {
     let mut bed = Bed::new(SimulatedPartition::provisioned(GIB, "node-02"));
-    assert_eq!(converged(bed.converge(&config())), (5, 2));
+    assert_eq!(converged(bed.converge(&config())), (6, 2));
     assert_eq!(bed.log(), RESET);
     let state = bed.state();
     assert_provisioned(&state, &config());
@@ -262,10 +263,10 @@ fn another_satellite_id_resets_the_partition() {
     assert!(state.lv("pvc-1").is_none());
 }
 
-/// A pool with two active thin volumes (one inactive): their devices go natively,
-/// then one `vgchange` and the wipe; no volume is removed one by one.
+/// Two active thin volumes (one inactive): their devices go natively, then LVM's
+/// removal as ever, which finds them inactive.
 #[test]
-fn a_reset_removes_active_thin_volumes_devices_natively_then_wipes() {
+fn a_reset_removes_active_thin_volumes_devices_natively_first() {
     let mut start = SimulatedPartition::provisioned(GIB, "node-02");
     for name in ["pvc-2", "pvc-3"] {
         start.vg_mut().logical_volumes.push(thin_volume(name));
@@ -280,7 +281,7 @@ fn a_reset_removes_active_thin_volumes_devices_natively_then_wipes() {
         }
     }
     let mut bed = Bed::new(start);
-    assert_eq!(converged(bed.converge(&config())), (5, 2));
+    assert_eq!(converged(bed.converge(&config())), (6, 2));
     let mut expected = vec!["deactivate-thin-volumes linstor--vg-pvc--1,linstor--vg-pvc--3"];
     expected.extend(RESET);
     assert_eq!(bed.log(), expected);
@@ -288,10 +289,9 @@ fn a_reset_removes_active_thin_volumes_devices_natively_then_wipes() {
 }
 
 /// A thin volume put to use between the look and its removal stops the step
-/// before `vgchange` and the wipe; the next round looks again (and refuses an
-/// open volume, or goes on).
+/// before any LVM command; the next round looks again.
 #[test]
-fn a_thin_volume_changed_before_its_removal_is_looked_at_again_before_the_wipe() {
+fn a_thin_volume_changed_before_its_removal_is_looked_at_again_before_lvremove() {
     let mut start = SimulatedPartition::provisioned(GIB, "node-02");
     if let Some(lv) = start.lv_mut("pvc-1") {
         lv.active = true;
@@ -671,7 +671,7 @@ fn every_interrupted_state_recovers() {
             dm_name: "linstor--vg-linstor--pool".into(),
         },
     }]);
-    let mut expected = RESET[..3].to_vec();
+    let mut expected = RESET[..4].to_vec();
     expected.extend([
         "remove-stale-vg-path /dev/linstor-vg",
         VGCREATE,
@@ -814,17 +814,17 @@ fn the_devices_file_is_kept_in_step() {
     {
         panic!("{e}");
     }
-    assert_eq!(converged(bed.converge(&config())), (7, 2));
+    assert_eq!(converged(bed.converge(&config())), (8, 2));
     let log = bed.log();
     assert_eq!(
-        log[1],
+        log[2],
         format!("lvmdevices --yes --delpvid {}", old_pvid.undashed())
     );
-    assert_eq!(log[2], "sync /etc/lvm/devices/system.devices");
-    assert_eq!(log[3], RESET[1]);
-    assert_eq!(log[7], "lvmdevices --adddev /dev/vda1");
-    assert_eq!(log[8], "sync /etc/lvm/devices/system.devices");
-    assert_eq!(log.len(), 9, "{log:?}");
+    assert_eq!(log[3], "sync /etc/lvm/devices/system.devices");
+    assert_eq!(log[4], RESET[2]);
+    assert_eq!(log[8], "lvmdevices --adddev /dev/vda1");
+    assert_eq!(log[9], "sync /etc/lvm/devices/system.devices");
+    assert_eq!(log.len(), 10, "{log:?}");
     let state = bed.state();
     assert_provisioned(&state, &config());
     assert!(matches!(

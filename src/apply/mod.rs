@@ -31,24 +31,17 @@ pub fn apply_action(
     removal: &leftovers::RemovalContext<'_>,
 ) -> Result<(), ApplyError> {
     match action {
-        // The seed's three lines, for the reset's two steps: its logical volumes go
-        // inactive here and are wiped with the volume group and the PV below.
-        Action::DeactivateVolumeGroup {
+        Action::RemoveLogicalVolumes {
             volume_group,
-            native_removals,
+            names,
         } => tracing::info!(
             volume_group = %volume_group,
-            native_removals = native_removals.len(),
+            logical_volumes = %names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
             action = %action,
             "removing logical volumes"
         ),
-        Action::WipePhysicalVolume {
-            device,
-            volume_group,
-        } => {
-            // One line per step carries the step (`action`): scripts count them.
-            tracing::info!(volume_group = %volume_group, "removing volume group");
-            tracing::info!(device = %device.display(), action = %action, "removing physical volume");
+        Action::RemoveVolumeGroup { volume_group } => {
+            tracing::info!(volume_group = %volume_group, action = %action, "removing volume group")
         }
         Action::RemoveStalePool {
             volume_group,
@@ -60,6 +53,9 @@ pub fn apply_action(
             pool = %pool,
             "the pool's metadata on disk belongs to an earlier pool: transaction {on_disk_transaction} on disk, LVM expects {recorded_transaction} with no thin volumes; re-creating it"
         ),
+        Action::RemovePhysicalVolume { device } => {
+            tracing::info!(device = %device.display(), action = %action, "removing physical volume")
+        }
         Action::RetagVolumeGroup {
             volume_group,
             old_tag,
@@ -94,14 +90,14 @@ pub fn apply_action(
 
 /// Steps after which the partition's disk must flush its write cache: every step that
 /// writes to the partition (LVM metadata, labels, LV space), and the native removal
-/// of device-mapper devices and the reset's deactivation (removing a live thin-pool
-/// device commits its metadata). Activations, refreshes and other deactivations
-/// write nothing there and send no flush.
+/// of device-mapper devices (removing a live thin-pool device commits its metadata;
+/// a reset's removal of thin volumes' devices may end with the pool's `-tpool`).
+/// Activations, refreshes and deactivations write nothing there and send no flush.
 fn needs_flush(action: &Action) -> bool {
     crate::plan::writes(action)
         || matches!(
             action,
-            Action::RemoveStaleDevices { .. } | Action::DeactivateVolumeGroup { .. }
+            Action::RemoveStaleDevices { .. } | Action::RemoveThinVolumeDevices { .. }
         )
 }
 
@@ -118,12 +114,10 @@ fn run_step(
         Action::RemoveStaleVolumeGroupPath { path } => {
             return executor.remove_stale_volume_group_path(path)
         }
-        Action::DeactivateVolumeGroup {
+        Action::RemoveThinVolumeDevices {
             volume_group,
-            native_removals,
-        } if !native_removals.is_empty() => {
-            executor.deactivate_thin_volumes(volume_group, native_removals, removal)?;
-        }
+            dm_names,
+        } => return executor.deactivate_thin_volumes(volume_group, dm_names, removal),
         Action::EraseTornPhysicalVolume { .. } => return executor.erase_torn_label(partition),
         Action::RestoreTornMetadata {
             area_start,

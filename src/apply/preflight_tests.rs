@@ -204,7 +204,7 @@ fn converge_reads_the_facts_only_for_a_plan_that_writes_and_then_writes_nothing(
     let mut clean = Bed::new(SimulatedPartition::provisioned(GIB, "node-02"));
     assert!(matches!(
         clean.run(&config_for("node-01", false), false),
-        Ok(Outcome::Converged { commands: 5, .. })
+        Ok(Outcome::Converged { commands: 6, .. })
     ));
     assert_eq!(clean.machine.preflights, 2);
 }

@@ -533,14 +533,6 @@ impl SimulatedPartition {
                 self.check_device(device)?;
                 self.pvremove()
             }
-            ["pvremove", "--force", "--force", "--yes", device] => {
-                self.check_device(device)?;
-                self.wipe_pv()
-            }
-            ["vgchange", "--activate", "n", name] => {
-                self.vg_named(name)?;
-                self.deactivate_all()
-            }
             ["pvck", "--repair", "--yes", "--file", _, device] => {
                 self.check_device(device)?;
                 let copy = self
@@ -791,78 +783,6 @@ impl SimulatedPartition {
                 Ok(())
             }
         }
-    }
-
-    /// `pvremove -ff`: the label goes, with whatever VG was on it; LVM itself
-    /// refuses nothing here (the reset deactivated the VG before).
-    fn wipe_pv(&mut self) -> Result<(), String> {
-        if self.observed.physical_volume.is_none() {
-            return Err("no PV label found".into());
-        }
-        if let Some(active) = self
-            .vg()
-            .and_then(|vg| vg.logical_volumes.iter().find(|lv| lv.active))
-        {
-            // Not LVM's check: this simulation's, that no reset wipes a live LV.
-            return Err(format!(
-                "simulation: {} is still active while its PV is wiped",
-                active.name
-            ));
-        }
-        self.forget_devices_file_entry();
-        self.observed.physical_volume = None;
-        Ok(())
-    }
-
-    /// `vgchange --activate n`: every LV inactive, refused while one is open or its
-    /// pool's devices are left in a state LVM cannot deactivate.
-    fn deactivate_all(&mut self) -> Result<(), String> {
-        let vg = self.vg_mut();
-        for lv in &vg.logical_volumes {
-            if let Some(holder) = &lv.open_by {
-                return Err(format!("logical volume {} is in use: {holder}", lv.name));
-            }
-            if let LvKind::ThinPool {
-                serving,
-                pool_device_present,
-                unloaded_pool_device,
-                unheld_pool_device,
-                ..
-            } = &lv.kind
-            {
-                if unloaded_pool_device.is_some()
-                    || unheld_pool_device.is_some()
-                    || (*pool_device_present && !serving)
-                {
-                    return Err(format!("cannot deactivate the components of {}", lv.name));
-                }
-            }
-        }
-        for lv in &mut vg.logical_volumes {
-            lv.active = false;
-            lv.dm_name = None;
-            if let LvKind::ThinPool {
-                serving,
-                pool_device_present,
-                ..
-            } = &mut lv.kind
-            {
-                *serving = false;
-                *pool_device_present = false;
-            }
-        }
-        // Links in /dev/<vg> to the VG's devices dangle now (LVM removes those of
-        // the LVs it deactivated; the natively removed ones' stay until udev acts).
-        if let VgDevDir::Folder { entries, .. } = &mut self.observed.leftovers.vg_dev_dir {
-            for entry in entries.iter_mut() {
-                if let VgDevEntry::Symlink { reaches, .. } = entry {
-                    if matches!(reaches, LinkReach::ListedVolume { .. }) {
-                        *reaches = LinkReach::Nothing;
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The native removal of active thin volumes' devices (by their DM names).

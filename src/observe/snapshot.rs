@@ -904,8 +904,7 @@ fn vg_facts(
                         .iter()
                         .filter(tpool)
                         .find(|a| {
-                            a.live_table
-                                && !devices.iter().any(|d| d.layer == Some(LvmLayer::Pool))
+                            a.live_table && !devices.iter().any(|d| d.layer == Some(LvmLayer::Pool))
                         })
                         .map(|a| a.dm_name.clone()),
                     transaction_mismatch: devices
@@ -969,8 +968,13 @@ fn access_restrictions(vg: &VgMetadata) -> Vec<String> {
     if let Some(lock) = set(&vg.lock_type) {
         found.push(format!("lock type {lock}"));
     }
-    if vg.status.iter().any(|s| s == "EXPORTED") {
-        found.push("status EXPORTED".to_owned());
+    for status in ["EXPORTED", "CLUSTERED"] {
+        if vg.status.iter().any(|s| s == status) {
+            found.push(format!("status {status}"));
+        }
+    }
+    if !vg.status.iter().any(|s| s == "WRITE") {
+        found.push("read-only (no WRITE status)".to_owned());
     }
     found
 }

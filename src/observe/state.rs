@@ -285,9 +285,10 @@ pub struct VgFacts {
     /// This PV's unallocated extents, in PE order: where LVM allocates next.
     #[serde(skip)]
     pub free_areas: Vec<PeRange>,
-    /// What LVM checks before any command may change the VG on this host: its
-    /// system ID, its lock type (a shared VG), `EXPORTED` (e.g. "system ID
-    /// host-b"). Empty for a VG any host's LVM may change.
+    /// What LVM checks before any command may change the VG on this host (e.g.
+    /// "system ID host-b"): a system ID, a lock type (a shared VG), the
+    /// `EXPORTED` or `CLUSTERED` status, no `WRITE` status. Empty for a VG any
+    /// host's LVM may change.
     #[serde(skip)]
     pub access_restrictions: Vec<String>,
 }

@@ -13,26 +13,26 @@ use std::path::PathBuf;
 pub enum Action {
     /// Activate the seed tool's `metadata` LV so its satellite-ID file can be read.
     #[serde(rename = "activate-seed-metadata-lv")]
-    ActivateSeedIdLv { volume_group: VgName },
-    /// A reset's first step: every LV of the VG it destroys made inactive, nothing
-    /// written to the VG's metadata. The active thin volumes' devices are removed
-    /// natively (one `DM_DEV_REMOVE` each, each re-checked unheld under the VG's
-    /// lock), then `vgchange --activate n` deactivates the rest (the pool, its
-    /// components, anything else) and refuses if any LV is in use. LVM's
-    /// `lvremove` would instead commit the VG's metadata and message the pool once
-    /// per thin volume: a minute for 1,000 volumes.
-    DeactivateVolumeGroup {
+    ActivateSeedIdLv {
         volume_group: VgName,
-        /// Removed natively first, in this order: the active thin volumes'
-        /// device-mapper devices, then a pool's `-tpool` that only they held.
-        native_removals: Vec<String>,
     },
-    /// `pvremove --force --force`: wipe the label of the PV the (inactive) VG lives
-    /// on, which removes the VG and its LVs with it; the reset's only destructive
-    /// step, after [`Action::DeactivateVolumeGroup`].
-    WipePhysicalVolume {
-        device: PathBuf,
+    /// A reset's first step, before `lvremove`: the active thin volumes' devices
+    /// removed natively (`DM_DEV_REMOVE`, several at once, each re-checked unheld
+    /// under the VG's lock), then a pool's `-tpool` that only they held. Not an LVM
+    /// command and no metadata write: `lvremove` then finds the volumes inactive.
+    RemoveThinVolumeDevices {
         volume_group: VgName,
+        dm_names: Vec<String>,
+    },
+    RemoveLogicalVolumes {
+        volume_group: VgName,
+        names: Vec<LvName>,
+    },
+    RemoveVolumeGroup {
+        volume_group: VgName,
+    },
+    RemovePhysicalVolume {
+        device: PathBuf,
     },
     CreatePhysicalVolume {
         device: PathBuf,
@@ -64,10 +64,16 @@ pub enum Action {
         recorded_transaction: u64,
     },
     /// Remove one LV: what an interrupted thin-pool `lvcreate` left under the pool's name.
-    RemoveIncompletePool { volume_group: VgName, pool: LvName },
+    RemoveIncompletePool {
+        volume_group: VgName,
+        pool: LvName,
+    },
     /// Remove one LV: the plain `lvol<N>` an interrupted thin-pool `lvcreate` made as
     /// the pool's metadata spare before any pool existed.
-    RemoveIncompleteSpare { volume_group: VgName, name: LvName },
+    RemoveIncompleteSpare {
+        volume_group: VgName,
+        name: LvName,
+    },
     ResizePhysicalVolume {
         device: PathBuf,
         from_bytes: Bytes,
@@ -127,18 +133,28 @@ pub enum Action {
         names: Vec<LvName>,
     },
     /// Reload and resume a pool device that exists but does not serve I/O.
-    RefreshThinPool { volume_group: VgName, pool: LvName },
+    RefreshThinPool {
+        volume_group: VgName,
+        pool: LvName,
+    },
     /// Activate the thin pool: LINSTOR never does, and reads an inactive pool as full.
     /// Not a metadata write.
-    ActivateThinPool { volume_group: VgName, pool: LvName },
+    ActivateThinPool {
+        volume_group: VgName,
+        pool: LvName,
+    },
     /// Remove device-mapper devices stacked on the partition that no VG lists (left
     /// by an interrupted command), in this order. Not an LVM command: LVM only
     /// removes devices its metadata knows.
-    RemoveStaleDevices { dm_names: Vec<String> },
+    RemoveStaleDevices {
+        dm_names: Vec<String>,
+    },
     /// Remove `/dev/<vg>` when it holds only symlinks, once no VG of that name is
     /// left: LVM's own links, left by an interrupted command, make `vgcreate` refuse
     /// the name.
-    RemoveStaleVolumeGroupPath { path: PathBuf },
+    RemoveStaleVolumeGroupPath {
+        path: PathBuf,
+    },
     /// Enter the partition's PV in the host's LVM devices file (`lvmdevices
     /// --adddev`), so the host's own LVM and its boot-time autoactivation see the VG.
     AddToDevicesFile {
@@ -198,24 +214,23 @@ impl fmt::Display for Action {
                 f,
                 "activate {volume_group}/{SEED_ID_LV} to read the satellite ID the seed tool stored"
             ),
-            Action::DeactivateVolumeGroup {
+            Action::RemoveThinVolumeDevices {
                 volume_group,
-                native_removals,
-            } => match native_removals.len() {
-                0 => write!(f, "deactivate volume group {volume_group}"),
-                n => write!(
-                    f,
-                    "deactivate volume group {volume_group} ({n} device(s) of its thin volumes removed natively first)"
-                ),
-            },
-            Action::WipePhysicalVolume {
-                device,
-                volume_group,
+                dm_names,
             } => write!(
                 f,
-                "wipe physical volume {} and volume group {volume_group} with it",
-                device.display()
+                "deactivate the {} active thin volume device(s) of {volume_group} natively before removing its logical volumes",
+                dm_names.len()
             ),
+            Action::RemoveLogicalVolumes { volume_group, names } => {
+                write!(f, "remove logical volumes {} of {volume_group}", joined(names))
+            }
+            Action::RemoveVolumeGroup { volume_group } => {
+                write!(f, "remove volume group {volume_group}")
+            }
+            Action::RemovePhysicalVolume { device } => {
+                write!(f, "remove physical volume {}", device.display())
+            }
             Action::CreatePhysicalVolume {
                 device,
                 overwrite_signature,

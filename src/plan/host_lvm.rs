@@ -51,7 +51,7 @@ pub(super) fn integrate(
     let destroys_pv = plan.actions.iter().position(|a| {
         matches!(
             a,
-            Action::WipePhysicalVolume { .. } | Action::ReinitializePhysicalVolume { .. }
+            Action::RemovePhysicalVolume { .. } | Action::ReinitializePhysicalVolume { .. }
         )
     });
     if let (Some(at), Some(pvid)) = (destroys_pv, listed_pvid) {

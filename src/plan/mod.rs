@@ -718,11 +718,6 @@ fn reset(
     if vg.name != config.volume_group {
         ensure_vg_name_free(observed, config)?;
     }
-    // No LV name reaches a command line here, but a name LVM would never write is
-    // metadata this tool did not expect: nothing is wiped over it.
-    for lv in vg.logical_volumes.iter().filter(|lv| lv.visible) {
-        check_name_on_disk(observed, "logical volume", &lv.name, LvName::user_named)?;
-    }
     let device = observed.partition.devnode.clone();
     let mut actions = Vec::new();
     // A removal killed midway can leave a pool device suspended, never loaded, or
@@ -757,46 +752,24 @@ fn reset(
             }
         }
     }
-    // Nothing is removed one volume at a time: the VG goes inactive, then its PV's
-    // label is wiped, which takes the VG and every LV with it. A kill anywhere
-    // before the wipe leaves the same VG (some LVs inactive), reset again; after
-    // it, a blank partition, provisioned. `vgchange` also runs with nothing
-    // active when the VG has a system ID, a lock type or is exported: it is then
-    // LVM's check that this host may change the VG at all, which `pvremove
-    // --force --force` would not make. (Otherwise it is left out, so that a run
-    // killed right after it makes progress the next time.)
-    let needs_vgchange =
-        vg.logical_volumes.iter().any(|lv| lv.active) || !vg.access_restrictions.is_empty();
-    // Under lvmlockd no native removal (its lock is no file this tool can take):
-    // `vgchange` deactivates the thin volumes too.
-    let native = observed.host_lvm.vg_locking != VgLocking::Lvmlockd;
-    if needs_vgchange {
-        let mut native_removals: Vec<String> = vg
-            .logical_volumes
-            .iter()
-            .filter(|lv| native && matches!(lv.kind, LvKind::Thin { .. }))
-            .filter_map(|lv| lv.dm_name.clone())
-            .collect();
-        // A pool whose own device is not active is held by those thin volumes only:
-        // its `-tpool` goes natively after them, or `vgchange` would find the pool
-        // "inactive" and its components held (see `tpool_without_own_device`).
-        if !native_removals.is_empty() {
-            native_removals.extend(vg.logical_volumes.iter().filter_map(|lv| match &lv.kind {
-                LvKind::ThinPool {
-                    tpool_without_own_device: Some(tpool),
-                    ..
-                } => Some(tpool.clone()),
-                _ => None,
-            }));
-        }
-        actions.push(Action::DeactivateVolumeGroup {
+    actions.extend(remove_thin_volume_devices(observed, vg, vg_name));
+    let visible: Vec<LvName> = vg
+        .logical_volumes
+        .iter()
+        .filter(|lv| lv.visible)
+        .map(|lv| check_name_on_disk(observed, "logical volume", &lv.name, LvName::user_named))
+        .collect::<Result<_, _>>()?;
+    if !vg.logical_volumes.is_empty() {
+        actions.push(Action::RemoveLogicalVolumes {
             volume_group: vg_name.clone(),
-            native_removals: native_removals,
+            names: visible,
         });
     }
-    actions.push(Action::WipePhysicalVolume {
-        device: device.clone(),
+    actions.push(Action::RemoveVolumeGroup {
         volume_group: vg_name.clone(),
+    });
+    actions.push(Action::RemovePhysicalVolume {
+        device: device.clone(),
     });
     actions.push(create_pv(observed, None));
     actions.extend(create_vg_and_pool(observed, config)?);
@@ -806,6 +779,46 @@ fn reset(
             expected: config.satellite_id.clone(),
         }),
         actions,
+    })
+}
+
+/// The reset's native first step: the active thin volumes' devices, removed by the
+/// kernel (`DM_DEV_REMOVE`, many at once) instead of by `lvremove`, whose
+/// deactivation of each volume is most of a reset's time (26 s for 1,000 under
+/// TCG, against one second for `lvremove` of the same volumes inactive). Only for
+/// a VG any host may change: with a system ID, a lock type or a status LVM checks
+/// first, `lvremove` deactivates them itself after its own checks. Under lvmlockd
+/// never (its lock is no file this tool can take).
+fn remove_thin_volume_devices(
+    observed: &ObservedPartition,
+    vg: &VgFacts,
+    vg_name: &VgName,
+) -> Option<Action> {
+    if observed.host_lvm.vg_locking == VgLocking::Lvmlockd || !vg.access_restrictions.is_empty() {
+        return None;
+    }
+    let mut dm_names: Vec<String> = vg
+        .logical_volumes
+        .iter()
+        .filter(|lv| matches!(lv.kind, LvKind::Thin { .. }))
+        .filter_map(|lv| lv.dm_name.clone())
+        .collect();
+    if dm_names.is_empty() {
+        return None;
+    }
+    // A pool whose own device is not active is held by those volumes only: its
+    // `-tpool` goes after them, or LVM would count the pool inactive and find its
+    // components held (see `tpool_without_own_device`).
+    dm_names.extend(vg.logical_volumes.iter().filter_map(|lv| match &lv.kind {
+        LvKind::ThinPool {
+            tpool_without_own_device: Some(tpool),
+            ..
+        } => Some(tpool.clone()),
+        _ => None,
+    }));
+    Some(Action::RemoveThinVolumeDevices {
+        volume_group: vg_name.clone(),
+        dm_names,
     })
 }
 

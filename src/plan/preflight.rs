@@ -16,7 +16,9 @@ const MD_MEMBER: &str = "linux_raid_member";
 /// on the partition.
 pub fn writes(action: &Action) -> bool {
     match action {
-        Action::WipePhysicalVolume { .. }
+        Action::RemoveLogicalVolumes { .. }
+        | Action::RemoveVolumeGroup { .. }
+        | Action::RemovePhysicalVolume { .. }
         | Action::CreatePhysicalVolume { .. }
         | Action::ReinitializePhysicalVolume { .. }
         | Action::RemoveIncompletePool { .. }
@@ -33,11 +35,11 @@ pub fn writes(action: &Action) -> bool {
         | Action::RestoreTornMetadata { .. }
         | Action::EraseTornPhysicalVolume { .. } => true,
         Action::ActivateSeedIdLv { .. }
-        | Action::DeactivateVolumeGroup { .. }
         | Action::DeactivatePoolComponents { .. }
         | Action::RefreshThinPool { .. }
         | Action::ActivateThinPool { .. }
         | Action::RemoveStaleDevices { .. }
+        | Action::RemoveThinVolumeDevices { .. }
         | Action::RemoveStaleVolumeGroupPath { .. }
         | Action::AddToDevicesFile { .. }
         | Action::RemoveFromDevicesFile { .. } => false,
@@ -90,7 +92,7 @@ pub(super) fn check(observed: &ObservedPartition, plan: &Plan) -> Result<(), Ref
         if plan.actions.iter().any(|a| {
             matches!(
                 a,
-                Action::WipePhysicalVolume { .. }
+                Action::RemovePhysicalVolume { .. }
                     | Action::CreatePhysicalVolume { .. }
                     | Action::ReinitializePhysicalVolume { .. }
                     | Action::CreateVolumeGroup { .. }

@@ -200,8 +200,10 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
         .iter()
         .map(|action| match action {
             Action::ActivateSeedIdLv { .. } => "activate-seed-lv",
-            Action::DeactivateVolumeGroup { .. } => "vgchange-an",
-            Action::WipePhysicalVolume { .. } => "pvremove-ff",
+            Action::RemoveThinVolumeDevices { .. } => "dm-remove-thin",
+            Action::RemoveLogicalVolumes { .. } => "lvremove",
+            Action::RemoveVolumeGroup { .. } => "vgremove",
+            Action::RemovePhysicalVolume { .. } => "pvremove",
             Action::CreatePhysicalVolume { .. } => "pvcreate",
             Action::GrowFullPoolMetadata { .. } => "lvextend-full-metadata",
             Action::ResizePhysicalVolume { .. } => "pvresize",
@@ -239,8 +241,9 @@ fn planned(observed: &ObservedPartition, config: &ProvisionConfig) -> Plan {
 fn every_partition_state_gets_the_right_plan() {
     const FRESH: &[&str] = &["pvcreate", "vgcreate", "pool-create"];
     const RESET: &[&str] = &[
-        "vgchange-an",
-        "pvremove-ff",
+        "lvremove",
+        "vgremove",
+        "pvremove",
         "pvcreate",
         "vgcreate",
         "pool-create",
@@ -298,18 +301,9 @@ fn every_partition_state_gets_the_right_plan() {
         ("free extents left", free_space, vec!["pool-extend"]),
         ("different ID", provisioned(tag("node-02")), RESET.to_vec()),
         (
-            "different ID, no LVs (nothing to deactivate)",
-            empty_vg_other_id.clone(),
+            "different ID, no LVs (killed after lvremove)",
+            empty_vg_other_id,
             RESET[1..].to_vec(),
-        ),
-        (
-            "different ID, no LVs, a system ID: vgchange checks this host may change it",
-            {
-                let mut owned = empty_vg_other_id;
-                vg_mut(&mut owned).access_restrictions = vec!["system ID other-host".into()];
-                owned
-            },
-            RESET.to_vec(),
         ),
         (
             "seed layout, same ID",
@@ -363,20 +357,16 @@ fn reset_reports_both_ids_and_removes_only_this_vg() {
             expected: "node-01".into()
         })
     );
-    // pvc-1 is inactive: no device of its to remove natively.
     assert_eq!(
         plan.actions[0],
-        Action::DeactivateVolumeGroup {
+        Action::RemoveLogicalVolumes {
             volume_group: vg("linstor-vg"),
-            native_removals: Vec::new(),
+            names: vec![lv("linstor-pool"), lv("pvc-1")],
         }
     );
     assert!(plan.actions.iter().all(|action| match action {
-        Action::WipePhysicalVolume {
-            device,
-            volume_group,
-        } => device == &dev() && volume_group.as_str() == "linstor-vg",
-        Action::CreatePhysicalVolume { device, .. } => device == &dev(),
+        Action::RemovePhysicalVolume { device } | Action::CreatePhysicalVolume { device, .. } =>
+            device == &dev(),
         _ => true,
     }));
 }
@@ -653,31 +643,31 @@ fn native_removals_are_refused_when_the_host_locks_with_lvmlockd() {
     assert_eq!(kinds(&planned(&observed, &config())), ["dm-remove-stale"]);
 }
 
-/// A reset names the active thin volumes' devices for native removal (not the
-/// inactive ones, not the pool's), except under lvmlockd, whose VG lock is no file
-/// this tool can take: then `vgchange` deactivates them itself.
+/// A reset first removes the active thin volumes' devices natively (not the
+/// inactive ones'), then a `-tpool` only they held; never for a VG with a system ID,
+/// lock type or status LVM checks first, nor under lvmlockd (whose VG lock is no
+/// file this tool can take): `lvremove` then deactivates them after its checks.
 #[test]
-fn a_reset_removes_only_active_thin_volumes_natively() {
+fn a_reset_removes_only_active_thin_volumes_devices_natively() {
     use crate::observe::state::VgLocking;
     let mut observed = provisioned(tag("node-02"));
     let facts = vg_mut(&mut observed);
     facts.logical_volumes.push(thin("pvc-2"));
     for lv in &mut facts.logical_volumes {
-        match lv.name.as_str() {
-            "pvc-1" => lv.dm_name = Some("linstor--vg-pvc--1".into()),
-            "linstor-pool" => lv.dm_name = Some("linstor--vg-linstor--pool".into()),
-            _ => {}
+        if lv.name == "pvc-1" {
+            lv.dm_name = Some("linstor--vg-pvc--1".into());
+            lv.active = true;
         }
-        lv.active = lv.dm_name.is_some();
     }
-    let deactivation =
-        |observed: &ObservedPartition| planned(observed, &config()).actions[0].clone();
+    let first = |observed: &ObservedPartition| planned(observed, &config()).actions[0].clone();
+    let native = |dm_names: &[&str]| Action::RemoveThinVolumeDevices {
+        volume_group: vg("linstor-vg"),
+        dm_names: dm_names.iter().map(|n| (*n).to_owned()).collect(),
+    };
+    assert_eq!(first(&observed), native(&["linstor--vg-pvc--1"]));
     assert_eq!(
-        deactivation(&observed),
-        Action::DeactivateVolumeGroup {
-            volume_group: vg("linstor-vg"),
-            native_removals: vec!["linstor--vg-pvc--1".into()],
-        }
+        kinds(&planned(&observed, &config()))[..4],
+        ["dm-remove-thin", "lvremove", "vgremove", "pvremove"]
     );
     // A pool active through its thin volumes only: its `-tpool` goes after them.
     let tpool = "linstor--vg-linstor--pool-tpool";
@@ -691,37 +681,23 @@ fn a_reset_removes_only_active_thin_volumes_natively() {
             *tpool_without_own_device = Some(tpool.into());
         }
     }
-    assert_eq!(
-        deactivation(&implicit),
-        Action::DeactivateVolumeGroup {
-            volume_group: vg("linstor-vg"),
-            native_removals: vec!["linstor--vg-pvc--1".into(), tpool.into()],
-        }
-    );
-    // With no thin volume removed natively, LVM deactivates it with the pool.
+    assert_eq!(first(&implicit), native(&["linstor--vg-pvc--1", tpool]));
+    // No thin volume active: nothing native, not even that `-tpool`.
     for lv in &mut vg_mut(&mut implicit).logical_volumes {
         if lv.name == "pvc-1" {
             lv.dm_name = None;
             lv.active = false;
         }
     }
-    assert_eq!(
-        deactivation(&implicit),
-        Action::DeactivateVolumeGroup {
-            volume_group: vg("linstor-vg"),
-            native_removals: Vec::new(),
-        }
-    );
-    observed.host_lvm.vg_locking = VgLocking::Lvmlockd;
-    assert_eq!(
-        deactivation(&observed),
-        Action::DeactivateVolumeGroup {
-            volume_group: vg("linstor-vg"),
-            native_removals: Vec::new(),
-        }
-    );
-    // An open volume refuses the whole reset before anything is deactivated.
-    observed.host_lvm.vg_locking = VgLocking::default();
+    assert_eq!(kinds(&planned(&implicit, &config()))[0], "lvremove");
+    // LVM's checks first where it has any.
+    let mut restricted = observed.clone();
+    vg_mut(&mut restricted).access_restrictions = vec!["system ID host-b".into()];
+    assert_eq!(kinds(&planned(&restricted, &config()))[0], "lvremove");
+    let mut shared = observed.clone();
+    shared.host_lvm.vg_locking = VgLocking::Lvmlockd;
+    assert_eq!(kinds(&planned(&shared, &config()))[0], "lvremove");
+    // An open volume refuses the whole reset before anything is removed.
     if let Some(lv) = vg_mut(&mut observed)
         .logical_volumes
         .iter_mut()
@@ -1030,9 +1006,9 @@ fn an_untagged_vg_of_our_name_with_volumes_is_refused_unless_forced() {
     vg_mut(&mut foreign_lv)
         .logical_volumes
         .retain(|lv| lv.name != "pvc-1");
-    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgchange-an");
+    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "lvremove");
     vg_mut(&mut foreign_lv).logical_volumes.clear();
-    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "pvremove-ff");
+    assert_eq!(kinds(&planned(&foreign_lv, &config()))[0], "vgremove");
     // A VG tagged for another satellite is ours: its volumes go in a reset.
     assert!(planned(&provisioned(tag("node-02")), &config())
         .reset
@@ -1356,9 +1332,10 @@ mod host_lvm_integration {
                 "reset of a listed PV: out before pvremove, the new one in at the end",
                 with_host(provisioned(tag("other")), listed()),
                 vec![
-                    "vgchange-an",
+                    "lvremove",
+                    "vgremove",
                     "devices-del",
-                    "pvremove-ff",
+                    "pvremove",
                     "pvcreate",
                     "vgcreate",
                     "pool-create",
@@ -1369,8 +1346,9 @@ mod host_lvm_integration {
                 "reset of an unlisted PV",
                 with_host(provisioned(tag("other")), not_listed()),
                 vec![
-                    "vgchange-an",
-                    "pvremove-ff",
+                    "lvremove",
+                    "vgremove",
+                    "pvremove",
                     "pvcreate",
                     "vgcreate",
                     "pool-create",
@@ -1381,8 +1359,9 @@ mod host_lvm_integration {
                 "not in use: no devices file steps",
                 with_host(provisioned(tag("other")), HostLvmFacts::default()),
                 vec![
-                    "vgchange-an",
-                    "pvremove-ff",
+                    "lvremove",
+                    "vgremove",
+                    "pvremove",
                     "pvcreate",
                     "vgcreate",
                     "pool-create",
@@ -1648,7 +1627,7 @@ fn a_reset_first_clears_a_pool_device_a_killed_removal_left() {
         }
     }
     let steps = kinds(&planned(&observed, &config()));
-    assert_eq!(steps[..2], ["dm-remove-stale", "vgchange-an"], "{steps:?}");
+    assert_eq!(steps[..2], ["dm-remove-stale", "lvremove"], "{steps:?}");
     for lv in &mut vg_mut(&mut observed).logical_volumes {
         if let LvKind::ThinPool {
             pool_device_present,
@@ -1661,7 +1640,7 @@ fn a_reset_first_clears_a_pool_device_a_killed_removal_left() {
         }
     }
     let steps = kinds(&planned(&observed, &config()));
-    assert_eq!(steps[..2], ["pool-refresh", "vgchange-an"], "{steps:?}");
+    assert_eq!(steps[..2], ["pool-refresh", "lvremove"], "{steps:?}");
 }
 
 #[test]
@@ -1676,7 +1655,7 @@ fn a_reset_first_removes_a_pool_device_lvm_no_longer_sees() {
         }
     }
     let plan = planned(&observed, &config());
-    assert_eq!(kinds(&plan)[..2], ["dm-remove-stale", "vgchange-an"]);
+    assert_eq!(kinds(&plan)[..2], ["dm-remove-stale", "lvremove"]);
     assert!(matches!(
         &plan.actions[0],
         Action::RemoveStaleDevices { dm_names } if dm_names == &["linstor--vg-linstor--pool-tpool"]
@@ -2021,7 +2000,7 @@ fn only_the_configured_or_tagged_vg_is_adopted() {
             .first()
             .map(ToString::to_string)
             .as_deref(),
-        Some("deactivate volume group other")
+        Some("remove logical volumes linstor-pool, pvc-1 of other")
     );
     // Untagged, another name, no seed layout: someone else's.
     let mut foreign = provisioned(SatelliteIdReading::Absent);
