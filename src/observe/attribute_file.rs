@@ -38,6 +38,12 @@ pub fn read_attribute_line(path: &Path) -> io::Result<Option<String>> {
     }))
 }
 
+/// The number a sysfs attribute holds (`size`, `start`: one decimal line), or
+/// `None` when the attribute is missing, unreadable or not a number.
+pub fn read_number(path: &Path) -> Option<u64> {
+    read_attribute_line(path).ok()??.trim().parse().ok()
+}
+
 /// The whole small regular file at `path` (a udev database entry, which can exceed
 /// a page), or `None` if it does not exist. The same reads as [`read_attribute`]: a
 /// read of a regular file on tmpfs (where /run/udev lives) returns less than asked

@@ -208,13 +208,7 @@ fn kernel_range(name: &str) -> Option<(u64, u64)> {
     let dir = Path::new("/sys/class/block").join(name);
     // One open, read and close per attribute (std's read_to_string adds an fcntl, an
     // fstat and a second read; without udevd every start makes these reads).
-    let read = |file: &str| -> Option<u64> {
-        crate::observe::attribute_file::read_attribute_line(&dir.join(file))
-            .ok()??
-            .trim()
-            .parse()
-            .ok()
-    };
+    let read = |file: &str| crate::observe::attribute_file::read_number(&dir.join(file));
     Some((read("start")?, read("size")?))
 }
 

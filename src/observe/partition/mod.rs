@@ -296,9 +296,9 @@ fn not_found_message(label: &str, existing: &[(String, PathBuf)]) -> String {
 fn ambiguous_message(label: &str, devices: &[BlockDevice]) -> String {
     let list: Vec<String> = devices
         .iter()
-        .map(|d| match size_for_message(d) {
-            Some(bytes) => format!("{} ({bytes} bytes)", d.devnode.display()),
-            None => d.devnode.display().to_string(),
+        .map(|d| match d.size_bytes.0 {
+            0 => d.devnode.display().to_string(),
+            bytes => format!("{} ({bytes} bytes)", d.devnode.display()),
         })
         .collect();
     format!(
@@ -310,21 +310,19 @@ fn ambiguous_message(label: &str, devices: &[BlockDevice]) -> String {
     )
 }
 
-/// A device's size for a refusal's message: the label search's listing reads no
-/// sizes (the sysfs backend leaves 0), so it is read now, from sysfs.
-fn size_for_message(device: &BlockDevice) -> Option<u128> {
-    if device.size_bytes.0 > 0 {
-        return Some(device.size_bytes.0);
+/// `device` with its size, for the refusal that names it: the label search's
+/// listing reads no sizes (the sysfs backend leaves 0), so it is read once, from
+/// sysfs, when the refusal is made. Unknown stays 0 (the message then gives none).
+fn with_size(mut device: BlockDevice) -> BlockDevice {
+    if device.size_bytes.0 == 0 {
+        let path = Path::new("/sys/class/block")
+            .join(&device.name)
+            .join("size");
+        if let Some(sectors) = crate::observe::attribute_file::read_number(&path) {
+            device.size_bytes = Bytes(u128::from(sectors) * 512);
+        }
     }
-    let path = Path::new("/sys/class/block")
-        .join(&device.name)
-        .join("size");
-    let sectors: u64 = crate::observe::attribute_file::read_attribute_line(&path)
-        .ok()??
-        .trim()
-        .parse()
-        .ok()?;
-    Some(u128::from(sectors) * 512)
+    device
 }
 
 /// All block devices except RAM disks, ordered by device number. A device that
@@ -502,7 +500,7 @@ fn find_by_label_with(
         }),
         _ => Err(ResolveError::Ambiguous {
             label: label.to_owned(),
-            devices: matches,
+            devices: matches.into_iter().map(with_size).collect(),
         }),
     }
 }
