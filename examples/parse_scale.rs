@@ -1,6 +1,9 @@
 //! Parses a generated LINSTOR-like VG metadata text of N LVs
 //! (`src/observe/lvm/synthetic.rs`) RUNS times with the tool's own reader and
-//! prints `N BYTES MEDIAN_US MIN_US`. `cargo xtask bench --scale` runs it inside
+//! prints `N BYTES MEDIAN_US MIN_US SCAN_US`: SCAN_US is the median of one pass
+//! over the text's bytes that only counts its newlines (vectorised), the floor of
+//! any reader that looks at every byte (the text's braces and quotes must be seen
+//! to find where a section ends). `cargo xtask bench --scale` runs it inside
 //! the benchmark VM (qemu TCG), so the figure is the reader's cost on that guest.
 //!
 //! Usage: parse_scale [N=10000] [RUNS=11]
@@ -40,10 +43,22 @@ fn main() {
         micros.push(start.elapsed().as_micros());
     }
     micros.sort_unstable();
+    let mut scans = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let lines = std::hint::black_box(text.as_bytes())
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        std::hint::black_box(lines);
+        scans.push(start.elapsed().as_micros());
+    }
+    scans.sort_unstable();
     println!(
-        "{lvs} {} {} {}",
+        "{lvs} {} {} {} {}",
         text.len(),
         micros[micros.len() / 2],
-        micros[0]
+        micros[0],
+        scans[scans.len() / 2]
     );
 }

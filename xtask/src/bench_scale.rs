@@ -291,6 +291,10 @@ pub fn run() -> Result<(), String> {
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(f64::NAN, |us| us / 1000.0);
     let parse_bytes = parse_fields.get(1).copied().unwrap_or("?");
+    let scan_ms = parse_fields
+        .get(4)
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(f64::NAN, |us| us / 1000.0);
     let steady_full = ms("steady-1000");
     let seed_full = ms("seed-1000");
     let verdict = |met: bool| if met { "yes" } else { "**no**" };
@@ -316,7 +320,7 @@ pub fn run() -> Result<(), String> {
     );
     let _ = writeln!(
         targets,
-        "| the reader parses a 10,000-LV text ({parse_bytes} bytes) in ≤ 10 ms | {parse_ms:.1} ms | {} |",
+        "| the reader parses a 10,000-LV text ({parse_bytes} bytes) in ≤ 10 ms | {parse_ms:.1} ms (one pass over its bytes that only counts newlines: {scan_ms:.1} ms) | {} |",
         verdict(parse_ms <= 10.0)
     );
     let _ = writeln!(
