@@ -809,9 +809,11 @@ fn remove_thin_volume_devices(
     // A pool whose own device is not active is held by those volumes only: its
     // `-tpool` goes after them, or LVM would count the pool inactive and find its
     // components held (see `tpool_without_own_device`).
+    // (One nothing holds now is removed by the step before, as a leftover.)
     dm_names.extend(vg.logical_volumes.iter().filter_map(|lv| match &lv.kind {
         LvKind::ThinPool {
             tpool_without_own_device: Some(tpool),
+            unheld_pool_device: None,
             ..
         } => Some(tpool.clone()),
         _ => None,
