@@ -53,7 +53,10 @@ fn runs_killed_at_every_step_boundary_converge() {
     script.push_str(
         "step vgs vgs --reportformat json -o vg_name,vg_tags,vg_free_count linstor-vg\n\
          step lvs lvs -a --reportformat json -o lv_name linstor-vg\n\
-         step pvs pvs --reportformat json -o pv_name,vg_name\n",
+         step pvs pvs --reportformat json -o pv_name,vg_name\n\
+         step held-thin lvcreate -V 64m -T linstor-vg/linstor-pool -n pvc-held\n\
+         step held-reset env LINSTOR_PROVISION_DISK_TEST_HOLD_OPEN=1500 $LPD $P --satellite-id node-03\n\
+         step held-lvs lvs --noheadings -o lv_name linstor-vg\n",
     );
     let run = boot_injecting_faults(&bed, false, &script);
     // Fresh: pvcreate, vgcreate, lvcreate — each killed right after.
@@ -75,6 +78,24 @@ fn runs_killed_at_every_step_boundary_converge() {
         rows(&run, "pvs", "pv").len(),
         1,
         "exactly one PV, on the partition"
+    );
+    // A thin volume's device held open for 1.5 s as the reset's native removal
+    // starts (as udev's blkid holds one for a moment after a write): the removal
+    // waits for it, as LVM would, and the reset completes in this run.
+    run.expect_success("held-thin");
+    let held = expect_provisioned(&run, "held-reset");
+    assert!(
+        held.stderr.contains("holding the device open")
+            && held
+                .stderr
+                .contains("removed the thin volumes' device-mapper devices"),
+        "{}",
+        held.stderr
+    );
+    assert!(
+        !run.expect_success("held-lvs").stdout.contains("pvc-held"),
+        "{}",
+        run.step("held-lvs").stdout
     );
 }
 

@@ -13,7 +13,7 @@
 //! so a volume put to use since is never pulled away.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::leftovers::{
     current_device, not_observed, remove_with_node, why_not_remove, ExpectedDevice, LeftoverError,
@@ -21,12 +21,19 @@ use super::leftovers::{
 };
 use super::vg_lock::VgLock;
 use crate::config::names::VgName;
+use crate::ffi::dm_remove::DmRemoveError;
 use crate::observe::live::{ActiveLv, LvmLayer};
 use crate::observe::state::VgLocking;
 
 /// Removals in flight at once: enough to overlap the kernel's waits for 1,000
 /// devices, few enough to stay a small burst of threads.
 const REMOVAL_THREADS: usize = 16;
+
+/// LVM's patience with a device open for a moment (udev's `blkid` after a write,
+/// or while it works through a boot's events): 25 looks 0.2 s apart
+/// (`lv_check_not_in_use`, libdm's `retry_remove`) before it calls it in use.
+const BUSY_LOOKS: u32 = 25;
+const BUSY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Removes the devices named `dm_names`, as the plan's observation saw them: the
 /// active thin volumes of `volume_group` (in any order, several at once), then any
@@ -86,17 +93,51 @@ pub fn deactivate_thin_volumes(
     Ok(())
 }
 
-/// Removes `expected`'s device if it is still the device observed and unheld.
+/// Removes `expected`'s device if it is still the device observed and unheld. A
+/// device only open (nothing stacked on it), or one the kernel finds opened since
+/// the look (EBUSY), is looked at again for up to 5 s, as LVM does; still busy, it
+/// is left, and the partition observed again (an open volume is then the reset's
+/// refusal).
 fn remove_checked(expected: &ExpectedDevice) -> Result<(), LeftoverError> {
-    let current = current_device(expected)?;
-    if let Some(why) = why_not_remove(expected, current.as_ref(), false) {
-        return Err(LeftoverError::ChangedSinceObserved {
-            dm_name: expected.dm_name.clone(),
-            why,
+    let changed = |why: String| LeftoverError::ChangedSinceObserved {
+        dm_name: expected.dm_name.clone(),
+        why,
+    };
+    let mut looks = 0;
+    loop {
+        looks += 1;
+        let patient = looks < BUSY_LOOKS;
+        let current = current_device(expected)?;
+        let only_open = current.as_ref().is_some_and(|c| {
+            c.open_count > 0
+                && c.holders.is_empty()
+                && c.dm_name == expected.dm_name
+                && (c.major, c.minor) == (expected.major, expected.minor)
         });
+        if only_open && patient {
+            std::thread::sleep(BUSY_PAUSE);
+            continue;
+        }
+        if let Some(why) = why_not_remove(expected, current.as_ref(), false) {
+            return Err(changed(why));
+        }
+        match remove_with_node(expected) {
+            Ok(()) => break,
+            Err(LeftoverError::Device(DmRemoveError::Ioctl {
+                errno: nix::errno::Errno::EBUSY,
+                ..
+            })) => {
+                if !patient {
+                    return Err(changed(
+                        "the kernel still refuses to remove it (EBUSY): it is open".to_owned(),
+                    ));
+                }
+                std::thread::sleep(BUSY_PAUSE);
+            }
+            Err(e) => return Err(e),
+        }
     }
-    remove_with_node(expected)?;
-    tracing::debug!(dm_name = %expected.dm_name, dm_uuid = %expected.dm_uuid, "removed a thin volume's device-mapper device");
+    tracing::debug!(dm_name = %expected.dm_name, dm_uuid = %expected.dm_uuid, looks, "removed a thin volume's device-mapper device");
     Ok(())
 }
 

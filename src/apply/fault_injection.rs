@@ -1,5 +1,7 @@
-//! Fault injection for the VM tests: SIGKILL after the Nth LVM command, or a power cut
-//! (`sysrq-b`, nothing synced) some milliseconds into the Nth. It wraps the executor
+//! Fault injection for the VM tests: SIGKILL after the Nth LVM command, a power cut
+//! (`sysrq-b`, nothing synced) some milliseconds into the Nth, or a thin volume's
+//! device held open for a while as a reset starts removing the devices (what udev's
+//! `blkid` does for a moment after a write). It wraps the executor
 //! and exists only when the CLI builds it: the settings come from two environment
 //! variables and act only on a machine whose kernel command line carries
 //! [`VM_KEY`], which only the VM test bed passes — so a stray variable on a real
@@ -13,6 +15,9 @@ use std::time::Duration;
 pub const KILL_AFTER_ENV: &str = "LINSTOR_PROVISION_DISK_TEST_KILL_AFTER";
 /// `N:MS`: when LVM command N (1-based) starts, cut the power MS milliseconds later.
 pub const POWERCUT_DURING_ENV: &str = "LINSTOR_PROVISION_DISK_TEST_POWERCUT_DURING";
+/// `MS`: when a reset's native removal of thin volumes' devices starts, the first
+/// device is opened and held open for MS milliseconds.
+pub const HOLD_OPEN_ENV: &str = "LINSTOR_PROVISION_DISK_TEST_HOLD_OPEN";
 /// The kernel command-line word that allows the hooks (the VM test bed's).
 pub const VM_KEY: &str = "linstor_provision_disk.fault_injection=allow";
 
@@ -21,6 +26,7 @@ pub const VM_KEY: &str = "linstor_provision_disk.fault_injection=allow";
 pub struct FaultPlan {
     pub kill_after: Option<usize>,
     pub power_cut_during: Option<(usize, Duration)>,
+    pub hold_open: Option<Duration>,
 }
 
 /// What the settings amount to on this machine.
@@ -40,17 +46,28 @@ pub enum FaultSettingError {
     KillAfter { value: String },
     #[error("{POWERCUT_DURING_ENV} is {value:?}, expected N:MS (LVM command N, 1-based; milliseconds into it)")]
     PowerCutDuring { value: String },
+    #[error("{HOLD_OPEN_ENV} is {value:?}, expected a number of milliseconds")]
+    HoldOpen { value: String },
 }
 
-/// Reads the two variables and `/proc/cmdline`; a malformed value is an error.
+/// Reads the variables and `/proc/cmdline`; a malformed value is an error.
 pub fn from_environment() -> Result<FaultSettings, FaultSettingError> {
     let kill = std::env::var(KILL_AFTER_ENV).ok();
     let power = std::env::var(POWERCUT_DURING_ENV).ok();
-    if kill.is_none() && power.is_none() {
+    let hold = std::env::var(HOLD_OPEN_ENV).ok();
+    if kill.is_none() && power.is_none() && hold.is_none() {
         return Ok(FaultSettings::Unset);
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    settings(kill.as_deref(), power.as_deref(), &cmdline)
+    let hold_open = hold
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| FaultSettingError::HoldOpen { value: v.clone() })
+        })
+        .transpose()?;
+    settings_with(kill.as_deref(), power.as_deref(), hold_open, &cmdline)
 }
 
 /// The decision, from the variables' values and the kernel command line.
@@ -59,7 +76,17 @@ pub fn settings(
     power_cut_during: Option<&str>,
     cmdline: &str,
 ) -> Result<FaultSettings, FaultSettingError> {
-    if kill_after.is_none() && power_cut_during.is_none() {
+    settings_with(kill_after, power_cut_during, None, cmdline)
+}
+
+/// [`settings`] with the hold-open hook's duration, parsed already.
+fn settings_with(
+    kill_after: Option<&str>,
+    power_cut_during: Option<&str>,
+    hold_open: Option<Duration>,
+    cmdline: &str,
+) -> Result<FaultSettings, FaultSettingError> {
+    if kill_after.is_none() && power_cut_during.is_none() && hold_open.is_none() {
         return Ok(FaultSettings::Unset);
     }
     let kill_after = kill_after
@@ -92,6 +119,7 @@ pub fn settings(
     Ok(FaultSettings::Armed(FaultPlan {
         kill_after,
         power_cut_during,
+        hold_open,
     }))
 }
 
@@ -165,6 +193,38 @@ impl<E: LvmExecutor> LvmExecutor for FaultInjecting<E> {
     fn remove_stale_volume_group_path(&mut self, path: &Path) -> Result<(), ApplyError> {
         self.inner.remove_stale_volume_group_path(path)
     }
+
+    fn deactivate_thin_volumes(
+        &mut self,
+        volume_group: &crate::config::names::VgName,
+        dm_names: &[String],
+        context: &RemovalContext<'_>,
+    ) -> Result<(), ApplyError> {
+        if let (Some(hold), Some(first)) = (self.plan.hold_open, dm_names.first()) {
+            hold_open(first, hold);
+        }
+        self.inner
+            .deactivate_thin_volumes(volume_group, dm_names, context)
+    }
+}
+
+/// Opens `/dev/mapper/<dm_name>` now and closes it `hold` later, from a thread.
+fn hold_open(dm_name: &str, hold: Duration) {
+    let node = Path::new("/dev/mapper").join(dm_name);
+    match std::fs::File::open(&node) {
+        Ok(file) => {
+            tracing::warn!(
+                device = %node.display(),
+                hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+                "{HOLD_OPEN_ENV}: holding the device open"
+            );
+            std::thread::spawn(move || {
+                std::thread::sleep(hold);
+                drop(file);
+            });
+        }
+        Err(e) => tracing::warn!(device = %node.display(), "{HOLD_OPEN_ENV}: cannot open: {e}"),
+    }
 }
 
 /// Resets the machine `delay` from now, without syncing: a power cut inside the
@@ -216,6 +276,7 @@ mod tests {
             Ok(FaultSettings::Armed(FaultPlan {
                 kill_after: Some(3),
                 power_cut_during: Some((2, Duration::from_millis(150))),
+                hold_open: None,
             }))
         );
         for bad in ["", "x", "0", "-1"] {

@@ -322,23 +322,21 @@ pub fn remove_stale_volume_group_path(path: &Path) -> Result<(), LeftoverError> 
         let kind = entry.file_type().map_err(io_error(path))?;
         // udevd removes the links of devices a reset just removed while this runs:
         // one gone since the listing is one less to remove, not a stranger.
-        if kind.is_symlink()
-            && matches!(fs::read_link(entry.path()), Err(e) if e.kind() == io::ErrorKind::NotFound)
-        {
-            continue;
-        }
+        let target = match kind.is_symlink().then(|| fs::read_link(entry.path())) {
+            Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => continue,
+            Some(Ok(target)) => Some(target),
+            _ => None,
+        };
         // Only dangling links LVM (or udev) made: one that still reaches a device is
         // a live LV's, and one of another form is not ours (it may have appeared
         // since the plan read the folder).
-        let removable = |link: &Path| {
-            fs::read_link(link).is_ok_and(|target| {
-                path.file_name()
-                    .and_then(|vg| vg.to_str())
-                    .is_some_and(|vg| is_lv_link(vg, &target))
-                    && !reaches_live_device(link, &target)
-            })
-        };
-        if !kind.is_symlink() || !removable(&entry.path()) {
+        let removable = target.is_some_and(|target| {
+            path.file_name()
+                .and_then(|vg| vg.to_str())
+                .is_some_and(|vg| is_lv_link(vg, &target))
+                && !reaches_live_device(&entry.path(), &target)
+        });
+        if !removable {
             return Err(LeftoverError::NotALink {
                 path: path.to_path_buf(),
                 name: entry.file_name().to_string_lossy().into_owned(),

@@ -934,7 +934,11 @@ fn vg_facts(
                 open_by: top
                     .filter(|a| a.open_count > 0)
                     .map(|a| describe_holders(a)),
-                dm_name: top.map(|a| a.dm_name.clone()),
+                // Only when it is the LV's one device: an origin's `-real` below it
+                // (an external origin, an old-style snapshot) is LVM's to take down.
+                dm_name: top
+                    .filter(|_| devices.len() == 1)
+                    .map(|a| a.dm_name.clone()),
                 plain_linear_at: plain_linear_at(lv, own_key),
             })
         })
@@ -965,10 +969,11 @@ fn access_restrictions(vg: &VgMetadata) -> Vec<String> {
     if let Some(id) = set(&vg.system_id) {
         found.push(format!("system ID {id}"));
     }
-    if let Some(lock) = set(&vg.lock_type) {
+    // "none" is what `vgchange --locktype none` writes: a local VG to LVM.
+    if let Some(lock) = set(&vg.lock_type).filter(|lock| *lock != "none") {
         found.push(format!("lock type {lock}"));
     }
-    for status in ["EXPORTED", "CLUSTERED"] {
+    for status in ["EXPORTED", "CLUSTERED", "PVMOVE"] {
         if vg.status.iter().any(|s| s == status) {
             found.push(format!("status {status}"));
         }

@@ -287,8 +287,8 @@ pub struct VgFacts {
     pub free_areas: Vec<PeRange>,
     /// What LVM checks before any command may change the VG on this host (e.g.
     /// "system ID host-b"): a system ID, a lock type (a shared VG), the
-    /// `EXPORTED` or `CLUSTERED` status, no `WRITE` status. Empty for a VG any
-    /// host's LVM may change.
+    /// `EXPORTED`, `CLUSTERED` or `PVMOVE` status, no `WRITE` status. Empty for a
+    /// VG any host's LVM may change.
     #[serde(skip)]
     pub access_restrictions: Vec<String>,
 }
@@ -334,7 +334,8 @@ pub struct LvFacts {
     pub active: bool,
     /// Who holds it open (DM holders or an open count), when someone does.
     pub open_by: Option<String>,
-    /// The device-mapper name of its own device (no layer), when that is active.
+    /// The device-mapper name of its own device (no layer), when that is active and
+    /// is the LV's only device (not an origin with a `-real` layer below it).
     #[serde(skip)]
     pub dm_name: Option<String>,
     /// Its first physical extent, when the metadata records the LV exactly as

@@ -752,7 +752,7 @@ fn reset(
             }
         }
     }
-    actions.extend(remove_thin_volume_devices(observed, vg, vg_name));
+    actions.extend(remove_thin_volume_devices(observed, vg, vg_name, config));
     let visible: Vec<LvName> = vg
         .logical_volumes
         .iter()
@@ -785,39 +785,61 @@ fn reset(
 /// The reset's native first step: the active thin volumes' devices, removed by the
 /// kernel (`DM_DEV_REMOVE`, many at once) instead of by `lvremove`, whose
 /// deactivation of each volume is most of a reset's time (26 s for 1,000 under
-/// TCG, against one second for `lvremove` of the same volumes inactive). Only for
-/// a VG any host may change: with a system ID, a lock type or a status LVM checks
-/// first, `lvremove` deactivates them itself after its own checks. Under lvmlockd
-/// never (its lock is no file this tool can take).
+/// TCG, against one second for `lvremove` of the same volumes inactive). Only a
+/// thin volume whose own device is its only one (an origin's `-real` layer is
+/// LVM's to take down), and only for the configured VG name (LVM removes the
+/// `/dev/<vg>` links of what it deactivates; the folder of the configured name is
+/// cleared before `vgcreate`, another name's would be left behind) of a VG any
+/// host may change: with a system ID, a lock type or a status LVM checks first,
+/// `lvremove` deactivates them itself after its checks. Never under lvmlockd
+/// (its lock is no file this tool can take).
 fn remove_thin_volume_devices(
     observed: &ObservedPartition,
     vg: &VgFacts,
     vg_name: &VgName,
+    config: &ProvisionConfig,
 ) -> Option<Action> {
-    if observed.host_lvm.vg_locking == VgLocking::Lvmlockd || !vg.access_restrictions.is_empty() {
+    if observed.host_lvm.vg_locking == VgLocking::Lvmlockd
+        || !vg.access_restrictions.is_empty()
+        || *vg_name != config.volume_group
+    {
         return None;
     }
+    let native = |lv: &LvFacts| matches!(lv.kind, LvKind::Thin { .. }) && lv.dm_name.is_some();
     let mut dm_names: Vec<String> = vg
         .logical_volumes
         .iter()
-        .filter(|lv| matches!(lv.kind, LvKind::Thin { .. }))
+        .filter(|lv| native(lv))
         .filter_map(|lv| lv.dm_name.clone())
         .collect();
     if dm_names.is_empty() {
         return None;
     }
-    // A pool whose own device is not active is held by those volumes only: its
-    // `-tpool` goes after them, or LVM would count the pool inactive and find its
-    // components held (see `tpool_without_own_device`).
-    // (One nothing holds now is removed by the step before, as a leftover.)
-    dm_names.extend(vg.logical_volumes.iter().filter_map(|lv| match &lv.kind {
-        LvKind::ThinPool {
+    // A pool active through its thin volumes only (no `-pool` device of its own):
+    // its `-tpool` goes after them when every active volume of that pool is among
+    // them, or LVM would count the pool inactive and find its components held (see
+    // `tpool_without_own_device`). One nothing holds now is the step before's
+    // leftover.
+    for pool in &vg.logical_volumes {
+        let LvKind::ThinPool {
             tpool_without_own_device: Some(tpool),
             unheld_pool_device: None,
             ..
-        } => Some(tpool.clone()),
-        _ => None,
-    }));
+        } = &pool.kind
+        else {
+            continue;
+        };
+        let users: Vec<&LvFacts> = vg
+            .logical_volumes
+            .iter()
+            .filter(|lv| {
+                lv.active && matches!(&lv.kind, LvKind::Thin { pool: p } if *p == pool.name)
+            })
+            .collect();
+        if !users.is_empty() && users.iter().all(|lv| native(lv)) {
+            dm_names.push(tpool.clone());
+        }
+    }
     Some(Action::RemoveThinVolumeDevices {
         volume_group: vg_name.clone(),
         dm_names,

@@ -682,6 +682,26 @@ fn a_reset_removes_only_active_thin_volumes_devices_natively() {
         }
     }
     assert_eq!(first(&implicit), native(&["linstor--vg-pvc--1", tpool]));
+    // Another active volume of that pool is LVM's (an origin with a `-real` layer
+    // below its device: no `dm_name`): the `-tpool` stays for LVM too.
+    let mut origin = implicit.clone();
+    if let Some(lv) = vg_mut(&mut origin)
+        .logical_volumes
+        .iter_mut()
+        .find(|lv| lv.name == "pvc-2")
+    {
+        lv.active = true;
+    }
+    assert_eq!(first(&origin), native(&["linstor--vg-pvc--1"]));
+    // A pool none of the listed volumes uses keeps its device (a new pool's only
+    // device carries the `-tpool` uuid).
+    let mut other_pool = implicit.clone();
+    for lv in &mut vg_mut(&mut other_pool).logical_volumes {
+        if let LvKind::Thin { pool } = &mut lv.kind {
+            *pool = "pool2".into();
+        }
+    }
+    assert_eq!(first(&other_pool), native(&["linstor--vg-pvc--1"]));
     // No thin volume active: nothing native, not even that `-tpool`.
     for lv in &mut vg_mut(&mut implicit).logical_volumes {
         if lv.name == "pvc-1" {
@@ -697,6 +717,10 @@ fn a_reset_removes_only_active_thin_volumes_devices_natively() {
     let mut shared = observed.clone();
     shared.host_lvm.vg_locking = VgLocking::Lvmlockd;
     assert_eq!(kinds(&planned(&shared, &config()))[0], "lvremove");
+    // A VG of ours under another name: LVM removes its `/dev/<vg>` links itself.
+    let mut renamed = observed.clone();
+    vg_mut(&mut renamed).name = "old-vg".into();
+    assert_eq!(kinds(&planned(&renamed, &config()))[0], "lvremove");
     // An open volume refuses the whole reset before anything is removed.
     if let Some(lv) = vg_mut(&mut observed)
         .logical_volumes
