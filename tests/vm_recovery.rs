@@ -84,12 +84,18 @@ fn runs_killed_at_every_step_boundary_converge() {
     // waits for it, as LVM would, and the reset completes in this run.
     run.expect_success("held-thin");
     let held = expect_provisioned(&run, "held-reset");
+    let waited_ms = held
+        .stderr
+        .lines()
+        .find(|l| l.contains("removed the thin volumes' device-mapper devices"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("duration_ms="))
+        })
+        .and_then(|ms| ms.parse::<u64>().ok());
     assert!(
-        held.stderr.contains("holding the device open")
-            && held
-                .stderr
-                .contains("removed the thin volumes' device-mapper devices"),
-        "{}",
+        held.stderr.contains("holding the device open") && waited_ms.is_some_and(|ms| ms >= 1400),
+        "the removal did not wait for the held device ({waited_ms:?} ms):\n{}",
         held.stderr
     );
     assert!(

@@ -8,9 +8,10 @@
 //!
 //! The same re-checks as every native removal (see [`super::leftovers`]): under
 //! LVM's lock of the VG, each device must still be the one observed (uuid, name,
-//! device number) and neither held nor open, and the kernel refuses (EBUSY) one
-//! opened since; anything else stops the step and the partition is observed again,
-//! so a volume put to use since is never pulled away.
+//! device number) and nothing stacked on it. One open for a moment (or that the
+//! kernel refuses with EBUSY, opened since the look) is looked at again for a few
+//! seconds, as LVM does; anything else stops the step and the partition is
+//! observed again, so a volume put to use since is never pulled away.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -30,10 +31,25 @@ use crate::observe::state::VgLocking;
 const REMOVAL_THREADS: usize = 16;
 
 /// LVM's patience with a device open for a moment (udev's `blkid` after a write,
-/// or while it works through a boot's events): 25 looks 0.2 s apart
+/// or while it works through a boot's events): looks 0.2 s apart for ~5 s
 /// (`lv_check_not_in_use`, libdm's `retry_remove`) before it calls it in use.
 const BUSY_LOOKS: u32 = 25;
 const BUSY_PAUSE: Duration = Duration::from_millis(200);
+/// The whole step's patience: no device is waited for once this much has passed
+/// (or once another removal failed), so LVM's VG lock is never held for long.
+const STEP_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Whether a busy device may still be waited for.
+struct Patience {
+    until: Instant,
+    stopped: AtomicBool,
+}
+
+impl Patience {
+    fn allows_another_look(&self, looks: u32) -> bool {
+        looks < BUSY_LOOKS && Instant::now() < self.until && !self.stopped.load(Ordering::Relaxed)
+    }
+}
 
 /// Removes the devices named `dm_names`, as the plan's observation saw them: the
 /// active thin volumes of `volume_group` (in any order, several at once), then any
@@ -80,9 +96,13 @@ pub fn deactivate_thin_volumes(
             }
         }
     }
-    remove_concurrently(&volumes)?;
+    let patience = Patience {
+        until: started + STEP_PATIENCE,
+        stopped: AtomicBool::new(false),
+    };
+    remove_concurrently(&volumes, &patience)?;
     for pool in &pools {
-        remove_checked(pool)?;
+        remove_checked(pool, &patience)?;
     }
     tracing::info!(
         volume_group = %volume_group,
@@ -95,10 +115,10 @@ pub fn deactivate_thin_volumes(
 
 /// Removes `expected`'s device if it is still the device observed and unheld. A
 /// device only open (nothing stacked on it), or one the kernel finds opened since
-/// the look (EBUSY), is looked at again for up to 5 s, as LVM does; still busy, it
-/// is left, and the partition observed again (an open volume is then the reset's
+/// the look (EBUSY), is looked at again while `patience` allows; still busy, it is
+/// left, and the partition observed again (an open volume is then the reset's
 /// refusal).
-fn remove_checked(expected: &ExpectedDevice) -> Result<(), LeftoverError> {
+fn remove_checked(expected: &ExpectedDevice, patience: &Patience) -> Result<(), LeftoverError> {
     let changed = |why: String| LeftoverError::ChangedSinceObserved {
         dm_name: expected.dm_name.clone(),
         why,
@@ -106,7 +126,7 @@ fn remove_checked(expected: &ExpectedDevice) -> Result<(), LeftoverError> {
     let mut looks = 0;
     loop {
         looks += 1;
-        let patient = looks < BUSY_LOOKS;
+        let patient = patience.allows_another_look(looks);
         let current = current_device(expected)?;
         let only_open = current.as_ref().is_some_and(|c| {
             c.open_count > 0
@@ -142,19 +162,22 @@ fn remove_checked(expected: &ExpectedDevice) -> Result<(), LeftoverError> {
 }
 
 /// Removes `devices` (none stacked on another) from up to [`REMOVAL_THREADS`]
-/// threads; after the first failure no further removal starts, and that failure is
-/// returned. A thread that cannot be started leaves its share to the others (the
-/// calling thread works too).
-fn remove_concurrently(devices: &[ExpectedDevice]) -> Result<(), LeftoverError> {
+/// threads; after the first failure no further removal starts and no busy device
+/// is waited for. Of several failures, one that is not "observe again" is
+/// returned (it would recur), the others logged. A thread that cannot be started
+/// leaves its share to the others (the calling thread works too).
+fn remove_concurrently(
+    devices: &[ExpectedDevice],
+    patience: &Patience,
+) -> Result<(), LeftoverError> {
     let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
     let work = || -> Result<(), LeftoverError> {
-        while !failed.load(Ordering::Relaxed) {
+        while !patience.stopped.load(Ordering::Relaxed) {
             let Some(device) = devices.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            if let Err(e) = remove_checked(device) {
-                failed.store(true, Ordering::Relaxed);
+            if let Err(e) = remove_checked(device, patience) {
+                patience.stopped.store(true, Ordering::Relaxed);
                 return Err(e);
             }
         }
@@ -164,18 +187,30 @@ fn remove_concurrently(devices: &[ExpectedDevice]) -> Result<(), LeftoverError> 
         let helpers: Vec<_> = (1..devices.len().min(REMOVAL_THREADS))
             .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, work).ok())
             .collect();
-        let mut result = work();
+        let mut failures: Vec<LeftoverError> = work().err().into_iter().collect();
         for helper in helpers {
-            let joined = helper.join().unwrap_or_else(|_| {
-                Err(LeftoverError::Recheck {
+            // Only a panic fails a join, and release builds abort on panic.
+            match helper.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(_) => failures.push(LeftoverError::Recheck {
                     dm_name: String::new(),
                     why: "a removal thread panicked".to_owned(),
-                })
-            });
-            if result.is_ok() {
-                result = joined;
+                }),
             }
         }
-        result
+        let hard = failures
+            .iter()
+            .position(|e| !e.is_changed_since_observed())
+            .unwrap_or(0);
+        if failures.len() > 1 {
+            for (i, other) in failures.iter().enumerate().filter(|(i, _)| *i != hard) {
+                tracing::debug!(failure = i, "another removal stopped too: {other}");
+            }
+        }
+        match failures.into_iter().nth(hard) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     })
 }

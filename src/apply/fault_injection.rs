@@ -2,7 +2,7 @@
 //! (`sysrq-b`, nothing synced) some milliseconds into the Nth, or a thin volume's
 //! device held open for a while as a reset starts removing the devices (what udev's
 //! `blkid` does for a moment after a write). It wraps the executor
-//! and exists only when the CLI builds it: the settings come from two environment
+//! and exists only when the CLI builds it: the settings come from environment
 //! variables and act only on a machine whose kernel command line carries
 //! [`VM_KEY`], which only the VM test bed passes — so a stray variable on a real
 //! node can never kill the tool or reset the machine.
@@ -32,7 +32,7 @@ pub struct FaultPlan {
 /// What the settings amount to on this machine.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FaultSettings {
-    /// Neither variable is set: no wrapper.
+    /// No variable is set: no wrapper.
     Unset,
     /// Set, but the kernel command line lacks [`VM_KEY`]: ignored (a real node).
     NotAllowed,

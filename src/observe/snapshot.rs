@@ -973,7 +973,7 @@ fn access_restrictions(vg: &VgMetadata) -> Vec<String> {
     if let Some(lock) = set(&vg.lock_type).filter(|lock| *lock != "none") {
         found.push(format!("lock type {lock}"));
     }
-    for status in ["EXPORTED", "CLUSTERED", "PVMOVE"] {
+    for status in ["EXPORTED", "CLUSTERED"] {
         if vg.status.iter().any(|s| s == status) {
             found.push(format!("status {status}"));
         }

@@ -287,8 +287,8 @@ pub struct VgFacts {
     pub free_areas: Vec<PeRange>,
     /// What LVM checks before any command may change the VG on this host (e.g.
     /// "system ID host-b"): a system ID, a lock type (a shared VG), the
-    /// `EXPORTED`, `CLUSTERED` or `PVMOVE` status, no `WRITE` status. Empty for a
-    /// VG any host's LVM may change.
+    /// `EXPORTED` or `CLUSTERED` status, no `WRITE` status. Empty for a VG any
+    /// host's LVM may change.
     #[serde(skip)]
     pub access_restrictions: Vec<String>,
 }
