@@ -17,14 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::leftovers::{
-    current_device, not_observed, remove_with_node, why_not_remove, ExpectedDevice, LeftoverError,
-    RemovalContext,
+    current_device, lock_dir, not_observed, remove_with_node, why_not_remove, ExpectedDevice,
+    LeftoverError, RemovalContext,
 };
 use super::vg_lock::VgLock;
 use crate::config::names::VgName;
 use crate::ffi::dm_remove::DmRemoveError;
 use crate::observe::live::{ActiveLv, LvmLayer};
-use crate::observe::state::VgLocking;
 
 /// Removals in flight at once: enough to overlap the kernel's waits for 1,000
 /// devices, few enough to stay a small burst of threads.
@@ -62,14 +61,7 @@ pub fn deactivate_thin_volumes(
     let Some(first) = dm_names.first() else {
         return Ok(());
     };
-    let lock_dir = match context.vg_locking {
-        VgLocking::Files { dir } => dir,
-        VgLocking::Lvmlockd => {
-            return Err(LeftoverError::Lvmlockd {
-                dm_name: first.clone(),
-            })
-        }
-    };
+    let lock_dir = lock_dir(context, first)?;
     let started = Instant::now();
     let _lvm_lock = VgLock::acquire(lock_dir, volume_group.as_str())?;
     let observed: HashMap<&str, &ActiveLv> = context

@@ -197,14 +197,7 @@ pub fn remove_stale_devices(
     context: &RemovalContext<'_>,
 ) -> Result<(), LeftoverError> {
     for name in dm_names {
-        let lock_dir = match context.vg_locking {
-            VgLocking::Files { dir } => dir,
-            VgLocking::Lvmlockd => {
-                return Err(LeftoverError::Lvmlockd {
-                    dm_name: name.clone(),
-                })
-            }
-        };
+        let lock_dir = lock_dir(context, name)?;
         let expected = ExpectedDevice::bind(name, context)?;
         let _lvm_lock = volume_group_of(name)
             .map(|vg| VgLock::acquire(lock_dir, &vg))
@@ -222,6 +215,20 @@ pub fn remove_stale_devices(
         tracing::info!(dm_name = %name, dm_uuid = %expected.dm_uuid, "removed a device-mapper device no volume group lists");
     }
     Ok(())
+}
+
+/// The folder of LVM's VG lock files, under which a native removal of `dm_name`
+/// runs; none under lvmlockd, whose locks this tool cannot take.
+pub(super) fn lock_dir<'a>(
+    context: &RemovalContext<'a>,
+    dm_name: &str,
+) -> Result<&'a Path, LeftoverError> {
+    match context.vg_locking {
+        VgLocking::Files { dir } => Ok(dir),
+        VgLocking::Lvmlockd => Err(LeftoverError::Lvmlockd {
+            dm_name: dm_name.to_owned(),
+        }),
+    }
 }
 
 /// Removes `expected`'s device by its uuid, then its `/dev/mapper` node when nothing

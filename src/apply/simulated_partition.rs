@@ -1542,6 +1542,32 @@ fn refused(command: String, why: String) -> ApplyError {
     }
 }
 
+impl RecordingLvm {
+    /// A native removal step: logged as `<step> <names>`; the next
+    /// `removals_finding_changes` of them find the devices changed (observe again),
+    /// the others are applied to the partition by `apply`.
+    fn native_removal(
+        &mut self,
+        step: &str,
+        dm_names: &[String],
+        change: &str,
+        apply: fn(&mut SimulatedPartition, &[String]) -> Result<(), String>,
+    ) -> Result<(), ApplyError> {
+        let line = format!("{step} {}", dm_names.join(","));
+        self.log.push(line.clone());
+        if self.removals_finding_changes > 0 {
+            self.removals_finding_changes -= 1;
+            return Err(ApplyError::Leftover(
+                super::leftovers::LeftoverError::ChangedSinceObserved {
+                    dm_name: dm_names.join(","),
+                    why: change.to_owned(),
+                },
+            ));
+        }
+        apply(&mut self.partition.borrow_mut(), dm_names).map_err(|why| refused(line, why))
+    }
+}
+
 impl LvmExecutor for RecordingLvm {
     fn run(&mut self, args: &[String]) -> Result<(), ApplyError> {
         self.commands_run += 1;
@@ -1608,21 +1634,12 @@ impl LvmExecutor for RecordingLvm {
         dm_names: &[String],
         _context: &RemovalContext<'_>,
     ) -> Result<(), ApplyError> {
-        let line = format!("remove-stale-devices {}", dm_names.join(","));
-        self.log.push(line.clone());
-        if self.removals_finding_changes > 0 {
-            self.removals_finding_changes -= 1;
-            return Err(ApplyError::Leftover(
-                super::leftovers::LeftoverError::ChangedSinceObserved {
-                    dm_name: dm_names.join(","),
-                    why: "simulated: another device under that name".to_owned(),
-                },
-            ));
-        }
-        self.partition
-            .borrow_mut()
-            .remove_stale_devices(dm_names)
-            .map_err(|why| refused(line, why))
+        self.native_removal(
+            "remove-stale-devices",
+            dm_names,
+            "simulated: another device under that name",
+            SimulatedPartition::remove_stale_devices,
+        )
     }
 
     fn deactivate_thin_volumes(
@@ -1631,21 +1648,12 @@ impl LvmExecutor for RecordingLvm {
         dm_names: &[String],
         _context: &RemovalContext<'_>,
     ) -> Result<(), ApplyError> {
-        let line = format!("deactivate-thin-volumes {}", dm_names.join(","));
-        self.log.push(line.clone());
-        if self.removals_finding_changes > 0 {
-            self.removals_finding_changes -= 1;
-            return Err(ApplyError::Leftover(
-                super::leftovers::LeftoverError::ChangedSinceObserved {
-                    dm_name: dm_names.join(","),
-                    why: "simulated: now open".to_owned(),
-                },
-            ));
-        }
-        self.partition
-            .borrow_mut()
-            .deactivate_thin_volumes(dm_names)
-            .map_err(|why| refused(line, why))
+        self.native_removal(
+            "deactivate-thin-volumes",
+            dm_names,
+            "simulated: now open",
+            SimulatedPartition::deactivate_thin_volumes,
+        )
     }
 
     fn remove_stale_volume_group_path(&mut self, path: &Path) -> Result<(), ApplyError> {

@@ -809,7 +809,7 @@ fn remove_thin_volume_devices(
     let mut dm_names: Vec<String> = vg
         .logical_volumes
         .iter()
-        .filter(|lv| native(lv))
+        .filter(|lv| matches!(lv.kind, LvKind::Thin { .. }))
         .filter_map(|lv| lv.dm_name.clone())
         .collect();
     if dm_names.is_empty() {
@@ -829,14 +829,11 @@ fn remove_thin_volume_devices(
         else {
             continue;
         };
-        let users: Vec<&LvFacts> = vg
-            .logical_volumes
-            .iter()
-            .filter(|lv| {
-                lv.active && matches!(&lv.kind, LvKind::Thin { pool: p } if *p == pool.name)
-            })
-            .collect();
-        if !users.is_empty() && users.iter().all(|lv| native(lv)) {
+        let mut users = vg.logical_volumes.iter().filter(|lv| {
+            lv.active && matches!(&lv.kind, LvKind::Thin { pool: p } if *p == pool.name)
+        });
+        let first = users.next();
+        if first.is_some_and(native) && users.all(native) {
             dm_names.push(tpool.clone());
         }
     }
